@@ -1,0 +1,241 @@
+"""Sans-IO codec for protocol v1: bytes in, checked messages out; messages in, tagged bytes out.
+
+Every datagram is checked in this order before any field is read: size (at least the 2-byte
+prefix), version, type, exact size of that type, MAC tag, fields, freshness. The first failing
+check raises its :class:`~protocol.errors.RemoteProtocolError`; see ``protocol/SPEC.md`` for the
+byte tables and rules. Time is a parameter (``now_ns``), never read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from typing import Final
+
+from .enums import DecisionReason, InstrumentKind, Intent, MessageType, RejectCode, Side, Status
+from .errors import (
+    AuthenticationFailed,
+    DatagramSizeError,
+    InvalidField,
+    LocalProtocolError,
+    StaleDatagram,
+    UnknownMessageType,
+    VersionMismatch,
+)
+from .messages import INSTRUMENT_SIZE, VENUE_REF_SIZE, ExecutionConfirmation, Instrument, TradeDecision
+
+__all__ = [
+    "CONFIRMATION_SIZE",
+    "DECISION_SIZE",
+    "DEFAULT_MAX_AGE_NS",
+    "DEFAULT_MAX_SKEW_NS",
+    "PROTOCOL_VERSION",
+    "TAG_SIZE",
+    "Codec",
+    "Message",
+    "derive_key",
+]
+
+PROTOCOL_VERSION: Final = 1
+TAG_SIZE: Final = 16
+"""Bytes of the BLAKE2b keyed-MAC tag that ends every datagram (128-bit security)."""
+
+DEFAULT_MAX_AGE_NS: Final = 60 * 1_000_000_000
+"""A datagram stamped more than this before ``now`` is stale (replay window, 60 s)."""
+DEFAULT_MAX_SKEW_NS: Final = 5 * 1_000_000_000
+"""A datagram stamped more than this after ``now`` is stale (allowed clock skew, 5 s)."""
+
+FLAG_MINT: Final = 0x01
+FLAG_VENUE_REF_TRUNCATED: Final = 0x02
+
+# <  little-endian, no padding.  Body = everything the tag covers.
+_DECISION_BODY = struct.Struct("<BBBBBBHQ32sddQQQ")
+_CONFIRMATION_BODY = struct.Struct("<BBBBBBBBQQQ32sdddQ16s")
+DECISION_SIZE: Final = _DECISION_BODY.size + TAG_SIZE
+CONFIRMATION_SIZE: Final = _CONFIRMATION_BODY.size + TAG_SIZE
+assert DECISION_SIZE == 104 and CONFIRMATION_SIZE == 128
+
+_SIZES: Final = {MessageType.DECISION: DECISION_SIZE, MessageType.CONFIRMATION: CONFIRMATION_SIZE}
+_KEY_PERSON: Final = b"tandem-bus-v1"
+
+Message = TradeDecision | ExecutionConfirmation
+
+
+def derive_key(secret: bytes) -> bytes:
+    """Derive the 32-byte MAC key from a shared secret of any length.
+
+    ``BLAKE2b(secret, digest_size=32, person=b"tandem-bus-v1")`` (RFC 7693), so that secrets
+    longer than BLAKE2b's 64-byte key limit work and the key is bound to this protocol.
+
+    Raises:
+        LocalProtocolError: the secret is empty.
+    """
+    if not secret:
+        raise LocalProtocolError("bus secret must not be empty")
+    return hashlib.blake2b(secret, digest_size=32, person=_KEY_PERSON).digest()
+
+
+def _encode_instrument(instrument: Instrument) -> tuple[int, bytes]:
+    flag = FLAG_MINT if instrument.kind is InstrumentKind.MINT else 0
+    return flag, instrument.value.ljust(INSTRUMENT_SIZE, b"\0")
+
+
+_instrument_cache: dict[tuple[int, bytes], Instrument] = {}
+
+
+def _decode_instrument(flags: int, raw: bytes) -> Instrument:
+    """Parse the 32 instrument bytes; validated instruments are cached (hot path)."""
+    key = (flags & FLAG_MINT, raw)
+    inst = _instrument_cache.get(key)
+    if inst is None:
+        if flags & FLAG_MINT:
+            inst = Instrument(InstrumentKind.MINT, raw)
+        else:  # an embedded NUL survives rstrip and fails validation
+            inst = Instrument(InstrumentKind.SYMBOL, raw.rstrip(b"\0"))
+        if len(_instrument_cache) >= 4096:  # bound memory against a flood of distinct values
+            _instrument_cache.clear()
+        _instrument_cache[key] = inst
+    return inst
+
+
+class Codec:
+    """Encodes and decodes authenticated protocol v1 datagrams.
+
+    Args:
+        key: the 32-byte MAC key from :func:`derive_key`.
+        max_age_ns: freshness window into the past (default 60 s).
+        max_skew_ns: freshness window into the future (default 5 s).
+    """
+
+    __slots__ = ("_mac", "max_age_ns", "max_skew_ns")
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        max_age_ns: int = DEFAULT_MAX_AGE_NS,
+        max_skew_ns: int = DEFAULT_MAX_SKEW_NS,
+    ) -> None:
+        if len(key) != 32:
+            raise LocalProtocolError("MAC key must be 32 bytes; use derive_key(secret)")
+        self._mac = hashlib.blake2b(key=key, digest_size=TAG_SIZE)
+        self.max_age_ns = max_age_ns
+        self.max_skew_ns = max_skew_ns
+
+    def _tag(self, body: bytes) -> bytes:
+        mac = self._mac.copy()
+        mac.update(body)
+        return mac.digest()
+
+    # -- encode ---------------------------------------------------------------------------
+
+    def encode(self, msg: Message, *, sent_at_ns: int | None = None) -> bytes:
+        """Serialize and tag ``msg``.
+
+        Args:
+            msg: a decision or confirmation (already validated on construction).
+            sent_at_ns: for a confirmation, the transmission time to stamp; defaults to
+                ``msg.sent_at_ns``. Ignored for decisions, which are identical on every send.
+        """
+        if isinstance(msg, TradeDecision):
+            flags, inst = _encode_instrument(msg.instrument)
+            body = _DECISION_BODY.pack(
+                PROTOCOL_VERSION, MessageType.DECISION, flags, msg.side, msg.intent, msg.reason,
+                msg.max_slippage_bps, msg.decision_id, inst, msg.quantity, msg.reference_price,
+                msg.created_at_ns, msg.expires_at_ns, msg.market_ts_ns,
+            )  # fmt: skip
+        elif isinstance(msg, ExecutionConfirmation):
+            flags, inst = _encode_instrument(msg.instrument)
+            if msg.venue_ref_truncated:
+                flags |= FLAG_VENUE_REF_TRUNCATED
+            sent = msg.sent_at_ns if sent_at_ns is None else sent_at_ns
+            body = _CONFIRMATION_BODY.pack(
+                PROTOCOL_VERSION, MessageType.CONFIRMATION, flags, msg.side, msg.intent, msg.status,
+                msg.reject_code, len(msg.venue_ref), sent, msg.decision_id, msg.seq, inst,
+                msg.executed_qty, msg.avg_price, msg.fee, msg.executed_at_ns, msg.venue_ref,
+            )  # fmt: skip
+        else:
+            raise LocalProtocolError(f"cannot encode {type(msg).__name__}")
+        return body + self._tag(body)
+
+    # -- decode ---------------------------------------------------------------------------
+
+    def decode(self, data: bytes, now_ns: int) -> Message:
+        """Check and parse one datagram received at wall-clock ``now_ns``.
+
+        Raises:
+            DatagramSizeError, VersionMismatch, UnknownMessageType, AuthenticationFailed,
+            InvalidField, StaleDatagram: the first check that failed, in that order.
+        """
+        if len(data) < 2:
+            raise DatagramSizeError(f"datagram of {len(data)} bytes is shorter than the header")
+        if data[0] != PROTOCOL_VERSION:
+            raise VersionMismatch(f"version {data[0]} is not {PROTOCOL_VERSION}")
+        try:
+            mtype = MessageType(data[1])
+        except ValueError:
+            raise UnknownMessageType(f"message type {data[1]} is unknown") from None
+        size = _SIZES[mtype]
+        if len(data) != size:
+            raise DatagramSizeError(f"{mtype.name} must be {size} bytes, got {len(data)}")
+        body = data[:-TAG_SIZE]
+        if not hmac.compare_digest(self._tag(body), data[-TAG_SIZE:]):
+            raise AuthenticationFailed(f"{mtype.name} tag does not verify")
+        try:
+            if mtype is MessageType.DECISION:
+                msg: Message = self._parse_decision(body)
+                stamp = msg.created_at_ns
+            else:
+                msg = self._parse_confirmation(body)
+                stamp = msg.sent_at_ns
+        except (LocalProtocolError, ValueError) as exc:
+            raise InvalidField(f"{mtype.name}: {exc}") from None
+        if stamp < now_ns - self.max_age_ns or stamp > now_ns + self.max_skew_ns:
+            raise StaleDatagram(f"{mtype.name} stamped {(now_ns - stamp) / 1e9:+.3f} s from now")
+        return msg
+
+    @staticmethod
+    def _parse_decision(body: bytes) -> TradeDecision:
+        (_, _, flags, side, intent, reason, slip, decision_id, inst, qty, ref_price,
+         created, expires, market_ts) = _DECISION_BODY.unpack(body)  # fmt: skip
+        if flags & ~FLAG_MINT:
+            raise LocalProtocolError(f"unknown flag bits 0x{flags:02x}")
+        return TradeDecision(
+            decision_id=decision_id,
+            instrument=_decode_instrument(flags, inst),
+            side=Side(side),
+            intent=Intent(intent),
+            reason=DecisionReason(reason),
+            quantity=qty,
+            reference_price=ref_price,
+            max_slippage_bps=slip,
+            created_at_ns=created,
+            expires_at_ns=expires,
+            market_ts_ns=market_ts,
+        )
+
+    @staticmethod
+    def _parse_confirmation(body: bytes) -> ExecutionConfirmation:
+        (_, _, flags, side, intent, status, code, ref_len, sent, decision_id, seq, inst, qty,
+         price, fee, executed_at, ref) = _CONFIRMATION_BODY.unpack(body)  # fmt: skip
+        if flags & ~(FLAG_MINT | FLAG_VENUE_REF_TRUNCATED):
+            raise LocalProtocolError(f"unknown flag bits 0x{flags:02x}")
+        if ref_len > VENUE_REF_SIZE or any(ref[ref_len:]):
+            raise LocalProtocolError("venue_ref length/padding is inconsistent")
+        return ExecutionConfirmation(
+            decision_id=decision_id,
+            seq=seq,
+            instrument=_decode_instrument(flags, inst),
+            side=Side(side),
+            intent=Intent(intent),
+            status=Status(status),
+            reject_code=RejectCode(code),
+            executed_qty=qty,
+            avg_price=price,
+            fee=fee,
+            executed_at_ns=executed_at,
+            venue_ref=ref[:ref_len],
+            venue_ref_truncated=bool(flags & FLAG_VENUE_REF_TRUNCATED),
+            sent_at_ns=sent,
+        )

@@ -1,0 +1,83 @@
+"""Wire enumerations of protocol v1 (one byte each on the wire; see ``protocol/SPEC.md``)."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "DecisionReason",
+    "Intent",
+    "InstrumentKind",
+    "MessageType",
+    "RejectCode",
+    "Side",
+    "Status",
+]
+
+
+class MessageType(enum.IntEnum):
+    """Byte 1 of every datagram."""
+
+    DECISION = 1
+    CONFIRMATION = 2
+
+
+class InstrumentKind(enum.IntEnum):
+    """How the 32 instrument bytes are read (flag bit 0)."""
+
+    SYMBOL = 0  # exchange symbol, printable ASCII, NUL-padded, e.g. b"BTC/USDT"
+    MINT = 1  # a Solana SPL token mint address, 32 raw bytes
+
+
+class Side(enum.IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class Intent(enum.IntEnum):
+    """What the decision does to the position it concerns."""
+
+    OPEN = 1
+    CLOSE = 2
+    REDUCE = 3
+
+
+class DecisionReason(enum.IntEnum):
+    """Why the brain sent the decision."""
+
+    SIGNAL = 1  # the strategy's entry (or exit) signal
+    STOP_LOSS = 2
+    TRAILING_TAKE_PROFIT = 3
+    TIME_STOP = 4
+    BREAKER = 5  # a circuit breaker flattened the position
+    MANUAL = 6
+
+
+class Status(enum.IntEnum):
+    """Outcome of a decision as reported by the executor."""
+
+    FILLED = 1
+    PARTIALLY_FILLED = 2
+    REJECTED = 3  # refused before reaching the venue, nothing executed
+    EXPIRED = 4  # arrived after ``expires_at_ns``, nothing executed
+    FAILED = 5  # the venue could not execute it, nothing executed
+
+    @property
+    def executed(self) -> bool:
+        """True when some quantity traded."""
+        return self in (Status.FILLED, Status.PARTIALLY_FILLED)
+
+
+class RejectCode(enum.IntEnum):
+    """Reason code carried by a confirmation for anything not (fully) filled; ``NONE`` otherwise."""
+
+    NONE = 0
+    INSUFFICIENT_FUNDS = 1  # buy notional + fee exceeds the executor's cash
+    INSUFFICIENT_POSITION = 2  # sell quantity exceeds the executor's position
+    EXPIRED = 3  # received after expires_at_ns
+    SLIPPAGE_EXCEEDED = 4  # fill price would move more than max_slippage_bps from reference
+    NO_MARKET_DATA = 5  # no price at or after the decision's market time
+    INVALID_QUANTITY = 6  # below the venue minimum or not a valid amount
+    UNKNOWN_INSTRUMENT = 7  # the venue does not list the instrument
+    VENUE_ERROR = 8  # the venue answered with an error
+    GUARD = 9  # an executor-side guard refused it

@@ -1,0 +1,211 @@
+"""Protocol v1 messages: frozen, slotted dataclasses that validate on construction.
+
+Constructing a message with a bad field raises :class:`~protocol.errors.LocalProtocolError`;
+the codec turns that into :class:`~protocol.errors.InvalidField` when the bad value came off
+the wire. Units: quantities in base-asset units, prices in quote currency per base unit, fees in
+quote currency, times in Unix nanoseconds (UTC), slippage in basis points (1 bps = 0.01 %).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .enums import DecisionReason, InstrumentKind, Intent, RejectCode, Side, Status
+from .errors import LocalProtocolError
+
+__all__ = ["INSTRUMENT_SIZE", "VENUE_REF_SIZE", "ExecutionConfirmation", "Instrument", "TradeDecision"]
+
+INSTRUMENT_SIZE = 32
+"""Bytes of the instrument field: a Solana mint is 32 raw bytes; symbols are NUL-padded."""
+
+VENUE_REF_SIZE = 16
+"""Bytes of the venue reference carried in a confirmation (see SPEC.md, "venue reference")."""
+
+_U64_MAX = 2**64 - 1
+
+
+def _fail(msg: str) -> None:
+    raise LocalProtocolError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """What is traded: an exchange symbol (``BTC/USDT``) or a Solana mint (32 raw bytes).
+
+    Raises:
+        LocalProtocolError: empty or over-long symbol, non-printable or NUL byte in a symbol,
+            or a mint that is not exactly 32 bytes.
+    """
+
+    kind: InstrumentKind
+    value: bytes
+
+    def __post_init__(self) -> None:
+        if self.kind is InstrumentKind.SYMBOL:
+            if not 0 < len(self.value) <= INSTRUMENT_SIZE:
+                _fail(f"symbol must be 1..{INSTRUMENT_SIZE} bytes, got {len(self.value)}")
+            if any(b < 0x21 or b > 0x7E for b in self.value):
+                _fail(f"symbol must be printable ASCII without spaces, got {self.value!r}")
+        elif self.kind is InstrumentKind.MINT:
+            if len(self.value) != INSTRUMENT_SIZE:
+                _fail(f"mint must be {INSTRUMENT_SIZE} bytes, got {len(self.value)}")
+        else:  # pragma: no cover - IntEnum construction already fails
+            _fail(f"unknown instrument kind {self.kind!r}")
+
+    @classmethod
+    def symbol(cls, symbol: str) -> Instrument:
+        """An exchange symbol such as ``"BTC/USDT"`` (ccxt unified form) or ``"BTC-PERP"``."""
+        try:
+            raw = symbol.encode("ascii")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"symbol must be ASCII, got {symbol!r}") from None
+        return cls(InstrumentKind.SYMBOL, raw)
+
+    @classmethod
+    def mint(cls, address: bytes | str) -> Instrument:
+        """A Solana mint, from its 32 raw bytes or its base58 address."""
+        if isinstance(address, str):
+            from solders.pubkey import Pubkey  # local: only mint users pay the import
+
+            try:
+                address = bytes(Pubkey.from_string(address))
+            except ValueError as exc:
+                raise LocalProtocolError(f"invalid base58 mint address {address!r}: {exc}") from None
+        return cls(InstrumentKind.MINT, address)
+
+    def __str__(self) -> str:
+        if self.kind is InstrumentKind.SYMBOL:
+            return self.value.decode("ascii")
+        from solders.pubkey import Pubkey
+
+        return str(Pubkey.from_bytes(self.value))
+
+
+def _check_u64(name: str, value: int) -> None:
+    if not 0 <= value <= _U64_MAX:
+        _fail(f"{name} must fit in u64, got {value}")
+
+
+def _check_finite(name: str, value: float, *, positive: bool = False, nonneg: bool = False) -> None:
+    if not math.isfinite(value):
+        _fail(f"{name} must be finite, got {value!r}")
+    if positive and value <= 0:
+        _fail(f"{name} must be > 0, got {value!r}")
+    if nonneg and value < 0:
+        _fail(f"{name} must be >= 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TradeDecision:
+    """Brain → executor: trade ``quantity`` of ``instrument`` on ``side`` (type 1, 104 bytes).
+
+    Attributes:
+        decision_id: unique per brain, >= 1; identical on every retransmit. Idempotency key.
+        instrument: what to trade.
+        side: buy or sell.
+        intent: open, close or reduce a position.
+        reason: why the brain decided (strategy signal or which exit rule).
+        quantity: base-asset units, finite and > 0.
+        reference_price: the mark price the brain saw (quote per base unit), finite and > 0.
+        max_slippage_bps: refuse a fill worse than the reference by more than this (0..10000).
+        created_at_ns: wall clock when the decision was made (freshness, Unix ns).
+        expires_at_ns: wall clock after which the executor answers EXPIRED instead of trading.
+        market_ts_ns: time of the market data the decision was based on; a replay venue fills
+            at the first price at or after it (no look-ahead). Equals ``created_at_ns`` live.
+
+    Raises:
+        LocalProtocolError: any field out of range.
+    """
+
+    decision_id: int
+    instrument: Instrument
+    side: Side
+    intent: Intent
+    reason: DecisionReason
+    quantity: float
+    reference_price: float
+    max_slippage_bps: int
+    created_at_ns: int
+    expires_at_ns: int
+    market_ts_ns: int
+
+    def __post_init__(self) -> None:
+        _check_u64("decision_id", self.decision_id)
+        if self.decision_id == 0:
+            _fail("decision_id must be >= 1")
+        _check_finite("quantity", self.quantity, positive=True)
+        _check_finite("reference_price", self.reference_price, positive=True)
+        if not 0 <= self.max_slippage_bps <= 10_000:
+            _fail(f"max_slippage_bps must be 0..10000, got {self.max_slippage_bps}")
+        for name in ("created_at_ns", "expires_at_ns", "market_ts_ns"):
+            _check_u64(name, getattr(self, name))
+        if self.expires_at_ns <= self.created_at_ns:
+            _fail("expires_at_ns must be after created_at_ns")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionConfirmation:
+    """Executor → brain: what became of one decision (type 2, exactly 128 bytes).
+
+    Attributes:
+        decision_id: the decision this answers.
+        seq: per-executor confirmation sequence number, >= 1, gap-free in send order.
+        instrument, side, intent: echoed from the decision.
+        status: filled, partially filled, rejected, expired or failed.
+        reject_code: why it was not (fully) filled; ``NONE`` when filled.
+        executed_qty: base units traded (0 unless executed).
+        avg_price: volume-weighted fill price, quote per base unit (0 unless executed).
+        fee: quote currency paid (negative for a rebate).
+        venue_ref: up to 16 bytes identifying the fill at the venue (order id or the first 16
+            bytes of a transaction signature); ``venue_ref_truncated`` says it was cut, and the
+            executor journal keeps the full value.
+        executed_at_ns: when the venue executed (market time for a replay venue), Unix ns.
+        sent_at_ns: wall clock at transmission, for freshness; set by the sender each time.
+
+    Raises:
+        LocalProtocolError: any field out of range or inconsistent with ``status``.
+    """
+
+    decision_id: int
+    seq: int
+    instrument: Instrument
+    side: Side
+    intent: Intent
+    status: Status
+    reject_code: RejectCode
+    executed_qty: float
+    avg_price: float
+    fee: float
+    executed_at_ns: int
+    venue_ref: bytes = b""
+    venue_ref_truncated: bool = False
+    sent_at_ns: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_u64("decision_id", self.decision_id)
+        _check_u64("seq", self.seq)
+        if self.decision_id == 0 or self.seq == 0:
+            _fail("decision_id and seq must be >= 1")
+        _check_finite("executed_qty", self.executed_qty, nonneg=True)
+        _check_finite("avg_price", self.avg_price, nonneg=True)
+        _check_finite("fee", self.fee)
+        _check_u64("executed_at_ns", self.executed_at_ns)
+        _check_u64("sent_at_ns", self.sent_at_ns)
+        if len(self.venue_ref) > VENUE_REF_SIZE:
+            _fail(f"venue_ref must be <= {VENUE_REF_SIZE} bytes, got {len(self.venue_ref)}")
+        if self.status.executed:
+            if self.executed_qty <= 0 or self.avg_price <= 0:
+                _fail(f"{self.status.name} needs executed_qty > 0 and avg_price > 0")
+            if self.status is Status.FILLED and self.reject_code is not RejectCode.NONE:
+                _fail("FILLED must carry reject_code NONE")
+        else:
+            if self.executed_qty != 0 or self.avg_price != 0 or self.fee != 0:
+                _fail(f"{self.status.name} must have zero executed_qty, avg_price and fee")
+            if self.reject_code is RejectCode.NONE:
+                _fail(f"{self.status.name} must carry a reject_code")
+
+    @property
+    def notional(self) -> float:
+        """Executed quantity × average price, in quote currency."""
+        return self.executed_qty * self.avg_price
