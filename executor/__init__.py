@@ -1,0 +1,42 @@
+"""The executor: a pure, synchronous core (journal, ledger, paper venue) wrapped by an async app.
+
+Public API re-exported here; modules are private implementation.
+"""
+
+from .core import ExecutorCore, Outcome
+from .journal import (
+    SCHEMA_VERSION,
+    DecisionState,
+    Journal,
+    JournalConflict,
+    JournalCorrupt,
+    JournaledDecision,
+    JournalError,
+    JournalMismatch,
+)
+from .ledger import DUST_REL_TOL, Fill, Ledger, LedgerError, Position
+from .paper import DEFAULT_FEE_BPS, POSITION_REL_TOL, PaperFill, PaperRefusal, PaperVenue, paper_venue_ref
+
+__all__ = [
+    "DEFAULT_FEE_BPS",
+    "DUST_REL_TOL",
+    "POSITION_REL_TOL",
+    "SCHEMA_VERSION",
+    "DecisionState",
+    "ExecutorCore",
+    "Fill",
+    "Journal",
+    "JournalConflict",
+    "JournalCorrupt",
+    "JournalError",
+    "JournalMismatch",
+    "JournaledDecision",
+    "Ledger",
+    "LedgerError",
+    "Outcome",
+    "PaperFill",
+    "PaperRefusal",
+    "PaperVenue",
+    "Position",
+    "paper_venue_ref",
+]

@@ -137,6 +137,9 @@ class Codec:
             msg: a decision or confirmation (already validated on construction).
             sent_at_ns: for a confirmation, the transmission time to stamp; defaults to
                 ``msg.sent_at_ns``. Ignored for decisions, which are identical on every send.
+
+        Raises:
+            LocalProtocolError: ``msg`` is not a message, or ``sent_at_ns`` does not fit in u64.
         """
         if isinstance(msg, TradeDecision):
             flags, inst = _encode_instrument(msg.instrument)
@@ -150,6 +153,8 @@ class Codec:
             if msg.venue_ref_truncated:
                 flags |= FLAG_VENUE_REF_TRUNCATED
             sent = msg.sent_at_ns if sent_at_ns is None else sent_at_ns
+            if not 0 <= sent < 2**64:
+                raise LocalProtocolError(f"sent_at_ns must fit in u64, got {sent}")
             body = _CONFIRMATION_BODY.pack(
                 PROTOCOL_VERSION, MessageType.CONFIRMATION, flags, msg.side, msg.intent, msg.status,
                 msg.reject_code, len(msg.venue_ref), sent, msg.decision_id, msg.seq, inst,

@@ -8,6 +8,7 @@ quote currency, times in Unix nanoseconds (UTC), slippage in basis points (1 bps
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 
@@ -82,6 +83,18 @@ class Instrument:
         return str(Pubkey.from_bytes(self.value))
 
 
+def _coerce_enum(msg: object, name: str, cls: type[enum.IntEnum]) -> None:
+    """Replace a plain int field with its enum member; fail if it names no member."""
+    value = getattr(msg, name)
+    if type(value) is cls:
+        return
+    try:
+        member = cls(value)
+    except ValueError:
+        raise LocalProtocolError(f"{name} must be a {cls.__name__}, got {value!r}") from None
+    object.__setattr__(msg, name, member)  # frozen dataclass: the documented escape hatch
+
+
 def _check_u64(name: str, value: int) -> None:
     if not 0 <= value <= _U64_MAX:
         _fail(f"{name} must fit in u64, got {value}")
@@ -131,6 +144,9 @@ class TradeDecision:
     market_ts_ns: int
 
     def __post_init__(self) -> None:
+        _coerce_enum(self, "side", Side)
+        _coerce_enum(self, "intent", Intent)
+        _coerce_enum(self, "reason", DecisionReason)
         _check_u64("decision_id", self.decision_id)
         if self.decision_id == 0:
             _fail("decision_id must be >= 1")
@@ -183,6 +199,10 @@ class ExecutionConfirmation:
     sent_at_ns: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
+        _coerce_enum(self, "side", Side)
+        _coerce_enum(self, "intent", Intent)
+        _coerce_enum(self, "status", Status)
+        _coerce_enum(self, "reject_code", RejectCode)
         _check_u64("decision_id", self.decision_id)
         _check_u64("seq", self.seq)
         if self.decision_id == 0 or self.seq == 0:

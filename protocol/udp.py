@@ -47,8 +47,7 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's UDPTransport is not a subclass
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
@@ -93,7 +92,8 @@ async def open_endpoint(
 ) -> DatagramEndpoint:
     """Bind a UDP socket on ``bind`` (port 0 picks an ephemeral port) and return its endpoint."""
     loop = asyncio.get_running_loop()
-    _, endpoint = await loop.create_datagram_endpoint(
+    transport, endpoint = await loop.create_datagram_endpoint(
         lambda: DatagramEndpoint(codec, on_message, on_reject, peer, clock), local_addr=bind
     )
+    endpoint.transport = transport  # uvloop may call connection_made only on the next loop turn
     return endpoint

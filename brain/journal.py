@@ -1,0 +1,112 @@
+"""The brain's SQLite journal (WAL): its outbox of decisions and the confirmations it applied.
+
+A decision is written before it is sent; a confirmation is written when it is applied. The
+tracker can therefore be rebuilt by folding the stored confirmations (DESIGN.md invariants 1
+and 7), and decision ids continue after a restart instead of repeating.
+
+``synchronous=NORMAL`` in WAL mode survives a process crash; only an OS crash or power loss can
+drop the last commits (https://www.sqlite.org/pragma.html#pragma_synchronous).
+
+Errors: :class:`BrainJournalError` (a file that is not a usable SQLite database, or one made for
+another instrument or starting cash), with the path in the message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from protocol import DecisionReason, ExecutionConfirmation, Instrument, InstrumentKind, Intent, RejectCode, Side, Status, TradeDecision
+
+__all__ = ["BrainJournal", "BrainJournalError"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id INTEGER PRIMARY KEY, instrument BLOB NOT NULL, instrument_kind INTEGER NOT NULL,
+    side INTEGER NOT NULL, intent INTEGER NOT NULL, reason INTEGER NOT NULL,
+    quantity REAL NOT NULL, reference_price REAL NOT NULL, max_slippage_bps INTEGER NOT NULL,
+    created_at_ns INTEGER NOT NULL, expires_at_ns INTEGER NOT NULL, market_ts_ns INTEGER NOT NULL,
+    bar_index INTEGER NOT NULL, datagram BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS confirmations (
+    decision_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, status INTEGER NOT NULL,
+    reject_code INTEGER NOT NULL, executed_qty REAL NOT NULL, avg_price REAL NOT NULL,
+    fee REAL NOT NULL, executed_at_ns INTEGER NOT NULL, venue_ref BLOB NOT NULL,
+    venue_ref_truncated INTEGER NOT NULL, received_at_ns INTEGER NOT NULL
+);
+"""
+
+_INSERT_DECISION = "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_CONFIRMATION = "INSERT OR IGNORE INTO confirmations VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+
+
+class BrainJournalError(RuntimeError):
+    """The journal file cannot be used; the message names the path."""
+
+
+class BrainJournal:
+    """Outbox and applied confirmations of one brain, in one SQLite file."""
+
+    def __init__(self, path: Path, *, instrument: str, starting_cash: float, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous.upper() == 'FULL' else 'NORMAL'}")
+            self._db.executescript(_SCHEMA)
+            self._check_meta({"schema": str(SCHEMA_VERSION), "instrument": instrument, "starting_cash": repr(starting_cash)})
+        except sqlite3.DatabaseError as exc:
+            raise BrainJournalError(f"{path}: not a usable brain journal: {exc}") from None
+
+    def _check_meta(self, expected: dict[str, str]) -> None:
+        stored = dict(self._db.execute("SELECT key, value FROM meta"))
+        for key, value in expected.items():
+            if key not in stored:
+                self._db.execute("INSERT INTO meta VALUES (?, ?)", (key, value))
+            elif stored[key] != value:
+                raise BrainJournalError(f"{self.path}: journal has {key}={stored[key]}, settings say {value}")
+
+    def next_decision_id(self) -> int:
+        """One more than the highest decision id ever journaled (1 for a new journal)."""
+        (top,) = self._db.execute("SELECT COALESCE(MAX(decision_id), 0) FROM decisions").fetchone()
+        return int(top) + 1
+
+    def record_decision(self, d: TradeDecision, bar_index: int, datagram: bytes) -> None:
+        """Journal a decision (and the exact bytes that will be sent) before sending it."""
+        self._db.execute(_INSERT_DECISION, (
+            d.decision_id, d.instrument.value, d.instrument.kind, d.side, d.intent, d.reason, d.quantity,
+            d.reference_price, d.max_slippage_bps, d.created_at_ns, d.expires_at_ns, d.market_ts_ns,
+            bar_index, datagram,
+        ))  # fmt: skip
+
+    def record_confirmation(self, c: ExecutionConfirmation, received_at_ns: int) -> None:
+        """Journal an applied confirmation (a duplicate decision_id is ignored)."""
+        self._db.execute(_INSERT_CONFIRMATION, (
+            c.decision_id, c.seq, c.status, c.reject_code, c.executed_qty, c.avg_price, c.fee,
+            c.executed_at_ns, c.venue_ref, int(c.venue_ref_truncated), received_at_ns,
+        ))  # fmt: skip
+
+    def decision_reasons(self) -> dict[int, DecisionReason]:
+        return {i: DecisionReason(r) for i, r in self._db.execute("SELECT decision_id, reason FROM decisions")}
+
+    def confirmations(self) -> Iterator[ExecutionConfirmation]:
+        """Applied confirmations joined with their decisions, in application order (seq)."""
+        rows = self._db.execute(
+            "SELECT c.decision_id, c.seq, d.instrument_kind, d.instrument, d.side, d.intent, c.status,"
+            " c.reject_code, c.executed_qty, c.avg_price, c.fee, c.executed_at_ns, c.venue_ref,"
+            " c.venue_ref_truncated FROM confirmations c JOIN decisions d USING (decision_id) ORDER BY c.seq"
+        )
+        for (did, seq, kind, inst, side, intent, status, code, qty, price, fee, at, ref, trunc) in rows:
+            yield ExecutionConfirmation(
+                decision_id=did, seq=seq, instrument=Instrument(InstrumentKind(kind), inst), side=Side(side),
+                intent=Intent(intent), status=Status(status), reject_code=RejectCode(code),
+                executed_qty=qty, avg_price=price, fee=fee, executed_at_ns=at, venue_ref=ref,
+                venue_ref_truncated=bool(trunc),
+            )  # fmt: skip
+
+    def close(self) -> None:
+        self._db.close()

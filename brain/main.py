@@ -1,0 +1,113 @@
+"""``tandem brain`` / ``python -m brain``: build the brain from settings and replay the data."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections import Counter
+from typing import Any
+
+import structlog
+
+from protocol import Codec, derive_key
+from tandem.marketdata import MarketDataError, bundled_path, load_bars
+from tandem.runtime import ConfigError, configure_logging, load_bus_secret, run, start_metrics_server
+from tandem.settings import load_settings
+
+from .app import BrainApp, confirm_bind, decision_peer, outputs
+from .core import BrainCore
+from .journal import BrainJournal, BrainJournalError
+from .metrics import BrainMetrics
+from .report import build_report, write_report, write_trade_log
+from .risk import CircuitBreakers
+from .settings import BrainSettings
+from .strategy import StrategyError, load_strategy
+from .tracker import PositionTracker
+
+__all__ = ["main", "run_brain"]
+
+
+def _rejected(metrics: BrainMetrics) -> dict[str, float]:
+    return {
+        s.labels["reason"]: s.value
+        for fam in metrics.rejected.collect()
+        for s in fam.samples
+        if s.name.endswith("_total")
+    }
+
+
+async def run_brain(settings: BrainSettings) -> dict[str, Any]:
+    """Replay the configured data through a brain talking to the configured executor.
+
+    Returns:
+        The report (also written to ``run_dir/report.json``, with ``trades.csv``).
+
+    Raises:
+        ConfigError, MarketDataError, StrategyError, BrainJournalError: bad inputs, before any
+            datagram is sent.
+    """
+    log = structlog.get_logger("brain")
+    secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
+    codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
+    bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
+    strategy = load_strategy(settings.strategy, settings.strategy_params)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    paths = outputs(settings.run_dir)
+    journal = BrainJournal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
+    next_id = journal.next_decision_id()
+
+    def new_id() -> int:
+        nonlocal next_id
+        next_id += 1
+        return next_id - 1
+
+    tracker = PositionTracker(settings.starting_cash, settings.exit_rules())
+    breakers = CircuitBreakers(settings.breaker_rules())
+    core = BrainCore(settings.brain_config(), strategy, tracker, breakers, new_id)
+    metrics = BrainMetrics()
+    app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings), settings.retransmit_s)
+    server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
+    await app.start()
+    log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
+             metrics_port=server.port if server else None, first_decision_id=next_id)  # fmt: skip
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await app.replay(bars)
+    except asyncio.CancelledError:
+        app.stats.interrupted = True
+        log.warning("brain_interrupted", bars=app.stats.bars)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        app.close()
+        if server is not None:
+            await server.close()
+    trips = Counter(t.kind.value for t in breakers.trips)
+    report = build_report(tracker, app.stats, trips, Counter({k.value: v for k, v in core.skips.items()}), _rejected(metrics))
+    write_trade_log(paths["trades"], tracker.closed_trades)
+    write_report(paths["report"], report)
+    journal.close()
+    log.info("brain_finished", trades=report["trades"], final_equity=report["final_equity"])
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 = bad configuration or input)."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings = load_settings(BrainSettings, argv, "tandem brain")
+    except ConfigError as exc:
+        print(f"tandem brain: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        report = run(run_brain(settings))
+    except (ConfigError, MarketDataError, StrategyError, BrainJournalError) as exc:
+        print(f"tandem brain: {exc}", file=sys.stderr)
+        return 2
+    return 1 if report["interrupted"] else 0

@@ -1,0 +1,66 @@
+"""Brain settings: strategy, sizing, exit plan and circuit breakers (see ``tandem.settings``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from tandem.settings import CommonSettings
+
+from .core import BrainConfig
+from .exits import DAY_NS, ExitRules
+from .risk import BreakerRules
+from .strategy import DEFAULT_STRATEGY
+
+__all__ = ["BrainSettings"]
+
+_HOUR_NS = 3_600 * 1_000_000_000
+
+
+class BrainSettings(CommonSettings):
+    """Every brain option; env ``TANDEM_<NAME>``, flag ``--<name-with-dashes>``."""
+
+    strategy: str = Field(DEFAULT_STRATEGY, description="strategy class as package.module:ClassName")
+    strategy_params: dict[str, Any] = Field(default_factory=dict, description='strategy keyword arguments, JSON')
+    entry_fraction: float = Field(0.05, gt=0, le=1, description="entry size as a fraction of equity")
+    lot_size: float = Field(0.0, ge=0, description="round entry quantity down to this step (0 = none)")
+    stop_loss_pct: float = Field(8.0, gt=0, lt=100, description="hard stop-loss, percent below entry")
+    trailing_activation_pct: float = Field(12.0, gt=0, description="trailing take-profit activates this far above entry, percent")
+    trailing_pct: float = Field(5.0, gt=0, lt=100, description="trailing stop distance below the peak, percent")
+    time_stop_days: float = Field(14.0, gt=0, description="close a position this many days after it opened")
+    daily_loss_pct: float = Field(5.0, gt=0, lt=100, description="block entries after this loss from start-of-day equity, percent")
+    max_drawdown_pct: float = Field(20.0, gt=0, lt=100, description="block entries after this drawdown from peak equity, percent")
+    max_consecutive_losses: int = Field(5, ge=1, description="block entries after this many losing trades in a row")
+    losing_streak_cooldown_hours: float = Field(24.0, ge=0, description="how long a losing streak blocks entries")
+    decision_ttl_s: float = Field(10.0, gt=0, description="a decision expires this many seconds after it is made")
+    max_slippage_bps: int = Field(50, ge=0, le=10_000, description="refuse fills worse than the reference by more, bps")
+    retransmit_s: float = Field(0.2, gt=0, description="resend an unconfirmed decision after this many seconds")
+    metrics_port: int = Field(9101, ge=-1, le=65535, description="Prometheus port (0 = any free port, -1 = off)")
+
+    def exit_rules(self) -> ExitRules:
+        return ExitRules(
+            stop_loss_pct=self.stop_loss_pct,
+            trailing_activation_pct=self.trailing_activation_pct,
+            trailing_pct=self.trailing_pct,
+            time_stop_ns=int(self.time_stop_days * DAY_NS),
+        )
+
+    def breaker_rules(self) -> BreakerRules:
+        return BreakerRules(
+            daily_loss_pct=self.daily_loss_pct,
+            max_drawdown_pct=self.max_drawdown_pct,
+            max_consecutive_losses=self.max_consecutive_losses,
+            losing_streak_cooldown_ns=int(self.losing_streak_cooldown_hours * _HOUR_NS),
+        )
+
+    def brain_config(self) -> BrainConfig:
+        from protocol import Instrument
+
+        return BrainConfig(
+            instrument=Instrument.symbol(self.instrument),
+            entry_fraction=self.entry_fraction,
+            lot_size=self.lot_size,
+            decision_ttl_ns=int(self.decision_ttl_s * 1e9),
+            max_slippage_bps=self.max_slippage_bps,
+        )

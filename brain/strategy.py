@@ -1,0 +1,96 @@
+"""Strategies: turn bars into buy/sell signals; the brain decides what to do with them.
+
+A strategy is any object with ``on_bar(bar) -> Side | None``, called once per bar in time order
+(it must keep its own indicator state). It says nothing about size, exits or risk: those belong
+to the brain's core. Load one by dotted path with :func:`load_strategy`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from protocol import Side
+from tandem.marketdata import Bar
+
+__all__ = ["DEFAULT_STRATEGY", "EmaCrossover", "Strategy", "StrategyError", "load_strategy"]
+
+DEFAULT_STRATEGY = "brain.strategy:EmaCrossover"
+
+
+class StrategyError(ValueError):
+    """A strategy path cannot be imported or its parameters are invalid."""
+
+
+class Strategy(Protocol):
+    def on_bar(self, bar: Bar) -> Side | None:
+        """Return ``Side.BUY`` to enter, ``Side.SELL`` to exit, or ``None``."""
+        ...
+
+
+class EmaCrossover:
+    """Moving-average crossover on closes: buy when the fast EMA crosses above the slow one,
+    sell when it crosses below.
+
+    Defaults are the classic 50/200 "golden cross / death cross" periods (J. J. Murphy,
+    *Technical Analysis of the Financial Markets*, 1999, ch. 9), applied here to the bar
+    timeframe of the feed. EMA smoothing ``alpha = 2 / (n + 1)``, seeded with the first close.
+    No signal until ``slow`` bars have been seen (warm-up).
+
+    Args:
+        fast: fast EMA period in bars (>= 1).
+        slow: slow EMA period in bars (> fast).
+
+    Raises:
+        StrategyError: invalid periods.
+    """
+
+    __slots__ = ("_a_fast", "_a_slow", "_above", "_fast", "_n", "_slow", "fast", "slow")
+
+    def __init__(self, fast: int = 50, slow: int = 200) -> None:
+        if not (isinstance(fast, int) and isinstance(slow, int) and 1 <= fast < slow):
+            raise StrategyError(f"EmaCrossover needs integer periods 1 <= fast < slow, got {fast}, {slow}")
+        self.fast, self.slow = fast, slow
+        self._a_fast, self._a_slow = 2.0 / (fast + 1), 2.0 / (slow + 1)
+        self._fast = self._slow = 0.0
+        self._n = 0
+        self._above: bool | None = None
+
+    def on_bar(self, bar: Bar) -> Side | None:
+        close = bar.close
+        if self._n == 0:
+            self._fast = self._slow = close
+        else:
+            self._fast += self._a_fast * (close - self._fast)
+            self._slow += self._a_slow * (close - self._slow)
+        self._n += 1
+        if self._n < self.slow:
+            return None
+        above = self._fast > self._slow
+        previous, self._above = self._above, above
+        if previous is None or previous == above:
+            return None
+        return Side.BUY if above else Side.SELL
+
+
+def load_strategy(path: str, params: dict[str, Any] | None = None) -> Strategy:
+    """Instantiate a strategy from ``"package.module:ClassName"`` with keyword ``params``.
+
+    Raises:
+        StrategyError: bad path, import failure, missing attribute, bad parameters, or an object
+            without an ``on_bar`` method.
+    """
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise StrategyError(f"strategy must look like 'package.module:ClassName', got {path!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise StrategyError(f"cannot load strategy {path!r}: {exc}") from None
+    try:
+        strategy = factory(**(params or {}))
+    except TypeError as exc:
+        raise StrategyError(f"bad parameters for strategy {path!r}: {exc}") from None
+    if not callable(getattr(strategy, "on_bar", None)):
+        raise StrategyError(f"strategy {path!r} has no on_bar(bar) method")
+    return strategy

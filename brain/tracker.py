@@ -1,0 +1,214 @@
+"""The brain's position tracker: a fold over ExecutionConfirmations (DESIGN.md invariant 1).
+
+Nothing but :meth:`PositionTracker.apply` changes positions, cash or P&L, and it takes only a
+confirmation. Executed confirmations (filled or partially filled) open, add to, reduce or close a
+long position; any other status changes nothing; a confirmation whose ``decision_id`` was already
+applied is ignored. Because the state is a fold, replaying the same confirmations into a new
+tracker rebuilds it exactly.
+
+A position gets its exit plan in the same call that opens it (invariant 3). Marks (prices) are
+not position changes: :meth:`mark` records the latest price per instrument and evaluates the
+exit plan.
+
+Accounting (quote currency): a buy costs ``qty * price + fee``; a sell returns
+``qty * price - fee``; realized P&L is gross ``(exit - avg_entry) * qty``; fees are kept apart,
+and net = gross - fees.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from protocol import DecisionReason, ExecutionConfirmation, Instrument, Side
+
+from .exits import ExitPlan, ExitRules, ExitWatch
+
+__all__ = ["Applied", "ApplyResult", "ClosedTrade", "Position", "PositionTracker"]
+
+_QTY_EPS = 1e-12  # relative: a remainder below this fraction of the position counts as closed
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An open long position. Prices in quote per base unit, quantity in base units."""
+
+    instrument: Instrument
+    quantity: float
+    avg_entry_price: float
+    opened_at_ns: int
+    entry_decision_id: int
+    entry_fees: float
+    plan: ExitPlan
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """A round trip (or the closed part of one), for the trade log."""
+
+    instrument: Instrument
+    entry_decision_id: int
+    exit_decision_id: int
+    opened_at_ns: int
+    closed_at_ns: int
+    quantity: float
+    entry_price: float
+    exit_price: float
+    gross_pnl: float
+    fees: float
+    exit_reason: DecisionReason | None
+
+    @property
+    def net_pnl(self) -> float:
+        return self.gross_pnl - self.fees
+
+    @property
+    def return_pct(self) -> float:
+        """Net P&L as a percentage of the entry notional."""
+        return self.net_pnl / (self.entry_price * self.quantity) * 100
+
+
+class Applied(str, enum.Enum):
+    """What :meth:`PositionTracker.apply` did."""
+
+    OPENED = "opened"
+    ADDED = "added"
+    REDUCED = "reduced"
+    CLOSED = "closed"
+    NOT_EXECUTED = "not_executed"  # rejected / expired / failed: nothing changes
+    DUPLICATE = "duplicate"  # decision_id already applied: nothing changes
+    ANOMALY = "anomaly"  # a sell with no long position: recorded, flagged, not netted short
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    applied: Applied
+    position: Position | None = None  # the position after the change (None when flat)
+    trade: ClosedTrade | None = None  # set when a sell realized P&L
+
+
+class PositionTracker:
+    """Long-only positions, cash and P&L, folded from confirmations.
+
+    Args:
+        starting_cash: quote currency.
+        exit_rules: used to attach an :class:`ExitPlan` when a position opens.
+    """
+
+    def __init__(self, starting_cash: float, exit_rules: ExitRules) -> None:
+        self.starting_cash = starting_cash
+        self.exit_rules = exit_rules
+        self.cash = starting_cash
+        self.realized_pnl = 0.0  # gross
+        self.fees = 0.0
+        self.anomalies = 0
+        self._positions: dict[Instrument, Position] = {}
+        self._watches: dict[Instrument, ExitWatch] = {}
+        self._marks: dict[Instrument, float] = {}
+        self._applied: set[int] = set()
+        self.closed_trades: list[ClosedTrade] = []
+
+    # -- reads --------------------------------------------------------------------------
+
+    def position(self, instrument: Instrument) -> Position | None:
+        return self._positions.get(instrument)
+
+    @property
+    def positions(self) -> dict[Instrument, Position]:
+        """Open positions (a copy)."""
+        return dict(self._positions)
+
+    def is_applied(self, decision_id: int) -> bool:
+        return decision_id in self._applied
+
+    def unrealized_pnl(self) -> float:
+        """Σ (mark − avg entry) × qty over open positions; entry price where no mark yet."""
+        return sum(
+            (self._marks.get(i, p.avg_entry_price) - p.avg_entry_price) * p.quantity
+            for i, p in self._positions.items()
+        )
+
+    def equity(self) -> float:
+        """Cash + open positions at mark (quote currency)."""
+        return self.cash + sum(self._marks.get(i, p.avg_entry_price) * p.quantity for i, p in self._positions.items())
+
+    def exit_watch(self, instrument: Instrument) -> ExitWatch | None:
+        return self._watches.get(instrument)
+
+    # -- marks --------------------------------------------------------------------------
+
+    def mark(self, instrument: Instrument, price: float, now_ns: int) -> DecisionReason | None:
+        """Record the mark price and evaluate the position's exit plan; returns the exit that fires."""
+        self._marks[instrument] = price
+        watch = self._watches.get(instrument)
+        return None if watch is None else watch.evaluate(price, now_ns)
+
+    # -- the only mutation of positions -------------------------------------------------
+
+    def apply(self, conf: ExecutionConfirmation, reason: DecisionReason | None = None) -> ApplyResult:
+        """Fold one confirmation in. ``reason`` (the decision's) labels a closing trade."""
+        if conf.decision_id in self._applied:
+            return ApplyResult(Applied.DUPLICATE, self._positions.get(conf.instrument))
+        self._applied.add(conf.decision_id)
+        if not conf.status.executed:
+            return ApplyResult(Applied.NOT_EXECUTED, self._positions.get(conf.instrument))
+        if conf.side is Side.BUY:
+            return self._buy(conf)
+        return self._sell(conf, reason)
+
+    def _buy(self, conf: ExecutionConfirmation) -> ApplyResult:
+        qty, price, inst = conf.executed_qty, conf.avg_price, conf.instrument
+        self.cash -= qty * price + conf.fee
+        self.fees += conf.fee
+        old = self._positions.get(inst)
+        if old is None:
+            plan = ExitPlan.for_entry(self.exit_rules, price, conf.executed_at_ns)
+            pos = Position(inst, qty, price, conf.executed_at_ns, conf.decision_id, conf.fee, plan)
+            applied = Applied.OPENED
+        else:
+            total = old.quantity + qty
+            avg = (old.avg_entry_price * old.quantity + price * qty) / total
+            plan = ExitPlan.for_entry(self.exit_rules, avg, old.opened_at_ns)
+            pos = Position(inst, total, avg, old.opened_at_ns, old.entry_decision_id, old.entry_fees + conf.fee, plan)
+            applied = Applied.ADDED
+        self._positions[inst] = pos
+        self._watches[inst] = ExitWatch(plan)  # same step as the open: never unprotected
+        return ApplyResult(applied, pos)
+
+    def _sell(self, conf: ExecutionConfirmation, reason: DecisionReason | None) -> ApplyResult:
+        qty, price, inst = conf.executed_qty, conf.avg_price, conf.instrument
+        self.cash += qty * price - conf.fee
+        self.fees += conf.fee
+        old = self._positions.get(inst)
+        if old is None:
+            self.anomalies += 1
+            return ApplyResult(Applied.ANOMALY, None)
+        closed_qty = min(qty, old.quantity)
+        if qty > old.quantity * (1 + _QTY_EPS):
+            self.anomalies += 1  # sold more than held; the excess is not netted into a short
+        gross = (price - old.avg_entry_price) * closed_qty
+        self.realized_pnl += gross
+        share = closed_qty / old.quantity
+        trade = ClosedTrade(
+            instrument=inst,
+            entry_decision_id=old.entry_decision_id,
+            exit_decision_id=conf.decision_id,
+            opened_at_ns=old.opened_at_ns,
+            closed_at_ns=conf.executed_at_ns,
+            quantity=closed_qty,
+            entry_price=old.avg_entry_price,
+            exit_price=price,
+            gross_pnl=gross,
+            fees=old.entry_fees * share + conf.fee,
+            exit_reason=reason,
+        )
+        self.closed_trades.append(trade)
+        remaining = old.quantity - closed_qty
+        if remaining <= old.quantity * _QTY_EPS:
+            del self._positions[inst]
+            del self._watches[inst]
+            return ApplyResult(Applied.CLOSED, None, trade)
+        pos = Position(inst, remaining, old.avg_entry_price, old.opened_at_ns, old.entry_decision_id,
+                       old.entry_fees * (1 - share), old.plan)  # fmt: skip
+        self._positions[inst] = pos
+        return ApplyResult(Applied.REDUCED, pos, trade)

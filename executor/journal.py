@@ -1,0 +1,422 @@
+"""The executor's journal: decisions, fills and confirmations in SQLite (WAL), written before acting.
+
+DESIGN.md invariants 2 and 7: a decision is committed (state ``received``) before the executor
+acts on it; its outcome — fill, confirmation and state ``done`` — is committed in one
+transaction. A decision found ``received`` with no confirmation after a restart is *in flight*.
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by default. In WAL mode
+NORMAL never loses a committed transaction on an application crash (kill -9), but the last
+transactions may roll back after a power loss or OS crash; ``synchronous="FULL"`` makes every
+commit durable at the cost of an fsync per commit. Source: SQLite docs,
+https://www.sqlite.org/pragma.html#pragma_synchronous ("A transaction committed in WAL mode with
+synchronous=NORMAL might roll back following a power loss or system crash. Transactions are durable
+across application crashes regardless of the synchronous setting or journal mode.")
+
+Storage: enums as their integer values; floats as REAL (IEEE double, exact round trip); u64 fields
+(ids, ns times) as SQLite's signed 64-bit INTEGER in two's complement, so values >= 2**63 (e.g. a
+"never" ``expires_at_ns``) survive; ordering by decision id is therefore done in Python.
+``sent_at_ns`` is not stored: the sender stamps it at each transmission. An instrument is two
+columns, ``instrument_kind`` and ``instrument`` (its raw bytes).
+
+Errors (every ``sqlite3`` error is translated once, in :func:`_translated`; messages start with
+the journal's path)::
+
+    JournalError                 base
+    ├── JournalCorrupt           not a SQLite database, or a damaged one
+    ├── JournalMismatch          schema version or starting cash differs from the stored one
+    └── JournalConflict          an illegal write: a duplicate decision or outcome, an outcome for
+                                 a decision not in flight, or a confirmation seq out of order
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from protocol import (
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    InstrumentKind,
+    Intent,
+    RejectCode,
+    Side,
+    Status,
+    TradeDecision,
+)
+
+from .ledger import Fill
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DecisionState",
+    "Journal",
+    "JournalConflict",
+    "JournalCorrupt",
+    "JournalError",
+    "JournalMismatch",
+    "JournaledDecision",
+]
+
+SCHEMA_VERSION = 1
+
+DecisionState = Literal["received", "done"]
+
+
+class JournalError(Exception):
+    """Base of the journal's errors; the message names the journal file."""
+
+
+class JournalCorrupt(JournalError):
+    """The file is not a SQLite database, or is damaged."""
+
+
+class JournalMismatch(JournalError):
+    """The journal was written with another schema version or starting cash."""
+
+
+class JournalConflict(JournalError):
+    """A write the journal's rules forbid (see the module docstring)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledDecision:
+    """A decision as journaled: when it was received (Unix ns) and its state."""
+
+    decision: TradeDecision
+    received_at_ns: int
+    state: DecisionState
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id INTEGER PRIMARY KEY,
+    instrument_kind INTEGER NOT NULL,
+    instrument BLOB NOT NULL,
+    side INTEGER NOT NULL,
+    intent INTEGER NOT NULL,
+    reason INTEGER NOT NULL,
+    quantity REAL NOT NULL,
+    reference_price REAL NOT NULL,
+    max_slippage_bps INTEGER NOT NULL,
+    created_at_ns INTEGER NOT NULL,
+    expires_at_ns INTEGER NOT NULL,
+    market_ts_ns INTEGER NOT NULL,
+    received_at_ns INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('received', 'done'))
+);
+CREATE TABLE IF NOT EXISTS fills (
+    decision_id INTEGER PRIMARY KEY REFERENCES decisions (decision_id),
+    instrument_kind INTEGER NOT NULL,
+    instrument BLOB NOT NULL,
+    side INTEGER NOT NULL,
+    qty REAL NOT NULL,
+    price REAL NOT NULL,
+    fee REAL NOT NULL,
+    executed_at_ns INTEGER NOT NULL,
+    venue_ref_full BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS confirmations (
+    seq INTEGER PRIMARY KEY,
+    decision_id INTEGER NOT NULL UNIQUE REFERENCES decisions (decision_id),
+    instrument_kind INTEGER NOT NULL,
+    instrument BLOB NOT NULL,
+    side INTEGER NOT NULL,
+    intent INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    reject_code INTEGER NOT NULL,
+    executed_qty REAL NOT NULL,
+    avg_price REAL NOT NULL,
+    fee REAL NOT NULL,
+    executed_at_ns INTEGER NOT NULL,
+    venue_ref BLOB NOT NULL,
+    venue_ref_truncated INTEGER NOT NULL,
+    venue_ref_full BLOB NOT NULL
+);
+"""
+
+_GET_META = "SELECT value FROM meta WHERE key = ?"
+_PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?)"
+_INSERT_DECISION = (
+    "INSERT INTO decisions (decision_id, instrument_kind, instrument, side, intent, reason, quantity,"
+    " reference_price, max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, received_at_ns,"
+    " state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')"
+)
+_DECISION_COLS = (
+    "decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price,"
+    " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, received_at_ns, state"
+)
+_SELECT_DECISION = f"SELECT {_DECISION_COLS} FROM decisions WHERE decision_id = ?"
+_SELECT_IN_FLIGHT = (
+    f"SELECT {_DECISION_COLS} FROM decisions d WHERE state = 'received'"
+    " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id)"
+)
+_MARK_DONE = "UPDATE decisions SET state = 'done' WHERE decision_id = ? AND state = 'received'"
+_INSERT_FILL = (
+    "INSERT INTO fills (decision_id, instrument_kind, instrument, side, qty, price, fee, executed_at_ns,"
+    " venue_ref_full) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_FILLS = (
+    "SELECT f.decision_id, f.instrument_kind, f.instrument, f.side, f.qty, f.price, f.fee, f.executed_at_ns"
+    " FROM fills f JOIN confirmations c ON c.decision_id = f.decision_id ORDER BY c.seq"
+)
+_INSERT_CONFIRMATION = (
+    "INSERT INTO confirmations (seq, decision_id, instrument_kind, instrument, side, intent, status,"
+    " reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated,"
+    " venue_ref_full) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_CONFIRMATION_COLS = (
+    "decision_id, seq, instrument_kind, instrument, side, intent, status, reject_code, executed_qty,"
+    " avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated"
+)
+_SELECT_CONFIRMATION = f"SELECT {_CONFIRMATION_COLS} FROM confirmations WHERE decision_id = ?"
+_SELECT_CONFIRMATIONS_FROM = f"SELECT {_CONFIRMATION_COLS} FROM confirmations WHERE seq >= ? ORDER BY seq"
+_MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM confirmations"
+
+_SYNCHRONOUS = ("NORMAL", "FULL")
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_I64_WRAP = 1 << 64
+_I64_MAX = (1 << 63) - 1
+
+
+def _i64(u: int) -> int:
+    """u64 → SQLite's signed INTEGER (two's complement)."""
+    return u - _I64_WRAP if u > _I64_MAX else u
+
+
+def _u64(i: int) -> int:
+    """SQLite's signed INTEGER → u64 (inverse of :func:`_i64`)."""
+    return i + _I64_WRAP if i < 0 else i
+
+
+@contextmanager
+def _translated(path: str) -> Iterator[None]:
+    """Translate ``sqlite3`` errors into the journal's tree, once, naming ``path``."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise JournalConflict(f"{path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _CORRUPT_CODES:
+            raise JournalCorrupt(f"{path}: not a valid SQLite journal: {exc}") from exc
+        raise JournalError(f"{path}: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: {exc}") from exc
+
+
+def _decision_row(row: tuple) -> JournaledDecision:
+    (did, kind, instr, side, intent, reason, qty, ref, slip, created, expires, market, received, state) = row
+    decision = TradeDecision(
+        decision_id=_u64(did),
+        instrument=Instrument(InstrumentKind(kind), instr),
+        side=Side(side),
+        intent=Intent(intent),
+        reason=DecisionReason(reason),
+        quantity=qty,
+        reference_price=ref,
+        max_slippage_bps=slip,
+        created_at_ns=_u64(created),
+        expires_at_ns=_u64(expires),
+        market_ts_ns=_u64(market),
+    )
+    return JournaledDecision(decision, _u64(received), state)
+
+
+def _confirmation_row(row: tuple) -> ExecutionConfirmation:
+    (did, seq, kind, instr, side, intent, status, code, qty, price, fee, at, ref, truncated) = row
+    return ExecutionConfirmation(
+        decision_id=_u64(did),
+        seq=seq,
+        instrument=Instrument(InstrumentKind(kind), instr),
+        side=Side(side),
+        intent=Intent(intent),
+        status=Status(status),
+        reject_code=RejectCode(code),
+        executed_qty=qty,
+        avg_price=price,
+        fee=fee,
+        executed_at_ns=_u64(at),
+        venue_ref=ref,
+        venue_ref_truncated=bool(truncated),
+    )
+
+
+class Journal:
+    """An open journal file (created on first use).
+
+    Args:
+        path: the SQLite file; ``":memory:"`` is refused (no WAL, nothing survives).
+        starting_cash: quote currency the ledger starts from. Stored on creation; on reopen it
+            must equal the stored value. ``None`` reopens with whatever is stored.
+        synchronous: ``"NORMAL"`` (default; survives a process kill) or ``"FULL"`` (also survives
+            power loss); see the module docstring.
+
+    Raises:
+        ValueError: ``synchronous`` not NORMAL or FULL.
+        JournalCorrupt: the file is not a SQLite database.
+        JournalMismatch: other schema version or starting cash; a new journal without
+            ``starting_cash``.
+        JournalError: WAL mode could not be enabled, or another SQLite failure.
+    """
+
+    __slots__ = ("_conn", "_next_seq", "path", "starting_cash")
+
+    def __init__(
+        self, path: str | Path, *, starting_cash: float | None = None, synchronous: str = "NORMAL"
+    ) -> None:
+        sync = synchronous.upper()
+        if sync not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
+        self.path = str(path)
+        with _translated(self.path):
+            self._conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            with _translated(self.path):
+                self._open(sync, starting_cash)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open(self, sync: str, starting_cash: float | None) -> None:
+        conn = self._conn
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise JournalError(f"{self.path}: cannot enable WAL mode (journal_mode is {mode!r})")
+        conn.execute(f"PRAGMA synchronous={sync}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        with self._tx():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            self._check_meta("schema_version", SCHEMA_VERSION)
+            cash = None if starting_cash is None else float(starting_cash)
+            stored = self._check_meta("starting_cash", cash)
+        self.starting_cash = float(stored)
+        self._next_seq = conn.execute(_MAX_SEQ).fetchone()[0] + 1
+
+    def _check_meta(self, key: str, value: float | int | None) -> float | int:
+        row = self._conn.execute(_GET_META, (key,)).fetchone()
+        if row is None:
+            if value is None:
+                raise JournalMismatch(f"{self.path}: new journal needs a {key}")
+            self._conn.execute(_PUT_META, (key, value))
+            return value
+        if value is not None and row[0] != value:
+            raise JournalMismatch(f"{self.path}: journal has {key}={row[0]!r}, opened with {value!r}")
+        return row[0]
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def record_decision(self, decision: TradeDecision, received_at_ns: int) -> None:
+        """Journal a received decision (state ``received``) and commit, before acting on it.
+
+        Raises:
+            JournalConflict: the decision id is already journaled.
+        """
+        d = decision
+        params = (
+            _i64(d.decision_id), d.instrument.kind, d.instrument.value, d.side, d.intent, d.reason,
+            d.quantity, d.reference_price, d.max_slippage_bps, _i64(d.created_at_ns),
+            _i64(d.expires_at_ns), _i64(d.market_ts_ns), _i64(received_at_ns),
+        )  # fmt: skip
+        with _translated(self.path), self._tx():
+            self._conn.execute(_INSERT_DECISION, params)
+
+    def record_outcome(self, conf: ExecutionConfirmation, fill: Fill | None, venue_ref_full: bytes) -> None:
+        """Journal a decision's outcome in ONE transaction: fill (if any), confirmation, state done.
+
+        Args:
+            conf: the confirmation; ``conf.seq`` must be :meth:`next_seq`.
+            fill: the fill when something executed, else ``None``.
+            venue_ref_full: the whole venue reference (``conf.venue_ref`` may be cut); ``b""``
+                when nothing reached the venue.
+
+        Raises:
+            JournalConflict: ``conf.seq`` is not :meth:`next_seq`, the decision is not journaled
+                or already done, or the fill's decision id differs from the confirmation's.
+        """
+        if conf.seq != self._next_seq:
+            raise JournalConflict(
+                f"{self.path}: confirmation seq {conf.seq} is not the next one ({self._next_seq})"
+            )
+        if fill is not None and fill.decision_id != conf.decision_id:
+            raise JournalConflict(
+                f"{self.path}: fill for {fill.decision_id} in the outcome of {conf.decision_id}"
+            )
+        did = _i64(conf.decision_id)
+        conf_params = (
+            conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent,
+            conf.status, conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee,
+            _i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
+        )  # fmt: skip
+        with _translated(self.path), self._tx():
+            if self._conn.execute(_MARK_DONE, (did,)).rowcount != 1:
+                raise JournalConflict(f"{self.path}: decision {conf.decision_id} is not in flight")
+            if fill is not None:
+                self._conn.execute(
+                    _INSERT_FILL,
+                    (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty, fill.price,
+                     fill.fee, _i64(fill.executed_at_ns), venue_ref_full),
+                )  # fmt: skip
+            self._conn.execute(_INSERT_CONFIRMATION, conf_params)
+        self._next_seq += 1
+
+    def decision(self, decision_id: int) -> JournaledDecision | None:
+        """The journaled decision with this id, or ``None``."""
+        with _translated(self.path):
+            row = self._conn.execute(_SELECT_DECISION, (_i64(decision_id),)).fetchone()
+        return None if row is None else _decision_row(row)
+
+    def confirmation_for(self, decision_id: int) -> ExecutionConfirmation | None:
+        """The stored confirmation of a decision (``sent_at_ns`` 0), or ``None``."""
+        with _translated(self.path):
+            row = self._conn.execute(_SELECT_CONFIRMATION, (_i64(decision_id),)).fetchone()
+        return None if row is None else _confirmation_row(row)
+
+    def next_seq(self) -> int:
+        """The seq the next confirmation must carry: gap-free from 1."""
+        return self._next_seq
+
+    def in_flight(self) -> list[TradeDecision]:
+        """Decisions received but without an outcome, in decision-id order."""
+        with _translated(self.path):
+            rows = self._conn.execute(_SELECT_IN_FLIGHT).fetchall()
+        return sorted((_decision_row(r).decision for r in rows), key=lambda d: d.decision_id)
+
+    def fills(self) -> Iterator[Fill]:
+        """All fills in the order they were journaled (confirmation seq), to rebuild the ledger."""
+        with _translated(self.path):
+            rows = self._conn.execute(_SELECT_FILLS).fetchall()
+        for did, kind, instr, side, qty, price, fee, at in rows:
+            instrument = Instrument(InstrumentKind(kind), instr)
+            yield Fill(_u64(did), instrument, Side(side), qty, price, fee, _u64(at))
+
+    def confirmations_from(self, seq: int) -> list[ExecutionConfirmation]:
+        """Confirmations with ``seq >= seq``, in seq order (for replay to the brain)."""
+        with _translated(self.path):
+            rows = self._conn.execute(_SELECT_CONFIRMATIONS_FROM, (seq,)).fetchall()
+        return [_confirmation_row(r) for r in rows]
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with _translated(self.path):
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,118 @@
+"""``tandem executor`` / ``python -m executor``: serve decisions until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from protocol import Codec, Instrument, derive_key
+from tandem.marketdata import MarketDataError, bundled_path, load_bars
+from tandem.runtime import ConfigError, configure_logging, load_bus_secret, parse_address, run, start_metrics_server
+from tandem.settings import load_settings
+
+from .app import ExecutorApp
+from .core import ExecutorCore
+from .journal import JournalError
+from .metrics import ExecutorMetrics
+from .paper import PaperVenue
+from .settings import ExecutorSettings
+
+__all__ = ["build_core", "ledger_snapshot", "main", "serve"]
+
+
+def outputs(run_dir: Path) -> dict[str, Path]:
+    """Where the executor writes: journal and the final ledger snapshot."""
+    return {"journal": run_dir / "executor.sqlite", "ledger": run_dir / "executor-ledger.json"}
+
+
+def build_core(settings: ExecutorSettings) -> ExecutorCore:
+    """Load the venue's data and open (or recover) the journal in ``run_dir``.
+
+    Raises:
+        MarketDataError, JournalError, ValueError: bad data file, journal, or venue setting.
+    """
+    bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
+    venue = PaperVenue(
+        bars, instrument=Instrument.symbol(settings.instrument), fee_bps=settings.fee_bps,
+        slippage_bps=settings.slippage_bps,
+    )  # fmt: skip
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    return ExecutorCore.open(
+        outputs(settings.run_dir)["journal"], venue, settings.starting_cash, synchronous=settings.journal_synchronous
+    )
+
+
+def ledger_snapshot(core: ExecutorCore) -> dict[str, Any]:
+    """The ledger as plain values: cash and positions (base units, average cost)."""
+    return {
+        "cash": core.ledger.cash,
+        "positions": {str(i): {"quantity": p.qty, "avg_cost": p.avg_cost} for i, p in core.ledger.positions().items()},
+    }
+
+
+async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
+    """Run the executor until cancelled or signalled; writes the ledger snapshot on the way out.
+
+    Args:
+        settings: executor settings.
+        ready: optional callable given ``{"decision_addr": ..., "metrics_port": ...}`` once bound.
+    """
+    log = structlog.get_logger("executor")
+    secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
+    codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
+    bind = parse_address(settings.decision_addr, setting="decision_addr")
+    peer = parse_address(settings.confirm_addr, setting="confirm_addr")
+    core = build_core(settings)
+    metrics = ExecutorMetrics()
+    app = ExecutorApp(core, codec, metrics, bind, peer)
+    server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+        host, port = app.address
+        info = {"decision_addr": f"{host}:{port}", "metrics_port": server.port if server else None}
+        log.info("executor_ready", venue=settings.venue, recovered=len(core.recovered), next_seq=core.journal.next_seq(), **info)
+        if ready is not None:
+            ready(info)
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        app.close()
+        if server is not None:
+            await server.close()
+        snapshot = ledger_snapshot(core)
+        outputs(settings.run_dir)["ledger"].write_text(json.dumps(snapshot, indent=2) + "\n")
+        core.close()
+        log.info("executor_stopped", **snapshot)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 = bad configuration or input). Prints one JSON
+    line ``{"event": "executor_ready", ...}`` on stdout once it accepts decisions."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings = load_settings(ExecutorSettings, argv, "tandem executor")
+    except ConfigError as exc:
+        print(f"tandem executor: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    def ready(info: dict[str, Any]) -> None:
+        print(json.dumps({"event": "executor_ready", **info}), flush=True)
+
+    try:
+        run(serve(settings, ready))
+    except (ConfigError, MarketDataError, JournalError) as exc:
+        print(f"tandem executor: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,31 @@
+"""The executor's Prometheus metrics, in a registry of its own (one per executor instance)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ExecutorMetrics"]
+
+_PROCESSING_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
+
+
+class ExecutorMetrics:
+    """Decisions received, confirmations sent by status, duplicates, conflicts and rejects."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.decisions = Counter("executor_decisions_received_total", "Valid decisions received", registry=r)
+        self.confirmations = Counter(
+            "executor_confirmations_sent_total", "Confirmations sent, by status", ["status"], registry=r
+        )
+        self.executions = Counter("executor_executions_total", "Decisions that traded", registry=r)
+        self.duplicates = Counter("executor_duplicate_decisions_total", "Decisions answered from the journal", registry=r)
+        self.conflicts = Counter(
+            "executor_decision_conflicts_total", "Decision ids repeated with different content", registry=r
+        )
+        self.rejected = Counter("executor_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
+        self.processing = Histogram(
+            "executor_decision_processing_seconds", "Decision received to confirmation sent", buckets=_PROCESSING_BUCKETS,
+            registry=r,
+        )
+        self.cash = Gauge("executor_ledger_cash", "Ledger cash, quote currency", registry=r)

@@ -1,0 +1,53 @@
+"""The ``tandem`` command: ``paper``, ``brain``, ``executor`` and ``bench`` subcommands.
+
+Each subcommand parses its own flags (pydantic-settings), so ``tandem brain --help`` lists every
+brain setting with its default.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+__all__ = ["main"]
+
+_USAGE = """usage: tandem COMMAND [flags]
+
+commands:
+  paper      run the executor and the brain as two processes over UDP, replay the data, print a report
+  brain      run the brain alone (strategy, exits, breakers, tracker) against a running executor
+  executor   run the executor alone (paper venue, journal) until SIGTERM
+  bench      measure decision->confirmation round trips between two processes, against a bare UDP echo
+
+Settings come from TANDEM_* environment variables, a .env file and flags; `tandem COMMAND --help`.
+"""
+
+
+def _command(name: str) -> Callable[[list[str]], int] | None:
+    if name == "paper":
+        from .paper import main
+    elif name == "brain":
+        from brain.main import main
+    elif name == "executor":
+        from executor.main import main
+    elif name == "bench":
+        from .bench import main
+    else:
+        return None
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_USAGE, end="")
+        return 0 if argv else 2
+    command = _command(argv[0])
+    if command is None:
+        print(f"tandem: unknown command {argv[0]!r}\n\n{_USAGE}", end="", file=sys.stderr)
+        return 2
+    return command(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""``tandem paper``: the executor and the brain as two OS processes over UDP, then a report.
+
+Steps: make the run directory and a fresh bus secret (``bus.key``, mode 0600); start
+``python -m executor`` and wait for its ready line; start ``python -m brain``; when the brain has
+replayed the data, stop the executor (SIGTERM), compare the brain's positions with the executor's
+ledger, and print the report. Logs go to ``brain.log`` and ``executor.log`` in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+
+from brain.settings import BrainSettings
+from executor.settings import ExecutorSettings
+
+from .runtime import ConfigError, new_bus_secret, write_secret_file
+from .settings import load_settings
+
+__all__ = ["PaperSettings", "main", "run_paper"]
+
+_READY_TIMEOUT_S = 60.0
+
+
+class PaperSettings(BrainSettings):
+    """Brain settings plus the executor's venue settings; ``run_dir`` defaults to a new folder."""
+
+    run_dir: Path | None = Field(None, description="output folder (default: runs/<UTC timestamp>)")  # type: ignore[assignment]
+    fee_bps: float = Field(10.0, ge=-100, le=1000, description="taker fee, bps of notional (Binance VIP 0 spot: 10)")
+    slippage_bps: float = Field(2.0, ge=0, lt=10_000, description="paper fills move against the trader by this, bps")
+    journal_synchronous: Literal["NORMAL", "FULL"] = Field("NORMAL", description="executor journal SQLite synchronous")
+    executor_metrics_port: int = Field(9102, ge=-1, le=65535, description="executor Prometheus port (-1 = off)")
+    bus_secret: SecretStr | None = Field(None, exclude=True, description="ignored: paper makes a fresh secret per run")
+
+
+def _flags(settings: PaperSettings, cls: type, **override: Any) -> list[str]:
+    """CLI flags that give a child process exactly these settings (CLI beats env and .env)."""
+    out: list[str] = []
+    values = settings.model_dump(exclude={"bus_secret"}) | override
+    for name in cls.model_fields:
+        if name in ("bus_secret",) or name not in values or values[name] is None:
+            continue
+        value = values[name]
+        text = json.dumps(value) if isinstance(value, dict) else str(value)
+        out += ["--" + name.replace("_", "-"), text]
+    return out
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _wait_ready(proc: subprocess.Popen[str], log: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if msg.get("event") == "executor_ready":
+            return msg
+    proc.kill()
+    raise RuntimeError(f"executor did not become ready (exit {proc.wait()}); {log}:\n{_tail(log)}")
+
+
+def run_paper(settings: PaperSettings) -> dict[str, Any]:
+    """Run one paper session; returns the brain's report plus ``wall_time_s`` and the ledger check.
+
+    Raises:
+        RuntimeError: a child process failed (its log tail is in the message).
+    """
+    started = time.perf_counter()
+    run_dir = settings.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key = run_dir / "bus.key"
+    write_secret_file(key, new_bus_secret())
+    common = {"run_dir": str(run_dir), "bus_secret_file": str(key)}
+    exe_log, brain_log = run_dir / "executor.log", run_dir / "brain.log"
+    with exe_log.open("w") as exe_err:
+        executor = subprocess.Popen(
+            [sys.executable, "-m", "executor",
+             *_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common)],
+            stdout=subprocess.PIPE, stderr=exe_err, text=True,
+        )  # fmt: skip
+    try:
+        _wait_ready(executor, exe_log)
+        with brain_log.open("w") as brain_err:
+            brain = subprocess.Popen(
+                [sys.executable, "-m", "brain", *_flags(settings, BrainSettings, **common)],
+                stdout=subprocess.DEVNULL, stderr=brain_err,
+            )  # fmt: skip
+        while brain.poll() is None:
+            if executor.poll() is not None:
+                brain.kill()
+                brain.wait()
+                raise RuntimeError(f"executor exited with {executor.returncode} mid-run; {exe_log}:\n{_tail(exe_log)}")
+            time.sleep(0.05)
+        if brain.returncode != 0:
+            raise RuntimeError(f"brain exited with {brain.returncode}; {brain_log}:\n{_tail(brain_log)}")
+    finally:
+        if executor.poll() is None:
+            executor.terminate()
+            try:
+                executor.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                executor.kill()
+                executor.wait()
+    report = json.loads((run_dir / "report.json").read_text())
+    ledger = json.loads((run_dir / "executor-ledger.json").read_text())
+    report["executor_ledger"] = ledger
+    brain_pos = report["open_positions"]
+    exe_pos = {k: v["quantity"] for k, v in ledger["positions"].items()}
+    report["ledger_agrees"] = brain_pos.keys() == exe_pos.keys() and all(
+        abs(brain_pos[k] - exe_pos[k]) <= 1e-9 * max(1.0, abs(exe_pos[k])) for k in exe_pos
+    )
+    report["run_dir"] = str(run_dir)
+    report["wall_time_s"] = time.perf_counter() - started
+    return report
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The report as aligned text for the terminal."""
+
+    def kv(d: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items()) or "none"
+
+    lat = r["latency_us"]
+    lines = [
+        "tandem paper report",
+        f"  bars replayed          {r['bars_replayed']}",
+        f"  decisions sent         {r['decisions_sent']}  ({kv(r['decisions_by_outcome'])})",
+        f"  trades                 {r['trades']}  (wins {r['wins']}, losses {r['losses']}, win rate {r['win_rate_pct']:.1f}%)",
+        f"  total return           {r['total_return_pct']:+.2f}%  (equity {r['starting_cash']:,.2f} -> {r['final_equity']:,.2f})",
+        f"  max drawdown           {r['max_drawdown_pct']:.2f}%",
+        f"  realized P&L (gross)   {r['realized_pnl']:+,.2f}   unrealized {r['unrealized_pnl']:+,.2f}",
+        f"  fees                   {r['fees']:,.2f}",
+        f"  exits by reason        {kv(r['exits_by_reason'])}",
+        f"  breaker trips          {kv(r['breaker_trips'])}",
+        f"  signals skipped        {kv(r['signals_skipped'])}",
+        f"  retransmits            {r['retransmits']}   datagrams rejected: {kv(r['datagrams_rejected'])}",
+        f"  round trip (us)        p50 {lat['p50']:.0f}  p99 {lat['p99']:.0f}  max {lat['max']:.0f}  (n={lat['n']})",
+        f"  open positions         {kv(r['open_positions'])}",
+        f"  executor ledger        {'agrees with the brain' if r['ledger_agrees'] else 'DISAGREES with the brain'}"
+        f"  (cash {r['executor_ledger']['cash']:,.2f})",
+        f"  run directory          {r['run_dir']}  (trades.csv, report.json, brain.sqlite, executor.sqlite, logs)",
+        f"  wall time              {r['wall_time_s']:.2f} s",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit 0 on success, 1 if a process failed or the ledgers disagree, 2 on bad input."""
+    try:
+        settings = load_settings(PaperSettings, argv if argv is not None else sys.argv[1:], "tandem paper")
+    except ConfigError as exc:
+        print(f"tandem paper: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = run_paper(settings)
+    except RuntimeError as exc:
+        print(f"tandem paper: {exc}", file=sys.stderr)
+        return 1
+    print(format_report(report))
+    return 0 if report["ledger_agrees"] else 1

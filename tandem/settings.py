@@ -1,0 +1,85 @@
+"""Settings shared by the brain and the executor (pydantic-settings).
+
+Sources, lowest to highest precedence: defaults, a ``.env`` file in the working directory,
+``TANDEM_*`` environment variables, command-line flags (``--stop-loss-pct 6``). An invalid value
+fails at start with a message naming the setting, its environment variable and its flag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from .runtime import ConfigError, describe_validation_error, parse_address
+
+__all__ = ["CommonSettings", "load_settings"]
+
+S = TypeVar("S", bound="CommonSettings")
+
+
+class CommonSettings(BaseSettings):
+    """What both processes must agree on, and their plumbing."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TANDEM_",
+        env_file=".env",
+        extra="ignore",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_exit_on_error=False,
+        validate_default=True,
+    )
+
+    data: Path | None = Field(None, description="OHLCV CSV to replay (default: the bundled FTX BTC-PERP month)")
+    bars: int | None = Field(None, ge=1, description="replay only the first N bars of the data")
+    instrument: str = Field("BTC-PERP", min_length=1, max_length=32, description="symbol traded")
+    starting_cash: float = Field(10_000.0, gt=0, description="paper account starting cash, quote currency")
+    decision_addr: str = Field("127.0.0.1:45110", description="host:port the executor listens on for decisions")
+    confirm_addr: str = Field("127.0.0.1:45115", description="host:port the brain listens on for confirmations")
+    bus_secret: SecretStr | None = Field(None, description="shared bus secret (text)")
+    bus_secret_file: Path | None = Field(None, description="file holding the shared bus secret")
+    max_age_s: float = Field(60.0, gt=0, description="datagram freshness window into the past, seconds")
+    max_skew_s: float = Field(5.0, ge=0, description="datagram freshness window into the future, seconds")
+    metrics_host: str = Field("127.0.0.1", description="Prometheus metrics bind address")
+    run_dir: Path = Field(Path("."), description="where journals, logs and reports are written")
+    log_level: str = Field("info", description="debug, info, warning or error")
+
+    @field_validator("decision_addr", "confirm_addr")
+    @classmethod
+    def _address(cls, value: str, info: Any) -> str:
+        try:
+            parse_address(value, setting=info.field_name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError("must be debug, info, warning or error")
+        return value.lower()
+
+    @field_validator("instrument")
+    @classmethod
+    def _ascii(cls, value: str) -> str:
+        if not value.isascii() or not value.isprintable() or " " in value:
+            raise ValueError("must be printable ASCII without spaces")
+        return value
+
+
+def load_settings(cls: type[S], argv: list[str] | None, prog: str, **overrides: Any) -> S:
+    """Build ``cls`` from defaults, ``.env``, ``TANDEM_*`` env vars and ``argv`` flags.
+
+    Raises:
+        ConfigError: an invalid or unknown setting; the message names it.
+    """
+    try:
+        return cls(_cli_parse_args=argv if argv is not None else [], _cli_prog_name=prog, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"{prog}: {exc}") from None

@@ -1,0 +1,336 @@
+"""Generate ``protocol/vectors.json``, the golden vectors of protocol v1, from the codec.
+
+Usage::
+
+    .venv/bin/python tests/make_vectors.py          # (re)write protocol/vectors.json
+    .venv/bin/python tests/make_vectors.py --check  # exit 1 if the file is not what this writes
+
+The output is deterministic: a fixed secret, a fixed ``now_ns`` and fixed messages. Every float is
+chosen exactly representable in binary64 with a short decimal form, so the JSON number means the
+same double in any language. The Solana signature is synthetic (BLAKE2b of a fixed label), the
+Binance orderId is made up; the USDC mint is the real one. ``tests/test_protocol_vectors.py``
+checks the file against the codec; regenerate only for a deliberate wire change (a new version).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import protocol
+from protocol import (
+    Codec,
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    InstrumentKind,
+    Intent,
+    RejectCode,
+    RemoteProtocolError,
+    Side,
+    Status,
+    TradeDecision,
+    derive_key,
+)
+
+VECTORS_PATH = Path(protocol.__file__).parent / "vectors.json"
+
+SECRET = b"tandem protocol v1 golden vectors"
+NOW_NS = 1_735_689_600_000_000_000  # 2025-01-01T00:00:00Z
+S = 1_000_000_000  # ns per second
+MS = 1_000_000  # ns per millisecond
+
+USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+BINANCE_ORDER_ID = 41220583211  # synthetic, 11 decimal digits
+SOLANA_SIGNATURE = hashlib.blake2b(b"tandem golden vector signature", digest_size=64).digest()
+
+
+def _instrument_json(inst: Instrument) -> dict[str, str]:
+    if inst.kind is InstrumentKind.SYMBOL:
+        return {"kind": "SYMBOL", "symbol": inst.value.decode("ascii")}
+    return {"kind": "MINT", "mint": str(inst), "mint_hex": inst.value.hex()}
+
+
+def _fields_json(msg: protocol.Message) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in msg.__dataclass_fields__:
+        value = getattr(msg, name)
+        if isinstance(value, Instrument):
+            value = _instrument_json(value)
+        elif isinstance(value, enum.Enum):
+            value = value.name
+        elif isinstance(value, bytes):
+            value = value.hex()
+            name = f"{name}_hex"
+        out[name] = value
+    return out
+
+
+def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
+    btc = Instrument.symbol("BTC/USDT")
+    usdc = Instrument.mint(USDC_MINT)
+    created_1 = NOW_NS - 1 * S
+    created_2 = NOW_NS - 2 * S
+    return [
+        (
+            "decision_buy_open_btc_usdt",
+            "BUY to OPEN 0.0625 BTC/USDT on a strategy signal, 50 bps slippage, 30 s to live.",
+            TradeDecision(
+                decision_id=1,
+                instrument=btc,
+                side=Side.BUY,
+                intent=Intent.OPEN,
+                reason=DecisionReason.SIGNAL,
+                quantity=0.0625,
+                reference_price=37125.25,
+                max_slippage_bps=50,
+                created_at_ns=created_1,
+                expires_at_ns=created_1 + 30 * S,
+                market_ts_ns=created_1 - 250 * MS,
+            ),
+        ),
+        (
+            "decision_sell_close_stop_loss_usdc_mint",
+            "SELL to CLOSE 1250.75 of the USDC mint on a hard stop-loss, 100 bps slippage.",
+            TradeDecision(
+                decision_id=2,
+                instrument=usdc,
+                side=Side.SELL,
+                intent=Intent.CLOSE,
+                reason=DecisionReason.STOP_LOSS,
+                quantity=1250.75,
+                reference_price=0.9990234375,
+                max_slippage_bps=100,
+                created_at_ns=created_2,
+                expires_at_ns=created_2 + 10 * S,
+                market_ts_ns=created_2,
+            ),
+        ),
+        (
+            "confirmation_filled_binance_order_id",
+            "Decision 1 FILLED on Binance; venue_ref is the orderId as ASCII decimal (fits, not cut).",
+            ExecutionConfirmation(
+                decision_id=1,
+                seq=1,
+                instrument=btc,
+                side=Side.BUY,
+                intent=Intent.OPEN,
+                status=Status.FILLED,
+                reject_code=RejectCode.NONE,
+                executed_qty=0.0625,
+                avg_price=37130.5,
+                fee=2.3203125,
+                executed_at_ns=NOW_NS - 500 * MS,
+                venue_ref=str(BINANCE_ORDER_ID).encode("ascii"),
+                venue_ref_truncated=False,
+                sent_at_ns=NOW_NS - 100 * MS,
+            ),
+        ),
+        (
+            "confirmation_filled_mint_truncated_signature",
+            "Decision 2 FILLED on Solana; venue_ref is the first 16 of the 64 signature bytes, flag 0x02.",
+            ExecutionConfirmation(
+                decision_id=2,
+                seq=2,
+                instrument=usdc,
+                side=Side.SELL,
+                intent=Intent.CLOSE,
+                status=Status.FILLED,
+                reject_code=RejectCode.NONE,
+                executed_qty=1250.75,
+                avg_price=0.9990234375,
+                fee=0.0048828125,
+                executed_at_ns=NOW_NS - 1500 * MS,
+                venue_ref=SOLANA_SIGNATURE[:16],
+                venue_ref_truncated=True,
+                sent_at_ns=NOW_NS - 1 * S,
+            ),
+        ),
+        (
+            "confirmation_partially_filled_rebate",
+            "Decision 5 PARTIALLY_FILLED (rest would exceed slippage) with a maker rebate (fee < 0).",
+            ExecutionConfirmation(
+                decision_id=5,
+                seq=3,
+                instrument=Instrument.symbol("BTC-PERP"),
+                side=Side.SELL,
+                intent=Intent.REDUCE,
+                status=Status.PARTIALLY_FILLED,
+                reject_code=RejectCode.SLIPPAGE_EXCEEDED,
+                executed_qty=0.5,
+                avg_price=36990.0,
+                fee=-0.25,
+                executed_at_ns=NOW_NS - 3 * S,
+                venue_ref=b"1234567890123456",
+                venue_ref_truncated=False,
+                sent_at_ns=NOW_NS - 2 * S,
+            ),
+        ),
+        (
+            "confirmation_rejected_insufficient_funds",
+            "Decision 3 REJECTED before the venue: not enough cash; nothing executed, no venue_ref.",
+            ExecutionConfirmation(
+                decision_id=3,
+                seq=4,
+                instrument=Instrument.symbol("ETH/USDT"),
+                side=Side.BUY,
+                intent=Intent.OPEN,
+                status=Status.REJECTED,
+                reject_code=RejectCode.INSUFFICIENT_FUNDS,
+                executed_qty=0.0,
+                avg_price=0.0,
+                fee=0.0,
+                executed_at_ns=NOW_NS - 200 * MS,
+                sent_at_ns=NOW_NS - 200 * MS,
+            ),
+        ),
+        (
+            "confirmation_expired",
+            "Decision 4 arrived after expires_at_ns: EXPIRED with reject code EXPIRED, nothing executed.",
+            ExecutionConfirmation(
+                decision_id=4,
+                seq=5,
+                instrument=Instrument.symbol("SOL/USDT"),
+                side=Side.SELL,
+                intent=Intent.CLOSE,
+                status=Status.EXPIRED,
+                reject_code=RejectCode.EXPIRED,
+                executed_qty=0.0,
+                avg_price=0.0,
+                fee=0.0,
+                executed_at_ns=NOW_NS - 50 * MS,
+                sent_at_ns=NOW_NS - 50 * MS,
+            ),
+        ),
+    ]
+
+
+def _retag(key: bytes, body: bytes) -> bytes:
+    return body + hashlib.blake2b(body, key=key, digest_size=16).digest()
+
+
+def _patched(key: bytes, datagram: bytes, offset: int, value: bytes) -> bytes:
+    """``datagram`` with ``value`` written at ``offset`` and a fresh, valid tag."""
+    body = bytearray(datagram[:-16])
+    body[offset : offset + len(value)] = value
+    return _retag(key, bytes(body))
+
+
+def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tuple[str, str, bytes]]:
+    dec = valid["decision_buy_open_btc_usdt"]
+    conf = valid["confirmation_filled_binance_order_id"]
+    decision = TradeDecision(
+        decision_id=9,
+        instrument=Instrument.symbol("BTC/USDT"),
+        side=Side.BUY,
+        intent=Intent.OPEN,
+        reason=DecisionReason.SIGNAL,
+        quantity=0.0625,
+        reference_price=37125.25,
+        max_slippage_bps=50,
+        created_at_ns=NOW_NS - 60 * S - 1,
+        expires_at_ns=NOW_NS + 30 * S,
+        market_ts_ns=NOW_NS - 60 * S - 1,
+    )
+    future = ExecutionConfirmation(
+        decision_id=1, seq=1, instrument=Instrument.symbol("BTC/USDT"), side=Side.BUY,
+        intent=Intent.OPEN, status=Status.REJECTED, reject_code=RejectCode.GUARD,
+        executed_qty=0.0, avg_price=0.0, fee=0.0, executed_at_ns=NOW_NS,
+    )  # fmt: skip
+    return [
+        ("empty", "Zero bytes: shorter than the 2-byte prefix.", b""),
+        ("truncated_confirmation", "A valid confirmation missing its last byte (127 bytes).", conf[:-1]),
+        ("extended_decision", "A valid decision with one extra byte (105 bytes).", dec + b"\0"),
+        ("wrong_version", "A valid decision with byte 0 set to 2.", b"\x02" + dec[1:]),
+        ("unknown_type_reserved", "A valid decision with byte 1 set to 3 (reserved).",
+         dec[:1] + b"\x03" + dec[2:]),
+        ("bad_tag", "A valid decision with the last tag bit flipped.", dec[:-1] + bytes([dec[-1] ^ 0x01])),
+        ("altered_body", "A valid confirmation with executed_qty changed, tag left as is.",
+         conf[:64] + bytes([conf[64] ^ 0x10]) + conf[65:]),
+        ("decision_unknown_side", "Authentic decision with side = 3.", _patched(key, dec, 3, b"\x03")),
+        ("decision_reserved_flag", "Authentic decision with flag bit 0x02 set (confirmation-only bit).",
+         _patched(key, dec, 2, b"\x02")),
+        ("confirmation_inconsistent_status", "Authentic FILLED confirmation with reject code 1.",
+         _patched(key, conf, 6, b"\x01")),
+        ("stale_decision", "Authentic decision created 60 s + 1 ns before now_ns.", codec.encode(decision)),
+        ("future_confirmation", "Authentic confirmation sent 5 s + 1 ns after now_ns.",
+         codec.encode(future, sent_at_ns=NOW_NS + 5 * S + 1)),
+    ]  # fmt: skip
+
+
+def build() -> str:
+    """Return the JSON text of the golden vectors (deterministic)."""
+    key = derive_key(SECRET)
+    codec = Codec(key)
+    valid_json = []
+    valid_bytes: dict[str, bytes] = {}
+    for name, description, msg in _valid_messages():
+        data = codec.encode(msg)
+        decoded = codec.decode(data, NOW_NS)
+        assert decoded == msg and codec.encode(decoded) == data, name
+        entry: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "type": "DECISION" if isinstance(msg, TradeDecision) else "CONFIRMATION",
+            "fields": _fields_json(msg),
+        }
+        if name == "confirmation_filled_mint_truncated_signature":
+            from solders.signature import Signature
+
+            entry["venue_ref_full"] = {
+                "signature": str(Signature.from_bytes(SOLANA_SIGNATURE)),
+                "signature_hex": SOLANA_SIGNATURE.hex(),
+            }
+        entry["hex"] = data.hex()
+        valid_json.append(entry)
+        valid_bytes[name] = data
+    invalid_json = []
+    for name, description, data in _invalid_cases(codec, key, valid_bytes):
+        try:
+            codec.decode(data, NOW_NS)
+        except RemoteProtocolError as exc:
+            error = exc
+        else:  # pragma: no cover - a generator bug
+            raise AssertionError(f"invalid vector {name} decodes")
+        invalid_json.append(
+            {
+                "name": name,
+                "description": description,
+                "hex": data.hex(),
+                "reason": error.reason.value,
+                "error": type(error).__name__,
+            }
+        )
+    doc = {
+        "description": "Golden vectors of tandem protocol v1; see protocol/SPEC.md, 'Golden vectors'.",
+        "protocol_version": protocol.PROTOCOL_VERSION,
+        "secret_hex": SECRET.hex(),
+        "key_hex": key.hex(),
+        "now_ns": NOW_NS,
+        "max_age_ns": protocol.DEFAULT_MAX_AGE_NS,
+        "max_skew_ns": protocol.DEFAULT_MAX_SKEW_NS,
+        "valid": valid_json,
+        "invalid": invalid_json,
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = build()
+    if "--check" in argv:
+        current = VECTORS_PATH.read_text(encoding="utf-8") if VECTORS_PATH.exists() else ""
+        if current != text:
+            print(f"{VECTORS_PATH} is out of date; run tests/make_vectors.py", file=sys.stderr)
+            return 1
+        return 0
+    VECTORS_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {VECTORS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,568 @@
+"""Properties of the protocol v1 codec (``protocol/codec.py``, rules in ``protocol/SPEC.md``).
+
+Hypothesis builds arbitrary valid messages; hand-made datagrams probe every check of SPEC §8:
+size, version, type, tag, fields (with a *valid* tag, computed here with hashlib exactly as
+SPEC §7 says) and freshness, plus the errors local code gets for building an invalid message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocol import (
+    CONFIRMATION_SIZE,
+    DECISION_SIZE,
+    DEFAULT_MAX_AGE_NS,
+    DEFAULT_MAX_SKEW_NS,
+    AuthenticationFailed,
+    Codec,
+    DatagramSizeError,
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    InstrumentKind,
+    Intent,
+    InvalidField,
+    LocalProtocolError,
+    RejectCode,
+    RemoteProtocolError,
+    Side,
+    StaleDatagram,
+    Status,
+    TradeDecision,
+    UnknownMessageType,
+    VersionMismatch,
+    derive_key,
+)
+
+SECRET = b"codec property tests"
+KEY = derive_key(SECRET)
+CODEC = Codec(KEY)
+NOW = 1_735_689_600_000_000_000  # 2025-01-01T00:00:00Z
+S = 1_000_000_000
+U64_MAX = 2**64 - 1
+USDC = bytes.fromhex("c6fa7af3bedbad3a3d65f36aabc97431b1bbe4c2d2f6e0e47ca60203452f5d61")
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# -- strategies -------------------------------------------------------------------------------
+
+symbols = st.binary(min_size=1, max_size=32).map(lambda b: bytes(0x21 + x % 94 for x in b))
+instruments = st.one_of(
+    symbols.map(lambda v: Instrument(InstrumentKind.SYMBOL, v)),
+    st.binary(min_size=32, max_size=32).map(lambda v: Instrument(InstrumentKind.MINT, v)),
+)
+u64 = st.integers(0, U64_MAX)
+ids = st.integers(1, U64_MAX)
+positive = st.floats(min_value=0.0, exclude_min=True, allow_nan=False, allow_infinity=False)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def decisions(draw: st.DrawFn) -> TradeDecision:
+    created = draw(st.integers(0, U64_MAX - 1))
+    return TradeDecision(
+        decision_id=draw(ids),
+        instrument=draw(instruments),
+        side=draw(st.sampled_from(Side)),
+        intent=draw(st.sampled_from(Intent)),
+        reason=draw(st.sampled_from(DecisionReason)),
+        quantity=draw(positive),
+        reference_price=draw(positive),
+        max_slippage_bps=draw(st.integers(0, 10_000)),
+        created_at_ns=created,
+        expires_at_ns=draw(st.integers(created + 1, U64_MAX)),
+        market_ts_ns=draw(u64),
+    )
+
+
+@st.composite
+def confirmations(draw: st.DrawFn) -> ExecutionConfirmation:
+    status = draw(st.sampled_from(Status))
+    if status is Status.FILLED:
+        code, qty, price, fee = RejectCode.NONE, draw(positive), draw(positive), draw(finite)
+    elif status is Status.PARTIALLY_FILLED:
+        code = draw(st.sampled_from(RejectCode))
+        qty, price, fee = draw(positive), draw(positive), draw(finite)
+    else:
+        code = draw(st.sampled_from([c for c in RejectCode if c is not RejectCode.NONE]))
+        qty = price = fee = 0.0
+    return ExecutionConfirmation(
+        decision_id=draw(ids),
+        seq=draw(ids),
+        instrument=draw(instruments),
+        side=draw(st.sampled_from(Side)),
+        intent=draw(st.sampled_from(Intent)),
+        status=status,
+        reject_code=code,
+        executed_qty=qty,
+        avg_price=price,
+        fee=fee,
+        executed_at_ns=draw(u64),
+        venue_ref=draw(st.binary(max_size=16)),
+        venue_ref_truncated=draw(st.booleans()),
+        sent_at_ns=draw(u64),
+    )
+
+
+# -- fixed messages ---------------------------------------------------------------------------
+
+
+def _decision(**over: Any) -> TradeDecision:
+    fields: dict[str, Any] = dict(
+        decision_id=7, instrument=Instrument.symbol("BTC/USDT"), side=Side.BUY, intent=Intent.OPEN,
+        reason=DecisionReason.SIGNAL, quantity=0.5, reference_price=37000.0, max_slippage_bps=50,
+        created_at_ns=NOW, expires_at_ns=NOW + 30 * S, market_ts_ns=NOW,
+    )  # fmt: skip
+    fields.update(over)
+    return TradeDecision(**fields)
+
+
+def _confirmation(**over: Any) -> ExecutionConfirmation:
+    fields: dict[str, Any] = dict(
+        decision_id=7, seq=3, instrument=Instrument(InstrumentKind.MINT, USDC), side=Side.SELL,
+        intent=Intent.CLOSE, status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=0.5,
+        avg_price=37010.0, fee=18.5, executed_at_ns=NOW - S, venue_ref=bytes(range(1, 17)),
+        venue_ref_truncated=True, sent_at_ns=NOW,
+    )  # fmt: skip
+    fields.update(over)
+    return ExecutionConfirmation(**fields)
+
+
+DATAGRAMS = {
+    "decision_symbol": CODEC.encode(_decision()),
+    "decision_mint": CODEC.encode(
+        _decision(instrument=Instrument(InstrumentKind.MINT, USDC), side=Side.SELL, intent=Intent.CLOSE,
+                  reason=DecisionReason.STOP_LOSS)
+    ),
+    "confirmation_mint_filled": CODEC.encode(_confirmation()),
+    "confirmation_symbol_rejected": CODEC.encode(
+        _confirmation(instrument=Instrument.symbol("ETH/USDT"), status=Status.REJECTED,
+                      reject_code=RejectCode.INSUFFICIENT_FUNDS, executed_qty=0.0, avg_price=0.0, fee=0.0,
+                      venue_ref=b"", venue_ref_truncated=False)
+    ),
+}  # fmt: skip
+
+
+def _retag(body: bytes, key: bytes = KEY) -> bytes:
+    """Tag ``body`` as SPEC §7 says, independently of the codec."""
+    return body + hashlib.blake2b(body, key=key, digest_size=16).digest()
+
+
+def _patch(datagram: bytes, offset: int, value: bytes) -> bytes:
+    """``datagram`` with ``value`` written at ``offset`` and a fresh valid tag."""
+    body = bytearray(datagram[:-16])
+    body[offset : offset + len(value)] = value
+    return _retag(bytes(body))
+
+
+def _f64(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def _u64(x: int) -> bytes:
+    return x.to_bytes(8, "little")
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+@FAST
+@given(decisions())
+def test_decision_round_trip(msg: TradeDecision) -> None:
+    """Any valid decision encodes to 104 bytes that decode to an equal decision and re-encode identically."""
+    data = CODEC.encode(msg)
+    assert len(data) == DECISION_SIZE
+    decoded = CODEC.decode(data, msg.created_at_ns)
+    assert decoded == msg
+    assert CODEC.encode(decoded) == data
+
+
+@FAST
+@given(confirmations())
+def test_confirmation_round_trip(msg: ExecutionConfirmation) -> None:
+    """Any valid confirmation encodes to 128 bytes that decode to an equal one, sent_at_ns included."""
+    data = CODEC.encode(msg)
+    assert len(data) == CONFIRMATION_SIZE
+    decoded = CODEC.decode(data, msg.sent_at_ns)
+    assert isinstance(decoded, ExecutionConfirmation)
+    assert decoded == msg
+    assert decoded.sent_at_ns == msg.sent_at_ns
+    assert decoded.venue_ref_truncated == msg.venue_ref_truncated
+    assert CODEC.encode(decoded) == data
+
+
+@FAST
+@given(decisions(), u64)
+def test_decision_is_byte_identical_on_retransmit(msg: TradeDecision, sent: int) -> None:
+    """A decision's bytes do not depend on the transmission time passed to encode."""
+    assert CODEC.encode(msg, sent_at_ns=sent) == CODEC.encode(msg)
+
+
+@FAST
+@given(confirmations(), u64, u64)
+def test_confirmation_retransmit_differs_only_in_sent_at_and_tag(
+    msg: ExecutionConfirmation, t1: int, t2: int
+) -> None:
+    """Two transmissions of one confirmation differ only in bytes 8..15 (sent_at_ns) and 112..127 (tag)."""
+    a, b = CODEC.encode(msg, sent_at_ns=t1), CODEC.encode(msg, sent_at_ns=t2)
+    assert a[:8] == b[:8] and a[16:112] == b[16:112]
+    assert int.from_bytes(a[8:16], "little") == t1 and int.from_bytes(b[8:16], "little") == t2
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_only_raise_remote_protocol_errors(data: bytes) -> None:
+    """Random bytes are rejected with a RemoteProtocolError, never another exception."""
+    with pytest.raises(RemoteProtocolError):
+        CODEC.decode(data, NOW)
+
+
+@FAST
+@given(st.sampled_from([(1, DECISION_SIZE), (2, CONFIRMATION_SIZE)]), st.data())
+def test_authentic_random_bodies_decode_or_raise_invalid_field(
+    kind: tuple[int, int], data: st.DataObject
+) -> None:
+    """A correctly tagged random body, received at its own stamp, decodes or raises InvalidField."""
+    mtype, size = kind
+    body = bytes([1, mtype]) + data.draw(st.binary(min_size=size - 18, max_size=size - 18))
+    stamp_at = 64 if mtype == 1 else 8  # created_at_ns / sent_at_ns, SPEC §9
+    now = int.from_bytes(body[stamp_at : stamp_at + 8], "little")
+    try:
+        msg = CODEC.decode(_retag(body), now)
+    except InvalidField:
+        return
+    assert CODEC.encode(msg) == _retag(body)
+
+
+# -- corruption, size, authentication --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(DATAGRAMS))
+def test_every_single_bit_flip_is_rejected(name: str) -> None:
+    """Flipping any one bit of a valid datagram is rejected: version, type, or tag failure by position."""
+    data = DATAGRAMS[name]
+    CODEC.decode(data, NOW)  # the original is valid
+    for bit in range(len(data) * 8):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(RemoteProtocolError) as info:
+            CODEC.decode(bytes(flipped), NOW)
+        expected = {0: VersionMismatch, 1: UnknownMessageType}.get(bit // 8, AuthenticationFailed)
+        assert type(info.value) is expected, (bit, info.value)
+
+
+@pytest.mark.parametrize("name", sorted(DATAGRAMS))
+def test_every_truncation_and_some_extensions_fail_size(name: str) -> None:
+    """Every prefix shorter than the datagram, and longer datagrams, raise DatagramSizeError."""
+    data = DATAGRAMS[name]
+    for n in range(len(data)):
+        with pytest.raises(DatagramSizeError):
+            CODEC.decode(data[:n], NOW)
+    for extra in (b"\0", b"\xff" * 16, data, bytes(1000)):
+        with pytest.raises(DatagramSizeError):
+            CODEC.decode(data + extra, NOW)
+
+
+def test_decision_sized_confirmation_type_fails_size() -> None:
+    """A 104-byte datagram typed CONFIRMATION (and 128 typed DECISION) fails the exact-size check."""
+    dec, conf = DATAGRAMS["decision_symbol"], DATAGRAMS["confirmation_mint_filled"]
+    with pytest.raises(DatagramSizeError):
+        CODEC.decode(dec[:1] + b"\x02" + dec[2:], NOW)
+    with pytest.raises(DatagramSizeError):
+        CODEC.decode(conf[:1] + b"\x01" + conf[2:], NOW)
+
+
+@pytest.mark.parametrize("name", sorted(DATAGRAMS))
+def test_other_secret_fails_authentication(name: str) -> None:
+    """A datagram tagged under another secret raises AuthenticationFailed."""
+    other = Codec(derive_key(b"another secret"))
+    with pytest.raises(AuthenticationFailed):
+        other.decode(DATAGRAMS[name], NOW)
+
+
+@pytest.mark.parametrize("version", [0, 2, 255])
+def test_other_versions_fail_version(version: int) -> None:
+    """Any version byte but 1 raises VersionMismatch, even with a valid tag."""
+    with pytest.raises(VersionMismatch):
+        CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 0, bytes([version])), NOW)
+
+
+@pytest.mark.parametrize("mtype", [0, 3, 4, 255])
+def test_unknown_and_reserved_types_fail_type(mtype: int) -> None:
+    """Type 0, reserved 3 (replay request) and 4 (heartbeat), and 255 raise UnknownMessageType."""
+    with pytest.raises(UnknownMessageType):
+        CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 1, bytes([mtype])), NOW)
+
+
+def test_check_order_earlier_failure_wins() -> None:
+    """Checks run in SPEC order: version, type, size, tag, field, stale; the first failure wins."""
+    dec = DATAGRAMS["decision_symbol"]
+    with pytest.raises(VersionMismatch):  # bad version and wrong length
+        CODEC.decode(b"\x02\x01" + dec[2:50], NOW)
+    with pytest.raises(UnknownMessageType):  # unknown type and wrong length
+        CODEC.decode(b"\x01\x09" + dec[2:50], NOW)
+    with pytest.raises(DatagramSizeError):  # wrong length and garbage tag
+        CODEC.decode(dec[:-1], NOW)
+    bad_field = _patch(dec, 3, b"\x09")
+    with pytest.raises(AuthenticationFailed):  # bad field under a wrong tag
+        CODEC.decode(bad_field[:-1] + bytes([bad_field[-1] ^ 1]), NOW)
+    with pytest.raises(InvalidField):  # bad field and stale
+        CODEC.decode(bad_field, NOW + 3600 * S)
+
+
+def test_derive_key_is_the_spec_construction() -> None:
+    """derive_key is BLAKE2b(secret, 32 bytes, person="tandem-bus-v1") and the tag BLAKE2b-keyed 16 bytes."""
+    assert KEY == hashlib.blake2b(SECRET, digest_size=32, person=b"tandem-bus-v1").digest()
+    data = DATAGRAMS["confirmation_mint_filled"]
+    assert _retag(data[:-16]) == data
+
+
+# -- freshness --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(DATAGRAMS))
+def test_freshness_window_boundaries(name: str) -> None:
+    """Stamp at now-max_age and now+max_skew is fresh; 1 ns beyond either is StaleDatagram."""
+    data = DATAGRAMS[name]
+    stamp = NOW  # every fixed datagram is stamped NOW (created_at_ns or sent_at_ns)
+    CODEC.decode(data, stamp + DEFAULT_MAX_AGE_NS)
+    CODEC.decode(data, stamp - DEFAULT_MAX_SKEW_NS)
+    with pytest.raises(StaleDatagram):
+        CODEC.decode(data, stamp + DEFAULT_MAX_AGE_NS + 1)
+    with pytest.raises(StaleDatagram):
+        CODEC.decode(data, stamp - DEFAULT_MAX_SKEW_NS - 1)
+
+
+def test_freshness_window_is_configurable() -> None:
+    """A codec built with max_age_ns/max_skew_ns uses those bounds, inclusive."""
+    codec = Codec(KEY, max_age_ns=2 * S, max_skew_ns=0)
+    data = DATAGRAMS["decision_symbol"]
+    codec.decode(data, NOW + 2 * S)
+    codec.decode(data, NOW)
+    with pytest.raises(StaleDatagram):
+        codec.decode(data, NOW + 2 * S + 1)
+    with pytest.raises(StaleDatagram):
+        codec.decode(data, NOW - 1)
+
+
+def test_confirmation_freshness_uses_sent_at_not_executed_at() -> None:
+    """A confirmation is fresh by sent_at_ns even when executed_at_ns is hours old."""
+    old = _confirmation(executed_at_ns=NOW - 3 * 3600 * S)
+    assert CODEC.decode(CODEC.encode(old, sent_at_ns=NOW), NOW) == old
+    with pytest.raises(StaleDatagram):
+        CODEC.decode(CODEC.encode(old, sent_at_ns=NOW - 61 * S), NOW)
+
+
+def test_expired_but_fresh_decision_decodes() -> None:
+    """A fresh decision past expires_at_ns decodes normally (the executor answers EXPIRED)."""
+    msg = _decision(created_at_ns=NOW - 10 * S, expires_at_ns=NOW - 5 * S)
+    assert CODEC.decode(CODEC.encode(msg), NOW) == msg
+
+
+# -- authentic but invalid fields ------------------------------------------------------------
+
+DEC = DATAGRAMS["decision_symbol"]
+DEC_MINT = DATAGRAMS["decision_mint"]
+CONF = DATAGRAMS["confirmation_mint_filled"]
+REJ = DATAGRAMS["confirmation_symbol_rejected"]
+
+BAD_FIELDS = {
+    # decision (offsets from SPEC §6.1)
+    "decision_flag_venue_ref_truncated": (DEC, 2, b"\x02"),
+    "decision_flag_reserved_bit": (DEC, 2, b"\x80"),
+    "decision_side_0": (DEC, 3, b"\x00"),
+    "decision_side_3": (DEC, 3, b"\x03"),
+    "decision_intent_4": (DEC, 4, b"\x04"),
+    "decision_reason_0": (DEC, 5, b"\x00"),
+    "decision_reason_7": (DEC, 5, b"\x07"),
+    "decision_slippage_10001": (DEC, 6, (10_001).to_bytes(2, "little")),
+    "decision_id_0": (DEC, 8, _u64(0)),
+    "decision_symbol_embedded_nul": (DEC, 16, b"BTC\0USDT"),
+    "decision_symbol_all_nul": (DEC, 16, bytes(32)),
+    "decision_symbol_space": (DEC, 16, b"BTC USDT"),
+    "decision_symbol_non_ascii": (DEC, 16, b"BTC/\xe2\x82\xac"),
+    "decision_symbol_leading_nul": (DEC, 16, b"\0TC/USDT"),
+    "decision_quantity_nan": (DEC, 48, _f64(math.nan)),
+    "decision_quantity_inf": (DEC, 48, _f64(math.inf)),
+    "decision_quantity_zero": (DEC, 48, _f64(0.0)),
+    "decision_quantity_negative": (DEC, 48, _f64(-0.5)),
+    "decision_price_nan": (DEC, 56, _f64(math.nan)),
+    "decision_price_neg_inf": (DEC, 56, _f64(-math.inf)),
+    "decision_expires_equals_created": (DEC, 72, _u64(NOW)),
+    "decision_mint_flag_cleared": (DEC_MINT, 2, b"\x00"),  # USDC bytes hold non-printable bytes
+    # confirmation (offsets from SPEC §6.2)
+    "confirmation_flag_reserved_bit": (CONF, 2, b"\x07"),
+    "confirmation_side_9": (CONF, 3, b"\x09"),
+    "confirmation_intent_0": (CONF, 4, b"\x00"),
+    "confirmation_status_0": (CONF, 5, b"\x00"),
+    "confirmation_status_6": (CONF, 5, b"\x06"),
+    "confirmation_reject_code_10": (CONF, 6, b"\x0a"),
+    "confirmation_filled_with_reject_code": (CONF, 6, b"\x01"),
+    "confirmation_venue_ref_len_17": (CONF, 7, b"\x11"),
+    "confirmation_venue_ref_padding_nonzero": (REJ, 96, b"\x01"),
+    "confirmation_decision_id_0": (CONF, 16, _u64(0)),
+    "confirmation_seq_0": (CONF, 24, _u64(0)),
+    "confirmation_filled_zero_qty": (CONF, 64, _f64(0.0)),
+    "confirmation_filled_negative_qty": (CONF, 64, _f64(-1.0)),
+    "confirmation_qty_nan": (CONF, 64, _f64(math.nan)),
+    "confirmation_filled_zero_price": (CONF, 72, _f64(0.0)),
+    "confirmation_fee_nan": (CONF, 80, _f64(math.nan)),
+    "confirmation_fee_inf": (CONF, 80, _f64(math.inf)),
+    "confirmation_rejected_with_qty": (REJ, 64, _f64(0.5)),
+    "confirmation_rejected_with_fee": (REJ, 80, _f64(0.01)),
+    "confirmation_rejected_code_none": (REJ, 6, b"\x00"),
+    "confirmation_rejected_as_filled": (REJ, 5, b"\x01"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FIELDS))
+def test_authentic_invalid_field_raises_invalid_field(case: str) -> None:
+    """A correctly tagged datagram with an out-of-range or inconsistent field raises InvalidField."""
+    datagram, offset, value = BAD_FIELDS[case]
+    CODEC.decode(datagram, NOW)  # the unpatched datagram is valid
+    with pytest.raises(InvalidField):
+        CODEC.decode(_patch(datagram, offset, value), NOW)
+
+
+def test_authentic_partial_fill_may_carry_any_reject_code() -> None:
+    """PARTIALLY_FILLED with reject code NONE or a reason both decode (only FILLED requires NONE)."""
+    for code in (0, 4):
+        msg = CODEC.decode(_patch(CONF, 5, bytes([2, code])), NOW)
+        assert isinstance(msg, ExecutionConfirmation)
+        assert msg.status is Status.PARTIALLY_FILLED and msg.reject_code is RejectCode(code)
+
+
+def test_venue_ref_may_contain_nul_bytes() -> None:
+    """The length byte, not NUL-stripping, delimits venue_ref, so trailing 0x00 bytes survive."""
+    msg = _confirmation(venue_ref=b"ab\0\0", venue_ref_truncated=False)
+    decoded = CODEC.decode(CODEC.encode(msg), NOW)
+    assert isinstance(decoded, ExecutionConfirmation) and decoded.venue_ref == b"ab\0\0"
+
+
+def test_mint_with_trailing_zero_bytes_round_trips() -> None:
+    """A mint ending in 0x00 bytes keeps them (the flag, not padding, marks a mint)."""
+    mint = Instrument(InstrumentKind.MINT, b"\x05" * 30 + b"\0\0")
+    assert CODEC.decode(CODEC.encode(_decision(instrument=mint)), NOW).instrument == mint
+
+
+# -- local errors -----------------------------------------------------------------------------
+
+BAD_DECISIONS: dict[str, dict[str, Any]] = {
+    "decision_id_0": {"decision_id": 0},
+    "decision_id_negative": {"decision_id": -1},
+    "decision_id_over_u64": {"decision_id": 2**64},
+    "side_3": {"side": 3},
+    "intent_0": {"intent": 0},
+    "reason_99": {"reason": 99},
+    "quantity_0": {"quantity": 0.0},
+    "quantity_negative": {"quantity": -1.0},
+    "quantity_nan": {"quantity": math.nan},
+    "quantity_inf": {"quantity": math.inf},
+    "price_0": {"reference_price": 0.0},
+    "price_nan": {"reference_price": math.nan},
+    "slippage_negative": {"max_slippage_bps": -1},
+    "slippage_10001": {"max_slippage_bps": 10_001},
+    "expires_equals_created": {"expires_at_ns": NOW},
+    "expires_before_created": {"expires_at_ns": NOW - 1},
+    "created_negative": {"created_at_ns": -1, "expires_at_ns": 1},
+    "market_ts_over_u64": {"market_ts_ns": 2**64},
+}
+
+BAD_CONFIRMATIONS: dict[str, dict[str, Any]] = {
+    "decision_id_0": {"decision_id": 0},
+    "seq_0": {"seq": 0},
+    "seq_over_u64": {"seq": 2**64},
+    "status_0": {"status": 0},
+    "reject_code_10": {"reject_code": 10},
+    "filled_with_reject_code": {"reject_code": RejectCode.SLIPPAGE_EXCEEDED},
+    "filled_zero_qty": {"executed_qty": 0.0},
+    "filled_zero_price": {"avg_price": 0.0},
+    "qty_negative": {"executed_qty": -0.5},
+    "qty_nan": {"executed_qty": math.nan},
+    "fee_nan": {"fee": math.nan},
+    "fee_inf": {"fee": -math.inf},
+    "rejected_with_qty": {"status": Status.REJECTED, "reject_code": RejectCode.GUARD, "avg_price": 0.0,
+                          "fee": 0.0},
+    "rejected_code_none": {"status": Status.REJECTED, "executed_qty": 0.0, "avg_price": 0.0, "fee": 0.0},
+    "expired_with_fee": {"status": Status.EXPIRED, "reject_code": RejectCode.EXPIRED, "executed_qty": 0.0,
+                         "avg_price": 0.0},
+    "venue_ref_17_bytes": {"venue_ref": bytes(17)},
+    "executed_at_negative": {"executed_at_ns": -1},
+    "sent_at_over_u64": {"sent_at_ns": 2**64},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DECISIONS))
+def test_invalid_decision_raises_local_protocol_error(case: str) -> None:
+    """Constructing a decision with an out-of-range field raises LocalProtocolError."""
+    with pytest.raises(LocalProtocolError):
+        _decision(**BAD_DECISIONS[case])
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIRMATIONS))
+def test_invalid_confirmation_raises_local_protocol_error(case: str) -> None:
+    """Constructing a confirmation with an out-of-range or inconsistent field raises LocalProtocolError."""
+    with pytest.raises(LocalProtocolError):
+        _confirmation(**BAD_CONFIRMATIONS[case])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Instrument.symbol(""),
+        lambda: Instrument.symbol("X" * 33),
+        lambda: Instrument.symbol("BTC USDT"),
+        lambda: Instrument.symbol("BTC\0USDT"),
+        lambda: Instrument.symbol("BTC/€"),
+        lambda: Instrument(InstrumentKind.MINT, bytes(31)),
+        lambda: Instrument(InstrumentKind.MINT, bytes(33)),
+        lambda: Instrument.mint("not-a-base58-mint-0OIl"),
+    ],
+    ids=["empty", "33_bytes", "space", "nul", "non_ascii", "mint_31", "mint_33", "bad_base58"],
+)
+def test_invalid_instrument_raises_local_protocol_error(make: Any) -> None:
+    """An empty, over-long or non-printable symbol, or a mint not of 32 bytes, raises LocalProtocolError."""
+    with pytest.raises(LocalProtocolError):
+        make()
+
+
+def test_plain_int_enums_are_coerced_to_members() -> None:
+    """Ints naming enum members are stored as those members, so `is` comparisons hold."""
+    msg = _confirmation(side=2, intent=2, status=1, reject_code=0)
+    assert msg.side is Side.SELL and msg.status is Status.FILLED and msg.reject_code is RejectCode.NONE
+    assert _decision(reason=2).reason is DecisionReason.STOP_LOSS
+
+
+def test_codec_local_errors() -> None:
+    """Empty secret, short key, non-message and out-of-range sent_at_ns raise LocalProtocolError."""
+    with pytest.raises(LocalProtocolError):
+        derive_key(b"")
+    with pytest.raises(LocalProtocolError):
+        Codec(KEY[:31])
+    with pytest.raises(LocalProtocolError):
+        CODEC.encode("not a message")  # type: ignore[arg-type]
+    for sent in (-1, 2**64):
+        with pytest.raises(LocalProtocolError):
+            CODEC.encode(_confirmation(), sent_at_ns=sent)
+
+
+def test_local_protocol_error_is_not_remote() -> None:
+    """LocalProtocolError (our bug) and RemoteProtocolError (peer's datagram) are disjoint branches."""
+    assert not issubclass(LocalProtocolError, RemoteProtocolError)
+    assert issubclass(LocalProtocolError, ValueError)
+
+
+def test_replace_revalidates() -> None:
+    """dataclasses.replace builds a new message through validation, so it cannot make an invalid one."""
+    assert replace(_decision(), decision_id=8).decision_id == 8
+    with pytest.raises(LocalProtocolError):
+        replace(_decision(), quantity=-1.0)

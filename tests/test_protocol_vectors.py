@@ -1,0 +1,224 @@
+"""Golden vectors of protocol v1 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
+
+Valid vectors are checked three ways: the codec decodes them to the documented fields, encoding
+the documented fields reproduces the bytes exactly, and an independent reader built only from the
+SPEC byte tables (offsets hard-coded here, ``hashlib`` for the key and tag) agrees with both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import protocol
+from protocol import (
+    Codec,
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    InstrumentKind,
+    Intent,
+    RejectCode,
+    RejectReason,
+    RemoteProtocolError,
+    Side,
+    Status,
+    TradeDecision,
+    derive_key,
+)
+
+VECTORS: dict[str, Any] = json.loads((Path(protocol.__file__).parent / "vectors.json").read_text("utf-8"))
+VALID = VECTORS["valid"]
+INVALID = VECTORS["invalid"]
+NOW_NS: int = VECTORS["now_ns"]
+SECRET = bytes.fromhex(VECTORS["secret_hex"])
+KEY = bytes.fromhex(VECTORS["key_hex"])
+
+
+def _codec() -> Codec:
+    return Codec(KEY, max_age_ns=VECTORS["max_age_ns"], max_skew_ns=VECTORS["max_skew_ns"])
+
+
+def _instrument(spec: dict[str, str]) -> Instrument:
+    if spec["kind"] == "SYMBOL":
+        return Instrument.symbol(spec["symbol"])
+    inst = Instrument.mint(spec["mint"])
+    assert inst.value.hex() == spec["mint_hex"]
+    return inst
+
+
+def _message(case: dict[str, Any]) -> protocol.Message:
+    f = dict(case["fields"])
+    f["instrument"] = _instrument(f["instrument"])
+    f["side"] = Side[f["side"]]
+    f["intent"] = Intent[f["intent"]]
+    if case["type"] == "DECISION":
+        f["reason"] = DecisionReason[f["reason"]]
+        return TradeDecision(**f)
+    f["status"] = Status[f["status"]]
+    f["reject_code"] = RejectCode[f["reject_code"]]
+    f["venue_ref"] = bytes.fromhex(f.pop("venue_ref_hex"))
+    return ExecutionConfirmation(**f)
+
+
+def _ids(cases: list[dict[str, Any]]) -> list[str]:
+    return [c["name"] for c in cases]
+
+
+# -- independent reader: offsets from SPEC.md §6, nothing from protocol.codec ----------------
+
+
+def _u64(b: bytes, off: int) -> int:
+    return int.from_bytes(b[off : off + 8], "little")
+
+
+def _f64(b: bytes, off: int) -> float:
+    return float(struct.unpack_from("<d", b, off)[0])
+
+
+def _spec_instrument(flags: int, raw: bytes) -> dict[str, str]:
+    if flags & 0x01:
+        return {"kind": "MINT", "mint_hex": raw.hex()}
+    return {"kind": "SYMBOL", "symbol": raw.rstrip(b"\0").decode("ascii")}
+
+
+def _spec_read(b: bytes) -> dict[str, Any]:
+    """Read a datagram with the SPEC byte tables; enums by name, like ``vectors.json``."""
+    flags = b[2]
+    if b[1] == 1:
+        assert len(b) == 104
+        return {
+            "decision_id": _u64(b, 8),
+            "instrument": _spec_instrument(flags, b[16:48]),
+            "side": Side(b[3]).name,
+            "intent": Intent(b[4]).name,
+            "reason": DecisionReason(b[5]).name,
+            "quantity": _f64(b, 48),
+            "reference_price": _f64(b, 56),
+            "max_slippage_bps": int.from_bytes(b[6:8], "little"),
+            "created_at_ns": _u64(b, 64),
+            "expires_at_ns": _u64(b, 72),
+            "market_ts_ns": _u64(b, 80),
+        }
+    assert b[1] == 2 and len(b) == 128
+    ref_len = b[7]
+    assert not any(b[96 + ref_len : 112])
+    return {
+        "decision_id": _u64(b, 16),
+        "seq": _u64(b, 24),
+        "instrument": _spec_instrument(flags, b[32:64]),
+        "side": Side(b[3]).name,
+        "intent": Intent(b[4]).name,
+        "status": Status(b[5]).name,
+        "reject_code": RejectCode(b[6]).name,
+        "executed_qty": _f64(b, 64),
+        "avg_price": _f64(b, 72),
+        "fee": _f64(b, 80),
+        "executed_at_ns": _u64(b, 88),
+        "venue_ref_hex": b[96 : 96 + ref_len].hex(),
+        "venue_ref_truncated": bool(flags & 0x02),
+        "sent_at_ns": _u64(b, 8),
+    }
+
+
+# -- tests ----------------------------------------------------------------------------------
+
+
+def test_key_derivation_matches_vectors() -> None:
+    """derive_key and a direct hashlib BLAKE2b(person="tandem-bus-v1") both give key_hex."""
+    independent = hashlib.blake2b(SECRET, digest_size=32, person=b"tandem-bus-v1").digest()
+    assert independent == KEY
+    assert derive_key(SECRET) == KEY
+
+
+def test_vector_file_covers_the_documented_cases() -> None:
+    """vectors.json holds every case SPEC.md promises, with reasons from RejectReason."""
+    names = set(_ids(VALID))
+    assert {
+        "decision_buy_open_btc_usdt",
+        "decision_sell_close_stop_loss_usdc_mint",
+        "confirmation_filled_binance_order_id",
+        "confirmation_filled_mint_truncated_signature",
+        "confirmation_rejected_insufficient_funds",
+        "confirmation_expired",
+    } <= names
+    reasons = {c["reason"] for c in INVALID}
+    assert reasons == {r.value for r in RejectReason}
+    assert VECTORS["protocol_version"] == protocol.PROTOCOL_VERSION
+
+
+@pytest.mark.parametrize("case", VALID, ids=_ids(VALID))
+def test_valid_vector_decodes_to_documented_fields(case: dict[str, Any]) -> None:
+    """Each valid datagram decodes at now_ns to exactly the message its fields describe."""
+    data = bytes.fromhex(case["hex"])
+    decoded = _codec().decode(data, NOW_NS)
+    expected = _message(case)
+    assert decoded == expected
+    if isinstance(expected, ExecutionConfirmation):
+        assert isinstance(decoded, ExecutionConfirmation)
+        assert decoded.sent_at_ns == expected.sent_at_ns  # excluded from ==, so checked here
+        assert decoded.venue_ref_truncated == expected.venue_ref_truncated
+
+
+@pytest.mark.parametrize("case", VALID, ids=_ids(VALID))
+def test_encoding_documented_fields_gives_exact_bytes(case: dict[str, Any]) -> None:
+    """Encoding the documented fields with the vector key reproduces the datagram byte for byte."""
+    assert _codec().encode(_message(case)).hex() == case["hex"]
+
+
+@pytest.mark.parametrize("case", VALID, ids=_ids(VALID))
+def test_spec_byte_table_reads_valid_vector(case: dict[str, Any]) -> None:
+    """A reader built from the SPEC offsets and hashlib agrees with the fields and the tag."""
+    data = bytes.fromhex(case["hex"])
+    assert data[0] == 1 and data[1] == {"DECISION": 1, "CONFIRMATION": 2}[case["type"]]
+    body, tag = data[:-16], data[-16:]
+    assert hashlib.blake2b(body, key=KEY, digest_size=16).digest() == tag
+    expected = dict(case["fields"])
+    expected["instrument"] = {k: v for k, v in expected["instrument"].items() if k != "mint"}
+    assert _spec_read(data) == expected
+    assert data[2] & ~0x03 == 0
+
+
+def test_truncated_signature_vector_carries_first_16_bytes() -> None:
+    """The Solana case carries the first 16 of the 64 signature bytes with flag 0x02 set."""
+    (case,) = [c for c in VALID if c["name"] == "confirmation_filled_mint_truncated_signature"]
+    full = bytes.fromhex(case["venue_ref_full"]["signature_hex"])
+    data = bytes.fromhex(case["hex"])
+    assert len(full) == 64
+    assert data[7] == 16 and data[96:112] == full[:16]
+    assert data[2] == 0x01 | 0x02
+    from solders.signature import Signature
+
+    assert bytes(Signature.from_string(case["venue_ref_full"]["signature"])) == full
+
+
+def test_binance_order_id_vector_is_ascii_decimal() -> None:
+    """The Binance case carries the orderId as ASCII decimal digits, not truncated."""
+    (case,) = [c for c in VALID if c["name"] == "confirmation_filled_binance_order_id"]
+    ref = bytes.fromhex(case["fields"]["venue_ref_hex"])
+    assert ref.isdigit() and len(ref) <= 16
+    assert not case["fields"]["venue_ref_truncated"]
+
+
+@pytest.mark.parametrize("case", INVALID, ids=_ids(INVALID))
+def test_invalid_vector_is_rejected_with_documented_reason(case: dict[str, Any]) -> None:
+    """Each invalid datagram raises the documented RemoteProtocolError subclass and reason."""
+    with pytest.raises(RemoteProtocolError) as info:
+        _codec().decode(bytes.fromhex(case["hex"]), NOW_NS)
+    assert info.value.reason is RejectReason(case["reason"])
+    assert type(info.value).__name__ == case["error"]
+    assert getattr(protocol, case["error"]).reason is info.value.reason
+
+
+def test_mint_instrument_round_trips_base58() -> None:
+    """The USDC mint's base58 address and its 32 raw bytes name the same Instrument."""
+    (case,) = [c for c in VALID if c["name"] == "decision_sell_close_stop_loss_usdc_mint"]
+    spec = case["fields"]["instrument"]
+    inst = Instrument(InstrumentKind.MINT, bytes.fromhex(spec["mint_hex"]))
+    assert inst == Instrument.mint(spec["mint"])
+    assert str(inst) == spec["mint"]
