@@ -112,14 +112,15 @@ class BrainApp:
         stats.peak_equity = tracker.equity()
         for i in range(len(bars)):
             bar = bars[i]
+            trips_before = len(core.breakers.trips)
             step = core.on_bar(bar, bars.close_ns(i), time.time_ns())
             stats.bars += 1
             for skip in step.skips:
                 metrics.skips.labels(skip.reason.value).inc()
                 self.log.info("signal_skipped", reason=skip.reason.value, side=skip.side.name, detail=skip.detail,
                               bar_ts_ms=bar.ts_ms)  # fmt: skip
-            if step.trip is not None:
-                self._on_trip(step.trip)
+            for trip in core.breakers.trips[trips_before:]:  # one bar can trip two breakers
+                self._on_trip(trip)
             for decision in step.decisions:
                 self._send(decision, i)
             if core.pending:

@@ -90,6 +90,11 @@ class BrainJournal:
             c.executed_at_ns, c.venue_ref, int(c.venue_ref_truncated), received_at_ns,
         ))  # fmt: skip
 
+    def datagram(self, decision_id: int) -> bytes | None:
+        """The exact bytes sent for ``decision_id`` (for identical retransmission), if journaled."""
+        row = self._db.execute("SELECT datagram FROM decisions WHERE decision_id = ?", (decision_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
     def decision_reasons(self) -> dict[int, DecisionReason]:
         return {i: DecisionReason(r) for i, r in self._db.execute("SELECT decision_id, reason FROM decisions")}
 

@@ -67,6 +67,7 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, breaker_trips: Co
         "losses": len(trades) - wins,
         "win_rate_pct": wins / len(trades) * 100 if trades else 0.0,
         "starting_cash": tracker.starting_cash,
+        "cash": tracker.cash,
         "final_equity": equity,
         "total_return_pct": (equity / tracker.starting_cash - 1) * 100,
         "max_drawdown_pct": stats.max_drawdown_pct,

@@ -16,6 +16,7 @@ Breakers (defaults from the project's issue #2 plan):
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 from .exits import DAY_NS
@@ -85,24 +86,30 @@ class CircuitBreakers:
         self._blocked: dict[BreakerKind, Trip] = {}
 
     def on_equity(self, equity: float, now_ns: int) -> Trip | None:
-        """Feed the current equity (quote) at ``now_ns``; returns a new trip, if any."""
+        """Feed the current equity (quote) at ``now_ns``; returns a new trip, if any.
+
+        When one call trips both the daily-loss and the drawdown breaker, both are recorded in
+        :attr:`trips` and both block entries; the daily-loss trip is the one returned.
+        """
         day = now_ns // DAY_NS
         if day != self.day:
             self.day, self.day_start_equity = day, equity
         if self.peak_equity is None or equity > self.peak_equity:
             self.peak_equity = equity
         rules = self.rules
+        first: Trip | None = None  # both breakers are checked: one equity drop can trip both
         if self.day_start_equity > 0:
             loss_pct = (self.day_start_equity - equity) / self.day_start_equity * 100
             if loss_pct >= rules.daily_loss_pct and not self._active(BreakerKind.DAILY_LOSS, now_ns):
                 detail = f"daily loss {loss_pct:.2f}% >= {rules.daily_loss_pct}% of {self.day_start_equity:.2f}"
-                return self._trip(BreakerKind.DAILY_LOSS, now_ns, (day + 1) * DAY_NS, detail)
+                first = self._trip(BreakerKind.DAILY_LOSS, now_ns, (day + 1) * DAY_NS, detail)
         if self.peak_equity > 0:
             dd_pct = (self.peak_equity - equity) / self.peak_equity * 100
             if dd_pct >= rules.max_drawdown_pct and not self._active(BreakerKind.DRAWDOWN, now_ns):
                 detail = f"drawdown {dd_pct:.2f}% >= {rules.max_drawdown_pct}% from peak {self.peak_equity:.2f}"
-                return self._trip(BreakerKind.DRAWDOWN, now_ns, None, detail)
-        return None
+                trip = self._trip(BreakerKind.DRAWDOWN, now_ns, None, detail)
+                first = first or trip
+        return first
 
     def on_trade_closed(self, net_pnl: float, now_ns: int) -> Trip | None:
         """Feed a closed trade's net P&L (quote); returns a new trip, if any."""
@@ -147,5 +154,6 @@ def size_entry(equity: float, price: float, fraction: float, lot_size: float = 0
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     qty = max(equity, 0.0) * fraction / price
     if lot_size > 0:
-        qty = (qty // lot_size) * lot_size
+        # floor(qty / lot) with a 1e-9-lot tolerance: ``5.0 // 0.1`` is 49.0 in binary floating point.
+        qty = math.floor(qty / lot_size + 1e-9) * lot_size
     return qty

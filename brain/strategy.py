@@ -85,7 +85,7 @@ def load_strategy(path: str, params: dict[str, Any] | None = None) -> Strategy:
         raise StrategyError(f"strategy must look like 'package.module:ClassName', got {path!r}")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, TypeError) as exc:  # TypeError: a relative name like '.mod'
         raise StrategyError(f"cannot load strategy {path!r}: {exc}") from None
     try:
         strategy = factory(**(params or {}))

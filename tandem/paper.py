@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
 
+from .marketdata import MarketDataError, bundled_path, load_bars
 from .runtime import ConfigError, new_bus_secret, write_secret_file
 from .settings import load_settings
 
@@ -81,9 +82,11 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     """Run one paper session; returns the brain's report plus ``wall_time_s`` and the ledger check.
 
     Raises:
+        MarketDataError: the data file is missing or malformed (checked before anything starts).
         RuntimeError: a child process failed (its log tail is in the message).
     """
     started = time.perf_counter()
+    load_bars(settings.data or bundled_path(), limit=settings.bars)  # fail fast, before any process starts
     run_dir = settings.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir.mkdir(parents=True, exist_ok=True)
     key = run_dir / "bus.key"
@@ -171,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         report = run_paper(settings)
+    except MarketDataError as exc:
+        print(f"tandem paper: {exc}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:
         print(f"tandem paper: {exc}", file=sys.stderr)
         return 1

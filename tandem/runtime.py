@@ -14,7 +14,7 @@ import secrets
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import structlog
 from pydantic import SecretStr, ValidationError
@@ -136,19 +136,28 @@ def load_bus_secret(secret: SecretStr | None, secret_file: Path | None) -> bytes
 # -- logging ----------------------------------------------------------------------------
 
 
-def configure_logging(level: str = "info", stream: TextIO | None = None, json: bool = True) -> None:
-    """structlog to ``stream`` (stderr by default): JSON lines, ISO UTC timestamps, log level."""
+def configure_logging(level: str = "info", stream: BinaryIO | None = None, json: bool = True) -> None:
+    """structlog to ``stream`` (stderr by default): JSON lines, ISO UTC timestamps, log level.
+
+    JSON is rendered with orjson into a ``BytesLogger``, the fast path recommended by structlog's
+    performance guide (https://www.structlog.org/en/stable/performance.html).
+    """
+    import orjson
+
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False),
+        structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False),
     ]
+    out = stream or sys.stderr.buffer
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.BytesLoggerFactory(out) if json else structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
     )
 

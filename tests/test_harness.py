@@ -1,0 +1,140 @@
+"""Full trade cycles through the loopback UDP harness (real sockets, real journals, real bars)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import structlog
+from harness import INSTRUMENT, ScriptedStrategy, sample, start_harness
+
+from protocol import DecisionReason, Side, Status
+from tandem.marketdata import bundled_path, load_bars
+
+BARS = load_bars(bundled_path(), limit=400)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path):
+    """A brain and an executor on ephemeral loopback ports, buying on bar 10 and selling on bar 60."""
+    h = await start_harness(tmp_path, BARS, ScriptedStrategy({10: Side.BUY, 60: Side.SELL}), slippage_bps=2.0)
+    yield h
+    h.close()
+
+
+async def test_full_trade_cycle(harness) -> None:
+    """A buy and a sell travel over UDP, fill at the next bar's open, and update both sides alike."""
+    stats = await harness.brain.replay(BARS)
+    tracker = harness.brain.core.tracker
+    ledger = harness.executor.core.ledger
+    assert stats.bars == len(BARS)
+    assert stats.decisions_sent == 2 and stats.outcomes == {"FILLED": 2}
+    (trade,) = tracker.closed_trades
+    # Fills at the open of the bar after the signal bar, 2 bps against the trader (no look-ahead).
+    assert trade.entry_price == pytest.approx(BARS.open[11] * (1 + 2e-4))
+    assert trade.exit_price == pytest.approx(BARS.open[61] * (1 - 2e-4))
+    assert trade.opened_at_ns == BARS.ts_ms[11] * 1_000_000
+    assert trade.exit_reason is DecisionReason.SIGNAL
+    assert tracker.position(INSTRUMENT) is None and ledger.position(INSTRUMENT) == 0
+    assert tracker.cash == pytest.approx(ledger.cash, abs=1e-9)
+    assert tracker.fees == pytest.approx(trade.fees) and trade.fees > 0
+    m = harness.brain.metrics
+    assert sample(m.positions_opened) == 1 and sample(m.positions_closed) == 1
+    assert sample(m.confirmations, status="FILLED") == 2
+    assert sample(m.latency) == 2
+    assert sample(harness.executor.metrics.executions) == 2
+
+
+async def test_journals_record_the_cycle(harness, tmp_path: Path) -> None:
+    """Both journals hold the decisions and confirmations, and the brain's rebuilds its tracker."""
+    await harness.brain.replay(BARS)
+    with sqlite3.connect(tmp_path / "executor.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT COUNT(*) FROM fills").fetchone()[0] == 2
+        assert [r[0] for r in db.execute("SELECT seq FROM confirmations ORDER BY seq")] == [1, 2]
+    from brain.tracker import PositionTracker
+
+    rebuilt = PositionTracker(10_000.0, harness.brain.core.tracker.exit_rules)
+    journal = harness.brain.journal
+    reasons = journal.decision_reasons()
+    for conf in journal.confirmations():
+        rebuilt.apply(conf, reasons[conf.decision_id])
+    assert rebuilt.cash == harness.brain.core.tracker.cash
+    assert rebuilt.closed_trades == harness.brain.core.tracker.closed_trades
+
+
+async def test_stop_loss_exit_over_udp(tmp_path: Path) -> None:
+    """A position whose price falls through its stop is closed by a STOP_LOSS decision over UDP."""
+    from brain.exits import ExitRules
+
+    h = await start_harness(tmp_path, BARS, ScriptedStrategy({5: Side.BUY}), exit_rules=ExitRules(stop_loss_pct=0.2))
+    try:
+        await h.brain.replay(BARS)
+        trades = h.brain.core.tracker.closed_trades
+        assert trades and trades[0].exit_reason is DecisionReason.STOP_LOSS
+        stop = trades[0].entry_price * (1 - 0.002)
+        # The exit was decided on the first bar whose close fell to the stop, and filled at the next open.
+        first = next(i for i in range(7, len(BARS)) if BARS.close[i] <= stop)
+        assert trades[0].closed_at_ns == BARS.ts_ms[first + 1] * 1_000_000
+    finally:
+        h.close()
+
+
+async def test_duplicate_decision_datagram_executes_once(harness) -> None:
+    """Re-sending a decision's exact datagram is answered from the journal and never re-executed."""
+    await harness.brain.replay(BARS.head(20))
+    datagram = harness.brain.journal.datagram(1)
+    for _ in range(5):
+        harness.brain.endpoint.send_raw(datagram)
+    await asyncio.sleep(0.2)
+    assert sample(harness.executor.metrics.executions) == 1
+    assert sample(harness.executor.metrics.duplicates) == 5
+    assert sample(harness.brain.metrics.duplicates) == 5
+    assert len(harness.brain.core.tracker.positions) == 1
+
+
+async def test_forged_datagram_is_dropped_and_counted(harness) -> None:
+    """A datagram tagged with another secret is dropped, counted by reason, and changes nothing."""
+    from protocol import Codec, derive_key
+
+    await harness.brain.replay(BARS.head(20))
+    datagram = harness.brain.journal.datagram(1)
+    other = Codec(derive_key(b"not-the-secret"))
+    forged = other.encode(harness.codec.decode(datagram, time.time_ns()))
+    before = harness.executor.core.ledger.cash
+    harness.brain.endpoint.send_raw(forged)
+    harness.brain.endpoint.send_raw(b"\x01\x01garbage")
+    await asyncio.sleep(0.2)
+    assert sample(harness.executor.metrics.rejected, reason="auth") == 1
+    assert sample(harness.executor.metrics.rejected, reason="size") == 1
+    assert harness.executor.core.ledger.cash == before
+
+
+async def test_decision_id_bound_on_every_line_of_its_path(harness) -> None:
+    """Every log line about a decision, on both sides, carries its decision_id."""
+    with structlog.testing.capture_logs() as logs:
+        await harness.brain.replay(BARS)
+    path_events = {"decision_sent", "confirmation_applied", "decision_executed", "decision_not_executed",
+                   "decision_duplicate", "decision_retransmitted", "confirmation_duplicate"}  # fmt: skip
+    lines = [e for e in logs if e["event"] in path_events]
+    assert {e["event"] for e in lines} >= {"decision_sent", "confirmation_applied", "decision_executed"}
+    assert all(isinstance(e.get("decision_id"), int) for e in lines)
+    assert sorted({e["decision_id"] for e in lines}) == [1, 2]
+
+
+async def test_failed_confirmation_changes_nothing(tmp_path: Path) -> None:
+    """A buy the venue refuses (insufficient funds) comes back REJECTED and opens nothing."""
+    from brain.core import BrainConfig
+
+    h = await start_harness(tmp_path, BARS, ScriptedStrategy({3: Side.BUY}))
+    h.brain.core.config = BrainConfig(INSTRUMENT, entry_fraction=1.0)  # whole equity + fee > cash
+    try:
+        await h.brain.replay(BARS.head(10))
+        assert h.brain.stats.outcomes == {Status.REJECTED.name: 1}
+        assert h.brain.core.tracker.positions == {} and h.brain.core.tracker.cash == 10_000.0
+        assert h.executor.core.ledger.cash == 10_000.0
+    finally:
+        h.close()
