@@ -1,0 +1,97 @@
+"""Settings sources, the metrics endpoint, rate-limited logging and secret handling."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+import structlog
+from pydantic import SecretStr
+
+from brain.metrics import BrainMetrics
+from brain.settings import BrainSettings
+from executor.settings import ExecutorSettings
+from tandem.runtime import ConfigError, RateLimitedLog, load_bus_secret, parse_address, start_metrics_server, write_secret_file
+from tandem.settings import load_settings
+
+
+def test_settings_precedence_flag_over_env_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CLI flag beats a TANDEM_* env var, which beats .env, which beats the default."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("TANDEM_STOP_LOSS_PCT=7\nTANDEM_TRAILING_PCT=4\nTANDEM_TIME_STOP_DAYS=3\n")
+    monkeypatch.setenv("TANDEM_TRAILING_PCT", "3")
+    monkeypatch.setenv("TANDEM_TIME_STOP_DAYS", "2")
+    s = load_settings(BrainSettings, ["--time-stop-days", "1"], "tandem brain")
+    assert (s.stop_loss_pct, s.trailing_pct, s.time_stop_days) == (7.0, 3.0, 1.0)
+    assert s.trailing_activation_pct == 12.0
+
+
+def test_invalid_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Bad values raise ConfigError naming the field, its env var and its flag; secrets are not echoed."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"decision_addr \(TANDEM_DECISION_ADDR / --decision-addr\)"):
+        load_settings(ExecutorSettings, ["--decision-addr", "nonsense"], "tandem executor")
+    with pytest.raises(ConfigError, match="fee_bps"):
+        load_settings(ExecutorSettings, ["--fee-bps", "abc"], "tandem executor")
+    with pytest.raises(ConfigError, match="unrecognized arguments"):
+        load_settings(ExecutorSettings, ["--no-such-flag", "1"], "tandem executor")
+
+
+def test_parse_address() -> None:
+    """host:port parses; a bad port or missing host raises ConfigError naming the setting."""
+    assert parse_address("127.0.0.1:45110", setting="x") == ("127.0.0.1", 45110)
+    assert parse_address("[::1]:9", setting="x") == ("::1", 9)
+    for bad in ("45110", "host:", "host:99999", ":1"):
+        with pytest.raises(ConfigError, match="^x:"):
+            parse_address(bad, setting="x")
+
+
+def test_bus_secret_sources(tmp_path: Path) -> None:
+    """The secret comes from the env text or a 0600 key file (hex); neither, both or empty is refused."""
+    key = tmp_path / "bus.key"
+    write_secret_file(key, b"\x00\x01secret")
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert load_bus_secret(None, key) == b"\x00\x01secret"
+    assert load_bus_secret(SecretStr("text secret"), None) == b"text secret"
+    for args in ((None, None), (SecretStr("a"), key), (SecretStr(""), None), (None, tmp_path / "missing")):
+        with pytest.raises(ConfigError, match="bus_secret"):
+            load_bus_secret(*args)
+    with pytest.raises(ConfigError) as info:
+        load_bus_secret(SecretStr("hunter2-secret"), key)
+    assert "hunter2" not in str(info.value)
+
+
+async def test_metrics_endpoint_serves_the_registry() -> None:
+    """The aiohttp metrics server on an ephemeral port serves the brain's metric families."""
+    metrics = BrainMetrics()
+    metrics.positions_opened.inc()
+    server = await start_metrics_server(metrics.registry, "127.0.0.1", 0)
+    assert server is not None
+    try:
+        import asyncio
+
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
+        )
+    finally:
+        await server.close()
+    assert "brain_positions_opened_total 1.0" in body
+    for name in ("brain_positions_closed_total", "brain_position_confirmations_received_total",
+                 "brain_decision_latency_seconds_bucket", "brain_datagrams_rejected_total"):  # fmt: skip
+        assert f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')}" in body
+    assert await start_metrics_server(metrics.registry, "127.0.0.1", -1) is None
+
+
+def test_rate_limited_log_suppresses_and_reports_count() -> None:
+    """A flood logs once per interval per reason, and the next line says how many were suppressed."""
+    now = [0.0]
+    log = structlog.get_logger("t")
+    limited = RateLimitedLog(log, "datagram_rejected", interval_s=1.0, clock=lambda: now[0])
+    with structlog.testing.capture_logs() as logs:
+        logged = [limited.warning("auth") for _ in range(1000)]
+        limited.warning("size")
+        now[0] = 1.5
+        limited.warning("auth")
+    assert sum(logged) == 1
+    assert [(e["reason"], e["suppressed"]) for e in logs] == [("auth", 0), ("size", 0), ("auth", 999)]
