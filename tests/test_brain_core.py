@@ -1,0 +1,303 @@
+"""BrainCore: bars and confirmations in, decisions and skips out — scripted strategy, times passed in."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from typing import Any
+
+import pytest
+from factories import BTC, DAY, MIN, MS, T0, bar, fill, refuse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from brain.core import BrainConfig, BrainCore, SkipReason, Step
+from brain.exits import ExitRules
+from brain.risk import BreakerKind, BreakerRules, CircuitBreakers
+from brain.tracker import Applied, PositionTracker
+from protocol import DecisionReason, Intent, Side, Status, TradeDecision
+from tandem.marketdata import Bar
+
+CASH = 10_000.0
+WALL_LAG = 5_000_000_000  # wall clock runs 5 s after market time, to tell the two stamps apart
+
+
+class Scripted:
+    """A strategy that returns whatever signal the test programmed for the next bar."""
+
+    def __init__(self) -> None:
+        self.next: Side | None = None
+        self.seen: list[Bar] = []
+
+    def on_bar(self, b: Bar) -> Side | None:
+        self.seen.append(b)
+        signal, self.next = self.next, None
+        return signal
+
+
+class Rig:
+    """A BrainCore with real tracker and breakers, a scripted strategy and a scripted clock."""
+
+    def __init__(self, entry_fraction: float = 0.05, lot_size: float = 0.0) -> None:
+        self.strategy = Scripted()
+        self.config = BrainConfig(BTC, entry_fraction=entry_fraction, lot_size=lot_size)
+        self.tracker = PositionTracker(CASH, ExitRules())
+        self.core = BrainCore(self.config, self.strategy, self.tracker, CircuitBreakers(BreakerRules()),
+                              itertools.count(1).__next__)  # fmt: skip
+        self.now = T0
+
+    def bar(self, close: float, signal: Side | None = None, *, advance: int = MIN) -> Step:
+        """Advance the clock, program ``signal`` and feed one bar closing at ``close``."""
+        self.now += advance
+        self.strategy.next = signal
+        return self.core.on_bar(bar(close, self.now // MS - 60_000), self.now, self.now + WALL_LAG)
+
+    def open(self, price: float = 100.0) -> TradeDecision:
+        """BUY signal at ``price`` and its fill."""
+        [d] = self.bar(price, Side.BUY).decisions
+        assert self.core.on_confirmation(fill(d)).applied is Applied.OPENED
+        return d
+
+
+def snapshot(t: PositionTracker) -> tuple[Any, ...]:
+    return (t.cash, t.realized_pnl, t.fees, t.positions, list(t.closed_trades))
+
+
+# -- entries --------------------------------------------------------------------------------
+
+
+def test_buy_signal_becomes_a_sized_entry_decision() -> None:
+    """A BUY signal when flat sends BUY/OPEN sized at 5 % of equity, stamped with market and wall time."""
+    r = Rig()
+    step = r.bar(100.0, Side.BUY)
+    assert step.skips == () and step.trip is None
+    [d] = step.decisions
+    assert (d.side, d.intent, d.reason, d.instrument) == (Side.BUY, Intent.OPEN, DecisionReason.SIGNAL, BTC)
+    assert d.quantity == 5 and d.reference_price == 100.0
+    assert d.market_ts_ns == r.now and d.created_at_ns == r.now + WALL_LAG
+    assert d.expires_at_ns == d.created_at_ns + r.config.decision_ttl_ns
+    assert r.core.pending == {d.decision_id: d}
+    assert r.tracker.positions == {} and r.tracker.cash == CASH
+
+
+def test_entry_quantity_rounds_down_to_lots() -> None:
+    """With a 0.1 lot the 5-unit entry stays 5.0; with a 3-unit lot it rounds down to 3."""
+    [d] = Rig(lot_size=0.1).bar(100.0, Side.BUY).decisions
+    assert d.quantity == pytest.approx(5.0)
+    [d] = Rig(lot_size=3.0).bar(100.0, Side.BUY).decisions
+    assert d.quantity == 3.0
+
+
+def test_entry_smaller_than_one_lot_is_skipped() -> None:
+    """An entry that rounds to zero lots is skipped with ZERO_SIZE."""
+    r = Rig(lot_size=10.0)
+    step = r.bar(100.0, Side.BUY)
+    assert step.decisions == () and step.skips[0].reason is SkipReason.ZERO_SIZE
+
+
+def test_round_trip_through_confirmations_realizes_20() -> None:
+    """BUY 2 @ 100, SELL 2 @ 110 via signals and fills: realized P&L 20, cash start + 20."""
+    r = Rig(entry_fraction=0.02)
+    d = r.open(100.0)
+    assert d.quantity == 2
+    assert r.tracker.exit_watch(BTC) is not None and r.core.pending == {}
+    [sell] = r.bar(110.0, Side.SELL).decisions
+    assert (sell.side, sell.intent, sell.reason, sell.quantity) == (Side.SELL, Intent.CLOSE, DecisionReason.SIGNAL, 2)
+    assert r.tracker.position(BTC) is not None  # sending changed nothing
+    result = r.core.on_confirmation(fill(sell))
+    assert result.applied is Applied.CLOSED
+    assert r.tracker.realized_pnl == 20 and r.tracker.cash == CASH + 20
+
+
+def test_failed_entry_settles_the_decision_and_changes_nothing() -> None:
+    """A REJECTED entry clears the pending decision; the next BUY signal is acted on again."""
+    r = Rig()
+    [d] = r.bar(100.0, Side.BUY).decisions
+    assert r.core.on_confirmation(refuse(d)).applied is Applied.NOT_EXECUTED
+    assert r.core.pending == {} and r.tracker.positions == {} and r.tracker.cash == CASH
+    [again] = r.bar(100.0, Side.BUY).decisions
+    assert again.decision_id != d.decision_id
+
+
+# -- skip rules -----------------------------------------------------------------------------
+
+
+def test_buy_while_positioned_is_refused() -> None:
+    """A BUY signal with an open position is skipped ALREADY_POSITIONED and sends nothing."""
+    r = Rig()
+    r.open()
+    step = r.bar(101.0, Side.BUY)
+    assert step.decisions == ()
+    assert [s.reason for s in step.skips] == [SkipReason.ALREADY_POSITIONED]
+    assert r.core.skips == Counter({SkipReason.ALREADY_POSITIONED: 1})
+
+
+def test_signals_while_awaiting_confirmation_are_skipped() -> None:
+    """BUY or SELL while a decision for the instrument awaits confirmation → AWAITING_CONFIRMATION."""
+    r = Rig()
+    r.bar(100.0, Side.BUY)
+    for signal in (Side.BUY, Side.SELL):
+        step = r.bar(100.0, signal)
+        assert step.decisions == ()
+        assert [(s.reason, s.side) for s in step.skips] == [(SkipReason.AWAITING_CONFIRMATION, signal)]
+    assert r.core.skips == Counter({SkipReason.AWAITING_CONFIRMATION: 2})
+
+
+def test_sell_without_a_position_is_skipped() -> None:
+    """A SELL signal when flat → NO_POSITION, nothing sent."""
+    r = Rig()
+    step = r.bar(100.0, Side.SELL)
+    assert step.decisions == () and [s.reason for s in step.skips] == [SkipReason.NO_POSITION]
+
+
+def test_skips_are_counted_by_reason() -> None:
+    """core.skips counts every skipped signal by its reason; bars without a signal count nothing."""
+    r = Rig()
+    r.bar(100.0, Side.SELL)
+    r.bar(100.0)
+    [d] = r.bar(100.0, Side.BUY).decisions
+    r.bar(100.0, Side.BUY)
+    r.core.on_confirmation(fill(d))
+    r.bar(100.0, Side.BUY)
+    r.bar(100.0, Side.BUY)
+    assert r.core.skips == Counter({SkipReason.NO_POSITION: 1, SkipReason.AWAITING_CONFIRMATION: 1,
+                                    SkipReason.ALREADY_POSITIONED: 2})  # fmt: skip
+
+
+# -- exits ----------------------------------------------------------------------------------
+
+
+def test_stop_loss_sends_a_close_without_any_signal() -> None:
+    """Entry 100, bar at 91 → SELL/CLOSE for the whole position with reason STOP_LOSS."""
+    r = Rig()
+    r.open(100.0)
+    assert r.bar(93.0).decisions == ()
+    [d] = r.bar(91.0).decisions
+    assert (d.side, d.intent, d.reason, d.quantity) == (Side.SELL, Intent.CLOSE, DecisionReason.STOP_LOSS, 5)
+    result = r.core.on_confirmation(fill(d))
+    assert result.applied is Applied.CLOSED and result.trade is not None
+    assert result.trade.exit_reason is DecisionReason.STOP_LOSS
+
+
+def test_trailing_take_profit_through_the_core() -> None:
+    """Bars 115 then 108 after an entry at 100 → SELL/CLOSE with TRAILING_TAKE_PROFIT."""
+    r = Rig()
+    r.open(100.0)
+    assert r.bar(111.0).decisions == ()
+    assert r.bar(115.0).decisions == ()
+    [d] = r.bar(108.0).decisions
+    assert d.reason is DecisionReason.TRAILING_TAKE_PROFIT and d.intent is Intent.CLOSE
+
+
+def test_time_stop_through_the_core() -> None:
+    """No exit 13 days after the entry; a TIME_STOP close at 15 days."""
+    r = Rig()
+    r.open(100.0)
+    assert r.bar(100.0, advance=13 * DAY).decisions == ()
+    [d] = r.bar(100.0, advance=2 * DAY).decisions
+    assert d.reason is DecisionReason.TIME_STOP
+
+
+def test_exit_is_not_resent_while_awaiting_and_is_retried_after_a_failure() -> None:
+    """A pending exit is not duplicated; if it EXPIRES the next bar sends a fresh exit decision."""
+    r = Rig()
+    r.open(100.0)
+    [d] = r.bar(91.0).decisions
+    assert r.bar(90.0).decisions == ()
+    r.core.on_confirmation(refuse(d, Status.EXPIRED))
+    assert r.tracker.position(BTC) is not None
+    [retry] = r.bar(90.0).decisions
+    assert retry.reason is DecisionReason.STOP_LOSS and retry.decision_id != d.decision_id
+
+
+def test_strategy_sees_every_bar_even_when_an_exit_fires() -> None:
+    """The strategy's indicator state is fed on every bar, exits included."""
+    r = Rig()
+    r.open(100.0)
+    r.bar(91.0)
+    assert [b.close for b in r.strategy.seen] == [100.0, 91.0]
+
+
+# -- breakers -------------------------------------------------------------------------------
+
+
+def test_tripped_breaker_blocks_entries_but_not_the_stop_loss() -> None:
+    """After a daily-loss trip, the stop-loss still closes the position and a BUY is skipped BREAKER."""
+    r = Rig(entry_fraction=1.0)
+    r.open(100.0)  # 100 units: equity moves one for one with the price
+    step = r.bar(95.0)
+    assert step.trip is not None and step.trip.kind is BreakerKind.DAILY_LOSS
+    assert step.decisions == ()
+    [d] = r.bar(91.0).decisions
+    assert (d.side, d.intent, d.reason) == (Side.SELL, Intent.CLOSE, DecisionReason.STOP_LOSS)
+    r.core.on_confirmation(fill(d))
+    step = r.bar(91.0, Side.BUY)
+    assert step.decisions == ()
+    [skip] = step.skips
+    assert skip.reason is SkipReason.BREAKER and "daily_loss" in skip.detail
+    assert r.core.skips[SkipReason.BREAKER] == 1
+
+
+def test_drawdown_trip_blocks_entries_while_the_stop_loss_exits() -> None:
+    """A 25 % gap trips the drawdown breaker in the same bar the stop-loss fires; entries stay blocked."""
+    r = Rig(entry_fraction=1.0)
+    r.open(100.0)
+    step = r.bar(75.0)
+    assert BreakerKind.DRAWDOWN in {t.kind for t in r.core.breakers.trips}
+    [d] = step.decisions
+    assert d.reason is DecisionReason.STOP_LOSS and d.side is Side.SELL
+    r.core.on_confirmation(fill(d))
+    step = r.bar(80.0, Side.BUY, advance=3 * DAY)  # the daily-loss trip has expired by now
+    [skip] = step.skips
+    assert skip.reason is SkipReason.BREAKER and "drawdown" in skip.detail
+
+
+def test_five_losing_trades_block_entries_for_the_cooldown() -> None:
+    """Five losing round trips trip the losing-streak breaker; after 24 h entries resume."""
+    r = Rig()
+    for _ in range(5):
+        r.open(100.0)
+        [sell] = r.bar(99.0, Side.SELL).decisions
+        r.core.on_confirmation(fill(sell))
+    assert r.tracker.closed_trades[-1].net_pnl < 0 and len(r.tracker.closed_trades) == 5
+    step = r.bar(100.0, Side.BUY)
+    assert [s.reason for s in step.skips] == [SkipReason.BREAKER]
+    assert "losing_streak" in step.skips[0].detail
+    [d] = r.bar(100.0, Side.BUY, advance=DAY).decisions
+    assert d.side is Side.BUY
+
+
+# -- invariant 1 ----------------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(60.0, 140.0),
+            st.sampled_from((None, Side.BUY, Side.SELL)),
+            st.sampled_from(("fill", "refuse", "hold")),
+            st.sampled_from((MIN, MIN, DAY)),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_only_confirmations_change_the_tracker(script: list[tuple[float, Side | None, str, int]]) -> None:
+    """on_bar (deciding and 'sending') never changes positions or cash; only on_confirmation does."""
+    r = Rig()
+    for close, signal, answer, advance in script:
+        before = snapshot(r.tracker)
+        r.bar(close, signal, advance=advance)
+        assert snapshot(r.tracker) == before
+        if answer == "hold":
+            continue
+        for d in list(r.core.pending.values()):
+            conf = fill(d) if answer == "fill" else refuse(d)
+            before = snapshot(r.tracker)
+            result = r.core.on_confirmation(conf)
+            if answer == "refuse":
+                assert result.applied is Applied.NOT_EXECUTED and snapshot(r.tracker) == before
+            else:
+                assert result.applied in (Applied.OPENED, Applied.CLOSED) and snapshot(r.tracker) != before
+        assert r.core.pending == {}
