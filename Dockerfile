@@ -9,10 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Only what the package needs. README.md is pyproject's `readme`; the trailing * lets the build
-# go on while the file is absent (a wildcard that matches nothing is allowed next to LICENSE).
+# Only what the package needs (README.md is pyproject's `readme`).
 WORKDIR /tmp/src
-COPY pyproject.toml requirements.lock README.md* LICENSE ./
+COPY pyproject.toml requirements.lock README.md LICENSE ./
 COPY protocol/ protocol/
 COPY brain/ brain/
 COPY executor/ executor/

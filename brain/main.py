@@ -12,7 +12,7 @@ import structlog
 
 from protocol import Codec, derive_key
 from tandem.marketdata import MarketDataError, bundled_path, load_bars
-from tandem.runtime import ConfigError, configure_logging, load_bus_secret, run, start_metrics_server
+from tandem.runtime import ConfigError, check_bind_secret, configure_logging, load_bus_secret, run, start_metrics_server
 from tandem.settings import load_settings
 
 from .app import BrainApp, confirm_bind, decision_peer, outputs
@@ -49,6 +49,7 @@ async def run_brain(settings: BrainSettings) -> dict[str, Any]:
     """
     log = structlog.get_logger("brain")
     secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
+    check_bind_secret(confirm_bind(settings)[0], secret, setting="confirm_addr")
     codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
     bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
     strategy = load_strategy(settings.strategy, settings.strategy_params)
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         report = run(run_brain(settings))
-    except (ConfigError, MarketDataError, StrategyError, BrainJournalError) as exc:
+    except (ConfigError, MarketDataError, StrategyError, BrainJournalError, OSError) as exc:
         print(f"tandem brain: {exc}", file=sys.stderr)
         return 2
     return 1 if report["interrupted"] else 0

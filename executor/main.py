@@ -13,7 +13,7 @@ import structlog
 
 from protocol import Codec, Instrument, derive_key
 from tandem.marketdata import MarketDataError, bundled_path, load_bars
-from tandem.runtime import ConfigError, configure_logging, load_bus_secret, parse_address, run, start_metrics_server
+from tandem.runtime import ConfigError, check_bind_secret, configure_logging, load_bus_secret, parse_address, run, start_metrics_server
 from tandem.settings import load_settings
 
 from .app import ExecutorApp
@@ -68,6 +68,7 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
     bind = parse_address(settings.decision_addr, setting="decision_addr")
     peer = parse_address(settings.confirm_addr, setting="confirm_addr")
+    check_bind_secret(bind[0], secret, setting="decision_addr")
     core = build_core(settings)
     metrics = ExecutorMetrics()
     app = ExecutorApp(core, codec, metrics, bind, peer)
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run(serve(settings, ready))
-    except (ConfigError, MarketDataError, JournalError) as exc:
+    except (ConfigError, MarketDataError, JournalError, OSError) as exc:
         print(f"tandem executor: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -9,6 +9,7 @@ protocol logic of its own.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 
@@ -90,10 +91,25 @@ async def open_endpoint(
     peer: Address | None = None,
     clock: Callable[[], int] = time.time_ns,
 ) -> DatagramEndpoint:
-    """Bind a UDP socket on ``bind`` (port 0 picks an ephemeral port) and return its endpoint."""
+    """Bind a UDP socket on ``bind`` (port 0 picks an ephemeral port) and return its endpoint.
+
+    A peer given by host name (``executor:45110`` in a compose network) is resolved once here, in
+    the bound socket's address family: uvloop's ``sendto`` accepts only numeric addresses.
+
+    Raises:
+        OSError: the address cannot be bound or the peer's name does not resolve.
+    """
     loop = asyncio.get_running_loop()
     transport, endpoint = await loop.create_datagram_endpoint(
-        lambda: DatagramEndpoint(codec, on_message, on_reject, peer, clock), local_addr=bind
+        lambda: DatagramEndpoint(codec, on_message, on_reject, None, clock), local_addr=bind
     )
     endpoint.transport = transport  # uvloop may call connection_made only on the next loop turn
+    if peer is not None:
+        try:
+            family = transport.get_extra_info("socket").family
+            infos = await loop.getaddrinfo(peer[0], peer[1], family=family, type=socket.SOCK_DGRAM)
+        except OSError:
+            transport.close()
+            raise
+        endpoint.peer = infos[0][4][:2]
     return endpoint

@@ -20,9 +20,12 @@ import structlog
 from pydantic import SecretStr, ValidationError
 
 __all__ = [
+    "MIN_NETWORK_SECRET_BYTES",
     "ConfigError",
     "MetricsServer",
     "RateLimitedLog",
+    "check_bind_secret",
+    "is_loopback",
     "configure_logging",
     "describe_validation_error",
     "load_bus_secret",
@@ -75,6 +78,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+MIN_NETWORK_SECRET_BYTES = 32
+"""A bus that leaves loopback needs a secret of at least 256 bits (BLAKE2b key strength)."""
+
+
+def check_bind_secret(host: str, secret: bytes, *, setting: str) -> None:
+    """Refuse to listen beyond loopback with a short bus secret.
+
+    Raises:
+        ConfigError: ``host`` is not a loopback address and ``secret`` is shorter than
+            :data:`MIN_NETWORK_SECRET_BYTES`; the message names the setting, never the secret.
+    """
+    if not is_loopback(host) and len(secret) < MIN_NETWORK_SECRET_BYTES:
+        raise ConfigError(
+            f"{setting}: refusing to bind {host} (not loopback) with a bus secret of {len(secret)} bytes; "
+            f"configure one of at least {MIN_NETWORK_SECRET_BYTES} bytes (TANDEM_BUS_SECRET_FILE)"
+        )
 
 
 def describe_validation_error(exc: ValidationError, env_prefix: str = "TANDEM_") -> str:

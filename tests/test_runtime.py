@@ -95,3 +95,47 @@ def test_rate_limited_log_suppresses_and_reports_count() -> None:
         limited.warning("auth")
     assert sum(logged) == 1
     assert [(e["reason"], e["suppressed"]) for e in logs] == [("auth", 0), ("size", 0), ("auth", 999)]
+
+
+def test_non_loopback_bind_needs_a_long_secret() -> None:
+    """Binding beyond loopback with a secret under 32 bytes is refused; loopback or a long secret is fine."""
+    from tandem.runtime import check_bind_secret
+
+    with pytest.raises(ConfigError, match="decision_addr: refusing to bind 0.0.0.0") as info:
+        check_bind_secret("0.0.0.0", b"short-secret", setting="decision_addr")
+    assert "short-secret" not in str(info.value)
+    check_bind_secret("127.0.0.1", b"x", setting="decision_addr")
+    check_bind_secret("::1", b"x", setting="decision_addr")
+    check_bind_secret("0.0.0.0", b"k" * 32, setting="decision_addr")
+
+
+def test_peer_host_name_is_resolved_for_uvloop() -> None:
+    """A peer given by name is resolved once at bind time, so uvloop's numeric-only sendto works."""
+    import asyncio
+
+    import uvloop
+
+    from protocol import Codec, derive_key
+    from protocol.udp import open_endpoint
+
+    async def roundtrip() -> bytes:
+        got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        class Sink(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                got.set_result(data)
+
+        sink, _ = await asyncio.get_running_loop().create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+        port = sink.get_extra_info("sockname")[1]
+        codec = Codec(derive_key(b"k" * 32))
+        ep = await open_endpoint(("127.0.0.1", 0), codec, lambda m, a: None, lambda e, a: None, peer=("localhost", port))
+        assert ep.peer == ("127.0.0.1", port)
+        ep.send_raw(b"hello")
+        try:
+            return await asyncio.wait_for(got, 2)
+        finally:
+            ep.close()
+            sink.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(roundtrip()) == b"hello"
