@@ -1,15 +1,27 @@
 """The brain's asyncio shell: replays bars through :class:`~brain.core.BrainCore` in lockstep.
 
-It owns the UDP endpoint, the journal, timers and metrics; every trading rule lives in the
-pure core. **Lockstep**: the replay clock does not pass a bar while a decision made on it awaits
-its confirmation, so fills (at the next bar's open, decided by the executor) and therefore the
-trade log are the same on every run. An unconfirmed decision is resent, byte-identical, every
-``retransmit_s``; the executor's dedupe makes that harmless.
+It owns the UDP endpoint, the link (:class:`~protocol.link.BrainLink`: outbox, retransmission,
+in-order confirmations, replay requests, heartbeats), the journal, one re-armed timer and the
+metrics; every trading rule lives in the pure core.
+
+**Lockstep**: the replay clock does not pass a bar while a decision made on it awaits its
+confirmation, nor while the executor is silent (in live trading silence blocks entries; in a
+replay it pauses the clock instead, so the result does not depend on timing). Fills (at the next
+bar's open, decided by the executor) and therefore the trade log are the same on every run.
+
+**Restart**: a brain started on an existing journal re-runs the replay from the first bar. Each
+decision the core re-derives is matched with its journaled twin (same id, same bar, same fields;
+anything else means the data or settings changed and is refused): a journaled confirmation is
+applied at once, a journaled local resolution is re-applied, and the first decision with neither
+is resent byte-identical from the journal, after which the replay is live again. The link asks the
+executor to replay every confirmation after the last one journaled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,19 +30,31 @@ from typing import Any
 
 import structlog
 
-from protocol import Codec, ExecutionConfirmation, Message, RemoteProtocolError, TradeDecision
-from protocol.udp import Address, DatagramEndpoint, open_endpoint
+from protocol import BrainLink, Codec, ExecutionConfirmation, LinkStats, Message, RemoteProtocolError, TradeDecision
+from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
 from tandem.marketdata import Bars
 from tandem.runtime import RateLimitedLog, parse_address
 
 from .core import BrainCore
-from .journal import BrainJournal
+from .journal import BrainJournal, BrainJournalError, JournaledDecision
 from .metrics import BrainMetrics
 from .tracker import Applied
 
-__all__ = ["BrainApp", "ReplayStats"]
+__all__ = ["EXPIRED_UNCONFIRMED", "BrainApp", "LinkSettings", "ReplayStats"]
 
 _YIELD_EVERY = 2_000  # bars between yields to the loop when no decision is pending
+EXPIRED_UNCONFIRMED = "EXPIRED_UNCONFIRMED"
+"""Outcome of a decision the link proved can never execute (expired, no confirmation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """Link timing, seconds (see :class:`~protocol.link.BrainLink` for the defaults' rationale)."""
+
+    retransmit_s: float = 0.1
+    retransmit_max_s: float = 1.0
+    heartbeat_s: float = 0.5
+    silence_s: float = 3.0
 
 
 @dataclass
@@ -39,25 +63,26 @@ class ReplayStats:
 
     bars: int = 0
     decisions_sent: int = 0
+    resumed_decisions: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    retransmits: int = 0
     latencies_s: list[float] = field(default_factory=list)
     peak_equity: float = 0.0
     max_drawdown_pct: float = 0.0
+    silent_pauses: int = 0
     interrupted: bool = False
 
 
 class BrainApp:
-    """Wires the core to a UDP endpoint, a journal and metrics.
+    """Wires the core to a UDP endpoint, the link, a journal and metrics.
 
     Args:
         core: the pure brain.
         codec: bus codec (shared secret).
-        journal: the brain's SQLite journal.
+        journal: the brain's SQLite journal (may hold a previous incarnation's history).
         metrics: this brain's metrics.
         confirm_bind: where confirmations are received (port 0 = ephemeral).
         decision_peer: the executor's decision address.
-        retransmit_s: resend period for unconfirmed decisions.
+        link: link timing.
     """
 
     def __init__(
@@ -68,7 +93,7 @@ class BrainApp:
         metrics: BrainMetrics,
         confirm_bind: Address,
         decision_peer: Address,
-        retransmit_s: float = 0.2,
+        link: LinkSettings = LinkSettings(),
     ) -> None:
         self.core = core
         self.codec = codec
@@ -76,15 +101,26 @@ class BrainApp:
         self.metrics = metrics
         self.confirm_bind = confirm_bind
         self.decision_peer = decision_peer
-        self.retransmit_s = retransmit_s
+        self.link = BrainLink(
+            codec,
+            incarnation=secrets.randbits(64),
+            next_seq=journal.last_applied_seq() + 1,
+            retransmit_initial_ns=int(link.retransmit_s * 1e9),
+            retransmit_max_ns=int(link.retransmit_max_s * 1e9),
+            heartbeat_interval_ns=int(link.heartbeat_s * 1e9),
+            silence_threshold_ns=int(link.silence_s * 1e9),
+        )
         self.stats = ReplayStats()
         self.log = structlog.get_logger("brain")
         self._reject_log = RateLimitedLog(self.log, "datagram_rejected")
         self.endpoint: DatagramEndpoint | None = None
-        self._datagrams: dict[int, bytes] = {}
+        self._history: dict[int, JournaledDecision] = journal.history()
         self._sent_at: dict[int, float] = {}
         self._settled = asyncio.Event()
         self._settled.set()
+        self._heard = asyncio.Event()
+        self._timer = LinkTimer(self._on_timer)
+        self._link_seen = LinkStats()
 
     @property
     def address(self) -> Address:
@@ -93,27 +129,40 @@ class BrainApp:
         return self.endpoint.transport.get_extra_info("sockname")[:2]
 
     async def start(self) -> None:
+        """Bind and send the first heartbeat (the executor answers with its ``last_seq``)."""
         self.endpoint = await open_endpoint(
             self.confirm_bind, self.codec, self._on_message, self._on_reject, peer=self.decision_peer
         )
         self.log.info("brain_listening", confirm_addr=f"{self.address[0]}:{self.address[1]}",
-                      decision_addr=f"{self.decision_peer[0]}:{self.decision_peer[1]}")  # fmt: skip
+                      decision_addr=f"{self.decision_peer[0]}:{self.decision_peer[1]}",
+                      journaled_decisions=len(self._history), next_seq=self.link.expected_seq)  # fmt: skip
+        self.link.handle_timer(time.time_ns())
+        self._flush()
 
     def close(self) -> None:
+        self._timer.cancel()
         if self.endpoint is not None:
             self.endpoint.close()
 
     # -- replay -------------------------------------------------------------------------
 
     async def replay(self, bars: Bars) -> ReplayStats:
-        """Run every bar through the core, in lockstep with confirmations."""
-        core, stats, metrics = self.core, self.stats, self.metrics
+        """Run every bar through the core, in lockstep with confirmations.
+
+        Raises:
+            BrainJournalError: the journal holds decisions this replay does not re-derive.
+        """
+        core, stats, metrics, link = self.core, self.stats, self.metrics, self.link
         tracker = core.tracker
         stats.peak_equity = tracker.equity()
         for i in range(len(bars)):
+            now = time.time_ns()
+            if not link.executor_alive(now):
+                await self._await_executor()
+                now = time.time_ns()
             bar = bars[i]
             trips_before = len(core.breakers.trips)
-            step = core.on_bar(bar, bars.close_ns(i), time.time_ns())
+            step = core.on_bar(bar, bars.close_ns(i), now)
             stats.bars += 1
             for skip in step.skips:
                 metrics.skips.labels(skip.reason.value).inc()
@@ -122,7 +171,11 @@ class BrainApp:
             for trip in core.breakers.trips[trips_before:]:  # one bar can trip two breakers
                 self._on_trip(trip)
             for decision in step.decisions:
-                self._send(decision, i)
+                journaled = self._history.pop(decision.decision_id, None)
+                if journaled is None:
+                    self._send(decision, i)
+                else:
+                    self._resume(decision, journaled, i)
             if core.pending:
                 await self._await_confirmations()
             elif i % _YIELD_EVERY == 0:
@@ -134,6 +187,11 @@ class BrainApp:
                 dd = (stats.peak_equity - equity) / stats.peak_equity * 100
                 if dd > stats.max_drawdown_pct:
                     stats.max_drawdown_pct = dd
+        if self._history:
+            raise BrainJournalError(
+                f"{self.journal.path}: {len(self._history)} journaled decisions were not re-derived by this replay"
+                " (data or settings changed since the journal was written)"
+            )
         metrics.bars.inc(stats.bars)
         metrics.equity.set(tracker.equity())
         metrics.cash.set(tracker.cash)
@@ -145,78 +203,148 @@ class BrainApp:
                          until_ns=trip.until_ns)  # fmt: skip
 
     def _send(self, decision: TradeDecision, bar_index: int) -> None:
-        assert self.endpoint is not None
         data = self.codec.encode(decision)
         self.journal.record_decision(decision, bar_index, data)  # journal before acting
-        self._datagrams[decision.decision_id] = data
-        self._sent_at[decision.decision_id] = time.perf_counter()
-        self._settled.clear()
-        self.endpoint.send_raw(data)
-        self.stats.decisions_sent += 1
+        self._transmit(decision, data)
         self.metrics.decisions.labels(decision.side.name, decision.reason.name).inc()
         self.log.info("decision_sent", decision_id=decision.decision_id, side=decision.side.name,
                       intent=decision.intent.name, reason=decision.reason.name, quantity=decision.quantity,
                       reference_price=decision.reference_price, market_ts_ns=decision.market_ts_ns)  # fmt: skip
 
-    async def _await_confirmations(self) -> None:
-        assert self.endpoint is not None
-        while self.core.pending:
-            try:
-                await asyncio.wait_for(self._settled.wait(), self.retransmit_s)
-            except TimeoutError:
-                for decision_id in self.core.pending:
-                    self.endpoint.send_raw(self._datagrams[decision_id])
-                    self.stats.retransmits += 1
-                    self.metrics.retransmits.inc()
-                    self.log.info("decision_retransmitted", decision_id=decision_id)
+    def _transmit(self, decision: TradeDecision, data: bytes) -> None:
+        self._sent_at[decision.decision_id] = time.perf_counter()
+        self._settled.clear()
+        self.stats.decisions_sent += 1
+        self.link.send_decision(decision, time.time_ns(), data)
+        self._flush()
 
-    # -- datagrams ------------------------------------------------------------------------
+    def _resume(self, derived: TradeDecision, journaled: JournaledDecision, bar_index: int) -> None:
+        """Replace a re-derived decision by its journaled twin and settle it as journaled."""
+        d = journaled.decision
+        same = (d.side, d.intent, d.reason, d.quantity, d.instrument) == (
+            derived.side, derived.intent, derived.reason, derived.quantity, derived.instrument)  # fmt: skip
+        if not same or journaled.bar_index != bar_index:
+            raise BrainJournalError(
+                f"{self.journal.path}: decision {d.decision_id} was journaled on bar {journaled.bar_index} as"
+                f" {d.side.name} {d.quantity} ({d.reason.name}); this replay derives it on bar {bar_index} as"
+                f" {derived.side.name} {derived.quantity} ({derived.reason.name}): data or settings changed"
+            )
+        self.core.adopt(d)
+        self.stats.resumed_decisions += 1
+        log = self.log.bind(decision_id=d.decision_id)
+        if journaled.confirmation is not None:
+            self.stats.decisions_sent += 1
+            self._apply(journaled.confirmation, time.time_ns(), journal=False)
+        elif journaled.resolution is not None:
+            self.stats.decisions_sent += 1
+            self.core.abandon(d.decision_id)
+            self.stats.outcomes[EXPIRED_UNCONFIRMED] += 1
+        else:
+            log.info("decision_resent_after_restart", bar_index=bar_index)
+            self._transmit(d, journaled.datagram)
+
+    async def _await_confirmations(self) -> None:
+        await self._settled.wait()
+
+    async def _await_executor(self) -> None:
+        self.stats.silent_pauses += 1
+        self.log.warning("executor_silent", detail="replay paused until the executor is heard again")
+        while not self.link.executor_alive(time.time_ns()):
+            self._heard.clear()
+            await self._heard.wait()
+
+    # -- link -------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        assert self.endpoint is not None
+        for data in self.link.datagrams_to_send():
+            self.endpoint.send_raw(data)
+        self._timer.arm(self.link.get_timer())
+        stats, seen, m = self.link.stats, self._link_seen, self.metrics
+        if stats != seen:  # export the link's counters as they move
+            m.retransmits.inc(stats.retransmits - seen.retransmits)
+            m.replay_requests.inc(stats.replay_requests - seen.replay_requests)
+            m.duplicates.inc(stats.duplicates - seen.duplicates)
+            self._link_seen = dataclasses.replace(stats)
+
+    def _on_timer(self) -> None:
+        now = time.time_ns()
+        self.link.handle_timer(now)
+        self._resolve_expired(now)
+        self._flush()
 
     def _on_message(self, msg: Message, addr: Address) -> None:
-        if isinstance(msg, ExecutionConfirmation):
-            self.on_confirmation(msg)
-        else:  # an authentic decision sent to the brain's port: wrong direction
-            self.metrics.rejected.labels("direction").inc()
-            self._reject_log.warning("direction", peer=f"{addr[0]}:{addr[1]}", error="decision sent to the brain")
+        now = time.time_ns()
+        try:
+            ready = self.link.receive(msg, now)
+        except RemoteProtocolError as exc:
+            self._on_reject(exc, addr)
+            return
+        self._heard.set()
+        for conf in ready:
+            self.on_confirmation(conf, now)
+        self._resolve_expired(now)
+        self._flush()
 
     def _on_reject(self, exc: RemoteProtocolError, addr: Address) -> None:
         self.metrics.rejected.labels(exc.reason.value).inc()
         self._reject_log.warning(exc.reason.value, peer=f"{addr[0]}:{addr[1]}", error=str(exc))
 
-    def on_confirmation(self, conf: ExecutionConfirmation) -> None:
-        """Journal and apply one confirmation; the only path into the tracker."""
-        log = self.log.bind(decision_id=conf.decision_id)
-        now = time.time_ns()
-        awaited = conf.decision_id in self.core.pending
-        if not awaited and self.core.tracker.is_applied(conf.decision_id):
+    def _resolve_expired(self, now: int) -> None:
+        for d in self.link.resolve_expired():
+            self.journal.record_resolution(d.decision_id, EXPIRED_UNCONFIRMED, now)
+            self.core.abandon(d.decision_id)
+            self._sent_at.pop(d.decision_id, None)
+            self.stats.outcomes[EXPIRED_UNCONFIRMED] += 1
+            self.metrics.confirmations.labels(EXPIRED_UNCONFIRMED).inc()
+            self.log.warning("decision_expired_unconfirmed", decision_id=d.decision_id,
+                             detail="expired, and the executor holds no confirmation for it")  # fmt: skip
+        if not self.core.pending:
+            self._settled.set()
+
+    # -- confirmations ----------------------------------------------------------------------
+
+    def on_confirmation(self, conf: ExecutionConfirmation, now: int) -> None:
+        """Journal and apply one in-order confirmation; the only path into the tracker."""
+        journaled = self._history.get(conf.decision_id)
+        if journaled is not None:  # answers a decision the re-run has not reached yet
+            self.journal.record_confirmation(conf, now)
+            self._history[conf.decision_id] = dataclasses.replace(journaled, confirmation=conf)
+            return
+        if conf.decision_id not in self.core.pending and self.core.tracker.is_applied(conf.decision_id):
             self.metrics.duplicates.inc()
-            log.debug("confirmation_duplicate", seq=conf.seq)
             return
         self.journal.record_confirmation(conf, now)
+        self._apply(conf, now, journal=True)
+
+    def _apply(self, conf: ExecutionConfirmation, now: int, *, journal: bool) -> None:
+        log = self.log.bind(decision_id=conf.decision_id)
+        awaited = conf.decision_id in self.core.pending
         trips_before = len(self.core.breakers.trips)
         result = self.core.on_confirmation(conf)
         sent = self._sent_at.pop(conf.decision_id, None)
-        self._datagrams.pop(conf.decision_id, None)
         if sent is not None:
             latency = time.perf_counter() - sent
             self.metrics.latency.observe(latency)
             self.stats.latencies_s.append(latency)
-        if not awaited:
-            self.metrics.unknown.inc()
-            log.warning("confirmation_unsolicited", seq=conf.seq, status=conf.status.name)
         self.stats.outcomes[conf.status.name] += 1
-        self.metrics.confirmations.labels(conf.status.name).inc()
-        if result.applied is Applied.OPENED:
-            self.metrics.positions_opened.inc()
-        elif result.applied is Applied.CLOSED:
-            self.metrics.positions_closed.inc()
-        log.info("confirmation_applied", seq=conf.seq, status=conf.status.name, reject_code=conf.reject_code.name,
-                 executed_qty=conf.executed_qty, avg_price=conf.avg_price, fee=conf.fee, applied=result.applied.value,
-                 net_pnl=None if result.trade is None else result.trade.net_pnl)  # fmt: skip
+        if journal:  # live: count and log; a re-run of journaled history only rebuilds state
+            if not awaited:
+                self.metrics.unknown.inc()
+                log.warning("confirmation_unsolicited", seq=conf.seq, status=conf.status.name)
+            self.metrics.confirmations.labels(conf.status.name).inc()
+            if result.applied is Applied.OPENED:
+                self.metrics.positions_opened.inc()
+            elif result.applied is Applied.CLOSED:
+                self.metrics.positions_closed.inc()
+            log.info("confirmation_applied", seq=conf.seq, status=conf.status.name,
+                     reject_code=conf.reject_code.name, executed_qty=conf.executed_qty, avg_price=conf.avg_price,
+                     fee=conf.fee, applied=result.applied.value,
+                     net_pnl=None if result.trade is None else result.trade.net_pnl)  # fmt: skip
         if result.applied is Applied.ANOMALY:
             log.error("position_anomaly", detail="executed sell with no long position")
-        if len(self.core.breakers.trips) > trips_before:
-            self._on_trip(self.core.breakers.trips[-1])
+        for trip in self.core.breakers.trips[trips_before:]:
+            self._on_trip(trip)
         if not self.core.pending:
             self._settled.set()
 

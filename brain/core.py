@@ -10,7 +10,8 @@ run the strategy; then decide. Rules (issue #2):
 * an exit that fires sends a SELL/CLOSE with the exit's reason — never blocked by breakers;
 * BUY while positioned → skip ``already_positioned``; BUY or SELL while a decision for that
   instrument awaits its confirmation → skip ``awaiting_confirmation``; SELL with no position →
-  skip ``no_position``; BUY while a breaker is tripped → skip ``breaker``;
+  skip ``no_position``; BUY while a breaker is tripped → skip ``breaker``; BUY while the executor
+  has been silent past the link's threshold → skip ``executor_silent``;
 * an entry is sized at ``entry_fraction`` of equity (cash + positions at mark).
 """
 
@@ -36,6 +37,7 @@ class SkipReason(str, enum.Enum):
     AWAITING_CONFIRMATION = "awaiting_confirmation"
     NO_POSITION = "no_position"
     BREAKER = "breaker"
+    EXECUTOR_SILENT = "executor_silent"
     ZERO_SIZE = "zero_size"
 
 
@@ -76,7 +78,8 @@ class BrainCore:
         strategy: signal source (see :mod:`brain.strategy`).
         tracker: the position tracker (changed only through :meth:`on_confirmation`).
         breakers: circuit breakers.
-        next_decision_id: returns a fresh decision id (unique per brain, persisted by the app).
+        next_decision_id: returns the next decision id; in a replay 1, 2, 3... so that a restarted
+            brain re-derives the ids it journaled (see :mod:`brain.app`).
     """
 
     def __init__(
@@ -98,8 +101,11 @@ class BrainCore:
     def awaiting(self, instrument: Instrument) -> bool:
         return any(d.instrument == instrument for d in self.pending.values())
 
-    def on_bar(self, bar: Bar, market_ns: int, wall_ns: int) -> Step:
-        """Process one bar whose close is known at ``market_ns``; stamp decisions with ``wall_ns``."""
+    def on_bar(self, bar: Bar, market_ns: int, wall_ns: int, executor_alive: bool = True) -> Step:
+        """Process one bar whose close is known at ``market_ns``; stamp decisions with ``wall_ns``.
+
+        ``executor_alive`` is the link's verdict; when False, entries are skipped (exits are not).
+        """
         inst = self.config.instrument
         tracker = self.tracker
         price = bar.close
@@ -124,6 +130,8 @@ class BrainCore:
                 skip = Skip(SkipReason.ALREADY_POSITIONED, signal)
             elif not isinstance(verdict, Approved):
                 skip = Skip(SkipReason.BREAKER, signal, verdict.reason)
+            elif not executor_alive:
+                skip = Skip(SkipReason.EXECUTOR_SILENT, signal, "no heartbeat from the executor")
             else:
                 qty = size_entry(tracker.equity(), price, self.config.entry_fraction, self.config.lot_size)
                 if qty <= 0:
@@ -146,6 +154,23 @@ class BrainCore:
         if result.trade is not None:
             self.breakers.on_trade_closed(result.trade.net_pnl, conf.executed_at_ns)
         return result
+
+    def adopt(self, decision: TradeDecision) -> None:
+        """Replace a just-made pending decision with its journaled twin (same id, original stamps).
+
+        Used when a restarted brain re-runs its history: the core re-derives each decision, and
+        the journal's copy — the bytes that were actually sent — is the one awaiting confirmation.
+        """
+        if decision.decision_id not in self.pending:
+            raise KeyError(f"decision {decision.decision_id} is not pending")
+        self.pending[decision.decision_id] = decision
+
+    def abandon(self, decision_id: int) -> TradeDecision | None:
+        """Stop awaiting a decision that provably never executed (expired, unconfirmed).
+
+        The tracker is untouched: nothing happened at the venue (DESIGN.md invariant 1).
+        """
+        return self.pending.pop(decision_id, None)
 
     def _decide(
         self, side: Side, intent: Intent, reason: DecisionReason, qty: float, price: float, market_ns: int, wall_ns: int

@@ -2,7 +2,7 @@
 
 A decision is written before it is sent; a confirmation is written when it is applied. The
 tracker can therefore be rebuilt by folding the stored confirmations (DESIGN.md invariants 1
-and 7), and decision ids continue after a restart instead of repeating.
+and 7), and a restarted brain can match the decisions it re-derives with the ones it sent.
 
 ``synchronous=NORMAL`` in WAL mode survives a process crash; only an OS crash or power loss can
 drop the last commits (https://www.sqlite.org/pragma.html#pragma_synchronous).
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import DecisionReason, ExecutionConfirmation, Instrument, InstrumentKind, Intent, RejectCode, Side, Status, TradeDecision
 
-__all__ = ["BrainJournal", "BrainJournalError"]
+__all__ = ["BrainJournal", "BrainJournalError", "JournaledDecision"]
 
 SCHEMA_VERSION = 1
 
@@ -32,6 +33,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     created_at_ns INTEGER NOT NULL, expires_at_ns INTEGER NOT NULL, market_ts_ns INTEGER NOT NULL,
     bar_index INTEGER NOT NULL, datagram BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS resolutions (
+    decision_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, resolved_at_ns INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS confirmations (
     decision_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, status INTEGER NOT NULL,
     reject_code INTEGER NOT NULL, executed_qty REAL NOT NULL, avg_price REAL NOT NULL,
@@ -42,6 +46,17 @@ CREATE TABLE IF NOT EXISTS confirmations (
 
 _INSERT_DECISION = "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _INSERT_CONFIRMATION = "INSERT OR IGNORE INTO confirmations VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledDecision:
+    """A decision as the journal holds it: what was sent, on which bar, and how it ended."""
+
+    decision: TradeDecision
+    bar_index: int
+    datagram: bytes
+    confirmation: ExecutionConfirmation | None
+    resolution: str | None
 
 
 class BrainJournalError(RuntimeError):
@@ -70,11 +85,6 @@ class BrainJournal:
             elif stored[key] != value:
                 raise BrainJournalError(f"{self.path}: journal has {key}={stored[key]}, settings say {value}")
 
-    def next_decision_id(self) -> int:
-        """One more than the highest decision id ever journaled (1 for a new journal)."""
-        (top,) = self._db.execute("SELECT COALESCE(MAX(decision_id), 0) FROM decisions").fetchone()
-        return int(top) + 1
-
     def record_decision(self, d: TradeDecision, bar_index: int, datagram: bytes) -> None:
         """Journal a decision (and the exact bytes that will be sent) before sending it."""
         self._db.execute(_INSERT_DECISION, (
@@ -89,6 +99,32 @@ class BrainJournal:
             c.decision_id, c.seq, c.status, c.reject_code, c.executed_qty, c.avg_price, c.fee,
             c.executed_at_ns, c.venue_ref, int(c.venue_ref_truncated), received_at_ns,
         ))  # fmt: skip
+
+    def record_resolution(self, decision_id: int, kind: str, at_ns: int) -> None:
+        """Journal that an unconfirmed decision was resolved locally (``kind``, e.g. expired)."""
+        self._db.execute("INSERT OR IGNORE INTO resolutions VALUES (?, ?, ?)", (decision_id, kind, at_ns))
+
+    def last_applied_seq(self) -> int:
+        """Highest confirmation seq applied (0 if none)."""
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM confirmations").fetchone()[0])
+
+    def history(self) -> dict[int, JournaledDecision]:
+        """Every journaled decision with its datagram, bar index, confirmation and resolution."""
+        confs = {c.decision_id: c for c in self.confirmations()}
+        resolved = dict(self._db.execute("SELECT decision_id, kind FROM resolutions"))
+        out = {}
+        rows = self._db.execute(
+            "SELECT decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price,"
+            " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, bar_index, datagram FROM decisions"
+        )
+        for (did, kind, inst, side, intent, reason, qty, price, slip, created, expires, market, bar, data) in rows:
+            d = TradeDecision(
+                decision_id=did, instrument=Instrument(InstrumentKind(kind), inst), side=Side(side),
+                intent=Intent(intent), reason=DecisionReason(reason), quantity=qty, reference_price=price,
+                max_slippage_bps=slip, created_at_ns=created, expires_at_ns=expires, market_ts_ns=market,
+            )  # fmt: skip
+            out[did] = JournaledDecision(d, bar, bytes(data), confs.get(did), resolved.get(did))
+        return out
 
     def datagram(self, decision_id: int) -> bytes | None:
         """The exact bytes sent for ``decision_id`` (for identical retransmission), if journaled."""

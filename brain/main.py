@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import itertools
 import signal
 import sys
 from collections import Counter
@@ -37,8 +39,12 @@ def _rejected(metrics: BrainMetrics) -> dict[str, float]:
     }
 
 
-async def run_brain(settings: BrainSettings) -> dict[str, Any]:
+async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any]:
     """Replay the configured data through a brain talking to the configured executor.
+
+    Args:
+        settings: brain settings.
+        ready: optional callable given ``{"confirm_addr": ..., "metrics_port": ...}`` once bound.
 
     Returns:
         The report (also written to ``run_dir/report.json``, with ``trades.csv``).
@@ -56,22 +62,22 @@ async def run_brain(settings: BrainSettings) -> dict[str, Any]:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     paths = outputs(settings.run_dir)
     journal = BrainJournal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
-    next_id = journal.next_decision_id()
-
-    def new_id() -> int:
-        nonlocal next_id
-        next_id += 1
-        return next_id - 1
+    # Decision ids are 1, 2, 3... in replay order. A restarted brain re-derives the same ids for
+    # the decisions it journaled (BrainApp matches them) and continues past them, so an id is
+    # never reused for a different decision.
+    ids = itertools.count(1)
 
     tracker = PositionTracker(settings.starting_cash, settings.exit_rules())
     breakers = CircuitBreakers(settings.breaker_rules())
-    core = BrainCore(settings.brain_config(), strategy, tracker, breakers, new_id)
+    core = BrainCore(settings.brain_config(), strategy, tracker, breakers, ids.__next__)
     metrics = BrainMetrics()
-    app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings), settings.retransmit_s)
+    app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings), settings.link_settings())
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
     await app.start()
+    if ready is not None:
+        ready({"confirm_addr": "%s:%d" % app.address, "metrics_port": server.port if server else None})
     log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
-             metrics_port=server.port if server else None, first_decision_id=next_id)  # fmt: skip
+             metrics_port=server.port if server else None)  # fmt: skip
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -89,7 +95,8 @@ async def run_brain(settings: BrainSettings) -> dict[str, Any]:
         if server is not None:
             await server.close()
     trips = Counter(t.kind.value for t in breakers.trips)
-    report = build_report(tracker, app.stats, trips, Counter({k.value: v for k, v in core.skips.items()}), _rejected(metrics))
+    report = build_report(tracker, app.stats, app.link.stats, trips, Counter({k.value: v for k, v in core.skips.items()}),
+                          _rejected(metrics))  # fmt: skip
     write_trade_log(paths["trades"], tracker.closed_trades)
     write_report(paths["report"], report)
     journal.close()
@@ -98,7 +105,8 @@ async def run_brain(settings: BrainSettings) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code (2 = bad configuration or input)."""
+    """Entry point; returns the exit code (2 = bad configuration or input). Prints one JSON line
+    ``{"event": "brain_ready", ...}`` on stdout once it listens."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         settings = load_settings(BrainSettings, argv, "tandem brain")
@@ -106,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tandem brain: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+
+    def ready(info: dict[str, Any]) -> None:
+        print(json.dumps({"event": "brain_ready", **info}), flush=True)
+
     try:
-        report = run(run_brain(settings))
+        report = run(run_brain(settings, ready))
     except (ConfigError, MarketDataError, StrategyError, BrainJournalError, OSError) as exc:
         print(f"tandem brain: {exc}", file=sys.stderr)
         return 2

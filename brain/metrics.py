@@ -33,6 +33,7 @@ class BrainMetrics:
         self.rejected = Counter("brain_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
         self.decisions = Counter("brain_decisions_sent_total", "Decisions sent", ["side", "reason"], registry=r)
         self.retransmits = Counter("brain_decision_retransmits_total", "Decisions resent unconfirmed", registry=r)
+        self.replay_requests = Counter("brain_replay_requests_total", "Confirmation replays requested", registry=r)
         self.skips = Counter("brain_signals_skipped_total", "Strategy signals not acted on", ["reason"], registry=r)
         self.trips = Counter("brain_breaker_trips_total", "Circuit breaker trips", ["kind"], registry=r)
         self.bars = Counter("brain_bars_replayed_total", "Bars processed", registry=r)

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from protocol import LinkStats
+
 from .app import ReplayStats
 from .tracker import ClosedTrade, PositionTracker
 
@@ -49,8 +51,8 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def build_report(tracker: PositionTracker, stats: ReplayStats, breaker_trips: Counter[str], skips: Counter[str],
-                 rejected: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, breaker_trips: Counter[str],
+                 skips: Counter[str], rejected: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     """The figures ``tandem paper`` prints (all money in quote currency, percentages in %)."""
     trades = tracker.closed_trades
     wins = sum(1 for t in trades if t.net_pnl > 0)
@@ -61,7 +63,12 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, breaker_trips: Co
         "interrupted": stats.interrupted,
         "decisions_sent": stats.decisions_sent,
         "decisions_by_outcome": dict(sorted(stats.outcomes.items())),
-        "retransmits": stats.retransmits,
+        "resumed_decisions": stats.resumed_decisions,
+        "retransmits": link.retransmits,
+        "replay_requests": link.replay_requests,
+        "duplicate_confirmations": link.duplicates,
+        "executor_restarts_seen": link.peer_restarts,
+        "silent_pauses": stats.silent_pauses,
         "trades": len(trades),
         "wins": wins,
         "losses": len(trades) - wins,

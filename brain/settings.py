@@ -8,6 +8,7 @@ from pydantic import Field
 
 from tandem.settings import CommonSettings
 
+from .app import LinkSettings
 from .core import BrainConfig
 from .exits import DAY_NS, ExitRules
 from .risk import BreakerRules
@@ -35,7 +36,9 @@ class BrainSettings(CommonSettings):
     losing_streak_cooldown_hours: float = Field(24.0, ge=0, description="how long a losing streak blocks entries")
     decision_ttl_s: float = Field(10.0, gt=0, description="a decision expires this many seconds after it is made")
     max_slippage_bps: int = Field(50, ge=0, le=10_000, description="refuse fills worse than the reference by more, bps")
-    retransmit_s: float = Field(0.2, gt=0, description="resend an unconfirmed decision after this many seconds")
+    retransmit_s: float = Field(0.1, gt=0, description="first resend of an unconfirmed decision, seconds (doubles)")
+    retransmit_max_s: float = Field(1.0, gt=0, description="longest wait between resends, seconds")
+    silence_s: float = Field(3.0, gt=0, description="executor unheard this long: entries blocked (replay pauses)")
     metrics_port: int = Field(9101, ge=-1, le=65535, description="Prometheus port (0 = any free port, -1 = off)")
 
     def exit_rules(self) -> ExitRules:
@@ -53,6 +56,9 @@ class BrainSettings(CommonSettings):
             max_consecutive_losses=self.max_consecutive_losses,
             losing_streak_cooldown_ns=int(self.losing_streak_cooldown_hours * _HOUR_NS),
         )
+
+    def link_settings(self) -> LinkSettings:
+        return LinkSettings(self.retransmit_s, self.retransmit_max_s, self.heartbeat_s, self.silence_s)
 
     def brain_config(self) -> BrainConfig:
         from protocol import Instrument

@@ -404,10 +404,10 @@ class Journal:
             instrument = Instrument(InstrumentKind(kind), instr)
             yield Fill(_u64(did), instrument, Side(side), qty, price, fee, _u64(at))
 
-    def confirmations_from(self, seq: int) -> list[ExecutionConfirmation]:
-        """Confirmations with ``seq >= seq``, in seq order (for replay to the brain)."""
+    def confirmations_from(self, seq: int, limit: int = -1) -> list[ExecutionConfirmation]:
+        """Confirmations with ``seq >= seq``, in seq order, at most ``limit`` (-1 = all), for replay."""
         with _translated(self.path):
-            rows = self._conn.execute(_SELECT_CONFIRMATIONS_FROM, (seq,)).fetchall()
+            rows = self._conn.execute(_SELECT_CONFIRMATIONS_FROM + " LIMIT ?", (seq, limit)).fetchall()
         return [_confirmation_row(r) for r in rows]
 
     def close(self) -> None:

@@ -71,7 +71,7 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     check_bind_secret(bind[0], secret, setting="decision_addr")
     core = build_core(settings)
     metrics = ExecutorMetrics()
-    app = ExecutorApp(core, codec, metrics, bind, peer)
+    app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s)
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

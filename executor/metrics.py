@@ -28,4 +28,6 @@ class ExecutorMetrics:
             "executor_decision_processing_seconds", "Decision received to confirmation sent", buckets=_PROCESSING_BUCKETS,
             registry=r,
         )
+        self.replays = Counter("executor_replay_requests_served_total", "Replay requests answered", registry=r)
+        self.replayed = Counter("executor_confirmations_replayed_total", "Confirmations resent by replay", registry=r)
         self.cash = Gauge("executor_ledger_cash", "Ledger cash, quote currency", registry=r)

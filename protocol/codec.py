@@ -13,7 +13,7 @@ import hmac
 import struct
 from typing import Final
 
-from .enums import DecisionReason, InstrumentKind, Intent, MessageType, RejectCode, Side, Status
+from .enums import DecisionReason, InstrumentKind, Intent, MessageType, RejectCode, Role, Side, Status
 from .errors import (
     AuthenticationFailed,
     DatagramSizeError,
@@ -23,11 +23,21 @@ from .errors import (
     UnknownMessageType,
     VersionMismatch,
 )
-from .messages import INSTRUMENT_SIZE, VENUE_REF_SIZE, ExecutionConfirmation, Instrument, TradeDecision
+from .messages import (
+    INSTRUMENT_SIZE,
+    VENUE_REF_SIZE,
+    ExecutionConfirmation,
+    Heartbeat,
+    Instrument,
+    ReplayRequest,
+    TradeDecision,
+)
 
 __all__ = [
     "CONFIRMATION_SIZE",
     "DECISION_SIZE",
+    "HEARTBEAT_SIZE",
+    "REPLAY_REQUEST_SIZE",
     "DEFAULT_MAX_AGE_NS",
     "DEFAULT_MAX_SKEW_NS",
     "PROTOCOL_VERSION",
@@ -52,14 +62,23 @@ FLAG_VENUE_REF_TRUNCATED: Final = 0x02
 # <  little-endian, no padding.  Body = everything the tag covers.
 _DECISION_BODY = struct.Struct("<BBBBBBHQ32sddQQQ")
 _CONFIRMATION_BODY = struct.Struct("<BBBBBBBBQQQ32sdddQ16s")
+_REPLAY_BODY = struct.Struct("<BBBBIQQ")
+_HEARTBEAT_BODY = struct.Struct("<BBBBIQQQ")
 DECISION_SIZE: Final = _DECISION_BODY.size + TAG_SIZE
 CONFIRMATION_SIZE: Final = _CONFIRMATION_BODY.size + TAG_SIZE
-assert DECISION_SIZE == 104 and CONFIRMATION_SIZE == 128
+REPLAY_REQUEST_SIZE: Final = _REPLAY_BODY.size + TAG_SIZE
+HEARTBEAT_SIZE: Final = _HEARTBEAT_BODY.size + TAG_SIZE
+assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (104, 128, 40, 48)
 
-_SIZES: Final = {MessageType.DECISION: DECISION_SIZE, MessageType.CONFIRMATION: CONFIRMATION_SIZE}
+_SIZES: Final = {
+    MessageType.DECISION: DECISION_SIZE,
+    MessageType.CONFIRMATION: CONFIRMATION_SIZE,
+    MessageType.REPLAY_REQUEST: REPLAY_REQUEST_SIZE,
+    MessageType.HEARTBEAT: HEARTBEAT_SIZE,
+}
 _KEY_PERSON: Final = b"tandem-bus-v1"
 
-Message = TradeDecision | ExecutionConfirmation
+Message = TradeDecision | ExecutionConfirmation | ReplayRequest | Heartbeat
 
 
 def derive_key(secret: bytes) -> bytes:
@@ -99,6 +118,12 @@ def _decode_instrument(flags: int, raw: bytes) -> Instrument:
     return inst
 
 
+def _stamp(sent: int) -> int:
+    if not 0 <= sent < 2**64:
+        raise LocalProtocolError(f"sent_at_ns must fit in u64, got {sent}")
+    return sent
+
+
 class Codec:
     """Encodes and decodes authenticated protocol v1 datagrams.
 
@@ -135,8 +160,9 @@ class Codec:
 
         Args:
             msg: a decision or confirmation (already validated on construction).
-            sent_at_ns: for a confirmation, the transmission time to stamp; defaults to
-                ``msg.sent_at_ns``. Ignored for decisions, which are identical on every send.
+            sent_at_ns: the transmission time to stamp on a confirmation, replay request or
+                heartbeat; defaults to ``msg.sent_at_ns``. Ignored for decisions, which are
+                identical on every send.
 
         Raises:
             LocalProtocolError: ``msg`` is not a message, or ``sent_at_ns`` does not fit in u64.
@@ -160,6 +186,14 @@ class Codec:
                 msg.reject_code, len(msg.venue_ref), sent, msg.decision_id, msg.seq, inst,
                 msg.executed_qty, msg.avg_price, msg.fee, msg.executed_at_ns, msg.venue_ref,
             )  # fmt: skip
+        elif isinstance(msg, ReplayRequest):
+            sent = _stamp(msg.sent_at_ns if sent_at_ns is None else sent_at_ns)
+            body = _REPLAY_BODY.pack(PROTOCOL_VERSION, MessageType.REPLAY_REQUEST, 0, 0, 0, sent, msg.from_seq)
+        elif isinstance(msg, Heartbeat):
+            sent = _stamp(msg.sent_at_ns if sent_at_ns is None else sent_at_ns)
+            body = _HEARTBEAT_BODY.pack(
+                PROTOCOL_VERSION, MessageType.HEARTBEAT, 0, msg.role, 0, sent, msg.last_seq, msg.incarnation
+            )
         else:
             raise LocalProtocolError(f"cannot encode {type(msg).__name__}")
         return body + self._tag(body)
@@ -191,14 +225,34 @@ class Codec:
             if mtype is MessageType.DECISION:
                 msg: Message = self._parse_decision(body)
                 stamp = msg.created_at_ns
-            else:
+            elif mtype is MessageType.CONFIRMATION:
                 msg = self._parse_confirmation(body)
+                stamp = msg.sent_at_ns
+            elif mtype is MessageType.REPLAY_REQUEST:
+                msg = self._parse_replay(body)
+                stamp = msg.sent_at_ns
+            else:
+                msg = self._parse_heartbeat(body)
                 stamp = msg.sent_at_ns
         except (LocalProtocolError, ValueError) as exc:
             raise InvalidField(f"{mtype.name}: {exc}") from None
         if stamp < now_ns - self.max_age_ns or stamp > now_ns + self.max_skew_ns:
             raise StaleDatagram(f"{mtype.name} stamped {(now_ns - stamp) / 1e9:+.3f} s from now")
         return msg
+
+    @staticmethod
+    def _parse_replay(body: bytes) -> ReplayRequest:
+        _, _, flags, reserved8, reserved32, sent, from_seq = _REPLAY_BODY.unpack(body)
+        if flags or reserved8 or reserved32:
+            raise LocalProtocolError("flags and reserved bytes must be zero")
+        return ReplayRequest(from_seq=from_seq, sent_at_ns=sent)
+
+    @staticmethod
+    def _parse_heartbeat(body: bytes) -> Heartbeat:
+        _, _, flags, role, reserved32, sent, last_seq, incarnation = _HEARTBEAT_BODY.unpack(body)
+        if flags or reserved32:
+            raise LocalProtocolError("flags and reserved bytes must be zero")
+        return Heartbeat(role=Role(role), last_seq=last_seq, incarnation=incarnation, sent_at_ns=sent)
 
     @staticmethod
     def _parse_decision(body: bytes) -> TradeDecision:

@@ -10,6 +10,7 @@ __all__ = [
     "InstrumentKind",
     "MessageType",
     "RejectCode",
+    "Role",
     "Side",
     "Status",
 ]
@@ -20,6 +21,15 @@ class MessageType(enum.IntEnum):
 
     DECISION = 1
     CONFIRMATION = 2
+    REPLAY_REQUEST = 3
+    HEARTBEAT = 4
+
+
+class Role(enum.IntEnum):
+    """Who sent a heartbeat."""
+
+    BRAIN = 1
+    EXECUTOR = 2
 
 
 class InstrumentKind(enum.IntEnum):

@@ -10,7 +10,8 @@ The tree follows h11's split between what *we* got wrong and what a *peer* sent:
         ├── UnknownMessageType      type byte names no message of this version
         ├── AuthenticationFailed    the keyed MAC does not verify (wrong secret or altered bytes)
         ├── InvalidField            authentic, but a field is out of range (enum, NaN, reserved bits)
-        └── StaleDatagram           authentic, but its timestamp is outside the freshness window
+        ├── StaleDatagram           authentic, but its timestamp is outside the freshness window
+        └── UnexpectedMessage       authentic and fresh, but sent to the wrong side of the link
 
 The transport drops every ``RemoteProtocolError`` and counts it under ``reason``; nothing that
 raised one has been read further or changed any state.
@@ -29,6 +30,7 @@ __all__ = [
     "RejectReason",
     "RemoteProtocolError",
     "StaleDatagram",
+    "UnexpectedMessage",
     "UnknownMessageType",
     "VersionMismatch",
 ]
@@ -43,6 +45,7 @@ class RejectReason(str, enum.Enum):
     AUTH = "auth"
     FIELD = "field"
     STALE = "stale"
+    DIRECTION = "direction"
 
 
 class ProtocolError(Exception):
@@ -81,3 +84,7 @@ class InvalidField(RemoteProtocolError):
 
 class StaleDatagram(RemoteProtocolError):
     reason = RejectReason.STALE
+
+
+class UnexpectedMessage(RemoteProtocolError):
+    reason = RejectReason.DIRECTION

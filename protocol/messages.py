@@ -12,10 +12,18 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from .enums import DecisionReason, InstrumentKind, Intent, RejectCode, Side, Status
+from .enums import DecisionReason, InstrumentKind, Intent, RejectCode, Role, Side, Status
 from .errors import LocalProtocolError
 
-__all__ = ["INSTRUMENT_SIZE", "VENUE_REF_SIZE", "ExecutionConfirmation", "Instrument", "TradeDecision"]
+__all__ = [
+    "INSTRUMENT_SIZE",
+    "VENUE_REF_SIZE",
+    "ExecutionConfirmation",
+    "Heartbeat",
+    "Instrument",
+    "ReplayRequest",
+    "TradeDecision",
+]
 
 INSTRUMENT_SIZE = 32
 """Bytes of the instrument field: a Solana mint is 32 raw bytes; symbols are NUL-padded."""
@@ -229,3 +237,50 @@ class ExecutionConfirmation:
     def notional(self) -> float:
         """Executed quantity × average price, in quote currency."""
         return self.executed_qty * self.avg_price
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """Brain → executor: resend every confirmation with ``seq >= from_seq`` (type 3, 40 bytes).
+
+    Sent when the brain sees a gap in confirmation sequence numbers, or learns from a heartbeat
+    that confirmations it has not applied exist. The executor answers from its journal.
+
+    Raises:
+        LocalProtocolError: ``from_seq`` < 1 or a field outside u64.
+    """
+
+    from_seq: int
+    sent_at_ns: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_u64("from_seq", self.from_seq)
+        _check_u64("sent_at_ns", self.sent_at_ns)
+        if self.from_seq == 0:
+            _fail("from_seq must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Either direction, periodically: "I am here, and this is my last sequence" (type 4, 48 bytes).
+
+    Attributes:
+        role: who sends it.
+        last_seq: the executor's highest confirmation seq issued, or the brain's highest seq
+            applied in order (0 = none yet).
+        incarnation: random per process start; a change tells the peer the sender restarted.
+        sent_at_ns: wall clock at transmission, for freshness.
+
+    Raises:
+        LocalProtocolError: a field outside u64 or an unknown role.
+    """
+
+    role: Role
+    last_seq: int
+    incarnation: int
+    sent_at_ns: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        _coerce_enum(self, "role", Role)
+        for name in ("last_seq", "incarnation", "sent_at_ns"):
+            _check_u64(name, getattr(self, name))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from .codec import Codec, Message
 from .errors import RemoteProtocolError
 
-__all__ = ["Address", "DatagramEndpoint", "open_endpoint"]
+__all__ = ["Address", "DatagramEndpoint", "LinkTimer", "open_endpoint"]
 
 Address = tuple[str, int]
 
@@ -46,6 +46,10 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self._on_reject = on_reject
         self._clock = clock
         self.transport: asyncio.DatagramTransport | None = None
+        self.peer_name: Address | None = None  # a host name not yet resolved
+        self._resolving = False
+        self._next_resolve = 0.0
+        self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's UDPTransport is not a subclass
@@ -74,9 +78,36 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         return data
 
     def send_raw(self, data: bytes) -> None:
-        """Send already-encoded bytes to the peer (no-op before the socket is up)."""
-        if self.transport is not None and self.peer is not None:
+        """Send already-encoded bytes to the peer; dropped while the peer is unknown or unresolved
+        (UDP is lossy by contract: the link retransmits)."""
+        if self.transport is None:
+            return
+        if self.peer is not None:
             self.transport.sendto(data, self.peer)
+        elif self.peer_name is not None:
+            self._resolve_soon()
+
+    def _resolve_soon(self) -> None:
+        """Resolve ``peer_name`` in the background, at most once per second."""
+        loop = asyncio.get_running_loop()
+        if self._resolving or loop.time() < self._next_resolve:
+            return
+        self._resolving = True
+        self._next_resolve = loop.time() + 1.0
+        self._task = loop.create_task(self._resolve())  # keep a reference until it finishes
+
+    async def _resolve(self) -> None:
+        assert self.peer_name is not None and self.transport is not None
+        try:
+            family = self.transport.get_extra_info("socket").family
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                self.peer_name[0], self.peer_name[1], family=family, type=socket.SOCK_DGRAM
+            )
+            self.peer = infos[0][4][:2]
+        except OSError:
+            pass  # not resolvable yet (a compose peer not started); retried on a later send
+        finally:
+            self._resolving = False
 
     def close(self) -> None:
         if self.transport is not None:
@@ -93,11 +124,13 @@ async def open_endpoint(
 ) -> DatagramEndpoint:
     """Bind a UDP socket on ``bind`` (port 0 picks an ephemeral port) and return its endpoint.
 
-    A peer given by host name (``executor:45110`` in a compose network) is resolved once here, in
-    the bound socket's address family: uvloop's ``sendto`` accepts only numeric addresses.
+    A peer given by host name (``executor:45110`` in a compose network) is resolved here, in the
+    bound socket's address family, because uvloop's ``sendto`` accepts only numeric addresses. A
+    name that does not resolve yet (compose's DNS answers only for running containers) is retried
+    on later sends, at most once a second; datagrams sent meanwhile are dropped.
 
     Raises:
-        OSError: the address cannot be bound or the peer's name does not resolve.
+        OSError: the address cannot be bound.
     """
     loop = asyncio.get_running_loop()
     transport, endpoint = await loop.create_datagram_endpoint(
@@ -105,11 +138,38 @@ async def open_endpoint(
     )
     endpoint.transport = transport  # uvloop may call connection_made only on the next loop turn
     if peer is not None:
-        try:
-            family = transport.get_extra_info("socket").family
-            infos = await loop.getaddrinfo(peer[0], peer[1], family=family, type=socket.SOCK_DGRAM)
-        except OSError:
-            transport.close()
-            raise
-        endpoint.peer = infos[0][4][:2]
+        endpoint.peer_name = peer
+        await endpoint._resolve()
     return endpoint
+
+
+class LinkTimer:
+    """The single re-armed timer of a link: fires ``callback`` at a wall-clock deadline (ns).
+
+    Call :meth:`arm` with the link's ``get_timer()`` after every event; an unchanged deadline
+    keeps the pending handle.
+    """
+
+    def __init__(self, callback: Callable[[], None], clock: Callable[[], int] = time.time_ns) -> None:
+        self._callback = callback
+        self._clock = clock
+        self._handle: asyncio.TimerHandle | None = None
+        self._deadline: int | None = None
+
+    def arm(self, deadline_ns: int) -> None:
+        if self._handle is not None:
+            if deadline_ns == self._deadline:
+                return
+            self._handle.cancel()
+        self._deadline = deadline_ns
+        delay = max(0.0, (deadline_ns - self._clock()) / 1e9)
+        self._handle = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = self._deadline = None
+        self._callback()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._deadline = None

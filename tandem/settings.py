@@ -43,6 +43,7 @@ class CommonSettings(BaseSettings):
     bus_secret_file: Path | None = Field(None, description="file holding the shared bus secret")
     max_age_s: float = Field(60.0, gt=0, description="datagram freshness window into the past, seconds")
     max_skew_s: float = Field(5.0, ge=0, description="datagram freshness window into the future, seconds")
+    heartbeat_s: float = Field(0.5, gt=0, description="heartbeat period on the bus, seconds")
     metrics_host: str = Field("127.0.0.1", description="Prometheus metrics bind address")
     run_dir: Path = Field(Path("."), description="where journals, logs and reports are written")
     log_level: str = Field("info", description="debug, info, warning or error")

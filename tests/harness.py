@@ -7,6 +7,7 @@ process boundary is missing (``tests/test_paper_cli.py`` covers that).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,19 +59,20 @@ async def start_harness(
     core = ExecutorCore.open(tmp / "executor.sqlite", PaperVenue(bars, instrument=INSTRUMENT, fee_bps=fee_bps,
                              slippage_bps=slippage_bps), starting_cash)  # fmt: skip
     journal = BrainJournal(tmp / "brain.sqlite", instrument=str(INSTRUMENT), starting_cash=starting_cash)
-    ids = iter(range(journal.next_decision_id(), 2**63))
+    ids = itertools.count(1)
     brain_core = BrainCore(
         BrainConfig(INSTRUMENT),
         strategy,
         PositionTracker(starting_cash, exit_rules or ExitRules()),
         CircuitBreakers(breaker_rules or BreakerRules()),
-        lambda: next(ids),
+        ids.__next__,
     )
-    brain = BrainApp(brain_core, codec, journal, BrainMetrics(), ("127.0.0.1", 0), ("127.0.0.1", 0), retransmit_s=0.2)
+    brain = BrainApp(brain_core, codec, journal, BrainMetrics(), ("127.0.0.1", 0), ("127.0.0.1", 0))
     await brain.start()
     executor = ExecutorApp(core, codec, ExecutorMetrics(), ("127.0.0.1", 0), brain.address)
-    await executor.start()
     assert brain.endpoint is not None
+    brain.endpoint.peer = ("127.0.0.1", 0)  # placeholder until the executor is bound
+    await executor.start()
     brain.endpoint.peer = executor.address
     brain.decision_peer = executor.address
     return Harness(brain, executor, codec)

@@ -26,11 +26,15 @@ from protocol import (
     Codec,
     DecisionReason,
     ExecutionConfirmation,
+    Heartbeat,
     Instrument,
     InstrumentKind,
     Intent,
+    MessageType,
     RejectCode,
     RemoteProtocolError,
+    ReplayRequest,
+    Role,
     Side,
     Status,
     TradeDecision,
@@ -47,6 +51,15 @@ MS = 1_000_000  # ns per millisecond
 USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 BINANCE_ORDER_ID = 41220583211  # synthetic, 11 decimal digits
 SOLANA_SIGNATURE = hashlib.blake2b(b"tandem golden vector signature", digest_size=64).digest()
+BRAIN_INCARNATION = 0x9E3779B97F4A7C15  # fixed stand-ins for the random per-start values, > 2^53
+EXECUTOR_INCARNATION = 0xD1B54A32D192ED03
+
+MESSAGE_TYPES = {
+    TradeDecision: MessageType.DECISION,
+    ExecutionConfirmation: MessageType.CONFIRMATION,
+    ReplayRequest: MessageType.REPLAY_REQUEST,
+    Heartbeat: MessageType.HEARTBEAT,
+}
 
 
 def _instrument_json(inst: Instrument) -> dict[str, str]:
@@ -206,6 +219,31 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
                 sent_at_ns=NOW_NS - 50 * MS,
             ),
         ),
+        (
+            "heartbeat_brain",
+            "Brain heartbeat: it has applied confirmations up to seq 5 in order.",
+            Heartbeat(
+                role=Role.BRAIN,
+                last_seq=5,
+                incarnation=BRAIN_INCARNATION,
+                sent_at_ns=NOW_NS - 400 * MS,
+            ),
+        ),
+        (
+            "heartbeat_executor",
+            "Executor heartbeat: it has issued confirmations up to seq 7 (the brain is missing 6 and 7).",
+            Heartbeat(
+                role=Role.EXECUTOR,
+                last_seq=7,
+                incarnation=EXECUTOR_INCARNATION,
+                sent_at_ns=NOW_NS - 300 * MS,
+            ),
+        ),
+        (
+            "replay_request_from_seq_6",
+            "Brain asks the executor to resend every confirmation with seq >= 6 (its next expected seq).",
+            ReplayRequest(from_seq=6, sent_at_ns=NOW_NS - 250 * MS),
+        ),
     ]
 
 
@@ -223,6 +261,8 @@ def _patched(key: bytes, datagram: bytes, offset: int, value: bytes) -> bytes:
 def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tuple[str, str, bytes]]:
     dec = valid["decision_buy_open_btc_usdt"]
     conf = valid["confirmation_filled_binance_order_id"]
+    replay = valid["replay_request_from_seq_6"]
+    beat = valid["heartbeat_executor"]
     decision = TradeDecision(
         decision_id=9,
         instrument=Instrument.symbol("BTC/USDT"),
@@ -245,9 +285,11 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
         ("empty", "Zero bytes: shorter than the 2-byte prefix.", b""),
         ("truncated_confirmation", "A valid confirmation missing its last byte (127 bytes).", conf[:-1]),
         ("extended_decision", "A valid decision with one extra byte (105 bytes).", dec + b"\0"),
+        ("known_type_wrong_size", "A valid decision (104 bytes) with byte 1 set to 3: a REPLAY_REQUEST "
+         "must be 40 bytes.", dec[:1] + b"\x03" + dec[2:]),
         ("wrong_version", "A valid decision with byte 0 set to 2.", b"\x02" + dec[1:]),
-        ("unknown_type_reserved", "A valid decision with byte 1 set to 3 (reserved).",
-         dec[:1] + b"\x03" + dec[2:]),
+        ("unknown_type", "A valid decision with byte 1 set to 9 (no such type).",
+         dec[:1] + b"\x09" + dec[2:]),
         ("bad_tag", "A valid decision with the last tag bit flipped.", dec[:-1] + bytes([dec[-1] ^ 0x01])),
         ("altered_body", "A valid confirmation with executed_qty changed, tag left as is.",
          conf[:64] + bytes([conf[64] ^ 0x10]) + conf[65:]),
@@ -256,6 +298,9 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
          _patched(key, dec, 2, b"\x02")),
         ("confirmation_inconsistent_status", "Authentic FILLED confirmation with reject code 1.",
          _patched(key, conf, 6, b"\x01")),
+        ("replay_request_from_seq_0", "Authentic replay request with from_seq = 0.",
+         _patched(key, replay, 16, bytes(8))),
+        ("heartbeat_unknown_role", "Authentic heartbeat with role = 3.", _patched(key, beat, 3, b"\x03")),
         ("stale_decision", "Authentic decision created 60 s + 1 ns before now_ns.", codec.encode(decision)),
         ("future_confirmation", "Authentic confirmation sent 5 s + 1 ns after now_ns.",
          codec.encode(future, sent_at_ns=NOW_NS + 5 * S + 1)),
@@ -272,10 +317,11 @@ def build() -> str:
         data = codec.encode(msg)
         decoded = codec.decode(data, NOW_NS)
         assert decoded == msg and codec.encode(decoded) == data, name
+        assert getattr(decoded, "sent_at_ns", None) == getattr(msg, "sent_at_ns", None), name
         entry: dict[str, Any] = {
             "name": name,
             "description": description,
-            "type": "DECISION" if isinstance(msg, TradeDecision) else "CONFIRMATION",
+            "type": MESSAGE_TYPES[type(msg)].name,
             "fields": _fields_json(msg),
         }
         if name == "confirmation_filled_mint_truncated_signature":

@@ -1,19 +1,19 @@
 """Static checks of the Docker setup: Dockerfile, .dockerignore, docker-compose.yml, deploy/prometheus.yml.
 
-They need no Docker engine. docker-compose.yml and deploy/prometheus.yml are written in JSON syntax,
-which is also YAML, so they are parsed here with the standard library (whole-line ``#`` comments
-are dropped first: JSON strings cannot span lines, so such a line is never inside a value).
-The environment of each tandem service is loaded through the real settings classes, so a name or
-value the processes would refuse fails here too.
+They need no Docker engine. docker-compose.yml and deploy/prometheus.yml are parsed with
+``yaml.safe_load`` (PyYAML reads YAML 1.1, where a bare ``no`` is a boolean, as docker-compose 1.x
+does; so such values are quoted in the files). The environment of each tandem service is loaded
+through the real settings classes, so a name or value the processes would refuse fails here too.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import http.server
-import ipaddress
 import json
 import os
+import re
+import secrets
 import shlex
 import socket
 import subprocess
@@ -24,11 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
 from tandem.cli import _command
-from tandem.runtime import parse_address
+from tandem.runtime import (
+    MIN_NETWORK_SECRET_BYTES,
+    ConfigError,
+    check_bind_secret,
+    load_bus_secret,
+    parse_address,
+)
 from tandem.settings import CommonSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,20 +47,19 @@ SECRETS_DIR = "/run/secrets/"
 # -- loading ------------------------------------------------------------------------------
 
 
-def load_json_yaml(path: Path) -> Any:
-    """Parse a JSON-syntax YAML file, dropping whole-line ``#`` comments."""
-    lines = path.read_text().splitlines(keepends=True)
-    return json.loads("".join(line for line in lines if not line.lstrip().startswith("#")))
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file with ``yaml.safe_load``."""
+    return yaml.safe_load(path.read_text())
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return load_json_yaml(ROOT / "docker-compose.yml")
+    return load_yaml(ROOT / "docker-compose.yml")
 
 
 @pytest.fixture(scope="module")
 def prometheus() -> dict[str, Any]:
-    return load_json_yaml(ROOT / "deploy" / "prometheus.yml")
+    return load_yaml(ROOT / "deploy" / "prometheus.yml")
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +94,6 @@ def settings_of(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_pa
             return load_settings(SETTINGS[name], [], f"tandem {name}")
 
     return load
-
-
-def ipv4_on(service: dict[str, Any], network: str) -> str | None:
-    networks = service.get("networks", {})
-    if isinstance(networks, list):
-        return None
-    return (networks.get(network) or {}).get("ipv4_address")
 
 
 def service_networks(service: dict[str, Any]) -> set[str]:
@@ -150,21 +149,20 @@ def test_bus_ports_agree_between_brain_and_executor(settings_of: Any) -> None:
     assert exec_bind[1] != 0 and brain_bind[1] != 0
 
 
-def test_bus_peers_are_the_static_ips_of_the_other_service(compose: dict[str, Any], settings_of: Any) -> None:
-    """Bus peers are the other container's static IP on a shared network (uvloop's sendto takes no names)."""
-    services, networks = compose["services"], compose["networks"]
-    pairs = [("brain", "decision_addr", "executor"), ("executor", "confirm_addr", "brain")]
-    for sender, setting, receiver in pairs:
-        host, _ = parse_address(getattr(settings_of(sender), setting), setting=setting)
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            pytest.fail(f"{sender}'s {setting} host {host!r} is a name: uvloop's UDP sendto needs an IP literal")
+def test_bus_peers_are_the_other_service_by_name(compose: dict[str, Any], settings_of: Any) -> None:
+    """Brain sends to `executor` at its bind port, executor to `brain` at its; they share a network."""
+    services = compose["services"]
+    executor, brain = settings_of("executor"), settings_of("brain")
+    exec_bind = parse_address(executor.decision_addr, setting="decision_addr")
+    brain_bind = parse_address(brain.confirm_addr, setting="confirm_addr")
+    brain_peer = parse_address(brain.decision_addr, setting="decision_addr")
+    exec_peer = parse_address(executor.confirm_addr, setting="confirm_addr")
+    assert brain_peer[0] == "executor" and brain_peer[1] == exec_bind[1]
+    assert exec_peer[0] == "brain" and exec_peer[1] == brain_bind[1]
+    for sender, receiver in (("brain", "executor"), ("executor", "brain")):
         shared = service_networks(services[sender]) & service_networks(services[receiver])
-        matches = [n for n in shared if ipv4_on(services[receiver], n) == host]
-        assert matches, f"{sender}'s {setting} host {host} is not {receiver}'s address on a shared network"
-        subnets = [ipaddress.ip_network(c["subnet"]) for c in networks[matches[0]]["ipam"]["config"]]
-        assert any(ipaddress.ip_address(host) in net for net in subnets), f"{host} outside {subnets}"
+        assert shared, f"{sender} and {receiver} share no network"
+        assert "network_mode" not in services[sender], f"{sender} is not on a compose network"
 
 
 def test_bus_is_not_published_on_the_host(compose: dict[str, Any], settings_of: Any) -> None:
@@ -194,6 +192,13 @@ def test_brain_starts_after_a_healthy_executor(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert services["brain"]["depends_on"]["executor"]["condition"] == "service_healthy"
     assert services["executor"]["healthcheck"]["test"][0] == "CMD"
+
+
+def test_restart_policies(compose: dict[str, Any]) -> None:
+    """The brain never restarts (the string "no", not YAML's boolean); the executor and Prometheus do."""
+    services = compose["services"]
+    assert services["brain"]["restart"] == "no"
+    assert services["executor"]["restart"] == services["prometheus"]["restart"] == "unless-stopped"
 
 
 class _MetricsHandler(http.server.BaseHTTPRequestHandler):
@@ -226,12 +231,13 @@ def test_healthchecks_pass_only_while_metrics_answer_and_the_bus_port_is_bound(
             code = test[3]
             assert "$" not in code, "compose would interpolate $ in the healthcheck"
             metrics_url = f"http://127.0.0.1:{s.metrics_port}/metrics"
-            bus_port = f"% {parse_address(getattr(s, setting), setting=setting)[1]};"
-            assert code.count(metrics_url) == 1 and code.count(bus_port) == 1, f"{name}: healthcheck ports"
+            bus_port = re.compile(rf"% {parse_address(getattr(s, setting), setting=setting)[1]}\b")
+            assert code.count(metrics_url) == 1, f"{name}: healthcheck metrics port"
+            assert len(bus_port.findall(code)) == 1, f"{name}: healthcheck bus port"
             code = code.replace(metrics_url, f"http://127.0.0.1:{server.server_address[1]}/metrics")
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 udp.bind(("127.0.0.1", 0))
-                moved = code.replace(bus_port, f"% {udp.getsockname()[1]};")
+                moved = bus_port.sub(f"% {udp.getsockname()[1]}", code)
                 assert run_healthcheck(moved) == 0, f"{name}: healthcheck fails on a healthy process"
                 with socket.socket() as closed:
                     closed.bind(("127.0.0.1", 0))
@@ -273,6 +279,27 @@ def test_bus_secret_file_is_the_mounted_compose_secret(compose: dict[str, Any], 
     ignored = (ROOT / ".gitignore").read_text().split()
     assert "deploy/bus_secret" in ignored or "/deploy/bus_secret" in ignored
     assert "deploy/bus_secret" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_compose_binds_pass_the_secret_check_with_32_bytes_only(settings_of: Any, tmp_path: Path) -> None:
+    """Both compose bind addresses pass check_bind_secret with the documented 32-byte secret, not with 16."""
+    # The compose file's one-time step writes token_hex(32): 64 hex characters, decoded to 32 bytes.
+    assert f'print(secrets.token_hex({MIN_NETWORK_SECRET_BYTES}))" > deploy/bus_secret' in (
+        ROOT / "docker-compose.yml"
+    ).read_text()
+    loaded = {}
+    for nbytes in (32, 16):
+        path = tmp_path / f"bus_secret_{nbytes}"
+        path.write_text(secrets.token_hex(nbytes) + "\n")  # what that command writes, for 32 and for 16
+        loaded[nbytes] = load_bus_secret(None, path)
+        assert len(loaded[nbytes]) == nbytes
+    binds = {"executor": "decision_addr", "brain": "confirm_addr"}
+    for name, setting in binds.items():
+        host, _ = parse_address(getattr(settings_of(name), setting), setting=setting)
+        assert host == "0.0.0.0", name  # not loopback: the check applies
+        check_bind_secret(host, loaded[32], setting=setting)
+        with pytest.raises(ConfigError, match=f"^{setting}: refusing to bind {re.escape(host)} "):
+            check_bind_secret(host, loaded[16], setting=setting)
 
 
 # -- prometheus -------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Properties of the protocol v1 codec (``protocol/codec.py``, rules in ``protocol/SPEC.md``).
 
-Hypothesis builds arbitrary valid messages; hand-made datagrams probe every check of SPEC §8:
-size, version, type, tag, fields (with a *valid* tag, computed here with hashlib exactly as
-SPEC §7 says) and freshness, plus the errors local code gets for building an invalid message.
+Hypothesis builds arbitrary valid messages of all four types (decision, confirmation, replay
+request, heartbeat); hand-made datagrams probe every codec check of SPEC §8: size, version, type,
+exact size (including a known type of another size), tag, fields (with a *valid* tag, computed
+here with hashlib exactly as SPEC §7 says) and freshness, plus the errors local code gets for
+building an invalid message.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ from protocol import (
     DECISION_SIZE,
     DEFAULT_MAX_AGE_NS,
     DEFAULT_MAX_SKEW_NS,
+    HEARTBEAT_SIZE,
+    REPLAY_REQUEST_SIZE,
     AuthenticationFailed,
     Codec,
     DatagramSizeError,
     DecisionReason,
     ExecutionConfirmation,
+    Heartbeat,
     Instrument,
     InstrumentKind,
     Intent,
     InvalidField,
     LocalProtocolError,
+    MessageType,
     RejectCode,
     RemoteProtocolError,
+    ReplayRequest,
+    Role,
     Side,
     StaleDatagram,
     Status,
@@ -113,6 +121,12 @@ def confirmations(draw: st.DrawFn) -> ExecutionConfirmation:
     )
 
 
+replay_requests = st.builds(ReplayRequest, from_seq=ids, sent_at_ns=u64)
+heartbeats = st.builds(Heartbeat, role=st.sampled_from(Role), last_seq=u64, incarnation=u64, sent_at_ns=u64)
+SIZES = {TradeDecision: DECISION_SIZE, ExecutionConfirmation: CONFIRMATION_SIZE,
+         ReplayRequest: REPLAY_REQUEST_SIZE, Heartbeat: HEARTBEAT_SIZE}  # fmt: skip
+
+
 # -- fixed messages ---------------------------------------------------------------------------
 
 
@@ -149,6 +163,11 @@ DATAGRAMS = {
                       reject_code=RejectCode.INSUFFICIENT_FUNDS, executed_qty=0.0, avg_price=0.0, fee=0.0,
                       venue_ref=b"", venue_ref_truncated=False)
     ),
+    "replay_request": CODEC.encode(ReplayRequest(from_seq=42, sent_at_ns=NOW)),
+    "heartbeat_brain": CODEC.encode(Heartbeat(Role.BRAIN, last_seq=41, incarnation=0x1234_5678_9ABC_DEF0,
+                                              sent_at_ns=NOW)),
+    "heartbeat_executor": CODEC.encode(Heartbeat(Role.EXECUTOR, last_seq=U64_MAX, incarnation=U64_MAX,
+                                                 sent_at_ns=NOW)),
 }  # fmt: skip
 
 
@@ -201,6 +220,46 @@ def test_confirmation_round_trip(msg: ExecutionConfirmation) -> None:
 
 
 @FAST
+@given(st.one_of(replay_requests, heartbeats))
+def test_replay_request_and_heartbeat_round_trip(msg: ReplayRequest | Heartbeat) -> None:
+    """Any valid replay request (40 bytes) or heartbeat (48 bytes) round-trips, sent_at_ns included."""
+    data = CODEC.encode(msg)
+    assert len(data) == SIZES[type(msg)]
+    decoded = CODEC.decode(data, msg.sent_at_ns)
+    assert type(decoded) is type(msg)
+    assert decoded == msg
+    assert decoded.sent_at_ns == msg.sent_at_ns  # type: ignore[union-attr]  # not part of ==
+    assert CODEC.encode(decoded) == data
+
+
+@FAST
+@given(st.one_of(replay_requests, heartbeats))
+def test_replay_request_and_heartbeat_follow_the_spec_layout(msg: ReplayRequest | Heartbeat) -> None:
+    """Bytes 0..7: version, type, zero flags, role (or 0), zero reserved; sent_at_ns at 8 (SPEC §6.3-6.4)."""
+    data = CODEC.encode(msg)
+    if isinstance(msg, ReplayRequest):
+        assert data[:8] == bytes([1, 3, 0, 0, 0, 0, 0, 0])
+        assert int.from_bytes(data[16:24], "little") == msg.from_seq
+    else:
+        assert data[:8] == bytes([1, 4, 0, msg.role, 0, 0, 0, 0])
+        assert int.from_bytes(data[16:24], "little") == msg.last_seq
+        assert int.from_bytes(data[24:32], "little") == msg.incarnation
+    assert int.from_bytes(data[8:16], "little") == msg.sent_at_ns
+    assert _retag(data[:-16]) == data
+
+
+@FAST
+@given(st.one_of(replay_requests, heartbeats), u64, u64)
+def test_replay_request_and_heartbeat_differ_per_send_only_in_sent_at_and_tag(
+    msg: ReplayRequest | Heartbeat, t1: int, t2: int
+) -> None:
+    """encode(sent_at_ns=...) restamps bytes 8..15 (and so the tag) and nothing else."""
+    a, b = CODEC.encode(msg, sent_at_ns=t1), CODEC.encode(msg, sent_at_ns=t2)
+    assert a[:8] == b[:8] and a[16:-16] == b[16:-16]
+    assert int.from_bytes(a[8:16], "little") == t1 and int.from_bytes(b[8:16], "little") == t2
+
+
+@FAST
 @given(decisions(), u64)
 def test_decision_is_byte_identical_on_retransmit(msg: TradeDecision, sent: int) -> None:
     """A decision's bytes do not depend on the transmission time passed to encode."""
@@ -227,14 +286,19 @@ def test_arbitrary_bytes_only_raise_remote_protocol_errors(data: bytes) -> None:
 
 
 @FAST
-@given(st.sampled_from([(1, DECISION_SIZE), (2, CONFIRMATION_SIZE)]), st.data())
+@given(
+    st.sampled_from(
+        [(1, DECISION_SIZE), (2, CONFIRMATION_SIZE), (3, REPLAY_REQUEST_SIZE), (4, HEARTBEAT_SIZE)]
+    ),
+    st.data(),
+)
 def test_authentic_random_bodies_decode_or_raise_invalid_field(
     kind: tuple[int, int], data: st.DataObject
 ) -> None:
     """A correctly tagged random body, received at its own stamp, decodes or raises InvalidField."""
     mtype, size = kind
     body = bytes([1, mtype]) + data.draw(st.binary(min_size=size - 18, max_size=size - 18))
-    stamp_at = 64 if mtype == 1 else 8  # created_at_ns / sent_at_ns, SPEC §9
+    stamp_at = 64 if mtype == 1 else 8  # created_at_ns / sent_at_ns (types 2, 3, 4), SPEC §9
     now = int.from_bytes(body[stamp_at : stamp_at + 8], "little")
     try:
         msg = CODEC.decode(_retag(body), now)
@@ -248,7 +312,7 @@ def test_authentic_random_bodies_decode_or_raise_invalid_field(
 
 @pytest.mark.parametrize("name", sorted(DATAGRAMS))
 def test_every_single_bit_flip_is_rejected(name: str) -> None:
-    """Flipping any one bit of a valid datagram is rejected: version, type, or tag failure by position."""
+    """Flipping any one bit of a valid datagram is rejected: version, type/size or tag, by position."""
     data = DATAGRAMS[name]
     CODEC.decode(data, NOW)  # the original is valid
     for bit in range(len(data) * 8):
@@ -256,8 +320,11 @@ def test_every_single_bit_flip_is_rejected(name: str) -> None:
         flipped[bit // 8] ^= 1 << (bit % 8)
         with pytest.raises(RemoteProtocolError) as info:
             CODEC.decode(bytes(flipped), NOW)
-        expected = {0: VersionMismatch, 1: UnknownMessageType}.get(bit // 8, AuthenticationFailed)
-        assert type(info.value) is expected, (bit, info.value)
+        # A flipped type byte names either no type or another type of another size.
+        expected = {0: (VersionMismatch,), 1: (UnknownMessageType, DatagramSizeError)}.get(
+            bit // 8, (AuthenticationFailed,)
+        )
+        assert type(info.value) in expected, (bit, info.value)
 
 
 @pytest.mark.parametrize("name", sorted(DATAGRAMS))
@@ -282,6 +349,18 @@ def test_decision_sized_confirmation_type_fails_size() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DATAGRAMS))
+def test_known_type_of_another_size_fails_size(name: str) -> None:
+    """Byte 1 naming any other known type fails the size check (SPEC §8), even with a valid tag."""
+    data = DATAGRAMS[name]
+    for mtype in MessageType:
+        if mtype == data[1]:
+            continue
+        for candidate in (data[:1] + bytes([mtype]) + data[2:], _patch(data, 1, bytes([mtype]))):
+            with pytest.raises(DatagramSizeError):
+                CODEC.decode(candidate, NOW)
+
+
+@pytest.mark.parametrize("name", sorted(DATAGRAMS))
 def test_other_secret_fails_authentication(name: str) -> None:
     """A datagram tagged under another secret raises AuthenticationFailed."""
     other = Codec(derive_key(b"another secret"))
@@ -296,11 +375,21 @@ def test_other_versions_fail_version(version: int) -> None:
         CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 0, bytes([version])), NOW)
 
 
-@pytest.mark.parametrize("mtype", [0, 3, 4, 255])
-def test_unknown_and_reserved_types_fail_type(mtype: int) -> None:
-    """Type 0, reserved 3 (replay request) and 4 (heartbeat), and 255 raise UnknownMessageType."""
-    with pytest.raises(UnknownMessageType):
-        CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 1, bytes([mtype])), NOW)
+@pytest.mark.parametrize(
+    "name", ["decision_symbol", "confirmation_mint_filled", "replay_request", "heartbeat_brain"]
+)
+def test_unknown_and_reserved_types_fail_type(name: str) -> None:
+    """Type 0 and every unassigned type 5..255 raise UnknownMessageType, before size, even with a valid tag.
+
+    Types 1..4 are defined (3 replay request, 4 heartbeat) and are no longer rejected as unknown.
+    """
+    assert {int(t) for t in MessageType} == {1, 2, 3, 4}
+    data = DATAGRAMS[name]
+    for mtype in [0, *range(5, 256)]:
+        with pytest.raises(UnknownMessageType):
+            CODEC.decode(_patch(data, 1, bytes([mtype])), NOW)
+        with pytest.raises(UnknownMessageType):  # type is checked before the exact size
+            CODEC.decode(_patch(data, 1, bytes([mtype])) + b"\0", NOW)
 
 
 def test_check_order_earlier_failure_wins() -> None:
@@ -310,6 +399,13 @@ def test_check_order_earlier_failure_wins() -> None:
         CODEC.decode(b"\x02\x01" + dec[2:50], NOW)
     with pytest.raises(UnknownMessageType):  # unknown type and wrong length
         CODEC.decode(b"\x01\x09" + dec[2:50], NOW)
+    with pytest.raises(DatagramSizeError):  # known type of another size and garbage tag
+        CODEC.decode(b"\x01\x04" + dec[2:], NOW)
+    bad_role = _patch(DATAGRAMS["heartbeat_brain"], 3, b"\x03")
+    with pytest.raises(AuthenticationFailed):  # bad role under a wrong tag
+        CODEC.decode(bad_role[:-1] + bytes([bad_role[-1] ^ 1]), NOW)
+    with pytest.raises(InvalidField):  # bad role and stale
+        CODEC.decode(bad_role, NOW - 3600 * S)
     with pytest.raises(DatagramSizeError):  # wrong length and garbage tag
         CODEC.decode(dec[:-1], NOW)
     bad_field = _patch(dec, 3, b"\x09")
@@ -374,6 +470,9 @@ DEC = DATAGRAMS["decision_symbol"]
 DEC_MINT = DATAGRAMS["decision_mint"]
 CONF = DATAGRAMS["confirmation_mint_filled"]
 REJ = DATAGRAMS["confirmation_symbol_rejected"]
+RR = DATAGRAMS["replay_request"]
+HB = DATAGRAMS["heartbeat_brain"]
+HB_EXEC = DATAGRAMS["heartbeat_executor"]
 
 BAD_FIELDS = {
     # decision (offsets from SPEC §6.1)
@@ -421,6 +520,23 @@ BAD_FIELDS = {
     "confirmation_rejected_with_fee": (REJ, 80, _f64(0.01)),
     "confirmation_rejected_code_none": (REJ, 6, b"\x00"),
     "confirmation_rejected_as_filled": (REJ, 5, b"\x01"),
+    # replay request (offsets from SPEC §6.3)
+    "replay_flags_mint": (RR, 2, b"\x01"),
+    "replay_flags_truncated": (RR, 2, b"\x02"),
+    "replay_flags_high_bit": (RR, 2, b"\x80"),
+    "replay_reserved_u8": (RR, 3, b"\x01"),
+    "replay_reserved_u32_low": (RR, 4, b"\x01"),
+    "replay_reserved_u32_high": (RR, 7, b"\x80"),
+    "replay_from_seq_0": (RR, 16, _u64(0)),
+    # heartbeat (offsets from SPEC §6.4)
+    "heartbeat_flags_mint": (HB, 2, b"\x01"),
+    "heartbeat_flags_high_bit": (HB, 2, b"\x80"),
+    "heartbeat_role_0": (HB, 3, b"\x00"),
+    "heartbeat_role_3": (HB, 3, b"\x03"),
+    "heartbeat_role_255": (HB, 3, b"\xff"),
+    "heartbeat_reserved_u32_low": (HB, 4, b"\x01"),
+    "heartbeat_reserved_u32_high": (HB, 7, b"\x80"),
+    "heartbeat_executor_role_0": (HB_EXEC, 3, b"\x00"),
 }
 
 
@@ -439,6 +555,18 @@ def test_authentic_partial_fill_may_carry_any_reject_code() -> None:
         msg = CODEC.decode(_patch(CONF, 5, bytes([2, code])), NOW)
         assert isinstance(msg, ExecutionConfirmation)
         assert msg.status is Status.PARTIALLY_FILLED and msg.reject_code is RejectCode(code)
+
+
+def test_authentic_heartbeat_and_replay_edge_values_decode() -> None:
+    """last_seq 0, both roles, from_seq 1 and u64 maxima are valid (no rule on last_seq/incarnation)."""
+    for role in (1, 2):
+        msg = CODEC.decode(_patch(HB, 3, bytes([role]) + bytes(4)), NOW)
+        assert isinstance(msg, Heartbeat) and msg.role is Role(role)
+    msg = CODEC.decode(_patch(HB, 16, _u64(0) + _u64(0)), NOW)
+    assert isinstance(msg, Heartbeat) and msg.last_seq == 0 and msg.incarnation == 0
+    for from_seq in (1, U64_MAX):
+        msg = CODEC.decode(_patch(RR, 16, _u64(from_seq)), NOW)
+        assert isinstance(msg, ReplayRequest) and msg.from_seq == from_seq
 
 
 def test_venue_ref_may_contain_nul_bytes() -> None:
@@ -501,6 +629,40 @@ BAD_CONFIRMATIONS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+BAD_REPLAYS: dict[str, dict[str, Any]] = {
+    "from_seq_0": {"from_seq": 0},
+    "from_seq_negative": {"from_seq": -1},
+    "from_seq_over_u64": {"from_seq": 2**64},
+    "sent_at_negative": {"from_seq": 1, "sent_at_ns": -1},
+    "sent_at_over_u64": {"from_seq": 1, "sent_at_ns": 2**64},
+}
+
+BAD_HEARTBEATS: dict[str, dict[str, Any]] = {
+    "role_0": {"role": 0},
+    "role_3": {"role": 3},
+    "last_seq_negative": {"last_seq": -1},
+    "last_seq_over_u64": {"last_seq": 2**64},
+    "incarnation_negative": {"incarnation": -1},
+    "incarnation_over_u64": {"incarnation": 2**64},
+    "sent_at_over_u64": {"sent_at_ns": 2**64},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REPLAYS))
+def test_invalid_replay_request_raises_local_protocol_error(case: str) -> None:
+    """A replay request with from_seq < 1 or a field outside u64 cannot be built."""
+    with pytest.raises(LocalProtocolError):
+        ReplayRequest(**BAD_REPLAYS[case])
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HEARTBEATS))
+def test_invalid_heartbeat_raises_local_protocol_error(case: str) -> None:
+    """A heartbeat with an unknown role or a field outside u64 cannot be built."""
+    fields: dict[str, Any] = {"role": Role.BRAIN, "last_seq": 0, "incarnation": 1, **BAD_HEARTBEATS[case]}
+    with pytest.raises(LocalProtocolError):
+        Heartbeat(**fields)
+
+
 @pytest.mark.parametrize("case", sorted(BAD_DECISIONS))
 def test_invalid_decision_raises_local_protocol_error(case: str) -> None:
     """Constructing a decision with an out-of-range field raises LocalProtocolError."""
@@ -540,6 +702,7 @@ def test_plain_int_enums_are_coerced_to_members() -> None:
     msg = _confirmation(side=2, intent=2, status=1, reject_code=0)
     assert msg.side is Side.SELL and msg.status is Status.FILLED and msg.reject_code is RejectCode.NONE
     assert _decision(reason=2).reason is DecisionReason.STOP_LOSS
+    assert Heartbeat(role=2, last_seq=0, incarnation=0).role is Role.EXECUTOR  # type: ignore[arg-type]
 
 
 def test_codec_local_errors() -> None:
@@ -550,9 +713,11 @@ def test_codec_local_errors() -> None:
         Codec(KEY[:31])
     with pytest.raises(LocalProtocolError):
         CODEC.encode("not a message")  # type: ignore[arg-type]
-    for sent in (-1, 2**64):
-        with pytest.raises(LocalProtocolError):
-            CODEC.encode(_confirmation(), sent_at_ns=sent)
+    for msg in (_confirmation(), ReplayRequest(from_seq=1), Heartbeat(Role.EXECUTOR, 0, 0)):
+        for sent in (-1, 2**64):
+            with pytest.raises(LocalProtocolError):
+                CODEC.encode(msg, sent_at_ns=sent)
+        CODEC.encode(msg, sent_at_ns=U64_MAX)  # the largest u64 is fine
 
 
 def test_local_protocol_error_is_not_remote() -> None:

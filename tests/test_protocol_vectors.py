@@ -20,12 +20,16 @@ from protocol import (
     Codec,
     DecisionReason,
     ExecutionConfirmation,
+    Heartbeat,
     Instrument,
     InstrumentKind,
     Intent,
+    MessageType,
     RejectCode,
     RejectReason,
     RemoteProtocolError,
+    ReplayRequest,
+    Role,
     Side,
     Status,
     TradeDecision,
@@ -54,6 +58,11 @@ def _instrument(spec: dict[str, str]) -> Instrument:
 
 def _message(case: dict[str, Any]) -> protocol.Message:
     f = dict(case["fields"])
+    if case["type"] == "REPLAY_REQUEST":
+        return ReplayRequest(**f)
+    if case["type"] == "HEARTBEAT":
+        f["role"] = Role[f["role"]]
+        return Heartbeat(**f)
     f["instrument"] = _instrument(f["instrument"])
     f["side"] = Side[f["side"]]
     f["intent"] = Intent[f["intent"]]
@@ -90,6 +99,19 @@ def _spec_instrument(flags: int, raw: bytes) -> dict[str, str]:
 def _spec_read(b: bytes) -> dict[str, Any]:
     """Read a datagram with the SPEC byte tables; enums by name, like ``vectors.json``."""
     flags = b[2]
+    if b[1] == 3:  # §6.3
+        assert len(b) == 40
+        assert b[2:8] == bytes(6)  # flags, reserved u8, reserved u32
+        return {"from_seq": _u64(b, 16), "sent_at_ns": _u64(b, 8)}
+    if b[1] == 4:  # §6.4
+        assert len(b) == 48
+        assert b[2] == 0 and b[4:8] == bytes(4)  # flags, reserved u32
+        return {
+            "role": {1: "BRAIN", 2: "EXECUTOR"}[b[3]],
+            "last_seq": _u64(b, 16),
+            "incarnation": _u64(b, 24),
+            "sent_at_ns": _u64(b, 8),
+        }
     if b[1] == 1:
         assert len(b) == 104
         return {
@@ -146,9 +168,22 @@ def test_vector_file_covers_the_documented_cases() -> None:
         "confirmation_filled_mint_truncated_signature",
         "confirmation_rejected_insufficient_funds",
         "confirmation_expired",
+        "heartbeat_brain",
+        "heartbeat_executor",
+        "replay_request_from_seq_6",
     } <= names
+    assert {c["type"] for c in VALID} == {t.name for t in MessageType}
+    roles = {c["fields"]["role"] for c in VALID if c["type"] == "HEARTBEAT"}
+    assert roles == {r.name for r in Role}
     reasons = {c["reason"] for c in INVALID}
-    assert reasons == {r.value for r in RejectReason}
+    # every codec check has a vector; "direction" is the link's check (SPEC §8 #8), not the bytes'
+    assert reasons == {r.value for r in RejectReason if r.value != "direction"}
+    assert {
+        "unknown_type",
+        "known_type_wrong_size",
+        "replay_request_from_seq_0",
+        "heartbeat_unknown_role",
+    } <= set(_ids(INVALID))
     assert VECTORS["protocol_version"] == protocol.PROTOCOL_VERSION
 
 
@@ -159,9 +194,11 @@ def test_valid_vector_decodes_to_documented_fields(case: dict[str, Any]) -> None
     decoded = _codec().decode(data, NOW_NS)
     expected = _message(case)
     assert decoded == expected
+    assert type(decoded) is type(expected)
+    if not isinstance(expected, TradeDecision):
+        assert decoded.sent_at_ns == expected.sent_at_ns  # type: ignore[union-attr]  # excluded from ==
     if isinstance(expected, ExecutionConfirmation):
         assert isinstance(decoded, ExecutionConfirmation)
-        assert decoded.sent_at_ns == expected.sent_at_ns  # excluded from ==, so checked here
         assert decoded.venue_ref_truncated == expected.venue_ref_truncated
 
 
@@ -175,11 +212,13 @@ def test_encoding_documented_fields_gives_exact_bytes(case: dict[str, Any]) -> N
 def test_spec_byte_table_reads_valid_vector(case: dict[str, Any]) -> None:
     """A reader built from the SPEC offsets and hashlib agrees with the fields and the tag."""
     data = bytes.fromhex(case["hex"])
-    assert data[0] == 1 and data[1] == {"DECISION": 1, "CONFIRMATION": 2}[case["type"]]
+    types = {"DECISION": (1, 104), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 48)}
+    assert (data[0], (data[1], len(data))) == (1, types[case["type"]])
     body, tag = data[:-16], data[-16:]
     assert hashlib.blake2b(body, key=KEY, digest_size=16).digest() == tag
     expected = dict(case["fields"])
-    expected["instrument"] = {k: v for k, v in expected["instrument"].items() if k != "mint"}
+    if "instrument" in expected:
+        expected["instrument"] = {k: v for k, v in expected["instrument"].items() if k != "mint"}
     assert _spec_read(data) == expected
     assert data[2] & ~0x03 == 0
 
@@ -213,6 +252,25 @@ def test_invalid_vector_is_rejected_with_documented_reason(case: dict[str, Any])
     assert info.value.reason is RejectReason(case["reason"])
     assert type(info.value).__name__ == case["error"]
     assert getattr(protocol, case["error"]).reason is info.value.reason
+
+
+def test_heartbeat_and_replay_vectors_tell_one_gap_story() -> None:
+    """The executor heartbeat is ahead of the brain's, and the replay request asks for the next seq."""
+    by_name = {c["name"]: c["fields"] for c in VALID}
+    brain, executor = by_name["heartbeat_brain"], by_name["heartbeat_executor"]
+    assert executor["last_seq"] > brain["last_seq"]
+    assert by_name["replay_request_from_seq_6"]["from_seq"] == brain["last_seq"] + 1
+    assert brain["incarnation"] > 2**53 and executor["incarnation"] > 2**53  # JSON ints, not doubles
+
+
+def test_known_type_wrong_size_vector_names_a_defined_type() -> None:
+    """The 'known type, wrong size' datagram names type 3, yet is a decision's 104 bytes."""
+    (case,) = [c for c in INVALID if c["name"] == "known_type_wrong_size"]
+    data = bytes.fromhex(case["hex"])
+    assert data[1] == MessageType.REPLAY_REQUEST and len(data) == 104
+    assert case["reason"] == "size"
+    (unknown,) = [c for c in INVALID if c["name"] == "unknown_type"]
+    assert bytes.fromhex(unknown["hex"])[1] not in set(MessageType)
 
 
 def test_mint_instrument_round_trips_base58() -> None:

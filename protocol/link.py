@@ -1,0 +1,338 @@
+"""Sans-IO link state machines: exactly-once effect over a lossy, duplicating, reordering bus.
+
+Like aioquic's ``QuicConnection``, each side is fed received messages and timer ticks with the
+time passed in, and hands back the datagrams to send; it never touches a socket or a clock.
+
+:class:`BrainLink`
+    * keeps every unconfirmed decision in an **outbox** and retransmits the identical datagram
+      with exponential backoff (``retransmit_initial_ns`` doubling up to ``retransmit_max_ns``)
+      until its confirmation arrives or the datagram is too old to pass the peer's freshness check;
+    * releases confirmations strictly in ``seq`` order, buffering out-of-order ones within
+      ``reorder_window``; ignores duplicates; on a gap, or when an executor heartbeat reports a
+      ``last_seq`` it has not applied, sends a :class:`ReplayRequest` (at most one per
+      ``replay_interval_ns``);
+    * sends a heartbeat every ``heartbeat_interval_ns`` and tracks when it last heard the executor;
+    * decides when an unconfirmed decision can **never** execute: an executor heartbeat stamped
+      after the decision's ``expires_at_ns`` whose ``last_seq`` the brain has fully applied. The
+      executor handles datagrams one at a time and answers anything received after expiry with
+      EXPIRED, so every decision it accepted in time has a confirmation numbered at most that
+      ``last_seq``; both times are read on the executor's clock, so no skew allowance is needed.
+
+:class:`ExecutorLink`
+    * stamps and sends confirmations, tracking the highest ``seq`` issued;
+    * turns received messages into events (a decision to handle, a replay to serve);
+    * sends a heartbeat every ``heartbeat_interval_ns``, and at once when a new brain incarnation
+      appears, so a restarted brain learns the executor's ``last_seq`` without waiting.
+
+Errors: :class:`~protocol.errors.UnexpectedMessage` (an authentic message sent to the wrong side).
+Defaults are engineering choices for loopback and LAN links: first retransmit after 100 ms (a few
+hundred times the loopback round trip), heartbeats every 500 ms, silence after 3 s (six missed
+heartbeats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .codec import Codec, Message
+from .enums import Role
+from .errors import UnexpectedMessage
+from .messages import ExecutionConfirmation, Heartbeat, ReplayRequest, TradeDecision
+
+__all__ = ["BrainLink", "DecisionReceived", "ExecutorLink", "LinkStats", "ReplayRequested"]
+
+_MS = 1_000_000
+
+
+@dataclass
+class LinkStats:
+    """Counters a link keeps; the apps export them as metrics."""
+
+    retransmits: int = 0
+    replay_requests: int = 0
+    duplicates: int = 0
+    buffered: int = 0
+    beyond_window: int = 0
+    heartbeats_sent: int = 0
+    peer_restarts: int = 0
+    abandoned: int = 0  # decisions whose datagram grew too old to retransmit
+
+
+@dataclass(slots=True)
+class _Pending:
+    decision: TradeDecision
+    datagram: bytes
+    next_send_ns: int
+    backoff_ns: int
+
+
+class BrainLink:
+    """The brain's side of the link; see the module docstring.
+
+    Args:
+        codec: bus codec; its ``max_age_ns`` bounds how long a datagram is worth resending.
+        incarnation: random per process start, carried in heartbeats.
+        next_seq: the next confirmation seq to apply (1 + highest applied, from the journal).
+    """
+
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        incarnation: int,
+        next_seq: int = 1,
+        retransmit_initial_ns: int = 100 * _MS,
+        retransmit_max_ns: int = 1_000 * _MS,
+        heartbeat_interval_ns: int = 500 * _MS,
+        silence_threshold_ns: int = 3_000 * _MS,
+        replay_interval_ns: int = 250 * _MS,
+        reorder_window: int = 1024,
+    ) -> None:
+        self.codec = codec
+        self.incarnation = incarnation
+        self.expected_seq = next_seq
+        self.retransmit_initial_ns = retransmit_initial_ns
+        self.retransmit_max_ns = retransmit_max_ns
+        self.heartbeat_interval_ns = heartbeat_interval_ns
+        self.silence_threshold_ns = silence_threshold_ns
+        self.replay_interval_ns = replay_interval_ns
+        self.reorder_window = reorder_window
+        self.outbox: dict[int, _Pending] = {}
+        self.stats = LinkStats()
+        self.last_heard_ns: int | None = None
+        self.peer_incarnation: int | None = None
+        self.peer_last_seq = 0
+        self.peer_heartbeat_sent_ns = 0  # executor clock, from its latest heartbeat
+        self._buffer: dict[int, ExecutionConfirmation] = {}
+        self._need_replay = False
+        self._next_replay_ns = 0
+        self._next_heartbeat_ns = 0  # due at once
+        self._out: list[bytes] = []
+
+    # -- outbound ---------------------------------------------------------------------------
+
+    def send_decision(self, decision: TradeDecision, now_ns: int, datagram: bytes | None = None) -> bytes:
+        """Queue a decision (its journaled bytes, if given) and keep it until confirmed."""
+        data = datagram if datagram is not None else self.codec.encode(decision)
+        self.outbox[decision.decision_id] = _Pending(
+            decision, data, now_ns + self.retransmit_initial_ns, self.retransmit_initial_ns
+        )
+        self._out.append(data)
+        return data
+
+    def datagrams_to_send(self) -> list[bytes]:
+        """Everything queued since the last call, in order."""
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> int:
+        """Wall-clock ns at which :meth:`handle_timer` must next run."""
+        t = self._next_heartbeat_ns
+        for p in self.outbox.values():
+            if p.next_send_ns < t:
+                t = p.next_send_ns
+        if self._need_replay and self._next_replay_ns < t:
+            t = self._next_replay_ns
+        return t
+
+    def handle_timer(self, now_ns: int) -> None:
+        """Retransmit what is due, send a due heartbeat or replay request."""
+        oldest_useful = now_ns - self.codec.max_age_ns
+        for p in self.outbox.values():
+            if p.next_send_ns > now_ns:
+                continue
+            if p.decision.created_at_ns < oldest_useful:
+                # The peer would drop it as stale; only a replay or the expiry rule resolves it now.
+                p.next_send_ns = 2**63
+                self.stats.abandoned += 1
+                continue
+            self._out.append(p.datagram)
+            self.stats.retransmits += 1
+            p.backoff_ns = min(p.backoff_ns * 2, self.retransmit_max_ns)
+            p.next_send_ns = now_ns + p.backoff_ns
+        if now_ns >= self._next_heartbeat_ns:
+            self._send_heartbeat(now_ns)
+        self._maybe_request_replay(now_ns)
+
+    def _send_heartbeat(self, now_ns: int) -> None:
+        hb = Heartbeat(Role.BRAIN, self.expected_seq - 1, self.incarnation)
+        self._out.append(self.codec.encode(hb, sent_at_ns=now_ns))
+        self.stats.heartbeats_sent += 1
+        self._next_heartbeat_ns = now_ns + self.heartbeat_interval_ns
+
+    def _maybe_request_replay(self, now_ns: int) -> None:
+        if self._need_replay and now_ns >= self._next_replay_ns:
+            self._out.append(self.codec.encode(ReplayRequest(self.expected_seq), sent_at_ns=now_ns))
+            self.stats.replay_requests += 1
+            self._next_replay_ns = now_ns + self.replay_interval_ns
+
+    # -- inbound ----------------------------------------------------------------------------
+
+    def receive(self, msg: Message, now_ns: int) -> list[ExecutionConfirmation]:
+        """Feed one authentic message; returns confirmations now ready to apply, in seq order.
+
+        Raises:
+            UnexpectedMessage: a decision, a replay request or a brain heartbeat.
+        """
+        if isinstance(msg, ExecutionConfirmation):
+            self.last_heard_ns = now_ns
+            return self._on_confirmation(msg, now_ns)
+        if isinstance(msg, Heartbeat) and msg.role is Role.EXECUTOR:
+            self.last_heard_ns = now_ns
+            self._on_heartbeat(msg, now_ns)
+            return []
+        raise UnexpectedMessage(f"{type(msg).__name__} is not for the brain")
+
+    def _on_heartbeat(self, hb: Heartbeat, now_ns: int) -> None:
+        if self.peer_incarnation is not None and hb.incarnation != self.peer_incarnation:
+            self.stats.peer_restarts += 1
+            for p in self.outbox.values():  # the executor restarted: resend without waiting
+                if p.next_send_ns != 2**63:
+                    p.next_send_ns = now_ns
+                    p.backoff_ns = self.retransmit_initial_ns
+        self.peer_incarnation = hb.incarnation
+        if hb.sent_at_ns >= self.peer_heartbeat_sent_ns:
+            self.peer_heartbeat_sent_ns = hb.sent_at_ns
+            self.peer_last_seq = max(self.peer_last_seq, hb.last_seq)
+        if hb.last_seq >= self.expected_seq:
+            self._need_replay = True  # a confirmation we have not applied exists
+            self._maybe_request_replay(now_ns)
+
+    def _on_confirmation(self, conf: ExecutionConfirmation, now_ns: int) -> list[ExecutionConfirmation]:
+        seq = conf.seq
+        if seq < self.expected_seq or seq in self._buffer:
+            self.stats.duplicates += 1
+            return []
+        if seq > self.expected_seq:
+            if seq - self.expected_seq <= self.reorder_window:
+                self._buffer[seq] = conf
+                self.stats.buffered += 1
+            else:
+                self.stats.beyond_window += 1
+            self._need_replay = True
+            self._maybe_request_replay(now_ns)
+            return []
+        ready = [conf]
+        self.expected_seq += 1
+        while self.expected_seq in self._buffer:
+            ready.append(self._buffer.pop(self.expected_seq))
+            self.expected_seq += 1
+        for c in ready:
+            self.outbox.pop(c.decision_id, None)
+        self.peer_last_seq = max(self.peer_last_seq, self.expected_seq - 1)
+        if not self._buffer and self.peer_last_seq < self.expected_seq:
+            self._need_replay = False
+        return ready
+
+    # -- state ------------------------------------------------------------------------------
+
+    def executor_alive(self, now_ns: int) -> bool:
+        """Heard a valid datagram from the executor within ``silence_threshold_ns``."""
+        return self.last_heard_ns is not None and now_ns - self.last_heard_ns <= self.silence_threshold_ns
+
+    def resolve_expired(self) -> list[TradeDecision]:
+        """Remove and return unconfirmed decisions that can no longer execute (module docstring)."""
+        if self._buffer or self.peer_last_seq >= self.expected_seq:
+            return []  # confirmations outstanding: one of them may answer a pending decision
+        done = [p.decision for p in self.outbox.values() if self.peer_heartbeat_sent_ns > p.decision.expires_at_ns]
+        for d in done:
+            del self.outbox[d.decision_id]
+        return done
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionReceived:
+    decision: TradeDecision
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequested:
+    from_seq: int
+
+
+class ExecutorLink:
+    """The executor's side of the link; see the module docstring.
+
+    Args:
+        codec: bus codec.
+        incarnation: random per process start, carried in heartbeats.
+        last_seq: highest confirmation seq already issued (from the journal).
+        replay_min_interval_ns: a replay request for the same ``from_seq`` within this interval of
+            the last one served is ignored (a captured request re-sent in a burst cannot make the
+            executor amplify it).
+    """
+
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        incarnation: int,
+        last_seq: int = 0,
+        heartbeat_interval_ns: int = 500 * _MS,
+        replay_min_interval_ns: int = 50 * _MS,
+    ) -> None:
+        self.codec = codec
+        self.incarnation = incarnation
+        self.last_seq = last_seq
+        self.heartbeat_interval_ns = heartbeat_interval_ns
+        self.replay_min_interval_ns = replay_min_interval_ns
+        self.stats = LinkStats()
+        self.brain_incarnation: int | None = None
+        self.brain_applied_seq = 0
+        self.last_heard_ns: int | None = None
+        self._last_replay: tuple[int, int] = (0, -(2**63))
+        self._next_heartbeat_ns = 0
+        self._out: list[bytes] = []
+
+    def send_confirmation(self, conf: ExecutionConfirmation, now_ns: int) -> None:
+        """Stamp and queue a confirmation (new, duplicate-answer or replayed)."""
+        if conf.seq > self.last_seq:
+            self.last_seq = conf.seq
+        self._out.append(self.codec.encode(conf, sent_at_ns=now_ns))
+
+    def datagrams_to_send(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> int:
+        return self._next_heartbeat_ns
+
+    def handle_timer(self, now_ns: int) -> None:
+        if now_ns >= self._next_heartbeat_ns:
+            self._send_heartbeat(now_ns)
+
+    def _send_heartbeat(self, now_ns: int) -> None:
+        hb = Heartbeat(Role.EXECUTOR, self.last_seq, self.incarnation)
+        self._out.append(self.codec.encode(hb, sent_at_ns=now_ns))
+        self.stats.heartbeats_sent += 1
+        self._next_heartbeat_ns = now_ns + self.heartbeat_interval_ns
+
+    def receive(self, msg: Message, now_ns: int) -> DecisionReceived | ReplayRequested | None:
+        """Feed one authentic message; returns what the application must do, if anything.
+
+        Raises:
+            UnexpectedMessage: a confirmation or an executor heartbeat.
+        """
+        if isinstance(msg, TradeDecision):
+            self.last_heard_ns = now_ns
+            return DecisionReceived(msg)
+        if isinstance(msg, ReplayRequest):
+            self.last_heard_ns = now_ns
+            last_from, last_at = self._last_replay
+            if msg.from_seq == last_from and now_ns - last_at < self.replay_min_interval_ns:
+                self.stats.duplicates += 1
+                return None
+            self._last_replay = (msg.from_seq, now_ns)
+            self.stats.replay_requests += 1
+            return ReplayRequested(msg.from_seq)
+        if isinstance(msg, Heartbeat) and msg.role is Role.BRAIN:
+            self.last_heard_ns = now_ns
+            if msg.incarnation != self.brain_incarnation:
+                if self.brain_incarnation is not None:
+                    self.stats.peer_restarts += 1
+                self.brain_incarnation = msg.incarnation
+                self._send_heartbeat(now_ns)  # tell a new brain our last_seq right away
+            self.brain_applied_seq = max(self.brain_applied_seq, msg.last_seq)
+            return None
+        raise UnexpectedMessage(f"{type(msg).__name__} is not for the executor")
+
