@@ -103,6 +103,7 @@ class BrainLink:
         self.peer_incarnation: int | None = None
         self.peer_last_seq = 0
         self.peer_heartbeat_sent_ns = 0  # executor clock, from its latest heartbeat
+        self._peer_latest_sent_ns = 0  # executor clock, latest stamp on anything received
         self._buffer: dict[int, ExecutionConfirmation] = {}
         self._need_replay = False
         self._next_replay_ns = 0
@@ -175,13 +176,20 @@ class BrainLink:
             UnexpectedMessage: a decision, a replay request or a brain heartbeat.
         """
         if isinstance(msg, ExecutionConfirmation):
-            self.last_heard_ns = now_ns
+            self._heard(msg.sent_at_ns, now_ns)
             return self._on_confirmation(msg, now_ns)
         if isinstance(msg, Heartbeat) and msg.role is Role.EXECUTOR:
-            self.last_heard_ns = now_ns
+            self._heard(msg.sent_at_ns, now_ns)
             self._on_heartbeat(msg, now_ns)
             return []
         raise UnexpectedMessage(f"{type(msg).__name__} is not for the brain")
+
+    def _heard(self, sent_at_ns: int, now_ns: int) -> None:
+        """Liveness counts only datagrams stamped later than any seen before: a captured datagram
+        re-sent within the freshness window must not hide a silent executor."""
+        if sent_at_ns > self._peer_latest_sent_ns:
+            self._peer_latest_sent_ns = sent_at_ns
+            self.last_heard_ns = now_ns
 
     def _on_heartbeat(self, hb: Heartbeat, now_ns: int) -> None:
         if self.peer_incarnation is not None and hb.incarnation != self.peer_incarnation:
