@@ -24,6 +24,7 @@ from executor.core import ExecutorCore
 from executor.metrics import ExecutorMetrics
 from executor.paper import PaperVenue
 from protocol import Codec, Instrument, derive_key
+from protocol.udp import Address
 from tandem.marketdata import Bars
 
 SECRET = b"harness-secret-harness-secret-32"
@@ -43,6 +44,36 @@ class Harness:
         self.executor.core.close()
 
 
+async def start_executor(
+    tmp: Path, bars: Bars, codec: Codec, brain_addr: Address, *, bind: Address = ("127.0.0.1", 0),
+    starting_cash: float = 10_000.0, fee_bps: float = 10.0, slippage_bps: float = 0.0,
+) -> ExecutorApp:  # fmt: skip
+    """A real executor on ``bind`` with its journal in ``tmp`` (reopened if it exists)."""
+    venue = PaperVenue(bars, instrument=INSTRUMENT, fee_bps=fee_bps, slippage_bps=slippage_bps)
+    core = ExecutorCore.open(tmp / "executor.sqlite", venue, starting_cash)
+    executor = ExecutorApp(core, codec, ExecutorMetrics(), bind, brain_addr)
+    await executor.start()
+    return executor
+
+
+async def start_brain(
+    tmp: Path, strategy: Any, codec: Codec, executor_addr: Address, *, bind: Address = ("127.0.0.1", 0),
+    starting_cash: float = 10_000.0, exit_rules: ExitRules | None = None, breaker_rules: BreakerRules | None = None,
+) -> BrainApp:  # fmt: skip
+    """A real brain on ``bind`` with its journal in ``tmp`` (resumed if it exists)."""
+    journal = BrainJournal(tmp / "brain.sqlite", instrument=str(INSTRUMENT), starting_cash=starting_cash)
+    core = BrainCore(
+        BrainConfig(INSTRUMENT),
+        strategy,
+        PositionTracker(starting_cash, exit_rules or ExitRules()),
+        CircuitBreakers(breaker_rules or BreakerRules()),
+        itertools.count(1).__next__,
+    )
+    brain = BrainApp(core, codec, journal, BrainMetrics(), bind, executor_addr)
+    await brain.start()
+    return brain
+
+
 async def start_harness(
     tmp: Path,
     bars: Bars,
@@ -56,25 +87,13 @@ async def start_harness(
 ) -> Harness:
     """Start an executor and a brain on ephemeral loopback ports, wired to each other."""
     codec = Codec(derive_key(SECRET))
-    core = ExecutorCore.open(tmp / "executor.sqlite", PaperVenue(bars, instrument=INSTRUMENT, fee_bps=fee_bps,
-                             slippage_bps=slippage_bps), starting_cash)  # fmt: skip
-    journal = BrainJournal(tmp / "brain.sqlite", instrument=str(INSTRUMENT), starting_cash=starting_cash)
-    ids = itertools.count(1)
-    brain_core = BrainCore(
-        BrainConfig(INSTRUMENT),
-        strategy,
-        PositionTracker(starting_cash, exit_rules or ExitRules()),
-        CircuitBreakers(breaker_rules or BreakerRules()),
-        ids.__next__,
-    )
-    brain = BrainApp(brain_core, codec, journal, BrainMetrics(), ("127.0.0.1", 0), ("127.0.0.1", 0))
-    await brain.start()
-    executor = ExecutorApp(core, codec, ExecutorMetrics(), ("127.0.0.1", 0), brain.address)
+    # The brain binds first with a placeholder peer; once the executor is bound, point it there.
+    brain = await start_brain(tmp, strategy, codec, ("127.0.0.1", 9), starting_cash=starting_cash,
+                              exit_rules=exit_rules, breaker_rules=breaker_rules)  # fmt: skip
+    executor = await start_executor(tmp, bars, codec, brain.address, starting_cash=starting_cash, fee_bps=fee_bps,
+                                    slippage_bps=slippage_bps)  # fmt: skip
     assert brain.endpoint is not None
-    brain.endpoint.peer = ("127.0.0.1", 0)  # placeholder until the executor is bound
-    await executor.start()
-    brain.endpoint.peer = executor.address
-    brain.decision_peer = executor.address
+    brain.endpoint.peer = brain.decision_peer = executor.address
     return Harness(brain, executor, codec)
 
 
