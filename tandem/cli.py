@@ -1,4 +1,4 @@
-"""The ``tandem`` command: ``paper``, ``brain``, ``executor`` and ``bench`` subcommands.
+"""The ``tandem`` command: ``paper``, ``brain``, ``executor``, ``bench`` and ``fuzz`` subcommands.
 
 Each subcommand parses its own flags (pydantic-settings), so ``tandem brain --help`` lists every
 brain setting with its default.
@@ -18,6 +18,8 @@ commands:
   brain      run the brain alone (strategy, exits, breakers, tracker) against a running executor
   executor   run the executor alone (paper venue, journal) until SIGTERM
   bench      measure decision->confirmation round trips between two processes, against a bare UDP echo
+  chaos      paper-trade through a fault proxy with process kills; prove exactly-once and equal ledgers
+  fuzz       send hostile datagrams to a live brain and executor; check each is rejected, counted, harmless
 
 Settings come from TANDEM_* environment variables, a .env file and flags; `tandem COMMAND --help`.
 """
@@ -32,6 +34,10 @@ def _command(name: str) -> Callable[[list[str]], int] | None:
         from executor.main import main
     elif name == "bench":
         from .bench import main
+    elif name == "chaos":
+        from .chaos import main
+    elif name == "fuzz":
+        from .fuzz import main
     else:
         return None
     return main

@@ -1,0 +1,644 @@
+"""``tandem chaos``: exactly-once effect and identical positions under a hostile bus and kills.
+
+Steps (issue #3 §3):
+
+1. **Reference**: a fault-free ``tandem paper`` run (:func:`tandem.paper.run_paper`) with the same
+   data and settings into ``run_dir/reference`` → its ``trades.csv`` and its decision count.
+2. **Chaos run** in ``run_dir/chaos`` with a fresh bus secret: a :class:`~tandem.proxy.ChaosProxy`
+   sits between the two processes (loss, duplication, reordering, delay, corruption; forged,
+   replayed and reflected datagrams); ``python -m executor`` and ``python -m brain`` each bind a
+   fixed free loopback port and send through the proxy. A seeded plan (:func:`plan_kills`)
+   SIGKILLs each process a number of times, each "after the k-th new decision passes the proxy"
+   plus 0–300 ms, and restarts it with identical arguments after 0.1–1.0 s. Just before every
+   SIGKILL, and before the executor is stopped at the end, that process's ``/metrics`` is scraped
+   and its counters accumulated; the brain's last incarnation exits 0 by itself when the replay is
+   done and reports its own counters in ``report.json``. Then the executor gets SIGTERM (it writes
+   ``executor-ledger.json``). Logs are appended across incarnations, each start marked by a
+   ``chaos_start`` line.
+3. **Verdict** (:func:`evaluate`): at most one execution per ``decision_id`` (journal fills, and
+   independently the ``decision_executed``/``decision_recovered`` lines of ``executor.log``), no
+   decision at the executor that the brain did not send, no conflict, brain positions and cash
+   equal to the executor's ledger, no unresolved decision, and ``trades.csv`` byte-identical to
+   the reference unless decisions were reported expired (then the difference is reported, not a
+   violation). Exit 0 only if every check passes, 1 naming each violation, 2 on bad settings.
+
+``decision_addr``, ``confirm_addr`` and the metrics ports of the paper settings are not used:
+chaos picks free loopback ports and serves metrics on ephemeral ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import random
+import socket
+import sqlite3
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from brain.settings import BrainSettings
+from executor.settings import ExecutorSettings
+from protocol import Status
+
+from .marketdata import MarketDataError, bundled_path, load_bars
+from .paper import PaperSettings, _flags, _tail, run_paper
+from .proxy import LOOPBACK, ChaosProxy, FaultRates
+from .runtime import ConfigError, new_bus_secret, run, write_secret_file
+from .settings import load_settings
+
+__all__ = ["ChaosFailure", "ChaosSettings", "Kill", "evaluate", "main", "plan_kills", "run_chaos"]
+
+_READY_TIMEOUT_S = 60.0
+_SCRAPE_TIMEOUT_S = 5.0
+_STOP_TIMEOUT_S = 10.0
+KILL_DELAY_S = (0.0, 0.3)
+"""Extra delay after the k-th new decision, so a kill lands anywhere in the processing."""
+DOWNTIME_S = (0.1, 1.0)
+"""How long a killed process stays down before its restart."""
+CASH_REL_TOL = 1e-9
+
+_EXECUTOR_COUNTERS = (
+    "executor_datagrams_rejected_total", "executor_replay_requests_served_total",
+    "executor_confirmations_replayed_total", "executor_duplicate_decisions_total", "executor_executions_total",
+    "executor_decision_conflicts_total", "executor_decisions_received_total",
+)  # fmt: skip
+_BRAIN_COUNTERS = (
+    "brain_datagrams_rejected_total", "brain_decision_retransmits_total", "brain_replay_requests_total",
+    "brain_duplicate_confirmations_total",
+)  # fmt: skip
+
+
+class ChaosSettings(PaperSettings):
+    """Paper settings plus the fault profile, the kill plan and a time limit."""
+
+    seed: int = Field(1, description="seeds the faults, the injections and the kill plan")
+    loss: float = Field(0.20, ge=0, le=1, description="probability a datagram is dropped")
+    duplicate: float = Field(0.05, ge=0, le=1, description="probability a datagram is sent twice")
+    reorder: float = Field(0.05, ge=0, le=1, description="probability a datagram is held back behind a later one")
+    corrupt: float = Field(0.01, ge=0, le=1, description="probability 1-3 bits of a datagram are flipped")
+    delay: float = Field(0.05, ge=0, le=1, description="probability a datagram gets extra latency")
+    delay_max_ms: float = Field(50.0, ge=0, description="largest extra latency, ms")
+    forged_per_s: float = Field(20.0, ge=0, description="forged datagrams injected per second and direction")
+    replayed_per_s: float = Field(5.0, ge=0, description="captured datagrams re-sent per second and direction")
+    reflected_per_s: float = Field(2.0, ge=0, description="captured datagrams sent back to their sender per second and direction")
+    kills_executor: int = Field(3, ge=0, description="SIGKILLs of the executor (each restarted)")
+    kills_brain: int = Field(3, ge=0, description="SIGKILLs of the brain (each restarted)")
+    timeout_s: float = Field(300.0, gt=0, description="the chaos run fails past this many seconds")
+
+    def rates(self) -> FaultRates:
+        return FaultRates(
+            loss=self.loss, duplicate=self.duplicate, reorder=self.reorder, corrupt=self.corrupt, delay=self.delay,
+            delay_max_ms=self.delay_max_ms, forged_per_s=self.forged_per_s, replayed_per_s=self.replayed_per_s,
+            reflected_per_s=self.reflected_per_s,
+        )  # fmt: skip
+
+
+class ChaosFailure(RuntimeError):
+    """A process failed or the run exceeded its time limit; the message has the log tail."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """One planned SIGKILL: of ``target``, ``delay_s`` after the ``after_decision``-th new decision
+    reached the proxy; restarted ``downtime_s`` later."""
+
+    target: str
+    after_decision: int
+    delay_s: float
+    downtime_s: float
+
+    def describe(self) -> str:
+        return f"{self.target[0].upper()}@{self.after_decision}+{self.delay_s * 1e3:.0f}ms/{self.downtime_s:.2f}s"
+
+
+def plan_kills(seed: int, executor: int, brain: int, decisions: int) -> list[Kill]:
+    """The seeded kill plan: ``k`` uniform in ``[1, decisions)`` per kill, targets interleaved in
+    seeded order, sorted by ``k``.
+
+    Raises:
+        ConfigError: kills were asked for but the reference made fewer than 2 decisions.
+    """
+    if executor + brain == 0:
+        return []
+    if decisions < 2:
+        raise ConfigError(f"kills need a reference with at least 2 decisions, it made {decisions}")
+    rng = random.Random(f"{seed}:kills")
+    targets = ["executor"] * executor + ["brain"] * brain
+    rng.shuffle(targets)
+    ks = sorted(rng.randrange(1, decisions) for _ in targets)
+    return [Kill(t, k, rng.uniform(*KILL_DELAY_S), rng.uniform(*DOWNTIME_S)) for t, k in zip(targets, ks)]
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+class _Child:
+    """One supervised process (``python -m brain`` or ``executor``), restarted with identical argv."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, counters: tuple[str, ...]) -> None:
+        self.name = name
+        self.argv = argv
+        self.log = log
+        self.counters = counters
+        self.proc: asyncio.subprocess.Process | None = None
+        self.exited: asyncio.Future[int] | None = None
+        self.metrics_port: int | None = None
+        self.starts = 0
+        self.kills = 0
+        self.scraped: dict[str, Counter[str]] = {n: Counter() for n in counters}
+
+    @property
+    def running(self) -> bool:
+        return self.exited is not None and not self.exited.done()
+
+    def failure(self, what: str) -> ChaosFailure:
+        return ChaosFailure(f"{self.name} {what}; {self.log}:\n{_tail(self.log)}")
+
+    async def start(self) -> None:
+        """Start an incarnation and wait for its ready line (its metrics port)."""
+        with self.log.open("ab") as fh:
+            if fh.tell() and not self.log.read_bytes().endswith(b"\n"):
+                fh.write(b"\n")  # a line cut by SIGKILL must not swallow the next incarnation's first
+            fh.write(json.dumps({"event": "chaos_start", "process": self.name, "incarnation": self.starts + 1}).encode() + b"\n")
+            fh.flush()
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=fh
+            )
+        self.starts += 1
+        self.exited = asyncio.ensure_future(self.proc.wait())
+        assert self.proc.stdout is not None
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT_S):
+                while True:
+                    line = await self.proc.stdout.readline()
+                    if not line:
+                        raise self.failure(f"exited with {await self.exited} before it was ready")
+                    try:
+                        msg = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if msg.get("event") == f"{self.name}_ready":
+                        self.metrics_port = msg.get("metrics_port")
+                        return
+        except TimeoutError:
+            raise self.failure(f"did not print its ready line within {_READY_TIMEOUT_S:.0f} s") from None
+
+    async def scrape(self, http: Any) -> None:
+        """Add this incarnation's counters (from ``/metrics``) to :attr:`scraped`."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        try:
+            async with http.get(url) as resp:
+                text = await resp.text()
+        except (OSError, TimeoutError) as exc:
+            raise self.failure(f"metrics at {url} could not be scraped ({exc!r})") from None
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name in self.scraped:
+                    self.scraped[s.name][s.labels.get("reason", "")] += s.value
+
+    async def kill(self) -> None:
+        assert self.proc is not None and self.exited is not None
+        self.proc.kill()
+        await self.exited
+        self.kills += 1
+
+    async def stop(self) -> int:
+        """SIGTERM and wait (SIGKILL after :data:`_STOP_TIMEOUT_S`); returns the exit code."""
+        assert self.proc is not None and self.exited is not None
+        self.proc.terminate()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.exited), _STOP_TIMEOUT_S)
+        except TimeoutError:
+            self.proc.kill()
+            await self.exited
+            raise self.failure(f"did not stop within {_STOP_TIMEOUT_S:.0f} s of SIGTERM") from None
+
+    def abort(self) -> None:
+        if self.running and self.proc is not None:
+            self.proc.kill()
+
+
+@dataclass
+class _Outcome:
+    """What the chaos run gathered besides the files in its directory."""
+
+    proxy: ChaosProxy
+    executor: _Child
+    brain: _Child
+    plan: list[Kill]
+    done: list[Kill] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _ChaosRun:
+    def __init__(self, settings: ChaosSettings, run_dir: Path, plan: list[Kill]) -> None:
+        self.settings = settings
+        self.run_dir = run_dir
+        self.plan = plan
+        self.secret = new_bus_secret()
+        key = run_dir / "bus.key"
+        write_secret_file(key, self.secret)
+        self.exe_port, self.brain_port = _free_udp_port(), _free_udp_port()
+        self.proxy = ChaosProxy(self.secret, settings.rates(), settings.seed,
+                                executor=(LOOPBACK, self.exe_port), brain=(LOOPBACK, self.brain_port))  # fmt: skip
+        self.common = {"run_dir": str(run_dir), "bus_secret_file": str(key), "metrics_port": 0}
+
+    async def run(self) -> _Outcome:
+        started = time.perf_counter()
+        await self.proxy.start()
+        a_host, a_port = self.proxy.decision_addr
+        b_host, b_port = self.proxy.confirm_addr
+        s = self.settings
+        executor = _Child("executor", [sys.executable, "-m", "executor", *_flags(
+            s, ExecutorSettings, decision_addr=f"{LOOPBACK}:{self.exe_port}", confirm_addr=f"{b_host}:{b_port}",
+            **self.common)], self.run_dir / "executor.log", _EXECUTOR_COUNTERS)  # fmt: skip
+        brain = _Child("brain", [sys.executable, "-m", "brain", *_flags(
+            s, BrainSettings, decision_addr=f"{a_host}:{a_port}", confirm_addr=f"{LOOPBACK}:{self.brain_port}",
+            **self.common)], self.run_dir / "brain.log", _BRAIN_COUNTERS)  # fmt: skip
+        out = _Outcome(self.proxy, executor, brain, self.plan)
+        import aiohttp
+
+        try:
+            async with asyncio.timeout(s.timeout_s), aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=_SCRAPE_TIMEOUT_S)
+            ) as http:
+                await executor.start()
+                await brain.start()
+                await self._kills(out, http)
+                if brain.running:
+                    await self._watch(asyncio.shield(brain.exited), executor)  # type: ignore[arg-type]
+                if (code := brain.exited.result()) != 0:  # type: ignore[union-attr]
+                    raise brain.failure(f"exited with {code}")
+                await executor.scrape(http)
+                if (code := await executor.stop()) != 0:
+                    raise executor.failure(f"exited with {code} after SIGTERM")
+        except TimeoutError:
+            raise ChaosFailure(
+                f"the chaos run exceeded {s.timeout_s:g} s; {brain.log}:\n{_tail(brain.log)}\n"
+                f"{executor.log}:\n{_tail(executor.log)}"
+            ) from None
+        finally:
+            self.proxy.close()
+            for child in (brain, executor):
+                child.abort()
+                if child.exited is not None:
+                    await asyncio.gather(child.exited, return_exceptions=True)
+        out.seconds = time.perf_counter() - started
+        return out
+
+    async def _kills(self, out: _Outcome, http: Any) -> None:
+        children = {"executor": out.executor, "brain": out.brain}
+        for kill in self.plan:
+            child = children[kill.target]
+            others = [c for c in children.values() if c is not child]
+            if not await self._watch(self.proxy.wait_new_decisions(kill.after_decision), *children.values()):
+                return  # the brain finished: the remaining kills cannot land
+            if not await self._watch(asyncio.sleep(kill.delay_s), *children.values()):
+                return
+            if not child.running:  # exited between the watch and now
+                if child.name == "brain" and child.exited.result() == 0:  # type: ignore[union-attr]
+                    return
+                raise child.failure(f"exited by itself with {child.exited.result()}")  # type: ignore[union-attr]
+            await child.scrape(http)
+            await child.kill()
+            brain_done = not await self._watch(asyncio.sleep(kill.downtime_s), *others)
+            await child.start()  # the executor is restarted even when the brain is done: it must write its ledger
+            out.done.append(kill)
+            if brain_done:
+                return
+
+    async def _watch(self, aw: Any, *children: _Child) -> bool:
+        """Await ``aw`` while watching ``children``: True once it completes; False if the brain
+        finished (exit 0) first.
+
+        Raises:
+            ChaosFailure: a watched process exited by itself (the executor at all, the brain non-zero).
+        """
+        task = asyncio.ensure_future(aw)
+        watched = [c.exited for c in children if c.running]
+        done, _ = await asyncio.wait({task, *watched}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[arg-type]
+        if task in done:
+            task.result()
+            return True
+        task.cancel()
+        for c in children:
+            if c.exited in done:
+                code = c.exited.result()  # type: ignore[union-attr]
+                if c.name == "brain" and code == 0:
+                    return False
+                raise c.failure(f"exited by itself with {code}")
+        return False  # pragma: no cover - one of the watched futures completed
+
+
+# -- verdict ------------------------------------------------------------------------------------
+
+
+def _journal_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def _log_events(path: Path) -> tuple[Counter[int], Counter[int], int, int]:
+    """``(executed, recovered, conflicts, unparsable)`` from an executor log (JSON lines)."""
+    executed: Counter[int] = Counter()
+    recovered: Counter[int] = Counter()
+    conflicts = unparsable = 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                unparsable += 1  # a line cut by SIGKILL
+                continue
+            event = line.get("event")
+            if event == "decision_executed":
+                executed[line["decision_id"]] += 1
+            elif event == "decision_recovered":
+                recovered[line["decision_id"]] += 1
+            elif event == "decision_conflict":
+                conflicts += 1
+    return executed, recovered, conflicts, unparsable
+
+
+def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
+    """The checks of the verdict, from the two run directories' files.
+
+    Returns:
+        figures and ``violations`` (a list of sentences; empty = every check passed).
+    """
+    v: list[str] = []
+    bj = chaos_dir / "brain.sqlite"
+    decisions = {r[0] for r in _journal_rows(bj, "SELECT decision_id FROM decisions")}
+    statuses = dict(_journal_rows(bj, "SELECT decision_id, status FROM confirmations"))
+    resolved = {r[0] for r in _journal_rows(bj, "SELECT decision_id FROM resolutions")}
+    expired = sorted({d for d, s in statuses.items() if s == Status.EXPIRED} | resolved)
+    unresolved = sorted(decisions - statuses.keys() - resolved)
+    if unresolved:
+        v.append(f"{len(unresolved)} decisions have neither a confirmation nor a resolution: {unresolved[:10]}")
+    outcomes = Counter(Status(s).name for s in statuses.values()) + Counter({"EXPIRED_UNCONFIRMED": len(resolved)})
+
+    ej = chaos_dir / "executor.sqlite"
+    fills = dict(_journal_rows(ej, "SELECT decision_id, COUNT(*) FROM fills GROUP BY decision_id"))
+    max_fills = max(fills.values(), default=0)
+    if max_fills > 1:
+        v.append(f"a decision_id executed {max_fills} times (journal fills): "
+                 f"{sorted(d for d, n in fills.items() if n > 1)[:10]}")  # fmt: skip
+    cols = "decision_id, side, intent, reason, quantity, reference_price, created_at_ns, expires_at_ns, market_ts_ns"
+    sent = {r[0]: r[1:] for r in _journal_rows(bj, f"SELECT {cols} FROM decisions")}
+    received = {r[0]: r[1:] for r in _journal_rows(ej, f"SELECT {cols} FROM decisions")}
+    foreign = sorted(d for d in received if d not in sent)
+    altered = sorted(d for d in received if d in sent and received[d] != sent[d])
+    if foreign:
+        v.append(f"the executor journaled {len(foreign)} decisions the brain never sent: {foreign[:10]}")
+    if altered:
+        v.append(f"the executor journaled {len(altered)} decisions that differ from what the brain sent: {altered[:10]}")
+    unanswered = [d for d in fills if d not in sent]
+    if unanswered:
+        v.append(f"fills for decisions the brain never sent: {unanswered[:10]}")
+
+    executed, recovered, conflicts, unparsable = _log_events(chaos_dir / "executor.log")
+    per_id = executed + recovered  # an upper bound: a recovered decision may also have been refused
+    max_log = max(per_id.values(), default=0)
+    if max_log > 1:
+        v.append(f"a decision_id was executed {max_log} times (executor.log): "
+                 f"{sorted(d for d, n in per_id.items() if n > 1)[:10]}")  # fmt: skip
+    if conflicts:
+        v.append(f"the executor logged {conflicts} decision conflicts (an id repeated with other content)")
+
+    report = json.loads((chaos_dir / "report.json").read_text())
+    ledger = json.loads((chaos_dir / "executor-ledger.json").read_text())
+    brain_pos = {k: float(q) for k, q in report["open_positions"].items()}
+    exe_pos = {k: float(p["quantity"]) for k, p in ledger["positions"].items()}
+    pos_equal = brain_pos.keys() == exe_pos.keys() and all(
+        abs(brain_pos[k] - exe_pos[k]) <= CASH_REL_TOL * max(1.0, abs(exe_pos[k])) for k in exe_pos
+    )
+    cash_diff = abs(report["cash"] - ledger["cash"]) / max(1.0, abs(ledger["cash"]))
+    if not pos_equal:
+        v.append(f"positions differ: brain {brain_pos}, executor {exe_pos}")
+    if cash_diff > CASH_REL_TOL:
+        v.append(f"cash differs: brain {report['cash']!r}, executor {ledger['cash']!r} (relative {cash_diff:.3g})")
+    if report.get("anomalies"):
+        v.append(f"the brain's tracker recorded {report['anomalies']} anomalies")
+
+    ref_trades = (reference_dir / "trades.csv").read_bytes()
+    trades = (chaos_dir / "trades.csv").read_bytes()
+    identical = ref_trades == trades
+    if not identical and not expired:
+        v.append("trades.csv differs from the reference although no decision expired")
+    ref_decisions = len(_journal_rows(reference_dir / "brain.sqlite", "SELECT decision_id FROM decisions"))
+    return {
+        "decisions_sent": len(decisions),
+        "reference_decisions": ref_decisions,
+        "outcomes": dict(sorted(outcomes.items())),
+        "expired": len(expired),
+        "unresolved": len(unresolved),
+        "max_executions_journal": max_fills,
+        "executed_ids_journal": len(fills),
+        "max_executions_log": max_log,
+        "executed_ids_log": len(per_id),
+        "recovered_in_log": sum(recovered.values()),
+        "unparsable_log_lines": unparsable,
+        "decision_conflicts_log": conflicts,
+        "foreign_decisions": len(foreign),
+        "altered_decisions": len(altered),
+        "brain_positions": brain_pos,
+        "executor_positions": exe_pos,
+        "brain_cash": report["cash"],
+        "executor_cash": ledger["cash"],
+        "cash_rel_diff": cash_diff,
+        "trades_identical": identical,
+        "trades": sum(1 for _ in csv.reader(trades.decode().splitlines())) - 1,
+        "reference_trades": sum(1 for _ in csv.reader(ref_trades.decode().splitlines())) - 1,
+        "brain_report": report,
+        "violations": v,
+    }
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def _kv(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items()) or "none"
+
+
+def _figures(settings: ChaosSettings, ref: dict[str, Any], out: _Outcome, ev: dict[str, Any]) -> dict[str, Any]:
+    """Everything the verdict prints, as JSON-friendly values (also written to chaos-report.json)."""
+    st = out.proxy.stats
+    brain_report = ev["brain_report"]
+    b = {n: Counter(c) for n, c in out.brain.scraped.items()}
+    b["brain_decision_retransmits_total"][""] += brain_report["retransmits"]
+    b["brain_replay_requests_total"][""] += brain_report["replay_requests"]
+    b["brain_duplicate_confirmations_total"][""] += brain_report["duplicate_confirmations"]
+    b["brain_datagrams_rejected_total"].update(brain_report["datagrams_rejected"])
+    e = out.executor.scraped
+
+    def one(c: dict[str, Counter[str]], name: str) -> int:
+        return int(sum(c[name].values()))
+
+    faults = {
+        d: {a: st.total(a, d) for a in ("dropped", "duplicated", "reordered", "delayed", "corrupted")}
+        for d in ("decisions", "confirmations")
+    }
+    return {
+        "seed": settings.seed,
+        "rates": settings.rates().__repr__(),
+        "reference": {"decisions": ev["reference_decisions"], "trades": ev["reference_trades"],
+                      "wall_time_s": ref["wall_time_s"], "run_dir": ref["run_dir"]},  # fmt: skip
+        "decisions_sent": ev["decisions_sent"],
+        "outcomes": ev["outcomes"],
+        "faults": faults,
+        "traffic": {d: st.by_kind("received", d) for d in ("decisions", "confirmations")},
+        "retransmits_proxy": st.total("received", "decisions", "decision_retransmit"),
+        "retransmits_brain": one(b, "brain_decision_retransmits_total"),
+        "replay_requests_proxy": st.total("received", "decisions", "replay_request"),
+        "replay_requests_brain": one(b, "brain_replay_requests_total"),
+        "replays_served_executor": one(e, "executor_replay_requests_served_total"),
+        "confirmations_resent_executor": one(e, "executor_confirmations_replayed_total"),
+        "confirmations_resent_proxy": st.total("received", "confirmations", "confirmation_resent"),
+        "forged": {d: {"random_bytes": st.total("forged_random", d), "other_secret": st.total("forged_other_secret", d)}
+                   for d in ("decisions", "confirmations")},  # fmt: skip
+        "replayed": {d: st.total("replayed", d) for d in ("decisions", "confirmations")},
+        "reflected": {d: st.total("reflected", d) for d in ("decisions", "confirmations")},
+        "rejected_executor": {k: int(n) for k, n in sorted(e["executor_datagrams_rejected_total"].items())},
+        "rejected_brain": {k: int(n) for k, n in sorted(b["brain_datagrams_rejected_total"].items())},
+        "executor_executions": one(e, "executor_executions_total"),
+        "executor_duplicates": one(e, "executor_duplicate_decisions_total"),
+        "executor_conflicts": one(e, "executor_decision_conflicts_total"),
+        "kills": {"executor": out.executor.kills, "brain": out.brain.kills},
+        "restarts": {"executor": out.executor.starts - 1, "brain": out.brain.starts - 1},
+        "kill_plan": [k.describe() for k in out.plan],
+        "kills_skipped": [k.describe() for k in out.plan if k not in out.done],
+        "chaos_wall_time_s": out.seconds,
+        **{k: ev[k] for k in (
+            "expired", "unresolved", "max_executions_journal", "executed_ids_journal", "max_executions_log",
+            "executed_ids_log", "recovered_in_log", "unparsable_log_lines", "decision_conflicts_log",
+            "foreign_decisions", "altered_decisions", "brain_positions", "executor_positions", "brain_cash",
+            "executor_cash", "cash_rel_diff", "trades_identical", "trades", "violations",
+        )},  # fmt: skip
+    }
+
+
+def format_figures(f: dict[str, Any]) -> str:
+    """The verdict as aligned text for the terminal."""
+    names = {"decisions": "brain->executor", "confirmations": "executor->brain"}
+    forged = {names[d]: f"{x['random_bytes'] + x['other_secret']} (random bytes {x['random_bytes']}, "
+              f"other secret {x['other_secret']})" for d, x in f["forged"].items()}  # fmt: skip
+    ref = f["reference"]
+    if f["trades_identical"]:
+        trades = f"identical to the reference ({f['trades']} trades)"
+    else:
+        trades = f"DIFFERS from the reference ({f['trades']} vs {ref['trades']} trades; {f['expired']} expired decisions)"
+    lines = [
+        f"tandem chaos report  (seed {f['seed']})",
+        f"  reference              {ref['decisions']} decisions, {ref['trades']} trades, {ref['wall_time_s']:.1f} s"
+        f"  ({ref['run_dir']})",
+        f"  decisions sent         {f['decisions_sent']}  (brain journal; {_kv(f['outcomes'])})",
+        *(f"  {'faults injected' if i == 0 else '':<22} {names[d]}: {_kv(x)}" for i, (d, x) in enumerate(f["faults"].items())),
+        *(f"  {'traffic (proxy)' if i == 0 else '':<22} {names[d]}: {_kv(x)}" for i, (d, x) in enumerate(f["traffic"].items())),
+        f"  retransmits            proxy saw {f['retransmits_proxy']} decision retransmits; brain counted "
+        f"{f['retransmits_brain']}",
+        f"  replays                brain requested {f['replay_requests_brain']} (proxy saw {f['replay_requests_proxy']}),"
+        f" executor served {f['replays_served_executor']}, confirmations resent {f['confirmations_resent_executor']}"
+        f" (proxy saw {f['confirmations_resent_proxy']})",
+        f"  forged injected        to executor {forged['brain->executor']}; to brain {forged['executor->brain']}",
+        f"  replayed injected      to executor {f['replayed']['decisions']}, to brain {f['replayed']['confirmations']};"
+        f" reflected to brain {f['reflected']['decisions']}, to executor {f['reflected']['confirmations']}",
+        f"  rejected by executor   {_kv(f['rejected_executor'])}",
+        f"  rejected by brain      {_kv(f['rejected_brain'])}",
+        f"  executor counted       executions {f['executor_executions']}, duplicate decisions answered "
+        f"{f['executor_duplicates']}, conflicts {f['executor_conflicts']}",
+        f"  kills                  executor {f['kills']['executor']} (restarts {f['restarts']['executor']}), brain "
+        f"{f['kills']['brain']} (restarts {f['restarts']['brain']});  plan {' '.join(f['kill_plan']) or 'none'}"
+        + (f"; skipped (brain done) {' '.join(f['kills_skipped'])}" if f["kills_skipped"] else ""),
+        f"  max executions per id  {f['max_executions_journal']} (journal fills, {f['executed_ids_journal']} ids);"
+        f" {f['max_executions_log']} (executor.log, {f['executed_ids_log']} ids, {f['recovered_in_log']} recovered)",
+        f"  foreign decisions      {f['foreign_decisions']} unknown, {f['altered_decisions']} altered at the executor;"
+        f" conflicts logged {f['decision_conflicts_log']}",
+        f"  ledgers                positions {'equal' if f['brain_positions'] == f['executor_positions'] else 'DIFFER'}"
+        f" (brain {_kv(f['brain_positions'])}; executor {_kv(f['executor_positions'])}); cash {f['brain_cash']:,.6f}"
+        f" vs {f['executor_cash']:,.6f} (relative difference {f['cash_rel_diff']:.3g})",
+        f"  unresolved decisions   {f['unresolved']}",
+        f"  expired decisions      {f['expired']}",
+        f"  trades.csv             {trades}",
+        f"  wall time              {f['wall_time_s']:.1f} s  (reference {ref['wall_time_s']:.1f} s, chaos run "
+        f"{f['chaos_wall_time_s']:.1f} s)",
+    ]
+    if f["violations"]:
+        lines.append(f"verdict                  FAIL: {len(f['violations'])} violations")
+        lines += [f"  violation: {x}" for x in f["violations"]]
+    else:
+        lines.append("verdict                  PASS: every check passed")
+    return "\n".join(lines)
+
+
+# -- entry points -------------------------------------------------------------------------------
+
+
+def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
+    """Reference run, chaos run, verdict; returns the figures (also in ``run_dir/chaos-report.json``).
+
+    Raises:
+        MarketDataError: the data file is missing or malformed (checked before anything starts).
+        ConfigError: the run directory is not empty, or too few decisions to place the kills.
+        ChaosFailure, RuntimeError: a process failed or the run timed out (log tail in the message).
+    """
+    started = time.perf_counter()
+    load_bars(settings.data or bundled_path(), limit=settings.bars)  # fail fast
+    run_dir = settings.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ-chaos")
+    ref_dir, chaos_dir = run_dir / "reference", run_dir / "chaos"
+    for d in (ref_dir, chaos_dir):
+        if d.exists() and any(d.iterdir()):
+            raise ConfigError(f"run_dir: {d} is not empty (a brain journal there would be resumed)")
+    ref = run_paper(settings.model_copy(update={
+        "run_dir": ref_dir, "metrics_port": -1, "executor_metrics_port": -1,
+        "decision_addr": f"{LOOPBACK}:{_free_udp_port()}", "confirm_addr": f"{LOOPBACK}:{_free_udp_port()}",
+    }))  # fmt: skip
+    if not ref["ledger_agrees"]:
+        raise ChaosFailure(f"the fault-free reference run's ledgers disagree ({ref_dir})")
+    ref_decisions = len(_journal_rows(ref_dir / "brain.sqlite", "SELECT decision_id FROM decisions"))
+    plan = plan_kills(settings.seed, settings.kills_executor, settings.kills_brain, ref_decisions)
+    chaos_dir.mkdir(parents=True, exist_ok=True)
+    out = run(_ChaosRun(settings, chaos_dir, plan).run())
+    ev = evaluate(ref_dir, chaos_dir)
+    figures = _figures(settings, ref, out, ev)
+    figures["wall_time_s"] = time.perf_counter() - started
+    (run_dir / "chaos-report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: exit 0 if every check passed, 1 on a violation or a failed process, 2 on bad input."""
+    try:
+        settings = load_settings(ChaosSettings, argv if argv is not None else sys.argv[1:], "tandem chaos")
+    except ConfigError as exc:
+        print(f"tandem chaos: {exc}", file=sys.stderr)
+        return 2
+    try:
+        figures = run_chaos(settings)
+    except (ConfigError, MarketDataError) as exc:
+        print(f"tandem chaos: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # ChaosFailure, or a failure of the reference run
+        print(f"tandem chaos: FAIL (seed {settings.seed}): {exc}", file=sys.stderr)
+        return 1
+    print(format_figures(figures))
+    return 1 if figures["violations"] else 0

@@ -1,0 +1,729 @@
+"""``tandem fuzz``: hostile datagrams against the live brain and executor endpoints (issue #3 §4).
+
+Two parts, both reused by ``tests/test_fuzz.py``:
+
+:class:`HostileDatagrams`
+    a seeded generator of datagrams one endpoint must drop: random bytes, random bytes behind a
+    valid prefix, mutations of valid datagrams of every type (bit flips, byte substitutions,
+    truncations, extensions, type and version changes), valid messages tagged with another secret,
+    authentic ones with a field out of range, authentic ones stamped outside the freshness window,
+    and authentic fresh ones sent to the wrong side of the link. Each comes with the reason
+    ``protocol/SPEC.md`` §8 says it must be rejected for (:class:`Kind` lists the classes).
+
+:func:`run_fuzz`
+    starts a real :class:`~brain.app.BrainApp` and :class:`~executor.app.ExecutorApp` on ephemeral
+    loopback ports with SQLite journals in ``workdir`` (as ``tests/harness.py`` does, but without
+    ``tests/``), trades once so there is state to protect, snapshots that state, sends ``count``
+    datagrams to each endpoint from a separate UDP socket in batches — waiting after each batch
+    until the endpoints' ``*_datagrams_rejected_total`` counters have caught up, so nothing is lost
+    in a socket buffer and the count check is exact — then checks: counts by reason equal the
+    expected ones, the snapshot is unchanged, no unhandled error reached the loop, and a real
+    decision → confirmation round trip still goes through.
+
+Errors: none of its own; a failed check is reported in :class:`FuzzReport` (``ok`` is False) and
+``tandem fuzz`` exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import enum
+import hashlib
+import itertools
+import math
+import random
+import socket
+import sqlite3
+import struct
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brain.app import BrainApp
+from brain.core import BrainConfig, BrainCore
+from brain.exits import DAY_NS, ExitRules
+from brain.journal import BrainJournal
+from brain.metrics import BrainMetrics
+from brain.risk import BreakerRules, CircuitBreakers
+from brain.tracker import PositionTracker
+from executor.app import ExecutorApp
+from executor.core import ExecutorCore
+from executor.metrics import ExecutorMetrics
+from executor.paper import PaperVenue
+from protocol import (
+    CONFIRMATION_SIZE,
+    DECISION_SIZE,
+    DEFAULT_MAX_AGE_NS,
+    DEFAULT_MAX_SKEW_NS,
+    HEARTBEAT_SIZE,
+    PROTOCOL_VERSION,
+    REPLAY_REQUEST_SIZE,
+    TAG_SIZE,
+    Codec,
+    DecisionReason,
+    ExecutionConfirmation,
+    Heartbeat,
+    Instrument,
+    InstrumentKind,
+    Intent,
+    Message,
+    MessageType,
+    RejectCode,
+    RejectReason,
+    ReplayRequest,
+    Role,
+    Side,
+    Status,
+    TradeDecision,
+    derive_key,
+)
+from tandem.marketdata import Bars, bundled_path, load_bars
+from tandem.runtime import configure_logging, new_bus_secret, run
+
+__all__ = [
+    "Endpoints",
+    "FuzzReport",
+    "HostileDatagrams",
+    "Kind",
+    "Target",
+    "expected_reason",
+    "main",
+    "run_fuzz",
+    "snapshot",
+    "start_endpoints",
+]
+
+INSTRUMENT = Instrument.symbol("BTC-PERP")
+_SIZES = {MessageType.DECISION: DECISION_SIZE, MessageType.CONFIRMATION: CONFIRMATION_SIZE,
+          MessageType.REPLAY_REQUEST: REPLAY_REQUEST_SIZE, MessageType.HEARTBEAT: HEARTBEAT_SIZE}  # fmt: skip
+_SIZE_OF_TYPE = {int(t): s for t, s in _SIZES.items()}
+_UNKNOWN_TYPES = [t for t in range(256) if t not in _SIZE_OF_TYPE]
+_U64_MAX = 2**64 - 1
+_S = 1_000_000_000
+_CATCH_UP_TIMEOUT_S = 5.0
+
+
+class Target(str, enum.Enum):
+    """The endpoint a datagram is sent to."""
+
+    EXECUTOR = "executor"
+    BRAIN = "brain"
+
+
+class Kind(str, enum.Enum):
+    """Classes of hostile datagrams, with the reason (SPEC §8) each must be rejected for."""
+
+    RANDOM = "random"  # random bytes, length 0..200: size, version, type or auth by its prefix
+    RANDOM_SIZED = "random_sized"  # valid version/type prefix, exact size, random rest: auth
+    BIT_FLIP = "bit_flip"  # one bit of a valid datagram flipped: by prefix, else auth
+    MULTI_BIT_FLIP = "multi_bit_flip"  # 2..16 distinct bits flipped: by prefix, else auth
+    BYTE_SUBSTITUTION = "byte_substitution"  # 1..8 bytes replaced by other values: by prefix, else auth
+    TRUNCATION = "truncation"  # a valid datagram cut short (0..size-1 bytes): size
+    EXTENSION = "extension"  # a valid datagram with 1..64 random bytes appended: size
+    TYPE_SWAP = "type_swap"  # type byte changed: size (another known type) or type (unknown)
+    VERSION_CHANGE = "version_change"  # version byte changed: version
+    OTHER_SECRET = "other_secret"  # a valid message tagged with another secret: auth
+    BAD_FIELD = "bad_field"  # right secret, one field out of range (SPEC §4-§6): field
+    STALE = "stale"  # right secret, stamped outside the freshness window (SPEC §9): stale
+    WRONG_DIRECTION = "wrong_direction"  # right secret, fresh, for the other side (SPEC §10.4): direction
+
+
+def expected_reason(data: bytes) -> RejectReason:
+    """The reason for a datagram whose tag does not verify: SPEC §8 checks 1-5, in order."""
+    if len(data) < 2:
+        return RejectReason.SIZE
+    if data[0] != PROTOCOL_VERSION:
+        return RejectReason.VERSION
+    size = _SIZE_OF_TYPE.get(data[1])
+    if size is None:
+        return RejectReason.TYPE
+    if len(data) != size:
+        return RejectReason.SIZE
+    return RejectReason.AUTH
+
+
+# -- field breakers: each turns the body of a valid datagram into one that breaks a SPEC rule ----
+
+
+def _not_in(enum_cls: type[enum.IntEnum]) -> list[int]:
+    return [v for v in range(256) if v not in {m.value for m in enum_cls}]
+
+
+def _reserved(allowed: int) -> list[int]:
+    return [v for v in range(256) if v & ~allowed]
+
+
+_BAD = {name: _not_in(cls) for name, cls in (("side", Side), ("intent", Intent), ("reason", DecisionReason),
+        ("status", Status), ("code", RejectCode), ("role", Role))}  # fmt: skip
+_BAD_SYMBOLS = (b"", b"BTC\0USDT", b"BTC USDT", b"BTC/\x7fUSDT", b"\xff" * 32, b"\x01BTC")
+Breaker = Callable[[random.Random, bytearray], None]
+
+
+def _put(fmt: str, off: int, value: Callable[[random.Random, bytearray], Any]) -> Breaker:
+    return lambda r, b: struct.pack_into("<" + fmt, b, off, value(r, b))
+
+
+def _choice(values: list[int] | tuple[Any, ...]) -> Callable[[random.Random, bytearray], Any]:
+    return lambda r, b: r.choice(values)
+
+
+def _bad_positive_float(r: random.Random, b: bytearray) -> float:
+    return r.choice((math.nan, math.inf, -math.inf, 0.0, -0.0, -r.uniform(1e-9, 1e9)))
+
+
+def _bad_nonneg_float(r: random.Random, b: bytearray) -> float:
+    return r.choice((math.nan, math.inf, -math.inf, -r.uniform(1e-9, 1e9)))
+
+
+def _bad_symbol(r: random.Random, b: bytearray) -> None:
+    b[2] = 0  # flag MINT clear: the 32 bytes must be a printable symbol
+    b[16:48] = r.choice(_BAD_SYMBOLS).ljust(32, b"\0")
+
+
+def _bad_venue_padding(r: random.Random, b: bytearray) -> None:
+    b[7] = r.randint(0, 15)
+    b[96 + 15] = r.randint(1, 255)  # a nonzero byte after the length
+
+
+def _executed_but_refused(r: random.Random, b: bytearray) -> None:
+    b[5] = r.choice((Status.REJECTED, Status.EXPIRED, Status.FAILED))
+    b[6] = r.randint(1, 9)
+    struct.pack_into("<d", b, 64, r.uniform(1e-9, 10.0))
+
+
+def _filled_with_code(r: random.Random, b: bytearray) -> None:
+    b[5], b[6] = Status.FILLED, r.randint(1, 9)  # FILLED needs reject_code NONE (and qty, price > 0)
+
+
+_FIELD_BREAKERS: dict[int, tuple[Breaker, ...]] = {
+    MessageType.DECISION: (
+        _put("B", 2, _choice(_reserved(0x01))), _put("B", 3, _choice(_BAD["side"])),
+        _put("B", 4, _choice(_BAD["intent"])), _put("B", 5, _choice(_BAD["reason"])),
+        _put("H", 6, lambda r, b: r.randint(10_001, 65_535)), _put("Q", 8, lambda r, b: 0), _bad_symbol,
+        _put("d", 48, _bad_positive_float), _put("d", 56, _bad_positive_float),
+        _put("Q", 72, lambda r, b: r.randint(0, struct.unpack_from("<Q", b, 64)[0])),  # expires <= created
+    ),
+    MessageType.CONFIRMATION: (
+        _put("B", 2, _choice(_reserved(0x03))), _put("B", 3, _choice(_BAD["side"])),
+        _put("B", 4, _choice(_BAD["intent"])), _put("B", 5, _choice(_BAD["status"])),
+        _put("B", 6, _choice(_BAD["code"])), _put("B", 7, lambda r, b: r.randint(17, 255)), _bad_venue_padding,
+        _put("Q", 16, lambda r, b: 0), _put("Q", 24, lambda r, b: 0), _put("d", 64, _bad_nonneg_float),
+        _put("d", 72, _bad_nonneg_float), _put("d", 80, _choice((math.nan, math.inf, -math.inf))),
+        _executed_but_refused, _filled_with_code,
+    ),
+    MessageType.REPLAY_REQUEST: (
+        _put("B", 2, _choice(_reserved(0))), _put("B", 3, lambda r, b: r.randint(1, 255)),
+        _put("I", 4, lambda r, b: r.randint(1, 2**32 - 1)), _put("Q", 16, lambda r, b: 0),
+    ),
+    MessageType.HEARTBEAT: (
+        _put("B", 2, _choice(_reserved(0))), _put("B", 3, _choice(_BAD["role"])),
+        _put("I", 4, lambda r, b: r.randint(1, 2**32 - 1)),
+    ),
+}  # fmt: skip
+
+
+# -- the generator ---------------------------------------------------------------------------
+
+
+class HostileDatagrams:
+    """Seeded source of datagrams that ``target`` must reject, each with its expected reason.
+
+    Args:
+        secret: the endpoints' bus secret (valid datagrams are encoded with it).
+        target: which endpoint the datagrams are for (decides the wrong-direction messages).
+        seed: the same seed gives the same classes and mutations (stamps follow ``clock``).
+        samples: real messages seen on the link, mutated alongside generated ones.
+        max_age_ns, max_skew_ns: the receiver's freshness window (SPEC §9).
+        clock: wall clock, Unix ns.
+
+    Attributes:
+        sent: datagrams made so far, by :class:`Kind`.
+        expected: datagrams made so far, by the :class:`RejectReason` they must be counted under.
+    """
+
+    def __init__(
+        self,
+        secret: bytes,
+        target: Target,
+        *,
+        seed: int,
+        samples: Iterable[Message] = (),
+        max_age_ns: int = DEFAULT_MAX_AGE_NS,
+        max_skew_ns: int = DEFAULT_MAX_SKEW_NS,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.target = target
+        self._rng = r = random.Random(f"{seed}:{target.value}")
+        self._key = derive_key(secret)
+        self._codec = Codec(self._key)
+        other = Codec(derive_key(secret + b"/not-the-secret/" + r.randbytes(16)))
+        self._max_age_ns, self._max_skew_ns, self._clock = max_age_ns, max_skew_ns, clock
+        now = clock()
+        self._messages: list[Message] = list(samples) + [self._message(t, now) for t in range(64) for _ in range(4)]
+        self._valid = [self._encode(self._codec, m, now) for m in self._messages]
+        self._foreign = [self._encode(other, m, now) for m in self._messages]
+        if target is Target.EXECUTOR:  # authentic, fresh, but for the brain
+            self._wrong_way = [m for m in self._messages if isinstance(m, ExecutionConfirmation)
+                               or (isinstance(m, Heartbeat) and m.role is Role.EXECUTOR)]  # fmt: skip
+        else:
+            self._wrong_way = [m for m in self._messages if isinstance(m, (TradeDecision, ReplayRequest))
+                               or (isinstance(m, Heartbeat) and m.role is Role.BRAIN)]  # fmt: skip
+        self._kinds = tuple(Kind)
+        self._make = {k: getattr(self, "_" + k.value) for k in Kind}
+        self.sent: Counter[Kind] = Counter()
+        self.expected: Counter[RejectReason] = Counter()
+
+    def batch(self, n: int) -> list[bytes]:
+        """``n`` datagrams of randomly chosen kinds; counted in :attr:`sent` and :attr:`expected`."""
+        out = []
+        kinds, r = self._kinds, self._rng
+        for _ in range(n):
+            kind = kinds[r.randrange(len(kinds))]
+            data, reason = self._make[kind]()
+            self.sent[kind] += 1
+            self.expected[reason] += 1
+            out.append(data)
+        return out
+
+    def make(self, kind: Kind) -> tuple[bytes, RejectReason]:
+        """One datagram of ``kind`` and the reason it must be rejected for (not counted)."""
+        return self._make[kind]()
+
+    # -- valid material ---------------------------------------------------------------------
+
+    def _message(self, i: int, now: int) -> Message:
+        r = self._rng
+        mtype = i % 4
+        inst = (Instrument(InstrumentKind.MINT, r.randbytes(32)) if r.random() < 0.3
+                else Instrument.symbol(r.choice(("BTC-PERP", "BTC/USDT", "SOL/USDC", "X", "A" * 32))))  # fmt: skip
+        side, intent = r.choice(list(Side)), r.choice(list(Intent))
+        if mtype == 0:
+            return TradeDecision(
+                decision_id=r.randint(1, _U64_MAX), instrument=inst, side=side, intent=intent,
+                reason=r.choice(list(DecisionReason)), quantity=r.uniform(1e-6, 10.0),
+                reference_price=r.uniform(0.01, 1e5), max_slippage_bps=r.randint(0, 10_000), created_at_ns=now,
+                expires_at_ns=now + 10 * _S, market_ts_ns=now,
+            )  # fmt: skip
+        if mtype == 1:
+            status = r.choice(list(Status))
+            done = status.executed
+            return ExecutionConfirmation(
+                decision_id=r.randint(1, _U64_MAX), seq=r.randint(1, _U64_MAX), instrument=inst, side=side,
+                intent=intent, status=status,
+                reject_code=RejectCode.NONE if status is Status.FILLED else RejectCode(r.randint(1 - done, 9)),
+                executed_qty=r.uniform(1e-6, 10.0) if done else 0.0, avg_price=r.uniform(0.01, 1e5) if done else 0.0,
+                fee=r.uniform(-1.0, 10.0) if done else 0.0, executed_at_ns=now if done else 0,
+                venue_ref=r.randbytes(r.randint(1, 16)) if done else b"", venue_ref_truncated=done and r.random() < 0.5,
+                sent_at_ns=now,
+            )  # fmt: skip
+        if mtype == 2:
+            return ReplayRequest(from_seq=r.randint(1, _U64_MAX), sent_at_ns=now)
+        return Heartbeat(r.choice(list(Role)), r.randint(0, _U64_MAX), r.randint(0, _U64_MAX), sent_at_ns=now)
+
+    @staticmethod
+    def _encode(codec: Codec, msg: Message, stamp: int) -> bytes:
+        if isinstance(msg, TradeDecision):
+            expires = min(stamp + max(msg.expires_at_ns - msg.created_at_ns, 1), _U64_MAX)
+            msg = dataclasses.replace(msg, created_at_ns=stamp, expires_at_ns=expires)
+            return codec.encode(msg)
+        return codec.encode(msg, sent_at_ns=stamp)
+
+    def _original(self) -> bytes:
+        return self._valid[self._rng.randrange(len(self._valid))]
+
+    def _tag(self, body: bytes) -> bytes:
+        return body + hashlib.blake2b(body, digest_size=TAG_SIZE, key=self._key).digest()
+
+    # -- one method per Kind ----------------------------------------------------------------
+
+    def _random(self) -> tuple[bytes, RejectReason]:
+        data = self._rng.randbytes(self._rng.randint(0, 200))
+        return data, expected_reason(data)
+
+    def _random_sized(self) -> tuple[bytes, RejectReason]:
+        mtype = self._rng.choice(list(_SIZES))
+        data = bytes((PROTOCOL_VERSION, mtype)) + self._rng.randbytes(_SIZES[mtype] - 2)
+        return data, RejectReason.AUTH
+
+    def _flip(self, nbits: int) -> tuple[bytes, RejectReason]:
+        data = bytearray(self._original())
+        for bit in self._rng.sample(range(len(data) * 8), nbits):  # distinct bits: never the original
+            data[bit >> 3] ^= 1 << (bit & 7)
+        return bytes(data), expected_reason(data)
+
+    def _bit_flip(self) -> tuple[bytes, RejectReason]:
+        return self._flip(1)
+
+    def _multi_bit_flip(self) -> tuple[bytes, RejectReason]:
+        return self._flip(self._rng.randint(2, 16))
+
+    def _byte_substitution(self) -> tuple[bytes, RejectReason]:
+        r, data = self._rng, bytearray(self._original())
+        for i in r.sample(range(len(data)), r.randint(1, 8)):
+            data[i] ^= r.randint(1, 255)  # a nonzero xor: every chosen byte changes
+        return bytes(data), expected_reason(data)
+
+    def _truncation(self) -> tuple[bytes, RejectReason]:
+        data = self._original()
+        return data[: self._rng.randrange(len(data))], RejectReason.SIZE
+
+    def _extension(self) -> tuple[bytes, RejectReason]:
+        return self._original() + self._rng.randbytes(self._rng.randint(1, 64)), RejectReason.SIZE
+
+    def _type_swap(self) -> tuple[bytes, RejectReason]:
+        r, data = self._rng, bytearray(self._original())
+        known = [t for t in _SIZE_OF_TYPE if t != data[1]]  # another size: half the swaps
+        data[1] = r.choice(known) if r.random() < 0.5 else r.choice(_UNKNOWN_TYPES)
+        return bytes(data), expected_reason(data)
+
+    def _version_change(self) -> tuple[bytes, RejectReason]:
+        data = bytearray(self._original())
+        data[0] = (PROTOCOL_VERSION + self._rng.randint(1, 255)) % 256
+        return bytes(data), RejectReason.VERSION
+
+    def _other_secret(self) -> tuple[bytes, RejectReason]:
+        return self._foreign[self._rng.randrange(len(self._foreign))], RejectReason.AUTH
+
+    def _bad_field(self) -> tuple[bytes, RejectReason]:
+        data = bytearray(self._original()[:-TAG_SIZE])
+        self._rng.choice(_FIELD_BREAKERS[data[1]])(self._rng, data)
+        return self._tag(bytes(data)), RejectReason.FIELD
+
+    def _stale(self) -> tuple[bytes, RejectReason]:
+        r, now = self._rng, self._clock()
+        old, new = now - self._max_age_ns - 2 * _S, now + self._max_skew_ns + 2 * _S  # 2 s margins
+        stamp = r.choice((
+            r.randint(old - 10 * _S, old), r.randint(0, old), 0,  # just too old, long ago, epoch
+            r.randint(new, new + 10 * _S), r.randint(new, _U64_MAX - 1),  # just too new, far future
+        ))  # fmt: skip
+        msg = self._messages[r.randrange(len(self._messages))]
+        return self._encode(self._codec, msg, stamp), RejectReason.STALE
+
+    def _wrong_direction(self) -> tuple[bytes, RejectReason]:
+        msg = self._wrong_way[self._rng.randrange(len(self._wrong_way))]
+        return self._encode(self._codec, msg, self._clock()), RejectReason.DIRECTION
+
+
+# -- live endpoints --------------------------------------------------------------------------
+
+
+class _Signal:
+    """A strategy that emits one programmed signal on the next bar (``signal``), then nothing."""
+
+    def __init__(self) -> None:
+        self.signal: Side | None = None
+
+    def on_bar(self, bar: Any) -> Side | None:
+        signal, self.signal = self.signal, None
+        return signal
+
+
+@dataclass
+class Endpoints:
+    """A live brain and executor wired to each other over loopback UDP (see :func:`start_endpoints`)."""
+
+    brain: BrainApp
+    executor: ExecutorApp
+    secret: bytes
+    bars: Bars
+    strategy: _Signal
+    next_bar: int = 0
+
+    async def trade(self, side: Side) -> None:
+        """Signal ``side`` on the next bar and replay two bars: one decision, its confirmation."""
+        i = self.next_bar
+        if i + 2 > len(self.bars):
+            raise RuntimeError("no bars left to trade on")
+        cols = (self.bars.ts_ms, self.bars.open, self.bars.high, self.bars.low, self.bars.close, self.bars.volume)
+        self.strategy.signal = side
+        await self.brain.replay(Bars(*(c[i : i + 2] for c in cols), source=self.bars.source))
+        self.next_bar = i + 2
+
+    def close(self) -> None:
+        self.brain.close()
+        self.executor.close()
+        self.brain.journal.close()
+        self.executor.core.close()
+
+
+async def start_endpoints(workdir: Path, *, secret: bytes | None = None, starting_cash: float = 10_000.0) -> Endpoints:
+    """Start an executor (paper venue) and a brain on ephemeral loopback ports, wired to each other.
+
+    Journals go to ``workdir``; the bundled bars feed the venue; the brain trades only when told
+    (:meth:`Endpoints.trade`), with exits and slippage limits too wide to act on their own.
+    """
+    secret = secret or new_bus_secret()
+    codec = Codec(derive_key(secret))
+    bars = load_bars(bundled_path(), limit=200)
+    core = ExecutorCore.open(workdir / "executor.sqlite", PaperVenue(bars, instrument=INSTRUMENT), starting_cash)
+    journal = BrainJournal(workdir / "brain.sqlite", instrument=str(INSTRUMENT), starting_cash=starting_cash)
+    strategy = _Signal()
+    brain_core = BrainCore(
+        BrainConfig(INSTRUMENT, max_slippage_bps=10_000),
+        strategy,
+        PositionTracker(starting_cash, ExitRules(99.0, 1e6, 99.0, 10_000 * DAY_NS)),
+        CircuitBreakers(BreakerRules()),
+        itertools.count(1).__next__,
+    )
+    brain = BrainApp(brain_core, codec, journal, BrainMetrics(), ("127.0.0.1", 0), ("127.0.0.1", 0))
+    await brain.start()
+    executor = ExecutorApp(core, codec, ExecutorMetrics(), ("127.0.0.1", 0), brain.address)
+    await executor.start()
+    assert brain.endpoint is not None
+    brain.endpoint.peer = brain.decision_peer = executor.address
+    return Endpoints(brain, executor, secret, bars, strategy)
+
+
+def _row_counts(path: str | Path) -> dict[str, int]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
+def _samples(registry: Any, skip: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every metric sample except ``skip``'s (the reject counters) and creation timestamps."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in registry.collect() if fam.name != skip
+            for s in fam.samples if not s.name.endswith("_created")}  # fmt: skip
+
+
+def _stats(stats: Any) -> dict[str, int]:
+    return {k: v for k, v in dataclasses.asdict(stats).items() if k != "heartbeats_sent"}  # heartbeats tick
+
+
+def snapshot(ep: Endpoints) -> dict[str, Any]:
+    """Everything a datagram could change on either side, except liveness timestamps and reject counters."""
+    b, x, t = ep.brain, ep.executor, ep.brain.core.tracker
+    return {
+        "brain.tracker": (t.cash, t.realized_pnl, t.fees, t.anomalies,
+                          {str(i): dataclasses.astuple(p) for i, p in t.positions.items()},
+                          [dataclasses.astuple(c) for c in t.closed_trades]),  # fmt: skip
+        "brain.pending": sorted(b.core.pending),
+        "brain.link": (b.link.expected_seq, sorted(b.link.outbox), b.link.peer_incarnation, b.link.peer_last_seq,
+                       _stats(b.link.stats)),  # fmt: skip
+        "brain.journal": _row_counts(b.journal.path),
+        "brain.metrics": _samples(b.metrics.registry, "brain_datagrams_rejected"),
+        "executor.ledger": x.core.ledger.snapshot(),
+        "executor.journal": (x.core.journal.next_seq(), _row_counts(x.core.journal.path)),
+        "executor.link": (x.link.last_seq, x.link.brain_incarnation, x.link.brain_applied_seq, _stats(x.link.stats)),
+        "executor.metrics": _samples(x.metrics.registry, "executor_datagrams_rejected"),
+    }
+
+
+def rejected(ep: Endpoints, target: Target) -> Counter[str]:
+    """The endpoint's ``*_datagrams_rejected_total`` counter, by reason."""
+    metric = (ep.brain if target is Target.BRAIN else ep.executor).metrics.rejected
+    return Counter({s.labels["reason"]: int(s.value) for fam in metric.collect() for s in fam.samples
+                    if s.name.endswith("_total")})  # fmt: skip
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FuzzReport:
+    """Figures and verdicts of one fuzz run; ``ok`` when every check passed."""
+
+    count: int  # datagrams per endpoint
+    seed: int
+    batch: int
+    elapsed_s: float = 0.0
+    sent: dict[Target, Counter[Kind]] = field(default_factory=dict)
+    expected: dict[Target, Counter[RejectReason]] = field(default_factory=dict)
+    counted: dict[Target, Counter[str]] = field(default_factory=dict)
+    state_before: dict[str, Any] = field(default_factory=dict)
+    state_after: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # unhandled errors that reached the loop
+    failures: list[str] = field(default_factory=list)  # failed checks, one line each
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.errors
+
+    @property
+    def total(self) -> int:
+        return sum(sum(c.values()) for c in self.sent.values())
+
+    @property
+    def rate(self) -> float:
+        """Datagrams sent and counted per second (both endpoints)."""
+        return self.total / self.elapsed_s if self.elapsed_s else 0.0
+
+    def format(self) -> str:
+        targets = list(Target)
+        head = "".join(f"{t.value:>14}" for t in targets)
+        lines = [
+            f"tandem fuzz: {self.total:,} hostile datagrams ({self.count:,} per endpoint), seed {self.seed},"
+            f" batches of {self.batch} per endpoint",
+            f"  elapsed {self.elapsed_s:.1f} s, {self.rate:,.0f} datagrams/s sent, rejected and counted",
+            f"  {'rejected, by reason':<28}{head}   (counted = expected)",
+        ]
+        for reason in RejectReason:
+            cells = []
+            for t in targets:
+                got, want = self.counted.get(t, Counter())[reason.value], self.expected.get(t, Counter())[reason]
+                cells.append(f"{got:>14,}" if got == want else f"{got:>8,}!={want:,}")
+            lines.append(f"    {reason.value:<26}" + "".join(cells))
+        totals = "".join(f"{sum(self.counted.get(t, Counter()).values()):>14,}" for t in targets)
+        lines += [f"    {'total':<26}{totals}", f"  {'sent, by class':<28}{head}"]
+        for kind in Kind:
+            lines.append(f"    {kind.value:<26}" + "".join(f"{self.sent.get(t, Counter())[kind]:>14,}" for t in targets))
+        changed = sorted(k for k in self.state_before if self.state_before[k] != self.state_after.get(k))
+        lines.append(f"  state unchanged: {'yes' if not changed else 'NO, changed: ' + ', '.join(changed)}")
+        lines.append(f"  unhandled errors: {len(self.errors)}" + "".join(f"\n    {e}" for e in self.errors[:5]))
+        lines += [f"  FAILED: {f}" for f in self.failures]
+        lines.append(f"  result: {'PASS' if self.ok else 'FAIL'}")
+        return "\n".join(lines)
+
+
+async def _sendto(sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
+    while True:
+        try:
+            sock.sendto(data, addr)
+            return
+        except BlockingIOError:  # our send buffer is full: let the loop drain it
+            await asyncio.sleep(0)
+
+
+async def _catch_up(ep: Endpoints, goal: dict[Target, int]) -> bool:
+    """Yield to the loop until each endpoint has counted ``goal`` rejects; False on timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _CATCH_UP_TIMEOUT_S
+    while any(sum(rejected(ep, t).values()) < n for t, n in goal.items()):
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0)
+    return True
+
+
+async def _settled(ep: Endpoints, timeout_s: float = 5.0) -> bool:
+    """Wait until each side's heartbeat has told the other its current ``last_seq`` and incarnation,
+    so the heartbeats that keep flowing during the fuzz change nothing the snapshot holds."""
+    b, x = ep.brain.link, ep.executor.link
+    deadline = time.monotonic() + timeout_s
+    while (x.brain_incarnation, x.brain_applied_seq, b.peer_incarnation, b.peer_last_seq) != (
+        b.incarnation, b.expected_seq - 1, x.incarnation, x.last_seq):  # fmt: skip
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def fuzz_endpoints(ep: Endpoints, *, count: int, seed: int, batch: int = 64) -> FuzzReport:
+    """Send ``count`` hostile datagrams to each live endpoint, then run every check (module docstring).
+
+    The endpoints must have traded at least once (:meth:`Endpoints.trade`) so that real messages
+    are among the mutated ones and there is state to protect.
+    """
+    report = FuzzReport(count, seed, batch)
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def record(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        report.errors.append(f"{context.get('message')}: {context.get('exception')!r}")
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(record)
+    try:
+        await _fuzz(ep, report)
+    finally:
+        loop.set_exception_handler(previous)
+    return report
+
+
+async def _fuzz(ep: Endpoints, report: FuzzReport) -> None:
+    b, x = ep.brain, ep.executor
+    samples: list[Message] = [j.decision for j in b.journal.history().values()]
+    samples += x.core.journal.confirmations_from(1)
+    gens = {t: HostileDatagrams(ep.secret, t, seed=report.seed, samples=samples, max_age_ns=b.codec.max_age_ns,
+                                max_skew_ns=b.codec.max_skew_ns) for t in Target}  # fmt: skip
+    addr = {Target.BRAIN: b.address, Target.EXECUTOR: x.address}
+    base = {t: rejected(ep, t) for t in Target}
+    sent = dict.fromkeys(Target, 0)
+    if not await _settled(ep):
+        report.failures.append("the link did not settle before the fuzz (heartbeats not exchanged within 5 s)")
+    report.state_before = snapshot(ep)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind(("127.0.0.1", 0))
+    started = time.perf_counter()
+    try:
+        while any(n < report.count for n in sent.values()):
+            for t in Target:
+                n = min(report.batch, report.count - sent[t])
+                for data in gens[t].batch(n):
+                    await _sendto(sock, data, addr[t])
+                sent[t] += n
+            if not await _catch_up(ep, {t: sum(base[t].values()) + sent[t] for t in Target}):
+                got = {t.value: sum((rejected(ep, t) - base[t]).values()) for t in Target}
+                report.failures.append(f"datagrams never counted after {_CATCH_UP_TIMEOUT_S} s: sent {sent}, counted {got}")
+                break
+    finally:
+        report.elapsed_s = time.perf_counter() - started
+        sock.close()
+    for t in Target:
+        report.sent[t], report.expected[t] = gens[t].sent, gens[t].expected
+        report.counted[t] = rejected(ep, t) - base[t]
+        if report.counted[t] != Counter({r.value: n for r, n in gens[t].expected.items()}):
+            report.failures.append(f"{t.value}: counted {dict(report.counted[t])} != expected {dict(gens[t].expected)}")
+    report.state_after = snapshot(ep)
+    if report.state_after != report.state_before:
+        changed = sorted(k for k in report.state_before if report.state_before[k] != report.state_after[k])
+        report.failures.append(f"state changed: {', '.join(changed)}")
+    report.failures += await _round_trip(ep)
+
+
+async def _round_trip(ep: Endpoints) -> list[str]:
+    """A real decision → confirmation through both endpoints; returns what went wrong, if anything."""
+    b, x = ep.brain, ep.executor
+    seq, next_seq, filled = b.link.expected_seq, x.core.journal.next_seq(), b.stats.outcomes["FILLED"]
+    side = Side.SELL if b.core.tracker.positions else Side.BUY
+    try:
+        await asyncio.wait_for(ep.trade(side), 10.0)
+    except TimeoutError:
+        return [f"round trip after the fuzz: no confirmation for the {side.name} decision within 10 s"]
+    out = []
+    if (b.link.expected_seq, x.core.journal.next_seq(), b.stats.outcomes["FILLED"]) != (seq + 1, next_seq + 1, filled + 1):
+        out.append(f"round trip after the fuzz: the {side.name} decision was not filled and applied once")
+    if not math.isclose(b.core.tracker.cash, x.core.ledger.cash, abs_tol=1e-9):
+        out.append(f"round trip after the fuzz: brain cash {b.core.tracker.cash} != executor {x.core.ledger.cash}")
+    return out
+
+
+async def run_fuzz(workdir: Path, *, count: int, seed: int, batch: int = 64) -> FuzzReport:
+    """Start the endpoints in ``workdir``, open a position, fuzz them, close it; see :func:`fuzz_endpoints`."""
+    ep = await start_endpoints(workdir)
+    try:
+        await asyncio.wait_for(ep.trade(Side.BUY), 10.0)
+        return await fuzz_endpoints(ep, count=count, seed=seed, batch=batch)
+    finally:
+        ep.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tandem fuzz", description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=500_000, help="datagrams per endpoint (default 500000: 1M in all)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument("--batch", type=int, default=64, help="datagrams per endpoint between counter checks")
+    parser.add_argument("--log-level", default="error", help="endpoint log level (default error: rejects are warnings)")
+    opts = parser.parse_args(argv)
+    if opts.count < 1 or opts.batch < 1:
+        parser.error("--count and --batch must be >= 1")
+    configure_logging(opts.log_level)
+    with tempfile.TemporaryDirectory(prefix="tandem-fuzz-") as tmp:
+        report = run(run_fuzz(Path(tmp), count=opts.count, seed=opts.seed, batch=opts.batch))
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
