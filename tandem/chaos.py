@@ -92,6 +92,11 @@ class ChaosSettings(PaperSettings):
     kills_executor: int = Field(3, ge=0, description="SIGKILLs of the executor (each restarted)")
     kills_brain: int = Field(3, ge=0, description="SIGKILLs of the brain (each restarted)")
     timeout_s: float = Field(300.0, gt=0, description="the chaos run fails past this many seconds")
+    run_dir: Path | None = Field(None, description="output folder, must be new (default: runs/<UTC timestamp>-chaos)")  # type: ignore[assignment]
+    decision_addr: str = Field("127.0.0.1:45110", description="ignored: chaos picks free loopback ports")
+    confirm_addr: str = Field("127.0.0.1:45115", description="ignored: chaos picks free loopback ports")
+    metrics_port: int = Field(0, ge=-1, le=65535, description="ignored: metrics are served on free ports")
+    executor_metrics_port: int = Field(0, ge=-1, le=65535, description="ignored: metrics are served on free ports")
 
     def rates(self) -> FaultRates:
         return FaultRates(
@@ -170,10 +175,13 @@ class _Child:
 
     async def start(self) -> None:
         """Start an incarnation and wait for its ready line (its metrics port)."""
-        with self.log.open("ab") as fh:
-            if fh.tell() and not self.log.read_bytes().endswith(b"\n"):
-                fh.write(b"\n")  # a line cut by SIGKILL must not swallow the next incarnation's first
-            fh.write(json.dumps({"event": "chaos_start", "process": self.name, "incarnation": self.starts + 1}).encode() + b"\n")
+        with self.log.open("a+b") as fh:
+            if fh.tell():
+                fh.seek(-1, 2)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")  # a line cut by SIGKILL must not swallow the next incarnation's first
+            marker = {"event": "chaos_start", "process": self.name, "incarnation": self.starts + 1}
+            fh.write(json.dumps(marker).encode() + b"\n")
             fh.flush()
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=fh
@@ -394,7 +402,11 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
     unresolved = sorted(decisions - statuses.keys() - resolved)
     if unresolved:
         v.append(f"{len(unresolved)} decisions have neither a confirmation nor a resolution: {unresolved[:10]}")
-    outcomes = Counter(Status(s).name for s in statuses.values()) + Counter({"EXPIRED_UNCONFIRMED": len(resolved)})
+    # one outcome per decision: its confirmation's status, else its local resolution (a decision
+    # resolved as expired may still be answered EXPIRED later, when a late copy reaches the executor)
+    outcomes = Counter(Status(s).name for s in statuses.values()) + Counter(
+        {"EXPIRED_UNCONFIRMED": len(resolved - statuses.keys())}
+    )
 
     ej = chaos_dir / "executor.sqlite"
     fills = dict(_journal_rows(ej, "SELECT decision_id, COUNT(*) FROM fills GROUP BY decision_id"))
@@ -411,9 +423,12 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
         v.append(f"the executor journaled {len(foreign)} decisions the brain never sent: {foreign[:10]}")
     if altered:
         v.append(f"the executor journaled {len(altered)} decisions that differ from what the brain sent: {altered[:10]}")
-    unanswered = [d for d in fills if d not in sent]
-    if unanswered:
-        v.append(f"fills for decisions the brain never sent: {unanswered[:10]}")
+    conf_cols = "decision_id, seq, status, executed_qty, avg_price, fee"
+    applied = {r[0]: r[1:] for r in _journal_rows(bj, f"SELECT {conf_cols} FROM confirmations")}
+    issued = {r[0]: r[1:] for r in _journal_rows(ej, f"SELECT {conf_cols} FROM confirmations")}
+    mismatched = sorted(d for d in applied if issued.get(d) != applied[d])
+    if mismatched:
+        v.append(f"{len(mismatched)} confirmations applied by the brain differ from the executor's: {mismatched[:10]}")
 
     executed, recovered, conflicts, unparsable = _log_events(chaos_dir / "executor.log")
     per_id = executed + recovered  # an upper bound: a recovered decision may also have been refused
@@ -460,6 +475,9 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
         "decision_conflicts_log": conflicts,
         "foreign_decisions": len(foreign),
         "altered_decisions": len(altered),
+        "confirmations_compared": len(applied),
+        "confirmations_mismatched": len(mismatched),
+        "positions_equal": pos_equal,
         "brain_positions": brain_pos,
         "executor_positions": exe_pos,
         "brain_cash": report["cash"],
@@ -475,112 +493,115 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
 
 # -- report -------------------------------------------------------------------------------------
 
+_DIRS = {"decisions": "brain->executor", "confirmations": "executor->brain"}
+
 
 def _kv(d: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items()) or "none"
 
 
 def _figures(settings: ChaosSettings, ref: dict[str, Any], out: _Outcome, ev: dict[str, Any]) -> dict[str, Any]:
-    """Everything the verdict prints, as JSON-friendly values (also written to chaos-report.json)."""
-    st = out.proxy.stats
-    brain_report = ev["brain_report"]
+    """Everything the verdict prints, as JSON-friendly values (also written to chaos-report.json).
+
+    Process counters are the scraped incarnations' plus, for the brain, its last report.json.
+    """
+    st, e, last = out.proxy.stats, out.executor.scraped, ev["brain_report"]
     b = {n: Counter(c) for n, c in out.brain.scraped.items()}
-    b["brain_decision_retransmits_total"][""] += brain_report["retransmits"]
-    b["brain_replay_requests_total"][""] += brain_report["replay_requests"]
-    b["brain_duplicate_confirmations_total"][""] += brain_report["duplicate_confirmations"]
-    b["brain_datagrams_rejected_total"].update(brain_report["datagrams_rejected"])
-    e = out.executor.scraped
+    b["brain_decision_retransmits_total"][""] += last["retransmits"]
+    b["brain_replay_requests_total"][""] += last["replay_requests"]
+    b["brain_datagrams_rejected_total"].update(last["datagrams_rejected"])
 
     def one(c: dict[str, Counter[str]], name: str) -> int:
         return int(sum(c[name].values()))
 
-    faults = {
-        d: {a: st.total(a, d) for a in ("dropped", "duplicated", "reordered", "delayed", "corrupted")}
-        for d in ("decisions", "confirmations")
-    }
+    def per_dir(fn: Any) -> dict[str, Any]:
+        return {_DIRS[d]: fn(d) for d in _DIRS}
+
+    faults = ("dropped", "duplicated", "reordered", "delayed", "corrupted")
+    evaluated = {k: v for k, v in ev.items() if k not in ("brain_report", "reference_decisions", "reference_trades")}
     return {
         "seed": settings.seed,
-        "rates": settings.rates().__repr__(),
+        "rates": repr(settings.rates()),
         "reference": {"decisions": ev["reference_decisions"], "trades": ev["reference_trades"],
                       "wall_time_s": ref["wall_time_s"], "run_dir": ref["run_dir"]},  # fmt: skip
-        "decisions_sent": ev["decisions_sent"],
-        "outcomes": ev["outcomes"],
-        "faults": faults,
-        "traffic": {d: st.by_kind("received", d) for d in ("decisions", "confirmations")},
+        "faults": per_dir(lambda d: {a: st.total(a, d) for a in faults}),
+        "traffic": per_dir(lambda d: st.by_kind("received", d)),
         "retransmits_proxy": st.total("received", "decisions", "decision_retransmit"),
         "retransmits_brain": one(b, "brain_decision_retransmits_total"),
         "replay_requests_proxy": st.total("received", "decisions", "replay_request"),
         "replay_requests_brain": one(b, "brain_replay_requests_total"),
-        "replays_served_executor": one(e, "executor_replay_requests_served_total"),
-        "confirmations_resent_executor": one(e, "executor_confirmations_replayed_total"),
+        "replays_served": one(e, "executor_replay_requests_served_total"),
+        "confirmations_replayed": one(e, "executor_confirmations_replayed_total"),
         "confirmations_resent_proxy": st.total("received", "confirmations", "confirmation_resent"),
-        "forged": {d: {"random_bytes": st.total("forged_random", d), "other_secret": st.total("forged_other_secret", d)}
-                   for d in ("decisions", "confirmations")},  # fmt: skip
-        "replayed": {d: st.total("replayed", d) for d in ("decisions", "confirmations")},
-        "reflected": {d: st.total("reflected", d) for d in ("decisions", "confirmations")},
+        "forged": per_dir(lambda d: {"random bytes": st.total("forged_random", d),
+                                     "other secret": st.total("forged_other_secret", d)}),  # fmt: skip
+        "replayed": per_dir(lambda d: st.total("replayed", d)),
+        "reflected": per_dir(lambda d: st.total("reflected", d)),
         "rejected_executor": {k: int(n) for k, n in sorted(e["executor_datagrams_rejected_total"].items())},
         "rejected_brain": {k: int(n) for k, n in sorted(b["brain_datagrams_rejected_total"].items())},
-        "executor_executions": one(e, "executor_executions_total"),
-        "executor_duplicates": one(e, "executor_duplicate_decisions_total"),
-        "executor_conflicts": one(e, "executor_decision_conflicts_total"),
+        "executor_counted": {"executions": one(e, "executor_executions_total"),
+                             "duplicate decisions answered": one(e, "executor_duplicate_decisions_total"),
+                             "conflicts": one(e, "executor_decision_conflicts_total")},  # fmt: skip
         "kills": {"executor": out.executor.kills, "brain": out.brain.kills},
         "restarts": {"executor": out.executor.starts - 1, "brain": out.brain.starts - 1},
         "kill_plan": [k.describe() for k in out.plan],
         "kills_skipped": [k.describe() for k in out.plan if k not in out.done],
         "chaos_wall_time_s": out.seconds,
-        **{k: ev[k] for k in (
-            "expired", "unresolved", "max_executions_journal", "executed_ids_journal", "max_executions_log",
-            "executed_ids_log", "recovered_in_log", "unparsable_log_lines", "decision_conflicts_log",
-            "foreign_decisions", "altered_decisions", "brain_positions", "executor_positions", "brain_cash",
-            "executor_cash", "cash_rel_diff", "trades_identical", "trades", "violations",
-        )},  # fmt: skip
+        **evaluated,
     }
 
 
 def format_figures(f: dict[str, Any]) -> str:
     """The verdict as aligned text for the terminal."""
-    names = {"decisions": "brain->executor", "confirmations": "executor->brain"}
-    forged = {names[d]: f"{x['random_bytes'] + x['other_secret']} (random bytes {x['random_bytes']}, "
-              f"other secret {x['other_secret']})" for d, x in f["forged"].items()}  # fmt: skip
-    ref = f["reference"]
+
+    def row(label: str, text: str) -> str:
+        return f"  {label:<22} {text}"
+
+    def two(label: str, per_dir: dict[str, Any]) -> list[str]:
+        return [row(label if i == 0 else "", f"{d}: {_kv(x)}") for i, (d, x) in enumerate(per_dir.items())]
+
+    ref, kills, restarts = f["reference"], f["kills"], f["restarts"]
+    forged = {d: f"{sum(x.values())} ({_kv(x)})" for d, x in f["forged"].items()}
     if f["trades_identical"]:
         trades = f"identical to the reference ({f['trades']} trades)"
     else:
-        trades = f"DIFFERS from the reference ({f['trades']} vs {ref['trades']} trades; {f['expired']} expired decisions)"
+        trades = f"DIFFERS from the reference ({f['trades']} vs {ref['trades']} trades, {f['expired']} expired decisions)"
+    skipped = f"; skipped (brain done) {' '.join(f['kills_skipped'])}" if f["kills_skipped"] else ""
     lines = [
         f"tandem chaos report  (seed {f['seed']})",
-        f"  reference              {ref['decisions']} decisions, {ref['trades']} trades, {ref['wall_time_s']:.1f} s"
-        f"  ({ref['run_dir']})",
-        f"  decisions sent         {f['decisions_sent']}  (brain journal; {_kv(f['outcomes'])})",
-        *(f"  {'faults injected' if i == 0 else '':<22} {names[d]}: {_kv(x)}" for i, (d, x) in enumerate(f["faults"].items())),
-        *(f"  {'traffic (proxy)' if i == 0 else '':<22} {names[d]}: {_kv(x)}" for i, (d, x) in enumerate(f["traffic"].items())),
-        f"  retransmits            proxy saw {f['retransmits_proxy']} decision retransmits; brain counted "
-        f"{f['retransmits_brain']}",
-        f"  replays                brain requested {f['replay_requests_brain']} (proxy saw {f['replay_requests_proxy']}),"
-        f" executor served {f['replays_served_executor']}, confirmations resent {f['confirmations_resent_executor']}"
-        f" (proxy saw {f['confirmations_resent_proxy']})",
-        f"  forged injected        to executor {forged['brain->executor']}; to brain {forged['executor->brain']}",
-        f"  replayed injected      to executor {f['replayed']['decisions']}, to brain {f['replayed']['confirmations']};"
-        f" reflected to brain {f['reflected']['decisions']}, to executor {f['reflected']['confirmations']}",
-        f"  rejected by executor   {_kv(f['rejected_executor'])}",
-        f"  rejected by brain      {_kv(f['rejected_brain'])}",
-        f"  executor counted       executions {f['executor_executions']}, duplicate decisions answered "
-        f"{f['executor_duplicates']}, conflicts {f['executor_conflicts']}",
-        f"  kills                  executor {f['kills']['executor']} (restarts {f['restarts']['executor']}), brain "
-        f"{f['kills']['brain']} (restarts {f['restarts']['brain']});  plan {' '.join(f['kill_plan']) or 'none'}"
-        + (f"; skipped (brain done) {' '.join(f['kills_skipped'])}" if f["kills_skipped"] else ""),
-        f"  max executions per id  {f['max_executions_journal']} (journal fills, {f['executed_ids_journal']} ids);"
-        f" {f['max_executions_log']} (executor.log, {f['executed_ids_log']} ids, {f['recovered_in_log']} recovered)",
-        f"  foreign decisions      {f['foreign_decisions']} unknown, {f['altered_decisions']} altered at the executor;"
-        f" conflicts logged {f['decision_conflicts_log']}",
-        f"  ledgers                positions {'equal' if f['brain_positions'] == f['executor_positions'] else 'DIFFER'}"
-        f" (brain {_kv(f['brain_positions'])}; executor {_kv(f['executor_positions'])}); cash {f['brain_cash']:,.6f}"
-        f" vs {f['executor_cash']:,.6f} (relative difference {f['cash_rel_diff']:.3g})",
-        f"  unresolved decisions   {f['unresolved']}",
-        f"  expired decisions      {f['expired']}",
-        f"  trades.csv             {trades}",
-        f"  wall time              {f['wall_time_s']:.1f} s  (reference {ref['wall_time_s']:.1f} s, chaos run "
-        f"{f['chaos_wall_time_s']:.1f} s)",
+        row("reference", f"{ref['decisions']} decisions, {ref['trades']} trades  ({ref['run_dir']})"),
+        row("decisions sent", f"{f['decisions_sent']}  (brain journal; {_kv(f['outcomes'])})"),
+        *two("faults injected", f["faults"]),
+        *two("traffic (proxy)", f["traffic"]),
+        row("retransmits", f"proxy saw {f['retransmits_proxy']} decision retransmits; brain counted "
+                           f"{f['retransmits_brain']}"),
+        row("replays", f"brain requested {f['replay_requests_brain']} (proxy saw {f['replay_requests_proxy']}), "
+                       f"executor served {f['replays_served']}, confirmations replayed {f['confirmations_replayed']}; "
+                       f"proxy saw {f['confirmations_resent_proxy']} confirmations resent"),
+        row("forged injected", f"to executor {forged['brain->executor']}; to brain {forged['executor->brain']}"),
+        row("replayed injected", f"to executor {f['replayed']['brain->executor']}, to brain "
+                                 f"{f['replayed']['executor->brain']}; reflected to brain "
+                                 f"{f['reflected']['brain->executor']}, to executor {f['reflected']['executor->brain']}"),
+        row("rejected by executor", _kv(f["rejected_executor"])),
+        row("rejected by brain", _kv(f["rejected_brain"])),
+        row("executor counted", _kv(f["executor_counted"])),
+        row("kills", f"executor {kills['executor']} (restarts {restarts['executor']}), brain {kills['brain']} "
+                     f"(restarts {restarts['brain']});  plan {' '.join(f['kill_plan']) or 'none'}{skipped}"),
+        row("max executions per id", f"{f['max_executions_journal']} (journal fills, {f['executed_ids_journal']} ids); "
+                                     f"{f['max_executions_log']} (executor.log, {f['executed_ids_log']} ids, "
+                                     f"{f['recovered_in_log']} recovered)"),
+        row("foreign decisions", f"{f['foreign_decisions']} unknown, {f['altered_decisions']} altered at the executor; "
+                                 f"conflicts logged {f['decision_conflicts_log']}"),
+        row("confirmations", f"{f['confirmations_compared']} applied by the brain, "
+                             f"{f['confirmations_mismatched']} differ from the executor's journal"),
+        row("ledgers", f"positions {'equal' if f['positions_equal'] else 'DIFFER'} (brain {_kv(f['brain_positions'])}; "
+                       f"executor {_kv(f['executor_positions'])}); cash {f['brain_cash']:,.6f} vs "
+                       f"{f['executor_cash']:,.6f} (relative difference {f['cash_rel_diff']:.3g})"),
+        row("unresolved decisions", str(f["unresolved"])),
+        row("expired decisions", str(f["expired"])),
+        row("trades.csv", trades),
+        row("wall time", f"{f['wall_time_s']:.1f} s  (reference {ref['wall_time_s']:.1f} s, chaos run "
+                         f"{f['chaos_wall_time_s']:.1f} s)"),
     ]
     if f["violations"]:
         lines.append(f"verdict                  FAIL: {len(f['violations'])} violations")

@@ -107,7 +107,6 @@ _SIZE_OF_TYPE = {int(t): s for t, s in _SIZES.items()}
 _UNKNOWN_TYPES = [t for t in range(256) if t not in _SIZE_OF_TYPE]
 _U64_MAX = 2**64 - 1
 _S = 1_000_000_000
-_CATCH_UP_TIMEOUT_S = 5.0
 
 
 class Target(str, enum.Enum):
@@ -213,7 +212,8 @@ _FIELD_BREAKERS: dict[int, tuple[Breaker, ...]] = {
     MessageType.CONFIRMATION: (
         _put("B", 2, _choice(_reserved(0x03))), _put("B", 3, _choice(_BAD["side"])),
         _put("B", 4, _choice(_BAD["intent"])), _put("B", 5, _choice(_BAD["status"])),
-        _put("B", 6, _choice(_BAD["code"])), _put("B", 7, lambda r, b: r.randint(17, 255)), _bad_venue_padding,
+        _put("B", 6, _choice(_BAD["code"])), _put("B", 7, lambda r, b: r.randint(17, 255)),
+        _bad_venue_padding,
         _put("Q", 16, lambda r, b: 0), _put("Q", 24, lambda r, b: 0), _put("d", 64, _bad_nonneg_float),
         _put("d", 72, _bad_nonneg_float), _put("d", 80, _choice((math.nan, math.inf, -math.inf))),
         _executed_but_refused, _filled_with_code,
@@ -266,7 +266,7 @@ class HostileDatagrams:
         other = Codec(derive_key(secret + b"/not-the-secret/" + r.randbytes(16)))
         self._max_age_ns, self._max_skew_ns, self._clock = max_age_ns, max_skew_ns, clock
         now = clock()
-        self._messages: list[Message] = list(samples) + [self._message(t, now) for t in range(64) for _ in range(4)]
+        self._messages: list[Message] = list(samples) + [self._message(i, now) for i in range(256)]
         self._valid = [self._encode(self._codec, m, now) for m in self._messages]
         self._foreign = [self._encode(other, m, now) for m in self._messages]
         if target is Target.EXECUTOR:  # authentic, fresh, but for the brain
@@ -301,15 +301,19 @@ class HostileDatagrams:
     def _message(self, i: int, now: int) -> Message:
         r = self._rng
         mtype = i % 4
-        inst = (Instrument(InstrumentKind.MINT, r.randbytes(32)) if r.random() < 0.3
-                else Instrument.symbol(r.choice(("BTC-PERP", "BTC/USDT", "SOL/USDC", "X", "A" * 32))))  # fmt: skip
+        symbol = r.choice(("BTC-PERP", "BTC/USDT", "SOL/USDC", "X", "A" * 32))
+        inst = (
+            Instrument(InstrumentKind.MINT, r.randbytes(32))
+            if r.random() < 0.3
+            else Instrument.symbol(symbol)
+        )
         side, intent = r.choice(list(Side)), r.choice(list(Intent))
         if mtype == 0:
             return TradeDecision(
                 decision_id=r.randint(1, _U64_MAX), instrument=inst, side=side, intent=intent,
                 reason=r.choice(list(DecisionReason)), quantity=r.uniform(1e-6, 10.0),
-                reference_price=r.uniform(0.01, 1e5), max_slippage_bps=r.randint(0, 10_000), created_at_ns=now,
-                expires_at_ns=now + 10 * _S, market_ts_ns=now,
+                reference_price=r.uniform(0.01, 1e5), max_slippage_bps=r.randint(0, 10_000),
+                created_at_ns=now, expires_at_ns=now + 10 * _S, market_ts_ns=now,
             )  # fmt: skip
         if mtype == 1:
             status = r.choice(list(Status))
@@ -317,11 +321,11 @@ class HostileDatagrams:
             return ExecutionConfirmation(
                 decision_id=r.randint(1, _U64_MAX), seq=r.randint(1, _U64_MAX), instrument=inst, side=side,
                 intent=intent, status=status,
-                reject_code=RejectCode.NONE if status is Status.FILLED else RejectCode(r.randint(1 - done, 9)),
-                executed_qty=r.uniform(1e-6, 10.0) if done else 0.0, avg_price=r.uniform(0.01, 1e5) if done else 0.0,
-                fee=r.uniform(-1.0, 10.0) if done else 0.0, executed_at_ns=now if done else 0,
-                venue_ref=r.randbytes(r.randint(1, 16)) if done else b"", venue_ref_truncated=done and r.random() < 0.5,
-                sent_at_ns=now,
+                reject_code=RejectCode(0 if status is Status.FILLED else r.randint(1 - done, 9)),
+                executed_qty=r.uniform(1e-6, 10.0) if done else 0.0,
+                avg_price=r.uniform(0.01, 1e5) if done else 0.0, fee=r.uniform(-1.0, 10.0) if done else 0.0,
+                executed_at_ns=now if done else 0, venue_ref=r.randbytes(r.randint(1, 16)) if done else b"",
+                venue_ref_truncated=done and r.random() < 0.5, sent_at_ns=now,
             )  # fmt: skip
         if mtype == 2:
             return ReplayRequest(from_seq=r.randint(1, _U64_MAX), sent_at_ns=now)
@@ -441,7 +445,14 @@ class Endpoints:
         i = self.next_bar
         if i + 2 > len(self.bars):
             raise RuntimeError("no bars left to trade on")
-        cols = (self.bars.ts_ms, self.bars.open, self.bars.high, self.bars.low, self.bars.close, self.bars.volume)
+        cols = (
+            self.bars.ts_ms,
+            self.bars.open,
+            self.bars.high,
+            self.bars.low,
+            self.bars.close,
+            self.bars.volume,
+        )
         self.strategy.signal = side
         await self.brain.replay(Bars(*(c[i : i + 2] for c in cols), source=self.bars.source))
         self.next_bar = i + 2
@@ -453,7 +464,9 @@ class Endpoints:
         self.executor.core.close()
 
 
-async def start_endpoints(workdir: Path, *, secret: bytes | None = None, starting_cash: float = 10_000.0) -> Endpoints:
+async def start_endpoints(
+    workdir: Path, *, secret: bytes | None = None, starting_cash: float = 10_000.0
+) -> Endpoints:
     """Start an executor (paper venue) and a brain on ephemeral loopback ports, wired to each other.
 
     Journals go to ``workdir``; the bundled bars feed the venue; the brain trades only when told
@@ -462,7 +475,9 @@ async def start_endpoints(workdir: Path, *, secret: bytes | None = None, startin
     secret = secret or new_bus_secret()
     codec = Codec(derive_key(secret))
     bars = load_bars(bundled_path(), limit=200)
-    core = ExecutorCore.open(workdir / "executor.sqlite", PaperVenue(bars, instrument=INSTRUMENT), starting_cash)
+    core = ExecutorCore.open(
+        workdir / "executor.sqlite", PaperVenue(bars, instrument=INSTRUMENT), starting_cash
+    )
     journal = BrainJournal(workdir / "brain.sqlite", instrument=str(INSTRUMENT), starting_cash=starting_cash)
     strategy = _Signal()
     brain_core = BrainCore(
@@ -483,13 +498,16 @@ async def start_endpoints(workdir: Path, *, secret: bytes | None = None, startin
 
 def _row_counts(path: str | Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [
+            t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
         return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
 def _samples(registry: Any, skip: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every metric sample except ``skip``'s (the reject counters) and creation timestamps."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in registry.collect() if fam.name != skip
+    families = [fam for fam in registry.collect() if fam.name != skip]
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in families
             for s in fam.samples if not s.name.endswith("_created")}  # fmt: skip
 
 
@@ -503,17 +521,18 @@ def snapshot(ep: Endpoints) -> dict[str, Any]:
     return {
         "brain.tracker": (t.cash, t.realized_pnl, t.fees, t.anomalies,
                           {str(i): dataclasses.astuple(p) for i, p in t.positions.items()},
-                          [dataclasses.astuple(c) for c in t.closed_trades]),  # fmt: skip
+                          [dataclasses.astuple(c) for c in t.closed_trades]),
         "brain.pending": sorted(b.core.pending),
-        "brain.link": (b.link.expected_seq, sorted(b.link.outbox), b.link.peer_incarnation, b.link.peer_last_seq,
-                       _stats(b.link.stats)),  # fmt: skip
+        "brain.link": (b.link.expected_seq, sorted(b.link.outbox), b.link.peer_incarnation,
+                       b.link.peer_last_seq, _stats(b.link.stats)),
         "brain.journal": _row_counts(b.journal.path),
         "brain.metrics": _samples(b.metrics.registry, "brain_datagrams_rejected"),
         "executor.ledger": x.core.ledger.snapshot(),
         "executor.journal": (x.core.journal.next_seq(), _row_counts(x.core.journal.path)),
-        "executor.link": (x.link.last_seq, x.link.brain_incarnation, x.link.brain_applied_seq, _stats(x.link.stats)),
+        "executor.link": (x.link.last_seq, x.link.brain_incarnation, x.link.brain_applied_seq,
+                          _stats(x.link.stats)),
         "executor.metrics": _samples(x.metrics.registry, "executor_datagrams_rejected"),
-    }
+    }  # fmt: skip
 
 
 def rejected(ep: Endpoints, target: Target) -> Counter[str]:
@@ -534,6 +553,7 @@ class FuzzReport:
     seed: int
     batch: int
     elapsed_s: float = 0.0
+    generating_s: float = 0.0  # part of elapsed_s spent making the datagrams (same process, same core)
     sent: dict[Target, Counter[Kind]] = field(default_factory=dict)
     expected: dict[Target, Counter[RejectReason]] = field(default_factory=dict)
     counted: dict[Target, Counter[str]] = field(default_factory=dict)
@@ -541,6 +561,7 @@ class FuzzReport:
     state_after: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # unhandled errors that reached the loop
     failures: list[str] = field(default_factory=list)  # failed checks, one line each
+    round_trip: str = ""  # the decision -> confirmation after the fuzz, when it went through
 
     @property
     def ok(self) -> bool:
@@ -559,27 +580,40 @@ class FuzzReport:
         targets = list(Target)
         head = "".join(f"{t.value:>14}" for t in targets)
         lines = [
-            f"tandem fuzz: {self.total:,} hostile datagrams ({self.count:,} per endpoint), seed {self.seed},"
-            f" batches of {self.batch} per endpoint",
+            f"tandem fuzz: {self.total:,} hostile datagrams ({self.count:,} per endpoint), seed {self.seed}",
             f"  elapsed {self.elapsed_s:.1f} s, {self.rate:,.0f} datagrams/s sent, rejected and counted",
+            f"  (of which {self.generating_s:.1f} s making them: the generator shares the endpoints' loop)",
             f"  {'rejected, by reason':<28}{head}   (counted = expected)",
         ]
         for reason in RejectReason:
             cells = []
             for t in targets:
-                got, want = self.counted.get(t, Counter())[reason.value], self.expected.get(t, Counter())[reason]
+                got, want = (
+                    self.counted.get(t, Counter())[reason.value],
+                    self.expected.get(t, Counter())[reason],
+                )
                 cells.append(f"{got:>14,}" if got == want else f"{got:>8,}!={want:,}")
             lines.append(f"    {reason.value:<26}" + "".join(cells))
         totals = "".join(f"{sum(self.counted.get(t, Counter()).values()):>14,}" for t in targets)
         lines += [f"    {'total':<26}{totals}", f"  {'sent, by class':<28}{head}"]
         for kind in Kind:
-            lines.append(f"    {kind.value:<26}" + "".join(f"{self.sent.get(t, Counter())[kind]:>14,}" for t in targets))
+            lines.append(
+                f"    {kind.value:<26}"
+                + "".join(f"{self.sent.get(t, Counter())[kind]:>14,}" for t in targets)
+            )
         changed = sorted(k for k in self.state_before if self.state_before[k] != self.state_after.get(k))
         lines.append(f"  state unchanged: {'yes' if not changed else 'NO, changed: ' + ', '.join(changed)}")
-        lines.append(f"  unhandled errors: {len(self.errors)}" + "".join(f"\n    {e}" for e in self.errors[:5]))
+        lines.append(f"  round trip after the fuzz: {self.round_trip or 'FAILED'}")
+        lines.append(
+            f"  unhandled errors: {len(self.errors)}" + "".join(f"\n    {e}" for e in self.errors[:5])
+        )
         lines += [f"  FAILED: {f}" for f in self.failures]
         lines.append(f"  result: {'PASS' if self.ok else 'FAIL'}")
         return "\n".join(lines)
+
+
+def _plain(counts: dict[Any, int]) -> dict[str, int]:
+    return {k.value: n for k, n in counts.items()}
 
 
 async def _sendto(sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
@@ -591,10 +625,10 @@ async def _sendto(sock: socket.socket, data: bytes, addr: tuple[str, int]) -> No
             await asyncio.sleep(0)
 
 
-async def _catch_up(ep: Endpoints, goal: dict[Target, int]) -> bool:
+async def _catch_up(ep: Endpoints, goal: dict[Target, int], timeout_s: float) -> bool:
     """Yield to the loop until each endpoint has counted ``goal`` rejects; False on timeout."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + _CATCH_UP_TIMEOUT_S
+    deadline = loop.time() + timeout_s
     while any(sum(rejected(ep, t).values()) < n for t, n in goal.items()):
         if loop.time() > deadline:
             return False
@@ -615,11 +649,27 @@ async def _settled(ep: Endpoints, timeout_s: float = 5.0) -> bool:
     return True
 
 
-async def fuzz_endpoints(ep: Endpoints, *, count: int, seed: int, batch: int = 64) -> FuzzReport:
+async def fuzz_endpoints(
+    ep: Endpoints,
+    *,
+    count: int,
+    seed: int,
+    batch: int = 64,
+    generators: dict[Target, HostileDatagrams] | None = None,
+    catch_up_s: float = 5.0,
+) -> FuzzReport:
     """Send ``count`` hostile datagrams to each live endpoint, then run every check (module docstring).
 
     The endpoints must have traded at least once (:meth:`Endpoints.trade`) so that real messages
     are among the mutated ones and there is state to protect.
+
+    Args:
+        batch: datagrams per endpoint between counter checks; a loopback socket's default receive
+            buffer (212992 bytes) holds about 256 small datagrams, so larger batches lose some.
+        generators: the sources to use (default: :class:`HostileDatagrams` with ``seed`` and real
+            messages from both journals).
+        catch_up_s: how long the reject counters may take to reach the datagrams sent; after it,
+            the missing ones are reported as lost and the run stops.
     """
     report = FuzzReport(count, seed, batch)
     loop = asyncio.get_running_loop()
@@ -634,23 +684,30 @@ async def fuzz_endpoints(ep: Endpoints, *, count: int, seed: int, batch: int = 6
 
     loop.set_exception_handler(record)
     try:
-        await _fuzz(ep, report)
+        await _fuzz(ep, report, generators, catch_up_s)
     finally:
         loop.set_exception_handler(previous)
     return report
 
 
-async def _fuzz(ep: Endpoints, report: FuzzReport) -> None:
+async def _fuzz(
+    ep: Endpoints, report: FuzzReport, gens: dict[Target, HostileDatagrams] | None, catch_up_s: float
+) -> None:
     b, x = ep.brain, ep.executor
-    samples: list[Message] = [j.decision for j in b.journal.history().values()]
-    samples += x.core.journal.confirmations_from(1)
-    gens = {t: HostileDatagrams(ep.secret, t, seed=report.seed, samples=samples, max_age_ns=b.codec.max_age_ns,
-                                max_skew_ns=b.codec.max_skew_ns) for t in Target}  # fmt: skip
+    if gens is None:
+        samples: list[Message] = [j.decision for j in b.journal.history().values()]
+        samples += x.core.journal.confirmations_from(1)
+        window = {"max_age_ns": b.codec.max_age_ns, "max_skew_ns": b.codec.max_skew_ns}
+        gens = {
+            t: HostileDatagrams(ep.secret, t, seed=report.seed, samples=samples, **window) for t in Target
+        }
     addr = {Target.BRAIN: b.address, Target.EXECUTOR: x.address}
     base = {t: rejected(ep, t) for t in Target}
     sent = dict.fromkeys(Target, 0)
     if not await _settled(ep):
-        report.failures.append("the link did not settle before the fuzz (heartbeats not exchanged within 5 s)")
+        report.failures.append(
+            "the link did not settle before the fuzz (heartbeats not exchanged within 5 s)"
+        )
     report.state_before = snapshot(ep)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
@@ -659,13 +716,18 @@ async def _fuzz(ep: Endpoints, report: FuzzReport) -> None:
     try:
         while any(n < report.count for n in sent.values()):
             for t in Target:
-                n = min(report.batch, report.count - sent[t])
-                for data in gens[t].batch(n):
+                t0 = time.perf_counter()
+                datagrams = gens[t].batch(min(report.batch, report.count - sent[t]))
+                report.generating_s += time.perf_counter() - t0
+                for data in datagrams:
                     await _sendto(sock, data, addr[t])
-                sent[t] += n
-            if not await _catch_up(ep, {t: sum(base[t].values()) + sent[t] for t in Target}):
+                sent[t] += len(datagrams)
+            if not await _catch_up(ep, {t: sum(base[t].values()) + sent[t] for t in Target}, catch_up_s):
                 got = {t.value: sum((rejected(ep, t) - base[t]).values()) for t in Target}
-                report.failures.append(f"datagrams never counted after {_CATCH_UP_TIMEOUT_S} s: sent {sent}, counted {got}")
+                report.failures.append(
+                    f"datagrams never counted within {catch_up_s} s (lost in a socket"
+                    f" buffer, or an endpoint stopped): sent {_plain(sent)}, counted {got}"
+                )
                 break
     finally:
         report.elapsed_s = time.perf_counter() - started
@@ -673,34 +735,49 @@ async def _fuzz(ep: Endpoints, report: FuzzReport) -> None:
     for t in Target:
         report.sent[t], report.expected[t] = gens[t].sent, gens[t].expected
         report.counted[t] = rejected(ep, t) - base[t]
-        if report.counted[t] != Counter({r.value: n for r, n in gens[t].expected.items()}):
-            report.failures.append(f"{t.value}: counted {dict(report.counted[t])} != expected {dict(gens[t].expected)}")
+        if report.counted[t] != Counter(_plain(gens[t].expected)):
+            report.failures.append(
+                f"{t.value}: counted {dict(report.counted[t])} != expected {_plain(gens[t].expected)}"
+            )
     report.state_after = snapshot(ep)
     if report.state_after != report.state_before:
         changed = sorted(k for k in report.state_before if report.state_before[k] != report.state_after[k])
         report.failures.append(f"state changed: {', '.join(changed)}")
-    report.failures += await _round_trip(ep)
+    await _round_trip(ep, report)
 
 
-async def _round_trip(ep: Endpoints) -> list[str]:
-    """A real decision → confirmation through both endpoints; returns what went wrong, if anything."""
+async def _round_trip(ep: Endpoints, report: FuzzReport) -> None:
+    """A real decision → confirmation through both endpoints, after the fuzz."""
     b, x = ep.brain, ep.executor
     seq, next_seq, filled = b.link.expected_seq, x.core.journal.next_seq(), b.stats.outcomes["FILLED"]
     side = Side.SELL if b.core.tracker.positions else Side.BUY
     try:
         await asyncio.wait_for(ep.trade(side), 10.0)
     except TimeoutError:
-        return [f"round trip after the fuzz: no confirmation for the {side.name} decision within 10 s"]
-    out = []
-    if (b.link.expected_seq, x.core.journal.next_seq(), b.stats.outcomes["FILLED"]) != (seq + 1, next_seq + 1, filled + 1):
-        out.append(f"round trip after the fuzz: the {side.name} decision was not filled and applied once")
-    if not math.isclose(b.core.tracker.cash, x.core.ledger.cash, abs_tol=1e-9):
-        out.append(f"round trip after the fuzz: brain cash {b.core.tracker.cash} != executor {x.core.ledger.cash}")
-    return out
+        report.failures.append(
+            f"round trip after the fuzz: no confirmation for the {side.name} decision in 10 s"
+        )
+        return
+    once = (b.link.expected_seq, x.core.journal.next_seq(), b.stats.outcomes["FILLED"]) == (
+        seq + 1, next_seq + 1, filled + 1)  # fmt: skip
+    agree = math.isclose(b.core.tracker.cash, x.core.ledger.cash, abs_tol=1e-9) and {
+        str(i): p.quantity for i, p in b.core.tracker.positions.items()
+    } == {str(i): p.qty for i, p in x.core.ledger.positions().items()}
+    if not once:
+        report.failures.append(
+            f"round trip after the fuzz: the {side.name} decision was not filled and applied once"
+        )
+    elif not agree:
+        report.failures.append(
+            "round trip after the fuzz: the brain's cash or positions differ from the executor's"
+        )
+    else:
+        report.round_trip = (f"{side.name} decision -> FILLED confirmation seq {seq}, applied;"
+                             " cash and positions agree on both sides")  # fmt: skip
 
 
 async def run_fuzz(workdir: Path, *, count: int, seed: int, batch: int = 64) -> FuzzReport:
-    """Start the endpoints in ``workdir``, open a position, fuzz them, close it; see :func:`fuzz_endpoints`."""
+    """Start endpoints in ``workdir``, open a position, :func:`fuzz_endpoints` (its round trip closes it)."""
     ep = await start_endpoints(workdir)
     try:
         await asyncio.wait_for(ep.trade(Side.BUY), 10.0)
@@ -711,10 +788,14 @@ async def run_fuzz(workdir: Path, *, count: int, seed: int, batch: int = 64) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tandem fuzz", description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=500_000, help="datagrams per endpoint (default 500000: 1M in all)")
+    parser.add_argument(
+        "--count", type=int, default=500_000, help="datagrams per endpoint (default 500000: 1M in all)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     parser.add_argument("--batch", type=int, default=64, help="datagrams per endpoint between counter checks")
-    parser.add_argument("--log-level", default="error", help="endpoint log level (default error: rejects are warnings)")
+    parser.add_argument(
+        "--log-level", default="error", help="endpoint log level (default error: rejects are warnings)"
+    )
     opts = parser.parse_args(argv)
     if opts.count < 1 or opts.batch < 1:
         parser.error("--count and --batch must be >= 1")
