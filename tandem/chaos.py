@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from pydantic import Field
 
 from brain.settings import BrainSettings
@@ -82,28 +83,24 @@ class ChaosSettings(PaperSettings):
     seed: int = Field(1, description="seeds the faults, the injections and the kill plan")
     loss: float = Field(0.20, ge=0, le=1, description="probability a datagram is dropped")
     duplicate: float = Field(0.05, ge=0, le=1, description="probability a datagram is sent twice")
-    reorder: float = Field(0.05, ge=0, le=1, description="probability a datagram is held back behind a later one")
+    reorder: float = Field(0.05, ge=0, le=1, description="probability a datagram is held back (reordered)")
     corrupt: float = Field(0.01, ge=0, le=1, description="probability 1-3 bits of a datagram are flipped")
     delay: float = Field(0.05, ge=0, le=1, description="probability a datagram gets extra latency")
     delay_max_ms: float = Field(50.0, ge=0, description="largest extra latency, ms")
     forged_per_s: float = Field(20.0, ge=0, description="forged datagrams injected per second and direction")
     replayed_per_s: float = Field(5.0, ge=0, description="captured datagrams re-sent per second and direction")
-    reflected_per_s: float = Field(2.0, ge=0, description="captured datagrams sent back to their sender per second and direction")
+    reflected_per_s: float = Field(2.0, ge=0, description="captured datagrams sent back to their sender, per s")
     kills_executor: int = Field(3, ge=0, description="SIGKILLs of the executor (each restarted)")
     kills_brain: int = Field(3, ge=0, description="SIGKILLs of the brain (each restarted)")
     timeout_s: float = Field(300.0, gt=0, description="the chaos run fails past this many seconds")
-    run_dir: Path | None = Field(None, description="output folder, must be new (default: runs/<UTC timestamp>-chaos)")  # type: ignore[assignment]
+    run_dir: Path | None = Field(None, description="new output folder (default: runs/<UTC timestamp>-chaos)")
     decision_addr: str = Field("127.0.0.1:45110", description="ignored: chaos picks free loopback ports")
     confirm_addr: str = Field("127.0.0.1:45115", description="ignored: chaos picks free loopback ports")
-    metrics_port: int = Field(0, ge=-1, le=65535, description="ignored: metrics are served on free ports")
-    executor_metrics_port: int = Field(0, ge=-1, le=65535, description="ignored: metrics are served on free ports")
+    metrics_port: int = Field(0, ge=-1, le=65535, description="ignored: metrics go to free ports")
+    executor_metrics_port: int = Field(0, ge=-1, le=65535, description="ignored: metrics go to free ports")
 
     def rates(self) -> FaultRates:
-        return FaultRates(
-            loss=self.loss, duplicate=self.duplicate, reorder=self.reorder, corrupt=self.corrupt, delay=self.delay,
-            delay_max_ms=self.delay_max_ms, forged_per_s=self.forged_per_s, replayed_per_s=self.replayed_per_s,
-            reflected_per_s=self.reflected_per_s,
-        )  # fmt: skip
+        return FaultRates(**{name: getattr(self, name) for name in FaultRates.__dataclass_fields__})
 
 
 class ChaosFailure(RuntimeError):
@@ -121,6 +118,7 @@ class Kill:
     downtime_s: float
 
     def describe(self) -> str:
+        """``E@12+150ms/0.40s``: executor, after decision 12, 150 ms late, down 0.40 s."""
         return f"{self.target[0].upper()}@{self.after_decision}+{self.delay_s * 1e3:.0f}ms/{self.downtime_s:.2f}s"
 
 
@@ -209,11 +207,11 @@ class _Child:
         """Add this incarnation's counters (from ``/metrics``) to :attr:`scraped`."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        url = f"http://{LOOPBACK}:{self.metrics_port}/metrics"
         try:
             async with http.get(url) as resp:
                 text = await resp.text()
-        except (OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise self.failure(f"metrics at {url} could not be scraped ({exc!r})") from None
         for family in text_string_to_metric_families(text):
             for s in family.samples:
@@ -263,8 +261,10 @@ class _ChaosRun:
         key = run_dir / "bus.key"
         write_secret_file(key, self.secret)
         self.exe_port, self.brain_port = _free_udp_port(), _free_udp_port()
-        self.proxy = ChaosProxy(self.secret, settings.rates(), settings.seed,
-                                executor=(LOOPBACK, self.exe_port), brain=(LOOPBACK, self.brain_port))  # fmt: skip
+        self.proxy = ChaosProxy(
+            self.secret, settings.rates(), settings.seed, executor=(LOOPBACK, self.exe_port),
+            brain=(LOOPBACK, self.brain_port),
+        )  # fmt: skip
         self.common = {"run_dir": str(run_dir), "bus_secret_file": str(key), "metrics_port": 0}
 
     async def run(self) -> _Outcome:
@@ -273,15 +273,15 @@ class _ChaosRun:
         a_host, a_port = self.proxy.decision_addr
         b_host, b_port = self.proxy.confirm_addr
         s = self.settings
-        executor = _Child("executor", [sys.executable, "-m", "executor", *_flags(
-            s, ExecutorSettings, decision_addr=f"{LOOPBACK}:{self.exe_port}", confirm_addr=f"{b_host}:{b_port}",
-            **self.common)], self.run_dir / "executor.log", _EXECUTOR_COUNTERS)  # fmt: skip
-        brain = _Child("brain", [sys.executable, "-m", "brain", *_flags(
-            s, BrainSettings, decision_addr=f"{a_host}:{a_port}", confirm_addr=f"{LOOPBACK}:{self.brain_port}",
-            **self.common)], self.run_dir / "brain.log", _BRAIN_COUNTERS)  # fmt: skip
+        exe_flags = _flags(s, ExecutorSettings, decision_addr=f"{LOOPBACK}:{self.exe_port}",
+                           confirm_addr=f"{b_host}:{b_port}", **self.common)  # fmt: skip
+        brain_flags = _flags(s, BrainSettings, decision_addr=f"{a_host}:{a_port}",
+                             confirm_addr=f"{LOOPBACK}:{self.brain_port}", **self.common)  # fmt: skip
+        executor = _Child("executor", [sys.executable, "-m", "executor", *exe_flags], self.run_dir / "executor.log",
+                          _EXECUTOR_COUNTERS)  # fmt: skip
+        brain = _Child("brain", [sys.executable, "-m", "brain", *brain_flags], self.run_dir / "brain.log",
+                       _BRAIN_COUNTERS)  # fmt: skip
         out = _Outcome(self.proxy, executor, brain, self.plan)
-        import aiohttp
-
         try:
             async with asyncio.timeout(s.timeout_s), aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=_SCRAPE_TIMEOUT_S)
@@ -320,13 +320,14 @@ class _ChaosRun:
             if not await self._watch(asyncio.sleep(kill.delay_s), *children.values()):
                 return
             if not child.running:  # exited between the watch and now
-                if child.name == "brain" and child.exited.result() == 0:  # type: ignore[union-attr]
+                code = child.exited.result()  # type: ignore[union-attr]
+                if child.name == "brain" and code == 0:
                     return
-                raise child.failure(f"exited by itself with {child.exited.result()}")  # type: ignore[union-attr]
+                raise child.failure(f"exited by itself with {code}")
             await child.scrape(http)
             await child.kill()
             brain_done = not await self._watch(asyncio.sleep(kill.downtime_s), *others)
-            await child.start()  # the executor is restarted even when the brain is done: it must write its ledger
+            await child.start()  # also when the brain is done: the executor must write its ledger
             out.done.append(kill)
             if brain_done:
                 return
@@ -340,7 +341,7 @@ class _ChaosRun:
         """
         task = asyncio.ensure_future(aw)
         watched = [c.exited for c in children if c.running]
-        done, _ = await asyncio.wait({task, *watched}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[arg-type]
+        done, _ = await asyncio.wait({task, *watched}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             task.result()
             return True
@@ -401,7 +402,7 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
     expired = sorted({d for d, s in statuses.items() if s == Status.EXPIRED} | resolved)
     unresolved = sorted(decisions - statuses.keys() - resolved)
     if unresolved:
-        v.append(f"{len(unresolved)} decisions have neither a confirmation nor a resolution: {unresolved[:10]}")
+        v.append(f"{len(unresolved)} decisions have no confirmation and no resolution: {unresolved[:10]}")
     # one outcome per decision: its confirmation's status, else its local resolution (a decision
     # resolved as expired may still be answered EXPIRED later, when a late copy reaches the executor)
     outcomes = Counter(Status(s).name for s in statuses.values()) + Counter(
@@ -414,7 +415,8 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
     if max_fills > 1:
         v.append(f"a decision_id executed {max_fills} times (journal fills): "
                  f"{sorted(d for d, n in fills.items() if n > 1)[:10]}")  # fmt: skip
-    cols = "decision_id, side, intent, reason, quantity, reference_price, created_at_ns, expires_at_ns, market_ts_ns"
+    cols = ("decision_id, side, intent, reason, quantity, reference_price, created_at_ns, expires_at_ns,"
+            " market_ts_ns")
     sent = {r[0]: r[1:] for r in _journal_rows(bj, f"SELECT {cols} FROM decisions")}
     received = {r[0]: r[1:] for r in _journal_rows(ej, f"SELECT {cols} FROM decisions")}
     foreign = sorted(d for d in received if d not in sent)
@@ -422,13 +424,13 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
     if foreign:
         v.append(f"the executor journaled {len(foreign)} decisions the brain never sent: {foreign[:10]}")
     if altered:
-        v.append(f"the executor journaled {len(altered)} decisions that differ from what the brain sent: {altered[:10]}")
+        v.append(f"the executor journaled {len(altered)} decisions unlike the brain's: {altered[:10]}")
     conf_cols = "decision_id, seq, status, executed_qty, avg_price, fee"
     applied = {r[0]: r[1:] for r in _journal_rows(bj, f"SELECT {conf_cols} FROM confirmations")}
     issued = {r[0]: r[1:] for r in _journal_rows(ej, f"SELECT {conf_cols} FROM confirmations")}
     mismatched = sorted(d for d in applied if issued.get(d) != applied[d])
     if mismatched:
-        v.append(f"{len(mismatched)} confirmations applied by the brain differ from the executor's: {mismatched[:10]}")
+        v.append(f"{len(mismatched)} confirmations the brain applied differ from the executor's: {mismatched[:10]}")
 
     executed, recovered, conflicts, unparsable = _log_events(chaos_dir / "executor.log")
     per_id = executed + recovered  # an upper bound: a recovered decision may also have been refused
@@ -450,7 +452,7 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
     if not pos_equal:
         v.append(f"positions differ: brain {brain_pos}, executor {exe_pos}")
     if cash_diff > CASH_REL_TOL:
-        v.append(f"cash differs: brain {report['cash']!r}, executor {ledger['cash']!r} (relative {cash_diff:.3g})")
+        v.append(f"cash differs: brain {report['cash']!r}, executor {ledger['cash']!r} (rel. {cash_diff:.3g})")
     if report.get("anomalies"):
         v.append(f"the brain's tracker recorded {report['anomalies']} anomalies")
 
