@@ -253,6 +253,8 @@ class _Outcome:
 
 
 class _ChaosRun:
+    """One chaos run: the proxy, the two supervised processes and the kill plan, on one loop."""
+
     def __init__(self, settings: ChaosSettings, run_dir: Path, plan: list[Kill]) -> None:
         self.settings = settings
         self.run_dir = run_dir
@@ -588,7 +590,8 @@ def format_figures(f: dict[str, Any]) -> str:
         row("rejected by brain", _kv(f["rejected_brain"])),
         row("executor counted", _kv(f["executor_counted"])),
         row("kills", f"executor {kills['executor']} (restarts {restarts['executor']}), brain {kills['brain']} "
-                     f"(restarts {restarts['brain']});  plan {' '.join(f['kill_plan']) or 'none'}{skipped}"),
+                     f"(restarts {restarts['brain']});  plan (who@k-th decision+delay/downtime) "
+                     f"{' '.join(f['kill_plan']) or 'none'}{skipped}"),
         row("max executions per id", f"{f['max_executions_journal']} (journal fills, {f['executed_ids_journal']} ids); "
                                      f"{f['max_executions_log']} (executor.log, {f['executed_ids_log']} ids, "
                                      f"{f['recovered_in_log']} recovered)"),

@@ -32,10 +32,11 @@ proxy must classify datagrams the receiver may call stale (an old incarnation's,
 duplicate) rather than guess, and freshness is the receiver's business.
 
 Determinism: each direction draws its faults from its own ``random.Random`` seeded with
-``(seed, direction)`` and a fixed number of draws per datagram, so the same seed and the same
-input sequence give the same fault decisions whatever the timing; the injection schedule has
-streams of its own, so its timing never shifts the fault decisions. Which earlier datagram a
-replay copies depends on what has arrived by then, i.e. on asyncio timing.
+``(seed, direction)``, a fixed number of draws per datagram, so for a given seed the k-th
+datagram of a direction always meets the same faults (timing only decides which datagram is
+k-th); the same seed and input sequence give the same deliveries. Injections have streams of
+their own, so their timing never shifts the fault decisions; which earlier datagram a replay
+copies depends on what has arrived by then, i.e. on asyncio timing.
 
 Bounds: at most :data:`MAX_DELAYED` datagrams waiting on a delay (beyond that they are forwarded
 at once), :data:`MAX_HELD` held for reordering per direction, :data:`REPLAY_RING` kept for
@@ -169,8 +170,9 @@ class Faults:
 class FaultModel:
     """Draws :class:`Faults` for each datagram from one seeded stream (sans-IO, no clock).
 
-    Every call consumes the same number of draws whatever it decides (except the bit positions,
-    which depend on the datagram's size), so one datagram's outcome never shifts the next one's.
+    Every call consumes exactly eleven ``random()`` draws whatever it decides, and the datagram's
+    size only scales the bit positions, so the faults of the k-th datagram are a function of the
+    seed and k alone: timing can change which datagram is k-th, never what happens to it.
     """
 
     def __init__(self, rates: FaultRates, rng: random.Random) -> None:
@@ -181,14 +183,18 @@ class FaultModel:
         """The faults for a datagram of ``size`` bytes."""
         r, p = self._rng, self.rates
         lost, corrupt, dup, reorder, delayed = (r.random() < q for q in (p.loss, p.corrupt, p.duplicate, p.reorder, p.delay))
-        n_bits = r.randint(1, 3)
-        hold_s = r.uniform(*REORDER_HOLD_S)
-        delay_s = r.uniform(0.0, p.delay_max_ms / 1e3)
-        bits = tuple(r.sample(range(size * 8), min(n_bits, size * 8))) if corrupt else ()
+        n_bits = 1 + int(r.random() * 3)
+        hold_s = REORDER_HOLD_S[0] + r.random() * (REORDER_HOLD_S[1] - REORDER_HOLD_S[0])
+        delay_s = r.random() * p.delay_max_ms / 1e3
+        # three positions drawn; a repeated one is flipped once (so rarely fewer bits than n_bits)
+        picks = [int(r.random() * size * 8) for _ in range(3)][:n_bits]
         if lost:
             return Faults(drop=True)
         return Faults(
-            bits=bits, duplicate=dup, hold_s=hold_s if reorder else None, delay_s=delay_s if delayed and not reorder else None
+            bits=tuple(dict.fromkeys(picks)) if corrupt and size else (),
+            duplicate=dup,
+            hold_s=hold_s if reorder else None,
+            delay_s=delay_s if delayed and not reorder else None,
         )
 
 
