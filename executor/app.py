@@ -86,8 +86,9 @@ class ExecutorApp:
         self.metrics.cash.set(self.core.ledger.cash)
         now = time.time_ns()
         for outcome in self.core.recovered:
-            self.log.info("decision_recovered", decision_id=outcome.confirmation.decision_id,
-                          seq=outcome.confirmation.seq)  # fmt: skip
+            c = outcome.confirmation
+            self.log.info("decision_recovered", decision_id=c.decision_id, seq=c.seq, status=c.status.name,
+                          executed=outcome.executed)  # fmt: skip
             self._answer(outcome, time.perf_counter(), now)
         self.link.handle_timer(now)  # first heartbeat at once
         self._flush()

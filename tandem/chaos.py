@@ -29,11 +29,9 @@ chaos picks free loopback ports and serves metrics on ephemeral ports.
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import random
 import socket
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -47,13 +45,13 @@ from pydantic import Field
 
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
-from protocol import Status
 
 from .marketdata import MarketDataError, bundled_path, load_bars
 from .paper import PaperSettings, _flags, _tail, run_paper
 from .proxy import LOOPBACK, ChaosProxy, FaultRates
 from .runtime import ConfigError, new_bus_secret, run, write_secret_file
 from .settings import load_settings
+from .verdict import evaluate, journal_rows
 
 __all__ = ["ChaosFailure", "ChaosSettings", "Kill", "evaluate", "main", "plan_kills", "run_chaos"]
 
@@ -64,7 +62,6 @@ KILL_DELAY_S = (0.0, 0.3)
 """Extra delay after the k-th new decision, so a kill lands anywhere in the processing."""
 DOWNTIME_S = (0.1, 1.0)
 """How long a killed process stays down before its restart."""
-CASH_REL_TOL = 1e-9
 
 _EXECUTOR_COUNTERS = (
     "executor_datagrams_rejected_total", "executor_replay_requests_served_total",
@@ -357,146 +354,6 @@ class _ChaosRun:
         return False  # pragma: no cover - one of the watched futures completed
 
 
-# -- verdict ------------------------------------------------------------------------------------
-
-
-def _journal_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(path)
-    try:
-        return db.execute(query).fetchall()
-    finally:
-        db.close()
-
-
-def _log_events(path: Path) -> tuple[Counter[int], Counter[int], int, int]:
-    """``(executed, recovered, conflicts, unparsable)`` from an executor log (JSON lines)."""
-    executed: Counter[int] = Counter()
-    recovered: Counter[int] = Counter()
-    conflicts = unparsable = 0
-    with path.open("rb") as fh:
-        for raw in fh:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                unparsable += 1  # a line cut by SIGKILL
-                continue
-            event = line.get("event")
-            if event == "decision_executed":
-                executed[line["decision_id"]] += 1
-            elif event == "decision_recovered":
-                recovered[line["decision_id"]] += 1
-            elif event == "decision_conflict":
-                conflicts += 1
-    return executed, recovered, conflicts, unparsable
-
-
-def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
-    """The checks of the verdict, from the two run directories' files.
-
-    Returns:
-        figures and ``violations`` (a list of sentences; empty = every check passed).
-    """
-    v: list[str] = []
-    bj = chaos_dir / "brain.sqlite"
-    decisions = {r[0] for r in _journal_rows(bj, "SELECT decision_id FROM decisions")}
-    statuses = dict(_journal_rows(bj, "SELECT decision_id, status FROM confirmations"))
-    resolved = {r[0] for r in _journal_rows(bj, "SELECT decision_id FROM resolutions")}
-    expired = sorted({d for d, s in statuses.items() if s == Status.EXPIRED} | resolved)
-    unresolved = sorted(decisions - statuses.keys() - resolved)
-    if unresolved:
-        v.append(f"{len(unresolved)} decisions have no confirmation and no resolution: {unresolved[:10]}")
-    # one outcome per decision: its confirmation's status, else its local resolution (a decision
-    # resolved as expired may still be answered EXPIRED later, when a late copy reaches the executor)
-    outcomes = Counter(Status(s).name for s in statuses.values()) + Counter(
-        {"EXPIRED_UNCONFIRMED": len(resolved - statuses.keys())}
-    )
-
-    ej = chaos_dir / "executor.sqlite"
-    fills = dict(_journal_rows(ej, "SELECT decision_id, COUNT(*) FROM fills GROUP BY decision_id"))
-    max_fills = max(fills.values(), default=0)
-    if max_fills > 1:
-        v.append(f"a decision_id executed {max_fills} times (journal fills): "
-                 f"{sorted(d for d, n in fills.items() if n > 1)[:10]}")  # fmt: skip
-    cols = ("decision_id, side, intent, reason, quantity, reference_price, created_at_ns, expires_at_ns,"
-            " market_ts_ns")
-    sent = {r[0]: r[1:] for r in _journal_rows(bj, f"SELECT {cols} FROM decisions")}
-    received = {r[0]: r[1:] for r in _journal_rows(ej, f"SELECT {cols} FROM decisions")}
-    foreign = sorted(d for d in received if d not in sent)
-    altered = sorted(d for d in received if d in sent and received[d] != sent[d])
-    if foreign:
-        v.append(f"the executor journaled {len(foreign)} decisions the brain never sent: {foreign[:10]}")
-    if altered:
-        v.append(f"the executor journaled {len(altered)} decisions unlike the brain's: {altered[:10]}")
-    conf_cols = "decision_id, seq, status, executed_qty, avg_price, fee"
-    applied = {r[0]: r[1:] for r in _journal_rows(bj, f"SELECT {conf_cols} FROM confirmations")}
-    issued = {r[0]: r[1:] for r in _journal_rows(ej, f"SELECT {conf_cols} FROM confirmations")}
-    mismatched = sorted(d for d in applied if issued.get(d) != applied[d])
-    if mismatched:
-        v.append(f"{len(mismatched)} confirmations the brain applied differ from the executor's: {mismatched[:10]}")
-
-    executed, recovered, conflicts, unparsable = _log_events(chaos_dir / "executor.log")
-    per_id = executed + recovered  # an upper bound: a recovered decision may also have been refused
-    max_log = max(per_id.values(), default=0)
-    if max_log > 1:
-        v.append(f"a decision_id was executed {max_log} times (executor.log): "
-                 f"{sorted(d for d, n in per_id.items() if n > 1)[:10]}")  # fmt: skip
-    if conflicts:
-        v.append(f"the executor logged {conflicts} decision conflicts (an id repeated with other content)")
-
-    report = json.loads((chaos_dir / "report.json").read_text())
-    ledger = json.loads((chaos_dir / "executor-ledger.json").read_text())
-    brain_pos = {k: float(q) for k, q in report["open_positions"].items()}
-    exe_pos = {k: float(p["quantity"]) for k, p in ledger["positions"].items()}
-    pos_equal = brain_pos.keys() == exe_pos.keys() and all(
-        abs(brain_pos[k] - exe_pos[k]) <= CASH_REL_TOL * max(1.0, abs(exe_pos[k])) for k in exe_pos
-    )
-    cash_diff = abs(report["cash"] - ledger["cash"]) / max(1.0, abs(ledger["cash"]))
-    if not pos_equal:
-        v.append(f"positions differ: brain {brain_pos}, executor {exe_pos}")
-    if cash_diff > CASH_REL_TOL:
-        v.append(f"cash differs: brain {report['cash']!r}, executor {ledger['cash']!r} (rel. {cash_diff:.3g})")
-    if report.get("anomalies"):
-        v.append(f"the brain's tracker recorded {report['anomalies']} anomalies")
-
-    ref_trades = (reference_dir / "trades.csv").read_bytes()
-    trades = (chaos_dir / "trades.csv").read_bytes()
-    identical = ref_trades == trades
-    if not identical and not expired:
-        v.append("trades.csv differs from the reference although no decision expired")
-    ref_decisions = len(_journal_rows(reference_dir / "brain.sqlite", "SELECT decision_id FROM decisions"))
-    return {
-        "decisions_sent": len(decisions),
-        "reference_decisions": ref_decisions,
-        "outcomes": dict(sorted(outcomes.items())),
-        "expired": len(expired),
-        "unresolved": len(unresolved),
-        "max_executions_journal": max_fills,
-        "executed_ids_journal": len(fills),
-        "max_executions_log": max_log,
-        "executed_ids_log": len(per_id),
-        "recovered_in_log": sum(recovered.values()),
-        "unparsable_log_lines": unparsable,
-        "decision_conflicts_log": conflicts,
-        "foreign_decisions": len(foreign),
-        "altered_decisions": len(altered),
-        "confirmations_compared": len(applied),
-        "confirmations_mismatched": len(mismatched),
-        "positions_equal": pos_equal,
-        "brain_positions": brain_pos,
-        "executor_positions": exe_pos,
-        "brain_cash": report["cash"],
-        "executor_cash": ledger["cash"],
-        "cash_rel_diff": cash_diff,
-        "trades_identical": identical,
-        "trades": sum(1 for _ in csv.reader(trades.decode().splitlines())) - 1,
-        "reference_trades": sum(1 for _ in csv.reader(ref_trades.decode().splitlines())) - 1,
-        "brain_report": report,
-        "violations": v,
-    }
-
-
-# -- report -------------------------------------------------------------------------------------
-
 _DIRS = {"decisions": "brain->executor", "confirmations": "executor->brain"}
 
 
@@ -640,7 +497,7 @@ def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
     }))  # fmt: skip
     if not ref["ledger_agrees"]:
         raise ChaosFailure(f"the fault-free reference run's ledgers disagree ({ref_dir})")
-    ref_decisions = len(_journal_rows(ref_dir / "brain.sqlite", "SELECT decision_id FROM decisions"))
+    ref_decisions = len(journal_rows(ref_dir / "brain.sqlite", "SELECT decision_id FROM decisions"))
     plan = plan_kills(settings.seed, settings.kills_executor, settings.kills_brain, ref_decisions)
     chaos_dir.mkdir(parents=True, exist_ok=True)
     out = run(_ChaosRun(settings, chaos_dir, plan).run())
