@@ -125,8 +125,8 @@ class BrainApp:
     @property
     def address(self) -> Address:
         """The bound confirmation address (after :meth:`start`)."""
-        assert self.endpoint is not None and self.endpoint.transport is not None
-        return self.endpoint.transport.get_extra_info("sockname")[:2]
+        assert self.endpoint is not None
+        return self.endpoint.address
 
     async def start(self) -> None:
         """Bind and send the first heartbeat (the executor answers with its ``last_seq``)."""

@@ -75,8 +75,8 @@ class ExecutorApp:
     @property
     def address(self) -> Address:
         """The bound decision address (after :meth:`start`)."""
-        assert self.endpoint is not None and self.endpoint.transport is not None
-        return self.endpoint.transport.get_extra_info("sockname")[:2]
+        assert self.endpoint is not None
+        return self.endpoint.address
 
     async def start(self) -> None:
         """Bind, then send the confirmations of decisions resolved during recovery."""

@@ -51,6 +51,12 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self._next_resolve = 0.0
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def address(self) -> Address:
+        """The bound local address (host, port)."""
+        assert self.transport is not None
+        return self.transport.get_extra_info("sockname")[:2]
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's UDPTransport is not a subclass
 
