@@ -139,3 +139,45 @@ def test_peer_host_name_is_resolved_for_uvloop() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(roundtrip()) == b"hello"
+
+
+def test_unresolvable_peer_is_retried_later() -> None:
+    """A peer name that does not resolve yet (compose: peer not started) neither fails the bind nor
+    crashes a send; sends are dropped and resolution is retried until it succeeds."""
+    import asyncio
+
+    import uvloop
+
+    from protocol import Codec, derive_key
+    from protocol.udp import open_endpoint
+
+    async def scenario() -> bytes:
+        got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        class Sink(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                got.set_result(data)
+
+        sink, _ = await asyncio.get_running_loop().create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+        port = sink.get_extra_info("sockname")[1]
+        codec = Codec(derive_key(b"k" * 32))
+        ep = await open_endpoint(("127.0.0.1", 0), codec, lambda m, a: None, lambda e, a: None,
+                                 peer=("peer-not-started.invalid", port))  # fmt: skip
+        try:
+            assert ep.peer is None
+            ep.send_raw(b"lost")  # dropped, schedules a resolution attempt
+            await asyncio.sleep(0.05)
+            assert ep.peer is None and not got.done()
+            ep.peer_name = ("localhost", port)  # the name now resolves (the peer came up)
+            ep._next_resolve = 0.0  # skip the 1 s retry spacing in the test
+            ep.send_raw(b"dropped while resolving")
+            await asyncio.sleep(0.05)
+            assert ep.peer == ("127.0.0.1", port)
+            ep.send_raw(b"hello")
+            return await asyncio.wait_for(got, 2)
+        finally:
+            ep.close()
+            sink.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(scenario()) == b"hello"
