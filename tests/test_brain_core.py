@@ -301,3 +301,18 @@ def test_only_confirmations_change_the_tracker(script: list[tuple[float, Side | 
             else:
                 assert result.applied in (Applied.OPENED, Applied.CLOSED) and snapshot(r.tracker) != before
         assert r.core.pending == {}
+
+
+def test_silent_executor_blocks_entries_but_not_exits() -> None:
+    """While the link says the executor is silent, a BUY is skipped (executor_silent) but a
+    position's stop-loss still produces its SELL/CLOSE decision."""
+    r = Rig()
+    r.now += MIN
+    r.strategy.next = Side.BUY
+    step = r.core.on_bar(bar(100.0, r.now // MS - 60_000), r.now, r.now + WALL_LAG, executor_alive=False)
+    assert step.decisions == () and [s.reason for s in step.skips] == [SkipReason.EXECUTOR_SILENT]
+    r.open(100.0)
+    r.now += MIN
+    step = r.core.on_bar(bar(91.0, r.now // MS - 60_000), r.now, r.now + WALL_LAG, executor_alive=False)
+    [d] = step.decisions
+    assert (d.side, d.reason) == (Side.SELL, DecisionReason.STOP_LOSS)
