@@ -133,6 +133,7 @@ class BrainApp:
         self.endpoint = await open_endpoint(
             self.confirm_bind, self.codec, self._on_message, self._on_reject, peer=self.decision_peer
         )
+        self.endpoint.on_error = self._on_handler_error
         self.log.info("brain_listening", confirm_addr=f"{self.address[0]}:{self.address[1]}",
                       decision_addr=f"{self.decision_peer[0]}:{self.decision_peer[1]}",
                       journaled_decisions=len(self._history), next_seq=self.link.expected_seq)  # fmt: skip
@@ -285,6 +286,11 @@ class BrainApp:
             self.on_confirmation(conf, now)
         self._resolve_expired(now)
         self._flush()
+
+    def _on_handler_error(self, exc: Exception, addr: Address) -> None:
+        self.metrics.handler_errors.inc()
+        self.log.error("datagram_handler_failed", peer=f"{addr[0]}:{addr[1]}", error=f"{type(exc).__name__}: {exc}",
+                       exc_info=exc)  # fmt: skip
 
     def _on_reject(self, exc: RemoteProtocolError, addr: Address) -> None:
         self.metrics.rejected.labels(exc.reason.value).inc()

@@ -30,6 +30,9 @@ class BrainMetrics:
             "brain_decision_latency_seconds", "Decision sent to its confirmation received", buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.handler_errors = Counter(
+            "brain_handler_errors_total", "Valid datagrams whose handling raised", registry=r
+        )
         self.rejected = Counter("brain_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
         self.decisions = Counter("brain_decisions_sent_total", "Decisions sent", ["side", "reason"], registry=r)
         self.retransmits = Counter("brain_decision_retransmits_total", "Decisions resent unconfirmed", registry=r)

@@ -83,6 +83,7 @@ class ExecutorApp:
         self.endpoint = await open_endpoint(
             self.decision_bind, self.codec, self._on_message, self._on_reject, peer=self.confirm_peer
         )
+        self.endpoint.on_error = self._on_handler_error
         self.metrics.cash.set(self.core.ledger.cash)
         now = time.time_ns()
         for outcome in self.core.recovered:
@@ -120,6 +121,11 @@ class ExecutorApp:
         elif isinstance(event, ReplayRequested):
             self._replay(event.from_seq, now)
         self._flush()
+
+    def _on_handler_error(self, exc: Exception, addr: Address) -> None:
+        self.metrics.handler_errors.inc()
+        self.log.error("datagram_handler_failed", peer=f"{addr[0]}:{addr[1]}", error=f"{type(exc).__name__}: {exc}",
+                       exc_info=exc)  # fmt: skip
 
     def _on_reject(self, exc: RemoteProtocolError, addr: Address) -> None:
         self.metrics.rejected.labels(exc.reason.value).inc()

@@ -23,6 +23,9 @@ class ExecutorMetrics:
         self.conflicts = Counter(
             "executor_decision_conflicts_total", "Decision ids repeated with different content", registry=r
         )
+        self.handler_errors = Counter(
+            "executor_handler_errors_total", "Valid datagrams whose handling raised", registry=r
+        )
         self.rejected = Counter("executor_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
         self.processing = Histogram(
             "executor_decision_processing_seconds", "Decision received to confirmation sent", buckets=_PROCESSING_BUCKETS,

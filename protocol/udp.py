@@ -47,6 +47,7 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self._clock = clock
         self.transport: asyncio.DatagramTransport | None = None
         self.peer_name: Address | None = None  # a host name not yet resolved
+        self.on_error: Callable[[Exception, Address], None] | None = None
         self._resolving = False
         self._next_resolve = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +67,15 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         except RemoteProtocolError as exc:
             self._on_reject(exc, addr)
             return
-        self._on_message(msg, addr)
+        try:
+            self._on_message(msg, addr)
+        except Exception as exc:  # noqa: BLE001 - see below
+            # An exception escaping here makes uvloop close the socket: the process would go deaf
+            # and silent. The handler journals before it acts, so a failed handling changed
+            # nothing durable; report it and keep serving (the peer retransmits).
+            if self.on_error is None:
+                raise
+            self.on_error(exc, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable (peer not up yet) lands here; UDP is lossy by contract and

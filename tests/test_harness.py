@@ -138,3 +138,21 @@ async def test_failed_confirmation_changes_nothing(tmp_path: Path) -> None:
         assert h.executor.core.ledger.cash == 10_000.0
     finally:
         h.close()
+
+
+async def test_handler_failure_is_counted_and_the_endpoint_keeps_serving(harness) -> None:
+    """A decision whose handling fails (the journal is gone) is counted and logged; the executor's
+    socket stays open and nothing was executed, so the brain's retransmits can succeed later."""
+    harness.executor.core.journal.close()  # every journal access now raises JournalError
+    task = asyncio.create_task(harness.brain.replay(BARS))
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while sample(harness.executor.metrics.handler_errors) < 2:  # first send and a retransmit
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        assert not harness.executor.endpoint.transport.is_closing()
+        assert sample(harness.executor.metrics.executions) == 0
+        assert harness.brain.core.pending  # still awaiting: nothing was confirmed or applied
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
