@@ -37,6 +37,7 @@ __all__ = [
     "CONFIRMATION_SIZE",
     "DECISION_SIZE",
     "HEARTBEAT_SIZE",
+    "MESSAGE_SIZES",
     "REPLAY_REQUEST_SIZE",
     "DEFAULT_MAX_AGE_NS",
     "DEFAULT_MAX_SKEW_NS",
@@ -70,7 +71,7 @@ REPLAY_REQUEST_SIZE: Final = _REPLAY_BODY.size + TAG_SIZE
 HEARTBEAT_SIZE: Final = _HEARTBEAT_BODY.size + TAG_SIZE
 assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (104, 128, 40, 48)
 
-_SIZES: Final = {
+MESSAGE_SIZES: Final = {
     MessageType.DECISION: DECISION_SIZE,
     MessageType.CONFIRMATION: CONFIRMATION_SIZE,
     MessageType.REPLAY_REQUEST: REPLAY_REQUEST_SIZE,
@@ -215,7 +216,7 @@ class Codec:
             mtype = MessageType(data[1])
         except ValueError:
             raise UnknownMessageType(f"message type {data[1]} is unknown") from None
-        size = _SIZES[mtype]
+        size = MESSAGE_SIZES[mtype]
         if len(data) != size:
             raise DatagramSizeError(f"{mtype.name} must be {size} bytes, got {len(data)}")
         body = data[:-TAG_SIZE]

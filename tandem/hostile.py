@@ -22,13 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from protocol import (
-    CONFIRMATION_SIZE,
-    DECISION_SIZE,
     DEFAULT_MAX_AGE_NS,
     DEFAULT_MAX_SKEW_NS,
-    HEARTBEAT_SIZE,
+    MESSAGE_SIZES,
     PROTOCOL_VERSION,
-    REPLAY_REQUEST_SIZE,
     TAG_SIZE,
     Codec,
     DecisionReason,
@@ -53,10 +50,7 @@ __all__ = ["INSTRUMENT", "HostileDatagrams", "Kind", "Target", "expected_reason"
 
 
 INSTRUMENT = Instrument.symbol("BTC-PERP")
-_SIZES = {MessageType.DECISION: DECISION_SIZE, MessageType.CONFIRMATION: CONFIRMATION_SIZE,
-          MessageType.REPLAY_REQUEST: REPLAY_REQUEST_SIZE, MessageType.HEARTBEAT: HEARTBEAT_SIZE}  # fmt: skip
-_SIZE_OF_TYPE = {int(t): s for t, s in _SIZES.items()}
-_UNKNOWN_TYPES = [t for t in range(256) if t not in _SIZE_OF_TYPE]
+_UNKNOWN_TYPES = [t for t in range(256) if t not in MESSAGE_SIZES]
 _U64_MAX = 2**64 - 1
 _S = 1_000_000_000
 
@@ -92,7 +86,7 @@ def expected_reason(data: bytes) -> RejectReason:
         return RejectReason.SIZE
     if data[0] != PROTOCOL_VERSION:
         return RejectReason.VERSION
-    size = _SIZE_OF_TYPE.get(data[1])
+    size = MESSAGE_SIZES.get(data[1])
     if size is None:
         return RejectReason.TYPE
     if len(data) != size:
@@ -304,8 +298,8 @@ class HostileDatagrams:
         return data, expected_reason(data)
 
     def _random_sized(self) -> tuple[bytes, RejectReason]:
-        mtype = self._rng.choice(list(_SIZES))
-        data = bytes((PROTOCOL_VERSION, mtype)) + self._rng.randbytes(_SIZES[mtype] - 2)
+        mtype = self._rng.choice(list(MESSAGE_SIZES))
+        data = bytes((PROTOCOL_VERSION, mtype)) + self._rng.randbytes(MESSAGE_SIZES[mtype] - 2)
         return data, RejectReason.AUTH
 
     def _flip(self, nbits: int) -> tuple[bytes, RejectReason]:
@@ -335,7 +329,7 @@ class HostileDatagrams:
 
     def _type_swap(self) -> tuple[bytes, RejectReason]:
         r, data = self._rng, bytearray(self._original())
-        known = [t for t in _SIZE_OF_TYPE if t != data[1]]  # another size: half the swaps
+        known = [t for t in MESSAGE_SIZES if t != data[1]]  # another size: half the swaps
         data[1] = r.choice(known) if r.random() < 0.5 else r.choice(_UNKNOWN_TYPES)
         return bytes(data), expected_reason(data)
 

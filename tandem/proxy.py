@@ -55,11 +55,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from protocol import (
-    CONFIRMATION_SIZE,
-    DECISION_SIZE,
-    HEARTBEAT_SIZE,
+    MESSAGE_SIZES,
     PROTOCOL_VERSION,
-    REPLAY_REQUEST_SIZE,
     Codec,
     DecisionReason,
     ExecutionConfirmation,
@@ -114,12 +111,6 @@ MAX_TRACKED_IDS: Final = 1_000_000
 REORDER_HOLD_S: Final = (0.002, 0.05)
 """A held datagram is released after the next one, or after this many seconds (uniform)."""
 _IGNORE_FRESHNESS_NS: Final = 2**62
-_SIZES: Final = {
-    MessageType.DECISION: DECISION_SIZE,
-    MessageType.CONFIRMATION: CONFIRMATION_SIZE,
-    MessageType.REPLAY_REQUEST: REPLAY_REQUEST_SIZE,
-    MessageType.HEARTBEAT: HEARTBEAT_SIZE,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,7 +485,7 @@ class ChaosProxy:
         r = d.inject_rng
         mtype = r.choice(list(MessageType))
         if r.random() < 0.5:
-            data = bytes((PROTOCOL_VERSION, mtype)) + r.randbytes(_SIZES[mtype] - 2)
+            data = bytes((PROTOCOL_VERSION, mtype)) + r.randbytes(MESSAGE_SIZES[mtype] - 2)
             action = "forged_random"
         else:
             data = self._forger.encode(_random_message(mtype, r, time.time_ns()), sent_at_ns=time.time_ns())
