@@ -1,8 +1,9 @@
 """The brain's asyncio shell: replays bars through :class:`~brain.core.BrainCore` in lockstep.
 
-It owns the UDP endpoint, the link (:class:`~protocol.link.BrainLink`: outbox, retransmission,
-in-order confirmations, replay requests, heartbeats), the journal, one re-armed timer and the
-metrics; every trading rule lives in the pure core.
+It owns the link (:class:`~protocol.link.BrainLink`: outbox, retransmission, in-order
+confirmations, replay requests, heartbeats), the journal and the metrics; the endpoint, the timer
+that drives the link and the accounting of dropped datagrams come from
+:class:`~tandem.shell.LinkShell`. Every trading rule lives in the pure core.
 
 **Lockstep**: the replay clock does not pass a bar while a decision made on it awaits its
 confirmation, nor while the executor is silent (in live trading silence blocks entries; in a
@@ -28,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
 
-from protocol import BrainLink, Codec, ExecutionConfirmation, LinkStats, Message, RemoteProtocolError, TradeDecision
-from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
+from protocol import BrainLink, Codec, ExecutionConfirmation, LinkStats, TradeDecision
+from protocol.udp import Address
 from tandem.marketdata import Bars
-from tandem.runtime import RateLimitedLog, parse_address
+from tandem.runtime import parse_address
+from tandem.shell import LinkShell
 
 from .core import BrainCore
 from .journal import BrainJournal, BrainJournalError, JournaledDecision
@@ -72,7 +73,7 @@ class ReplayStats:
     interrupted: bool = False
 
 
-class BrainApp:
+class BrainApp(LinkShell):
     """Wires the core to a UDP endpoint, the link, a journal and metrics.
 
     Args:
@@ -95,10 +96,9 @@ class BrainApp:
         decision_peer: Address,
         link: LinkSettings = LinkSettings(),
     ) -> None:
+        super().__init__(codec, metrics, "brain")
         self.core = core
-        self.codec = codec
         self.journal = journal
-        self.metrics = metrics
         self.confirm_bind = confirm_bind
         self.decision_peer = decision_peer
         self.link = BrainLink(
@@ -111,39 +111,21 @@ class BrainApp:
             silence_threshold_ns=int(link.silence_s * 1e9),
         )
         self.stats = ReplayStats()
-        self.log = structlog.get_logger("brain")
-        self._reject_log = RateLimitedLog(self.log, "datagram_rejected")
-        self.endpoint: DatagramEndpoint | None = None
         self._history: dict[int, JournaledDecision] = journal.history()
         self._sent_at: dict[int, float] = {}
         self._settled = asyncio.Event()
         self._settled.set()
         self._heard = asyncio.Event()
-        self._timer = LinkTimer(self._on_timer)
         self._link_seen = LinkStats()
-
-    @property
-    def address(self) -> Address:
-        """The bound confirmation address (after :meth:`start`)."""
-        assert self.endpoint is not None
-        return self.endpoint.address
 
     async def start(self) -> None:
         """Bind and send the first heartbeat (the executor answers with its ``last_seq``)."""
-        self.endpoint = await open_endpoint(
-            self.confirm_bind, self.codec, self._on_message, self._on_reject, peer=self.decision_peer
-        )
-        self.endpoint.on_error = self._on_handler_error
+        await self._open(self.confirm_bind, self.decision_peer)
         self.log.info("brain_listening", confirm_addr=f"{self.address[0]}:{self.address[1]}",
                       decision_addr=f"{self.decision_peer[0]}:{self.decision_peer[1]}",
                       journaled_decisions=len(self._history), next_seq=self.link.expected_seq)  # fmt: skip
         self.link.handle_timer(time.time_ns())
         self._flush()
-
-    def close(self) -> None:
-        self._timer.cancel()
-        if self.endpoint is not None:
-            self.endpoint.close()
 
     # -- replay -------------------------------------------------------------------------
 
@@ -257,10 +239,7 @@ class BrainApp:
     # -- link -------------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        assert self.endpoint is not None
-        for data in self.link.datagrams_to_send():
-            self.endpoint.send_raw(data)
-        self._timer.arm(self.link.get_timer())
+        super()._flush()
         stats, seen, m = self.link.stats, self._link_seen, self.metrics
         if stats != seen:  # export the link's counters as they move
             m.retransmits.inc(stats.retransmits - seen.retransmits)
@@ -268,33 +247,14 @@ class BrainApp:
             m.duplicates.inc(stats.duplicates - seen.duplicates)
             self._link_seen = dataclasses.replace(stats)
 
-    def _on_timer(self) -> None:
-        now = time.time_ns()
-        self.link.handle_timer(now)
+    def _after_timer(self, now: int) -> None:
         self._resolve_expired(now)
-        self._flush()
 
-    def _on_message(self, msg: Message, addr: Address) -> None:
-        now = time.time_ns()
-        try:
-            ready = self.link.receive(msg, now)
-        except RemoteProtocolError as exc:
-            self._on_reject(exc, addr)
-            return
+    def _on_link_event(self, ready: list[ExecutionConfirmation], now: int) -> None:
         self._heard.set()
         for conf in ready:
             self.on_confirmation(conf, now)
         self._resolve_expired(now)
-        self._flush()
-
-    def _on_handler_error(self, exc: Exception, addr: Address) -> None:
-        self.metrics.handler_errors.inc()
-        self.log.error("datagram_handler_failed", peer=f"{addr[0]}:{addr[1]}", error=f"{type(exc).__name__}: {exc}",
-                       exc_info=exc)  # fmt: skip
-
-    def _on_reject(self, exc: RemoteProtocolError, addr: Address) -> None:
-        self.metrics.rejected.labels(exc.reason.value).inc()
-        self._reject_log.warning(exc.reason.value, peer=f"{addr[0]}:{addr[1]}", error=str(exc))
 
     def _resolve_expired(self, now: int) -> None:
         for d in self.link.resolve_expired():

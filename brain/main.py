@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import itertools
 import signal
-import sys
 from collections import Counter
 from typing import Any
 
@@ -14,8 +12,8 @@ import structlog
 
 from protocol import Codec, derive_key
 from tandem.marketdata import MarketDataError, bundled_path, load_bars
-from tandem.runtime import ConfigError, check_bind_secret, configure_logging, load_bus_secret, run, start_metrics_server
-from tandem.settings import load_settings
+from tandem.runtime import check_bind_secret, load_bus_secret, start_metrics_server
+from tandem.shell import process_main
 
 from .app import BrainApp, confirm_bind, decision_peer, outputs
 from .core import BrainCore
@@ -104,23 +102,13 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 = bad configuration or input). Prints one JSON line
-    ``{"event": "brain_ready", ...}`` on stdout once it listens."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        settings = load_settings(BrainSettings, argv, "tandem brain")
-    except ConfigError as exc:
-        print(f"tandem brain: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-
-    def ready(info: dict[str, Any]) -> None:
-        print(json.dumps({"event": "brain_ready", **info}), flush=True)
-
-    try:
-        report = run(run_brain(settings, ready))
-    except (ConfigError, MarketDataError, StrategyError, BrainJournalError, OSError) as exc:
-        print(f"tandem brain: {exc}", file=sys.stderr)
-        return 2
+async def _serve(settings: BrainSettings, ready: Any) -> int:
+    report = await run_brain(settings, ready)
     return 1 if report["interrupted"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (1 = interrupted, 2 = bad configuration or input). Prints
+    one JSON line ``{"event": "brain_ready", ...}`` on stdout once it listens."""
+    return process_main(argv, prog="tandem brain", settings_cls=BrainSettings, ready_event="brain_ready",
+                        serve=_serve, errors=(MarketDataError, StrategyError, BrainJournalError))  # fmt: skip

@@ -3,7 +3,8 @@
 Every decision goes through :meth:`ExecutorCore.on_decision`, which journals before it acts
 and records the outcome before this module sends the confirmation (DESIGN.md invariant 7).
 The link (:class:`~protocol.link.ExecutorLink`) stamps confirmations, serves replay requests from
-the journal and sends heartbeats; one re-armed timer drives it. Datagrams go to the configured
+the journal and sends heartbeats; the endpoint, the timer that drives the link and the accounting
+of dropped datagrams come from :class:`~tandem.shell.LinkShell`. Datagrams go to the configured
 brain address, never back to a datagram's source address, so a forged source cannot redirect them.
 """
 
@@ -12,19 +13,9 @@ from __future__ import annotations
 import secrets
 import time
 
-import structlog
-
-from protocol import (
-    Codec,
-    DecisionReceived,
-    ExecutorLink,
-    Message,
-    RemoteProtocolError,
-    ReplayRequested,
-    TradeDecision,
-)
-from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
-from tandem.runtime import RateLimitedLog
+from protocol import Codec, DecisionReceived, ExecutorLink, ReplayRequested, TradeDecision
+from protocol.udp import Address
+from tandem.shell import LinkShell
 
 from .core import ExecutorCore, Outcome
 from .metrics import ExecutorMetrics
@@ -35,7 +26,7 @@ REPLAY_BATCH = 64
 """Confirmations sent per replay request; the brain asks again for the rest (bounds a burst)."""
 
 
-class ExecutorApp:
+class ExecutorApp(LinkShell):
     """Wires :class:`ExecutorCore` to a UDP endpoint, the link and metrics.
 
     Args:
@@ -56,9 +47,8 @@ class ExecutorApp:
         confirm_peer: Address,
         heartbeat_s: float = 0.5,
     ) -> None:
+        super().__init__(codec, metrics, "executor")
         self.core = core
-        self.codec = codec
-        self.metrics = metrics
         self.decision_bind = decision_bind
         self.confirm_peer = confirm_peer
         self.link = ExecutorLink(
@@ -67,23 +57,10 @@ class ExecutorApp:
             last_seq=core.journal.next_seq() - 1,
             heartbeat_interval_ns=int(heartbeat_s * 1e9),
         )
-        self.endpoint: DatagramEndpoint | None = None
-        self.log = structlog.get_logger("executor")
-        self._reject_log = RateLimitedLog(self.log, "datagram_rejected")
-        self._timer = LinkTimer(self._on_timer)
-
-    @property
-    def address(self) -> Address:
-        """The bound decision address (after :meth:`start`)."""
-        assert self.endpoint is not None
-        return self.endpoint.address
 
     async def start(self) -> None:
         """Bind, then send the confirmations of decisions resolved during recovery."""
-        self.endpoint = await open_endpoint(
-            self.decision_bind, self.codec, self._on_message, self._on_reject, peer=self.confirm_peer
-        )
-        self.endpoint.on_error = self._on_handler_error
+        await self._open(self.decision_bind, self.confirm_peer)
         self.metrics.cash.set(self.core.ledger.cash)
         now = time.time_ns()
         for outcome in self.core.recovered:
@@ -94,42 +71,11 @@ class ExecutorApp:
         self.link.handle_timer(now)  # first heartbeat at once
         self._flush()
 
-    def close(self) -> None:
-        self._timer.cancel()
-        if self.endpoint is not None:
-            self.endpoint.close()
-
-    def _flush(self) -> None:
-        assert self.endpoint is not None
-        for data in self.link.datagrams_to_send():
-            self.endpoint.send_raw(data)
-        self._timer.arm(self.link.get_timer())
-
-    def _on_timer(self) -> None:
-        self.link.handle_timer(time.time_ns())
-        self._flush()
-
-    def _on_message(self, msg: Message, addr: Address) -> None:
-        now = time.time_ns()
-        try:
-            event = self.link.receive(msg, now)
-        except RemoteProtocolError as exc:
-            self._on_reject(exc, addr)
-            return
+    def _on_link_event(self, event: DecisionReceived | ReplayRequested | None, now: int) -> None:
         if isinstance(event, DecisionReceived):
             self.on_decision(event.decision, now)
         elif isinstance(event, ReplayRequested):
             self._replay(event.from_seq, now)
-        self._flush()
-
-    def _on_handler_error(self, exc: Exception, addr: Address) -> None:
-        self.metrics.handler_errors.inc()
-        self.log.error("datagram_handler_failed", peer=f"{addr[0]}:{addr[1]}", error=f"{type(exc).__name__}: {exc}",
-                       exc_info=exc)  # fmt: skip
-
-    def _on_reject(self, exc: RemoteProtocolError, addr: Address) -> None:
-        self.metrics.rejected.labels(exc.reason.value).inc()
-        self._reject_log.warning(exc.reason.value, peer=f"{addr[0]}:{addr[1]}", error=str(exc))
 
     def _replay(self, from_seq: int, now: int) -> None:
         confs = self.core.journal.confirmations_from(from_seq, REPLAY_BATCH)

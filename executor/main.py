@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ import structlog
 
 from protocol import Codec, Instrument, derive_key
 from tandem.marketdata import MarketDataError, bundled_path, load_bars
-from tandem.runtime import ConfigError, check_bind_secret, configure_logging, load_bus_secret, parse_address, run, start_metrics_server
-from tandem.settings import load_settings
+from tandem.runtime import check_bind_secret, load_bus_secret, parse_address, start_metrics_server
+from tandem.shell import process_main
 
 from .app import ExecutorApp
 from .core import ExecutorCore
@@ -98,22 +97,7 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 = bad configuration or input). Prints one JSON
-    line ``{"event": "executor_ready", ...}`` on stdout once it accepts decisions."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        settings = load_settings(ExecutorSettings, argv, "tandem executor")
-    except ConfigError as exc:
-        print(f"tandem executor: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-
-    def ready(info: dict[str, Any]) -> None:
-        print(json.dumps({"event": "executor_ready", **info}), flush=True)
-
-    try:
-        run(serve(settings, ready))
-    except (ConfigError, MarketDataError, JournalError, OSError) as exc:
-        print(f"tandem executor: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Entry point; returns the exit code (2 = bad configuration or input). Prints one JSON line
+    ``{"event": "executor_ready", ...}`` on stdout once it accepts decisions."""
+    return process_main(argv, prog="tandem executor", settings_cls=ExecutorSettings, ready_event="executor_ready",
+                        serve=serve, errors=(MarketDataError, JournalError))  # fmt: skip

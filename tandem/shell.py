@@ -1,0 +1,145 @@
+"""The asyncio shell the brain and the executor share, and their common process entry point.
+
+:class:`LinkShell` owns what is the same on both sides of the bus: one UDP endpoint, one
+re-armed timer driving the side's sans-IO link (:mod:`protocol.link`), and the accounting of what
+the endpoint drops — rejected datagrams (``metrics.rejected{reason}``, logged rate-limited) and
+valid datagrams whose handling raised (``metrics.handler_errors``, logged). A subclass sets
+``self.link`` and says what a link event means (:meth:`LinkShell._on_link_event`).
+
+:func:`process_main` is ``main()`` for ``tandem brain`` and ``tandem executor``: settings, logging,
+the one JSON ready line on stdout, uvloop, and exit code 2 for bad configuration or input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from protocol import Codec, Message, RemoteProtocolError
+from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
+
+from .runtime import ConfigError, RateLimitedLog, configure_logging, run
+from .settings import CommonSettings, load_settings
+
+__all__ = ["LinkShell", "process_main"]
+
+
+class LinkShell:
+    """Endpoint, link timer and drop accounting; see the module docstring.
+
+    Args:
+        codec: bus codec (shared secret).
+        metrics: has ``rejected`` (a Counter labelled ``reason``) and ``handler_errors``.
+        logger: structlog logger name.
+    """
+
+    link: Any  # BrainLink or ExecutorLink, set by the subclass
+
+    def __init__(self, codec: Codec, metrics: Any, logger: str) -> None:
+        self.codec = codec
+        self.metrics = metrics
+        self.endpoint: DatagramEndpoint | None = None
+        self.log = structlog.get_logger(logger)
+        self._reject_log = RateLimitedLog(self.log, "datagram_rejected")
+        self._timer = LinkTimer(self._on_timer)
+
+    @property
+    def address(self) -> Address:
+        """The bound local address (after the endpoint is open)."""
+        assert self.endpoint is not None
+        return self.endpoint.address
+
+    async def _open(self, bind: Address, peer: Address) -> None:
+        self.endpoint = await open_endpoint(bind, self.codec, self._on_message, self._on_reject, peer=peer)
+        self.endpoint.on_error = self._on_handler_error
+
+    def close(self) -> None:
+        self._timer.cancel()
+        if self.endpoint is not None:
+            self.endpoint.close()
+
+    # -- the link ---------------------------------------------------------------------------
+
+    def _on_link_event(self, event: Any, now: int) -> None:
+        """Act on what ``link.receive`` returned for one authentic message."""
+        raise NotImplementedError
+
+    def _after_timer(self, now: int) -> None:
+        """Extra work after the link's timer ran (default: none)."""
+
+    def _flush(self) -> None:
+        """Send what the link queued and re-arm the timer on its next deadline."""
+        assert self.endpoint is not None
+        for data in self.link.datagrams_to_send():
+            self.endpoint.send_raw(data)
+        self._timer.arm(self.link.get_timer())
+
+    def _on_timer(self) -> None:
+        now = time.time_ns()
+        self.link.handle_timer(now)
+        self._after_timer(now)
+        self._flush()
+
+    def _on_message(self, msg: Message, addr: Address) -> None:
+        now = time.time_ns()
+        try:
+            event = self.link.receive(msg, now)
+        except RemoteProtocolError as exc:  # authentic, but for the other side of the link
+            self._on_reject(exc, addr)
+            return
+        self._on_link_event(event, now)
+        self._flush()
+
+    # -- drops ------------------------------------------------------------------------------
+
+    def _on_reject(self, exc: RemoteProtocolError, addr: Address) -> None:
+        self.metrics.rejected.labels(exc.reason.value).inc()
+        self._reject_log.warning(exc.reason.value, peer=f"{addr[0]}:{addr[1]}", error=str(exc))
+
+    def _on_handler_error(self, exc: Exception, addr: Address) -> None:
+        self.metrics.handler_errors.inc()
+        self.log.error("datagram_handler_failed", peer=f"{addr[0]}:{addr[1]}", error=f"{type(exc).__name__}: {exc}",
+                       exc_info=exc)  # fmt: skip
+
+
+def process_main(
+    argv: list[str] | None,
+    *,
+    prog: str,
+    settings_cls: type[CommonSettings],
+    ready_event: str,
+    serve: Callable[[Any, Callable[[dict[str, Any]], None]], Coroutine[Any, Any, int | None]],
+    errors: tuple[type[Exception], ...],
+) -> int:
+    """Run one tandem process; returns its exit code.
+
+    Args:
+        argv: command-line flags (default ``sys.argv[1:]``).
+        prog: the command name, prefixed to error messages.
+        settings_cls: the settings to load (defaults, ``.env``, ``TANDEM_*``, flags).
+        ready_event: the ``event`` of the JSON line printed on stdout once the process listens.
+        serve: ``serve(settings, ready)``; its result (``None`` = 0) is the exit code.
+        errors: input errors (bad data, journal, ...) reported as exit code 2, like a bad setting
+            or an address that cannot be bound.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings = load_settings(settings_cls, argv, prog)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    def ready(info: dict[str, Any]) -> None:
+        print(json.dumps({"event": ready_event, **info}), flush=True)
+
+    try:
+        return run(serve(settings, ready)) or 0
+    except (ConfigError, OSError, *errors) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
