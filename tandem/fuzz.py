@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import itertools
 import math
 import socket
 import sqlite3
@@ -33,16 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from brain.app import BrainApp
-from brain.core import BrainConfig, BrainCore
+from brain.core import BrainConfig
 from brain.exits import DAY_NS, ExitRules
-from brain.journal import BrainJournal
-from brain.metrics import BrainMetrics
-from brain.risk import BreakerRules, CircuitBreakers
-from brain.tracker import PositionTracker
 from executor.app import ExecutorApp
-from executor.core import ExecutorCore
-from executor.metrics import ExecutorMetrics
-from executor.paper import PaperVenue
 from protocol import (
     Codec,
     Message,
@@ -54,6 +46,7 @@ from tandem.marketdata import Bars, bundled_path, load_bars
 from tandem.runtime import configure_logging, new_bus_secret, run
 
 from .hostile import INSTRUMENT, HostileDatagrams, Kind, Target, expected_reason
+from .loopback import start_pair
 
 __all__ = [
     "Endpoints",
@@ -126,24 +119,12 @@ async def start_endpoints(
     secret = secret or new_bus_secret()
     codec = Codec(derive_key(secret))
     bars = load_bars(bundled_path(), limit=200)
-    core = ExecutorCore.open(
-        workdir / "executor.sqlite", PaperVenue(bars, instrument=INSTRUMENT), starting_cash
-    )
-    journal = BrainJournal(workdir / "brain.sqlite", instrument=str(INSTRUMENT), starting_cash=starting_cash)
     strategy = _Signal()
-    brain_core = BrainCore(
-        BrainConfig(INSTRUMENT, max_slippage_bps=10_000),
-        strategy,
-        PositionTracker(starting_cash, ExitRules(99.0, 1e6, 99.0, 10_000 * DAY_NS)),
-        CircuitBreakers(BreakerRules()),
-        itertools.count(1).__next__,
-    )
-    brain = BrainApp(brain_core, codec, journal, BrainMetrics(), ("127.0.0.1", 0), ("127.0.0.1", 0))
-    await brain.start()
-    executor = ExecutorApp(core, codec, ExecutorMetrics(), ("127.0.0.1", 0), brain.address)
-    await executor.start()
-    assert brain.endpoint is not None
-    brain.endpoint.peer = brain.decision_peer = executor.address
+    brain, executor = await start_pair(
+        workdir, bars, strategy, codec, starting_cash=starting_cash,
+        config=BrainConfig(INSTRUMENT, max_slippage_bps=10_000),
+        exit_rules=ExitRules(99.0, 1e6, 99.0, 10_000 * DAY_NS),
+    )  # fmt: skip
     return Endpoints(brain, executor, secret, bars, strategy)
 
 

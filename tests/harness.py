@@ -1,34 +1,28 @@
 """Loopback UDP harness: a real executor endpoint and a real brain endpoint in one process.
 
-Both apps are the production classes (``ExecutorApp``, ``BrainApp``) with real SQLite journals in
-a temporary folder, real UDP sockets on ephemeral 127.0.0.1 ports and the real codec; only the
-process boundary is missing (``tests/test_paper_cli.py`` covers that).
+The wiring is :mod:`tandem.loopback` (production apps, real SQLite journals, real UDP sockets on
+127.0.0.1, the real codec); this module adds a fixed secret, a scripted strategy and metric
+sampling. Only the process boundary is missing (``tests/test_paper_cli.py`` covers that).
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from brain.app import BrainApp
-from brain.core import BrainConfig, BrainCore
 from brain.exits import ExitRules
-from brain.journal import BrainJournal
-from brain.metrics import BrainMetrics
-from brain.risk import BreakerRules, CircuitBreakers
-from brain.tracker import PositionTracker
+from brain.risk import BreakerRules
 from executor.app import ExecutorApp
-from executor.core import ExecutorCore
-from executor.metrics import ExecutorMetrics
-from executor.paper import PaperVenue
-from protocol import Codec, Instrument, derive_key
-from protocol.udp import Address
+from protocol import Codec, derive_key
+from tandem.loopback import INSTRUMENT, start_brain, start_executor, start_pair
 from tandem.marketdata import Bars
 
+__all__ = ["INSTRUMENT", "SECRET", "Harness", "ScriptedStrategy", "sample", "start_brain", "start_executor",
+           "start_harness"]  # fmt: skip
+
 SECRET = b"harness-secret-harness-secret-32"
-INSTRUMENT = Instrument.symbol("BTC-PERP")
 
 
 @dataclass
@@ -44,36 +38,6 @@ class Harness:
         self.executor.core.close()
 
 
-async def start_executor(
-    tmp: Path, bars: Bars, codec: Codec, brain_addr: Address, *, bind: Address = ("127.0.0.1", 0),
-    starting_cash: float = 10_000.0, fee_bps: float = 10.0, slippage_bps: float = 0.0,
-) -> ExecutorApp:  # fmt: skip
-    """A real executor on ``bind`` with its journal in ``tmp`` (reopened if it exists)."""
-    venue = PaperVenue(bars, instrument=INSTRUMENT, fee_bps=fee_bps, slippage_bps=slippage_bps)
-    core = ExecutorCore.open(tmp / "executor.sqlite", venue, starting_cash)
-    executor = ExecutorApp(core, codec, ExecutorMetrics(), bind, brain_addr)
-    await executor.start()
-    return executor
-
-
-async def start_brain(
-    tmp: Path, strategy: Any, codec: Codec, executor_addr: Address, *, bind: Address = ("127.0.0.1", 0),
-    starting_cash: float = 10_000.0, exit_rules: ExitRules | None = None, breaker_rules: BreakerRules | None = None,
-) -> BrainApp:  # fmt: skip
-    """A real brain on ``bind`` with its journal in ``tmp`` (resumed if it exists)."""
-    journal = BrainJournal(tmp / "brain.sqlite", instrument=str(INSTRUMENT), starting_cash=starting_cash)
-    core = BrainCore(
-        BrainConfig(INSTRUMENT),
-        strategy,
-        PositionTracker(starting_cash, exit_rules or ExitRules()),
-        CircuitBreakers(breaker_rules or BreakerRules()),
-        itertools.count(1).__next__,
-    )
-    brain = BrainApp(core, codec, journal, BrainMetrics(), bind, executor_addr)
-    await brain.start()
-    return brain
-
-
 async def start_harness(
     tmp: Path,
     bars: Bars,
@@ -87,13 +51,8 @@ async def start_harness(
 ) -> Harness:
     """Start an executor and a brain on ephemeral loopback ports, wired to each other."""
     codec = Codec(derive_key(SECRET))
-    # The brain binds first with a placeholder peer; once the executor is bound, point it there.
-    brain = await start_brain(tmp, strategy, codec, ("127.0.0.1", 9), starting_cash=starting_cash,
-                              exit_rules=exit_rules, breaker_rules=breaker_rules)  # fmt: skip
-    executor = await start_executor(tmp, bars, codec, brain.address, starting_cash=starting_cash, fee_bps=fee_bps,
-                                    slippage_bps=slippage_bps)  # fmt: skip
-    assert brain.endpoint is not None
-    brain.endpoint.peer = brain.decision_peer = executor.address
+    brain, executor = await start_pair(tmp, bars, strategy, codec, starting_cash=starting_cash, exit_rules=exit_rules,
+                                       breaker_rules=breaker_rules, fee_bps=fee_bps, slippage_bps=slippage_bps)  # fmt: skip
     return Harness(brain, executor, codec)
 
 
