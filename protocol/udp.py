@@ -82,16 +82,6 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         # the sender's retry logic owns recovery, so there is nothing to do.
         pass
 
-    def send(self, msg: Message, *, sent_at_ns: int | None = None) -> bytes:
-        """Encode ``msg`` (stamping ``sent_at_ns`` on confirmations) and send it to the peer.
-
-        Returns:
-            The datagram bytes sent, so a caller may keep them for identical retransmission.
-        """
-        data = self.codec.encode(msg, sent_at_ns=self._clock() if sent_at_ns is None else sent_at_ns)
-        self.send_raw(data)
-        return data
-
     def send_raw(self, data: bytes) -> None:
         """Send already-encoded bytes to the peer; dropped while the peer is unknown or unresolved
         (UDP is lossy by contract: the link retransmits)."""
