@@ -1,0 +1,1 @@
+"""Venues behind one interface: paper and ccxt (see :mod:`executor.venue.base`)."""

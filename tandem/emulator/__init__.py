@@ -1,0 +1,1 @@
+"""A local Binance-compatible exchange (spot and USDⓈ-M) that ccxt reaches over HTTPS on loopback."""
