@@ -1,4 +1,4 @@
-"""The executor: a pure, synchronous core (journal, ledger, paper venue) wrapped by an async app.
+"""The executor: a core (journal, ledger, venues behind one interface) wrapped by an async app.
 
 Public API re-exported here; modules are private implementation.
 """
@@ -15,7 +15,7 @@ from .journal import (
     JournalMismatch,
 )
 from .ledger import DUST_REL_TOL, Fill, Ledger, LedgerError, Position
-from .paper import DEFAULT_FEE_BPS, POSITION_REL_TOL, PaperFill, PaperRefusal, PaperVenue, paper_venue_ref
+from .venue.paper import DEFAULT_FEE_BPS, POSITION_REL_TOL, PaperFill, PaperRefusal, PaperVenue, paper_venue_ref
 
 __all__ = [
     "DEFAULT_FEE_BPS",

@@ -1,7 +1,11 @@
 """The executor's asyncio shell: decisions in over UDP, confirmations out, metrics and logs.
 
-Every decision goes through :meth:`ExecutorCore.on_decision`, which journals before it acts
-and records the outcome before this module sends the confirmation (DESIGN.md invariant 7).
+A decision is admitted synchronously as it arrives (:meth:`ExecutorCore.admit`: a confirmed one is
+answered at once from the journal; a new one is journaled before anything is done with it,
+DESIGN.md invariant 7) and then executed by one worker task, in arrival order, so venue calls
+never interleave. A retransmit of a decision that is queued or executing is counted and dropped —
+its confirmation follows when the execution ends. An execution the venue left ambiguous
+(:class:`~executor.orders.Unresolved`) stays in flight and is retried after ``retry_unresolved_s``.
 The link (:class:`~protocol.link.ExecutorLink`) stamps confirmations, serves replay requests from
 the journal and sends heartbeats; the endpoint, the timer that drives the link and the accounting
 of dropped datagrams come from :class:`~tandem.shell.LinkShell`. Datagrams go to the configured
@@ -10,6 +14,7 @@ brain address, never back to a datagram's source address, so a forged source can
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 
@@ -19,6 +24,7 @@ from tandem.shell import LinkShell
 
 from .core import ExecutorCore, Outcome
 from .metrics import ExecutorMetrics
+from .orders import Unresolved
 
 __all__ = ["REPLAY_BATCH", "ExecutorApp"]
 
@@ -46,6 +52,7 @@ class ExecutorApp(LinkShell):
         decision_bind: Address,
         confirm_peer: Address,
         heartbeat_s: float = 0.5,
+        retry_unresolved_s: float = 2.0,
     ) -> None:
         super().__init__(codec, metrics, "executor")
         self.core = core
@@ -57,6 +64,13 @@ class ExecutorApp(LinkShell):
             last_seq=core.journal.next_seq() - 1,
             heartbeat_interval_ns=int(heartbeat_s * 1e9),
         )
+        self.retry_unresolved_s = retry_unresolved_s
+        self._queue: asyncio.Queue[tuple[TradeDecision, int, bool, bool, float]] = asyncio.Queue()
+        self._active: set[int] = set()
+        self._worker: asyncio.Task[None] | None = None
+        if core.ops.metrics is None:
+            core.ops.metrics = metrics
+            core.gateway.metrics = metrics
 
     async def start(self) -> None:
         """Bind, then send the confirmations of decisions resolved during recovery."""
@@ -68,8 +82,51 @@ class ExecutorApp(LinkShell):
             self.log.info("decision_recovered", decision_id=c.decision_id, seq=c.seq, status=c.status.name,
                           executed=outcome.executed)  # fmt: skip
             self._answer(outcome, time.perf_counter(), now)
+        for d in self.core.journal.in_flight():  # left in flight by an unresolved recovery
+            rec = self.core.journal.decision(d.decision_id)
+            assert rec is not None
+            self._enqueue((d, rec.received_at_ns, False, False, time.perf_counter()), recovering=True)
+        self._worker = asyncio.get_running_loop().create_task(self._work())
         self.link.handle_timer(now)  # first heartbeat at once
         self._flush()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or executing."""
+        return not self._active
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        super().close()
+
+    def _enqueue(self, job: tuple[TradeDecision, int, bool, bool, float], *, recovering: bool = False) -> None:
+        self._active.add(job[0].decision_id)
+        self._queue.put_nowait((*job[:3], recovering or job[2], job[4]))
+
+    async def _work(self) -> None:
+        while True:
+            d, received_at, duplicate, recovering, started = await self._queue.get()
+            try:
+                outcome = await self.core.resolve(d, received_at, duplicate=duplicate, conflict=False,
+                                                  recovering=recovering)  # fmt: skip
+            except Unresolved as exc:
+                self.metrics.unresolved.inc()
+                self.log.error("decision_unresolved", decision_id=d.decision_id, detail=exc.detail,
+                               retry_in_s=self.retry_unresolved_s)  # fmt: skip
+                asyncio.get_running_loop().call_later(
+                    self.retry_unresolved_s, self._queue.put_nowait, (d, received_at, duplicate, True, started)
+                )
+                continue
+            except Exception:
+                self.metrics.handler_errors.inc()
+                self.log.exception("decision_failed", decision_id=d.decision_id)
+                self._active.discard(d.decision_id)
+                continue
+            self._active.discard(d.decision_id)
+            self._report(outcome, d)
+            self._answer(outcome, started, time.time_ns())
+            self._flush()
 
     def _on_link_event(self, event: DecisionReceived | ReplayRequested | None, now: int) -> None:
         if isinstance(event, DecisionReceived):
@@ -86,10 +143,24 @@ class ExecutorApp(LinkShell):
             self.link.send_confirmation(conf, now)
 
     def on_decision(self, decision: TradeDecision, now: int) -> None:
-        """Handle one authentic decision: journal, execute once, confirm."""
+        """Handle one authentic decision: answer a confirmed one, queue a new one (journaled)."""
         started = time.perf_counter()
         self.metrics.decisions.inc()
-        outcome = self.core.on_decision(decision, now)
+        if decision.decision_id in self._active:
+            self.metrics.duplicates.inc()
+            self.log.info("decision_duplicate_in_flight", decision_id=decision.decision_id)
+            return
+        admitted = self.core.admit(decision, now)
+        if isinstance(admitted, Outcome):
+            self._report(admitted, decision)
+            self._answer(admitted, started, now)
+            return
+        d, received_at, duplicate, conflict = admitted
+        if conflict:
+            self.metrics.conflicts.inc()
+        self._enqueue((d, received_at, duplicate, duplicate, started))
+
+    def _report(self, outcome: Outcome, decision: TradeDecision) -> None:
         log = self.log.bind(decision_id=decision.decision_id)
         if outcome.conflict:
             self.metrics.conflicts.inc()
@@ -105,7 +176,6 @@ class ExecutorApp(LinkShell):
         if outcome.executed:
             self.metrics.executions.inc()
             self.metrics.cash.set(self.core.ledger.cash)
-        self._answer(outcome, started, now)
 
     def _answer(self, outcome: Outcome, started: float, now: int) -> None:
         conf = outcome.confirmation

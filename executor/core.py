@@ -1,14 +1,20 @@
-"""The executor's pure, synchronous core: decision in, confirmation out, exactly once.
+"""The executor's core: decision in, confirmation out, exactly once — on any venue.
 
-``ExecutorCore.on_decision(decision, now_ns)`` applies, in order:
+``await ExecutorCore.on_decision(decision, now_ns)`` applies, in order:
 
 a. **already confirmed** → the stored confirmation, ``duplicate=True``, never executed again
    (also after a restart: the journal is the memory);
 b. **journaled but not confirmed** (in flight) → resolved now exactly as a restart would;
 c. **expired** (``now_ns > expires_at_ns``) → ``EXPIRED / RejectCode.EXPIRED``, journaled
    (decision and confirmation, no fill), not executed;
-d. otherwise: journal the decision (committed before acting), ask the venue, journal the outcome
-   (fill + confirmation + state done in one transaction), then apply the fill to the ledger.
+d. otherwise: journal the decision (committed before acting), execute it on the venue through
+   :class:`~executor.orders.OrderOps` (entries) or the exit order gateway (exits and PROTECT),
+   journal the outcome (fill + confirmation + state done in one transaction), then apply the fill to
+   the ledger.
+
+The synchronous steps — :meth:`ExecutorCore.admit` (rules a–b and journaling) and
+:meth:`ExecutorCore.settle` (report → confirmation, journal, ledger) — contain every state change;
+the awaited venue calls sit between them and change nothing here.
 
 A repeated ``decision_id`` whose other fields differ from the journaled decision is answered like
 (a) or (b) — with the journaled decision's outcome; the new content is never executed — and the
@@ -19,14 +25,16 @@ enforces it). A confirmation that executed nothing carries ``executed_at_ns = 0`
 is 0 here and stamped by the sender at each transmission.
 
 Restart (:meth:`ExecutorCore.open`): the ledger is rebuilt as a fold over the journal's fills, then
-every in-flight decision is resolved in decision-id order. The paper venue is atomic with the
-journal (a fill exists only once its outcome is committed), so an in-flight decision did not
-execute: it is executed now, judged against its journaled ``received_at_ns`` (expiry) and its own
-``market_ts_ns`` (price), which gives the same answer it would have had without the crash.
+every in-flight decision is resolved in decision-id order, **looking its order up by client order
+id before anything is sent** (DESIGN.md invariant 4 and 7): an order the venue already has is
+settled from the venue's report, never placed twice; only an order the venue proves absent is
+placed (paper orders live in memory, so on paper that is always a fresh placement with the same
+price — judged against the journaled ``received_at_ns`` for expiry and ``market_ts_ns`` for price).
 
-Errors: the core raises none of its own; journal failures propagate as
-:class:`~executor.journal.JournalError`, and nothing is applied to the ledger unless its outcome
-was committed first.
+Errors: :class:`~executor.orders.Unresolved` propagates when the venue's answer stays ambiguous —
+the decision stays in flight and the caller tries again later; journal failures propagate as
+:class:`~executor.journal.JournalError`; nothing is applied to the ledger unless its outcome was
+committed first. Venue refusals become REJECTED/FAILED confirmations.
 """
 
 from __future__ import annotations
@@ -34,12 +42,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol import ExecutionConfirmation, RejectCode, Status, TradeDecision
+import structlog
+
+from protocol import ExecutionConfirmation, Intent, RejectCode, Side, Status, TradeDecision
 from protocol.messages import VENUE_REF_SIZE
 
+from .gateway import ExitOrderGateway
 from .journal import Journal, JournalError
 from .ledger import Fill, Ledger
-from .paper import PaperRefusal, PaperVenue
+from .orders import OrderOps
+from .venue.base import OrderReport, OrderRequest, OrderStatus, OrderType, Venue
+from .venue.coid import client_order_id
+from .venue.errors import PermanentVenueError
+from .venue.paper import POSITION_REL_TOL, PaperVenue
+from .venue.retry import RetryPolicy
 
 __all__ = ["ExecutorCore", "Outcome"]
 
@@ -68,59 +84,77 @@ class ExecutorCore:
 
     Args:
         journal: the open journal (owned by the core from now on; :meth:`close` closes it).
-        venue: the paper venue.
+        venue: where orders go (started by :meth:`open`).
         ledger: the ledger matching the journal's fills (see :meth:`open`).
+        ops: order primitives over ``venue`` (default: :class:`OrderOps` with a default policy).
+        protective: place protective stops on the venue when it supports them.
 
     Attributes:
         recovered: outcomes of the in-flight decisions :meth:`open` resolved; their
             confirmations are new and must be sent to the brain.
+        gateway: the exit order gateway (owns protective orders).
     """
 
-    __slots__ = ("journal", "ledger", "recovered", "venue")
-
-    def __init__(self, journal: Journal, venue: PaperVenue, ledger: Ledger) -> None:
+    def __init__(
+        self, journal: Journal, venue: Venue, ledger: Ledger, *, ops: OrderOps | None = None, protective: bool = True,
+    ) -> None:  # fmt: skip
         self.journal = journal
         self.venue = venue
         self.ledger = ledger
+        self.ops = ops if ops is not None else OrderOps(venue, RetryPolicy())
+        self.namespace = journal.namespace()
+        self.gateway = ExitOrderGateway(self.ops, self.namespace, metrics=self.ops.metrics)
+        self.protective = protective and venue.supports_protective
         self.recovered: tuple[Outcome, ...] = ()
+        self.log = structlog.get_logger("executor")
+        if isinstance(venue, PaperVenue):
+            venue.bind(ledger)
 
     @classmethod
-    def open(
-        cls, journal_path: str | Path, venue: PaperVenue, starting_cash: float, *, synchronous: str = "NORMAL"
-    ) -> ExecutorCore:
-        """Open (or create) the journal, rebuild the ledger, and resolve in-flight decisions.
+    async def open(
+        cls, journal_path: str | Path, venue: Venue, starting_cash: float, *, synchronous: str = "NORMAL",
+        ops: OrderOps | None = None, protective: bool = True,
+    ) -> ExecutorCore:  # fmt: skip
+        """Open (or create) the journal, rebuild the ledger, start the venue, adopt its protective
+        orders and resolve in-flight decisions (an unresolved one stays in flight).
 
         Raises:
             JournalError: see :class:`~executor.journal.Journal` (corrupt file, other starting
-                cash, ...).
+                cash, ...). VenueError: the venue could not start.
         """
         journal = Journal(journal_path, starting_cash=starting_cash, synchronous=synchronous)
         try:
-            core = cls(journal, venue, Ledger.from_fills(journal.starting_cash, journal.fills()))
-            core.recovered = tuple(core.recover())
+            core = cls(journal, venue, Ledger.from_fills(journal.starting_cash, journal.fills()), ops=ops,
+                       protective=protective)  # fmt: skip
+            await venue.start()
+            if core.protective:
+                await core.gateway.adopt()
+            core.recovered = tuple(await core.recover())
         except BaseException:
             journal.close()
             raise
         return core
 
-    def recover(self) -> list[Outcome]:
+    async def recover(self) -> list[Outcome]:
         """Resolve every in-flight decision, in decision-id order; returns their outcomes."""
         out = []
         for decision in self.journal.in_flight():
             rec = self.journal.decision(decision.decision_id)
             assert rec is not None
-            out.append(self._resolve(decision, rec.received_at_ns, duplicate=False, conflict=False))
+            out.append(await self.resolve(decision, rec.received_at_ns, duplicate=False, conflict=False,
+                                          recovering=True))  # fmt: skip
         return out
 
-    def on_decision(self, decision: TradeDecision, now_ns: int) -> Outcome:
-        """Handle one received decision at wall clock ``now_ns`` (Unix ns); see rules a–d."""
+    def admit(self, decision: TradeDecision, now_ns: int) -> Outcome | tuple[TradeDecision, int, bool, bool]:
+        """Rules a–b, synchronously: the stored :class:`Outcome` of a confirmed decision, or what
+        to resolve — ``(decision, received_at_ns, duplicate, conflict)`` — after journaling a new one."""
         rec = self.journal.decision(decision.decision_id)
         if rec is None:
             self.journal.record_decision(decision, now_ns)
-            return self._resolve(decision, now_ns, duplicate=False, conflict=False)
+            return decision, now_ns, False, False
         conflict = rec.decision != decision
         if rec.state == "received":
-            return self._resolve(rec.decision, rec.received_at_ns, duplicate=True, conflict=conflict)
+            return rec.decision, rec.received_at_ns, True, conflict
         conf = self.journal.confirmation_for(decision.decision_id)
         if conf is None:
             raise JournalError(
@@ -128,51 +162,141 @@ class ExecutorCore:
             )
         return Outcome(conf, duplicate=True, executed=False, conflict=conflict)
 
-    def _resolve(self, d: TradeDecision, received_at_ns: int, *, duplicate: bool, conflict: bool) -> Outcome:
-        """Decide, journal and apply the outcome of a journaled, in-flight decision."""
-        seq = self.journal.next_seq()
-        if received_at_ns > d.expires_at_ns:
+    async def on_decision(self, decision: TradeDecision, now_ns: int) -> Outcome:
+        """Handle one received decision at wall clock ``now_ns`` (Unix ns); see rules a–d."""
+        admitted = self.admit(decision, now_ns)
+        if isinstance(admitted, Outcome):
+            return admitted
+        d, received_at, duplicate, conflict = admitted
+        return await self.resolve(d, received_at, duplicate=duplicate, conflict=conflict, recovering=duplicate)
+
+    async def resolve(
+        self, d: TradeDecision, received_at_ns: int, *, duplicate: bool, conflict: bool, recovering: bool
+    ) -> Outcome:
+        """Execute a journaled, in-flight decision and settle its outcome.
+
+        Raises:
+            Unresolved: the venue's answer stayed ambiguous; nothing was journaled or applied.
+        """
+        if received_at_ns > d.expires_at_ns and not (recovering and self._may_exist(d)):
             detail = f"received at {received_at_ns} ns, expired at {d.expires_at_ns} ns"
-            return self._refuse(d, seq, Status.EXPIRED, RejectCode.EXPIRED, detail, duplicate, conflict)
-        quote = self.venue.quote(d, self.ledger)
-        if isinstance(quote, PaperRefusal):
-            return self._refuse(d, seq, quote.status, quote.reject_code, quote.detail, duplicate, conflict)
-        ref = quote.venue_ref_full
+            return self._refuse(d, Status.EXPIRED, RejectCode.EXPIRED, detail, duplicate, conflict)
+        try:
+            report = await self._execute(d, recovering=recovering, expired=received_at_ns > d.expires_at_ns)
+        except PermanentVenueError as exc:
+            return self._refuse(d, exc.status, exc.reject_code, exc.detail, duplicate, conflict)
+        if report is None:  # recovering an expired decision whose order the venue never had
+            detail = f"received at {received_at_ns} ns, expired at {d.expires_at_ns} ns"
+            return self._refuse(d, Status.EXPIRED, RejectCode.EXPIRED, detail, duplicate, conflict)
+        return self.settle(d, report, duplicate=duplicate, conflict=conflict)
+
+    def _may_exist(self, d: TradeDecision) -> bool:
+        """A recovered decision may have reached a real venue before the crash (paper: never)."""
+        return not isinstance(self.venue, PaperVenue)
+
+    async def _execute(self, d: TradeDecision, *, recovering: bool, expired: bool) -> OrderReport | None:
+        """Place the decision's orders; returns the report to confirm with (``None``: expired and
+        the venue has nothing)."""
+        symbol = str(d.instrument)
+        if not self.venue.lists(symbol):
+            raise PermanentVenueError(f"{self.venue.name} does not list {symbol}", RejectCode.UNKNOWN_INSTRUMENT,
+                                      Status.REJECTED)  # fmt: skip
+        coid = client_order_id(self.namespace, d.decision_id, "e")
+        if expired:
+            role = "p" if d.intent is Intent.PROTECT else "e"
+            found = await self.ops.lookup(client_order_id(self.namespace, d.decision_id, role), symbol,
+                                          reason="recovery")  # fmt: skip
+            return None if found is None else await self.ops.settle(found, symbol)
+        held = self.ledger.position(d.instrument)
+        if d.intent is Intent.PROTECT:
+            if not self.protective:
+                raise PermanentVenueError(f"{self.venue.name}: protective orders are off on this venue",
+                                          RejectCode.GUARD, Status.REJECTED)  # fmt: skip
+            if held <= 0:
+                raise PermanentVenueError(f"no {symbol} position to protect", RejectCode.INSUFFICIENT_POSITION,
+                                          Status.REJECTED)  # fmt: skip
+            return await self.gateway.move(symbol, held, d.stop_price, d.decision_id, d.market_ts_ns)
+        if d.side is Side.SELL:
+            if self.protective:  # exits go through the gateway, which owns the stop
+                if d.quantity > held * (1 + POSITION_REL_TOL):
+                    raise PermanentVenueError(f"sell {d.quantity!r} exceeds position {held!r}",
+                                              RejectCode.INSUFFICIENT_POSITION, Status.REJECTED)  # fmt: skip
+                return await self.gateway.exit(symbol, min(d.quantity, held), d.decision_id, d.market_ts_ns,
+                                               d.reference_price, recovering=recovering)  # fmt: skip
+            req = self._order(d, coid, OrderType.MARKET)
+            return await self.ops.settle(await self.ops.place(req, lookup_first=recovering), symbol)
+        typ = OrderType.MARKET if isinstance(self.venue, PaperVenue) or d.max_slippage_bps >= 10_000 else OrderType.LIMIT_IOC
+        report = await self.ops.settle(await self.ops.place(self._order(d, coid, typ), lookup_first=recovering), symbol)
+        if report.filled > 0 and d.stop_price > 0 and self.protective:
+            total = held + report.filled
+            if symbol in self.gateway.stops:
+                await self.gateway.move(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns)
+            else:
+                await self.gateway.protect(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns,
+                                           recovering=recovering)  # fmt: skip
+        return report
+
+    @staticmethod
+    def _order(d: TradeDecision, coid: str, typ: OrderType) -> OrderRequest:
+        limit = None
+        if typ is OrderType.LIMIT_IOC:
+            slip = d.max_slippage_bps / 1e4
+            limit = d.reference_price * (1 + slip) if d.side is Side.BUY else d.reference_price * (1 - slip)
+        return OrderRequest(
+            client_order_id=coid, decision_id=d.decision_id, symbol=str(d.instrument), side=d.side, type=typ,
+            amount=d.quantity, price=limit, market_ts_ns=d.market_ts_ns, reference_price=d.reference_price,
+            max_slippage_bps=d.max_slippage_bps,
+        )  # fmt: skip
+
+    def settle(self, d: TradeDecision, report: OrderReport, *, duplicate: bool, conflict: bool) -> Outcome:
+        """The venue's final report → confirmation, journaled with its fill, then applied."""
+        if report.filled <= 0:
+            if d.intent is Intent.PROTECT and not report.status.terminal:
+                return self._accept(d, report, duplicate, conflict)
+            code = RejectCode.SLIPPAGE_EXCEEDED if report.type is OrderType.LIMIT_IOC else RejectCode.VENUE_ERROR
+            detail = f"{self.venue.name} order {report.client_order_id} ended {report.status} with nothing filled"
+            return self._refuse(d, Status.FAILED, code, detail, duplicate, conflict)
+        full = report.status is OrderStatus.FILLED
+        ref = report.venue_order_id.encode("ascii", "replace") or report.client_order_id.encode("ascii")
+        executed_at = report.updated_at_ns or 1
         conf = ExecutionConfirmation(
             decision_id=d.decision_id,
-            seq=seq,
+            seq=self.journal.next_seq(),
             instrument=d.instrument,
-            side=d.side,
+            side=report.side,
             intent=d.intent,
-            status=Status.FILLED,
-            reject_code=RejectCode.NONE,
-            executed_qty=quote.qty,
-            avg_price=quote.price,
-            fee=quote.fee,
-            executed_at_ns=quote.executed_at_ns,
+            status=Status.FILLED if full else Status.PARTIALLY_FILLED,
+            reject_code=RejectCode.NONE if full else (
+                RejectCode.SLIPPAGE_EXCEEDED if report.type is OrderType.LIMIT_IOC else RejectCode.VENUE_ERROR),
+            executed_qty=report.filled,
+            avg_price=report.avg_price,
+            fee=report.fee,
+            executed_at_ns=executed_at,
             venue_ref=ref[:VENUE_REF_SIZE],
             venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
-        )
-        fill = Fill(
-            d.decision_id, d.instrument, d.side, quote.qty, quote.price, quote.fee, quote.executed_at_ns
-        )
+        )  # fmt: skip
+        fill = Fill(d.decision_id, d.instrument, report.side, report.filled, report.avg_price, report.fee, executed_at)
         self.journal.record_outcome(conf, fill, ref)
         self.ledger.apply(fill)
         return Outcome(conf, duplicate=duplicate, executed=True, conflict=conflict)
 
+    def _accept(self, d: TradeDecision, report: OrderReport, duplicate: bool, conflict: bool) -> Outcome:
+        ref = report.venue_order_id.encode("ascii", "replace") or report.client_order_id.encode("ascii")
+        conf = ExecutionConfirmation(
+            decision_id=d.decision_id, seq=self.journal.next_seq(), instrument=d.instrument, side=d.side,
+            intent=d.intent, status=Status.ACCEPTED, reject_code=RejectCode.NONE, executed_qty=0.0, avg_price=0.0,
+            fee=0.0, executed_at_ns=0, venue_ref=ref[:VENUE_REF_SIZE], venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
+        )  # fmt: skip
+        self.journal.record_outcome(conf, None, ref)
+        return Outcome(conf, duplicate=duplicate, executed=False, conflict=conflict,
+                       detail=f"stop at {report.stop_price} ({report.client_order_id})")  # fmt: skip
+
     def _refuse(
-        self,
-        d: TradeDecision,
-        seq: int,
-        status: Status,
-        code: RejectCode,
-        detail: str,
-        duplicate: bool,
-        conflict: bool,
-    ) -> Outcome:
+        self, d: TradeDecision, status: Status, code: RejectCode, detail: str, duplicate: bool, conflict: bool,
+    ) -> Outcome:  # fmt: skip
         conf = ExecutionConfirmation(
             decision_id=d.decision_id,
-            seq=seq,
+            seq=self.journal.next_seq(),
             instrument=d.instrument,
             side=d.side,
             intent=d.intent,
@@ -187,5 +311,12 @@ class ExecutorCore:
         return Outcome(conf, duplicate=duplicate, executed=False, conflict=conflict, detail=detail)
 
     def close(self) -> None:
-        """Close the journal."""
+        """Close the journal (see :meth:`aclose` for the venue too)."""
         self.journal.close()
+
+    async def aclose(self) -> None:
+        """Close the venue's connections, then the journal."""
+        try:
+            await self.venue.close()
+        finally:
+            self.journal.close()

@@ -19,10 +19,15 @@ from .app import ExecutorApp
 from .core import ExecutorCore
 from .journal import JournalError
 from .metrics import ExecutorMetrics
-from .paper import PaperVenue
+from .orders import OrderOps
 from .settings import ExecutorSettings
+from .venue.base import Venue
+from .venue.ccxt_venue import CcxtVenue
+from .venue.errors import VenueError
+from .venue.paper import PaperVenue
+from .venue.retry import RetryPolicy
 
-__all__ = ["build_core", "ledger_snapshot", "main", "serve"]
+__all__ = ["build_core", "build_venue", "ledger_snapshot", "main", "serve"]
 
 
 def outputs(run_dir: Path) -> dict[str, Path]:
@@ -30,21 +35,50 @@ def outputs(run_dir: Path) -> dict[str, Path]:
     return {"journal": run_dir / "executor.sqlite", "ledger": run_dir / "executor-ledger.json"}
 
 
-def build_core(settings: ExecutorSettings) -> ExecutorCore:
-    """Load the venue's data and open (or recover) the journal in ``run_dir``.
+def build_venue(settings: ExecutorSettings) -> Venue:
+    """The configured venue (not yet started).
 
     Raises:
-        MarketDataError, JournalError, ValueError: bad data file, journal, or venue setting.
+        ConfigError: unsafe or incomplete venue settings (see :meth:`ExecutorSettings.check_venue`).
+        MarketDataError: bad data file (paper). VenueError: unknown ccxt exchange id.
     """
-    bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
-    venue = PaperVenue(
-        bars, instrument=Instrument.symbol(settings.instrument), fee_bps=settings.fee_bps,
-        slippage_bps=settings.slippage_bps,
-    )  # fmt: skip
+    settings.check_venue()
+    if settings.venue == "paper":
+        bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
+        return PaperVenue(
+            bars, instrument=Instrument.symbol(settings.instrument), fee_bps=settings.fee_bps,
+            slippage_bps=settings.slippage_bps,
+        )  # fmt: skip
+    key, secret = settings.exchange_keys()
+    if settings.venue == "binance-emulator":
+        from tandem.emulator.client import ccxt_config, clock_sync, loopback_session
+
+        assert settings.emulator_ca is not None
+        session = loopback_session(settings.emulator_port, settings.emulator_ca)
+        config = ccxt_config(session, key, secret, market="usdm" if settings.exchange == "binanceusdm" else "spot")
+        config["timeout"] = settings.order_timeout_ms
+        return CcxtVenue(settings.exchange, config, before_order=clock_sync(session, key, secret))
+    config = {"apiKey": key, "secret": secret, "timeout": settings.order_timeout_ms}
+    return CcxtVenue(settings.exchange, config, sandbox=settings.sandbox)
+
+
+async def build_core(settings: ExecutorSettings, metrics: ExecutorMetrics | None = None) -> ExecutorCore:
+    """Build and start the venue, and open (or recover) the journal in ``run_dir``.
+
+    Raises:
+        ConfigError, MarketDataError, JournalError, VenueError: bad setting, data file, journal or venue.
+    """
+    venue = build_venue(settings)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    return ExecutorCore.open(
-        outputs(settings.run_dir)["journal"], venue, settings.starting_cash, synchronous=settings.journal_synchronous
-    )
+    ops = OrderOps(venue, RetryPolicy(), metrics, fill_timeout_s=settings.fill_timeout_s)
+    try:
+        return await ExecutorCore.open(
+            outputs(settings.run_dir)["journal"], venue, settings.starting_cash,
+            synchronous=settings.journal_synchronous, ops=ops, protective=settings.protective_stops,
+        )  # fmt: skip
+    except BaseException:
+        await venue.close()
+        raise
 
 
 def ledger_snapshot(core: ExecutorCore) -> dict[str, Any]:
@@ -68,8 +102,8 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     bind = parse_address(settings.decision_addr, setting="decision_addr")
     peer = parse_address(settings.confirm_addr, setting="confirm_addr")
     check_bind_secret(bind[0], secret, setting="decision_addr")
-    core = build_core(settings)
     metrics = ExecutorMetrics()
+    core = await build_core(settings, metrics)
     app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s)
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
     stop = asyncio.Event()
@@ -92,7 +126,7 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
             await server.close()
         snapshot = ledger_snapshot(core)
         outputs(settings.run_dir)["ledger"].write_text(json.dumps(snapshot, indent=2) + "\n")
-        core.close()
+        await core.aclose()
         log.info("executor_stopped", **snapshot)
 
 
@@ -100,4 +134,4 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 = bad configuration or input). Prints one JSON line
     ``{"event": "executor_ready", ...}`` on stdout once it accepts decisions."""
     return process_main(argv, prog="tandem executor", settings_cls=ExecutorSettings, ready_event="executor_ready",
-                        serve=serve, errors=(MarketDataError, JournalError))  # fmt: skip
+                        serve=serve, errors=(MarketDataError, JournalError, VenueError))  # fmt: skip

@@ -34,3 +34,27 @@ class ExecutorMetrics:
         self.replays = Counter("executor_replay_requests_served_total", "Replay requests answered", registry=r)
         self.replayed = Counter("executor_confirmations_replayed_total", "Confirmations resent by replay", registry=r)
         self.cash = Gauge("executor_ledger_cash", "Ledger cash, quote currency", registry=r)
+        self.venue_errors = Counter(
+            "executor_venue_errors_total", "Venue calls that failed, by call and kind (temporary, ambiguous, permanent)",
+            ["call", "kind"], registry=r,
+        )  # fmt: skip
+        self.retries = Counter("executor_venue_retries_total", "Venue calls retried, by call", ["call"], registry=r)
+        self.lookups = Counter(
+            "executor_order_lookups_total", "Orders looked up by clientOrderId, by reason", ["reason"], registry=r
+        )
+        self.protective = Counter(
+            "executor_protective_orders_total", "Protective order calls, by owning module, order kind and action",
+            ["module", "kind", "action"], registry=r,
+        )  # fmt: skip
+        self.ownership_conflicts = Counter(
+            "executor_protective_ownership_conflicts_total",
+            "Protective order calls refused because the module is not the exit order gateway",
+            ["module", "kind"], registry=r,
+        )  # fmt: skip
+        self.unprotected = Gauge(
+            "executor_unprotected_positions", "Positions without a protective order on the venue", registry=r
+        )
+        self.unresolved = Counter(
+            "executor_unresolved_decisions_total", "Decision executions left in flight because the venue stayed ambiguous",
+            registry=r,
+        )  # fmt: skip

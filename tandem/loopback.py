@@ -24,7 +24,7 @@ from brain.tracker import PositionTracker
 from executor.app import ExecutorApp
 from executor.core import ExecutorCore
 from executor.metrics import ExecutorMetrics
-from executor.paper import PaperVenue
+from executor.venue.paper import PaperVenue
 from protocol import Codec, Instrument
 from protocol.udp import Address
 
@@ -44,7 +44,7 @@ async def start_executor(
     """An executor (paper venue on ``bars``) on ``bind``, journal ``workdir/executor.sqlite``
     (reopened and recovered if it exists), sending to ``brain_addr``."""
     venue = PaperVenue(bars, instrument=INSTRUMENT, fee_bps=fee_bps, slippage_bps=slippage_bps)
-    core = ExecutorCore.open(workdir / "executor.sqlite", venue, starting_cash)
+    core = await ExecutorCore.open(workdir / "executor.sqlite", venue, starting_cash)
     executor = ExecutorApp(core, codec, ExecutorMetrics(), bind, brain_addr)
     await executor.start()
     return executor

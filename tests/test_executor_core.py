@@ -79,9 +79,9 @@ def decision(
 NOW = T0 + 1_000_000_000  # 1 s after creation, well before expiry
 
 
-def open_core(path: Path, bars: Bars, *, cash: float = CASH, slippage_bps: float = 0.0) -> ExecutorCore:
+async def open_core(path: Path, bars: Bars, *, cash: float = CASH, slippage_bps: float = 0.0) -> ExecutorCore:
     venue = PaperVenue(bars, instrument=BTC, slippage_bps=slippage_bps)
-    return ExecutorCore.open(path, venue, cash)
+    return await ExecutorCore.open(path, venue, cash)
 
 
 def count(path: Path, table: str) -> int:
@@ -92,10 +92,10 @@ def count(path: Path, table: str) -> int:
 # --- paper venue -------------------------------------------------------------------------------
 
 
-def test_fill_at_next_bar_open_with_slippage_and_fee(tmp_path: Path, bars: Bars) -> None:
+async def test_fill_at_next_bar_open_with_slippage_and_fee(tmp_path: Path, bars: Bars) -> None:
     """A buy fills at the next bar's open moved up by slippage, pays qty*price*10bps, moves cash."""
-    core = open_core(tmp_path / "j.db", bars, slippage_bps=25.0)
-    out = core.on_decision(decision(qty=2.0, ref=200.0), NOW)
+    core = await open_core(tmp_path / "j.db", bars, slippage_bps=25.0)
+    out = await core.on_decision(decision(qty=2.0, ref=200.0), NOW)
     c = out.confirmation
     price = 200.0 * (1 + 25.0 / 1e4)
     assert price == pytest.approx(200.5, rel=1e-15)
@@ -107,7 +107,7 @@ def test_fill_at_next_bar_open_with_slippage_and_fee(tmp_path: Path, bars: Bars)
     assert out.executed and not out.duplicate and not out.conflict
     assert core.ledger.cash == CASH - (2.0 * price + c.fee)
     assert core.ledger.position(BTC) == 2.0 and core.ledger.avg_cost(BTC) == price
-    sell = core.on_decision(decision(2, side=Side.SELL, qty=2.0, ref=400.0, market_ts_ns=T0 + MIN + 1), NOW)
+    sell = await core.on_decision(decision(2, side=Side.SELL, qty=2.0, ref=400.0, market_ts_ns=T0 + MIN + 1), NOW)
     sell_price = 400.0 * (1 - 25.0 / 1e4)
     assert (sell.confirmation.avg_price, sell.confirmation.fee) == (sell_price, 2.0 * sell_price * 10.0 / 1e4)
     assert core.ledger.position(BTC) == 0.0 and core.ledger.positions() == {}
@@ -150,10 +150,10 @@ def test_quote_does_not_mutate_ledger(bundled: Bars) -> None:
     ],
     ids=["funds", "position", "slippage-buy", "slippage-sell", "instrument", "no-data-at-end"],
 )
-def test_refusals(tmp_path: Path, bars: Bars, kwargs: dict, status: Status, code: RejectCode) -> None:
+async def test_refusals(tmp_path: Path, bars: Bars, kwargs: dict, status: Status, code: RejectCode) -> None:
     """Each venue rule refuses with its status and reason code, journaled, with nothing executed."""
-    core = open_core(tmp_path / "j.db", bars)
-    out = core.on_decision(decision(**kwargs), NOW)
+    core = await open_core(tmp_path / "j.db", bars)
+    out = await core.on_decision(decision(**kwargs), NOW)
     c = out.confirmation
     assert (c.status, c.reject_code, c.executed_qty, c.avg_price, c.fee) == (status, code, 0.0, 0.0, 0.0)
     assert not out.executed and out.detail
@@ -172,25 +172,25 @@ def test_buy_exactly_affordable_and_slippage_exactly_at_limit_fill(bars: Bars) -
     assert isinstance(refused, PaperRefusal) and refused.reject_code is RejectCode.SLIPPAGE_EXCEEDED
 
 
-def test_sell_within_tolerance_is_clamped_to_position(tmp_path: Path, bars: Bars) -> None:
+async def test_sell_within_tolerance_is_clamped_to_position(tmp_path: Path, bars: Bars) -> None:
     """A sell exceeding the position by < 1e-9 relative sells exactly the position, leaving it flat."""
-    core = open_core(tmp_path / "j.db", bars)
-    core.on_decision(decision(1, qty=0.3), NOW)
+    core = await open_core(tmp_path / "j.db", bars)
+    await core.on_decision(decision(1, qty=0.3), NOW)
     held = core.ledger.position(BTC)
-    out = core.on_decision(decision(2, side=Side.SELL, qty=held * (1 + 1e-12)), NOW)
+    out = await core.on_decision(decision(2, side=Side.SELL, qty=held * (1 + 1e-12)), NOW)
     assert out.executed and out.confirmation.executed_qty == held
     assert core.ledger.positions() == {}
     core.close()
 
 
-def test_long_decision_id_venue_ref_truncated_and_full_ref_journaled(tmp_path: Path, bars: Bars) -> None:
+async def test_long_decision_id_venue_ref_truncated_and_full_ref_journaled(tmp_path: Path, bars: Bars) -> None:
     """A u64 decision id round-trips; its venue ref is cut to 16 bytes, flagged, and kept whole."""
     big = 2**64 - 1
     path = tmp_path / "j.db"
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     d = TradeDecision(**{**{f: getattr(decision(), f) for f in TradeDecision.__slots__}, "decision_id": big,
                          "expires_at_ns": 2**64 - 1})  # fmt: skip
-    c = core.on_decision(d, NOW).confirmation
+    c = (await core.on_decision(d, NOW)).confirmation
     assert (c.venue_ref, c.venue_ref_truncated) == (b"paper-1844674407", True)
     assert core.journal.decision(big).decision == d
     assert core.journal.confirmation_for(big) == c
@@ -203,13 +203,13 @@ def test_long_decision_id_venue_ref_truncated_and_full_ref_journaled(tmp_path: P
 # --- exactly once ------------------------------------------------------------------------------
 
 
-def test_duplicate_answered_with_stored_confirmation_and_executed_once(tmp_path: Path, bars: Bars) -> None:
+async def test_duplicate_answered_with_stored_confirmation_and_executed_once(tmp_path: Path, bars: Bars) -> None:
     """A retransmitted decision gets the identical stored confirmation and trades only once."""
     path = tmp_path / "j.db"
-    core = open_core(path, bars)
-    first = core.on_decision(decision(), NOW)
+    core = await open_core(path, bars)
+    first = await core.on_decision(decision(), NOW)
     after_first = core.ledger.snapshot()
-    again = core.on_decision(decision(), NOW + 5)
+    again = await core.on_decision(decision(), NOW + 5)
     assert again.confirmation == first.confirmation
     assert again.duplicate and not again.executed and not again.conflict
     assert core.ledger.snapshot() == after_first
@@ -218,28 +218,28 @@ def test_duplicate_answered_with_stored_confirmation_and_executed_once(tmp_path:
     assert (count(path, "fills"), count(path, "confirmations")) == (1, 1)
 
 
-def test_duplicate_after_restart(tmp_path: Path, bars: Bars) -> None:
+async def test_duplicate_after_restart(tmp_path: Path, bars: Bars) -> None:
     """After closing and reopening the journal, a retransmit is answered from it, not re-executed."""
     path = tmp_path / "j.db"
-    core = open_core(path, bars)
-    first = core.on_decision(decision(), NOW)
+    core = await open_core(path, bars)
+    first = await core.on_decision(decision(), NOW)
     core.close()
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     assert core.recovered == ()
-    again = core.on_decision(decision(), NOW + MIN)
+    again = await core.on_decision(decision(), NOW + MIN)
     assert again.confirmation == first.confirmation and again.duplicate and not again.executed
     assert core.ledger.position(BTC) == 1.0
     core.close()
     assert count(path, "fills") == 1
 
 
-def test_expired_decision(tmp_path: Path, bars: Bars) -> None:
+async def test_expired_decision(tmp_path: Path, bars: Bars) -> None:
     """now > expires_at answers EXPIRED, journals decision and confirmation, and trades nothing."""
     path = tmp_path / "j.db"
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     d = decision()
-    at_expiry = core.on_decision(decision(2), d.expires_at_ns)  # the boundary itself is not expired
-    out = core.on_decision(d, d.expires_at_ns + 1)
+    at_expiry = await core.on_decision(decision(2), d.expires_at_ns)  # the boundary itself is not expired
+    out = await core.on_decision(d, d.expires_at_ns + 1)
     assert at_expiry.executed
     c = out.confirmation
     assert (c.status, c.reject_code, c.seq, c.executed_at_ns) == (Status.EXPIRED, RejectCode.EXPIRED, 2, 0)
@@ -249,12 +249,12 @@ def test_expired_decision(tmp_path: Path, bars: Bars) -> None:
     assert (count(path, "decisions"), count(path, "confirmations"), count(path, "fills")) == (2, 2, 1)
 
 
-def test_conflicting_duplicate(tmp_path: Path, bars: Bars) -> None:
+async def test_conflicting_duplicate(tmp_path: Path, bars: Bars) -> None:
     """A repeated id with different content gets the stored confirmation, conflict=True, no trade."""
-    core = open_core(tmp_path / "j.db", bars)
-    first = core.on_decision(decision(qty=1.0), NOW)
+    core = await open_core(tmp_path / "j.db", bars)
+    first = await core.on_decision(decision(qty=1.0), NOW)
     before = core.ledger.snapshot()
-    other = core.on_decision(decision(qty=3.0), NOW)
+    other = await core.on_decision(decision(qty=3.0), NOW)
     assert other.confirmation == first.confirmation
     assert other.conflict and other.duplicate and not other.executed
     assert core.ledger.snapshot() == before
@@ -262,58 +262,58 @@ def test_conflicting_duplicate(tmp_path: Path, bars: Bars) -> None:
     core.close()
 
 
-def test_in_flight_resolved_on_reopen_exactly_once(tmp_path: Path, bars: Bars) -> None:
+async def test_in_flight_resolved_on_reopen_exactly_once(tmp_path: Path, bars: Bars) -> None:
     """A decision journaled but not answered before a crash is executed once on restart, in id order."""
     path = tmp_path / "j.db"
-    core = open_core(path, bars)
-    core.on_decision(decision(1), NOW)
+    core = await open_core(path, bars)
+    await core.on_decision(decision(1), NOW)
     core.journal.record_decision(decision(3, qty=0.5), NOW)  # crash after "journal before acting"
     core.journal.record_decision(decision(2, qty=0.25), NOW)
     core.close()
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     assert [o.confirmation.decision_id for o in core.recovered] == [2, 3]
     assert [o.confirmation.seq for o in core.recovered] == [2, 3]
     assert all(o.executed and o.confirmation.status is Status.FILLED for o in core.recovered)
     assert core.journal.in_flight() == []
     assert core.ledger.position(BTC) == 1.75
     core.close()
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     assert core.recovered == ()
-    again = core.on_decision(decision(3, qty=0.5), NOW)
+    again = await core.on_decision(decision(3, qty=0.5), NOW)
     assert again.duplicate and not again.executed and again.confirmation.seq == 3
     assert core.ledger.position(BTC) == 1.75
     core.close()
     assert count(path, "fills") == 3
 
 
-def test_in_flight_retransmit_resolves_it_live(tmp_path: Path, bars: Bars) -> None:
+async def test_in_flight_retransmit_resolves_it_live(tmp_path: Path, bars: Bars) -> None:
     """A retransmit of a journaled, unanswered decision resolves it (as a restart would), once."""
-    core = open_core(tmp_path / "j.db", bars)
+    core = await open_core(tmp_path / "j.db", bars)
     core.journal.record_decision(decision(1), NOW)
-    out = core.on_decision(decision(1), NOW + 10)
+    out = await core.on_decision(decision(1), NOW + 10)
     assert out.duplicate and out.executed and out.confirmation.seq == 1
-    assert core.on_decision(decision(1), NOW + 20).confirmation == out.confirmation
+    assert (await core.on_decision(decision(1), NOW + 20)).confirmation == out.confirmation
     assert core.ledger.position(BTC) == 1.0
     core.close()
 
 
-def test_in_flight_expiry_judged_at_receipt_time(tmp_path: Path, bars: Bars) -> None:
+async def test_in_flight_expiry_judged_at_receipt_time(tmp_path: Path, bars: Bars) -> None:
     """An in-flight decision resolved on restart is judged expired against when it was received."""
     path = tmp_path / "j.db"
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     d = decision(1)
     core.journal.record_decision(d, d.expires_at_ns + 1)
     core.journal.record_decision(decision(2), NOW)
     core.close()
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     assert [o.confirmation.status for o in core.recovered] == [Status.EXPIRED, Status.FILLED]
     core.close()
 
 
-def test_ledger_rebuilt_from_journal_equals_live(tmp_path: Path, bundled: Bars) -> None:
+async def test_ledger_rebuilt_from_journal_equals_live(tmp_path: Path, bundled: Bars) -> None:
     """Folding the journaled fills rebuilds a ledger identical to the live one, also on reopen."""
     path = tmp_path / "j.db"
-    core = open_core(path, bundled, cash=100_000.0, slippage_bps=3.0)
+    core = await open_core(path, bundled, cash=100_000.0, slippage_bps=3.0)
     side, did = Side.BUY, 0
     for i in range(0, 120, 3):
         did += 1
@@ -321,28 +321,28 @@ def test_ledger_rebuilt_from_journal_equals_live(tmp_path: Path, bundled: Bars) 
         qty = 0.013 * (1 + i % 7) if side is Side.BUY else core.ledger.position(BTC) * 0.6
         if qty <= 0:
             qty = 0.01
-        core.on_decision(decision(did, side=side, qty=qty, ref=bundled.open[i + 1], market_ts_ns=t), NOW)
+        await core.on_decision(decision(did, side=side, qty=qty, ref=bundled.open[i + 1], market_ts_ns=t), NOW)
         side = Side.SELL if i % 2 else Side.BUY
     live = core.ledger.snapshot()
     assert live["positions"] and live["cash"] != 100_000.0
     assert Ledger.from_fills(100_000.0, core.journal.fills()).snapshot() == live
     core.close()
-    core = open_core(path, bundled, cash=100_000.0, slippage_bps=3.0)
+    core = await open_core(path, bundled, cash=100_000.0, slippage_bps=3.0)
     assert core.ledger.snapshot() == live
     core.close()
 
 
-def test_seq_gap_free_across_restart(tmp_path: Path, bars: Bars) -> None:
+async def test_seq_gap_free_across_restart(tmp_path: Path, bars: Bars) -> None:
     """Confirmation seqs run 1, 2, 3, ... with no gap, across rejections, duplicates and restarts."""
     path = tmp_path / "j.db"
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     qtys = {1: 0.1, 2: 1e6, 3: 0.1}  # 2 is rejected (funds) and still takes a seq
-    seqs = [core.on_decision(decision(i, qty=q), NOW).confirmation.seq for i, q in qtys.items()]
-    core.on_decision(decision(1, qty=0.1), NOW)  # duplicate: no new seq
+    seqs = [(await core.on_decision(decision(i, qty=q), NOW)).confirmation.seq for i, q in qtys.items()]
+    await core.on_decision(decision(1, qty=0.1), NOW)  # duplicate: no new seq
     core.close()
-    core = open_core(path, bars)
+    core = await open_core(path, bars)
     assert core.journal.next_seq() == 4
-    seqs += [core.on_decision(decision(i, qty=0.1), NOW).confirmation.seq for i in (4, 5)]
+    seqs += [(await core.on_decision(decision(i, qty=0.1), NOW)).confirmation.seq for i in (4, 5)]
     assert seqs == [1, 2, 3, 4, 5]
     assert [c.seq for c in core.journal.confirmations_from(3)] == [3, 4, 5]
     assert [c.decision_id for c in core.journal.confirmations_from(1)] == [1, 2, 3, 4, 5]
@@ -352,12 +352,12 @@ def test_seq_gap_free_across_restart(tmp_path: Path, bars: Bars) -> None:
 # --- journal -----------------------------------------------------------------------------------
 
 
-def test_corrupt_file_raises_journal_error_naming_path(tmp_path: Path, bars: Bars) -> None:
+async def test_corrupt_file_raises_journal_error_naming_path(tmp_path: Path, bars: Bars) -> None:
     """A file that is not SQLite raises JournalError (JournalCorrupt) whose message names the path."""
     path = tmp_path / "garbage.db"
     path.write_bytes(b"this is not a sqlite database\x00" * 200)
     with pytest.raises(JournalCorrupt, match="garbage.db") as info:
-        open_core(path, bars)
+        await open_core(path, bars)
     assert isinstance(info.value, JournalError) and str(path) in str(info.value)
 
 
@@ -377,19 +377,19 @@ def test_wal_mode_on_and_synchronous_configurable(tmp_path: Path) -> None:
         Journal(tmp_path / "b.db", starting_cash=CASH, synchronous="OFF")
 
 
-def test_reopen_with_other_starting_cash_refused(tmp_path: Path, bars: Bars) -> None:
+async def test_reopen_with_other_starting_cash_refused(tmp_path: Path, bars: Bars) -> None:
     """A journal reopened with a different starting cash raises JournalMismatch naming both values."""
     path = tmp_path / "j.db"
-    open_core(path, bars, cash=CASH).close()
+    (await open_core(path, bars, cash=CASH)).close()
     with pytest.raises(JournalMismatch, match=r"starting_cash=10000\.0, opened with 5000\.0"):
-        open_core(path, bars, cash=5_000.0)
+        await open_core(path, bars, cash=5_000.0)
 
 
-def test_outcome_is_one_transaction(tmp_path: Path, bars: Bars) -> None:
+async def test_outcome_is_one_transaction(tmp_path: Path, bars: Bars) -> None:
     """An outcome that breaks a rule (not in flight, wrong seq) is refused and leaves no trace."""
     path = tmp_path / "j.db"
-    core = open_core(path, bars)
-    c = core.on_decision(decision(1), NOW).confirmation
+    core = await open_core(path, bars)
+    c = (await core.on_decision(decision(1), NOW)).confirmation
     with pytest.raises(JournalConflict, match="not in flight"):
         core.journal.record_outcome(type(c)(**{**{f: getattr(c, f) for f in type(c).__slots__}, "seq": 2}),
                                     None, b"")  # fmt: skip

@@ -13,6 +13,16 @@ in this order:
    ``REJECTED / INSUFFICIENT_POSITION``.
 
 No errors are raised for a decision; the constructor raises ``ValueError`` on a bad setting.
+
+Behind the venue interface (:class:`~executor.venue.base.Venue`), :meth:`PaperVenue.submit` fills
+a MARKET or LIMIT_IOC order by the same rules against the ledger it was bound to
+(:meth:`PaperVenue.bind`) and keeps the report in memory, so :meth:`~PaperVenue.fetch_order` finds
+it. Those in-memory orders die with the process — exactly as the paper venue's fills do not exist
+until the journal commits them — so after a restart a lookup finds nothing and the order is placed
+again, with the same outcome (the price depends only on the bars and ``market_ts_ns``). Refusals
+raise :class:`~executor.venue.errors.PermanentVenueError` with the status and code above. The paper
+venue holds no protective orders (``supports_protective`` is False): on paper the brain's own exit
+plan is the stop.
 """
 
 from __future__ import annotations
@@ -23,7 +33,9 @@ from dataclasses import dataclass
 from protocol import Instrument, RejectCode, Side, Status, TradeDecision
 from tandem.marketdata import Bars
 
-from .ledger import Ledger
+from ..ledger import Ledger
+from .base import Balance, OrderReport, OrderRequest, OrderStatus, OrderType, PositionReport, Venue
+from .errors import PermanentVenueError
 
 __all__ = [
     "DEFAULT_FEE_BPS",
@@ -83,7 +95,7 @@ class PaperRefusal:
     detail: str
 
 
-class PaperVenue:
+class PaperVenue(Venue):
     """Simulated venue trading one instrument at recorded bar opens.
 
     Args:
@@ -96,7 +108,7 @@ class PaperVenue:
         ValueError: ``fee_bps`` not finite, or ``slippage_bps`` not finite, negative or >= 1e4.
     """
 
-    __slots__ = ("bars", "fee_bps", "instrument", "slippage_bps")
+    name = "paper"
 
     def __init__(
         self,
@@ -114,6 +126,8 @@ class PaperVenue:
         self.instrument = instrument
         self.fee_bps = float(fee_bps)
         self.slippage_bps = float(slippage_bps)
+        self.ledger: Ledger | None = None
+        self._orders: dict[str, OrderReport] = {}
 
     def quote(self, decision: TradeDecision, ledger: Ledger) -> PaperFill | PaperRefusal:
         """Decide what ``decision`` would do now against ``ledger``; mutates nothing."""
@@ -123,25 +137,31 @@ class PaperVenue:
                 RejectCode.UNKNOWN_INSTRUMENT,
                 f"paper venue trades {self.instrument}, not {decision.instrument}",
             )
-        i = self.bars.first_open_at_or_after(decision.market_ts_ns)
+        return self._quote(decision.side, decision.quantity, decision.reference_price, decision.max_slippage_bps,
+                           decision.market_ts_ns, decision.decision_id, decision.instrument, ledger)  # fmt: skip
+
+    def _quote(
+        self, side: Side, qty: float, ref: float, max_slippage_bps: int, market_ts_ns: int, decision_id: int,
+        instrument: Instrument, ledger: Ledger,
+    ) -> PaperFill | PaperRefusal:  # fmt: skip
+        i = self.bars.first_open_at_or_after(market_ts_ns)
         if i is None:
             return PaperRefusal(
                 Status.FAILED,
                 RejectCode.NO_MARKET_DATA,
-                f"no bar opens at or after {decision.market_ts_ns} ns in {self.bars.source}",
+                f"no bar opens at or after {market_ts_ns} ns in {self.bars.source}",
             )
         open_ = self.bars.open[i]
-        buy = decision.side is Side.BUY
+        buy = side is Side.BUY
         slip = self.slippage_bps / 1e4
         price = open_ * (1 + slip) if buy else open_ * (1 - slip)
-        ref, limit = decision.reference_price, decision.max_slippage_bps / 1e4
+        limit = max_slippage_bps / 1e4
         if (buy and price > ref * (1 + limit)) or (not buy and price < ref * (1 - limit)):
             return PaperRefusal(
                 Status.REJECTED,
                 RejectCode.SLIPPAGE_EXCEEDED,
-                f"fill {price!r} vs reference {ref!r} exceeds {decision.max_slippage_bps} bps",
+                f"fill {price!r} vs reference {ref!r} exceeds {max_slippage_bps} bps",
             )
-        qty = decision.quantity
         if buy:
             fee = qty * price * self.fee_bps / 1e4
             if qty * price + fee > ledger.cash:
@@ -151,7 +171,7 @@ class PaperVenue:
                     f"needs {qty * price + fee!r} quote, cash is {ledger.cash!r}",
                 )
         else:
-            held = ledger.position(decision.instrument)
+            held = ledger.position(instrument)
             if qty > held * (1 + POSITION_REL_TOL):
                 return PaperRefusal(
                     Status.REJECTED,
@@ -166,5 +186,58 @@ class PaperVenue:
             fee=fee,
             executed_at_ns=self.bars.ts_ms[i] * 1_000_000,
             bar_index=i,
-            venue_ref_full=paper_venue_ref(decision.decision_id),
+            venue_ref_full=paper_venue_ref(decision_id),
         )
+
+    # -- the venue interface ----------------------------------------------------------------
+
+    def bind(self, ledger: Ledger) -> None:
+        """Use ``ledger`` as the paper account's balances (the executor's own ledger)."""
+        self.ledger = ledger
+
+    def lists(self, symbol: str) -> bool:
+        return symbol == str(self.instrument)
+
+    async def submit(self, request: OrderRequest) -> OrderReport:
+        """Fill a MARKET or LIMIT_IOC order at once, or raise.
+
+        Raises:
+            PermanentVenueError: unbound ledger, a protective order type, an unlisted symbol, or
+                any refusal of :meth:`quote` (status and reject code carried over).
+        """
+        if self.ledger is None:
+            raise PermanentVenueError("paper venue: submit before bind(ledger)")
+        if request.type not in (OrderType.MARKET, OrderType.LIMIT_IOC):
+            raise PermanentVenueError(f"paper venue holds no {request.type} orders", RejectCode.GUARD)
+        if not self.lists(request.symbol):
+            raise PermanentVenueError(f"paper venue trades {self.instrument}, not {request.symbol}",
+                                      RejectCode.UNKNOWN_INSTRUMENT, Status.REJECTED)  # fmt: skip
+        q = self._quote(request.side, request.amount, request.reference_price, request.max_slippage_bps,
+                        request.market_ts_ns, request.decision_id, self.instrument, self.ledger)  # fmt: skip
+        if isinstance(q, PaperRefusal):
+            raise PermanentVenueError(q.detail, q.reject_code, q.status)
+        report = OrderReport(
+            client_order_id=request.client_order_id, venue_order_id=q.venue_ref_full.decode("ascii"),
+            symbol=request.symbol, side=request.side, type=request.type, status=OrderStatus.FILLED,
+            amount=request.amount, filled=q.qty, avg_price=q.price, fee=q.fee, updated_at_ns=q.executed_at_ns,
+        )  # fmt: skip
+        self._orders[request.client_order_id] = report
+        return report
+
+    async def cancel(self, client_order_id: str, symbol: str) -> OrderReport | None:
+        return self._orders.get(client_order_id)  # paper orders are filled at once: nothing to cancel
+
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
+        return self._orders.get(client_order_id)
+
+    async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
+        return []
+
+    async def balances(self) -> dict[str, Balance]:
+        cash = self.ledger.cash if self.ledger is not None else 0.0
+        return {"QUOTE": Balance("QUOTE", cash, 0.0)}
+
+    async def positions(self) -> list[PositionReport]:
+        if self.ledger is None:
+            return []
+        return [PositionReport(str(i), p.qty, p.avg_cost) for i, p in self.ledger.positions().items()]

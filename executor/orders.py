@@ -1,0 +1,184 @@
+"""Safe order primitives over a :class:`~executor.venue.base.Venue`: place without duplicating,
+cancel idempotently, wait for a fill. Used by the router and by the exit order gateway.
+
+Rules (DESIGN.md invariant 4):
+
+- **Place** (:meth:`OrderOps.place`): a temporary error is retried with the same request (it had no
+  effect). After an *ambiguous* error (timeout, dropped connection, 5xx) the order is looked up by
+  its client order id before anything is resubmitted; only when the venue has said "no such order"
+  :attr:`OrderOps.absent_checks` times in a row, ``absent_gap_s`` apart (an order the venue
+  accepted can take a moment to become visible), is the same request sent again — at most
+  :attr:`OrderOps.resubmits` times. Still unresolved → :class:`Unresolved`, and the caller keeps the
+  decision in flight and tries again later; it never confirms a guess.
+- **Cancel** (:meth:`OrderOps.cancel`): "unknown order" counts as cancelled only when a lookup
+  confirms the order is not open; an order found filled is returned as filled (its fill is not
+  lost).
+- **Wait** (:meth:`OrderOps.settle`): an order still working is polled every ``poll_s`` until it is
+  terminal or ``fill_timeout_s`` passes; then its remainder is cancelled and the final report
+  returned (a partial fill stays a partial fill).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from .venue.base import PROTECTIVE_TYPES, OrderReport, OrderRequest, OrderStatus, Venue
+from .venue.coid import parse as parse_coid
+from .venue.errors import AmbiguousVenueError, OwnershipConflict, TemporaryVenueError, VenueError
+from .venue.retry import RetryPolicy
+
+__all__ = ["GATEWAY", "OrderOps", "Unresolved"]
+
+GATEWAY = "gateway"
+"""The owner name of the exit order gateway, the only module allowed to touch protective orders."""
+
+
+class Unresolved(VenueError):
+    """The venue's answer stayed ambiguous past every bound; the decision stays in flight."""
+
+    kind = "unresolved"
+
+
+@dataclass
+class OrderOps:
+    """Placement, cancel and wait primitives with the bounds above.
+
+    Attributes:
+        venue: where orders go.
+        policy: retry policy for each single venue call.
+        metrics: object with ``venue_errors`` (Counter labelled ``call``, ``kind``), ``retries``
+            (``call``), ``lookups`` (``reason``), ``protective`` (``module``, ``kind``, ``action``)
+            and ``ownership_conflicts`` (``module``, ``kind``); ``None`` = no metrics.
+        absent_checks: consecutive "no such order" answers that prove an ambiguous order absent.
+        absent_gap_s: pause between those lookups.
+        resubmits: resubmissions allowed after proven absence.
+        poll_s, fill_timeout_s: see :meth:`settle`.
+    """
+
+    venue: Venue
+    policy: RetryPolicy
+    metrics: Any = None
+    absent_checks: int = 3
+    absent_gap_s: float = 0.2
+    resubmits: int = 2
+    poll_s: float = 0.25
+    fill_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.log = structlog.get_logger("orders").bind(venue=self.venue.name)
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _count(self, name: str, **labels: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, name).labels(**labels).inc()
+
+    def _check_owner(self, req_type: Any, coid: str, owner: str, action: str) -> None:
+        """Protective orders belong to the gateway; anything else is refused and counted."""
+        parsed = parse_coid(coid)
+        protective = req_type in PROTECTIVE_TYPES or (parsed is not None and parsed[1] == "p")
+        if not protective:
+            return
+        kind = str(req_type) if req_type is not None else "protective"
+        if owner != GATEWAY:
+            self._count("ownership_conflicts", module=owner, kind=kind)
+            self.log.error("ownership_conflict", module=owner, kind=kind, action=action, client_order_id=coid)
+            raise OwnershipConflict(f"{owner} may not {action} protective order {coid}: the exit order gateway owns it")
+        self._count("protective", module=owner, kind=kind, action=action)
+
+    async def _once(self, call: str, fn: Any) -> Any:
+        def on_retry(exc: BaseException) -> None:
+            self._count("retries", call=call)
+
+        try:
+            return await self.policy.call(fn, what=call, log=self.log, on_retry=on_retry)
+        except VenueError as exc:
+            self._count("venue_errors", call=call, kind=exc.kind)
+            raise
+
+    # -- primitives ------------------------------------------------------------------------
+
+    async def lookup(self, coid: str, symbol: str, *, reason: str) -> OrderReport | None:
+        """The order by client order id after ``absent_checks`` consistent "absent" answers, or
+        the report as soon as one lookup finds it. Raises :class:`Unresolved` if lookups keep failing."""
+        self._count("lookups", reason=reason)
+        for i in range(self.absent_checks):
+            try:
+                found = await self._once("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
+            except TemporaryVenueError as exc:
+                raise Unresolved(f"lookup of {coid} failed: {exc.detail}") from exc
+            if found is not None:
+                self.log.info("order_found", client_order_id=coid, reason=reason, status=str(found.status))
+                return found
+            if i + 1 < self.absent_checks:
+                await asyncio.sleep(self.absent_gap_s)
+        return None
+
+    async def place(self, req: OrderRequest, *, lookup_first: bool = False) -> OrderReport:
+        """Place ``req`` exactly once (see the module docstring); returns the venue's report.
+
+        Args:
+            lookup_first: look the order up before the first send (restart recovery).
+
+        Raises:
+            PermanentVenueError: refused (nothing placed). Unresolved: see module docstring.
+        """
+        self._check_owner(req.type, req.client_order_id, req.owner, "create")
+        if lookup_first:
+            found = await self.lookup(req.client_order_id, req.symbol, reason="recovery")
+            if found is not None:
+                return found
+        for attempt in range(self.resubmits + 1):
+            try:
+                return await self._once("create_order", lambda: self.venue.submit(req))
+            except (AmbiguousVenueError, TemporaryVenueError) as exc:
+                self.log.warning("order_ambiguous", client_order_id=req.client_order_id, attempt=attempt + 1,
+                                 error=exc.kind, detail=exc.detail)  # fmt: skip
+                found = await self.lookup(req.client_order_id, req.symbol, reason="ambiguous")
+                if found is not None:
+                    return found
+        raise Unresolved(f"order {req.client_order_id} still unresolved after {self.resubmits + 1} sends")
+
+    async def cancel(self, coid: str, symbol: str, *, owner: str = "router", kind: Any = None) -> OrderReport | None:
+        """Cancel idempotently; returns the final report (FILLED if it filled first) or ``None``
+        once the venue confirms no such order exists. Raises :class:`Unresolved` if the order
+        stays open through every retry."""
+        self._check_owner(kind, coid, owner, "cancel")
+        for _ in range(self.resubmits + 1):
+            try:
+                report = await self._once("cancel_order", lambda: self.venue.cancel(coid, symbol))
+            except (AmbiguousVenueError, TemporaryVenueError):
+                report = None
+            if report is not None and report.status.terminal:
+                return report
+            found = await self.lookup(coid, symbol, reason="cancel")
+            if found is None or found.status.terminal:
+                return found
+        raise Unresolved(f"cancel of {coid} unconfirmed: the order is still open")
+
+    async def settle(self, report: OrderReport, symbol: str, *, owner: str = "router") -> OrderReport:
+        """Poll a working order until terminal or the fill timeout; then cancel its remainder."""
+        deadline = time.monotonic() + self.fill_timeout_s
+        coid = report.client_order_id
+        while not report.status.terminal and time.monotonic() < deadline:
+            await asyncio.sleep(self.poll_s)
+            try:
+                found = await self._once("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
+            except TemporaryVenueError:
+                continue
+            if found is not None:
+                report = found
+        if report.status.terminal:
+            return report
+        self.log.warning("order_fill_timeout", client_order_id=coid, filled=report.filled, amount=report.amount)
+        final = await self.cancel(coid, symbol, owner=owner, kind=report.type)
+        if final is None:
+            raise Unresolved(f"order {coid} vanished while its remainder was cancelled")
+        if final.status is OrderStatus.PARTIALLY_FILLED:
+            raise Unresolved(f"order {coid} still working after cancel")
+        return final

@@ -1,0 +1,197 @@
+"""The one venue interface: paper, ccxt and (later) Solana venues all implement :class:`Venue`.
+
+Every call takes and returns venue-neutral values — :class:`OrderRequest` in, :class:`OrderReport`,
+:class:`Balance` and :class:`PositionReport` out. A raw venue dict never crosses this interface,
+and every foreign exception is translated once, at the adapter's edge, into
+:mod:`executor.venue.errors`.
+
+Units: amounts in base-asset units, prices in quote per base unit, fees in quote currency (an
+adapter converts a fee charged in the base asset, see :class:`OrderReport`), times in Unix ns.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass
+
+from protocol import Side
+
+__all__ = [
+    "PROTECTIVE_TYPES",
+    "Balance",
+    "OrderReport",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderType",
+    "PositionReport",
+    "Venue",
+]
+
+
+class OrderType(enum.StrEnum):
+    """Order types tandem sends (Binance names; other venues map them in their adapter)."""
+
+    MARKET = "market"
+    LIMIT_IOC = "limit_ioc"  # marketable limit, immediate-or-cancel: the price caps slippage
+    STOP_MARKET = "stop_market"  # futures protective stop: reduce-only, market once triggered
+    STOP_LOSS_LIMIT = "stop_loss_limit"  # spot protective stop: a limit order once triggered
+
+
+PROTECTIVE_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LOSS_LIMIT})
+"""Protective order types: only the exit order gateway may create, amend or cancel them."""
+
+
+class OrderStatus(enum.StrEnum):
+    """Venue-neutral order status (ccxt's unified statuses, with the partial fill made explicit)."""
+
+    OPEN = "open"  # accepted, resting or not yet triggered, nothing filled
+    PARTIALLY_FILLED = "partially_filled"  # some filled, the rest still working
+    FILLED = "filled"
+    CANCELED = "canceled"  # terminal; ``filled`` may be > 0
+    EXPIRED = "expired"  # terminal (IOC remainder, market order the book could not fill); ``filled`` may be > 0
+    REJECTED = "rejected"
+
+    @property
+    def terminal(self) -> bool:
+        """True when nothing more will fill."""
+        return self not in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """One order to place.
+
+    Attributes:
+        client_order_id: deterministic id (see :mod:`executor.venue.coid`); the venue's idempotency handle.
+        decision_id: the decision that caused it (for the paper venue's references and for logs).
+        symbol: unified symbol, e.g. ``"BTC/USDT"``.
+        side: buy or sell.
+        type: see :class:`OrderType`.
+        amount: base units, > 0 (the adapter rounds it to the venue's step).
+        price: limit price (LIMIT_IOC, STOP_LOSS_LIMIT), quote per base unit, else ``None``.
+        stop_price: trigger price of a stop, else ``None``.
+        reduce_only: futures: may only reduce the position.
+        market_ts_ns: time of the market data the decision used; a replay venue fills at the first
+            price at or after it (DESIGN.md invariant 6). Ignored by live venues.
+        reference_price: the brain's mark price (paper slippage check), quote per base unit.
+        max_slippage_bps: refuse a fill worse than ``reference_price`` by more than this.
+        owner: the module placing it; protective orders must come from the gateway.
+    """
+
+    client_order_id: str
+    decision_id: int
+    symbol: str
+    side: Side
+    type: OrderType
+    amount: float
+    price: float | None = None
+    stop_price: float | None = None
+    reduce_only: bool = False
+    market_ts_ns: int = 0
+    reference_price: float = 0.0
+    max_slippage_bps: int = 10_000
+    owner: str = "router"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReport:
+    """What the venue says about one order.
+
+    Attributes:
+        client_order_id, venue_order_id: the order's two ids.
+        symbol, side, type: as requested.
+        status: see :class:`OrderStatus`.
+        amount: base units ordered.
+        filled: base units the account received (buy) or gave (sell), **net of any fee charged in
+            the base asset** (Binance spot charges a buy's commission in the asset received).
+        avg_price: quote per base unit of the gross fill (0.0 when nothing filled).
+        fee: quote currency; a base-asset fee is converted at ``avg_price``. With the net
+            ``filled`` this keeps ``filled*avg_price + fee`` equal to the quote paid on a buy.
+        stop_price: trigger price for a stop, else ``None``.
+        updated_at_ns: the venue's last update (fill time for a fill), Unix ns; 0 if unknown.
+    """
+
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    status: OrderStatus
+    amount: float
+    filled: float
+    avg_price: float
+    fee: float
+    stop_price: float | None = None
+    updated_at_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """One asset's balance: ``free`` + ``used`` (locked in open orders) = ``total``, asset units."""
+
+    asset: str
+    free: float
+    used: float
+
+    @property
+    def total(self) -> float:
+        return self.free + self.used
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReport:
+    """A position as the venue reports it: ``qty`` base units (> 0 long, < 0 short)."""
+
+    symbol: str
+    qty: float
+    entry_price: float
+
+
+class Venue(abc.ABC):
+    """Where orders go. Every method raises only :class:`~executor.venue.errors.VenueError`.
+
+    Attributes:
+        name: for logs and metrics (``"paper"``, ``"binance"``, ...).
+        supports_protective: the venue can hold protective stop orders.
+        derivatives: positions are venue positions (futures) rather than asset balances (spot).
+    """
+
+    name: str = "venue"
+    supports_protective: bool = False
+    derivatives: bool = False
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect and load markets (once). Default: nothing to do."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Default: nothing to do."""
+
+    @abc.abstractmethod
+    def lists(self, symbol: str) -> bool:
+        """True when the venue trades ``symbol`` (after :meth:`start`)."""
+
+    @abc.abstractmethod
+    async def submit(self, request: OrderRequest) -> OrderReport:
+        """Place one order; returns the venue's report of it (possibly still OPEN)."""
+
+    @abc.abstractmethod
+    async def cancel(self, client_order_id: str, symbol: str) -> OrderReport | None:
+        """Cancel; idempotent. Returns the order's final report, or ``None`` when the venue
+        confirms no such order exists. An order already filled is returned as FILLED."""
+
+    @abc.abstractmethod
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
+        """The order with this client order id, or ``None`` when the venue says it does not exist."""
+
+    @abc.abstractmethod
+    async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
+        """Orders still working (OPEN or PARTIALLY_FILLED)."""
+
+    @abc.abstractmethod
+    async def balances(self) -> dict[str, Balance]:
+        """Balances by asset code."""
+
+    @abc.abstractmethod
+    async def positions(self) -> list[PositionReport]:
+        """Open positions (derivatives venues; spot venues derive them from balances)."""

@@ -1,0 +1,359 @@
+"""ccxt adapter (``ccxt.async_support``): any ccxt exchange id behind :class:`~executor.venue.base.Venue`.
+
+Markets are loaded once in :meth:`CcxtVenue.start`. Before an order is sent its amount and price
+are rounded with ccxt's ``amount_to_precision``/``price_to_precision`` and checked against the
+market's minimum amount and minimum notional (``limits.amount.min``, ``limits.cost.min``); a
+violation raises :class:`PermanentVenueError` with ``RejectCode.INVALID_QUANTITY`` and nothing is
+sent.
+
+Errors: every ccxt exception is translated in :func:`translate`, the only place that looks at
+ccxt's exception classes (ccxt 4.5.90, ``ccxt/base/errors.py``):
+
+=============================================  =====================================================
+ccxt exception                                 tandem
+=============================================  =====================================================
+RequestTimeout, NetworkError (other),           AmbiguousVenueError — unless the call is a read
+BadResponse, ExchangeNotAvailable (5xx)         (``idempotent=True``): then TemporaryVenueError
+RateLimitExceeded, DDoSProtection (429/418),    TemporaryVenueError (nothing happened: the request
+InvalidNonce (-1021), OnMaintenance             was refused before it was processed)
+OrderNotFound (-2011, -2013)                    ``None`` from fetch/cancel (see the Venue contract)
+InsufficientFunds                               Permanent, INSUFFICIENT_FUNDS
+InvalidOrder, BadRequest, BadSymbol             Permanent, INVALID_QUANTITY / UNKNOWN_INSTRUMENT /
+                                                VENUE_ERROR
+AuthenticationError, PermissionDenied, others   Permanent, VENUE_ERROR
+=============================================  =====================================================
+
+Client order ids: orders are sent with ``newClientOrderId`` (Binance's parameter; ccxt passes
+unknown params through) and looked up or cancelled with ``origClientOrderId``. Binance USDⓈ-M
+conditional orders live in the Algo service since 2025-12: ccxt 4.5.90 routes a stop order and any
+fetch/cancel with ``trigger=True`` to ``/fapi/v1/algoOrder``, keyed by ``clientAlgoId`` — so a
+protective order (role ``p`` in :mod:`executor.venue.coid`) on a derivatives market is fetched and
+cancelled with ``{"trigger": True}``.
+
+Fees: Binance spot charges a buy's commission in the asset received. A fee in the base asset is
+taken off ``filled`` and converted to quote at the fill price (see
+:class:`~executor.venue.base.OrderReport`); a fee in a third asset (BNB) is reported as 0 and
+logged, since its quote value is not known here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import ccxt.async_support as ccxt_async
+import structlog
+from ccxt.base import errors as cx
+
+from protocol import RejectCode, Side
+
+from .base import Balance, OrderReport, OrderRequest, OrderStatus, OrderType, PositionReport, Venue
+from .coid import parse as parse_coid
+from .errors import AmbiguousVenueError, PermanentVenueError, TemporaryVenueError, VenueError
+
+__all__ = ["CcxtVenue", "translate"]
+
+T = TypeVar("T")
+
+_TEMPORARY = (cx.RateLimitExceeded, cx.DDoSProtection, cx.InvalidNonce, cx.OnMaintenance)
+_AMBIGUOUS = (cx.RequestTimeout, cx.NetworkError, cx.BadResponse, cx.CancelPending)
+_STATUS = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+_CCXT_TYPE = {
+    OrderType.MARKET: "market",
+    OrderType.LIMIT_IOC: "limit",
+    OrderType.STOP_MARKET: "STOP_MARKET",
+    OrderType.STOP_LOSS_LIMIT: "STOP_LOSS_LIMIT",
+}
+
+
+def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError:
+    """The :class:`VenueError` for a ccxt exception raised by the call ``where``.
+
+    Args:
+        exc: what ccxt raised.
+        where: names the call and order (goes into ``detail``).
+        idempotent: the call changes nothing at the venue (a read), so an ambiguous failure is
+            simply temporary.
+    """
+    detail = f"{where}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, _TEMPORARY):
+        return TemporaryVenueError(detail)
+    if isinstance(exc, cx.InsufficientFunds):
+        return PermanentVenueError(detail, RejectCode.INSUFFICIENT_FUNDS)
+    if isinstance(exc, cx.BadSymbol):
+        return PermanentVenueError(detail, RejectCode.UNKNOWN_INSTRUMENT)
+    if isinstance(exc, (cx.InvalidOrder, cx.BadRequest)):
+        return PermanentVenueError(detail, RejectCode.INVALID_QUANTITY if "filter" in str(exc).lower()
+                                   else RejectCode.VENUE_ERROR)  # fmt: skip
+    if isinstance(exc, _AMBIGUOUS):
+        return TemporaryVenueError(detail) if idempotent else AmbiguousVenueError(detail)
+    return PermanentVenueError(detail)
+
+
+class CcxtVenue(Venue):
+    """One ccxt exchange, one market type.
+
+    Args:
+        exchange_id: a ccxt id (``"binance"``, ``"binanceusdm"``, any other in ``ccxt.exchanges``).
+        config: passed to the ccxt constructor (``apiKey``, ``secret``, ``options``, ``session``,
+            ``timeout`` in ms, ...). Keys are never logged.
+        sandbox: call ``set_sandbox_mode(True)`` (Binance testnet URLs).
+        before_order: awaited with each request before it is sent (the emulator's replay clock).
+
+    Raises:
+        PermanentVenueError: unknown exchange id (from the constructor), or markets failing to
+            load for a permanent reason (from :meth:`start`).
+    """
+
+    def __init__(
+        self,
+        exchange_id: str,
+        config: dict[str, Any],
+        *,
+        sandbox: bool = False,
+        before_order: Callable[[OrderRequest], Awaitable[None]] | None = None,
+    ) -> None:
+        cls = getattr(ccxt_async, exchange_id, None)
+        if exchange_id not in ccxt_async.exchanges or cls is None:
+            raise PermanentVenueError(f"ccxt has no exchange {exchange_id!r}", RejectCode.VENUE_ERROR)
+        self.name = exchange_id
+        self.exchange = cls({"enableRateLimit": True, **config})
+        if sandbox:
+            self.exchange.set_sandbox_mode(True)
+        self.before_order = before_order
+        self.log = structlog.get_logger("venue").bind(venue=exchange_id)
+        self.derivatives = False
+        self.supports_protective = True
+
+    async def _call(self, where: str, fn: Callable[[], Awaitable[T]], *, idempotent: bool) -> T:
+        try:
+            return await fn()
+        except VenueError:
+            raise
+        except cx.BaseError as exc:
+            raise translate(exc, where=where, idempotent=idempotent) from exc
+        except (OSError, TimeoutError) as exc:  # below ccxt: a socket error ccxt did not wrap
+            raise translate(cx.NetworkError(str(exc)), where=where, idempotent=idempotent) from exc
+
+    async def start(self) -> None:
+        """Load markets once (retry on temporary errors is the caller's policy)."""
+        await self._call("load_markets", self.exchange.load_markets, idempotent=True)
+        default = self.exchange.options.get("defaultType", "spot")
+        self.derivatives = default in ("future", "swap", "delivery", "linear", "inverse")
+
+    async def close(self) -> None:
+        await self.exchange.close()
+
+    def lists(self, symbol: str) -> bool:
+        return symbol in (self.exchange.markets or {})
+
+    # -- orders -----------------------------------------------------------------------------
+
+    def _prepare(self, req: OrderRequest) -> tuple[str, float, float | None, dict[str, Any]]:
+        """Round to the market's precision and check its minimums; returns ccxt arguments."""
+        symbol = req.symbol
+        if not self.lists(symbol):
+            raise PermanentVenueError(f"{self.name} does not list {symbol}", RejectCode.UNKNOWN_INSTRUMENT)
+        market = self.exchange.market(symbol)
+        ex = self.exchange
+        try:
+            amount = float(ex.amount_to_precision(symbol, req.amount))
+            price = float(ex.price_to_precision(symbol, req.price)) if req.price is not None else None
+            stop = float(ex.price_to_precision(symbol, req.stop_price)) if req.stop_price is not None else None
+        except cx.BaseError as exc:
+            raise PermanentVenueError(f"{self.name} {symbol} {req.client_order_id}: {exc}",
+                                      RejectCode.INVALID_QUANTITY) from exc  # fmt: skip
+        limits = market.get("limits") or {}
+        min_amount = (limits.get("amount") or {}).get("min") or 0.0
+        min_cost = (limits.get("cost") or {}).get("min") or 0.0
+        mark = price or stop or req.reference_price
+        if amount <= 0 or amount < min_amount or (mark and amount * mark < min_cost):
+            raise PermanentVenueError(
+                f"{self.name} {symbol} {req.client_order_id}: amount {amount} (from {req.amount}) below the "
+                f"minimum amount {min_amount} or notional {amount * mark:.8g} below {min_cost}",
+                RejectCode.INVALID_QUANTITY,
+            )
+        params: dict[str, Any] = {"newClientOrderId": req.client_order_id}
+        if req.type is OrderType.LIMIT_IOC:
+            params["timeInForce"] = "IOC"
+        elif req.type is OrderType.STOP_LOSS_LIMIT:
+            params["stopPrice"] = stop
+            params["timeInForce"] = "GTC"
+        elif req.type is OrderType.STOP_MARKET:
+            params["stopPrice"] = stop
+        if req.reduce_only and self.derivatives:
+            params["reduceOnly"] = True
+        return symbol, amount, price, params
+
+    async def submit(self, request: OrderRequest) -> OrderReport:
+        symbol, amount, price, params = self._prepare(request)
+        if self.before_order is not None:
+            await self.before_order(request)
+        side = "buy" if request.side is Side.BUY else "sell"
+        where = f"create_order {symbol} {side} {amount} {request.type} {request.client_order_id}"
+        order = await self._call(
+            where,
+            lambda: self.exchange.create_order(symbol, _CCXT_TYPE[request.type], side, amount, price, params),
+            idempotent=False,
+        )
+        return self._report(order, request.client_order_id)
+
+    def _lookup_params(self, client_order_id: str) -> dict[str, Any]:
+        parsed = parse_coid(client_order_id)
+        params: dict[str, Any] = {"origClientOrderId": client_order_id}
+        if self.derivatives and parsed is not None and parsed[1] == "p":
+            params["trigger"] = True
+        return params
+
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
+        params = self._lookup_params(client_order_id)
+        try:
+            order = await self._call(f"fetch_order {symbol} {client_order_id}",
+                                     lambda: self.exchange.fetch_order(None, symbol, params), idempotent=True)  # fmt: skip
+        except TemporaryVenueError as exc:
+            if isinstance(exc.__cause__, cx.OrderNotFound):
+                return None
+            raise
+        except PermanentVenueError as exc:
+            if isinstance(exc.__cause__, cx.OrderNotFound):
+                return None
+            raise
+        return self._report(order, client_order_id)
+
+    async def cancel(self, client_order_id: str, symbol: str) -> OrderReport | None:
+        params = self._lookup_params(client_order_id)
+        try:
+            order = await self._call(f"cancel_order {symbol} {client_order_id}",
+                                     lambda: self.exchange.cancel_order(None, symbol, params), idempotent=False)  # fmt: skip
+        except PermanentVenueError as exc:
+            if isinstance(exc.__cause__, cx.OrderNotFound):
+                return None
+            raise
+        return self._report(order, client_order_id)
+
+    async def replace(self, client_order_id: str, request: OrderRequest) -> OrderReport:
+        """Cancel ``client_order_id`` and place ``request`` in one venue call where the venue has
+        one (Binance spot ``POST /api/v3/order/cancelReplace`` with ``STOP_ON_FAILURE``, through
+        ccxt's ``edit_order``), so no moment passes with neither order on the book.
+
+        Raises:
+            PermanentVenueError: the cancel failed (e.g. the old order already filled; nothing new
+                was placed) or the new order was refused; AmbiguousVenueError as for submit.
+        """
+        symbol, amount, price, params = self._prepare(request)
+        if self.derivatives or "editOrder" not in self.exchange.has or not self.exchange.has["editOrder"]:
+            raise PermanentVenueError(f"{self.name}: no atomic cancel/replace", RejectCode.VENUE_ERROR)
+        if self.before_order is not None:
+            await self.before_order(request)
+        params = {**params, "cancelOrigClientOrderId": client_order_id}
+        side = "buy" if request.side is Side.BUY else "sell"
+        where = f"cancel_replace {symbol} {client_order_id} -> {request.type} {request.client_order_id}"
+        order = await self._call(
+            where,
+            lambda: self.exchange.edit_order(None, symbol, _CCXT_TYPE[request.type], side, amount, price, params),
+            idempotent=False,
+        )
+        return self._report(order, request.client_order_id)
+
+    async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
+        orders = await self._call(f"fetch_open_orders {symbol}", lambda: self.exchange.fetch_open_orders(symbol),
+                                  idempotent=True)  # fmt: skip
+        out = [self._report(o, o.get("clientOrderId") or "") for o in orders]
+        if self.derivatives:
+            algo = await self._call(f"fetch_open_orders {symbol} trigger",
+                                    lambda: self.exchange.fetch_open_orders(symbol, None, None, {"trigger": True}),
+                                    idempotent=True)  # fmt: skip
+            out += [self._report(o, o.get("clientOrderId") or "") for o in algo]
+        return out
+
+    async def balances(self) -> dict[str, Balance]:
+        raw = await self._call("fetch_balance", self.exchange.fetch_balance, idempotent=True)
+        out = {}
+        for asset, total in (raw.get("total") or {}).items():
+            free = float(raw.get("free", {}).get(asset) or 0.0)
+            used = float(raw.get("used", {}).get(asset) or 0.0)
+            if total or free or used:
+                out[asset] = Balance(asset, free, used)
+        return out
+
+    async def positions(self) -> list[PositionReport]:
+        if not self.derivatives:
+            return []
+        raw = await self._call("fetch_positions", self.exchange.fetch_positions, idempotent=True)
+        out = []
+        for p in raw:
+            contracts = float(p.get("contracts") or 0.0) * float(p.get("contractSize") or 1.0)
+            if contracts:
+                sign = -1.0 if p.get("side") == "short" else 1.0
+                out.append(PositionReport(p["symbol"], sign * contracts, float(p.get("entryPrice") or 0.0)))
+        return out
+
+    # -- parsing ----------------------------------------------------------------------------
+
+    def _report(self, o: dict[str, Any], client_order_id: str) -> OrderReport:
+        """A ccxt order structure → :class:`OrderReport` (fees normalised to quote)."""
+        symbol = o.get("symbol") or ""
+        market = self.exchange.markets.get(symbol, {}) if self.exchange.markets else {}
+        base, quote = market.get("base"), market.get("quote")
+        filled = float(o.get("filled") or 0.0)
+        amount = float(o.get("amount") or 0.0)
+        avg = float(o.get("average") or 0.0)
+        if not avg and filled and o.get("cost"):
+            avg = float(o["cost"]) / filled
+        fee_quote = 0.0
+        fee_base = 0.0
+        fees = o.get("fees") or ([o["fee"]] if o.get("fee") else [])
+        for f in fees:
+            cost = float(f.get("cost") or 0.0)
+            if not cost:
+                continue
+            if f.get("currency") == quote:
+                fee_quote += cost
+            elif f.get("currency") == base:
+                fee_base += cost
+            else:
+                self.log.warning("fee_in_other_asset", order=client_order_id, currency=f.get("currency"), cost=cost)
+        side = Side.BUY if o.get("side") == "buy" else Side.SELL
+        net = filled
+        if fee_base:
+            net = filled - fee_base if side is Side.BUY else filled
+            fee_quote += fee_base * avg
+        status = _STATUS.get(o.get("status") or "", OrderStatus.OPEN)
+        if status is OrderStatus.OPEN and filled > 0:
+            status = OrderStatus.PARTIALLY_FILLED
+        typ = _parse_type(o)
+        stop = o.get("triggerPrice") or o.get("stopPrice")
+        ts = o.get("lastUpdateTimestamp") or o.get("lastTradeTimestamp") or o.get("timestamp") or 0
+        return OrderReport(
+            client_order_id=o.get("clientOrderId") or client_order_id,
+            venue_order_id=str(o.get("id") or ""),
+            symbol=symbol,
+            side=side,
+            type=typ,
+            status=status,
+            amount=amount,
+            filled=net if math.isfinite(net) else 0.0,
+            avg_price=avg,
+            fee=fee_quote,
+            stop_price=float(stop) if stop else None,
+            updated_at_ns=int(ts) * 1_000_000,
+        )
+
+
+def _parse_type(o: dict[str, Any]) -> OrderType:
+    t = str(o.get("type") or "").lower()
+    if "stop" in t and "limit" in t:
+        return OrderType.STOP_LOSS_LIMIT
+    if "stop" in t or o.get("triggerPrice"):
+        return OrderType.STOP_MARKET
+    if t == "limit":
+        return OrderType.LIMIT_IOC
+    return OrderType.MARKET
