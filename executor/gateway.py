@@ -167,7 +167,12 @@ class ExitOrderGateway:
             self.stops[symbol] = Protection(req.client_order_id, stop, qty, req.type)
             gone = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=held.kind)
             if gone is not None and gone.filled > 0:
-                self.log.error("stop_filled_during_move", symbol=symbol, old=held.client_order_id)
+                # the old stop fired while the new one went in: that fill is the answer, and the
+                # new stop has no position left to protect — cancel it so it is not orphaned
+                self.log.warning("stop_filled_during_move", symbol=symbol, old=held.client_order_id)
+                await self.ops.cancel(req.client_order_id, symbol, owner=GATEWAY, kind=req.type)
+                self.stops.pop(symbol, None)
+                return gone
             return report
         return await self._placed(symbol, req, await self._replace(held, req))
 
@@ -221,7 +226,15 @@ class ExitOrderGateway:
             return held
         prot = self.stops.get(symbol)
         if prot is None or self.venue.derivatives:
-            report = await self.ops.settle(await self.ops.place(req), symbol, owner=GATEWAY)
+            try:
+                report = await self.ops.settle(await self.ops.place(req), symbol, owner=GATEWAY)
+            except PermanentVenueError:
+                # a reduce-only close refused: the stop may have closed the position meanwhile
+                fired = await self._refresh(symbol) if prot is not None else None
+                if fired is not None and fired.filled > 0 and fired.status.terminal:
+                    self.log.info("exit_done_by_stop_meanwhile", symbol=symbol, client_order_id=fired.client_order_id)
+                    return fired
+                raise
         else:
             report = await self._replace(prot, req)
             if report.client_order_id == req.client_order_id:

@@ -51,13 +51,14 @@ def build_venue(settings: ExecutorSettings) -> Venue:
         )  # fmt: skip
     key, secret = settings.exchange_keys()
     if settings.venue == "binance-emulator":
-        from tandem.emulator.client import ccxt_config, clock_sync, loopback_session
+        from tandem.emulator.client import ccxt_config, loopback_session
+        from tandem.emulator.clock import clock_sync
 
         assert settings.emulator_ca is not None
         session = loopback_session(settings.emulator_port, settings.emulator_ca)
-        config = ccxt_config(session, key, secret, market="usdm" if settings.exchange == "binanceusdm" else "spot")
-        config["timeout"] = settings.order_timeout_ms
-        return CcxtVenue(settings.exchange, config, before_order=clock_sync(session, key, secret))
+        config = ccxt_config(session, key, secret, market="usdm" if settings.exchange == "binanceusdm" else "spot",
+                             timeout_ms=settings.order_timeout_ms)  # fmt: skip
+        return CcxtVenue(settings.exchange, config, before_order=clock_sync(session, key, secret), session=session)
     config = {"apiKey": key, "secret": secret, "timeout": settings.order_timeout_ms}
     return CcxtVenue(settings.exchange, config, sandbox=settings.sandbox)
 

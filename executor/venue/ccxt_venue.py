@@ -13,7 +13,9 @@ ccxt's exception classes (ccxt 4.5.90, ``ccxt/base/errors.py``):
 ccxt exception                                 tandem
 =============================================  =====================================================
 RequestTimeout, NetworkError (other),           AmbiguousVenueError — unless the call is a read
-BadResponse, ExchangeNotAvailable (5xx)         (``idempotent=True``): then TemporaryVenueError
+BadResponse, ExchangeNotAvailable, and any      (``idempotent=True``): then TemporaryVenueError
+other OperationFailed (Binance 5xx with a
+-1001/-1008 body)
 RateLimitExceeded, DDoSProtection (429/418),    TemporaryVenueError (nothing happened: the request
 InvalidNonce (-1021), OnMaintenance             was refused before it was processed)
 OrderNotFound (-2011, -2013)                    ``None`` from fetch/cancel (see the Venue contract)
@@ -39,6 +41,7 @@ logged, since its quote value is not known here.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -46,7 +49,7 @@ import ccxt.async_support as ccxt_async
 import structlog
 from ccxt.base import errors as cx
 
-from protocol import RejectCode, Side
+from protocol import RejectCode, Side, Status
 
 from .base import Balance, OrderReport, OrderRequest, OrderStatus, OrderType, PositionReport, Venue
 from .coid import parse as parse_coid
@@ -57,7 +60,7 @@ __all__ = ["CcxtVenue", "translate"]
 T = TypeVar("T")
 
 _TEMPORARY = (cx.RateLimitExceeded, cx.DDoSProtection, cx.InvalidNonce, cx.OnMaintenance)
-_AMBIGUOUS = (cx.RequestTimeout, cx.NetworkError, cx.BadResponse, cx.CancelPending)
+_AMBIGUOUS = (cx.OperationFailed,)  # RequestTimeout, NetworkError, BadResponse, and Binance 5xx bodies -1001/-1008
 _STATUS = {
     "open": OrderStatus.OPEN,
     "closed": OrderStatus.FILLED,
@@ -106,7 +109,10 @@ class CcxtVenue(Venue):
         config: passed to the ccxt constructor (``apiKey``, ``secret``, ``options``, ``session``,
             ``timeout`` in ms, ...). Keys are never logged.
         sandbox: call ``set_sandbox_mode(True)`` (Binance testnet URLs).
-        before_order: awaited with each request before it is sent (the emulator's replay clock).
+        before_order: awaited with each request before it is sent (the emulator's replay clock);
+            may raise :class:`TemporaryVenueError`.
+        session: an aiohttp session passed in ``config`` that this venue closes on :meth:`close`
+            (ccxt does not close a session it did not create).
 
     Raises:
         PermanentVenueError: unknown exchange id (from the constructor), or markets failing to
@@ -120,6 +126,7 @@ class CcxtVenue(Venue):
         *,
         sandbox: bool = False,
         before_order: Callable[[OrderRequest], Awaitable[None]] | None = None,
+        session: Any = None,
     ) -> None:
         cls = getattr(ccxt_async, exchange_id, None)
         if exchange_id not in ccxt_async.exchanges or cls is None:
@@ -128,7 +135,12 @@ class CcxtVenue(Venue):
         self.exchange = cls({"enableRateLimit": True, **config})
         if sandbox:
             self.exchange.set_sandbox_mode(True)
+        # open orders of every symbol are read once at start (adopting protective orders after a
+        # restart); ccxt refuses that by default because of its higher rate-limit weight
+        opts = self.exchange.options.get("fetchOpenOrders")
+        self.exchange.options["fetchOpenOrders"] = {**(opts if isinstance(opts, dict) else {}), "warnWithoutSymbol": False}
         self.before_order = before_order
+        self.session = session
         self.log = structlog.get_logger("venue").bind(venue=exchange_id)
         self.derivatives = False
         self.supports_protective = True
@@ -150,7 +162,11 @@ class CcxtVenue(Venue):
         self.derivatives = default in ("future", "swap", "delivery", "linear", "inverse")
 
     async def close(self) -> None:
-        await self.exchange.close()
+        try:
+            await self.exchange.close()
+        finally:
+            if self.session is not None:
+                await self.session.close()
 
     def lists(self, symbol: str) -> bool:
         return symbol in (self.exchange.markets or {})
@@ -161,7 +177,8 @@ class CcxtVenue(Venue):
         """Round to the market's precision and check its minimums; returns ccxt arguments."""
         symbol = req.symbol
         if not self.lists(symbol):
-            raise PermanentVenueError(f"{self.name} does not list {symbol}", RejectCode.UNKNOWN_INSTRUMENT)
+            raise PermanentVenueError(f"{self.name} does not list {symbol}", RejectCode.UNKNOWN_INSTRUMENT,
+                                      Status.REJECTED)  # fmt: skip
         market = self.exchange.market(symbol)
         ex = self.exchange
         try:
@@ -170,7 +187,7 @@ class CcxtVenue(Venue):
             stop = float(ex.price_to_precision(symbol, req.stop_price)) if req.stop_price is not None else None
         except cx.BaseError as exc:
             raise PermanentVenueError(f"{self.name} {symbol} {req.client_order_id}: {exc}",
-                                      RejectCode.INVALID_QUANTITY) from exc  # fmt: skip
+                                      RejectCode.INVALID_QUANTITY, Status.REJECTED) from exc  # fmt: skip
         limits = market.get("limits") or {}
         min_amount = (limits.get("amount") or {}).get("min") or 0.0
         min_cost = (limits.get("cost") or {}).get("min") or 0.0
@@ -180,6 +197,7 @@ class CcxtVenue(Venue):
                 f"{self.name} {symbol} {req.client_order_id}: amount {amount} (from {req.amount}) below the "
                 f"minimum amount {min_amount} or notional {amount * mark:.8g} below {min_cost}",
                 RejectCode.INVALID_QUANTITY,
+                Status.REJECTED,
             )
         params: dict[str, Any] = {"newClientOrderId": req.client_order_id}
         if req.type is OrderType.LIMIT_IOC:
@@ -204,7 +222,27 @@ class CcxtVenue(Venue):
             lambda: self.exchange.create_order(symbol, _CCXT_TYPE[request.type], side, amount, price, params),
             idempotent=False,
         )
-        return self._report(order, request.client_order_id)
+        return await self._completed(order, request.client_order_id)
+
+    async def _completed(self, order: dict[str, Any], client_order_id: str) -> OrderReport:
+        """The report, with fees from the order's trades when the order response has none
+        (Binance USDⓈ-M order responses carry no commission; ``GET /fapi/v1/userTrades`` does)."""
+        report = self._report(order, client_order_id)
+        if not (self.derivatives and report.filled > 0 and report.fee == 0 and report.venue_order_id):
+            return report
+        symbol = report.symbol
+        trades = await self._call(
+            f"fetch_my_trades {symbol} orderId={report.venue_order_id}",
+            lambda: self.exchange.fetch_my_trades(symbol, None, None, {"orderId": report.venue_order_id}),
+            idempotent=True,
+        )
+        market = self.exchange.markets.get(symbol, {})
+        fee = 0.0
+        for t in trades:
+            f = t.get("fee") or {}
+            if f.get("cost") and f.get("currency") in (market.get("quote"), market.get("settle")):
+                fee += float(f["cost"])
+        return replace(report, fee=fee)
 
     def _lookup_params(self, client_order_id: str) -> dict[str, Any]:
         parsed = parse_coid(client_order_id)
@@ -226,7 +264,17 @@ class CcxtVenue(Venue):
             if isinstance(exc.__cause__, cx.OrderNotFound):
                 return None
             raise
-        return self._report(order, client_order_id)
+        info = order.get("info") or {}
+        actual = info.get("actualOrderId") if isinstance(info, dict) else None
+        if self.derivatives and actual and actual not in ("0", 0) and not float(order.get("filled") or 0):
+            # a triggered USDⓈ-M algo (stop) order: its fill is on the order it spawned
+            spawned = await self._call(f"fetch_order {symbol} {actual} (triggered {client_order_id})",
+                                       lambda: self.exchange.fetch_order(str(actual), symbol), idempotent=True)  # fmt: skip
+            report = await self._completed(spawned, client_order_id)
+            stop = order.get("triggerPrice")
+            return replace(report, client_order_id=client_order_id, type=OrderType.STOP_MARKET,
+                           stop_price=float(stop) if stop else None)  # fmt: skip
+        return await self._completed(order, client_order_id)
 
     async def cancel(self, client_order_id: str, symbol: str) -> OrderReport | None:
         params = self._lookup_params(client_order_id)
@@ -237,7 +285,7 @@ class CcxtVenue(Venue):
             if isinstance(exc.__cause__, cx.OrderNotFound):
                 return None
             raise
-        return self._report(order, client_order_id)
+        return await self._completed(order, client_order_id)
 
     async def replace(self, client_order_id: str, request: OrderRequest) -> OrderReport:
         """Cancel ``client_order_id`` and place ``request`` in one venue call where the venue has

@@ -1,0 +1,54 @@
+"""The replay clock, driven by the executor: before each order the emulator's market time is moved
+to the decision's ``market_ts_ns``, so the order meets the same bar the paper venue would fill it
+at (DESIGN.md invariant 6: the first price at or after the decision's time, no look-ahead).
+
+This is the one non-Binance call the executor makes, and only with ``venue=binance-emulator``:
+``POST https://api.binance.com/_emulator/advance`` signed like any Binance SIGNED request
+(``X-MBX-APIKEY`` header, HMAC-SHA256 ``signature`` over the query string). The clock never moves
+backwards, so a retransmitted or recovered decision cannot rewind the market.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from executor.venue.base import OrderRequest
+from executor.venue.errors import TemporaryVenueError
+
+from .auth import sign
+
+__all__ = ["ADVANCE_URL", "clock_sync"]
+
+ADVANCE_URL = "https://api.binance.com/_emulator/advance"
+
+
+def clock_sync(session: aiohttp.ClientSession, api_key: str, secret: str) -> Callable[[OrderRequest], Awaitable[None]]:
+    """A ``before_order`` hook for :class:`~executor.venue.ccxt_venue.CcxtVenue`.
+
+    The hook raises :class:`TemporaryVenueError` when the emulator cannot be reached or refuses
+    (nothing was ordered yet, so the order may simply be tried again).
+    """
+    last = 0
+
+    async def advance(req: OrderRequest) -> None:
+        nonlocal last
+        ts_ms = req.market_ts_ns // 1_000_000
+        if ts_ms <= last:
+            return
+        query = urlencode({"ts_ms": ts_ms, "timestamp": int(time.time() * 1000)})
+        url = f"{ADVANCE_URL}?{query}&signature={sign(query, secret)}"
+        try:
+            async with session.post(url, headers={"X-MBX-APIKEY": api_key}) as resp:
+                body: Any = await resp.json(content_type=None)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            raise TemporaryVenueError(f"emulator clock to {ts_ms}: {type(exc).__name__}: {exc}") from exc
+        if resp.status != 200:
+            raise TemporaryVenueError(f"emulator clock to {ts_ms}: HTTP {resp.status} {body}")
+        last = max(last, int(body.get("clock_ms", ts_ms)))
+
+    return advance

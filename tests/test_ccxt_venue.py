@@ -1,0 +1,290 @@
+"""The executor trading through the real ccxt client against the local Binance emulator (HTTPS on
+loopback): entries, protective stops, exits, and every fault mode of issue #4.
+
+Each fault test ends with the same four checks (:func:`assert_end_state`): no duplicate order on
+the exchange (one order per client order id), no lost fill (the ledger equals the exchange), no
+unprotected position (a position has exactly one open stop of ours; flat has none), and the
+confirmation status the fault calls for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.core import ExecutorCore, Outcome
+from executor.orders import OrderOps, Unresolved
+from executor.venue.base import OrderType
+from executor.venue.ccxt_venue import CcxtVenue
+from executor.venue.retry import RetryPolicy
+from protocol import DecisionReason, Instrument, Intent, RejectCode, Side, Status, TradeDecision
+from tandem.emulator import BinanceEmulator, Fault
+from tandem.emulator.clock import clock_sync
+from tandem.marketdata import Bars, bundled_path, load_bars
+
+KEY, SECRET = "test-key", "test-secret"
+CASH = 10_000.0
+MS = 1_000_000
+USDM = "BTC/USDT:USDT"
+NOW = 1_900_000_000_000_000_000  # wall clock for the journal (decisions never expire here)
+
+
+@pytest.fixture(scope="module")
+def bars() -> Bars:
+    return load_bars(bundled_path(), limit=400)
+
+
+@dataclass
+class Rig:
+    emu: BinanceEmulator
+    core: ExecutorCore
+    bars: Bars
+    path: Path
+
+    def bar_ns(self, i: int) -> int:
+        return self.bars.ts_ms[i] * MS
+
+    def state(self) -> dict[str, Any]:
+        return self.emu.state()["accounts"][KEY]["usdm"]
+
+
+async def open_core(emu: BinanceEmulator, path: Path) -> ExecutorCore:
+    config = emu.ccxt_config("usdm", KEY, SECRET, timeout_ms=1_000)
+    venue = CcxtVenue("binanceusdm", config, before_order=clock_sync(config["session"], KEY, SECRET))
+    ops = OrderOps(venue, RetryPolicy(attempts=4, deadline_s=5.0, base_s=0.02, cap_s=0.1),
+                   absent_checks=3, absent_gap_s=0.05, poll_s=0.05, fill_timeout_s=1.5)  # fmt: skip
+    return await ExecutorCore.open(path, venue, CASH, ops=ops)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, bars: Bars) -> AsyncIterator[Rig]:
+    async with BinanceEmulator(bars) as emu:
+        emu.create_account(KEY, SECRET, usdm_usdt=str(CASH))
+        core = await open_core(emu, tmp_path / "executor.sqlite")
+        r = Rig(emu, core, bars, tmp_path / "executor.sqlite")
+        try:
+            yield r
+        finally:
+            await r.core.aclose()
+
+
+def decision(
+    did: int, market_ts_ns: int, *, side: Side = Side.BUY, intent: Intent = Intent.OPEN, qty: float = 0.02,
+    ref: float = 46_500.0, stop: float = 0.0, slip: int = 10_000, reason: DecisionReason = DecisionReason.SIGNAL,
+) -> TradeDecision:  # fmt: skip
+    return TradeDecision(
+        decision_id=did, instrument=Instrument.symbol(USDM), side=side, intent=intent, reason=reason, quantity=qty,
+        reference_price=ref, max_slippage_bps=slip, created_at_ns=NOW - 1, expires_at_ns=2**64 - 1,
+        market_ts_ns=market_ts_ns, stop_price=stop,
+    )  # fmt: skip
+
+
+def entry(r: Rig, did: int = 1, bar: int = 10, **kw: Any) -> TradeDecision:
+    ref = r.bars.close[bar - 1]
+    kw.setdefault("stop", round(ref * 0.92, 1))
+    return decision(did, r.bar_ns(bar), ref=ref, **kw)
+
+
+def exit_(r: Rig, did: int, bar: int, qty: float | None = None) -> TradeDecision:
+    held = r.core.ledger.position(Instrument.symbol(USDM))
+    return decision(did, r.bar_ns(bar), side=Side.SELL, intent=Intent.CLOSE, qty=qty or held, ref=r.bars.close[bar - 1])
+
+
+async def on_decision(r: Rig, d: TradeDecision) -> Outcome:
+    """As the executor app does: an execution the venue left ambiguous stays in flight and is
+    tried again (the retransmitted decision resolves it, looking the order up first)."""
+    for _ in range(5):
+        try:
+            return await r.core.on_decision(d, NOW)
+        except Unresolved:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"decision {d.decision_id} still unresolved")
+
+
+def assert_end_state(r: Rig, outcome: Outcome, status: Status) -> None:
+    """No duplicate, no lost fill, no unprotected position, the right status."""
+    st = r.state()
+    spawned = {str(a.get("actualOrderId")) for a in st["algo_orders"]}  # orders a triggered stop placed
+    coids = Counter(o["clientOrderId"] for o in st["orders"] if str(o["orderId"]) not in spawned)
+    coids += Counter(a["clientAlgoId"] for a in st["algo_orders"])
+    assert all(n == 1 for n in coids.values()), f"duplicate orders on the exchange: {coids}"
+    pos = st["positions"].get("BTCUSDT", {"positionAmt": "0", "entryPrice": "0"})
+    held = r.core.ledger.position(Instrument.symbol(USDM))
+    assert held == pytest.approx(float(pos["positionAmt"]), abs=1e-12), "ledger position != exchange position"
+    # futures wallet = cash + open notional at cost for a long-only ledger (see executor.ledger)
+    wallet = float(st["wallet"])
+    at_cost = r.core.ledger.cash + held * r.core.ledger.avg_cost(Instrument.symbol(USDM))
+    assert at_cost == pytest.approx(wallet, abs=1e-6), f"ledger {at_cost} != exchange wallet {wallet}"
+    open_stops = [a for a in st["algo_orders"] if a["algoStatus"] == "NEW"]
+    assert len(open_stops) == (1 if held > 0 else 0), f"stops {open_stops} for position {held}"
+    if held > 0:
+        assert float(open_stops[0]["quantity"]) == pytest.approx(held) and open_stops[0]["reduceOnly"] in (True, "true")
+    assert outcome.confirmation.status is status, outcome
+
+
+async def test_entry_fills_and_places_reduce_only_stop_on_exchange(rig: Rig) -> None:
+    out = await on_decision(rig, entry(rig))
+    c = out.confirmation
+    assert c.status is Status.FILLED and c.executed_qty == pytest.approx(0.02)
+    assert c.avg_price == pytest.approx(rig.bars.open[10])  # first bar at or after the decision's time
+    assert c.fee == pytest.approx(0.02 * rig.bars.open[10] * 0.0005, rel=1e-6)  # taker 5 bps (commissionRate fixture)
+    assert_end_state(rig, out, Status.FILLED)
+    stop = [a for a in rig.state()["algo_orders"] if a["algoStatus"] == "NEW"][0]
+    assert float(stop["triggerPrice"]) == pytest.approx(round(rig.bars.close[9] * 0.92, 1))
+    assert stop["clientAlgoId"] == f"td{rig.core.namespace}p1"
+
+
+async def test_exit_closes_position_and_leaves_no_orphan_stop(rig: Rig) -> None:
+    await on_decision(rig, entry(rig))
+    out = await on_decision(rig, exit_(rig, 2, 20))
+    assert out.confirmation.status is Status.FILLED and out.confirmation.side is Side.SELL
+    assert out.confirmation.avg_price == pytest.approx(rig.bars.open[20])
+    assert_end_state(rig, out, Status.FILLED)
+    assert rig.core.gateway.stops == {}
+
+
+async def test_protect_moves_stop_new_before_old_is_cancelled(rig: Rig) -> None:
+    await on_decision(rig, entry(rig))
+    held = rig.core.ledger.position(Instrument.symbol(USDM))
+    move = decision(2, rig.bar_ns(15), side=Side.SELL, intent=Intent.PROTECT, qty=held, ref=rig.bars.close[14],
+                    stop=round(rig.bars.close[14] * 0.97, 1), reason=DecisionReason.TRAILING_TAKE_PROFIT)  # fmt: skip
+    out = await on_decision(rig, move)
+    assert out.confirmation.status is Status.ACCEPTED and out.confirmation.executed_qty == 0
+    assert_end_state(rig, out, Status.ACCEPTED)
+    algos = {a["clientAlgoId"]: a["algoStatus"] for a in rig.state()["algo_orders"]}
+    ns = rig.core.namespace
+    assert algos == {f"td{ns}p1": "CANCELED", f"td{ns}p2": "NEW"}
+
+
+async def test_stop_that_triggered_is_the_exit_no_second_order(rig: Rig, bars: Bars) -> None:
+    """The stop fills on the exchange while the brain decides; the brain's CLOSE reports that fill."""
+    first = 10
+    ref = bars.close[first - 1]
+    stop = round(min(bars.low[first + 1: first + 60]) + 1.0, 1)  # a level the next hour trades through
+    assert stop < ref
+    await on_decision(rig, decision(1, rig.bar_ns(first), ref=ref, stop=stop))
+    out = await on_decision(rig, exit_(rig, 2, first + 60))
+    c = out.confirmation
+    assert c.status is Status.FILLED and c.side is Side.SELL and c.executed_qty == pytest.approx(0.02)
+    assert c.avg_price <= stop  # filled at the stop (or a gap below it), not at the later bar
+    orders = rig.state()["orders"]
+    assert not any(o["clientOrderId"] == f"td{rig.core.namespace}e2" for o in orders), "a second close was sent"
+    assert_end_state(rig, out, Status.FILLED)
+
+
+# -- fault modes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [
+        (Fault("timeout_after_accept", "order_create", seconds=3.0), Status.FILLED),
+        (Fault("drop_response", "order_create"), Status.FILLED),
+        (Fault("http_5xx", "order_create", count=3, status=503), Status.FILLED),
+        (Fault("http_5xx", "order_create", count=2, status=500), Status.FILLED),
+        (Fault("rate_limit_429", "order_create", count=2), Status.FILLED),
+        (Fault("rate_limit_1003", "order_create", count=2), Status.FILLED),
+        (Fault("timestamp_1021", "order_create", count=2), Status.FILLED),
+        (Fault("insufficient_balance", "order_create"), Status.FAILED),
+        (Fault("partial_fill", "order_create", fraction=0.5), Status.PARTIALLY_FILLED),
+        (Fault("delayed_fill", "order_create", seconds=0.3), Status.FILLED),
+    ],
+    ids=lambda v: v.kind if isinstance(v, Fault) else "",
+)
+async def test_entry_fault(rig: Rig, fault: Fault, status: Status) -> None:
+    rig.emu.install_faults(fault)
+    out = await on_decision(rig, entry(rig))
+    assert rig.emu.faults.applied[fault.kind] >= 1, "the fault never fired"
+    assert_end_state(rig, out, status)
+    if status is Status.FAILED:
+        assert out.confirmation.reject_code is RejectCode.INSUFFICIENT_FUNDS
+    if status is Status.PARTIALLY_FILLED:
+        assert 0 < out.confirmation.executed_qty < 0.02
+
+
+async def test_timeout_then_unknown_order_on_lookup_is_not_resubmitted(rig: Rig) -> None:
+    """Timeout after the exchange accepted the order, then two -2013 answers while it 'propagates':
+    the order is found on the third lookup and never sent twice."""
+    rig.emu.install_faults(Fault("timeout_after_accept", "order_create", seconds=3.0),
+                           Fault("unknown_order_2013", "order_query", count=2))  # fmt: skip
+    out = await on_decision(rig, entry(rig))
+    assert rig.emu.faults.applied["unknown_order_2013"] == 2
+    assert_end_state(rig, out, Status.FILLED)
+
+
+async def test_exit_with_unknown_order_on_stop_cancel_leaves_no_orphan(rig: Rig) -> None:
+    """-2011 on the stop's cancel although it is open: the lookup shows it open, the cancel is
+    retried, and no stop is left behind (freqtrade #12528)."""
+    await on_decision(rig, entry(rig))
+    rig.emu.install_faults(Fault("unknown_order_2011", "order_cancel", count=1))
+    out = await on_decision(rig, exit_(rig, 2, 20))
+    assert rig.emu.faults.applied["unknown_order_2011"] == 1
+    assert_end_state(rig, out, Status.FILLED)
+
+
+@pytest.mark.parametrize("kind", ["timeout_after_accept", "drop_response", "http_5xx"])
+async def test_exit_fault_no_duplicate_close(rig: Rig, kind: str) -> None:
+    await on_decision(rig, entry(rig))
+    rig.emu.install_faults(Fault(kind, "order_create", seconds=3.0, status=502))
+    out = await on_decision(rig, exit_(rig, 2, 20))
+    assert rig.emu.faults.applied[kind] == 1
+    assert_end_state(rig, out, Status.FILLED)
+
+
+async def test_restart_after_order_placed_before_outcome_journaled(rig: Rig, tmp_path: Path) -> None:
+    """kill -9 between placing the order and journaling its outcome: recovery finds the order by
+    client order id, confirms its fill, places the stop, and never orders twice."""
+    d = entry(rig)
+    admitted = rig.core.admit(d, NOW)
+    assert not isinstance(admitted, Outcome)
+    req = rig.core._order(d, f"td{rig.core.namespace}e1", OrderType.MARKET)
+    await rig.core.ops.place(req)  # reached the exchange ...
+    await rig.core.aclose()  # ... and the process died before the outcome was journaled
+    rig.core = await open_core(rig.emu, rig.path)
+    assert [o.confirmation.status for o in rig.core.recovered] == [Status.FILLED]
+    assert_end_state(rig, rig.core.recovered[0], Status.FILLED)
+
+
+async def test_restart_adopts_open_stop_and_exit_cancels_it(rig: Rig) -> None:
+    await on_decision(rig, entry(rig))
+    await rig.core.aclose()
+    rig.core = await open_core(rig.emu, rig.path)
+    assert set(rig.core.gateway.stops) == {USDM}
+    out = await on_decision(rig, exit_(rig, 2, 20))
+    assert_end_state(rig, out, Status.FILLED)
+
+
+async def test_protective_order_from_another_module_is_refused_and_counted(rig: Rig) -> None:
+    from executor.metrics import ExecutorMetrics
+    from executor.venue.base import OrderRequest
+    from executor.venue.errors import OwnershipConflict
+
+    metrics = ExecutorMetrics()
+    rig.core.ops.metrics = metrics
+    await on_decision(rig, entry(rig))
+    rogue = OrderRequest(client_order_id=f"td{rig.core.namespace}p99", decision_id=99, symbol=USDM, side=Side.SELL,
+                         type=OrderType.STOP_MARKET, amount=0.02, stop_price=40_000.0, owner="router")  # fmt: skip
+    with pytest.raises(OwnershipConflict):
+        await rig.core.ops.place(rogue)
+    with pytest.raises(OwnershipConflict):
+        await rig.core.ops.cancel(f"td{rig.core.namespace}p1", USDM, owner="reconciler")
+    conflicts = {s.labels["module"]: s.value for s in metrics.ownership_conflicts.collect()[0].samples
+                 if s.name.endswith("_total")}  # fmt: skip
+    assert conflicts == {"router": 1.0, "reconciler": 1.0}
+    created = {(s.labels["module"], s.labels["kind"], s.labels["action"]) for s in metrics.protective.collect()[0].samples
+               if s.name.endswith("_total")}  # fmt: skip
+    assert created == {("gateway", "stop_market", "create")}
+    assert len([a for a in rig.state()["algo_orders"] if a["algoStatus"] == "NEW"]) == 1  # the rogue stop never left
+
+
+async def test_entry_below_min_notional_rejected_before_sending(rig: Rig) -> None:
+    out = await on_decision(rig, entry(rig, qty=0.0001))
+    assert out.confirmation.status is Status.REJECTED and out.confirmation.reject_code is RejectCode.INVALID_QUANTITY
+    assert rig.state()["orders"] == []

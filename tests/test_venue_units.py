@@ -1,0 +1,114 @@
+"""Venue pieces that need no exchange: client order ids, error translation, live-trading guards."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from ccxt.base import errors as cx
+
+from executor.main import build_venue
+from executor.settings import ExecutorSettings
+from executor.venue.coid import MAX_LENGTH, client_order_id, new_namespace, parse
+from executor.venue.errors import AmbiguousVenueError, PermanentVenueError, TemporaryVenueError
+from executor.venue.ccxt_venue import translate
+from protocol import RejectCode
+from tandem.runtime import ConfigError
+from tandem.settings import load_settings
+
+BINANCE_COID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")  # Binance "New order" newClientOrderId rule
+
+
+@pytest.mark.parametrize("decision_id", [1, 42, 2**63, 2**64 - 1])
+@pytest.mark.parametrize("role", ["e", "p"])
+def test_client_order_id_is_deterministic_within_binance_rules_and_parses_back(decision_id: int, role: str) -> None:
+    ns = new_namespace()
+    coid = client_order_id(ns, decision_id, role)  # type: ignore[arg-type]
+    assert coid == client_order_id(ns, decision_id, role)  # type: ignore[arg-type]
+    assert len(coid) <= MAX_LENGTH and BINANCE_COID.fullmatch(coid)
+    assert parse(coid) == (ns, role, decision_id)
+
+
+def test_client_order_ids_differ_by_namespace_role_and_decision() -> None:
+    ids = {client_order_id(ns, d, r) for ns in ("00000000", "0000000a") for d in (1, 2, 11) for r in ("e", "p")}
+    assert len(ids) == 12
+    assert parse("x-foreign-id") is None
+
+
+@pytest.mark.parametrize("bad", [("ZZZZZZZZ", 1, "e"), ("0000000", 1, "e"), ("00000000", 0, "e"),
+                                 ("00000000", 2**64, "e"), ("00000000", 1, "x")])  # fmt: skip
+def test_client_order_id_rejects_bad_parts(bad: tuple) -> None:
+    with pytest.raises(ValueError):
+        client_order_id(*bad)
+
+
+@pytest.mark.parametrize(
+    ("exc", "idempotent", "kind", "code"),
+    [
+        (cx.RequestTimeout("t"), False, AmbiguousVenueError, None),
+        (cx.RequestTimeout("t"), True, TemporaryVenueError, None),
+        (cx.NetworkError("reset"), False, AmbiguousVenueError, None),
+        (cx.ExchangeNotAvailable("503"), False, AmbiguousVenueError, None),
+        (cx.RateLimitExceeded("429"), False, TemporaryVenueError, None),
+        (cx.DDoSProtection("418"), False, TemporaryVenueError, None),
+        (cx.InvalidNonce("-1021"), False, TemporaryVenueError, None),
+        (cx.InsufficientFunds("-2010"), False, PermanentVenueError, RejectCode.INSUFFICIENT_FUNDS),
+        (cx.InvalidOrder("Filter failure: LOT_SIZE"), False, PermanentVenueError, RejectCode.INVALID_QUANTITY),
+        (cx.BadSymbol("nope"), False, PermanentVenueError, RejectCode.UNKNOWN_INSTRUMENT),
+        (cx.AuthenticationError("-2015"), True, PermanentVenueError, RejectCode.VENUE_ERROR),
+    ],
+)
+def test_ccxt_errors_translate_to_three_kinds(exc: Exception, idempotent: bool, kind: type, code: RejectCode | None) -> None:
+    out = translate(exc, where="create_order BTC/USDT td00000000e1", idempotent=idempotent)
+    assert type(out) is kind
+    assert "create_order BTC/USDT td00000000e1" in out.detail and type(exc).__name__ in out.detail
+    if code is not None:
+        assert out.reject_code is code
+
+
+def _settings(tmp_path: Path, *flags: str) -> ExecutorSettings:
+    return load_settings(ExecutorSettings, ["--run-dir", str(tmp_path), *flags], "tandem executor")
+
+
+def test_ccxt_without_live_or_sandbox_is_refused(tmp_path: Path) -> None:
+    s = _settings(tmp_path, "--venue", "ccxt", "--api-key", "k", "--api-secret", "s")
+    with pytest.raises(ConfigError, match="--live"):
+        build_venue(s)
+
+
+def test_live_without_keys_is_refused(tmp_path: Path) -> None:
+    s = _settings(tmp_path, "--venue", "ccxt", "--live")
+    with pytest.raises(ConfigError, match="api_key, api_secret"):
+        build_venue(s)
+
+
+def test_live_and_sandbox_together_are_refused(tmp_path: Path) -> None:
+    s = _settings(tmp_path, "--venue", "ccxt", "--live", "--sandbox", "--api-key", "k", "--api-secret", "s")
+    with pytest.raises(ConfigError, match="choose one"):
+        build_venue(s)
+
+
+def test_keys_from_files_and_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("AKEY123\n")
+    (tmp_path / "secret").write_text("SSECRET456\n")
+    s = _settings(tmp_path, "--venue", "ccxt", "--sandbox", "--api-key-file", str(tmp_path / "key"),
+                  "--api-secret-file", str(tmp_path / "secret"))  # fmt: skip
+    assert s.exchange_keys() == ("AKEY123", "SSECRET456")
+    inline = _settings(tmp_path, "--api-key", "AKEY123", "--api-secret", "SSECRET456")
+    for text in (repr(inline), str(inline), inline.model_dump_json()):
+        assert "AKEY123" not in text and "SSECRET456" not in text
+
+
+def test_unreadable_key_file_names_the_setting(tmp_path: Path) -> None:
+    s = _settings(tmp_path, "--venue", "ccxt", "--sandbox", "--api-key-file", str(tmp_path / "missing"),
+                  "--api-secret", "x")  # fmt: skip
+    with pytest.raises(ConfigError, match="api_key_file"):
+        s.exchange_keys()
+
+
+def test_sandbox_venue_uses_binance_testnet_urls(tmp_path: Path) -> None:
+    s = _settings(tmp_path, "--venue", "ccxt", "--sandbox", "--api-key", "k", "--api-secret", "s")
+    venue = build_venue(s)
+    assert "testnet" in str(venue.exchange.urls["api"]["public"])
+
