@@ -117,6 +117,7 @@ class BrainApp(LinkShell):
         self._settled.set()
         self._heard = asyncio.Event()
         self._link_seen = LinkStats()
+        self._bar_index = 0  # the bar being replayed: where decisions made by confirmations are journaled
 
     async def start(self) -> None:
         """Bind and send the first heartbeat (the executor answers with its ``last_seq``)."""
@@ -144,6 +145,7 @@ class BrainApp(LinkShell):
                 await self._await_executor()
                 now = time.time_ns()
             bar = bars[i]
+            self._bar_index = i
             trips_before = len(core.breakers.trips)
             step = core.on_bar(bar, bars.close_ns(i), now)
             stats.bars += 1
@@ -153,12 +155,7 @@ class BrainApp(LinkShell):
                               bar_ts_ms=bar.ts_ms)  # fmt: skip
             for trip in core.breakers.trips[trips_before:]:  # one bar can trip two breakers
                 self._on_trip(trip)
-            for decision in step.decisions:
-                journaled = self._history.pop(decision.decision_id, None)
-                if journaled is None:
-                    self._send(decision, i)
-                else:
-                    self._resume(decision, journaled, i)
+            self._dispatch(step.decisions, i)
             if core.pending:
                 await self._await_confirmations()
             elif i % _YIELD_EVERY == 0:
@@ -185,6 +182,15 @@ class BrainApp(LinkShell):
         self.log.warning("breaker_tripped", kind=trip.kind.value, detail=trip.detail, at_ns=trip.at_ns,
                          until_ns=trip.until_ns)  # fmt: skip
 
+    def _dispatch(self, decisions: tuple[TradeDecision, ...], bar_index: int) -> None:
+        """Send new decisions; settle re-derived ones as journaled (a restarted brain's re-run)."""
+        for decision in decisions:
+            journaled = self._history.pop(decision.decision_id, None)
+            if journaled is None:
+                self._send(decision, bar_index)
+            else:
+                self._resume(decision, journaled, bar_index)
+
     def _send(self, decision: TradeDecision, bar_index: int) -> None:
         data = self.codec.encode(decision)
         self.journal.record_decision(decision, bar_index, data)  # journal before acting
@@ -192,7 +198,8 @@ class BrainApp(LinkShell):
         self.metrics.decisions.labels(decision.side.name, decision.reason.name).inc()
         self.log.info("decision_sent", decision_id=decision.decision_id, side=decision.side.name,
                       intent=decision.intent.name, reason=decision.reason.name, quantity=decision.quantity,
-                      reference_price=decision.reference_price, market_ts_ns=decision.market_ts_ns)  # fmt: skip
+                      reference_price=decision.reference_price, stop_price=decision.stop_price,
+                      market_ts_ns=decision.market_ts_ns)  # fmt: skip
 
     def _transmit(self, decision: TradeDecision, data: bytes) -> None:
         self._sent_at[decision.decision_id] = time.perf_counter()
@@ -204,8 +211,9 @@ class BrainApp(LinkShell):
     def _resume(self, derived: TradeDecision, journaled: JournaledDecision, bar_index: int) -> None:
         """Replace a re-derived decision by its journaled twin and settle it as journaled."""
         d = journaled.decision
-        same = (d.side, d.intent, d.reason, d.quantity, d.instrument) == (
-            derived.side, derived.intent, derived.reason, derived.quantity, derived.instrument)  # fmt: skip
+        same = (d.side, d.intent, d.reason, d.quantity, d.instrument, d.stop_price) == (
+            derived.side, derived.intent, derived.reason, derived.quantity, derived.instrument,
+            derived.stop_price)  # fmt: skip
         if not same or journaled.bar_index != bar_index:
             raise BrainJournalError(
                 f"{self.journal.path}: decision {d.decision_id} was journaled on bar {journaled.bar_index} as"
@@ -311,6 +319,8 @@ class BrainApp(LinkShell):
             log.error("position_anomaly", detail="executed sell with no long position")
         for trip in self.core.breakers.trips[trips_before:]:
             self._on_trip(trip)
+        # a PROTECT due at once (the entry filled above its reference): sent before settling the bar
+        self._dispatch(self.core.protect_now(time.time_ns()), self._bar_index)
         if not self.core.pending:
             self._settled.set()
 

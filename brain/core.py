@@ -7,12 +7,28 @@ application sends what :meth:`BrainCore.on_bar` returns and feeds back what arri
 Per bar, in order: mark the position and evaluate its exit plan; feed equity to the breakers;
 run the strategy; then decide. Rules (issue #2):
 
-* an exit that fires sends a SELL/CLOSE with the exit's reason — never blocked by breakers;
+* an exit that fires sends a SELL/CLOSE with the exit's reason — never blocked by breakers; an
+  exit that only partly filled is resent for the remainder on the next bar (same reason) until the
+  position is flat, whether or not the exit rule still fires;
 * BUY while positioned → skip ``already_positioned``; BUY or SELL while a decision for that
   instrument awaits its confirmation → skip ``awaiting_confirmation``; SELL with no position →
   skip ``no_position``; BUY while a breaker is tripped → skip ``breaker``; BUY while the executor
   has been silent past the link's threshold → skip ``executor_silent``;
-* an entry is sized at ``entry_fraction`` of equity (cash + positions at mark).
+* an entry is sized at ``entry_fraction`` of equity (cash + positions at mark), and carries the
+  hard stop of the exit plan computed from its reference price as ``stop_price``, for the executor
+  to place on the venue when it fills (protocol v2).
+
+**Exchange stops** (``exchange_stops``, off by default): after every mark, when nothing else is
+sent for the position and nothing awaits confirmation for it, the position's protective level —
+``max(plan stop, trailing stop once active)`` — is compared with the level last sent for it (the
+entry's ``stop_price``, counted as sent when the entry's confirmation is applied, then each
+PROTECT's). When it has risen by ``protect_step_bps`` or more, a SELL/PROTECT moves the venue's
+stop there (reason TRAILING_TAKE_PROFIT once trailing is active, else STOP_LOSS). A refused
+PROTECT is not retried at the same level (a venue that refuses stops would be asked every bar):
+the next one goes when the level has risen another step. If the
+plan built from the actual fill price has a higher stop than the entry sent, the PROTECT is due at
+once: :meth:`BrainCore.protect_now` makes it right after the confirmation (else the next bar
+does). PROTECTs are exits: breakers and executor silence never block them (DESIGN.md invariant 3).
 """
 
 from __future__ import annotations
@@ -25,9 +41,10 @@ from dataclasses import dataclass
 from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, Side, TradeDecision
 from tandem.marketdata import Bar
 
+from .exits import ExitPlan
 from .risk import Approved, CircuitBreakers, Trip, size_entry
 from .strategy import Strategy
-from .tracker import ApplyResult, PositionTracker
+from .tracker import Applied, ApplyResult, Position, PositionTracker
 
 __all__ = ["BrainConfig", "BrainCore", "Skip", "SkipReason", "Step"]
 
@@ -61,13 +78,27 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class BrainConfig:
-    """Decision parameters. Fractions are of equity; times in ns; slippage in bps."""
+    """Decision parameters. Fractions are of equity; times in ns; slippage and steps in bps.
+
+    ``exchange_stops`` turns on PROTECT decisions that move the venue's protective stop up with the
+    exit plan; ``protect_step_bps`` (> 0) is how far the level must rise above the one last sent
+    before a new PROTECT is worth a round trip.
+
+    Raises:
+        ValueError: ``protect_step_bps`` not > 0.
+    """
 
     instrument: Instrument
     entry_fraction: float = 0.05
     lot_size: float = 0.0
     decision_ttl_ns: int = 10_000_000_000
     max_slippage_bps: int = 50
+    exchange_stops: bool = False
+    protect_step_bps: float = 25.0
+
+    def __post_init__(self) -> None:
+        if not self.protect_step_bps > 0:
+            raise ValueError(f"protect_step_bps must be > 0, got {self.protect_step_bps}")
 
 
 class BrainCore:
@@ -97,6 +128,10 @@ class BrainCore:
         self._next_id = next_decision_id
         self.pending: dict[int, TradeDecision] = {}
         self.skips: Counter[SkipReason] = Counter()
+        self._stops: dict[Instrument, float] = {}  # protective level on the venue, as last confirmed
+        self._sent: dict[Instrument, float] = {}  # protective level last sent (entry or PROTECT)
+        self._protect_due: dict[Instrument, tuple[float, int]] = {}  # at once: (fill price, fill time)
+        self._closing: dict[Instrument, DecisionReason] = {}  # exit partly filled: finish it
 
     def awaiting(self, instrument: Instrument) -> bool:
         return any(d.instrument == instrument for d in self.pending.values())
@@ -115,11 +150,12 @@ class BrainCore:
         position = tracker.position(inst)
         busy = self.awaiting(inst)
 
+        exit_reason = exit_reason or self._closing.get(inst)
         if position is not None and exit_reason is not None and not busy:
             d = self._decide(Side.SELL, Intent.CLOSE, exit_reason, position.quantity, price, market_ns, wall_ns)
             return Step((d,), (), trip)
         if signal is None:
-            return Step((), (), trip)
+            return Step(self._protect(position, price, market_ns, wall_ns, busy), (), trip)
 
         skip: Skip | None = None
         if busy:
@@ -137,7 +173,9 @@ class BrainCore:
                 if qty <= 0:
                     skip = Skip(SkipReason.ZERO_SIZE, signal)
                 else:
-                    d = self._decide(Side.BUY, Intent.OPEN, DecisionReason.SIGNAL, qty, price, market_ns, wall_ns)
+                    stop = ExitPlan.for_entry(tracker.exit_rules, price, market_ns).stop_price
+                    d = self._decide(Side.BUY, Intent.OPEN, DecisionReason.SIGNAL, qty, price, market_ns, wall_ns,
+                                     stop)  # fmt: skip
                     return Step((d,), (), trip)
         elif position is None:
             skip = Skip(SkipReason.NO_POSITION, signal)
@@ -145,15 +183,95 @@ class BrainCore:
             d = self._decide(Side.SELL, Intent.CLOSE, DecisionReason.SIGNAL, position.quantity, price, market_ns, wall_ns)
             return Step((d,), (), trip)
         self.skips[skip.reason] += 1
-        return Step((), (skip,), trip)
+        return Step(self._protect(position, price, market_ns, wall_ns, busy), (skip,), trip)
 
     def on_confirmation(self, conf: ExecutionConfirmation) -> ApplyResult:
-        """Apply a confirmation to the tracker and settle the decision it answers."""
+        """Apply a confirmation to the tracker and settle the decision it answers.
+
+        Also keeps the protective level on the venue (an entry's ``stop_price`` counts as placed
+        once the entry executed; an ACCEPTED PROTECT's replaces it) and, when an exit only partly
+        filled, remembers to finish it on the next bar.
+        """
         decision = self.pending.pop(conf.decision_id, None)
         result = self.tracker.apply(conf, decision.reason if decision else None)
         if result.trade is not None:
             self.breakers.on_trade_closed(result.trade.net_pnl, conf.executed_at_ns)
+        inst = conf.instrument
+        position = result.position
+        if position is None:
+            if result.applied in (Applied.CLOSED, Applied.ANOMALY):
+                self._forget(inst)
+        elif result.applied in (Applied.OPENED, Applied.ADDED):
+            sent = decision.stop_price if decision is not None else 0.0
+            self._stops[inst] = self._sent[inst] = sent
+            self._closing.pop(inst, None)
+            if self.config.exchange_stops and position.plan.stop_price > sent:
+                self._protect_due[inst] = (conf.avg_price, conf.executed_at_ns)
+        elif result.applied is Applied.REDUCED and decision is not None and decision.intent is not Intent.REDUCE:
+            # an exit (CLOSE, or a PROTECT whose stop filled) partly filled: finish it next bar
+            assert result.trade is not None and result.trade.exit_reason is not None
+            self._closing[inst] = result.trade.exit_reason
+        elif result.applied is Applied.ACCEPTED and decision is not None and decision.intent is Intent.PROTECT:
+            self._stops[inst] = decision.stop_price
         return result
+
+    def protect_now(self, wall_ns: int) -> tuple[TradeDecision, ...]:
+        """PROTECT decisions due at once: an entry filled higher than its reference, so the plan's
+        stop (from the fill) is above the ``stop_price`` the entry carried. Priced at the fill.
+
+        Empty unless ``exchange_stops`` is on; call it after :meth:`on_confirmation`.
+        """
+        out = []
+        for inst, (price, at_ns) in list(self._protect_due.items()):
+            position = self.tracker.position(inst)
+            if position is None:
+                del self._protect_due[inst]
+                continue
+            out.extend(self._protect(position, price, at_ns, wall_ns, self.awaiting(inst)))
+        return tuple(out)
+
+    def protective_level(self, instrument: Instrument) -> float | None:
+        """The stop the position in ``instrument`` should have on the venue: the plan's hard stop,
+        or the trailing stop once active and higher (quote per base unit); ``None`` when flat."""
+        position = self.tracker.position(instrument)
+        if position is None:
+            return None
+        level = position.plan.stop_price
+        watch = self.tracker.exit_watch(instrument)
+        trail = None if watch is None else watch.trailing_stop
+        return level if trail is None or trail <= level else trail
+
+    def stop_on_venue(self, instrument: Instrument) -> float | None:
+        """The protective level last confirmed on the venue for the position, if any."""
+        return self._stops.get(instrument)
+
+    def _protect(
+        self, position: Position | None, price: float, market_ns: int, wall_ns: int, busy: bool
+    ) -> tuple[TradeDecision, ...]:
+        """A SELL/PROTECT when the protective level rose ``protect_step_bps`` above the one last sent
+        (or at once, see :meth:`protect_now`); at most one in flight per position."""
+        if not self.config.exchange_stops or position is None or busy:
+            return ()
+        inst = position.instrument
+        level = self.protective_level(inst)
+        assert level is not None
+        sent = self._sent.get(inst, 0.0)
+        due = inst in self._protect_due
+        if not (level > sent and (due or level >= sent * (1 + self.config.protect_step_bps / 10_000))):
+            return ()
+        self._protect_due.pop(inst, None)
+        self._sent[inst] = level
+        watch = self.tracker.exit_watch(inst)
+        trailing = watch is not None and watch.peak is not None
+        reason = DecisionReason.TRAILING_TAKE_PROFIT if trailing else DecisionReason.STOP_LOSS
+        qty = position.quantity
+        return (self._decide(Side.SELL, Intent.PROTECT, reason, qty, price, market_ns, wall_ns, level),)
+
+    def _forget(self, inst: Instrument) -> None:
+        self._stops.pop(inst, None)
+        self._sent.pop(inst, None)
+        self._protect_due.pop(inst, None)
+        self._closing.pop(inst, None)
 
     def adopt(self, decision: TradeDecision) -> None:
         """Replace a just-made pending decision with its journaled twin (same id, original stamps).
@@ -173,7 +291,15 @@ class BrainCore:
         return self.pending.pop(decision_id, None)
 
     def _decide(
-        self, side: Side, intent: Intent, reason: DecisionReason, qty: float, price: float, market_ns: int, wall_ns: int
+        self,
+        side: Side,
+        intent: Intent,
+        reason: DecisionReason,
+        qty: float,
+        price: float,
+        market_ns: int,
+        wall_ns: int,
+        stop_price: float = 0.0,
     ) -> TradeDecision:
         decision = TradeDecision(
             decision_id=self._next_id(),
@@ -187,6 +313,7 @@ class BrainCore:
             created_at_ns=wall_ns,
             expires_at_ns=wall_ns + self.config.decision_ttl_ns,
             market_ts_ns=market_ns,
+            stop_price=stop_price,
         )
         self.pending[decision.decision_id] = decision
         return decision

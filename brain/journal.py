@@ -22,7 +22,7 @@ from protocol import DecisionReason, ExecutionConfirmation, Instrument, Instrume
 
 __all__ = ["BrainJournal", "BrainJournalError", "JournaledDecision"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: decisions.stop_price (protocol v2)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     side INTEGER NOT NULL, intent INTEGER NOT NULL, reason INTEGER NOT NULL,
     quantity REAL NOT NULL, reference_price REAL NOT NULL, max_slippage_bps INTEGER NOT NULL,
     created_at_ns INTEGER NOT NULL, expires_at_ns INTEGER NOT NULL, market_ts_ns INTEGER NOT NULL,
-    bar_index INTEGER NOT NULL, datagram BLOB NOT NULL
+    bar_index INTEGER NOT NULL, datagram BLOB NOT NULL, stop_price REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS resolutions (
     decision_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, resolved_at_ns INTEGER NOT NULL
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS confirmations (
 );
 """
 
-_INSERT_DECISION = "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_DECISION = "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _INSERT_CONFIRMATION = "INSERT OR IGNORE INTO confirmations VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 
 
@@ -90,7 +90,7 @@ class BrainJournal:
         self._db.execute(_INSERT_DECISION, (
             d.decision_id, d.instrument.value, d.instrument.kind, d.side, d.intent, d.reason, d.quantity,
             d.reference_price, d.max_slippage_bps, d.created_at_ns, d.expires_at_ns, d.market_ts_ns,
-            bar_index, datagram,
+            bar_index, datagram, d.stop_price,
         ))  # fmt: skip
 
     def record_confirmation(self, c: ExecutionConfirmation, received_at_ns: int) -> None:
@@ -115,13 +115,16 @@ class BrainJournal:
         out = {}
         rows = self._db.execute(
             "SELECT decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price,"
-            " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, bar_index, datagram FROM decisions"
+            " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, bar_index, datagram, stop_price"
+            " FROM decisions"
         )
-        for (did, kind, inst, side, intent, reason, qty, price, slip, created, expires, market, bar, data) in rows:
+        for (did, kind, inst, side, intent, reason, qty, price, slip, created, expires, market, bar, data,
+             stop) in rows:  # fmt: skip
             d = TradeDecision(
                 decision_id=did, instrument=Instrument(InstrumentKind(kind), inst), side=Side(side),
                 intent=Intent(intent), reason=DecisionReason(reason), quantity=qty, reference_price=price,
                 max_slippage_bps=slip, created_at_ns=created, expires_at_ns=expires, market_ts_ns=market,
+                stop_price=stop,
             )  # fmt: skip
             out[did] = JournaledDecision(d, bar, bytes(data), confs.get(did), resolved.get(did))
         return out

@@ -30,6 +30,8 @@ class BrainSettings(CommonSettings):
     trailing_activation_pct: float = Field(12.0, gt=0, description="trailing take-profit activates this far above entry, percent")
     trailing_pct: float = Field(5.0, gt=0, lt=100, description="trailing stop distance below the peak, percent")
     time_stop_days: float = Field(14.0, gt=0, description="close a position this many days after it opened")
+    exchange_stops: bool = Field(False, description="move the protective stop on the venue up with the exit plan (PROTECT decisions)")
+    protect_step_bps: float = Field(25.0, gt=0, description="min rise of the protective level over the venue's stop before a PROTECT, bps")
     daily_loss_pct: float = Field(5.0, gt=0, lt=100, description="block entries after this loss from start-of-day equity, percent")
     max_drawdown_pct: float = Field(20.0, gt=0, lt=100, description="block entries after this drawdown from peak equity, percent")
     max_consecutive_losses: int = Field(5, ge=1, description="block entries after this many losing trades in a row")
@@ -69,4 +71,6 @@ class BrainSettings(CommonSettings):
             lot_size=self.lot_size,
             decision_ttl_ns=int(self.decision_ttl_s * 1e9),
             max_slippage_bps=self.max_slippage_bps,
+            exchange_stops=self.exchange_stops,
+            protect_step_bps=self.protect_step_bps,
         )

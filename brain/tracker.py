@@ -2,8 +2,14 @@
 
 Nothing but :meth:`PositionTracker.apply` changes positions, cash or P&L, and it takes only a
 confirmation. Executed confirmations (filled or partially filled) open, add to, reduce or close a
-long position; any other status changes nothing; a confirmation whose ``decision_id`` was already
-applied is ignored. Because the state is a fold, replaying the same confirmations into a new
+long position — an entry partially filled opens a position of the executed quantity, an exit
+partially filled leaves a reduced position whose exit plan stays active; any other status
+changes nothing; a confirmation whose ``decision_id`` was already applied is ignored.
+
+A PROTECT decision (protocol v2: move the protective stop on the venue) trades nothing when it is
+carried out (``ACCEPTED``: nothing changes). When the venue reports that stop already filled, its
+confirmation carries an executed status and is applied as the sell it is, with exit reason
+``STOP_LOSS`` whatever rule set the level: the venue's stop order is what sold. Because the state is a fold, replaying the same confirmations into a new
 tracker rebuilds it exactly.
 
 A position gets its exit plan in the same call that opens it (invariant 3). Marks (prices) are
@@ -20,7 +26,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from protocol import DecisionReason, ExecutionConfirmation, Instrument, Side
+from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, Side, Status
 
 from .exits import ExitPlan, ExitRules, ExitWatch
 
@@ -76,6 +82,7 @@ class Applied(str, enum.Enum):
     REDUCED = "reduced"
     CLOSED = "closed"
     NOT_EXECUTED = "not_executed"  # rejected / expired / failed: nothing changes
+    ACCEPTED = "accepted"  # a PROTECT carried out: the stop moved on the venue, nothing changes
     DUPLICATE = "duplicate"  # decision_id already applied: nothing changes
     ANOMALY = "anomaly"  # a sell with no long position: recorded, flagged, not netted short
 
@@ -146,14 +153,19 @@ class PositionTracker:
     # -- the only mutation of positions -------------------------------------------------
 
     def apply(self, conf: ExecutionConfirmation, reason: DecisionReason | None = None) -> ApplyResult:
-        """Fold one confirmation in. ``reason`` (the decision's) labels a closing trade."""
+        """Fold one confirmation in. ``reason`` (the decision's) labels a closing trade; a PROTECT's
+        stop that filled on the venue is labelled ``STOP_LOSS``."""
         if conf.decision_id in self._applied:
             return ApplyResult(Applied.DUPLICATE, self._positions.get(conf.instrument))
         self._applied.add(conf.decision_id)
+        if conf.status is Status.ACCEPTED:
+            return ApplyResult(Applied.ACCEPTED, self._positions.get(conf.instrument))
         if not conf.status.executed:
             return ApplyResult(Applied.NOT_EXECUTED, self._positions.get(conf.instrument))
         if conf.side is Side.BUY:
             return self._buy(conf)
+        if conf.intent is Intent.PROTECT:
+            reason = DecisionReason.STOP_LOSS
         return self._sell(conf, reason)
 
     def _buy(self, conf: ExecutionConfirmation) -> ApplyResult:

@@ -30,6 +30,7 @@ the journal's path)::
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,7 +63,7 @@ __all__ = [
     "JournaledDecision",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: decisions.stop_price (protocol v2)
 
 DecisionState = Literal["received", "done"]
 
@@ -107,6 +108,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     created_at_ns INTEGER NOT NULL,
     expires_at_ns INTEGER NOT NULL,
     market_ts_ns INTEGER NOT NULL,
+    stop_price REAL NOT NULL,
     received_at_ns INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('received', 'done'))
 );
@@ -144,12 +146,12 @@ _GET_META = "SELECT value FROM meta WHERE key = ?"
 _PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?)"
 _INSERT_DECISION = (
     "INSERT INTO decisions (decision_id, instrument_kind, instrument, side, intent, reason, quantity,"
-    " reference_price, max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, received_at_ns,"
-    " state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')"
+    " reference_price, max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price,"
+    " received_at_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')"
 )
 _DECISION_COLS = (
     "decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price,"
-    " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, received_at_ns, state"
+    " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price, received_at_ns, state"
 )
 _SELECT_DECISION = f"SELECT {_DECISION_COLS} FROM decisions WHERE decision_id = ?"
 _SELECT_IN_FLIGHT = (
@@ -210,7 +212,7 @@ def _translated(path: str) -> Iterator[None]:
 
 
 def _decision_row(row: tuple) -> JournaledDecision:
-    (did, kind, instr, side, intent, reason, qty, ref, slip, created, expires, market, received, state) = row
+    (did, kind, instr, side, intent, reason, qty, ref, slip, created, expires, market, stop, received, state) = row
     decision = TradeDecision(
         decision_id=_u64(did),
         instrument=Instrument(InstrumentKind(kind), instr),
@@ -223,6 +225,7 @@ def _decision_row(row: tuple) -> JournaledDecision:
         created_at_ns=_u64(created),
         expires_at_ns=_u64(expires),
         market_ts_ns=_u64(market),
+        stop_price=stop,
     )
     return JournaledDecision(decision, _u64(received), state)
 
@@ -330,7 +333,7 @@ class Journal:
         params = (
             _i64(d.decision_id), d.instrument.kind, d.instrument.value, d.side, d.intent, d.reason,
             d.quantity, d.reference_price, d.max_slippage_bps, _i64(d.created_at_ns),
-            _i64(d.expires_at_ns), _i64(d.market_ts_ns), _i64(received_at_ns),
+            _i64(d.expires_at_ns), _i64(d.market_ts_ns), d.stop_price, _i64(received_at_ns),
         )  # fmt: skip
         with _translated(self.path), self._tx():
             self._conn.execute(_INSERT_DECISION, params)
@@ -389,6 +392,18 @@ class Journal:
     def next_seq(self) -> int:
         """The seq the next confirmation must carry: gap-free from 1."""
         return self._next_seq
+
+    def namespace(self) -> str:
+        """This journal's client order id namespace (8 hex digits, created once and kept; see
+        :mod:`executor.venue.coid`), so ids stay stable across restarts and unique across runs."""
+        with _translated(self.path):
+            row = self._conn.execute(_GET_META, ("coid_namespace",)).fetchone()
+            if row is not None:
+                return str(row[0])
+            value = secrets.token_hex(4)
+            with self._tx():
+                self._conn.execute(_PUT_META, ("coid_namespace", value))
+        return value
 
     def in_flight(self) -> list[TradeDecision]:
         """Decisions received but without an outcome, in decision-id order."""

@@ -1,4 +1,4 @@
-"""tandem wire protocol v1: messages, codec, authentication (sans-IO) and one UDP endpoint.
+"""tandem wire protocol v2: messages, codec, authentication (sans-IO) and one UDP endpoint.
 
 See ``protocol/SPEC.md`` for the byte tables, rules and golden vectors.
 """

@@ -1,4 +1,4 @@
-"""Sans-IO codec for protocol v1: bytes in, checked messages out; messages in, tagged bytes out.
+"""Sans-IO codec for protocol v2: bytes in, checked messages out; messages in, tagged bytes out.
 
 Every datagram is checked in this order before any field is read: size (at least the 2-byte
 prefix), version, type, exact size of that type, MAC tag, fields, freshness. The first failing
@@ -48,7 +48,8 @@ __all__ = [
     "derive_key",
 ]
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
+"""Version byte of every datagram; 2 since the decision grew ``stop_price`` (SPEC changelog)."""
 TAG_SIZE: Final = 16
 """Bytes of the BLAKE2b keyed-MAC tag that ends every datagram (128-bit security)."""
 
@@ -61,7 +62,7 @@ FLAG_MINT: Final = 0x01
 FLAG_VENUE_REF_TRUNCATED: Final = 0x02
 
 # <  little-endian, no padding.  Body = everything the tag covers.
-_DECISION_BODY = struct.Struct("<BBBBBBHQ32sddQQQ")
+_DECISION_BODY = struct.Struct("<BBBBBBHQ32sddQQQd")
 _CONFIRMATION_BODY = struct.Struct("<BBBBBBBBQQQ32sdddQ16s")
 _REPLAY_BODY = struct.Struct("<BBBBIQQ")
 _HEARTBEAT_BODY = struct.Struct("<BBBBIQQQ")
@@ -69,7 +70,7 @@ DECISION_SIZE: Final = _DECISION_BODY.size + TAG_SIZE
 CONFIRMATION_SIZE: Final = _CONFIRMATION_BODY.size + TAG_SIZE
 REPLAY_REQUEST_SIZE: Final = _REPLAY_BODY.size + TAG_SIZE
 HEARTBEAT_SIZE: Final = _HEARTBEAT_BODY.size + TAG_SIZE
-assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (104, 128, 40, 48)
+assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (112, 128, 40, 48)
 
 MESSAGE_SIZES: Final = {
     MessageType.DECISION: DECISION_SIZE,
@@ -126,7 +127,7 @@ def _stamp(sent: int) -> int:
 
 
 class Codec:
-    """Encodes and decodes authenticated protocol v1 datagrams.
+    """Encodes and decodes authenticated protocol v2 datagrams.
 
     Args:
         key: the 32-byte MAC key from :func:`derive_key`.
@@ -173,7 +174,7 @@ class Codec:
             body = _DECISION_BODY.pack(
                 PROTOCOL_VERSION, MessageType.DECISION, flags, msg.side, msg.intent, msg.reason,
                 msg.max_slippage_bps, msg.decision_id, inst, msg.quantity, msg.reference_price,
-                msg.created_at_ns, msg.expires_at_ns, msg.market_ts_ns,
+                msg.created_at_ns, msg.expires_at_ns, msg.market_ts_ns, msg.stop_price,
             )  # fmt: skip
         elif isinstance(msg, ExecutionConfirmation):
             flags, inst = _encode_instrument(msg.instrument)
@@ -258,7 +259,7 @@ class Codec:
     @staticmethod
     def _parse_decision(body: bytes) -> TradeDecision:
         (_, _, flags, side, intent, reason, slip, decision_id, inst, qty, ref_price,
-         created, expires, market_ts) = _DECISION_BODY.unpack(body)  # fmt: skip
+         created, expires, market_ts, stop) = _DECISION_BODY.unpack(body)  # fmt: skip
         if flags & ~FLAG_MINT:
             raise LocalProtocolError(f"unknown flag bits 0x{flags:02x}")
         return TradeDecision(
@@ -273,6 +274,7 @@ class Codec:
             created_at_ns=created,
             expires_at_ns=expires,
             market_ts_ns=market_ts,
+            stop_price=stop,
         )
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Wire enumerations of protocol v1 (one byte each on the wire; see ``protocol/SPEC.md``)."""
+"""Wire enumerations of protocol v2 (one byte each on the wire; see ``protocol/SPEC.md``)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,10 @@ class Intent(enum.IntEnum):
     OPEN = 1
     CLOSE = 2
     REDUCE = 3
+    # v2: place or move the protective stop of the position in ``instrument`` to ``stop_price``;
+    # ``quantity`` is the position's, ``side`` the closing side (SELL for a long). Nothing trades
+    # unless the venue reports the stop already filled.
+    PROTECT = 4
 
 
 class DecisionReason(enum.IntEnum):
@@ -71,10 +75,11 @@ class Status(enum.IntEnum):
     REJECTED = 3  # refused before reaching the venue, nothing executed
     EXPIRED = 4  # arrived after ``expires_at_ns``, nothing executed
     FAILED = 5  # the venue could not execute it, nothing executed
+    ACCEPTED = 6  # v2: a PROTECT was carried out, the stop is on the venue at its price; nothing traded
 
     @property
     def executed(self) -> bool:
-        """True when some quantity traded."""
+        """True when some quantity traded (never for ``ACCEPTED``)."""
         return self in (Status.FILLED, Status.PARTIALLY_FILLED)
 
 

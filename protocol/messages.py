@@ -1,4 +1,4 @@
-"""Protocol v1 messages: frozen, slotted dataclasses that validate on construction.
+"""Protocol v2 messages: frozen, slotted dataclasses that validate on construction.
 
 Constructing a message with a bad field raises :class:`~protocol.errors.LocalProtocolError`;
 the codec turns that into :class:`~protocol.errors.InvalidField` when the bad value came off
@@ -119,13 +119,16 @@ def _check_finite(name: str, value: float, *, positive: bool = False, nonneg: bo
 
 @dataclass(frozen=True, slots=True)
 class TradeDecision:
-    """Brain → executor: trade ``quantity`` of ``instrument`` on ``side`` (type 1, 104 bytes).
+    """Brain → executor: trade ``quantity`` of ``instrument`` on ``side`` (type 1, 112 bytes).
 
     Attributes:
         decision_id: unique per brain, >= 1; identical on every retransmit. Idempotency key.
         instrument: what to trade.
         side: buy or sell.
-        intent: open, close or reduce a position.
+        intent: open, close or reduce a position, or (``PROTECT``) place or move its protective
+            stop to ``stop_price``; a PROTECT's ``quantity`` is the position's and its ``side`` the
+            closing side (SELL for a long), and nothing trades unless the venue reports the stop
+            already filled.
         reason: why the brain decided (strategy signal or which exit rule).
         quantity: base-asset units, finite and > 0.
         reference_price: the mark price the brain saw (quote per base unit), finite and > 0.
@@ -134,9 +137,13 @@ class TradeDecision:
         expires_at_ns: wall clock after which the executor answers EXPIRED instead of trading.
         market_ts_ns: time of the market data the decision was based on; a replay venue fills
             at the first price at or after it (no look-ahead). Equals ``created_at_ns`` live.
+        stop_price: the protective stop, quote per base unit; finite and >= 0, 0.0 = none. On an
+            entry, the stop the executor places on the venue when it fills; on a PROTECT, the new
+            stop (> 0). A BUY/OPEN's stop must be below ``reference_price``. Added in protocol v2.
 
     Raises:
-        LocalProtocolError: any field out of range.
+        LocalProtocolError: any field out of range, a PROTECT without a stop, or a BUY/OPEN
+            whose stop is not below its reference price.
     """
 
     decision_id: int
@@ -150,6 +157,7 @@ class TradeDecision:
     created_at_ns: int
     expires_at_ns: int
     market_ts_ns: int
+    stop_price: float = 0.0
 
     def __post_init__(self) -> None:
         _coerce_enum(self, "side", Side)
@@ -166,6 +174,13 @@ class TradeDecision:
             _check_u64(name, getattr(self, name))
         if self.expires_at_ns <= self.created_at_ns:
             _fail("expires_at_ns must be after created_at_ns")
+        _check_finite("stop_price", self.stop_price, nonneg=True)
+        if self.intent is Intent.PROTECT and self.stop_price <= 0:
+            _fail("a PROTECT decision needs stop_price > 0")
+        if (self.side is Side.BUY and self.intent is Intent.OPEN
+                and self.stop_price > 0 and self.stop_price >= self.reference_price):  # fmt: skip
+            _fail(f"a BUY/OPEN stop_price must be below reference_price, got {self.stop_price!r}"
+                  f" >= {self.reference_price!r}")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +191,9 @@ class ExecutionConfirmation:
         decision_id: the decision this answers.
         seq: per-executor confirmation sequence number, >= 1, gap-free in send order.
         instrument, side, intent: echoed from the decision.
-        status: filled, partially filled, rejected, expired or failed.
-        reject_code: why it was not (fully) filled; ``NONE`` when filled.
+        status: filled, partially filled, rejected, expired, failed, or (a PROTECT carried out,
+            nothing traded) accepted.
+        reject_code: why it was not (fully) filled; ``NONE`` when filled or accepted.
         executed_qty: base units traded (0 unless executed).
         avg_price: volume-weighted fill price, quote per base unit (0 unless executed).
         fee: quote currency paid (negative for a rebate).
@@ -227,6 +243,13 @@ class ExecutionConfirmation:
                 _fail(f"{self.status.name} needs executed_qty > 0 and avg_price > 0")
             if self.status is Status.FILLED and self.reject_code is not RejectCode.NONE:
                 _fail("FILLED must carry reject_code NONE")
+        elif self.status is Status.ACCEPTED:
+            if self.intent is not Intent.PROTECT:
+                _fail(f"ACCEPTED answers a PROTECT decision only, got intent {self.intent.name}")
+            if self.executed_qty != 0 or self.avg_price != 0 or self.fee != 0:
+                _fail("ACCEPTED must have zero executed_qty, avg_price and fee")
+            if self.reject_code is not RejectCode.NONE:
+                _fail("ACCEPTED must carry reject_code NONE")
         else:
             if self.executed_qty != 0 or self.avg_price != 0 or self.fee != 0:
                 _fail(f"{self.status.name} must have zero executed_qty, avg_price and fee")

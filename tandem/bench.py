@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from protocol import (
+    MESSAGE_SIZES,
     Codec,
     DecisionReason,
     ExecutionConfirmation,
     Instrument,
     Intent,
+    MessageType,
     Side,
     TradeDecision,
     derive_key,
@@ -151,7 +153,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         tandem = _Target(tandem_client, (host, int(port)), _decision_factory(codec, bars.close_ns(10), bars.close[10]))
         echo_client = _Client(None)
         echo_transport, _ = await loop.create_datagram_endpoint(lambda: echo_client, local_addr=("127.0.0.1", 0))
-        size = 104  # a decision's size, so both paths carry the same payload
+        size = MESSAGE_SIZES[MessageType.DECISION]  # a decision's size, so both paths carry the same payload
         floor = _Target(echo_client, ("127.0.0.1", echo_ready["port"]), lambda i: i.to_bytes(8, "little").ljust(size, b"\0"))
         n, w, warm = opts.rounds, opts.window, opts.warmup
         result = {

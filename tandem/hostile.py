@@ -147,6 +147,16 @@ def _filled_with_code(r: random.Random, b: bytearray) -> None:
     b[5], b[6] = Status.FILLED, r.randint(1, 9)  # FILLED needs reject_code NONE (and qty, price > 0)
 
 
+def _accepted_but_traded(r: random.Random, b: bytearray) -> None:
+    b[4], b[5], b[6] = Intent.PROTECT, Status.ACCEPTED, 0  # ACCEPTED trades nothing (SPEC §6.2)
+    struct.pack_into("<d", b, 64, r.uniform(1e-9, 10.0))
+
+
+def _protect_without_stop(r: random.Random, b: bytearray) -> None:
+    b[4] = Intent.PROTECT  # a PROTECT needs stop_price > 0 (SPEC §6.1)
+    struct.pack_into("<d", b, 88, r.choice((0.0, -0.0)))
+
+
 _FIELD_BREAKERS: dict[int, tuple[Breaker, ...]] = {
     MessageType.DECISION: (
         _put("B", 2, _choice(_reserved(0x01))), _put("B", 3, _choice(_BAD["side"])),
@@ -154,6 +164,7 @@ _FIELD_BREAKERS: dict[int, tuple[Breaker, ...]] = {
         _put("H", 6, lambda r, b: r.randint(10_001, 65_535)), _put("Q", 8, lambda r, b: 0), _bad_symbol,
         _put("d", 48, _bad_positive_float), _put("d", 56, _bad_positive_float),
         _put("Q", 72, lambda r, b: r.randint(0, struct.unpack_from("<Q", b, 64)[0])),  # expires <= created
+        _put("d", 88, _bad_nonneg_float), _protect_without_stop,
     ),
     MessageType.CONFIRMATION: (
         _put("B", 2, _choice(_reserved(0x03))), _put("B", 3, _choice(_BAD["side"])),
@@ -162,7 +173,7 @@ _FIELD_BREAKERS: dict[int, tuple[Breaker, ...]] = {
         _bad_venue_padding,
         _put("Q", 16, lambda r, b: 0), _put("Q", 24, lambda r, b: 0), _put("d", 64, _bad_nonneg_float),
         _put("d", 72, _bad_nonneg_float), _put("d", 80, _choice((math.nan, math.inf, -math.inf))),
-        _executed_but_refused, _filled_with_code,
+        _executed_but_refused, _filled_with_code, _accepted_but_traded,
     ),
     MessageType.REPLAY_REQUEST: (
         _put("B", 2, _choice(_reserved(0))), _put("B", 3, lambda r, b: r.randint(1, 255)),
@@ -255,19 +266,23 @@ class HostileDatagrams:
         )
         side, intent = r.choice(list(Side)), r.choice(list(Intent))
         if mtype == 0:
+            ref = r.uniform(0.01, 1e5)
+            stop = ref * r.uniform(0.5, 0.99) if intent is Intent.PROTECT or r.random() < 0.5 else 0.0
             return TradeDecision(
                 decision_id=r.randint(1, _U64_MAX), instrument=inst, side=side, intent=intent,
                 reason=r.choice(list(DecisionReason)), quantity=r.uniform(1e-6, 10.0),
-                reference_price=r.uniform(0.01, 1e5), max_slippage_bps=r.randint(0, 10_000),
-                created_at_ns=now, expires_at_ns=now + 10 * _S, market_ts_ns=now,
+                reference_price=ref, max_slippage_bps=r.randint(0, 10_000),
+                created_at_ns=now, expires_at_ns=now + 10 * _S, market_ts_ns=now, stop_price=stop,
             )  # fmt: skip
         if mtype == 1:
             status = r.choice(list(Status))
             done = status.executed
+            if status is Status.ACCEPTED:  # answers a PROTECT only, reject code NONE
+                intent = Intent.PROTECT
             return ExecutionConfirmation(
                 decision_id=r.randint(1, _U64_MAX), seq=r.randint(1, _U64_MAX), instrument=inst, side=side,
                 intent=intent, status=status,
-                reject_code=RejectCode(0 if status is Status.FILLED else r.randint(1 - done, 9)),
+                reject_code=RejectCode(0 if status in (Status.FILLED, Status.ACCEPTED) else r.randint(1 - done, 9)),
                 executed_qty=r.uniform(1e-6, 10.0) if done else 0.0,
                 avg_price=r.uniform(0.01, 1e5) if done else 0.0, fee=r.uniform(-1.0, 10.0) if done else 0.0,
                 executed_at_ns=now if done else 0, venue_ref=r.randbytes(r.randint(1, 16)) if done else b"",

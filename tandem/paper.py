@@ -49,8 +49,12 @@ def _flags(settings: PaperSettings, cls: type, **override: Any) -> list[str]:
         if name in ("bus_secret",) or name not in values or values[name] is None:
             continue
         value = values[name]
+        flag = name.replace("_", "-")
+        if isinstance(value, bool):  # implicit flags (cli_implicit_flags): --name / --no-name, no value
+            out.append(f"--{flag}" if value else f"--no-{flag}")
+            continue
         text = json.dumps(value) if isinstance(value, dict) else str(value)
-        out += ["--" + name.replace("_", "-"), text]
+        out += ["--" + flag, text]
     return out
 
 

@@ -5,6 +5,8 @@ Times are Unix ns; ``T0`` is a UTC midnight (2023-11-15 00:00Z) so day-boundary 
 
 from __future__ import annotations
 
+import dataclasses
+
 from protocol import ExecutionConfirmation, Instrument, Intent, RejectCode, Side, Status, TradeDecision
 from tandem.marketdata import Bar
 
@@ -31,14 +33,16 @@ def filled(
     instrument: Instrument = BTC,
     partial: bool = False,
     seq: int | None = None,
+    intent: Intent | None = None,
 ) -> ExecutionConfirmation:
-    """An executed confirmation (FILLED, or PARTIALLY_FILLED with ``partial``)."""
+    """An executed confirmation (FILLED, or PARTIALLY_FILLED with ``partial``); ``intent`` defaults
+    to OPEN for a buy, CLOSE for a sell."""
     return ExecutionConfirmation(
         decision_id=decision_id,
         seq=seq or decision_id,
         instrument=instrument,
         side=side,
-        intent=Intent.OPEN if side is Side.BUY else Intent.CLOSE,
+        intent=intent or (Intent.OPEN if side is Side.BUY else Intent.CLOSE),
         status=Status.PARTIALLY_FILLED if partial else Status.FILLED,
         reject_code=RejectCode.SLIPPAGE_EXCEEDED if partial else RejectCode.NONE,
         executed_qty=qty,
@@ -73,16 +77,30 @@ def failed(
     )
 
 
-def fill(decision: TradeDecision, price: float | None = None, *, fee: float = 0.0) -> ExecutionConfirmation:
-    """The executor's FILLED answer to ``decision``, at its reference price unless ``price``."""
-    return filled(decision.decision_id, decision.side, decision.quantity,
+def fill(
+    decision: TradeDecision, price: float | None = None, *, fee: float = 0.0, qty: float | None = None
+) -> ExecutionConfirmation:
+    """The executor's FILLED answer to ``decision``, at its reference price unless ``price``; with
+    ``qty`` below the decision's quantity, PARTIALLY_FILLED for that quantity."""
+    partial = qty is not None and qty < decision.quantity
+    return filled(decision.decision_id, decision.side, decision.quantity if qty is None else qty,
                   decision.reference_price if price is None else price, decision.market_ts_ns,
-                  fee=fee, instrument=decision.instrument)  # fmt: skip
+                  fee=fee, instrument=decision.instrument, partial=partial, intent=decision.intent)  # fmt: skip
+
+
+def accept(decision: TradeDecision) -> ExecutionConfirmation:
+    """The executor's ACCEPTED answer to a PROTECT decision: the stop moved, nothing traded."""
+    return ExecutionConfirmation(
+        decision_id=decision.decision_id, seq=decision.decision_id, instrument=decision.instrument,
+        side=decision.side, intent=decision.intent, status=Status.ACCEPTED, reject_code=RejectCode.NONE,
+        executed_qty=0.0, avg_price=0.0, fee=0.0, executed_at_ns=decision.market_ts_ns,
+    )  # fmt: skip
 
 
 def refuse(decision: TradeDecision, status: Status = Status.REJECTED) -> ExecutionConfirmation:
-    """The executor's not-executed answer to ``decision``."""
-    return failed(decision.decision_id, decision.side, status, decision.market_ts_ns, instrument=decision.instrument)
+    """The executor's not-executed answer to ``decision`` (its intent echoed)."""
+    conf = failed(decision.decision_id, decision.side, status, decision.market_ts_ns, instrument=decision.instrument)
+    return dataclasses.replace(conf, intent=decision.intent)
 
 
 def bar(close: float, ts_ms: int = T0 // MS) -> Bar:

@@ -1,4 +1,4 @@
-"""Generate ``protocol/vectors.json``, the golden vectors of protocol v1, from the codec.
+"""Generate ``protocol/vectors.json``, the golden vectors of protocol v2, from the codec.
 
 Usage::
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
     return [
         (
             "decision_buy_open_btc_usdt",
-            "BUY to OPEN 0.0625 BTC/USDT on a strategy signal, 50 bps slippage, 30 s to live.",
+            "BUY to OPEN 0.0625 BTC/USDT on a strategy signal, 50 bps slippage, 30 s to live, with a "
+            "protective stop at 34155.25 (about 8 % below the reference price).",
             TradeDecision(
                 decision_id=1,
                 instrument=btc,
@@ -104,6 +106,7 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
                 created_at_ns=created_1,
                 expires_at_ns=created_1 + 30 * S,
                 market_ts_ns=created_1 - 250 * MS,
+                stop_price=34155.25,
             ),
         ),
         (
@@ -121,6 +124,25 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
                 created_at_ns=created_2,
                 expires_at_ns=created_2 + 10 * S,
                 market_ts_ns=created_2,
+            ),
+        ),
+        (
+            "decision_sell_protect_trailing_btc_usdt",
+            "PROTECT the 0.0625 BTC/USDT long: move its protective stop up to the trailing stop 39425.5 "
+            "(SELL is the closing side; nothing trades unless the stop already filled).",
+            TradeDecision(
+                decision_id=6,
+                instrument=btc,
+                side=Side.SELL,
+                intent=Intent.PROTECT,
+                reason=DecisionReason.TRAILING_TAKE_PROFIT,
+                quantity=0.0625,
+                reference_price=41500.5,
+                max_slippage_bps=50,
+                created_at_ns=created_1,
+                expires_at_ns=created_1 + 30 * S,
+                market_ts_ns=created_1 - 250 * MS,
+                stop_price=39425.5,
             ),
         ),
         (
@@ -220,6 +242,27 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
             ),
         ),
         (
+            "confirmation_accepted_protect",
+            "Decision 6 ACCEPTED: the protective stop is on the venue at the new price; nothing traded, "
+            "reject code NONE, venue_ref is the stop order's id.",
+            ExecutionConfirmation(
+                decision_id=6,
+                seq=6,
+                instrument=btc,
+                side=Side.SELL,
+                intent=Intent.PROTECT,
+                status=Status.ACCEPTED,
+                reject_code=RejectCode.NONE,
+                executed_qty=0.0,
+                avg_price=0.0,
+                fee=0.0,
+                executed_at_ns=NOW_NS - 600 * MS,
+                venue_ref=b"41220583344",
+                venue_ref_truncated=False,
+                sent_at_ns=NOW_NS - 500 * MS,
+            ),
+        ),
+        (
             "heartbeat_brain",
             "Brain heartbeat: it has applied confirmations up to seq 5 in order.",
             Heartbeat(
@@ -284,10 +327,11 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
     return [
         ("empty", "Zero bytes: shorter than the 2-byte prefix.", b""),
         ("truncated_confirmation", "A valid confirmation missing its last byte (127 bytes).", conf[:-1]),
-        ("extended_decision", "A valid decision with one extra byte (105 bytes).", dec + b"\0"),
-        ("known_type_wrong_size", "A valid decision (104 bytes) with byte 1 set to 3: a REPLAY_REQUEST "
+        ("extended_decision", "A valid decision with one extra byte (113 bytes).", dec + b"\0"),
+        ("known_type_wrong_size", "A valid decision (112 bytes) with byte 1 set to 3: a REPLAY_REQUEST "
          "must be 40 bytes.", dec[:1] + b"\x03" + dec[2:]),
-        ("wrong_version", "A valid decision with byte 0 set to 2.", b"\x02" + dec[1:]),
+        ("wrong_version", "A valid decision with byte 0 set to 1, as a protocol v1 peer sends it.",
+         b"\x01" + dec[1:]),
         ("unknown_type", "A valid decision with byte 1 set to 9 (no such type).",
          dec[:1] + b"\x09" + dec[2:]),
         ("bad_tag", "A valid decision with the last tag bit flipped.", dec[:-1] + bytes([dec[-1] ^ 0x01])),
@@ -296,6 +340,8 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
         ("decision_unknown_side", "Authentic decision with side = 3.", _patched(key, dec, 3, b"\x03")),
         ("decision_reserved_flag", "Authentic decision with flag bit 0x02 set (confirmation-only bit).",
          _patched(key, dec, 2, b"\x02")),
+        ("decision_negative_stop_price", "Authentic decision with stop_price = -1.0 (must be >= 0).",
+         _patched(key, dec, 88, struct.pack("<d", -1.0))),
         ("confirmation_inconsistent_status", "Authentic FILLED confirmation with reject code 1.",
          _patched(key, conf, 6, b"\x01")),
         ("replay_request_from_seq_0", "Authentic replay request with from_seq = 0.",
@@ -352,7 +398,7 @@ def build() -> str:
             }
         )
     doc = {
-        "description": "Golden vectors of tandem protocol v1; see protocol/SPEC.md, 'Golden vectors'.",
+        "description": "Golden vectors of tandem protocol v2; see protocol/SPEC.md, 'Golden vectors'.",
         "protocol_version": protocol.PROTOCOL_VERSION,
         "secret_hex": SECRET.hex(),
         "key_hex": key.hex(),

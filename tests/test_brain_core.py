@@ -7,13 +7,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from factories import BTC, DAY, MIN, MS, T0, bar, fill, refuse
+from factories import BTC, DAY, MIN, MS, T0, accept, bar, fill, refuse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brain.core import BrainConfig, BrainCore, SkipReason, Step
 from brain.exits import ExitRules
-from brain.risk import BreakerKind, BreakerRules, CircuitBreakers
+from brain.risk import Approved, BreakerKind, BreakerRules, CircuitBreakers
 from brain.tracker import Applied, PositionTracker
 from protocol import DecisionReason, Intent, Side, Status, TradeDecision
 from tandem.marketdata import Bar
@@ -38,9 +38,11 @@ class Scripted:
 class Rig:
     """A BrainCore with real tracker and breakers, a scripted strategy and a scripted clock."""
 
-    def __init__(self, entry_fraction: float = 0.05, lot_size: float = 0.0) -> None:
+    def __init__(self, entry_fraction: float = 0.05, lot_size: float = 0.0, exchange_stops: bool = False,
+                 protect_step_bps: float = 25.0) -> None:  # fmt: skip
         self.strategy = Scripted()
-        self.config = BrainConfig(BTC, entry_fraction=entry_fraction, lot_size=lot_size)
+        self.config = BrainConfig(BTC, entry_fraction=entry_fraction, lot_size=lot_size,
+                                  exchange_stops=exchange_stops, protect_step_bps=protect_step_bps)  # fmt: skip
         self.tracker = PositionTracker(CASH, ExitRules())
         self.core = BrainCore(self.config, self.strategy, self.tracker, CircuitBreakers(BreakerRules()),
                               itertools.count(1).__next__)  # fmt: skip
@@ -57,6 +59,11 @@ class Rig:
         [d] = self.bar(price, Side.BUY).decisions
         assert self.core.on_confirmation(fill(d)).applied is Applied.OPENED
         return d
+
+    def alive(self, close: float, *, executor_alive: bool = True) -> Step:
+        """One bar without a signal, with the link's verdict on the executor."""
+        self.now += MIN
+        return self.core.on_bar(bar(close, self.now // MS - 60_000), self.now, self.now + WALL_LAG, executor_alive)
 
 
 def snapshot(t: PositionTracker) -> tuple[Any, ...]:
@@ -316,3 +323,173 @@ def test_silent_executor_blocks_entries_but_not_exits() -> None:
     step = r.core.on_bar(bar(91.0, r.now // MS - 60_000), r.now, r.now + WALL_LAG, executor_alive=False)
     [d] = step.decisions
     assert (d.side, d.reason) == (Side.SELL, DecisionReason.STOP_LOSS)
+
+
+# -- protective stops (protocol v2) -------------------------------------------------------
+
+
+def test_entry_carries_the_plans_hard_stop() -> None:
+    """A BUY/OPEN carries stop_price = the exit plan's hard stop from its reference price (8 % below)."""
+    r = Rig()
+    [d] = r.bar(100.0, Side.BUY).decisions
+    assert d.stop_price == 100.0 * (1 - ExitRules().stop_loss_pct / 100) == pytest.approx(92.0)
+    r.core.on_confirmation(fill(d))
+    assert r.core.stop_on_venue(BTC) == d.stop_price  # counted as placed once the entry filled
+    [sell] = r.bar(101.0, Side.SELL).decisions
+    assert sell.stop_price == 0.0  # exits carry none
+
+
+def test_exchange_stops_off_sends_no_protect() -> None:
+    """With exchange_stops off (the default), a rally that arms and raises the trailing stop sends nothing."""
+    r = Rig()
+    r.open(100.0)
+    for close in (105.0, 113.0, 120.0, 125.0):
+        assert r.bar(close).decisions == ()
+    assert r.core.protective_level(BTC) == pytest.approx(125.0 * 0.95)
+    assert r.core.protect_now(r.now) == ()
+
+
+def test_protect_follows_the_trailing_stop_in_steps() -> None:
+    """With exchange_stops on: no PROTECT below the step; once the trailing stop is 25 bps above the
+    venue's level, one SELL/PROTECT for the position's quantity at that level, priced at the mark."""
+    r = Rig(exchange_stops=True)
+    d = r.open(100.0)
+    assert r.core.protect_now(r.now) == ()  # filled at the reference: nothing due
+    assert r.bar(105.0).decisions == ()  # plan stop 92 unchanged, trailing not active
+    [p] = r.bar(113.0).decisions  # trailing active: 113 * 0.95 = 107.35 >> 92
+    assert (p.side, p.intent, p.reason) == (Side.SELL, Intent.PROTECT, DecisionReason.TRAILING_TAKE_PROFIT)
+    assert p.quantity == d.quantity and p.reference_price == 113.0
+    assert p.stop_price == pytest.approx(113.0 * 0.95) and p.market_ts_ns == r.now
+    assert r.core.on_confirmation(accept(p)).applied is Applied.ACCEPTED
+    assert r.core.stop_on_venue(BTC) == p.stop_price and r.tracker.position(BTC).quantity == d.quantity
+    assert r.bar(113.2).decisions == ()  # +17.7 bps: below the 25 bps step
+    [p2] = r.bar(113.4).decisions  # +35 bps over the level on the venue
+    assert p2.stop_price == pytest.approx(113.4 * 0.95) and p2.reason is DecisionReason.TRAILING_TAKE_PROFIT
+
+
+def test_one_protect_in_flight_per_position() -> None:
+    """While a PROTECT awaits its confirmation no other is sent, however far the level rises."""
+    r = Rig(exchange_stops=True)
+    r.open(100.0)
+    [p] = r.bar(113.0).decisions
+    assert r.bar(118.0).decisions == () and r.bar(124.0).decisions == ()
+    r.core.on_confirmation(accept(p))
+    [p2] = r.bar(124.0).decisions
+    assert p2.stop_price == pytest.approx(124.0 * 0.95)
+
+
+def test_entry_filled_above_reference_is_protected_at_once() -> None:
+    """An entry filled above its reference has a plan stop above the one it carried: protect_now sends a
+    STOP_LOSS PROTECT right away, at the fill's price and time, whatever the step."""
+    r = Rig(exchange_stops=True, protect_step_bps=1_000)
+    [d] = r.bar(100.0, Side.BUY).decisions
+    r.core.on_confirmation(fill(d, price=100.02))  # 2 bps of slippage
+    [p] = r.core.protect_now(r.now + WALL_LAG)
+    assert (p.intent, p.reason, p.side) == (Intent.PROTECT, DecisionReason.STOP_LOSS, Side.SELL)
+    assert p.stop_price == pytest.approx(100.02 * 0.92) and p.stop_price > d.stop_price
+    assert (p.reference_price, p.market_ts_ns, p.quantity) == (100.02, d.market_ts_ns, d.quantity)
+    assert r.core.protect_now(r.now) == ()  # in flight: not twice
+    r.core.on_confirmation(accept(p))
+    assert r.bar(100.5).decisions == ()
+
+
+def test_protect_due_at_once_goes_out_on_the_next_bar_if_not_taken() -> None:
+    """If the shell does not call protect_now, the next bar sends the due PROTECT, step or not."""
+    r = Rig(exchange_stops=True, protect_step_bps=1_000)
+    [d] = r.bar(100.0, Side.BUY).decisions
+    r.core.on_confirmation(fill(d, price=100.02))
+    [p] = r.bar(100.01).decisions
+    assert p.intent is Intent.PROTECT and p.stop_price == pytest.approx(100.02 * 0.92)
+    assert p.reference_price == 100.01  # the mark
+
+
+def test_protect_is_never_blocked_by_breakers_or_a_silent_executor() -> None:
+    """A tripped breaker and a silent executor block entries, not PROTECTs (DESIGN invariant 3)."""
+    r = Rig(entry_fraction=1.0, exchange_stops=True)
+    r.open(100.0)
+    assert r.bar(95.0).trip.kind is BreakerKind.DAILY_LOSS  # type: ignore[union-attr]
+    step = r.alive(113.0, executor_alive=False)
+    assert not isinstance(r.core.breakers.check_entry(r.now), Approved)
+    [p] = step.decisions
+    assert p.intent is Intent.PROTECT and p.reason is DecisionReason.TRAILING_TAKE_PROFIT
+
+
+def test_refused_protect_changes_nothing_and_is_retried_a_step_higher() -> None:
+    """A REJECTED PROTECT changes nothing (the venue keeps the entry's stop); its level counts as sent, so
+    the next PROTECT goes once the level is a step above it, not on every bar."""
+    r = Rig(exchange_stops=True)
+    d = r.open(100.0)
+    [p] = r.bar(113.0).decisions
+    assert r.core.on_confirmation(refuse(p)).applied is Applied.NOT_EXECUTED
+    assert r.core.stop_on_venue(BTC) == d.stop_price and r.tracker.position(BTC).quantity == d.quantity
+    assert r.bar(113.0).decisions == () and r.bar(113.2).decisions == ()
+    [again] = r.bar(113.4).decisions
+    assert again.intent is Intent.PROTECT and again.stop_price == pytest.approx(113.4 * 0.95)
+
+
+def test_protect_filled_on_the_venue_closes_with_stop_loss() -> None:
+    """A PROTECT answered FILLED (the venue's stop already filled) closes the position; exit reason STOP_LOSS."""
+    r = Rig(exchange_stops=True)
+    r.open(100.0)
+    [p] = r.bar(113.0).decisions
+    result = r.core.on_confirmation(fill(p, price=107.3))
+    assert result.applied is Applied.CLOSED and result.trade is not None
+    assert result.trade.exit_reason is DecisionReason.STOP_LOSS
+    assert r.tracker.position(BTC) is None and r.core.stop_on_venue(BTC) is None
+    assert r.bar(114.0).decisions == ()
+
+
+def test_partial_entry_opens_the_executed_quantity() -> None:
+    """An entry PARTIALLY_FILLED opens a position of the executed quantity with its plan and stop."""
+    r = Rig(exchange_stops=True)
+    [d] = r.bar(100.0, Side.BUY).decisions
+    result = r.core.on_confirmation(fill(d, qty=2.0))
+    assert result.applied is Applied.OPENED and r.tracker.position(BTC).quantity == 2.0
+    assert r.tracker.exit_watch(BTC) is not None and r.core.stop_on_venue(BTC) == d.stop_price
+    [p] = r.bar(113.0).decisions
+    assert p.quantity == 2.0
+
+
+@pytest.mark.parametrize("rebound", [91.0, 95.0])
+def test_partial_exit_is_finished_on_the_next_bar(rebound: float) -> None:
+    """A stop-loss exit PARTIALLY_FILLED leaves a reduced position whose plan stays active, and the next
+    bar sends a SELL/CLOSE STOP_LOSS for the remainder even if the price is back above the stop."""
+    r = Rig()
+    r.open(100.0)
+    [d] = r.bar(91.0).decisions
+    result = r.core.on_confirmation(fill(d, qty=2.0))
+    assert result.applied is Applied.REDUCED and r.core.pending == {}
+    assert r.tracker.position(BTC).quantity == 3.0 and r.tracker.exit_watch(BTC) is not None
+    [rest] = r.bar(rebound).decisions
+    assert (rest.side, rest.intent, rest.reason, rest.quantity) == (Side.SELL, Intent.CLOSE, DecisionReason.STOP_LOSS, 3.0)
+    assert r.core.on_confirmation(fill(rest)).applied is Applied.CLOSED
+    assert [t.exit_reason for t in r.tracker.closed_trades] == [DecisionReason.STOP_LOSS] * 2
+    assert r.bar(rebound).decisions == ()
+
+
+def test_partial_signal_exit_is_finished_with_its_reason() -> None:
+    """A SELL signal's exit that partly fills is finished on the next bar with reason SIGNAL, no new signal needed."""
+    r = Rig()
+    r.open(100.0)
+    [d] = r.bar(101.0, Side.SELL).decisions
+    r.core.on_confirmation(fill(d, qty=1.0))
+    [rest] = r.bar(102.0).decisions
+    assert (rest.reason, rest.quantity) == (DecisionReason.SIGNAL, 4.0)
+
+
+def test_protect_partially_filled_reduces_and_the_rest_is_closed() -> None:
+    """The venue's stop partly filled: REDUCED with exit reason STOP_LOSS, and the next bar closes the rest."""
+    r = Rig(exchange_stops=True)
+    r.open(100.0)
+    [p] = r.bar(113.0).decisions
+    result = r.core.on_confirmation(fill(p, price=107.3, qty=1.5))
+    assert result.applied is Applied.REDUCED and result.trade.exit_reason is DecisionReason.STOP_LOSS
+    [rest] = r.bar(110.0).decisions
+    assert (rest.intent, rest.reason, rest.quantity) == (Intent.CLOSE, DecisionReason.STOP_LOSS, 3.5)
+
+
+def test_protect_step_must_be_positive() -> None:
+    """protect_step_bps of 0 or less is refused when the config is built."""
+    for bad in (0.0, -5.0):
+        with pytest.raises(ValueError):
+            BrainConfig(BTC, protect_step_bps=bad)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from brain.exits import ExitRules
 from brain.tracker import Applied, PositionTracker
-from protocol import DecisionReason, ExecutionConfirmation, Side, Status
+from protocol import DecisionReason, ExecutionConfirmation, Intent, RejectCode, Side, Status
 
 CASH = 10_000.0
 RULES = ExitRules()
@@ -229,3 +229,64 @@ def test_replay_into_a_fresh_tracker_rebuilds_identical_state(confs: list[Execut
     assert results_first == results_second
     assert state(first) == state(second)
     assert all(first.is_applied(c.decision_id) for c in confs)
+
+
+# -- PROTECT confirmations and partial fills (protocol v2) ----------------------------------
+
+
+def _accepted(decision_id: int, instrument: Any = BTC) -> ExecutionConfirmation:
+    return ExecutionConfirmation(
+        decision_id=decision_id, seq=decision_id, instrument=instrument, side=Side.SELL, intent=Intent.PROTECT,
+        status=Status.ACCEPTED, reject_code=RejectCode.NONE, executed_qty=0.0, avg_price=0.0, fee=0.0,
+        executed_at_ns=T0 + MIN,
+    )  # fmt: skip
+
+
+def test_accepted_protect_changes_nothing() -> None:
+    """An ACCEPTED PROTECT (stop moved on the venue) leaves cash, positions, P&L and plan as they were."""
+    t = tracker()
+    t.apply(filled(1, Side.BUY, 2, 100.0))
+    t.mark(BTC, 115.0, T0 + MIN)  # trailing armed: the watch's peak must survive too
+    before, peak = state(t), t.exit_watch(BTC).peak  # type: ignore[union-attr]
+    result = t.apply(_accepted(2), DecisionReason.TRAILING_TAKE_PROFIT)
+    assert result.applied is Applied.ACCEPTED and result.position == t.position(BTC)
+    assert state(t) == before and t.exit_watch(BTC).peak == peak == 115.0  # type: ignore[union-attr]
+    assert t.is_applied(2) and t.apply(_accepted(2)).applied is Applied.DUPLICATE
+
+
+def test_accepted_protect_while_flat_changes_nothing() -> None:
+    """An ACCEPTED PROTECT with no position is not an anomaly and changes nothing."""
+    t = tracker()
+    before = state(t)
+    assert t.apply(_accepted(1)).applied is Applied.ACCEPTED
+    assert state(t) == before and t.anomalies == 0
+
+
+@pytest.mark.parametrize("reason", [DecisionReason.STOP_LOSS, DecisionReason.TRAILING_TAKE_PROFIT, None])
+def test_protect_stop_filled_on_the_venue_is_a_stop_loss_sell(reason: DecisionReason | None) -> None:
+    """A PROTECT answered FILLED is applied as the sell it is; its trade's exit reason is STOP_LOSS."""
+    t = tracker()
+    t.apply(filled(1, Side.BUY, 2, 100.0))
+    result = t.apply(filled(2, Side.SELL, 2, 107.0, T0 + DAY, fee=0.5, intent=Intent.PROTECT), reason)
+    assert result.applied is Applied.CLOSED and t.position(BTC) is None and t.exit_watch(BTC) is None
+    assert result.trade is not None and result.trade.exit_reason is DecisionReason.STOP_LOSS
+    assert t.realized_pnl == 14 and t.cash == CASH + 14 - 0.5
+
+
+def test_protect_partially_filled_reduces_and_keeps_the_plan() -> None:
+    """A PROTECT whose stop partly filled reduces the position (STOP_LOSS trade) and keeps its exit plan."""
+    t = tracker()
+    t.apply(filled(1, Side.BUY, 4, 100.0))
+    plan = t.exit_watch(BTC).plan  # type: ignore[union-attr]
+    result = t.apply(filled(2, Side.SELL, 1, 92.0, partial=True, intent=Intent.PROTECT), DecisionReason.TRAILING_TAKE_PROFIT)
+    assert result.applied is Applied.REDUCED and t.position(BTC).quantity == 3  # type: ignore[union-attr]
+    assert result.trade is not None and result.trade.exit_reason is DecisionReason.STOP_LOSS
+    assert t.exit_watch(BTC).plan == plan  # type: ignore[union-attr]
+
+
+def test_partial_entry_opens_the_executed_quantity() -> None:
+    """An entry PARTIALLY_FILLED opens a position of the executed quantity, with its plan."""
+    t = tracker()
+    result = t.apply(filled(1, Side.BUY, 1.25, 100.0, partial=True))
+    assert result.applied is Applied.OPENED and t.position(BTC).quantity == 1.25  # type: ignore[union-attr]
+    assert t.cash == CASH - 125 and t.exit_watch(BTC) is not None

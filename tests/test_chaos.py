@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 from protocol import (
+    CONFIRMATION_SIZE,
+    DECISION_SIZE,
+    HEARTBEAT_SIZE,
+    REPLAY_REQUEST_SIZE,
     AuthenticationFailed,
     Codec,
     DecisionReason,
@@ -232,7 +236,7 @@ async def test_proxy_counters_add_up_and_classify() -> None:
         others = [CODEC.encode(ReplayRequest(3), sent_at_ns=time.time_ns()),
                   CODEC.encode(Heartbeat(Role.BRAIN, 0, 99), sent_at_ns=time.time_ns())]  # fmt: skip
         await _send_all(sender, proxy.decision_addr, decisions + decisions[:10] + others)
-        await _send_all(sender, proxy.confirm_addr, [_confirmation(s) for s in (1, 2, 3, 2)] + [b"\x01\x09junk"])
+        await _send_all(sender, proxy.confirm_addr, [_confirmation(s) for s in (1, 2, 3, 2)] + [b"\x02\x09junk"])
         st = proxy.stats
         assert st.by_kind("received", "decisions") == {
             "decision_new": 50, "decision_retransmit": 10, "heartbeat": 1, "replay_request": 1}  # fmt: skip
@@ -297,7 +301,8 @@ async def test_proxy_injects_forged_replayed_and_reflected() -> None:
 def test_fault_model_same_seed_same_faults() -> None:
     """The same seed gives the same fault decisions, whatever the datagram sizes; another seed does not."""
     rates = FaultRates(loss=0.2, duplicate=0.1, reorder=0.1, delay=0.1, corrupt=0.1)
-    sizes = [random.Random(5).choice((40, 48, 104, 128)) for _ in range(500)]
+    sizes = [random.Random(5).choice((REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE, DECISION_SIZE, CONFIRMATION_SIZE))
+             for _ in range(500)]  # fmt: skip
 
     def decisions(seed: int, sizes: list[int] = sizes) -> list[Faults]:
         model = FaultModel(rates, random.Random(seed))
@@ -316,7 +321,7 @@ def test_seed_7_faults_every_kind_early() -> None:
     from tandem.chaos import ChaosSettings
 
     model = FaultModel(ChaosSettings().rates(), random.Random("7:decisions:faults"))
-    early = [model.decide(n) for n in [104, 48, 40] * 7 + [104]]
+    early = [model.decide(n) for n in [DECISION_SIZE, HEARTBEAT_SIZE, REPLAY_REQUEST_SIZE] * 7 + [DECISION_SIZE]]
     for kind in ("drop", "bits", "duplicate", "hold_s", "delay_s"):
         assert any(getattr(f, kind) for f in early), kind
 

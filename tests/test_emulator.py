@@ -359,3 +359,203 @@ async def test_standalone_process_prints_port_and_ca(tmp_path):
     finally:
         proc.terminate()
         await proc.wait()
+
+
+# ------------------------------------------------------------------------------ IOC / FOK
+async def test_spot_ioc_limit_fills_at_the_open_or_expires(emu, spot):
+    """IOC LIMIT: crossing fills at the next open (taker); the rest EXPIRES at once, locks released."""
+    above, below = BARS.open[0] + 100, BARS.open[0] - 100
+    o = await spot.create_order(SYM, "limit", "buy", 0.01, above, {"timeInForce": "IOC", "newClientOrderId": "ioc-1"})
+    assert o["status"] == "closed" and o["filled"] == 0.01 and o["average"] == BARS.open[0]
+    assert o["info"]["timeInForce"] == "IOC" and o["info"]["fills"][0]["price"] == f"{BARS.open[0]:.8f}"
+    x = await spot.create_order(SYM, "limit", "buy", 0.01, below, {"timeInForce": "IOC", "newClientOrderId": "ioc-2"})
+    assert x["status"] == "expired" and x["filled"] == 0 and x["remaining"] == 0.01
+    info = x["info"]
+    assert info["status"] == "EXPIRED" and info["executedQty"] == "0.00000000" and info["fills"] == []
+    assert info["cummulativeQuoteQty"] == "0.00000000" and info["origQty"] == "0.01000000"
+    bal = await spot.fetch_balance()
+    assert bal["USDT"]["used"] == 0 and await spot.fetch_open_orders(SYM) == []
+    emu.install_faults(Fault("partial_fill", fraction=0.4))
+    p = await spot.create_order(SYM, "limit", "sell", 0.009, below, {"timeInForce": "IOC", "newClientOrderId": "ioc-3"})
+    assert p["status"] == "expired" and p["filled"] == 0.0036 and p["remaining"] == pytest.approx(0.0054)
+    assert p["info"]["status"] == "EXPIRED" and len(p["info"]["fills"]) == 1
+    assert Decimal(p["info"]["cummulativeQuoteQty"]) == Decimal("0.0036") * Decimal(repr(BARS.open[0]))
+    bal = await spot.fetch_balance()
+    assert bal["BTC"]["used"] == 0 and bal["BTC"]["free"] == pytest.approx(0.00999 - 0.0036)
+    emu.advance_to(BARS.ts_ms[20])  # nothing rests: later bars change nothing
+    got = await spot.fetch_order(None, SYM, {"clientOrderId": "ioc-2"})
+    assert got["status"] == "expired" and got["filled"] == 0
+
+
+async def test_spot_fok_is_all_or_nothing(emu, spot):
+    """FOK: fills completely at the open, or EXPIRES with executedQty 0 (also under partial_fill)."""
+    above, below = BARS.open[0] + 100, BARS.open[0] - 100
+    o = await spot.create_order(SYM, "limit", "buy", 0.01, above, {"timeInForce": "FOK", "newClientOrderId": "fok-1"})
+    assert o["status"] == "closed" and o["filled"] == 0.01 and o["average"] == BARS.open[0]
+    x = await spot.create_order(SYM, "limit", "buy", 0.01, below, {"timeInForce": "FOK", "newClientOrderId": "fok-2"})
+    assert x["status"] == "expired" and x["filled"] == 0 and x["info"]["fills"] == []
+    emu.install_faults(Fault("partial_fill", fraction=0.5))
+    y = await spot.create_order(SYM, "limit", "buy", 0.01, above, {"timeInForce": "FOK", "newClientOrderId": "fok-3"})
+    assert y["status"] == "expired" and y["filled"] == 0 and y["info"]["executedQty"] == "0.00000000"
+    assert (await spot.fetch_balance())["USDT"]["used"] == 0
+    assert len(await spot.fetch_my_trades(SYM)) == 1
+
+
+async def test_usdm_ioc_and_fok(emu, usdm):
+    """USDⓈ-M IOC/FOK: same rules; an expired rest leaves no open order and no margin held."""
+    above, below = BARS.open[0] + 100, BARS.open[0] - 100
+    x = await usdm.create_order(FSYM, "limit", "buy", 0.01, below, {"timeInForce": "IOC", "newClientOrderId": "fi-1"})
+    assert x["status"] == "expired" and x["filled"] == 0 and x["info"]["status"] == "EXPIRED"
+    emu.install_faults(Fault("partial_fill", fraction=0.4))
+    p = await usdm.create_order(FSYM, "limit", "buy", 0.01, above, {"timeInForce": "IOC", "newClientOrderId": "fi-2"})
+    assert p["status"] == "expired" and p["filled"] == 0.004 and p["average"] == BARS.open[0]
+    f = await usdm.create_order(FSYM, "limit", "buy", 0.01, above, {"timeInForce": "FOK", "newClientOrderId": "fi-3"})
+    assert f["status"] == "closed" and f["filled"] == 0.01
+    assert await usdm.fetch_open_orders(FSYM) == []
+    acct = emu.engine.account(KEY)
+    assert acct.positions["BTCUSDT"].amt == Decimal("0.014") and emu.engine.open_order_im(acct, "BTCUSDT") == 0
+
+
+# -------------------------------------------------------------------------- cancelReplace
+async def _btc_under_stop(spot, cid: str = "sl-old") -> tuple[float, dict, int, float]:
+    """Buy 0.01 BTC (0.00999 after fee) and lock all of it under a STOP_LOSS_LIMIT sell."""
+    await spot.create_order(SYM, "market", "buy", 0.01)
+    i, stop = _stop_below(0)
+    qty = 0.00999
+    o = await spot.create_order(SYM, "STOP_LOSS_LIMIT", "sell", qty, stop, {"stopPrice": stop, "newClientOrderId": cid})
+    return qty, o, i, stop
+
+
+async def test_cancel_replace_stop_by_market_sell(emu, spot):
+    """edit_order(None, ..., {'cancelOrigClientOrderId'}) swaps a stop holding all BTC for a market sell."""
+    qty, old, _, _ = await _btc_under_stop(spot)
+    with pytest.raises(ccxt.InsufficientFunds):  # the stop locks the BTC: a plain sell cannot go
+        await spot.create_order(SYM, "market", "sell", qty)
+    new = await spot.edit_order(None, SYM, "market", "sell", qty, None,
+                                {"cancelOrigClientOrderId": "sl-old", "newClientOrderId": "mkt-new"})
+    assert new["id"] != old["id"] and new["clientOrderId"] == "mkt-new"
+    assert new["status"] == "closed" and new["filled"] == qty and new["average"] == BARS.open[0]
+    assert (await spot.fetch_order(old["id"], SYM))["status"] == "canceled"
+    bal = await spot.fetch_balance()
+    assert bal["BTC"]["free"] == 0 and bal["BTC"]["used"] == 0
+    assert await spot.fetch_open_orders(SYM) == []
+
+
+async def test_cancel_replace_stop_by_higher_stop(emu, spot):
+    """A stop replaced (by orderId, and by clientOrderId) with a higher one: one lock, the new one triggers."""
+    qty, old, i, stop = await _btc_under_stop(spot)
+    emu.advance_to(BARS.ts_ms[1])  # bar 0 (its open is the stop + 1) happened; the market is above
+    s2 = await spot.edit_order(old["id"], SYM, "STOP_LOSS_LIMIT", "sell", qty, stop + 1,
+                               {"stopPrice": stop + 1, "newClientOrderId": "sl-2"})
+    assert s2["status"] == "open" and s2["clientOrderId"] == "sl-2" and s2["triggerPrice"] == stop + 1
+    s3 = await spot.edit_order(None, SYM, "limit", "sell", qty, stop + 2,
+                               {"stopPrice": stop + 2, "cancelOrigClientOrderId": "sl-2", "newClientOrderId": "sl-3"})
+    assert s3["info"]["type"] == "STOP_LOSS_LIMIT" and s3["info"]["stopPrice"] == f"{stop + 2:.8f}"
+    assert [o["clientOrderId"] for o in await spot.fetch_open_orders(SYM)] == ["sl-3"]
+    bal = await spot.fetch_balance()
+    assert bal["BTC"]["used"] == pytest.approx(qty) and bal["BTC"]["free"] == 0
+    emu.advance_to(BARS.ts_ms[i] + 1)
+    done = await spot.fetch_order(None, SYM, {"clientOrderId": "sl-3"})
+    assert done["status"] == "closed" and done["average"] == stop + 2
+    states = {o.client_order_id: o.status.value for o in emu.engine.account(KEY).orders["spot"].values()}
+    assert [states[c] for c in ("sl-old", "sl-2", "sl-3")] == ["CANCELED", "CANCELED", "FILLED"]
+
+
+async def test_cancel_replace_cancel_failure_places_nothing(emu, spot):
+    """Cancel of a filled/unknown order: -2022 (HTTP 400) → ccxt BadResponse, no new order."""
+    filled = await spot.create_order(SYM, "market", "buy", 0.01, None, {"newClientOrderId": "done"})
+    before = emu.state()["accounts"][KEY]["spot"]["balances"]
+    with pytest.raises(ccxt.BadResponse, match="-2022") as ei:
+        await spot.edit_order(filled["id"], SYM, "market", "sell", 0.005, None, {"newClientOrderId": "never"})
+    body = json.loads(str(ei.value).split(" ", 1)[1])
+    assert body["data"] == {"cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+                            "cancelResponse": {"code": -2011, "msg": "Unknown order sent."}, "newOrderResponse": None}
+    assert not isinstance(ei.value, ccxt.ExchangeError) and isinstance(ei.value, ccxt.OperationFailed)
+    with pytest.raises(ccxt.OrderNotFound):
+        await spot.fetch_order(None, SYM, {"clientOrderId": "never"})
+    assert emu.state()["accounts"][KEY]["spot"]["balances"] == before
+    status, raw = await _signed(emu.session(), "POST", "/api/v3/order/cancelReplace", {
+        "symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.005",
+        "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrigClientOrderId": "nobody", "newClientOrderId": "never2"})
+    assert status == 400 and raw["code"] == -2022 and raw["msg"] == "Order cancel-replace failed."
+    assert raw["data"]["newOrderResult"] == "NOT_ATTEMPTED"
+    status, raw = await _signed(emu.session(), "POST", "/api/v3/order/cancelReplace", {  # ALLOW_FAILURE places it
+        "symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.005",
+        "cancelReplaceMode": "ALLOW_FAILURE", "cancelOrigClientOrderId": "nobody", "newClientOrderId": "anyway"})
+    assert status == 409 and raw["code"] == -2021 and raw["msg"] == "Order cancel-replace partially failed."
+    assert raw["data"]["cancelResult"] == "FAILURE" and raw["data"]["newOrderResult"] == "SUCCESS"
+    assert raw["data"]["newOrderResponse"]["status"] == "FILLED"
+    assert (await spot.fetch_order(None, SYM, {"clientOrderId": "anyway"}))["filled"] == 0.005
+
+
+async def test_cancel_replace_new_order_failure_leaves_old_cancelled(emu, spot):
+    """Cancel ok, new order rejected by the engine: -2021 (HTTP 409) → BadResponse; old stays CANCELED.
+
+    A filter failure of the new order is checked first: plain -1013, nothing cancelled."""
+    qty, old, _, _ = await _btc_under_stop(spot)
+    with pytest.raises(ccxt.BadRequest, match="MIN_NOTIONAL"):  # -1013, checked before the cancel
+        await spot.edit_order(old["id"], SYM, "market", "sell", 0.0001, None, {"newClientOrderId": "tiny"})
+    assert (await spot.fetch_order(old["id"], SYM))["status"] == "open"
+    high = BARS.open[0] + 500  # a sell stop above the market would trigger immediately
+    with pytest.raises(ccxt.BadResponse, match="-2021") as ei:
+        await spot.edit_order(old["id"], SYM, "STOP_LOSS_LIMIT", "sell", qty, high,
+                              {"stopPrice": high, "newClientOrderId": "too-high"})
+    data = json.loads(str(ei.value).split(" ", 1)[1])["data"]
+    assert data["cancelResult"] == "SUCCESS" and data["newOrderResult"] == "FAILURE"
+    assert data["cancelResponse"]["status"] == "CANCELED" and data["cancelResponse"]["orderId"] == int(old["id"])
+    assert data["newOrderResponse"] == {"code": -2010, "msg": "Stop price would trigger immediately."}
+    assert (await spot.fetch_order(old["id"], SYM))["status"] == "canceled"
+    assert (await spot.fetch_balance())["BTC"]["free"] == pytest.approx(qty)
+    o2 = await spot.create_order(SYM, "limit", "sell", qty, high, {"newClientOrderId": "rest"})
+    emu.install_faults(Fault("insufficient_balance", endpoint="order_create"))
+    status, raw = await _signed(emu.session(), "POST", "/api/v3/order/cancelReplace", {
+        "symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": str(qty),
+        "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": o2["id"], "newClientOrderId": "nb"})
+    assert status == 409 and raw["code"] == -2021 and raw["data"]["newOrderResult"] == "FAILURE"
+    assert raw["data"]["newOrderResponse"]["code"] == -2010
+    assert (await spot.fetch_order(o2["id"], SYM))["status"] == "canceled"
+
+
+@pytest.mark.parametrize("kind", ["timeout_after_accept", "drop_response"])
+async def test_cancel_replace_lost_answer_both_legs_done(emu, spot, kind):
+    """A timed-out / dropped cancelReplace answer: the cancel and the new order both happened."""
+    qty, old, _, _ = await _btc_under_stop(spot)
+    emu.install_faults(Fault(kind, endpoint="order_create", seconds=3))
+    with pytest.raises(ccxt.RequestTimeout if kind == "timeout_after_accept" else ccxt.NetworkError):
+        await spot.edit_order(None, SYM, "market", "sell", qty, None,
+                              {"cancelOrigClientOrderId": "sl-old", "newClientOrderId": "lost-new"})
+    assert (await spot.fetch_order(old["id"], SYM))["status"] == "canceled"
+    new = await spot.fetch_order(None, SYM, {"clientOrderId": "lost-new"})
+    assert new["status"] == "closed" and new["filled"] == qty
+    assert emu.faults.applied[kind] == 1
+
+
+async def test_cancel_replace_into_ioc_with_partial_fill(emu, spot):
+    """cancelReplace into a LIMIT IOC under partial_fill: part fills, the rest EXPIRED, nothing locked."""
+    qty, old, _, _ = await _btc_under_stop(spot)
+    emu.install_faults(Fault("partial_fill", fraction=0.5))
+    new = await spot.edit_order(None, SYM, "limit", "sell", qty, BARS.open[0] - 100,
+                                {"timeInForce": "IOC", "cancelOrigClientOrderId": "sl-old", "newClientOrderId": "ioc"})
+    assert new["status"] == "expired" and 0 < new["filled"] < qty and new["average"] == BARS.open[0]
+    bal = await spot.fetch_balance()
+    assert bal["BTC"]["used"] == 0 and bal["BTC"]["free"] == pytest.approx(qty - new["filled"])
+
+
+# ------------------------------------------------------------------------ algo → actual order
+async def test_usdm_triggered_algo_points_to_its_fill(emu, usdm):
+    """A triggered STOP_MARKET algo, fetched by clientAlgoId, is FINISHED with actualOrderId → the fill."""
+    await usdm.create_order(FSYM, "market", "buy", 0.01)
+    i, stop = _stop_below(0)
+    s = await usdm.create_order(FSYM, "market", "sell", 0.01, None,
+                                {"stopPrice": stop, "reduceOnly": True, "clientOrderId": "algo-sl"})
+    assert s["info"]["clientAlgoId"] == "algo-sl" and s["info"]["actualOrderId"] == ""
+    emu.advance_to(BARS.ts_ms[i] + 1)
+    algo = await usdm.fetch_order(None, FSYM, {"origClientOrderId": "algo-sl", "trigger": True})
+    assert algo["id"] == s["id"] and algo["clientOrderId"] == "algo-sl"
+    assert algo["info"]["algoStatus"] == "FINISHED" and algo["status"] == "closed"
+    actual = algo["info"]["actualOrderId"]
+    assert actual and actual.isdigit()
+    fill = await usdm.fetch_order(actual, FSYM)
+    assert fill["id"] == actual and fill["status"] == "closed" and fill["filled"] == 0.01
+    assert fill["average"] == min(stop, BARS.open[i]) and fill["info"]["origType"] == "STOP_MARKET"
+    assert float(algo["info"]["actualQty"]) == 0.01

@@ -106,7 +106,7 @@ async def test_forged_datagram_is_dropped_and_counted(harness) -> None:
     forged = other.encode(harness.codec.decode(datagram, time.time_ns()))
     before = harness.executor.core.ledger.cash
     harness.brain.endpoint.send_raw(forged)
-    harness.brain.endpoint.send_raw(b"\x01\x01garbage")
+    harness.brain.endpoint.send_raw(b"\x02\x01garbage")  # protocol v2, a decision of the wrong size
     await asyncio.sleep(0.2)
     assert sample(harness.executor.metrics.rejected, reason="auth") == 1
     assert sample(harness.executor.metrics.rejected, reason="size") == 1

@@ -1,4 +1,4 @@
-"""Properties of the protocol v1 codec (``protocol/codec.py``, rules in ``protocol/SPEC.md``).
+"""Properties of the protocol v2 codec (``protocol/codec.py``, rules in ``protocol/SPEC.md``).
 
 Hypothesis builds arbitrary valid messages of all four types (decision, confirmation, replay
 request, heartbeat); hand-made datagrams probe every codec check of SPEC §8: size, version, type,
@@ -77,18 +77,25 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 @st.composite
 def decisions(draw: st.DrawFn) -> TradeDecision:
     created = draw(st.integers(0, U64_MAX - 1))
+    side, intent, ref = draw(st.sampled_from(Side)), draw(st.sampled_from(Intent)), draw(positive)
+    stop = draw(st.one_of(st.just(0.0), positive))
+    if intent is Intent.PROTECT and stop == 0:
+        stop = 1.0  # a PROTECT needs a stop (SPEC §6.1)
+    if side is Side.BUY and intent is Intent.OPEN and stop >= ref:
+        stop = ref / 2  # an entry's stop is below its reference (0.0 when ref is the least subnormal)
     return TradeDecision(
         decision_id=draw(ids),
         instrument=draw(instruments),
-        side=draw(st.sampled_from(Side)),
-        intent=draw(st.sampled_from(Intent)),
+        side=side,
+        intent=intent,
         reason=draw(st.sampled_from(DecisionReason)),
         quantity=draw(positive),
-        reference_price=draw(positive),
+        reference_price=ref,
         max_slippage_bps=draw(st.integers(0, 10_000)),
         created_at_ns=created,
         expires_at_ns=draw(st.integers(created + 1, U64_MAX)),
         market_ts_ns=draw(u64),
+        stop_price=stop,
     )
 
 
@@ -100,6 +107,8 @@ def confirmations(draw: st.DrawFn) -> ExecutionConfirmation:
     elif status is Status.PARTIALLY_FILLED:
         code = draw(st.sampled_from(RejectCode))
         qty, price, fee = draw(positive), draw(positive), draw(finite)
+    elif status is Status.ACCEPTED:
+        code, qty, price, fee = RejectCode.NONE, 0.0, 0.0, 0.0
     else:
         code = draw(st.sampled_from([c for c in RejectCode if c is not RejectCode.NONE]))
         qty = price = fee = 0.0
@@ -108,7 +117,7 @@ def confirmations(draw: st.DrawFn) -> ExecutionConfirmation:
         seq=draw(ids),
         instrument=draw(instruments),
         side=draw(st.sampled_from(Side)),
-        intent=draw(st.sampled_from(Intent)),
+        intent=Intent.PROTECT if status is Status.ACCEPTED else draw(st.sampled_from(Intent)),
         status=status,
         reject_code=code,
         executed_qty=qty,
@@ -157,11 +166,19 @@ DATAGRAMS = {
         _decision(instrument=Instrument(InstrumentKind.MINT, USDC), side=Side.SELL, intent=Intent.CLOSE,
                   reason=DecisionReason.STOP_LOSS)
     ),
+    "decision_entry_with_stop": CODEC.encode(_decision(stop_price=34040.0)),
+    "decision_protect": CODEC.encode(
+        _decision(side=Side.SELL, intent=Intent.PROTECT, reason=DecisionReason.TRAILING_TAKE_PROFIT,
+                  reference_price=41000.0, stop_price=38950.0)
+    ),
     "confirmation_mint_filled": CODEC.encode(_confirmation()),
     "confirmation_symbol_rejected": CODEC.encode(
         _confirmation(instrument=Instrument.symbol("ETH/USDT"), status=Status.REJECTED,
                       reject_code=RejectCode.INSUFFICIENT_FUNDS, executed_qty=0.0, avg_price=0.0, fee=0.0,
                       venue_ref=b"", venue_ref_truncated=False)
+    ),
+    "confirmation_accepted": CODEC.encode(
+        _confirmation(intent=Intent.PROTECT, status=Status.ACCEPTED, executed_qty=0.0, avg_price=0.0, fee=0.0)
     ),
     "replay_request": CODEC.encode(ReplayRequest(from_seq=42, sent_at_ns=NOW)),
     "heartbeat_brain": CODEC.encode(Heartbeat(Role.BRAIN, last_seq=41, incarnation=0x1234_5678_9ABC_DEF0,
@@ -197,7 +214,7 @@ def _u64(x: int) -> bytes:
 @FAST
 @given(decisions())
 def test_decision_round_trip(msg: TradeDecision) -> None:
-    """Any valid decision encodes to 104 bytes that decode to an equal decision and re-encode identically."""
+    """Any valid decision encodes to 112 bytes that decode to an equal decision and re-encode identically."""
     data = CODEC.encode(msg)
     assert len(data) == DECISION_SIZE
     decoded = CODEC.decode(data, msg.created_at_ns)
@@ -238,10 +255,10 @@ def test_replay_request_and_heartbeat_follow_the_spec_layout(msg: ReplayRequest 
     """Bytes 0..7: version, type, zero flags, role (or 0), zero reserved; sent_at_ns at 8 (SPEC §6.3-6.4)."""
     data = CODEC.encode(msg)
     if isinstance(msg, ReplayRequest):
-        assert data[:8] == bytes([1, 3, 0, 0, 0, 0, 0, 0])
+        assert data[:8] == bytes([2, 3, 0, 0, 0, 0, 0, 0])
         assert int.from_bytes(data[16:24], "little") == msg.from_seq
     else:
-        assert data[:8] == bytes([1, 4, 0, msg.role, 0, 0, 0, 0])
+        assert data[:8] == bytes([2, 4, 0, msg.role, 0, 0, 0, 0])
         assert int.from_bytes(data[16:24], "little") == msg.last_seq
         assert int.from_bytes(data[24:32], "little") == msg.incarnation
     assert int.from_bytes(data[8:16], "little") == msg.sent_at_ns
@@ -297,7 +314,7 @@ def test_authentic_random_bodies_decode_or_raise_invalid_field(
 ) -> None:
     """A correctly tagged random body, received at its own stamp, decodes or raises InvalidField."""
     mtype, size = kind
-    body = bytes([1, mtype]) + data.draw(st.binary(min_size=size - 18, max_size=size - 18))
+    body = bytes([2, mtype]) + data.draw(st.binary(min_size=size - 18, max_size=size - 18))
     stamp_at = 64 if mtype == 1 else 8  # created_at_ns / sent_at_ns (types 2, 3, 4), SPEC §9
     now = int.from_bytes(body[stamp_at : stamp_at + 8], "little")
     try:
@@ -340,7 +357,7 @@ def test_every_truncation_and_some_extensions_fail_size(name: str) -> None:
 
 
 def test_decision_sized_confirmation_type_fails_size() -> None:
-    """A 104-byte datagram typed CONFIRMATION (and 128 typed DECISION) fails the exact-size check."""
+    """A 112-byte datagram typed CONFIRMATION (and 128 typed DECISION) fails the exact-size check."""
     dec, conf = DATAGRAMS["decision_symbol"], DATAGRAMS["confirmation_mint_filled"]
     with pytest.raises(DatagramSizeError):
         CODEC.decode(dec[:1] + b"\x02" + dec[2:], NOW)
@@ -368,9 +385,9 @@ def test_other_secret_fails_authentication(name: str) -> None:
         other.decode(DATAGRAMS[name], NOW)
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 1, 3, 255])
 def test_other_versions_fail_version(version: int) -> None:
-    """Any version byte but 1 raises VersionMismatch, even with a valid tag."""
+    """Any version byte but 2 raises VersionMismatch, even with a valid tag (1: a protocol v1 peer)."""
     with pytest.raises(VersionMismatch):
         CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 0, bytes([version])), NOW)
 
@@ -396,11 +413,11 @@ def test_check_order_earlier_failure_wins() -> None:
     """Checks run in SPEC order: version, type, size, tag, field, stale; the first failure wins."""
     dec = DATAGRAMS["decision_symbol"]
     with pytest.raises(VersionMismatch):  # bad version and wrong length
-        CODEC.decode(b"\x02\x01" + dec[2:50], NOW)
+        CODEC.decode(b"\x01\x01" + dec[2:50], NOW)
     with pytest.raises(UnknownMessageType):  # unknown type and wrong length
-        CODEC.decode(b"\x01\x09" + dec[2:50], NOW)
+        CODEC.decode(b"\x02\x09" + dec[2:50], NOW)
     with pytest.raises(DatagramSizeError):  # known type of another size and garbage tag
-        CODEC.decode(b"\x01\x04" + dec[2:], NOW)
+        CODEC.decode(b"\x02\x04" + dec[2:], NOW)
     bad_role = _patch(DATAGRAMS["heartbeat_brain"], 3, b"\x03")
     with pytest.raises(AuthenticationFailed):  # bad role under a wrong tag
         CODEC.decode(bad_role[:-1] + bytes([bad_role[-1] ^ 1]), NOW)
@@ -468,6 +485,9 @@ def test_expired_but_fresh_decision_decodes() -> None:
 
 DEC = DATAGRAMS["decision_symbol"]
 DEC_MINT = DATAGRAMS["decision_mint"]
+DEC_STOP = DATAGRAMS["decision_entry_with_stop"]
+PROT = DATAGRAMS["decision_protect"]
+ACC = DATAGRAMS["confirmation_accepted"]
 CONF = DATAGRAMS["confirmation_mint_filled"]
 REJ = DATAGRAMS["confirmation_symbol_rejected"]
 RR = DATAGRAMS["replay_request"]
@@ -480,7 +500,8 @@ BAD_FIELDS = {
     "decision_flag_reserved_bit": (DEC, 2, b"\x80"),
     "decision_side_0": (DEC, 3, b"\x00"),
     "decision_side_3": (DEC, 3, b"\x03"),
-    "decision_intent_4": (DEC, 4, b"\x04"),
+    "decision_intent_5": (DEC, 4, b"\x05"),
+    "decision_intent_protect_without_stop": (DEC, 4, b"\x04"),
     "decision_reason_0": (DEC, 5, b"\x00"),
     "decision_reason_7": (DEC, 5, b"\x07"),
     "decision_slippage_10001": (DEC, 6, (10_001).to_bytes(2, "little")),
@@ -497,13 +518,26 @@ BAD_FIELDS = {
     "decision_price_nan": (DEC, 56, _f64(math.nan)),
     "decision_price_neg_inf": (DEC, 56, _f64(-math.inf)),
     "decision_expires_equals_created": (DEC, 72, _u64(NOW)),
+    "decision_stop_price_negative": (DEC, 88, _f64(-1.0)),
+    "decision_stop_price_nan": (DEC_STOP, 88, _f64(math.nan)),
+    "decision_stop_price_inf": (DEC_MINT, 88, _f64(math.inf)),
+    "decision_buy_open_stop_at_reference": (DEC_STOP, 88, _f64(37000.0)),
+    "decision_buy_open_stop_above_reference": (DEC, 88, _f64(40000.0)),
+    "decision_protect_stop_zero": (PROT, 88, _f64(0.0)),
+    "decision_protect_stop_negative_zero": (PROT, 88, _f64(-0.0)),
+    "decision_entry_price_under_its_stop": (DEC_STOP, 56, _f64(34000.0)),
     "decision_mint_flag_cleared": (DEC_MINT, 2, b"\x00"),  # USDC bytes hold non-printable bytes
     # confirmation (offsets from SPEC §6.2)
     "confirmation_flag_reserved_bit": (CONF, 2, b"\x07"),
     "confirmation_side_9": (CONF, 3, b"\x09"),
     "confirmation_intent_0": (CONF, 4, b"\x00"),
     "confirmation_status_0": (CONF, 5, b"\x00"),
-    "confirmation_status_6": (CONF, 5, b"\x06"),
+    "confirmation_status_7": (CONF, 5, b"\x07"),
+    "confirmation_filled_as_accepted": (CONF, 5, b"\x06"),
+    "confirmation_accepted_with_reject_code": (ACC, 6, b"\x09"),
+    "confirmation_accepted_with_qty": (ACC, 64, _f64(0.5)),
+    "confirmation_accepted_with_fee": (ACC, 80, _f64(0.01)),
+    "confirmation_accepted_intent_close": (ACC, 4, b"\x02"),
     "confirmation_reject_code_10": (CONF, 6, b"\x0a"),
     "confirmation_filled_with_reject_code": (CONF, 6, b"\x01"),
     "confirmation_venue_ref_len_17": (CONF, 7, b"\x11"),
@@ -576,6 +610,33 @@ def test_venue_ref_may_contain_nul_bytes() -> None:
     assert isinstance(decoded, ExecutionConfirmation) and decoded.venue_ref == b"ab\0\0"
 
 
+def test_stop_price_sits_at_offset_88_before_the_tag() -> None:
+    """stop_price is the f64 at bytes 88..95 (SPEC §6.1 v2) and the tag covers it (bytes 96..111)."""
+    data = DATAGRAMS["decision_protect"]
+    assert len(data) == 112 and data[0] == 2
+    assert struct.unpack_from("<d", data, 88)[0] == 38950.0
+    assert _retag(data[:96]) == data
+    assert struct.unpack_from("<d", DATAGRAMS["decision_symbol"], 88)[0] == 0.0  # default: no stop
+
+
+def test_stop_price_rules_that_decode() -> None:
+    """Allowed: a SELL/CLOSE with any stop, a SELL/OPEN stop above its reference, a BUY/OPEN stop just below."""
+    for over in ({"side": Side.SELL, "intent": Intent.CLOSE, "stop_price": 99_999.0},
+                 {"side": Side.SELL, "intent": Intent.OPEN, "stop_price": 40_000.0},
+                 {"stop_price": math.nextafter(37000.0, 0.0)},
+                 {"side": Side.BUY, "intent": Intent.PROTECT, "stop_price": 1e-300}):  # fmt: skip
+        msg = _decision(**over)
+        assert CODEC.decode(CODEC.encode(msg), NOW) == msg
+
+
+def test_accepted_status_is_not_executed() -> None:
+    """ACCEPTED (a PROTECT carried out) is a success that traded nothing: Status.executed is False."""
+    assert Status.ACCEPTED == 6 and not Status.ACCEPTED.executed
+    assert Intent.PROTECT == 4
+    msg = CODEC.decode(ACC, NOW)
+    assert isinstance(msg, ExecutionConfirmation) and msg.status is Status.ACCEPTED and msg.notional == 0
+
+
 def test_mint_with_trailing_zero_bytes_round_trips() -> None:
     """A mint ending in 0x00 bytes keeps them (the flag, not padding, marks a mint)."""
     mint = Instrument(InstrumentKind.MINT, b"\x05" * 30 + b"\0\0")
@@ -603,6 +664,12 @@ BAD_DECISIONS: dict[str, dict[str, Any]] = {
     "expires_before_created": {"expires_at_ns": NOW - 1},
     "created_negative": {"created_at_ns": -1, "expires_at_ns": 1},
     "market_ts_over_u64": {"market_ts_ns": 2**64},
+    "stop_price_negative": {"stop_price": -0.5},
+    "stop_price_nan": {"stop_price": math.nan},
+    "stop_price_inf": {"stop_price": math.inf},
+    "buy_open_stop_equals_reference": {"stop_price": 37000.0},
+    "buy_open_stop_above_reference": {"stop_price": 37000.5},
+    "protect_without_stop": {"side": Side.SELL, "intent": Intent.PROTECT},
 }
 
 BAD_CONFIRMATIONS: dict[str, dict[str, Any]] = {
@@ -625,6 +692,10 @@ BAD_CONFIRMATIONS: dict[str, dict[str, Any]] = {
                          "avg_price": 0.0},
     "venue_ref_17_bytes": {"venue_ref": bytes(17)},
     "executed_at_negative": {"executed_at_ns": -1},
+    "accepted_not_protect": {"status": Status.ACCEPTED, "executed_qty": 0.0, "avg_price": 0.0, "fee": 0.0},
+    "accepted_with_qty": {"status": Status.ACCEPTED, "intent": Intent.PROTECT},
+    "accepted_with_reject_code": {"status": Status.ACCEPTED, "intent": Intent.PROTECT, "executed_qty": 0.0,
+                                  "avg_price": 0.0, "fee": 0.0, "reject_code": RejectCode.GUARD},
     "sent_at_over_u64": {"sent_at_ns": 2**64},
 }  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Golden vectors of protocol v1 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
+"""Golden vectors of protocol v2 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
 
 Valid vectors are checked three ways: the codec decodes them to the documented fields, encoding
 the documented fields reproduces the bytes exactly, and an independent reader built only from the
@@ -113,7 +113,7 @@ def _spec_read(b: bytes) -> dict[str, Any]:
             "sent_at_ns": _u64(b, 8),
         }
     if b[1] == 1:
-        assert len(b) == 104
+        assert len(b) == 112
         return {
             "decision_id": _u64(b, 8),
             "instrument": _spec_instrument(flags, b[16:48]),
@@ -126,6 +126,7 @@ def _spec_read(b: bytes) -> dict[str, Any]:
             "created_at_ns": _u64(b, 64),
             "expires_at_ns": _u64(b, 72),
             "market_ts_ns": _u64(b, 80),
+            "stop_price": _f64(b, 88),
         }
     assert b[1] == 2 and len(b) == 128
     ref_len = b[7]
@@ -164,7 +165,9 @@ def test_vector_file_covers_the_documented_cases() -> None:
     assert {
         "decision_buy_open_btc_usdt",
         "decision_sell_close_stop_loss_usdc_mint",
+        "decision_sell_protect_trailing_btc_usdt",
         "confirmation_filled_binance_order_id",
+        "confirmation_accepted_protect",
         "confirmation_filled_mint_truncated_signature",
         "confirmation_rejected_insufficient_funds",
         "confirmation_expired",
@@ -183,6 +186,8 @@ def test_vector_file_covers_the_documented_cases() -> None:
         "known_type_wrong_size",
         "replay_request_from_seq_0",
         "heartbeat_unknown_role",
+        "decision_negative_stop_price",
+        "wrong_version",
     } <= set(_ids(INVALID))
     assert VECTORS["protocol_version"] == protocol.PROTOCOL_VERSION
 
@@ -212,8 +217,8 @@ def test_encoding_documented_fields_gives_exact_bytes(case: dict[str, Any]) -> N
 def test_spec_byte_table_reads_valid_vector(case: dict[str, Any]) -> None:
     """A reader built from the SPEC offsets and hashlib agrees with the fields and the tag."""
     data = bytes.fromhex(case["hex"])
-    types = {"DECISION": (1, 104), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 48)}
-    assert (data[0], (data[1], len(data))) == (1, types[case["type"]])
+    types = {"DECISION": (1, 112), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 48)}
+    assert (data[0], (data[1], len(data))) == (2, types[case["type"]])
     body, tag = data[:-16], data[-16:]
     assert hashlib.blake2b(body, key=KEY, digest_size=16).digest() == tag
     expected = dict(case["fields"])
@@ -264,10 +269,10 @@ def test_heartbeat_and_replay_vectors_tell_one_gap_story() -> None:
 
 
 def test_known_type_wrong_size_vector_names_a_defined_type() -> None:
-    """The 'known type, wrong size' datagram names type 3, yet is a decision's 104 bytes."""
+    """The 'known type, wrong size' datagram names type 3, yet is a decision's 112 bytes."""
     (case,) = [c for c in INVALID if c["name"] == "known_type_wrong_size"]
     data = bytes.fromhex(case["hex"])
-    assert data[1] == MessageType.REPLAY_REQUEST and len(data) == 104
+    assert data[1] == MessageType.REPLAY_REQUEST and len(data) == 112
     assert case["reason"] == "size"
     (unknown,) = [c for c in INVALID if c["name"] == "unknown_type"]
     assert bytes.fromhex(unknown["hex"])[1] not in set(MessageType)
@@ -280,3 +285,26 @@ def test_mint_instrument_round_trips_base58() -> None:
     inst = Instrument(InstrumentKind.MINT, bytes.fromhex(spec["mint_hex"]))
     assert inst == Instrument.mint(spec["mint"])
     assert str(inst) == spec["mint"]
+
+
+def test_v1_peer_is_rejected_with_version_mismatch() -> None:
+    """A datagram stamped version 1 (a protocol v1 peer) is refused with VersionMismatch, nothing else read."""
+    (case,) = [c for c in INVALID if c["name"] == "wrong_version"]
+    data = bytes.fromhex(case["hex"])
+    assert data[0] == 1 and protocol.PROTOCOL_VERSION == 2
+    assert (case["reason"], case["error"]) == ("version", "VersionMismatch")
+
+
+def test_protect_vectors_carry_stop_price_and_accepted_status() -> None:
+    """The PROTECT decision's stop_price sits at bytes 88..95, and its ACCEPTED answer traded nothing."""
+    by_name = {c["name"]: c for c in VALID}
+    protect = by_name["decision_sell_protect_trailing_btc_usdt"]
+    data = bytes.fromhex(protect["hex"])
+    assert (data[3], data[4]) == (Side.SELL, Intent.PROTECT)
+    assert _f64(data, 88) == protect["fields"]["stop_price"] > 0
+    entry = by_name["decision_buy_open_btc_usdt"]["fields"]
+    assert 0 < entry["stop_price"] < entry["reference_price"]
+    accepted = by_name["confirmation_accepted_protect"]["fields"]
+    assert (accepted["status"], accepted["intent"], accepted["reject_code"]) == ("ACCEPTED", "PROTECT", "NONE")
+    assert accepted["executed_qty"] == accepted["avg_price"] == accepted["fee"] == 0
+    assert accepted["decision_id"] == protect["fields"]["decision_id"]

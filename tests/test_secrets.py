@@ -11,7 +11,7 @@ import structlog
 from harness import SECRET, ScriptedStrategy, start_harness
 from prometheus_client import generate_latest
 
-from protocol import Side
+from protocol import DECISION_SIZE, PROTOCOL_VERSION, Side
 from tandem.marketdata import bundled_path, load_bars
 
 BARS = load_bars(bundled_path(), limit=300)
@@ -29,7 +29,8 @@ async def test_secret_absent_from_logs_and_metrics(tmp_path: Path) -> None:
     try:
         with structlog.testing.capture_logs() as logs:
             await h.brain.replay(BARS)
-            h.brain.endpoint.send_raw(b"\x01\x01" + bytes(102))  # a forged decision: logged as rejected
+            forged = bytes((PROTOCOL_VERSION, 1)) + bytes(DECISION_SIZE - 2)  # a forged decision: logged as rejected
+            h.brain.endpoint.send_raw(forged)
             await asyncio.sleep(0.1)
         assert any(e["event"] == "datagram_rejected" and e["reason"] == "auth" for e in logs)
         text = "\n".join(repr(e) for e in logs)

@@ -21,9 +21,14 @@ as order options):
 * ``unknown_order_2011`` (order_cancel) / ``unknown_order_2013`` (order_query): answer the error
   though the order exists (eventual consistency).
 * ``timestamp_1021`` (any signed): -1021 "Timestamp for this request is outside of the recvWindow.".
-* ``insufficient_balance`` (order_create): -2010 (spot) / -2019 (USDⓈ-M) without acting.
+* ``insufficient_balance`` (order_create): -2010 (spot) / -2019 (USDⓈ-M) without acting; on spot
+  cancelReplace the cancel happens and the new leg is rejected (-2021 "partially failed").
 * ``partial_fill`` (order_create): only ``fraction`` of the order's first fill happens; a MARKET
-  order's rest EXPIRES (status EXPIRED, executedQty < origQty), a LIMIT order's rest stays open.
+  or IOC order's rest EXPIRES (status EXPIRED, executedQty < origQty), a FOK order EXPIRES with
+  nothing filled, a GTC LIMIT order's rest stays open.
+
+Spot ``POST /api/v3/order/cancelReplace`` is an ``order_create`` endpoint: a timeout/drop after
+accept leaves both the cancel and the new order done.
 * ``delayed_fill`` (order_create): the order is accepted NEW and fills on a later ``advance_to``
   or after ``seconds`` of wall-clock time.
 """

@@ -10,6 +10,9 @@ fetch_time                              GET /api/v3/time / GET /fapi/v1/time
 fetch_ticker                            GET /api/v3/ticker/24hr / GET /fapi/v1/ticker/24hr
 fetch_ohlcv                             GET /api/v3/klines / GET /fapi/v1/klines
 create_order market/limit               POST /api/v3/order / POST /fapi/v1/order
+create_order('limit', ..., {'timeIn-    same, timeInForce=IOC|FOK: never rests; ccxt status 'expired'
+  Force': 'IOC'|'FOK',                    with filled < amount when not (fully) filled (engine rules)
+  'newClientOrderId': cid})
 create_order spot 'STOP_LOSS_LIMIT'     POST /api/v3/order (type=STOP_LOSS_LIMIT, stopPrice)
   (or 'limit' + params triggerPrice)
 create_order usdm with any of           POST /fapi/v1/algoOrder (algoType=CONDITIONAL, type=STOP_MARKET,
@@ -20,6 +23,16 @@ fetch_order(id, sym)                    GET /api/v3/order?orderId / GET /fapi/v1
 fetch_order(None|id, sym,               GET .../order?origClientOrderId=<cid>
   {'clientOrderId': cid})
 fetch_order(id, sym, {'trigger': True}) GET /fapi/v1/algoOrder?algoId (clientAlgoId with clientOrderId)
+fetch_order(None, sym, {'origClient-    GET /fapi/v1/algoOrder?clientAlgoId=<cid>; once triggered: algoStatus
+  OrderId': cid, 'trigger': True})        FINISHED, info['actualOrderId'] (str) → fetch_order(that, sym) for
+                                          the fill (GET /fapi/v1/order?orderId)
+edit_order(id|None, 'BTC/USDT', type,   POST /api/v3/order/cancelReplace, cancelReplaceMode=STOP_ON_FAILURE,
+  side, amount, price, params)            cancelOrderId=id unless params has cancelOrigClientOrderId (then
+  (spot; e.g. params                      id may be None); newClientOrderId from params. 200 → ccxt returns
+  {'cancelOrigClientOrderId': old,        the parsed newOrderResponse (the NEW order). -2022 HTTP 400 (cancel
+  'newClientOrderId': new,                failed, new NOT_ATTEMPTED) and -2021 HTTP 409 (cancel done, new
+  'stopPrice': p})                        failed) both → ccxt ``BadResponse`` (an ``OperationFailed``, not an
+                                          ``ExchangeError``); its text is "binance " + the JSON body (data.*)
 cancel_order  (same id rules)           DELETE /api/v3/order / DELETE /fapi/v1/order
 cancel_order(id, sym, {'trigger':True}) DELETE /fapi/v1/algoOrder
 fetch_open_orders(sym)                  GET /api/v3/openOrders / GET /fapi/v1/openOrders
@@ -29,6 +42,16 @@ fetch_positions                         GET /fapi/v1/leverageBracket (once) + GE
 fetch_my_trades(sym)                    GET /api/v3/myTrades / GET /fapi/v1/userTrades
 set_leverage                            POST /fapi/v1/leverage
 ======================================  ===============================================================
+
+cancelReplace details (Binance spot rest-api "Cancel an Existing Order and Send a New Order"): the
+new order's filters are checked first (plain error such as -1013, nothing cancelled); then, with no
+await in between, the cancel and the placement (which sees the funds the cancel released). Both
+modes are served (``ALLOW_FAILURE``: cancel failed + new placed → -2021/409; both failed → -2022/400).
+For fault injection it is endpoint kind ``order_create``; ``insufficient_balance`` there cancels and
+then rejects the new leg (-2021 with newOrderResponse -2010), as Binance's engine would.
+ccxt 4.5.90 pitfalls: give the trigger as ``stopPrice`` (``triggerPrice`` is used but also leaks
+through as an extra parameter); name the target ``cancelOrigClientOrderId`` (``origClientOrderId``
+becomes the NEW order's id, and ``cancelNewClientOrderId`` alone suppresses ``cancelOrderId``).
 
 Also served: ``/api/v3/ping``, ``/api/v3/ticker/price``, ``/fapi/v1/ping``,
 ``/fapi/v1/ticker/price``, ``/fapi/v2/account``, ``/fapi/v2|v3/balance``, ``/fapi/v2/positionRisk``,

@@ -1,0 +1,101 @@
+"""Both journals keep a decision's ``stop_price`` (protocol v2) and refuse a journal of the old schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from factories import BTC, T0
+
+from brain.journal import SCHEMA_VERSION as BRAIN_SCHEMA
+from brain.journal import BrainJournal, BrainJournalError
+from executor.journal import SCHEMA_VERSION as EXECUTOR_SCHEMA
+from executor.journal import Journal, JournalMismatch
+from protocol import Codec, DecisionReason, Intent, Side, TradeDecision, derive_key
+
+S = 1_000_000_000
+
+
+def _protect() -> TradeDecision:
+    return TradeDecision(
+        decision_id=7, instrument=BTC, side=Side.SELL, intent=Intent.PROTECT,
+        reason=DecisionReason.TRAILING_TAKE_PROFIT, quantity=0.25, reference_price=41_000.0, max_slippage_bps=50,
+        created_at_ns=T0, expires_at_ns=T0 + 10 * S, market_ts_ns=T0, stop_price=38_950.5,
+    )  # fmt: skip
+
+
+def test_brain_journal_keeps_stop_price(tmp_path: Path) -> None:
+    """A PROTECT journaled by the brain comes back from history() equal, stop_price included."""
+    d = _protect()
+    data = Codec(derive_key(b"k")).encode(d)
+    journal = BrainJournal(tmp_path / "brain.sqlite", instrument="BTC-PERP", starting_cash=10_000.0)
+    journal.record_decision(d, 3, data)
+    journal.close()
+    reopened = BrainJournal(tmp_path / "brain.sqlite", instrument="BTC-PERP", starting_cash=10_000.0)
+    [j] = reopened.history().values()
+    assert j.decision == d and j.decision.stop_price == 38_950.5 and j.datagram == data
+    reopened.close()
+
+
+def test_brain_journal_of_the_old_schema_is_refused(tmp_path: Path) -> None:
+    """A brain journal written with schema 1 (no stop_price) is refused, naming the schema."""
+    path = tmp_path / "brain.sqlite"
+    BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    assert BRAIN_SCHEMA == 2
+    with pytest.raises(BrainJournalError, match="schema=1"):
+        BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0)
+
+
+def test_executor_journal_keeps_stop_price(tmp_path: Path) -> None:
+    """The executor journal stores a decision's stop_price and returns it (decision and in-flight)."""
+    d = _protect()
+    with Journal(tmp_path / "executor.sqlite", starting_cash=10_000.0) as journal:
+        journal.record_decision(d, T0 + S)
+    with Journal(tmp_path / "executor.sqlite", starting_cash=10_000.0) as journal:
+        j = journal.decision(7)
+        assert j is not None and j.decision == d and j.decision.stop_price == 38_950.5
+        assert journal.in_flight() == [d]
+
+
+def test_executor_journal_of_the_old_schema_is_refused(tmp_path: Path) -> None:
+    """An executor journal written with schema version 1 is refused with JournalMismatch."""
+    path = tmp_path / "executor.sqlite"
+    with sqlite3.connect(path) as db:  # what a v1 executor left behind: meta only is enough
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', 1), ('starting_cash', 10000.0)")
+    assert EXECUTOR_SCHEMA == 2
+    with pytest.raises(JournalMismatch, match="schema_version=1"):
+        Journal(path, starting_cash=10_000.0)
+
+
+def test_stop_filled_on_the_venue_reads_stop_loss_in_trades_csv(tmp_path: Path) -> None:
+    """Entry and a PROTECT whose stop filled, journaled and folded back from the journal: trades.csv
+    says STOP_LOSS for that exit, though the PROTECT was sent for the trailing stop."""
+    from factories import filled
+
+    from brain.exits import ExitRules
+    from brain.report import write_trade_log
+    from brain.tracker import PositionTracker
+
+    codec = Codec(derive_key(b"k"))
+    entry = TradeDecision(
+        decision_id=6, instrument=BTC, side=Side.BUY, intent=Intent.OPEN, reason=DecisionReason.SIGNAL,
+        quantity=0.25, reference_price=36_000.0, max_slippage_bps=50, created_at_ns=T0 - S,
+        expires_at_ns=T0 + 9 * S, market_ts_ns=T0 - S, stop_price=33_120.0,
+    )  # fmt: skip
+    journal = BrainJournal(tmp_path / "brain.sqlite", instrument="BTC-PERP", starting_cash=10_000.0)
+    for n, d in enumerate((entry, _protect())):
+        journal.record_decision(d, n, codec.encode(d))
+    journal.record_confirmation(filled(6, Side.BUY, 0.25, 36_000.0, T0, seq=1), T0)
+    journal.record_confirmation(filled(7, Side.SELL, 0.25, 38_900.0, T0 + S, seq=2, intent=Intent.PROTECT), T0 + S)
+    tracker = PositionTracker(10_000.0, ExitRules())
+    reasons = journal.decision_reasons()
+    for conf in journal.confirmations():
+        tracker.apply(conf, reasons[conf.decision_id])
+    journal.close()
+    write_trade_log(tmp_path / "trades.csv", tracker.closed_trades)
+    [row] = (tmp_path / "trades.csv").read_text().splitlines()[1:]
+    assert row.split(",")[2:4] == ["6", "7"] and row.endswith(",STOP_LOSS")
