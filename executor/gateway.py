@@ -197,6 +197,9 @@ class ExitOrderGateway:
                 self.stops.pop(req.symbol, None)
                 if found.filled > 0:
                     return found
+                # -2021: the stop was cancelled but the new order refused — protect again at once
+                self.log.error("replace_half_failed", symbol=req.symbol, old=held.client_order_id)
+                await self.protect(req.symbol, held.qty, held.stop_price, req.decision_id, req.market_ts_ns)
             raise
         except Exception:
             # ambiguous: find out what the venue did before anything else

@@ -288,3 +288,123 @@ async def test_entry_below_min_notional_rejected_before_sending(rig: Rig) -> Non
     out = await on_decision(rig, entry(rig, qty=0.0001))
     assert out.confirmation.status is Status.REJECTED and out.confirmation.reject_code is RejectCode.INVALID_QUANTITY
     assert rig.state()["orders"] == []
+
+
+# -- Binance spot: IOC entries, stop-loss-limit protection, atomic cancel/replace ----------------
+
+SPOT = "BTC/USDT"
+
+
+@dataclass
+class SpotRig(Rig):
+    def state(self) -> dict[str, Any]:
+        return self.emu.state()["accounts"][KEY]["spot"]
+
+
+async def open_spot_core(emu: BinanceEmulator, path: Path) -> ExecutorCore:
+    config = emu.ccxt_config("spot", KEY, SECRET, timeout_ms=1_000)
+    venue = CcxtVenue("binance", config, before_order=clock_sync(config["session"], KEY, SECRET))
+    ops = OrderOps(venue, RetryPolicy(attempts=4, deadline_s=5.0, base_s=0.02, cap_s=0.1),
+                   absent_checks=3, absent_gap_s=0.05, poll_s=0.05, fill_timeout_s=1.5)  # fmt: skip
+    return await ExecutorCore.open(path, venue, CASH, ops=ops)
+
+
+@pytest.fixture
+async def spot(tmp_path: Path, bars: Bars) -> AsyncIterator[SpotRig]:
+    async with BinanceEmulator(bars) as emu:
+        emu.create_account(KEY, SECRET, spot={"USDT": str(CASH)})
+        core = await open_spot_core(emu, tmp_path / "executor.sqlite")
+        r = SpotRig(emu, core, bars, tmp_path / "executor.sqlite")
+        try:
+            yield r
+        finally:
+            await r.core.aclose()
+
+
+def spot_decision(r: Rig, did: int, bar: int, **kw: Any) -> TradeDecision:
+    d = decision(did, r.bar_ns(bar), ref=r.bars.close[bar - 1], **kw)
+    return TradeDecision(**{**{f: getattr(d, f) for f in TradeDecision.__slots__}, "instrument": Instrument.symbol(SPOT)})
+
+
+def assert_spot_end_state(r: SpotRig, outcome: Outcome, status: Status) -> None:
+    st = r.state()
+    coids = Counter(o["clientOrderId"] for o in st["orders"])
+    assert all(n == 1 for n in coids.values()), f"duplicate orders on the exchange: {coids}"
+    btc = sum(float(st["balances"].get("BTC", {}).get(k, 0)) for k in ("free", "locked"))
+    usdt = sum(float(st["balances"].get("USDT", {}).get(k, 0)) for k in ("free", "locked"))
+    held = r.core.ledger.position(Instrument.symbol(SPOT))
+    assert held == pytest.approx(btc, abs=1e-12), "ledger position != BTC balance"
+    assert r.core.ledger.cash == pytest.approx(usdt, abs=1e-6), "ledger cash != USDT balance"
+    stops = [o for o in st["orders"] if o["type"] == "STOP_LOSS_LIMIT" and o["status"] == "NEW"]
+    assert len(stops) == (1 if held > 0 else 0), f"stops {stops} for position {held}"
+    if held > 0:
+        assert float(stops[0]["origQty"]) == pytest.approx(held)
+    assert outcome.confirmation.status is status, outcome
+
+
+async def test_spot_ioc_entry_nets_base_commission_and_places_stop_loss_limit(spot: SpotRig) -> None:
+    ref = spot.bars.close[9]
+    out = await on_decision(spot, spot_decision(spot, 1, 10, slip=50, stop=round(ref * 0.92, 2)))
+    c = out.confirmation
+    assert c.status is Status.FILLED
+    assert c.executed_qty == pytest.approx(0.02 * 0.999)  # 0.1 % commission taken in BTC
+    assert c.fee == pytest.approx(0.02 * 0.001 * c.avg_price)  # ... reported in quote
+    orders = {o["clientOrderId"]: o for o in spot.state()["orders"]}
+    assert orders[f"td{spot.core.namespace}e1"]["timeInForce"] == "IOC"
+    assert_spot_end_state(spot, out, Status.FILLED)
+
+
+async def test_spot_ioc_entry_beyond_slippage_limit_fails_and_nothing_is_left(spot: SpotRig, bars: Bars) -> None:
+    bar = next(i for i in range(10, 399) if bars.open[i] > bars.close[i - 1] * 1.0005)  # next open gaps up > 5 bps
+    out = await on_decision(spot, spot_decision(spot, 1, bar, slip=1, stop=round(bars.close[bar - 1] * 0.92, 2)))
+    assert out.confirmation.reject_code is RejectCode.SLIPPAGE_EXCEEDED
+    assert_spot_end_state(spot, out, Status.FAILED)
+
+
+async def test_spot_protect_and_exit_use_atomic_cancel_replace(spot: SpotRig) -> None:
+    ref = spot.bars.close[9]
+    await on_decision(spot, spot_decision(spot, 1, 10, stop=round(ref * 0.92, 2)))
+    held = spot.core.ledger.position(Instrument.symbol(SPOT))
+    move = spot_decision(spot, 2, 15, side=Side.SELL, intent=Intent.PROTECT, qty=held, stop=round(ref * 0.97, 2),
+                         reason=DecisionReason.TRAILING_TAKE_PROFIT)  # fmt: skip
+    out = await on_decision(spot, move)
+    assert_spot_end_state(spot, out, Status.ACCEPTED)
+    out = await on_decision(spot, spot_decision(spot, 3, 20, side=Side.SELL, intent=Intent.CLOSE, qty=held))
+    assert out.confirmation.executed_qty == pytest.approx(held)
+    assert_spot_end_state(spot, out, Status.FILLED)
+    statuses = {o["clientOrderId"]: o["status"] for o in spot.state()["orders"]}
+    ns = spot.core.namespace
+    assert statuses == {f"td{ns}e1": "FILLED", f"td{ns}p1": "CANCELED", f"td{ns}p2": "CANCELED", f"td{ns}e3": "FILLED"}
+
+
+async def test_spot_stop_that_filled_is_reported_by_the_exit(spot: SpotRig, bars: Bars) -> None:
+    ref = bars.close[9]
+    stop = round(min(bars.low[11:70]) + 1.0, 2)
+    await on_decision(spot, spot_decision(spot, 1, 10, stop=stop))
+    held = spot.core.ledger.position(Instrument.symbol(SPOT))
+    assert ref > stop
+    out = await on_decision(spot, spot_decision(spot, 2, 70, side=Side.SELL, intent=Intent.CLOSE, qty=held))
+    assert out.confirmation.executed_qty == pytest.approx(held)
+    assert stop * (1 - 0.005) - 1e-6 <= out.confirmation.avg_price < ref  # the stop-limit's fill, not bar 70's
+    assert f"td{spot.core.namespace}e2" not in {o["clientOrderId"] for o in spot.state()["orders"]}
+    assert_spot_end_state(spot, out, Status.FILLED)
+
+
+@pytest.mark.parametrize("kind", ["timeout_after_accept", "drop_response", "http_5xx", "rate_limit_429",
+                                  "timestamp_1021", "partial_fill"])  # fmt: skip
+async def test_spot_entry_fault(spot: SpotRig, kind: str) -> None:
+    spot.emu.install_faults(Fault(kind, "order_create", seconds=3.0, status=503, fraction=0.5))
+    ref = spot.bars.close[9]
+    out = await on_decision(spot, spot_decision(spot, 1, 10, slip=50, stop=round(ref * 0.92, 2)))
+    assert spot.emu.faults.applied[kind] >= 1
+    assert_spot_end_state(spot, out, Status.PARTIALLY_FILLED if kind == "partial_fill" else Status.FILLED)
+
+
+async def test_spot_exit_replace_timeout_does_not_sell_twice(spot: SpotRig) -> None:
+    ref = spot.bars.close[9]
+    await on_decision(spot, spot_decision(spot, 1, 10, stop=round(ref * 0.92, 2)))
+    held = spot.core.ledger.position(Instrument.symbol(SPOT))
+    spot.emu.install_faults(Fault("timeout_after_accept", "order_create", seconds=3.0))
+    out = await on_decision(spot, spot_decision(spot, 2, 20, side=Side.SELL, intent=Intent.CLOSE, qty=held))
+    assert spot.emu.faults.applied["timeout_after_accept"] == 1
+    assert_spot_end_state(spot, out, Status.FILLED)

@@ -19,6 +19,8 @@ other OperationFailed (Binance 5xx with a
 RateLimitExceeded, DDoSProtection (429/418),    TemporaryVenueError (nothing happened: the request
 InvalidNonce (-1021), OnMaintenance             was refused before it was processed)
 OrderNotFound (-2011, -2013)                    ``None`` from fetch/cancel (see the Venue contract)
+BadResponse carrying -2022/-2021 (spot          Permanent, VENUE_ERROR (a definite failure, see
+cancelReplace)                                  ``_CANCEL_REPLACE_FAILED``)
 InsufficientFunds                               Permanent, INSUFFICIENT_FUNDS
 InvalidOrder, BadRequest, BadSymbol             Permanent, INVALID_QUANTITY / UNKNOWN_INSTRUMENT /
                                                 VENUE_ERROR
@@ -61,6 +63,10 @@ T = TypeVar("T")
 
 _TEMPORARY = (cx.RateLimitExceeded, cx.DDoSProtection, cx.InvalidNonce, cx.OnMaintenance)
 _AMBIGUOUS = (cx.OperationFailed,)  # RequestTimeout, NetworkError, BadResponse, and Binance 5xx bodies -1001/-1008
+_CANCEL_REPLACE_FAILED = ('"code":-2022', '"code":-2021')
+"""Binance spot ``order/cancelReplace`` failures, which ccxt 4.5.90 raises as BadResponse: -2022
+the cancel failed and nothing new was placed, -2021 the cancel succeeded and the new order failed
+(Binance spot REST docs, "Cancel an Existing Order and Send a New Order")."""
 _STATUS = {
     "open": OrderStatus.OPEN,
     "closed": OrderStatus.FILLED,
@@ -87,6 +93,8 @@ def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError
             simply temporary.
     """
     detail = f"{where}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, cx.BadResponse) and any(c in str(exc) for c in _CANCEL_REPLACE_FAILED):
+        return PermanentVenueError(detail)  # a definite answer: the cancel (or the new order) failed
     if isinstance(exc, _TEMPORARY):
         return TemporaryVenueError(detail)
     if isinstance(exc, cx.InsufficientFunds):
@@ -225,24 +233,20 @@ class CcxtVenue(Venue):
         return await self._completed(order, request.client_order_id)
 
     async def _completed(self, order: dict[str, Any], client_order_id: str) -> OrderReport:
-        """The report, with fees from the order's trades when the order response has none
-        (Binance USDⓈ-M order responses carry no commission; ``GET /fapi/v1/userTrades`` does)."""
-        report = self._report(order, client_order_id)
-        if not (self.derivatives and report.filled > 0 and report.fee == 0 and report.venue_order_id):
-            return report
-        symbol = report.symbol
+        """The report, with fees from the order's trades when the order structure carries none:
+        Binance returns commissions only in a new order's ``fills`` (spot, FULL response); a
+        queried order (``GET /api/v3/order``) and every USDⓈ-M order response have none, while
+        ``myTrades`` / ``userTrades`` do."""
+        if float(order.get("filled") or 0) <= 0 or _has_fees(order) or not order.get("id"):
+            return self._report(order, client_order_id)
+        symbol = order.get("symbol") or ""
         trades = await self._call(
-            f"fetch_my_trades {symbol} orderId={report.venue_order_id}",
-            lambda: self.exchange.fetch_my_trades(symbol, None, None, {"orderId": report.venue_order_id}),
+            f"fetch_my_trades {symbol} orderId={order['id']}",
+            lambda: self.exchange.fetch_my_trades(symbol, None, None, {"orderId": order["id"]}),
             idempotent=True,
         )
-        market = self.exchange.markets.get(symbol, {})
-        fee = 0.0
-        for t in trades:
-            f = t.get("fee") or {}
-            if f.get("cost") and f.get("currency") in (market.get("quote"), market.get("settle")):
-                fee += float(f["cost"])
-        return replace(report, fee=fee)
+        fees = [t["fee"] for t in trades if t.get("fee")]
+        return self._report({**order, "fees": fees, "fee": None}, client_order_id)
 
     def _lookup_params(self, client_order_id: str) -> dict[str, Any]:
         parsed = parse_coid(client_order_id)
@@ -394,6 +398,11 @@ class CcxtVenue(Venue):
             stop_price=float(stop) if stop else None,
             updated_at_ns=int(ts) * 1_000_000,
         )
+
+
+def _has_fees(o: dict[str, Any]) -> bool:
+    fees = o.get("fees") or ([o["fee"]] if o.get("fee") else [])
+    return any(f.get("cost") is not None and f.get("currency") for f in fees)
 
 
 def _parse_type(o: dict[str, Any]) -> OrderType:
