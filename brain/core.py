@@ -29,6 +29,13 @@ the next one goes when the level has risen another step. If the
 plan built from the actual fill price has a higher stop than the entry sent, the PROTECT is due at
 once: :meth:`BrainCore.protect_now` makes it right after the confirmation (else the next bar
 does). PROTECTs are exits: breakers and executor silence never block them (DESIGN.md invariant 3).
+
+**Dust**: when the executor refuses an exit with ``INVALID_QUANTITY`` (the venue's minimum amount
+or notional — what is left after a spot sale rounded down to the lot step, with the buy's
+commission taken in the base asset), the remainder is *dust*: it stays in the tracker (the
+executor's ledger holds it too, so they still agree, and it counts in equity) but it is not
+traded — no exit, no PROTECT — and the instrument counts as flat for entries. The next entry adds
+to it, and the exit after that sells it along.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, Side, TradeDecision
+from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, RejectCode, Side, TradeDecision
 from tandem.marketdata import Bar
 
 from .exits import ExitPlan
@@ -132,6 +139,7 @@ class BrainCore:
         self._sent: dict[Instrument, float] = {}  # protective level last sent (entry or PROTECT)
         self._protect_due: dict[Instrument, tuple[float, int]] = {}  # at once: (fill price, fill time)
         self._closing: dict[Instrument, DecisionReason] = {}  # exit partly filled: finish it
+        self.dust: set[Instrument] = set()  # a remainder the venue will not trade (see the module docstring)
 
     def awaiting(self, instrument: Instrument) -> bool:
         return any(d.instrument == instrument for d in self.pending.values())
@@ -148,6 +156,8 @@ class BrainCore:
         trip = self.breakers.on_equity(tracker.equity(), market_ns)
         signal = self.strategy.on_bar(bar)
         position = tracker.position(inst)
+        if inst in self.dust:
+            position, exit_reason = None, None  # dust is held, not traded
         busy = self.awaiting(inst)
 
         exit_reason = exit_reason or self._closing.get(inst)
@@ -198,10 +208,15 @@ class BrainCore:
             self.breakers.on_trade_closed(result.trade.net_pnl, conf.executed_at_ns)
         inst = conf.instrument
         position = result.position
+        if (decision is not None and decision.side is Side.SELL and decision.intent in (Intent.CLOSE, Intent.REDUCE)
+                and conf.reject_code is RejectCode.INVALID_QUANTITY and position is not None):  # fmt: skip
+            self.dust.add(inst)  # below the venue's minimum: hold it, stop trying to sell it
+            self._closing.pop(inst, None)
         if position is None:
             if result.applied in (Applied.CLOSED, Applied.ANOMALY):
                 self._forget(inst)
         elif result.applied in (Applied.OPENED, Applied.ADDED):
+            self.dust.discard(inst)
             sent = decision.stop_price if decision is not None else 0.0
             self._stops[inst] = self._sent[inst] = sent
             self._closing.pop(inst, None)
@@ -272,6 +287,7 @@ class BrainCore:
         self._sent.pop(inst, None)
         self._protect_due.pop(inst, None)
         self._closing.pop(inst, None)
+        self.dust.discard(inst)
 
     def adopt(self, decision: TradeDecision) -> None:
         """Replace a just-made pending decision with its journaled twin (same id, original stamps).

@@ -15,8 +15,9 @@ freqtrade issue #12528, a stop left on the exchange after its position was close
 - **move** (trailing, a PROTECT decision): derivatives: the new stop is placed *before* the old one
   is cancelled (both reduce-only, so two triggers cannot over-sell). Spot: the base asset is
   locked by the old stop, so both happen in one venue call (Binance ``order/cancelReplace``,
-  ``STOP_ON_FAILURE``). At most ``max_moves_per_min`` moves per position; others are refused
-  (GUARD) and the old stop stays.
+  ``STOP_ON_FAILURE``). At most ``max_moves_per_min`` moves per symbol per 60 s of market time
+  (the decisions' ``market_ts_ns``: the wall clock live, the replay's clock in a replay); others are
+  refused (REJECTED/GUARD) and the old stop stays.
 - **exit** (CLOSE/REDUCE): derivatives: the reduce-only close is placed first, the stop cancelled
   after it filled (and re-placed for any remainder). Spot: the stop is replaced by the market sell
   in one cancel/replace call.
@@ -29,13 +30,12 @@ restart (ours are recognised by the client order id namespace and role ``p``).
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass
 
 import structlog
 
-from protocol import RejectCode, Side
+from protocol import RejectCode, Side, Status
 
 from .orders import GATEWAY, OrderOps, Unresolved
 from .venue.base import OrderReport, OrderRequest, OrderStatus, OrderType
@@ -148,7 +148,7 @@ class ExitOrderGateway:
         Raises:
             PermanentVenueError: refused by the bound on moves (GUARD) or by the venue.
         """
-        now = time.monotonic()
+        now = market_ts_ns / 1e9  # market time: live it is the wall clock; a replay keeps its own pace
         window = self._moves.setdefault(symbol, deque())
         while window and now - window[0] > 60:
             window.popleft()
@@ -156,7 +156,8 @@ class ExitOrderGateway:
         if old is not None and old.filled > 0 and old.status.terminal:
             return old
         if len(window) >= self.max_moves:
-            raise PermanentVenueError(f"{symbol}: more than {self.max_moves} stop moves in 60 s", RejectCode.GUARD)
+            raise PermanentVenueError(f"{symbol}: more than {self.max_moves} stop moves in 60 s", RejectCode.GUARD,
+                                      Status.REJECTED)  # fmt: skip
         window.append(now)
         req = self._request(symbol, qty, stop, decision_id, market_ts_ns)
         held = self.stops.get(symbol)

@@ -4,6 +4,13 @@ Steps: make the run directory and a fresh bus secret (``bus.key``, mode 0600); s
 ``python -m executor`` and wait for its ready line; start ``python -m brain``; when the brain has
 replayed the data, stop the executor (SIGTERM), compare the brain's positions with the executor's
 ledger, and print the report. Logs go to ``brain.log`` and ``executor.log`` in the run directory.
+
+``--venue binance-emulator`` puts the real ccxt client and a local Binance between the executor and
+the market (:mod:`tandem.emulated`): the emulator replays the same bars as a third process, the
+executor trades through ``ccxt.async_support`` over HTTPS on loopback with protective stops on the
+exchange, the brain moves them (``exchange_stops``), and at the end the exchange's account is
+reconciled with the executor's ledger as well. ``--exchange binanceusdm`` (default; USDⓈ-M
+perpetual ``BTC/USDT:USDT``) or ``binance`` (spot ``BTC/USDT``) picks the market.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from pydantic import Field, SecretStr
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
 
+from .emulated import EXCHANGE_SYMBOLS, EmulatorProcess, exchange_state, reconcile, start_emulator
 from .marketdata import MarketDataError, bundled_path, load_bars
 from .runtime import ConfigError, new_bus_secret, write_secret_file
 from .settings import load_settings
@@ -38,6 +46,12 @@ class PaperSettings(BrainSettings):
     slippage_bps: float = Field(2.0, ge=0, lt=10_000, description="paper fills move against the trader by this, bps")
     journal_synchronous: Literal["NORMAL", "FULL"] = Field("NORMAL", description="executor journal SQLite synchronous")
     executor_metrics_port: int = Field(9102, ge=-1, le=65535, description="executor Prometheus port (-1 = off)")
+    venue: Literal["paper", "binance-emulator"] = Field(
+        "paper", description="paper (the paper venue) or binance-emulator (ccxt against a local Binance)"
+    )
+    exchange: Literal["binanceusdm", "binance"] = Field(
+        "binanceusdm", description="binance-emulator: binanceusdm (USDⓈ-M perpetual) or binance (spot)"
+    )
     bus_secret: SecretStr | None = Field(None, exclude=True, description="ignored: paper makes a fresh secret per run")
 
 
@@ -95,19 +109,29 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     key = run_dir / "bus.key"
     write_secret_file(key, new_bus_secret())
-    common = {"run_dir": str(run_dir), "bus_secret_file": str(key)}
+    common: dict[str, Any] = {"run_dir": str(run_dir), "bus_secret_file": str(key)}
+    exe_extra: dict[str, Any] = {}
+    brain_extra: dict[str, Any] = {}
+    emulator: EmulatorProcess | None = None
+    if settings.venue == "binance-emulator":
+        emulator = start_emulator(run_dir, settings.data or bundled_path(), settings.bars, settings.starting_cash)
+        common["instrument"] = EXCHANGE_SYMBOLS[settings.exchange]
+        exe_extra = {"venue": "binance-emulator", "exchange": settings.exchange, "emulator_port": emulator.port,
+                     "emulator_ca": str(emulator.ca_path), "api_key_file": str(emulator.api_key_file),
+                     "api_secret_file": str(emulator.api_secret_file)}  # fmt: skip
+        brain_extra = {"exchange_stops": True}
     exe_log, brain_log = run_dir / "executor.log", run_dir / "brain.log"
     with exe_log.open("w") as exe_err:
         executor = subprocess.Popen(
             [sys.executable, "-m", "executor",
-             *_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common)],
+             *_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common, **exe_extra)],
             stdout=subprocess.PIPE, stderr=exe_err, text=True,
         )  # fmt: skip
     try:
         _wait_ready(executor, exe_log)
         with brain_log.open("w") as brain_err:
             brain = subprocess.Popen(
-                [sys.executable, "-m", "brain", *_flags(settings, BrainSettings, **common)],
+                [sys.executable, "-m", "brain", *_flags(settings, BrainSettings, **common, **brain_extra)],
                 stdout=subprocess.DEVNULL, stderr=brain_err,
             )  # fmt: skip
         while brain.poll() is None:
@@ -126,6 +150,12 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 executor.kill()
                 executor.wait()
+        account = None
+        if emulator is not None:
+            try:
+                account = exchange_state(emulator) if emulator.proc.poll() is None else None
+            finally:
+                emulator.stop()
     report = json.loads((run_dir / "report.json").read_text())
     ledger = json.loads((run_dir / "executor-ledger.json").read_text())
     report["executor_ledger"] = ledger
@@ -134,8 +164,17 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     report["ledger_agrees"] = brain_pos.keys() == exe_pos.keys() and all(
         abs(brain_pos[k] - exe_pos[k]) <= 1e-9 * max(1.0, abs(exe_pos[k])) for k in exe_pos
     )
+    report["venue"] = settings.venue if emulator is None else f"binance-emulator ({settings.exchange}, ccxt)"
+    if emulator is not None:
+        if account is None:
+            raise RuntimeError(f"binance emulator exited mid-run; {run_dir / 'emulator.log'}")
+        rec = reconcile(account, ledger, settings.exchange, EXCHANGE_SYMBOLS[settings.exchange])
+        report["exchange_reconciliation"] = rec
+        (run_dir / "exchange-account.json").write_text(json.dumps(account, indent=2) + "\n")
+        report["ledger_agrees"] = report["ledger_agrees"] and rec["agrees"]
     report["run_dir"] = str(run_dir)
     report["wall_time_s"] = time.perf_counter() - started
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")  # the brain's, plus the checks
     return report
 
 
@@ -148,6 +187,7 @@ def format_report(r: dict[str, Any]) -> str:
     lat = r["latency_us"]
     lines = [
         "tandem paper report",
+        f"  venue                  {r.get('venue', 'paper')}",
         f"  bars replayed          {r['bars_replayed']}",
         f"  decisions sent         {r['decisions_sent']}  ({kv(r['decisions_by_outcome'])})",
         f"  trades                 {r['trades']}  (wins {r['wins']}, losses {r['losses']}, win rate {r['win_rate_pct']:.1f}%)",
@@ -163,6 +203,15 @@ def format_report(r: dict[str, Any]) -> str:
         f"  open positions         {kv(r['open_positions'])}",
         f"  executor ledger        {'agrees with the brain' if r['ledger_agrees'] else 'DISAGREES with the brain'}"
         f"  (cash {r['executor_ledger']['cash']:,.2f})",
+    ]
+    rec = r.get("exchange_reconciliation")
+    if rec is not None:
+        lines.append(
+            f"  exchange account       {'agrees with the ledger' if rec['agrees'] else 'DISAGREES with the ledger'}"
+            f"  (balance {rec['exchange_cash']:,.6f} vs {rec['ledger_cash']:,.6f}, position {rec['exchange_position']:g}"
+            f" vs {rec['ledger_position']:g}, open orders {rec['open_orders']}, orphaned stops {len(rec['orphans'])})"
+        )
+    lines += [
         f"  run directory          {r['run_dir']}  (trades.csv, report.json, brain.sqlite, executor.sqlite, logs)",
         f"  wall time              {r['wall_time_s']:.2f} s",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import Counter
 from typing import Any
@@ -15,7 +16,7 @@ from brain.core import BrainConfig, BrainCore, SkipReason, Step
 from brain.exits import ExitRules
 from brain.risk import Approved, BreakerKind, BreakerRules, CircuitBreakers
 from brain.tracker import Applied, PositionTracker
-from protocol import DecisionReason, Intent, Side, Status, TradeDecision
+from protocol import DecisionReason, Intent, RejectCode, Side, Status, TradeDecision
 from tandem.marketdata import Bar
 
 CASH = 10_000.0
@@ -493,3 +494,29 @@ def test_protect_step_must_be_positive() -> None:
     for bad in (0.0, -5.0):
         with pytest.raises(ValueError):
             BrainConfig(BTC, protect_step_bps=bad)
+
+
+# -- dust ---------------------------------------------------------------------------------------
+
+
+def test_exit_refused_for_invalid_quantity_leaves_dust_held_but_not_traded() -> None:
+    """A spot sale rounded down to the lot step leaves a remainder the venue refuses to sell
+    (INVALID_QUANTITY): the brain keeps it (the ledger has it too) but stops trying to sell it,
+    allows a new entry, and sells it along with the next exit."""
+    r = Rig()
+    r.open(100.0)
+    [x] = r.bar(100.0, Side.SELL).decisions
+    assert r.core.on_confirmation(fill(x, qty=x.quantity - 1e-6)).applied is Applied.REDUCED
+    [rest] = r.bar(100.0).decisions  # the unfinished exit is finished next bar ...
+    assert rest.side is Side.SELL and rest.quantity == pytest.approx(1e-6)
+    refused = dataclasses.replace(refuse(rest), reject_code=RejectCode.INVALID_QUANTITY)
+    assert r.core.on_confirmation(refused).applied is Applied.NOT_EXECUTED
+    assert BTC in r.core.dust and r.tracker.position(BTC).quantity == pytest.approx(1e-6)
+    for price in (100.0, 50.0, 100.0):  # ... but not again, whatever the price does (no stop-loss on dust)
+        assert r.bar(price).decisions == ()
+    [again] = r.bar(100.0, Side.BUY).decisions  # flat for entries
+    assert again.side is Side.BUY and again.intent is Intent.OPEN
+    assert r.core.on_confirmation(fill(again)).applied is Applied.ADDED
+    assert BTC not in r.core.dust
+    [close] = r.bar(101.0, Side.SELL).decisions
+    assert close.quantity == pytest.approx(again.quantity + 1e-6)  # the dust goes with it
