@@ -6,6 +6,10 @@ DESIGN.md invariant 7) and then executed by one worker task, in arrival order, s
 never interleave. A retransmit of a decision that is queued or executing is counted and dropped —
 its confirmation follows when the execution ends. An execution the venue left ambiguous
 (:class:`~executor.orders.Unresolved`) stays in flight and is retried after ``retry_unresolved_s``.
+
+On a venue with protective orders, every ``maintenance_s`` while no decision is executing the
+worker also re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and cancels
+stops of ours whose position the ledger no longer holds (:meth:`ExitOrderGateway.orphans`).
 The link (:class:`~protocol.link.ExecutorLink`) stamps confirmations, serves replay requests from
 the journal and sends heartbeats; the endpoint, the timer that drives the link and the accounting
 of dropped datagrams come from :class:`~tandem.shell.LinkShell`. Datagrams go to the configured
@@ -53,6 +57,7 @@ class ExecutorApp(LinkShell):
         confirm_peer: Address,
         heartbeat_s: float = 0.5,
         retry_unresolved_s: float = 2.0,
+        maintenance_s: float = 5.0,
     ) -> None:
         super().__init__(codec, metrics, "executor")
         self.core = core
@@ -65,6 +70,7 @@ class ExecutorApp(LinkShell):
             heartbeat_interval_ns=int(heartbeat_s * 1e9),
         )
         self.retry_unresolved_s = retry_unresolved_s
+        self.maintenance_s = maintenance_s
         self._queue: asyncio.Queue[tuple[TradeDecision, int, bool, bool, float]] = asyncio.Queue()
         self._active: set[int] = set()
         self._worker: asyncio.Task[None] | None = None
@@ -104,9 +110,26 @@ class ExecutorApp(LinkShell):
         self._active.add(job[0].decision_id)
         self._queue.put_nowait((*job[:3], recovering or job[2], job[4]))
 
+    async def _maintain(self) -> None:
+        core = self.core
+        if not core.protective or not self.idle:
+            return
+        try:
+            await core.gateway.reprotect()
+            held = {str(i): p.qty for i, p in core.ledger.positions().items()}
+            for coid in await core.gateway.orphans(held):
+                self.log.warning("orphan_stop_cancelled", client_order_id=coid)
+        except Exception as exc:  # a venue hiccup: try again next round
+            self.log.warning("maintenance_failed", error=type(exc).__name__, detail=str(exc))
+
     async def _work(self) -> None:
         while True:
-            d, received_at, duplicate, recovering, started = await self._queue.get()
+            try:
+                job = await asyncio.wait_for(self._queue.get(), self.maintenance_s)
+            except TimeoutError:
+                await self._maintain()
+                continue
+            d, received_at, duplicate, recovering, started = job
             try:
                 outcome = await self.core.resolve(d, received_at, duplicate=duplicate, conflict=False,
                                                   recovering=recovering)  # fmt: skip

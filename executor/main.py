@@ -52,7 +52,7 @@ def build_venue(settings: ExecutorSettings) -> Venue:
     key, secret = settings.exchange_keys()
     if settings.venue == "binance-emulator":
         from tandem.emulator.client import ccxt_config, loopback_session
-        from tandem.emulator.clock import clock_sync
+        from .venue.emulator_clock import clock_sync
 
         assert settings.emulator_ca is not None
         session = loopback_session(settings.emulator_port, settings.emulator_ca)

@@ -26,7 +26,7 @@ from executor.venue.ccxt_venue import CcxtVenue
 from executor.venue.retry import RetryPolicy
 from protocol import DecisionReason, Instrument, Intent, RejectCode, Side, Status, TradeDecision
 from tandem.emulator import BinanceEmulator, Fault
-from tandem.emulator.clock import clock_sync
+from executor.venue.emulator_clock import clock_sync
 from tandem.marketdata import Bars, bundled_path, load_bars
 
 KEY, SECRET = "test-key", "test-secret"

@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from executor.venue.base import OrderRequest
-from executor.venue.errors import TemporaryVenueError
+from tandem.emulator.auth import sign
 
-from .auth import sign
+from .base import OrderRequest
+from .errors import TemporaryVenueError
+
 
 __all__ = ["ADVANCE_URL", "clock_sync"]
 
