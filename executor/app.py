@@ -110,7 +110,8 @@ class ExecutorApp(LinkShell):
         self._active.add(job[0].decision_id)
         self._queue.put_nowait((*job[:3], recovering or job[2], job[4]))
 
-    async def _maintain(self) -> None:
+    async def maintain(self) -> None:
+        """One maintenance round (see the module docstring); the worker runs it when idle."""
         core = self.core
         if not core.protective or not self.idle:
             return
@@ -127,7 +128,7 @@ class ExecutorApp(LinkShell):
             try:
                 job = await asyncio.wait_for(self._queue.get(), self.maintenance_s)
             except TimeoutError:
-                await self._maintain()
+                await self.maintain()
                 continue
             d, received_at, duplicate, recovering, started = job
             try:

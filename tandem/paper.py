@@ -28,7 +28,7 @@ from pydantic import Field, SecretStr
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
 
-from .emulated import EXCHANGE_SYMBOLS, EmulatorProcess, exchange_state, reconcile, start_emulator
+from .emulated import EXCHANGE_SYMBOLS, EmulatorProcess, exchange_state, reconcile, start_emulator, wait_ready
 from .marketdata import MarketDataError, bundled_path, load_bars
 from .runtime import ConfigError, new_bus_secret, write_secret_file
 from .settings import load_settings
@@ -80,20 +80,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def _wait_ready(proc: subprocess.Popen[str], log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        try:
-            msg = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if msg.get("event") == "executor_ready":
-            return msg
-    proc.kill()
-    raise RuntimeError(f"executor did not become ready (exit {proc.wait()}); {log}:\n{_tail(log)}")
+    return wait_ready(proc, log, "executor", lambda msg: msg.get("event") == "executor_ready", _READY_TIMEOUT_S)
 
 
 def run_paper(settings: PaperSettings) -> dict[str, Any]:

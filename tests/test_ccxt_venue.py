@@ -13,7 +13,6 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +54,10 @@ class Rig:
         return self.emu.state()["accounts"][KEY]["usdm"]
 
 
-async def open_core(emu: BinanceEmulator, path: Path) -> ExecutorCore:
-    config = emu.ccxt_config("usdm", KEY, SECRET, timeout_ms=1_000)
-    venue = CcxtVenue("binanceusdm", config, before_order=clock_sync(config["session"], KEY, SECRET))
+async def open_core(emu: BinanceEmulator, path: Path, market: str = "usdm") -> ExecutorCore:
+    config = emu.ccxt_config(market, KEY, SECRET, timeout_ms=1_000)
+    exchange = "binanceusdm" if market == "usdm" else "binance"
+    venue = CcxtVenue(exchange, config, before_order=clock_sync(config["session"], KEY, SECRET))
     ops = OrderOps(venue, RetryPolicy(attempts=4, deadline_s=5.0, base_s=0.02, cap_s=0.1),
                    absent_checks=3, absent_gap_s=0.05, poll_s=0.05, fill_timeout_s=1.5)  # fmt: skip
     return await ExecutorCore.open(path, venue, CASH, ops=ops)
@@ -301,19 +301,11 @@ class SpotRig(Rig):
         return self.emu.state()["accounts"][KEY]["spot"]
 
 
-async def open_spot_core(emu: BinanceEmulator, path: Path) -> ExecutorCore:
-    config = emu.ccxt_config("spot", KEY, SECRET, timeout_ms=1_000)
-    venue = CcxtVenue("binance", config, before_order=clock_sync(config["session"], KEY, SECRET))
-    ops = OrderOps(venue, RetryPolicy(attempts=4, deadline_s=5.0, base_s=0.02, cap_s=0.1),
-                   absent_checks=3, absent_gap_s=0.05, poll_s=0.05, fill_timeout_s=1.5)  # fmt: skip
-    return await ExecutorCore.open(path, venue, CASH, ops=ops)
-
-
 @pytest.fixture
 async def spot(tmp_path: Path, bars: Bars) -> AsyncIterator[SpotRig]:
     async with BinanceEmulator(bars) as emu:
         emu.create_account(KEY, SECRET, spot={"USDT": str(CASH)})
-        core = await open_spot_core(emu, tmp_path / "executor.sqlite")
+        core = await open_core(emu, tmp_path / "executor.sqlite", "spot")
         r = SpotRig(emu, core, bars, tmp_path / "executor.sqlite")
         try:
             yield r
@@ -408,3 +400,54 @@ async def test_spot_exit_replace_timeout_does_not_sell_twice(spot: SpotRig) -> N
     out = await on_decision(spot, spot_decision(spot, 2, 20, side=Side.SELL, intent=Intent.CLOSE, qty=held))
     assert spot.emu.faults.applied["timeout_after_accept"] == 1
     assert_spot_end_state(spot, out, Status.FILLED)
+
+
+# -- the executor application: worker, unresolved retry, maintenance -----------------------------
+
+
+async def start_app(rig: Rig, **kw: Any) -> Any:
+    from executor.app import ExecutorApp
+    from executor.metrics import ExecutorMetrics
+    from protocol import Codec, derive_key
+
+    app = ExecutorApp(rig.core, Codec(derive_key(b"x" * 32)), ExecutorMetrics(), ("127.0.0.1", 0),
+                      ("127.0.0.1", 9), **kw)  # fmt: skip
+    await app.start()
+    return app
+
+
+async def test_app_keeps_an_unresolved_decision_in_flight_until_the_exchange_answers(rig: Rig) -> None:
+    """A 5xx burst longer than one execution's budget: the decision is not confirmed as a guess;
+    it stays in flight, is retried, and ends FILLED with one order on the exchange."""
+    import time
+
+    app = await start_app(rig, retry_unresolved_s=0.2)
+    try:
+        rig.emu.install_faults(Fault("http_5xx", "order_create", count=5, status=503))
+        d = entry(rig)
+        app.on_decision(d, time.time_ns())
+        app.on_decision(d, time.time_ns())  # a retransmit while it executes: dropped, not run twice
+        for _ in range(200):
+            if rig.core.journal.confirmation_for(1) is not None and app.idle:
+                break
+            await asyncio.sleep(0.05)
+        conf = rig.core.journal.confirmation_for(1)
+        assert conf is not None and conf.status is Status.FILLED
+        assert app.metrics.unresolved._value.get() >= 1
+        assert app.metrics.duplicates._value.get() == 1
+        assert_end_state(rig, Outcome(conf, duplicate=False, executed=True), Status.FILLED)
+    finally:
+        app.close()
+
+
+async def test_maintenance_cancels_a_stop_whose_position_is_gone(rig: Rig) -> None:
+    """A stop of ours on the exchange while the ledger is flat (freqtrade #12528) is cancelled."""
+    await rig.core.gateway.protect(USDM, 0.02, 40_000.0, 77, rig.bar_ns(12))
+    assert [a["algoStatus"] for a in rig.state()["algo_orders"]] == ["NEW"]
+    app = await start_app(rig)
+    try:
+        await app.maintain()
+    finally:
+        app.close()
+    assert [a["algoStatus"] for a in rig.state()["algo_orders"]] == ["CANCELED"]
+    assert rig.core.gateway.stops == {}
