@@ -71,9 +71,10 @@ class ExecutorApp(LinkShell):
         )
         self.retry_unresolved_s = retry_unresolved_s
         self.maintenance_s = maintenance_s
-        self._queue: asyncio.Queue[tuple[TradeDecision, int, bool, bool, float]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[TradeDecision, int, bool, bool, float] | None] = asyncio.Queue()
         self._active: set[int] = set()
         self._worker: asyncio.Task[None] | None = None
+        self._ticker: asyncio.TimerHandle | None = None
         if core.ops.metrics is None:
             core.ops.metrics = metrics
             core.gateway.metrics = metrics
@@ -93,6 +94,8 @@ class ExecutorApp(LinkShell):
             assert rec is not None
             self._enqueue((d, rec.received_at_ns, False, False, time.perf_counter()), recovering=True)
         self._worker = asyncio.get_running_loop().create_task(self._work())
+        if self.core.protective:
+            self._ticker = asyncio.get_running_loop().call_later(self.maintenance_s, self._tick)
         self.link.handle_timer(now)  # first heartbeat at once
         self._flush()
 
@@ -102,6 +105,8 @@ class ExecutorApp(LinkShell):
         return not self._active
 
     def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self._worker is not None:
             self._worker.cancel()
         super().close()
@@ -123,11 +128,15 @@ class ExecutorApp(LinkShell):
         except Exception as exc:  # a venue hiccup: try again next round
             self.log.warning("maintenance_failed", error=type(exc).__name__, detail=str(exc))
 
+    def _tick(self) -> None:
+        """Queue a maintenance round behind the decisions, and the next tick."""
+        self._queue.put_nowait(None)
+        self._ticker = asyncio.get_running_loop().call_later(self.maintenance_s, self._tick)
+
     async def _work(self) -> None:
         while True:
-            try:
-                job = await asyncio.wait_for(self._queue.get(), self.maintenance_s)
-            except TimeoutError:
+            job = await self._queue.get()
+            if job is None:
                 await self.maintain()
                 continue
             d, received_at, duplicate, recovering, started = job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -112,3 +113,69 @@ def test_sandbox_venue_uses_binance_testnet_urls(tmp_path: Path) -> None:
     venue = build_venue(s)
     assert "testnet" in str(venue.exchange.urls["api"]["public"])
 
+
+
+async def test_retry_policy_is_bounded_by_attempts_and_reports_each_retry() -> None:
+    import time
+
+    from executor.venue.retry import RetryPolicy
+
+    calls, retries = [], []
+
+    async def always_temporary() -> None:
+        calls.append(time.monotonic())
+        raise TemporaryVenueError("429")
+
+    policy = RetryPolicy(attempts=4, deadline_s=10.0, base_s=0.01, cap_s=0.02)
+    with pytest.raises(TemporaryVenueError):
+        await policy.call(always_temporary, what="t", on_retry=retries.append)
+    assert len(calls) == 4 and len(retries) == 3  # one event per wait between tries
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert all(g <= 0.02 + 0.05 for g in gaps)  # waits capped at cap_s (plus scheduling slack)
+
+
+async def test_retry_policy_is_bounded_by_elapsed_time() -> None:
+    from executor.venue.retry import RetryPolicy
+
+    calls = 0
+
+    async def slow_temporary() -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        raise TemporaryVenueError("503")
+
+    policy = RetryPolicy(attempts=100, deadline_s=0.3, base_s=0.01, cap_s=0.02)
+    with pytest.raises(TemporaryVenueError):
+        await policy.call(slow_temporary, what="t")
+    assert 2 <= calls <= 7  # ~0.3 s of 50 ms tries, not 100
+
+
+@pytest.mark.parametrize("exc", [AmbiguousVenueError("timeout"), PermanentVenueError("-2010")])
+async def test_retry_policy_never_retries_ambiguous_or_permanent(exc: Exception) -> None:
+    from executor.venue.retry import RetryPolicy
+
+    calls = 0
+
+    async def fails() -> None:
+        nonlocal calls
+        calls += 1
+        raise exc
+
+    with pytest.raises(type(exc)):
+        await RetryPolicy(base_s=0.01).call(fails, what="t")
+    assert calls == 1
+
+
+async def test_retry_policy_returns_once_the_venue_recovers() -> None:
+    from executor.venue.retry import RetryPolicy
+
+    answers = iter([TemporaryVenueError("429"), TemporaryVenueError("-1021"), "ok"])
+
+    async def flaky() -> str:
+        a = next(answers)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    assert await RetryPolicy(base_s=0.01, cap_s=0.02).call(flaky, what="t") == "ok"

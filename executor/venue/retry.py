@@ -12,6 +12,9 @@ https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits).
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -71,22 +74,37 @@ class RetryPolicy:
             on_retry: called with the error before each wait (metrics).
         """
         logger = log if log is not None else structlog.get_logger("venue")
+        t0 = time.monotonic()
+        try:  # the first attempt outside tenacity: the common case costs one await
+            return await fn()
+        except TemporaryVenueError as exc:
+            first_error: TemporaryVenueError = exc
+        if self.attempts == 1:
+            raise first_error
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
             wait = state.next_action.sleep if state.next_action is not None else 0.0
-            logger.warning("venue_retry", call=what, attempt=state.attempt_number, wait_s=round(wait, 3),
+            logger.warning("venue_retry", call=what, attempt=state.attempt_number + 1, wait_s=round(wait, 3),
                            error=type(exc).__name__, detail=str(exc))  # fmt: skip
             if on_retry is not None and exc is not None:
                 on_retry(exc)
 
+        first_wait = min(self.cap_s, self.base_s) * random.random()  # full jitter, like the later waits
+        logger.warning("venue_retry", call=what, attempt=1, wait_s=round(first_wait, 3),
+                       error=type(first_error).__name__, detail=str(first_error))  # fmt: skip
+        if on_retry is not None:
+            on_retry(first_error)
+        await asyncio.sleep(first_wait)
+        left_s = max(self.deadline_s - (time.monotonic() - t0), 0.0)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.deadline_s),
+            stop=stop_after_attempt(self.attempts - 1) | stop_after_delay(left_s),
             wait=wait_random_exponential(multiplier=self.base_s, max=self.cap_s),
             retry=retry_if_exception_type(TemporaryVenueError),
             before_sleep=before_sleep,
             reraise=True,
         )
+
         async def attempt() -> T:
             return await fn()
 
