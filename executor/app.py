@@ -7,8 +7,8 @@ never interleave. A retransmit of a decision that is queued or executing is coun
 its confirmation follows when the execution ends. An execution the venue left ambiguous
 (:class:`~executor.orders.Unresolved`) stays in flight and is retried after ``retry_unresolved_s``.
 
-On a venue with protective orders, every ``maintenance_s`` while no decision is executing the
-worker also re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and cancels
+On a venue with protective orders, every ``maintenance_s`` the worker (between two decisions) also
+re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and cancels
 stops of ours whose position the ledger no longer holds (:meth:`ExitOrderGateway.orphans`).
 The link (:class:`~protocol.link.ExecutorLink`) stamps confirmations, serves replay requests from
 the journal and sends heartbeats; the endpoint, the timer that drives the link and the accounting
@@ -118,11 +118,11 @@ class ExecutorApp(LinkShell):
     async def maintain(self) -> None:
         """One maintenance round (see the module docstring); the worker runs it when idle."""
         core = self.core
-        if not core.protective or not self.idle:
+        if not core.protective:
             return
-        try:
-            await core.gateway.reprotect()
-            held = {str(i): p.qty for i, p in core.ledger.positions().items()}
+        try:  # runs in the worker, between decisions: never concurrent with an execution
+            held = core.held()
+            await core.gateway.reprotect(held)
             for coid in await core.gateway.orphans(held):
                 self.log.warning("orphan_stop_cancelled", client_order_id=coid)
         except Exception as exc:  # a venue hiccup: try again next round
@@ -142,7 +142,7 @@ class ExecutorApp(LinkShell):
             d, received_at, duplicate, recovering, started = job
             try:
                 outcome = await self.core.resolve(d, received_at, duplicate=duplicate, conflict=False,
-                                                  recovering=recovering)  # fmt: skip
+                                                  recovering=recovering, now_ns=time.time_ns())  # fmt: skip
             except Unresolved as exc:
                 self.metrics.unresolved.inc()
                 self.log.error("decision_unresolved", decision_id=d.decision_id, detail=exc.detail,

@@ -103,7 +103,7 @@ class ExecutorCore:
         self.ledger = ledger
         self.ops = ops if ops is not None else OrderOps(venue, RetryPolicy())
         self.namespace = journal.namespace()
-        self.gateway = ExitOrderGateway(self.ops, self.namespace, metrics=self.ops.metrics)
+        self.gateway = ExitOrderGateway(self.ops, self.namespace, store=journal, metrics=self.ops.metrics)
         self.protective = protective and venue.supports_protective
         self.recovered: tuple[Outcome, ...] = ()
         self.log = structlog.get_logger("executor")
@@ -128,12 +128,16 @@ class ExecutorCore:
                        protective=protective)  # fmt: skip
             await venue.start()
             if core.protective:
-                await core.gateway.adopt()
+                await core.gateway.adopt(core.held())
             core.recovered = tuple(await core.recover())
         except BaseException:
             journal.close()
             raise
         return core
+
+    def held(self) -> dict[str, float]:
+        """The ledger's positions by venue symbol, base units."""
+        return {str(i): p.qty for i, p in self.ledger.positions().items()}
 
     async def recover(self) -> list[Outcome]:
         """Resolve every in-flight decision, in decision-id order; returns their outcomes."""
@@ -168,21 +172,28 @@ class ExecutorCore:
         if isinstance(admitted, Outcome):
             return admitted
         d, received_at, duplicate, conflict = admitted
-        return await self.resolve(d, received_at, duplicate=duplicate, conflict=conflict, recovering=duplicate)
+        return await self.resolve(d, received_at, duplicate=duplicate, conflict=conflict, recovering=duplicate,
+                                  now_ns=now_ns)  # fmt: skip
 
     async def resolve(
-        self, d: TradeDecision, received_at_ns: int, *, duplicate: bool, conflict: bool, recovering: bool
-    ) -> Outcome:
+        self, d: TradeDecision, received_at_ns: int, *, duplicate: bool, conflict: bool, recovering: bool,
+        now_ns: int | None = None,
+    ) -> Outcome:  # fmt: skip
         """Execute a journaled, in-flight decision and settle its outcome.
+
+        ``now_ns`` (wall clock) matters for a retry on a real venue: once the decision has
+        expired, a retry only looks its order up — it never places a late order.
 
         Raises:
             Unresolved: the venue's answer stayed ambiguous; nothing was journaled or applied.
         """
-        if received_at_ns > d.expires_at_ns and not (recovering and self._may_exist(d)):
+        may_exist = recovering and self._may_exist(d)
+        expired = received_at_ns > d.expires_at_ns or (may_exist and now_ns is not None and now_ns > d.expires_at_ns)
+        if expired and not may_exist:
             detail = f"received at {received_at_ns} ns, expired at {d.expires_at_ns} ns"
             return self._refuse(d, Status.EXPIRED, RejectCode.EXPIRED, detail, duplicate, conflict)
         try:
-            report = await self._execute(d, recovering=recovering, expired=received_at_ns > d.expires_at_ns)
+            report = await self._execute(d, recovering=recovering, expired=expired)
         except PermanentVenueError as exc:
             return self._refuse(d, exc.status, exc.reject_code, exc.detail, duplicate, conflict)
         if report is None:  # recovering an expired decision whose order the venue never had
@@ -215,26 +226,38 @@ class ExecutorCore:
             if held <= 0:
                 raise PermanentVenueError(f"no {symbol} position to protect", RejectCode.INSUFFICIENT_POSITION,
                                           Status.REJECTED)  # fmt: skip
-            return await self.gateway.move(symbol, held, d.stop_price, d.decision_id, d.market_ts_ns)
+            return await self.gateway.move(symbol, held, d.stop_price, d.decision_id, d.market_ts_ns,
+                                           recovering=recovering)  # fmt: skip
         if d.side is Side.SELL:
             if self.protective:  # exits go through the gateway, which owns the stop
                 if d.quantity > held * (1 + POSITION_REL_TOL):
                     raise PermanentVenueError(f"sell {d.quantity!r} exceeds position {held!r}",
                                               RejectCode.INSUFFICIENT_POSITION, Status.REJECTED)  # fmt: skip
-                return await self.gateway.exit(symbol, min(d.quantity, held), d.decision_id, d.market_ts_ns,
+                return await self.gateway.exit(symbol, min(d.quantity, held), held, d.decision_id, d.market_ts_ns,
                                                d.reference_price, recovering=recovering)  # fmt: skip
             req = self._order(d, coid, OrderType.MARKET)
             return await self.ops.settle(await self.ops.place(req, lookup_first=recovering), symbol)
         typ = OrderType.MARKET if isinstance(self.venue, PaperVenue) or d.max_slippage_bps >= 10_000 else OrderType.LIMIT_IOC
         report = await self.ops.settle(await self.ops.place(self._order(d, coid, typ), lookup_first=recovering), symbol)
         if report.filled > 0 and d.stop_price > 0 and self.protective:
-            total = held + report.filled
-            if symbol in self.gateway.stops:
-                await self.gateway.move(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns)
-            else:
-                await self.gateway.protect(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns,
-                                           recovering=recovering)  # fmt: skip
+            await self._protect_entry(d, symbol, held + report.filled, recovering)
         return report
+
+    async def _protect_entry(self, d: TradeDecision, symbol: str, total: float, recovering: bool) -> None:
+        """The stop for a filled entry. Whatever happens to the stop, the entry's fill stands: a
+        refusal marks the position unprotected (retried by maintenance), a stop found filled is
+        kept for the next exit decision."""
+        gw = self.gateway
+        try:
+            if symbol in gw.stops:
+                r = await gw.move(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns, recovering=recovering,
+                                  bounded=False)  # fmt: skip
+                if r.status.terminal and r.filled > 0:
+                    gw.fired[symbol] = r  # the old stop had fired: reported with the next exit
+            else:
+                await gw.protect(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns, recovering=recovering)
+        except PermanentVenueError as exc:
+            gw.mark_unprotected(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns, exc.detail)
 
     @staticmethod
     def _order(d: TradeDecision, coid: str, typ: OrderType) -> OrderRequest:

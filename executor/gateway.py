@@ -9,40 +9,45 @@ ownership conflict.
 Rules — no window in which an open position has no stop, and no stop left behind (the failure of
 freqtrade issue #12528, a stop left on the exchange after its position was closed):
 
-- **protect** (entry filled): place the stop for the whole position. A permanent refusal leaves
-  the position counted in ``unprotected`` (metric and critical log) — it is retried by
-  :meth:`reprotect`.
+- **Write-ahead**: the client order id of a symbol's stop is journaled (``store``) before the
+  stop is sent, so a restart looks up exactly that order (:meth:`adopt`).
+- **protect** (entry filled): place the stop for the whole position. A refusal leaves the position
+  counted in ``unprotected`` (metric and critical log); :meth:`reprotect` tries again for the
+  ledger's current quantity. A remainder below the venue's minimum amount (dust) is not protected.
 - **move** (trailing, a PROTECT decision): derivatives: the new stop is placed *before* the old one
   is cancelled (both reduce-only, so two triggers cannot over-sell). Spot: the base asset is
   locked by the old stop, so both happen in one venue call (Binance ``order/cancelReplace``,
-  ``STOP_ON_FAILURE``). At most ``max_moves_per_min`` moves per symbol per 60 s of market time
-  (the decisions' ``market_ts_ns``: the wall clock live, the replay's clock in a replay); others are
-  refused (REJECTED/GUARD) and the old stop stays.
-- **exit** (CLOSE/REDUCE): derivatives: the reduce-only close is placed first, the stop cancelled
-  after it filled (and re-placed for any remainder). Spot: the stop is replaced by the market sell
-  in one cancel/replace call.
-- A stop found **already filled** (it triggered while the brain was deciding) *is* the exit: its
-  fill is reported for the decision and nothing else is sent.
+  ``STOP_ON_FAILURE``). At most ``max_moves_per_min`` brain-driven moves per symbol per 60 s of
+  market time (the decisions' ``market_ts_ns``: the wall clock live, the replay's clock in a
+  replay); others are refused (REJECTED/GUARD) and the old stop stays. A repeated move (a retry
+  after an ambiguous answer, or a restart) looks its order up first.
+- **exit** (CLOSE/REDUCE): derivatives: the reduce-only close is placed first; then a remainder
+  gets its own stop before the old one is cancelled, and a full close cancels the stop.
+  Spot: the stop is replaced by the market sell in one cancel/replace call, and a remainder is
+  protected again at once.
+- A stop found **already filled** (it triggered while the brain was deciding, or while the
+  executor was down) *is* the exit: its fill is kept in ``fired`` and reported for the next exit
+  or PROTECT decision of that symbol, and nothing else is sent.
 
-State is a cache of the venue: :meth:`adopt` rebuilds it from the venue's open orders after a
-restart (ours are recognised by the client order id namespace and role ``p``).
+State is a cache of the venue and the journal: :meth:`adopt` rebuilds it after a restart.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
 from protocol import RejectCode, Side, Status
 
 from .orders import GATEWAY, OrderOps, Unresolved
-from .venue.base import OrderReport, OrderRequest, OrderStatus, OrderType
+from .venue.base import OrderReport, OrderRequest, OrderType
 from .venue.coid import client_order_id, parse as parse_coid
 from .venue.errors import PermanentVenueError
 
-__all__ = ["ExitOrderGateway", "Protection"]
+__all__ = ["ExitOrderGateway", "Protection", "ProtectiveStore"]
 
 
 @dataclass
@@ -55,32 +60,54 @@ class Protection:
     kind: OrderType
 
 
+class ProtectiveStore(Protocol):
+    """Where the gateway journals its stops (the executor's :class:`~executor.journal.Journal`)."""
+
+    def record_protective(self, symbol: str, client_order_id: str, stop_price: float, qty: float) -> None: ...
+    def clear_protective(self, symbol: str) -> None: ...
+    def protective(self) -> dict[str, tuple[str, float, float]]: ...
+
+
+class _NoStore:
+    def record_protective(self, symbol: str, client_order_id: str, stop_price: float, qty: float) -> None:
+        pass
+
+    def clear_protective(self, symbol: str) -> None:
+        pass
+
+    def protective(self) -> dict[str, tuple[str, float, float]]:
+        return {}
+
+
 class ExitOrderGateway:
     """Owns protective orders; see the module docstring.
 
     Args:
         ops: order primitives over the venue.
         namespace: this executor's client order id namespace.
+        store: journal of the current stop per symbol (default: none, for tests of the gateway alone).
         stop_limit_offset_bps: spot: the stop-limit's limit price sits this far below its trigger
             (room for the fill in a fast market), bps.
-        max_moves_per_min: bound on cancel/replace per position.
+        max_moves_per_min: bound on brain-driven cancel/replace per symbol.
         metrics: object with an ``unprotected`` Gauge, or ``None``.
     """
 
     def __init__(
-        self, ops: OrderOps, namespace: str, *, stop_limit_offset_bps: float = 50.0, max_moves_per_min: int = 6,
-        metrics: object | None = None,
+        self, ops: OrderOps, namespace: str, *, store: ProtectiveStore | None = None,
+        stop_limit_offset_bps: float = 50.0, max_moves_per_min: int = 6, metrics: object | None = None,
     ) -> None:  # fmt: skip
         self.ops = ops
         self.venue = ops.venue
         self.namespace = namespace
+        self.store: ProtectiveStore = store if store is not None else _NoStore()
         self.offset = stop_limit_offset_bps / 1e4
         self.max_moves = max_moves_per_min
         self.metrics = metrics
         self.stops: dict[str, Protection] = {}
+        self.fired: dict[str, OrderReport] = {}  # stop fills not yet reported through a decision
         self.unprotected: dict[str, float] = {}  # symbol -> qty that should have a stop and has none
+        self._retry: dict[str, tuple[float, int, int]] = {}  # symbol -> (stop, decision_id, market_ts_ns)
         self._moves: dict[str, deque[float]] = {}
-        self._retry: dict[str, tuple[float, float, int, int]] = {}
         self.log = structlog.get_logger("gateway")
 
     @property
@@ -103,104 +130,151 @@ class ExitOrderGateway:
             market_ts_ns=market_ts_ns, reference_price=ref, owner=GATEWAY,
         )  # fmt: skip
 
+    # -- bookkeeping ------------------------------------------------------------------------
+
     def _set_unprotected(self, symbol: str, qty: float) -> None:
         if qty > 0:
             self.unprotected[symbol] = qty
         else:
             self.unprotected.pop(symbol, None)
+            self._retry.pop(symbol, None)
         if self.metrics is not None:
             self.metrics.unprotected.set(len(self.unprotected))
+
+    def mark_unprotected(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int,
+                         detail: str) -> None:  # fmt: skip
+        """A position of ``qty`` has no stop on the venue: count it, log it, retry in :meth:`reprotect`."""
+        self.log.critical("position_unprotected", symbol=symbol, qty=qty, stop=stop, detail=detail)
+        self._set_unprotected(symbol, qty)
+        self._retry[symbol] = (stop, decision_id, market_ts_ns)
+
+    def _hold(self, symbol: str, prot: Protection) -> None:
+        self.stops[symbol] = prot
+        self._set_unprotected(symbol, 0.0)
+
+    def _forget(self, symbol: str) -> None:
+        self.stops.pop(symbol, None)
+        self.store.clear_protective(symbol)
 
     # -- the three operations --------------------------------------------------------------
 
     async def protect(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int,
                       *, recovering: bool = False) -> OrderReport | None:  # fmt: skip
-        """Place the stop for a new position of ``qty``; ``None`` if the venue refused it (the
-        position is then counted unprotected and retried by :meth:`reprotect`)."""
+        """Place the stop for a position of ``qty``; ``None`` if the venue refused it (the position
+        is then counted unprotected, unless ``qty`` is dust below the venue's minimum)."""
         req = self._request(symbol, qty, stop, decision_id, market_ts_ns)
+        self.store.record_protective(symbol, req.client_order_id, stop, qty)
         try:
             report = await self.ops.place(req, lookup_first=recovering)
+            if report.status.terminal and report.filled <= 0:  # a cancelled twin found on recovery
+                report = await self.ops.place(req)
         except PermanentVenueError as exc:
-            self.log.critical("position_unprotected", symbol=symbol, qty=qty, stop=stop, detail=exc.detail)
-            self._set_unprotected(symbol, qty)
-            self._retry[symbol] = (qty, stop, decision_id, market_ts_ns)
+            self.store.clear_protective(symbol)
+            if exc.reject_code is RejectCode.INVALID_QUANTITY:
+                self.log.warning("dust_not_protected", symbol=symbol, qty=qty, detail=exc.detail)
+                self._set_unprotected(symbol, 0.0)
+                return None
+            self.mark_unprotected(symbol, qty, stop, decision_id, market_ts_ns, exc.detail)
             return None
-        self.stops[symbol] = Protection(req.client_order_id, stop, qty, req.type)
-        self._set_unprotected(symbol, 0.0)
+        if report.status.terminal and report.filled > 0:
+            self.fired[symbol] = report  # it triggered already
+            self._forget(symbol)
+            return report
+        self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type))
         self.log.info("stop_placed", symbol=symbol, client_order_id=req.client_order_id, stop=stop, qty=qty,
                       status=str(report.status))  # fmt: skip
         return report
 
-    async def _refresh(self, symbol: str) -> OrderReport | None:
-        """The held stop's current report, dropping it from the cache once it is terminal."""
+    async def check_fired(self, symbol: str) -> OrderReport | None:
+        """The fill of ``symbol``'s stop if it has triggered (and forget it), else ``None``."""
+        if symbol in self.fired:
+            return self.fired.pop(symbol)
         held = self.stops.get(symbol)
         if held is None:
             return None
         found = await self.ops.lookup(held.client_order_id, symbol, reason="refresh")
-        if found is None or found.status.terminal:
-            self.stops.pop(symbol, None)
-        return found
+        if found is None or (found.status.terminal and found.filled <= 0):
+            self.log.error("stop_gone", symbol=symbol, client_order_id=held.client_order_id)
+            self._forget(symbol)
+            return None
+        if found.status.terminal:
+            self._forget(symbol)
+            return found
+        return None
 
-    async def move(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int) -> OrderReport:
-        """Move the stop to ``stop`` (a PROTECT decision). Returns the new stop's report (OPEN),
-        or the old stop's report if it had already filled (the position is gone).
+    async def move(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int, *,
+                   recovering: bool = False, bounded: bool = True) -> OrderReport:  # fmt: skip
+        """Move the stop to ``stop`` for ``qty``. Returns the new stop's report (OPEN), or a stop's
+        fill if it had triggered (the position is gone).
 
         Raises:
-            PermanentVenueError: refused by the bound on moves (GUARD) or by the venue.
+            PermanentVenueError: refused by the bound on moves (GUARD) or by the venue (the old stop
+                stays). Unresolved: the venue's answers stayed ambiguous.
         """
-        now = market_ts_ns / 1e9  # market time: live it is the wall clock; a replay keeps its own pace
-        window = self._moves.setdefault(symbol, deque())
-        while window and now - window[0] > 60:
-            window.popleft()
-        old = await self._refresh(symbol)
-        if old is not None and old.filled > 0 and old.status.terminal:
-            return old
-        if len(window) >= self.max_moves:
-            raise PermanentVenueError(f"{symbol}: more than {self.max_moves} stop moves in 60 s", RejectCode.GUARD,
-                                      Status.REJECTED)  # fmt: skip
-        window.append(now)
+        fired = await self.check_fired(symbol)
+        if fired is not None:
+            return fired
+        if bounded:
+            now = market_ts_ns / 1e9  # market time: live it is the wall clock; a replay keeps its own pace
+            window = self._moves.setdefault(symbol, deque())
+            while window and now - window[0] > 60:
+                window.popleft()
+            if len(window) >= self.max_moves:
+                raise PermanentVenueError(f"{symbol}: more than {self.max_moves} stop moves in 60 s", RejectCode.GUARD,
+                                          Status.REJECTED)  # fmt: skip
+            window.append(now)
         req = self._request(symbol, qty, stop, decision_id, market_ts_ns)
         held = self.stops.get(symbol)
         if held is None:
-            return await self._placed(symbol, req, await self.ops.place(req))
+            report = await self.protect(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering)
+            if report is None:
+                raise PermanentVenueError(f"{symbol}: the venue refused the stop at {stop}", RejectCode.VENUE_ERROR)
+            return report
+        if held.client_order_id == req.client_order_id:  # this very move was done before a retry
+            found = await self.ops.lookup(req.client_order_id, symbol, reason="recovery")
+            if found is not None and not (found.status.terminal and found.filled <= 0):
+                await self.cancel_extras(symbol)  # the old stop, if its cancel never completed
+                return found
         if self.venue.derivatives:
-            report = await self.ops.place(req)  # new first: never a moment without a stop
-            self.stops[symbol] = Protection(req.client_order_id, stop, qty, req.type)
+            self.store.record_protective(symbol, req.client_order_id, stop, qty)
+            report = await self.ops.place(req, lookup_first=recovering)  # new first: never a moment without a stop
+            self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type))
             gone = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=held.kind)
             if gone is not None and gone.filled > 0:
                 # the old stop fired while the new one went in: that fill is the answer, and the
                 # new stop has no position left to protect — cancel it so it is not orphaned
                 self.log.warning("stop_filled_during_move", symbol=symbol, old=held.client_order_id)
                 await self.ops.cancel(req.client_order_id, symbol, owner=GATEWAY, kind=req.type)
-                self.stops.pop(symbol, None)
+                self._forget(symbol)
                 return gone
             return report
-        return await self._placed(symbol, req, await self._replace(held, req))
-
-    async def _placed(self, symbol: str, req: OrderRequest, report: OrderReport) -> OrderReport:
+        report = await self._replace(held, req)
         if report.client_order_id == req.client_order_id and not report.status.terminal:
-            self.stops[symbol] = Protection(req.client_order_id, req.stop_price or 0.0, req.amount, req.type)
-            self._set_unprotected(symbol, 0.0)
+            self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type))
         return report
 
     async def _replace(self, held: Protection, req: OrderRequest) -> OrderReport:
         """Spot: cancel ``held`` and place ``req`` in one call; if the cancel part failed because
-        the stop already filled, return the stop's report."""
+        the stop already filled, return the stop's report (and forget it)."""
         self.ops._check_owner(held.kind, held.client_order_id, GATEWAY, "amend")
         replace = getattr(self.venue, "replace", None)
         if replace is None:
             raise PermanentVenueError(f"{self.venue.name} cannot cancel/replace", RejectCode.VENUE_ERROR)
+        if req.type in (OrderType.STOP_LOSS_LIMIT, OrderType.STOP_MARKET):
+            self.store.record_protective(req.symbol, req.client_order_id, req.stop_price or 0.0, req.amount)
         try:
             return await self.ops._once("cancel_replace", lambda: replace(held.client_order_id, req))
         except PermanentVenueError:
             found = await self.ops.lookup(held.client_order_id, req.symbol, reason="replace")
             if found is not None and found.status.terminal:
-                self.stops.pop(req.symbol, None)
+                self._forget(req.symbol)
                 if found.filled > 0:
                     return found
                 # -2021: the stop was cancelled but the new order refused — protect again at once
                 self.log.error("replace_half_failed", symbol=req.symbol, old=held.client_order_id)
                 await self.protect(req.symbol, held.qty, held.stop_price, req.decision_id, req.market_ts_ns)
+            else:
+                self.store.record_protective(req.symbol, held.client_order_id, held.stop_price, held.qty)
             raise
         except Exception:
             # ambiguous: find out what the venue did before anything else
@@ -209,83 +283,121 @@ class ExitOrderGateway:
                 return new
             old = await self.ops.lookup(held.client_order_id, req.symbol, reason="replace")
             if old is not None and old.status.terminal and old.filled > 0:
-                self.stops.pop(req.symbol, None)
+                self._forget(req.symbol)
                 return old
             raise Unresolved(f"cancel/replace of {held.client_order_id} unresolved") from None
 
-    async def exit(self, symbol: str, qty: float, decision_id: int, market_ts_ns: int, ref: float,
-                   *, recovering: bool = False) -> OrderReport:  # fmt: skip
-        """Close ``qty`` of the position (CLOSE/REDUCE); returns the report to confirm with."""
+    async def exit(self, symbol: str, qty: float, position_qty: float, decision_id: int, market_ts_ns: int,
+                   ref: float, *, recovering: bool = False) -> OrderReport:  # fmt: skip
+        """Close ``qty`` of a position of ``position_qty`` (CLOSE/REDUCE); returns the report to
+        confirm with."""
         req = self._exit_request(symbol, qty, decision_id, market_ts_ns, ref)
+        prot = self.stops.get(symbol)
         if recovering:
             found = await self.ops.lookup(req.client_order_id, symbol, reason="recovery")
             if found is not None:
                 report = await self.ops.settle(found, symbol, owner=GATEWAY)
-                await self._after_exit(symbol, qty, report, decision_id, market_ts_ns)
+                await self._after_exit(symbol, self.stops.get(symbol), position_qty - report.filled, decision_id,
+                                       market_ts_ns)  # fmt: skip
                 return report
-        held = await self._refresh(symbol) if symbol in self.stops else None
-        if held is not None and held.filled > 0 and held.status.terminal:
-            self.log.info("exit_already_done_by_stop", symbol=symbol, client_order_id=held.client_order_id,
-                          filled=held.filled, price=held.avg_price)  # fmt: skip
-            return held
+        fired = await self.check_fired(symbol)
+        if fired is not None:
+            self.log.info("exit_already_done_by_stop", symbol=symbol, client_order_id=fired.client_order_id,
+                          filled=fired.filled, price=fired.avg_price)  # fmt: skip
+            return fired
         prot = self.stops.get(symbol)
         if prot is None or self.venue.derivatives:
             try:
                 report = await self.ops.settle(await self.ops.place(req), symbol, owner=GATEWAY)
             except PermanentVenueError:
                 # a reduce-only close refused: the stop may have closed the position meanwhile
-                fired = await self._refresh(symbol) if prot is not None else None
-                if fired is not None and fired.filled > 0 and fired.status.terminal:
+                fired = await self.check_fired(symbol) if prot is not None else None
+                if fired is not None:
                     self.log.info("exit_done_by_stop_meanwhile", symbol=symbol, client_order_id=fired.client_order_id)
                     return fired
                 raise
         else:
             report = await self._replace(prot, req)
-            if report.client_order_id == req.client_order_id:
-                self.stops.pop(symbol, None)
-                report = await self.ops.settle(report, symbol, owner=GATEWAY)
-        await self._after_exit(symbol, qty, report, decision_id, market_ts_ns)
+            if report.client_order_id != req.client_order_id:
+                return report  # the stop had filled: that is the exit
+            self._forget(symbol)  # the replace cancelled the stop
+            report = await self.ops.settle(report, symbol, owner=GATEWAY)
+        await self._after_exit(symbol, prot, position_qty - report.filled, decision_id, market_ts_ns)
         return report
 
-    async def _after_exit(self, symbol: str, qty: float, report: OrderReport, decision_id: int,
+    async def _after_exit(self, symbol: str, prot: Protection | None, remaining: float, decision_id: int,
                           market_ts_ns: int) -> None:  # fmt: skip
-        """After the close: cancel the stop (derivatives) and protect any remainder."""
-        prot = self.stops.get(symbol)
-        remaining = max(prot.qty - report.filled, 0.0) if prot is not None else 0.0
-        if prot is not None and self.venue.derivatives:
-            await self.ops.cancel(prot.client_order_id, symbol, owner=GATEWAY, kind=prot.kind)
-            self.stops.pop(symbol, None)
-        if prot is not None and remaining > prot.qty * 1e-9 and report.status is not OrderStatus.FILLED:
+        """After a close: protect any remainder (before the old stop goes), cancel the old stop."""
+        if prot is None:
+            return
+        held = self.stops.get(symbol)
+        if remaining > max(prot.qty, remaining) * 1e-9:
+            if held is not None and held.client_order_id == client_order_id(self.namespace, decision_id, "p"):
+                return  # done before a restart
             await self.protect(symbol, remaining, prot.stop_price, decision_id, market_ts_ns)
+        else:
+            self._set_unprotected(symbol, 0.0)
+        if held is not None and held.client_order_id == prot.client_order_id and self.venue.derivatives:
+            gone = await self.ops.cancel(prot.client_order_id, symbol, owner=GATEWAY, kind=prot.kind)
+            if gone is not None and gone.filled > 0:
+                self.log.error("stop_filled_after_exit", symbol=symbol, client_order_id=prot.client_order_id)
+                self.fired[symbol] = gone
+            if self.stops.get(symbol) is held:
+                self._forget(symbol)
 
-    async def reprotect(self) -> int:
-        """Try again to place every stop the venue refused; returns how many are still missing."""
-        for symbol, (qty, stop, decision_id, market_ts_ns) in list(self._retry.items()):
-            if await self.protect(symbol, qty, stop, decision_id, market_ts_ns, recovering=True) is not None:
-                self._retry.pop(symbol, None)
+    # -- restart and maintenance -----------------------------------------------------------
+
+    async def adopt(self, positions: dict[str, float]) -> int:
+        """After a restart: look up each journaled stop (open → held; filled → ``fired``; gone →
+        the position is unprotected), and cancel any other open stop of ours. Returns the number
+        of stops held."""
+        for symbol, (coid, stop, qty) in self.store.protective().items():
+            found = await self.ops.lookup(coid, symbol, reason="recovery")
+            parsed = parse_coid(coid)
+            did = parsed[2] if parsed is not None else 0
+            if found is not None and not found.status.terminal:
+                self.stops[symbol] = Protection(coid, stop, found.amount or qty, found.type)
+            elif found is not None and found.filled > 0:
+                self.fired[symbol] = found
+                self.store.clear_protective(symbol)
+            elif positions.get(symbol, 0.0) > 0:
+                self.mark_unprotected(symbol, positions[symbol], stop, did, 0, f"stop {coid} not on the venue")
+        for coid in await self.cancel_extras():
+            self.log.warning("extra_stop_cancelled", client_order_id=coid)
+        return len(self.stops)
+
+    async def reprotect(self, positions: dict[str, float]) -> int:
+        """Try again to place every stop the venue refused, for the position now held; returns
+        how many positions are still unprotected."""
+        for symbol, (stop, decision_id, market_ts_ns) in list(self._retry.items()):
+            qty = positions.get(symbol, 0.0)
+            if qty <= 0 or symbol in self.stops:
+                self._set_unprotected(symbol, 0.0)
+                continue
+            await self.protect(symbol, qty, stop, decision_id, market_ts_ns, recovering=True)
         return len(self.unprotected)
 
-    async def adopt(self) -> int:
-        """Rebuild the cache from the venue's open orders (ours, role ``p``); returns how many."""
-        found = 0
-        for o in await self.venue.open_orders():
-            parsed = parse_coid(o.client_order_id)
-            if parsed is None or parsed[0] != self.namespace or parsed[1] != "p":
-                continue
-            self.stops[o.symbol] = Protection(o.client_order_id, o.stop_price or 0.0, o.amount, o.type)
-            found += 1
-        return found
-
-    async def orphans(self, positions: dict[str, float]) -> list[str]:
-        """Cancel our stops whose symbol has no position in ``positions`` (base units); returns
-        the client order ids cancelled. The guard against freqtrade #12528."""
+    async def cancel_extras(self, symbol: str | None = None) -> list[str]:
+        """Cancel our open stops (for ``symbol``, or all) other than the one held for their symbol —
+        a replaced stop whose cancel never completed; returns the client order ids cancelled."""
         cancelled = []
-        for o in await self.venue.open_orders():
+        for o in await self.venue.open_orders(symbol):
             parsed = parse_coid(o.client_order_id)
             if parsed is None or parsed[0] != self.namespace or parsed[1] != "p":
                 continue
-            if positions.get(o.symbol, 0.0) <= 0:
-                await self.ops.cancel(o.client_order_id, o.symbol, owner=GATEWAY, kind=o.type)
-                self.stops.pop(o.symbol, None)
+            held = self.stops.get(o.symbol)
+            if held is None or held.client_order_id != o.client_order_id:
+                gone = await self.ops.cancel(o.client_order_id, o.symbol, owner=GATEWAY, kind=o.type)
+                if gone is not None and gone.filled > 0:
+                    self.log.error("extra_stop_filled", symbol=o.symbol, client_order_id=o.client_order_id)
+                    self.fired[o.symbol] = gone
                 cancelled.append(o.client_order_id)
         return cancelled
+
+    async def orphans(self, positions: dict[str, float]) -> list[str]:
+        """Cancel our stops whose symbol has no position in ``positions`` (base units), and any
+        stop of ours that is not the one held for its symbol; returns the client order ids
+        cancelled. The guard against freqtrade #12528."""
+        for symbol in [s for s in self.stops if positions.get(s, 0.0) <= 0]:
+            self._forget(symbol)
+        return await self.cancel_extras()

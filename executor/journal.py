@@ -123,6 +123,12 @@ CREATE TABLE IF NOT EXISTS fills (
     executed_at_ns INTEGER NOT NULL,
     venue_ref_full BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS protective (
+    symbol TEXT PRIMARY KEY,
+    client_order_id TEXT NOT NULL,
+    stop_price REAL NOT NULL,
+    qty REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS confirmations (
     seq INTEGER PRIMARY KEY,
     decision_id INTEGER NOT NULL UNIQUE REFERENCES decisions (decision_id),
@@ -392,6 +398,28 @@ class Journal:
     def next_seq(self) -> int:
         """The seq the next confirmation must carry: gap-free from 1."""
         return self._next_seq
+
+    def record_protective(self, symbol: str, client_order_id: str, stop_price: float, qty: float) -> None:
+        """Remember the protective order of ``symbol`` — committed *before* it is sent, so a restart
+        knows which order to look up (the exit order gateway's write-ahead)."""
+        with _translated(self.path), self._tx():
+            self._conn.execute(
+                "INSERT INTO protective (symbol, client_order_id, stop_price, qty) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (symbol) DO UPDATE SET client_order_id = excluded.client_order_id,"
+                " stop_price = excluded.stop_price, qty = excluded.qty",
+                (symbol, client_order_id, stop_price, qty),
+            )
+
+    def clear_protective(self, symbol: str) -> None:
+        """Forget ``symbol``'s protective order (its position is closed, or the stop is gone)."""
+        with _translated(self.path), self._tx():
+            self._conn.execute("DELETE FROM protective WHERE symbol = ?", (symbol,))
+
+    def protective(self) -> dict[str, tuple[str, float, float]]:
+        """``{symbol: (client_order_id, stop_price, qty)}`` of the protective orders last recorded."""
+        with _translated(self.path):
+            rows = self._conn.execute("SELECT symbol, client_order_id, stop_price, qty FROM protective").fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def namespace(self) -> str:
         """This journal's client order id namespace (8 hex digits, created once and kept; see

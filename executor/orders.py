@@ -5,11 +5,18 @@ Rules (DESIGN.md invariant 4):
 
 - **Place** (:meth:`OrderOps.place`): a temporary error is retried with the same request (it had no
   effect). After an *ambiguous* error (timeout, dropped connection, 5xx) the order is looked up by
-  its client order id before anything is resubmitted; only when the venue has said "no such order"
-  :attr:`OrderOps.absent_checks` times in a row, ``absent_gap_s`` apart (an order the venue
-  accepted can take a moment to become visible), is the same request sent again — at most
-  :attr:`OrderOps.resubmits` times. Still unresolved → :class:`Unresolved`, and the caller keeps the
-  decision in flight and tries again later; it never confirms a guess.
+  its client order id before anything is resubmitted. It counts as absent only when the venue has
+  said "no such order" at least :attr:`OrderOps.absent_checks` times, ``absent_gap_s`` apart,
+  **and** the venue's ambiguity window has passed since the ambiguous answer
+  (:attr:`~executor.venue.base.Venue.ambiguity_window_s`: Binance refuses a request older than its
+  ``recvWindow``, so after that the lost request can no longer be accepted; counting from the
+  answer rather than the send also covers an accepted order that queries do not show yet). Only then is the same
+  request sent again — at most :attr:`OrderOps.resubmits` times; a resend refused as a duplicate
+  client order id means the first one exists, and it is looked up. This matters because Binance
+  keeps client order ids unique only among *open* orders: a filled market order would not stop a
+  blind resend. Still unresolved → :class:`Unresolved`, and the caller keeps the decision in
+  flight and tries again later; it never confirms a guess. A lookup that fails for any reason is
+  unresolved too, never "absent".
 - **Cancel** (:meth:`OrderOps.cancel`): "unknown order" counts as cancelled only when a lookup
   confirms the order is not open; an order found filled is returned as filled (its fill is not
   lost).
@@ -29,13 +36,20 @@ import structlog
 
 from .venue.base import PROTECTIVE_TYPES, OrderReport, OrderRequest, OrderStatus, Venue
 from .venue.coid import parse as parse_coid
-from .venue.errors import AmbiguousVenueError, OwnershipConflict, TemporaryVenueError, VenueError
+from .venue.errors import AmbiguousVenueError, OwnershipConflict, PermanentVenueError, TemporaryVenueError, VenueError
 from .venue.retry import RetryPolicy
 
 __all__ = ["GATEWAY", "OrderOps", "Unresolved"]
 
 GATEWAY = "gateway"
 """The owner name of the exit order gateway, the only module allowed to touch protective orders."""
+
+
+def _duplicate_id(exc: PermanentVenueError) -> bool:
+    """The venue refused a client order id it already has (Binance spot -2010 "Duplicate order
+    sent.", USDⓈ-M -4116 "ClientOrderId is duplicated")."""
+    text = exc.detail.lower()
+    return "duplicate" in text or "-4116" in text
 
 
 class Unresolved(VenueError):
@@ -103,21 +117,30 @@ class OrderOps:
 
     # -- primitives ------------------------------------------------------------------------
 
-    async def lookup(self, coid: str, symbol: str, *, reason: str) -> OrderReport | None:
-        """The order by client order id after ``absent_checks`` consistent "absent" answers, or
-        the report as soon as one lookup finds it. Raises :class:`Unresolved` if lookups keep failing."""
+    async def lookup(self, coid: str, symbol: str, *, reason: str, sent_at: float | None = None) -> OrderReport | None:
+        """The order by client order id, or ``None`` after ``absent_checks`` consistent "absent"
+        answers — and, when ``sent_at`` (``time.monotonic()`` of an ambiguous send) is given, not
+        before the venue's ambiguity window has passed since then.
+
+        Raises:
+            Unresolved: a lookup failed (temporary errors past the retry budget, or any permanent
+                error such as an archived order or a revoked key): never taken as "absent".
+        """
         self._count("lookups", reason=reason)
-        for i in range(self.absent_checks):
+        until = (sent_at + self.venue.ambiguity_window_s) if sent_at is not None else 0.0
+        checks = 0
+        while True:
             try:
                 found = await self._once("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
-            except TemporaryVenueError as exc:
+            except (TemporaryVenueError, PermanentVenueError) as exc:
                 raise Unresolved(f"lookup of {coid} failed: {exc.detail}") from exc
             if found is not None:
                 self.log.info("order_found", client_order_id=coid, reason=reason, status=str(found.status))
                 return found
-            if i + 1 < self.absent_checks:
-                await asyncio.sleep(self.absent_gap_s)
-        return None
+            checks += 1
+            if checks >= self.absent_checks and time.monotonic() >= until:
+                return None
+            await asyncio.sleep(self.absent_gap_s)
 
     async def place(self, req: OrderRequest, *, lookup_first: bool = False) -> OrderReport:
         """Place ``req`` exactly once (see the module docstring); returns the venue's report.
@@ -134,12 +157,24 @@ class OrderOps:
             if found is not None:
                 return found
         for attempt in range(self.resubmits + 1):
+            sent_at = time.monotonic()
             try:
                 return await self._once("create_order", lambda: self.venue.submit(req))
+            except PermanentVenueError as exc:
+                if attempt == 0 or not _duplicate_id(exc):
+                    raise
+                self.log.warning("order_duplicate_on_resend", client_order_id=req.client_order_id, detail=exc.detail)
+                found = await self.lookup(req.client_order_id, req.symbol, reason="ambiguous", sent_at=sent_at)
+                if found is not None:
+                    return found
+                raise Unresolved(f"{req.client_order_id}: refused as a duplicate yet not found") from exc
             except (AmbiguousVenueError, TemporaryVenueError) as exc:
                 self.log.warning("order_ambiguous", client_order_id=req.client_order_id, attempt=attempt + 1,
                                  error=exc.kind, detail=exc.detail)  # fmt: skip
-                found = await self.lookup(req.client_order_id, req.symbol, reason="ambiguous")
+                # the window runs from the ambiguous answer, not the send: it then also covers an
+                # order that was accepted but is not visible to queries yet
+                found = await self.lookup(req.client_order_id, req.symbol, reason="ambiguous",
+                                          sent_at=time.monotonic())  # fmt: skip
                 if found is not None:
                     return found
         raise Unresolved(f"order {req.client_order_id} still unresolved after {self.resubmits + 1} sends")

@@ -57,7 +57,8 @@ class Rig:
 async def open_core(emu: BinanceEmulator, path: Path, market: str = "usdm") -> ExecutorCore:
     config = emu.ccxt_config(market, KEY, SECRET, timeout_ms=1_000)
     exchange = "binanceusdm" if market == "usdm" else "binance"
-    venue = CcxtVenue(exchange, config, before_order=clock_sync(config["session"], KEY, SECRET))
+    venue = CcxtVenue(exchange, config, before_order=clock_sync(config["session"], KEY, SECRET),
+                      recv_window_ms=500, ambiguity_margin_s=0.2)  # a lost request is dead after 0.7 s
     ops = OrderOps(venue, RetryPolicy(attempts=4, deadline_s=5.0, base_s=0.02, cap_s=0.1),
                    absent_checks=3, absent_gap_s=0.05, poll_s=0.05, fill_timeout_s=1.5)  # fmt: skip
     return await ExecutorCore.open(path, venue, CASH, ops=ops)
@@ -451,3 +452,112 @@ async def test_maintenance_cancels_a_stop_whose_position_is_gone(rig: Rig) -> No
         app.close()
     assert [a["algoStatus"] for a in rig.state()["algo_orders"]] == ["CANCELED"]
     assert rig.core.gateway.stops == {}
+
+
+# -- regressions from the order-safety review -------------------------------------------------
+
+
+async def test_restart_after_entry_and_stop_placed_before_outcome_journaled(rig: Rig) -> None:
+    """kill -9 after the entry *and* its stop reached the exchange: recovery confirms the fill and
+    keeps the one stop (no -4116 duplicate, no FAILED)."""
+    d = entry(rig)
+    assert not isinstance(rig.core.admit(d, NOW), Outcome)
+    await rig.core._execute(d, recovering=False, expired=False)
+    await rig.core.aclose()
+    rig.core = await open_core(rig.emu, rig.path)
+    assert_end_state(rig, rig.core.recovered[0], Status.FILLED)
+
+
+async def test_timeout_then_orders_invisible_longer_than_the_lookups_is_not_resent(rig: Rig) -> None:
+    """Timeout, then three -2013 answers: the order is not taken as absent before the exchange's
+    recvWindow has passed, so it is found, never sent twice (Binance would accept a second order
+    with the id of a filled one)."""
+    rig.emu.install_faults(Fault("timeout_after_accept", "order_create", seconds=3.0),
+                           Fault("unknown_order_2013", "order_query", count=3))  # fmt: skip
+    out = await on_decision(rig, entry(rig))
+    assert rig.emu.faults.applied["unknown_order_2013"] == 3
+    assert_end_state(rig, out, Status.FILLED)
+
+
+async def test_entry_adding_to_a_position_keeps_its_fill_when_the_stop_move_is_refused(rig: Rig) -> None:
+    await on_decision(rig, entry(rig, qty=0.02))
+    ref = rig.bars.close[14]
+    add = decision(2, rig.bar_ns(15), ref=ref, qty=0.02, stop=round(ref * 0.999, 1))
+    rig.emu.install_faults(Fault("insufficient_balance", "order_create", count=1))
+    out = await on_decision(rig, add)
+    assert out.confirmation.status is Status.FAILED  # the add itself was refused: nothing changes
+    add2 = decision(3, rig.bar_ns(16), ref=rig.bars.close[15], qty=0.02, stop=round(rig.bars.close[15] * 0.96, 1))
+    out = await on_decision(rig, add2)
+    assert out.confirmation.status is Status.FILLED
+    assert_end_state(rig, out, Status.FILLED)
+
+
+@pytest.mark.parametrize("market", ["usdm", "spot"])
+async def test_reduce_leaves_the_remainder_protected(rig: Rig, spot: SpotRig, market: str) -> None:
+    r = rig if market == "usdm" else spot
+    inst = USDM if market == "usdm" else SPOT
+    make = decision if market == "usdm" else (lambda did, ts, **kw: spot_decision(spot, did, 10, **kw))
+    ref = r.bars.close[9]
+    first = (decision(1, r.bar_ns(10), ref=ref, qty=0.04, stop=round(ref * 0.92, 1)) if market == "usdm"
+             else spot_decision(spot, 1, 10, qty=0.04, stop=round(ref * 0.92, 2)))  # fmt: skip
+    await on_decision(r, first)
+    held = r.core.ledger.position(Instrument.symbol(inst))
+    half = round(held / 2, 5)
+    cut = (decision(2, r.bar_ns(20), side=Side.SELL, intent=Intent.REDUCE, qty=half, ref=r.bars.close[19])
+           if market == "usdm" else
+           spot_decision(spot, 2, 20, side=Side.SELL, intent=Intent.REDUCE, qty=half))  # fmt: skip
+    out = await on_decision(r, cut)
+    assert 0 < r.core.ledger.position(Instrument.symbol(inst)) < held
+    assert not r.core.gateway.unprotected
+    del make
+    (assert_end_state if market == "usdm" else assert_spot_end_state)(r, out, Status.FILLED)  # type: ignore[operator]
+
+
+async def test_stop_that_fired_while_the_executor_was_down_is_the_next_exit(rig: Rig, bars: Bars) -> None:
+    first = 10
+    ref = bars.close[first - 1]
+    stop = round(min(bars.low[first + 1: first + 60]) + 1.0, 1)
+    await on_decision(rig, decision(1, rig.bar_ns(first), ref=ref, stop=stop))
+    await rig.core.aclose()
+    rig.emu.advance_to(bars.ts_ms[first + 60])  # the stop triggers while the executor is down
+    rig.core = await open_core(rig.emu, rig.path)
+    assert USDM in rig.core.gateway.fired
+    out = await on_decision(rig, exit_(rig, 2, first + 61))
+    assert out.confirmation.executed_qty == pytest.approx(0.02) and out.confirmation.avg_price <= stop
+    assert_end_state(rig, out, Status.FILLED)
+
+
+async def test_move_whose_old_stop_cancel_stayed_ambiguous_is_retried_to_one_stop(rig: Rig) -> None:
+    await on_decision(rig, entry(rig))
+    held = rig.core.ledger.position(Instrument.symbol(USDM))
+    rig.emu.install_faults(Fault("http_5xx", "order_cancel", count=4, status=503))
+    mv = decision(2, rig.bar_ns(15), side=Side.SELL, intent=Intent.PROTECT, qty=held, ref=rig.bars.close[14],
+                  stop=round(rig.bars.close[14] * 0.97, 1), reason=DecisionReason.TRAILING_TAKE_PROFIT)  # fmt: skip
+    out = await on_decision(rig, mv)
+    assert_end_state(rig, out, Status.ACCEPTED)
+
+
+async def test_spot_stop_refused_then_position_closed_is_not_retried(spot: SpotRig) -> None:
+    ref = spot.bars.close[9]
+    await on_decision(spot, spot_decision(spot, 1, 10, stop=0.0))
+    held = spot.core.ledger.position(Instrument.symbol(SPOT))
+    spot.emu.install_faults(Fault("insufficient_balance", "order_create"))
+    assert await spot.core.gateway.protect(SPOT, held, round(ref * 0.92, 2), 1, spot.bar_ns(10)) is None
+    assert spot.core.gateway.unprotected == {SPOT: held}
+    out = await on_decision(spot, spot_decision(spot, 2, 20, side=Side.SELL, intent=Intent.CLOSE, qty=held))
+    assert out.confirmation.status is Status.FILLED
+    assert await spot.core.gateway.reprotect(spot.core.held()) == 0
+    assert spot.core.gateway.unprotected == {}
+    assert_spot_end_state(spot, out, Status.FILLED)
+
+
+def test_definite_binance_codes_in_an_operation_failed_are_permanent() -> None:
+    from ccxt.base import errors as cx
+
+    from executor.venue.ccxt_venue import translate
+    from executor.venue.errors import AmbiguousVenueError, PermanentVenueError
+
+    refused = cx.OperationFailed('binanceusdm {"code":-2020,"msg":"Unable to fill."}')
+    unknown = cx.OperationFailed('binance {"code":-1007,"msg":"Timeout waiting for response from backend server."}')
+    assert isinstance(translate(refused, where="create_order", idempotent=False), PermanentVenueError)
+    assert isinstance(translate(unknown, where="create_order", idempotent=False), AmbiguousVenueError)

@@ -155,11 +155,15 @@ class Venue(abc.ABC):
         name: for logs and metrics (``"paper"``, ``"binance"``, ...).
         supports_protective: the venue can hold protective stop orders.
         derivatives: positions are venue positions (futures) rather than asset balances (spot).
+        ambiguity_window_s: how long after a send a lost order request could still be accepted by
+            the venue (Binance: its ``recvWindow``); an unanswered order is not taken as absent
+            before this has passed (:mod:`executor.orders`).
     """
 
     name: str = "venue"
     supports_protective: bool = False
     derivatives: bool = False
+    ambiguity_window_s: float = 0.0
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect and load markets (once). Default: nothing to do."""

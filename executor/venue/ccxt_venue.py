@@ -43,6 +43,7 @@ logged, since its quote value is not known here.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -83,6 +84,14 @@ _CCXT_TYPE = {
 }
 
 
+_UNKNOWN_OUTCOME_CODES = frozenset({-1001, -1006, -1007, -1008})
+"""Binance codes whose request may or may not have been executed: -1001 internal error /
+disconnected, -1006 unexpected response from the message bus ("execution status unknown"), -1007
+backend timeout ("send status unknown; execution status unknown"), -1008 server overloaded (Binance
+spot and USDⓈ-M REST docs, "Error codes"). Any other code in an error body is a definite answer."""
+_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
+
+
 def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError:
     """The :class:`VenueError` for a ccxt exception raised by the call ``where``.
 
@@ -105,6 +114,9 @@ def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError
         return PermanentVenueError(detail, RejectCode.INVALID_QUANTITY if "filter" in str(exc).lower()
                                    else RejectCode.VENUE_ERROR)  # fmt: skip
     if isinstance(exc, _AMBIGUOUS):
+        code = _CODE.search(str(exc))
+        if code is not None and int(code.group(1)) not in _UNKNOWN_OUTCOME_CODES and not isinstance(exc, cx.NetworkError):
+            return PermanentVenueError(detail)  # e.g. USDⓈ-M -2020 unable to fill, -2023 liquidation mode
         return TemporaryVenueError(detail) if idempotent else AmbiguousVenueError(detail)
     return PermanentVenueError(detail)
 
@@ -121,6 +133,10 @@ class CcxtVenue(Venue):
             may raise :class:`TemporaryVenueError`.
         session: an aiohttp session passed in ``config`` that this venue closes on :meth:`close`
             (ccxt does not close a session it did not create).
+        recv_window_ms: Binance ``recvWindow`` sent with signed requests (ccxt's default is 10 s):
+            a request older than this is refused by the exchange, which bounds how long a lost
+            order request could still be executed.
+        ambiguity_margin_s: added to it for clock skew, giving :attr:`ambiguity_window_s`.
 
     Raises:
         PermanentVenueError: unknown exchange id (from the constructor), or markets failing to
@@ -135,6 +151,8 @@ class CcxtVenue(Venue):
         sandbox: bool = False,
         before_order: Callable[[OrderRequest], Awaitable[None]] | None = None,
         session: Any = None,
+        recv_window_ms: int = 5_000,
+        ambiguity_margin_s: float = 1.0,
     ) -> None:
         cls = getattr(ccxt_async, exchange_id, None)
         if exchange_id not in ccxt_async.exchanges or cls is None:
@@ -147,6 +165,11 @@ class CcxtVenue(Venue):
         # restart); ccxt refuses that by default because of its higher rate-limit weight
         opts = self.exchange.options.get("fetchOpenOrders")
         self.exchange.options["fetchOpenOrders"] = {**(opts if isinstance(opts, dict) else {}), "warnWithoutSymbol": False}
+        if "recvWindow" in self.exchange.options:  # the Binance family
+            self.exchange.options["recvWindow"] = recv_window_ms
+            self.ambiguity_window_s = recv_window_ms / 1000 + ambiguity_margin_s
+        else:  # no venue-side bound known: wait as long as ccxt's Binance default
+            self.ambiguity_window_s = 10.0 + ambiguity_margin_s
         self.before_order = before_order
         self.session = session
         self.log = structlog.get_logger("venue").bind(venue=exchange_id)
@@ -230,7 +253,15 @@ class CcxtVenue(Venue):
             lambda: self.exchange.create_order(symbol, _CCXT_TYPE[request.type], side, amount, price, params),
             idempotent=False,
         )
-        return await self._completed(order, request.client_order_id)
+        return await self._placed(order, request.client_order_id, where)
+
+    async def _placed(self, order: dict[str, Any], client_order_id: str, where: str) -> OrderReport:
+        """The report of an order the venue took; if its details cannot be read yet, the order's
+        outcome is ambiguous (it exists) — never "temporary", which would resend it."""
+        try:
+            return await self._completed(order, client_order_id)
+        except TemporaryVenueError as exc:
+            raise AmbiguousVenueError(f"{where}: placed, details unreadable: {exc.detail}") from exc
 
     async def _completed(self, order: dict[str, Any], client_order_id: str) -> OrderReport:
         """The report, with fees from the order's trades when the order structure carries none:
@@ -245,6 +276,10 @@ class CcxtVenue(Venue):
             lambda: self.exchange.fetch_my_trades(symbol, None, None, {"orderId": order["id"]}),
             idempotent=True,
         )
+        traded = sum(float(t.get("amount") or 0.0) for t in trades)
+        filled = float(order.get("filled") or 0.0)
+        if abs(traded - filled) > 1e-9 * max(filled, 1.0):
+            raise TemporaryVenueError(f"{symbol} order {order['id']}: trades sum to {traded}, the order filled {filled}")
         fees = [t["fee"] for t in trades if t.get("fee")]
         return self._report({**order, "fees": fees, "fee": None}, client_order_id)
 
@@ -289,7 +324,7 @@ class CcxtVenue(Venue):
             if isinstance(exc.__cause__, cx.OrderNotFound):
                 return None
             raise
-        return await self._completed(order, client_order_id)
+        return await self._placed(order, client_order_id, f"cancel_order {symbol} {client_order_id}")
 
     async def replace(self, client_order_id: str, request: OrderRequest) -> OrderReport:
         """Cancel ``client_order_id`` and place ``request`` in one venue call where the venue has
@@ -313,7 +348,7 @@ class CcxtVenue(Venue):
             lambda: self.exchange.edit_order(None, symbol, _CCXT_TYPE[request.type], side, amount, price, params),
             idempotent=False,
         )
-        return self._report(order, request.client_order_id)
+        return await self._placed(order, request.client_order_id, where)
 
     async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
         orders = await self._call(f"fetch_open_orders {symbol}", lambda: self.exchange.fetch_open_orders(symbol),
@@ -406,6 +441,12 @@ def _has_fees(o: dict[str, Any]) -> bool:
 
 
 def _parse_type(o: dict[str, Any]) -> OrderType:
+    info = o.get("info") if isinstance(o.get("info"), dict) else {}
+    raw = str(info.get("origType") or info.get("orderType") or info.get("type") or "").upper()
+    if raw in ("STOP_LOSS_LIMIT", "STOP_LOSS", "STOP"):  # ccxt 4.5.90 reports a spot stop-loss-limit as "limit"
+        return OrderType.STOP_LOSS_LIMIT
+    if raw == "STOP_MARKET":
+        return OrderType.STOP_MARKET
     t = str(o.get("type") or "").lower()
     if "stop" in t and "limit" in t:
         return OrderType.STOP_LOSS_LIMIT
