@@ -22,7 +22,6 @@ from .metrics import ExecutorMetrics
 from .orders import OrderOps
 from .settings import ExecutorSettings
 from .venue.base import Venue
-from .venue.ccxt_venue import CcxtVenue
 from .venue.errors import VenueError
 from .venue.paper import PaperVenue
 from .venue.retry import RetryPolicy
@@ -49,6 +48,8 @@ def build_venue(settings: ExecutorSettings) -> Venue:
             bars, instrument=Instrument.symbol(settings.instrument), fee_bps=settings.fee_bps,
             slippage_bps=settings.slippage_bps,
         )  # fmt: skip
+    from .venue.ccxt_venue import CcxtVenue  # ccxt loads in ~1 s: only when it is used
+
     key, secret = settings.exchange_keys()
     if settings.venue == "binance-emulator":
         from tandem.emulator.client import ccxt_config, loopback_session

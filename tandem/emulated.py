@@ -15,7 +15,6 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from urllib.parse import urlencode
 
 from .emulator.auth import sign
 from .emulator.client import loopback_session
-from .runtime import write_secret_file
+from .runtime import wait_ready, write_secret_file
 
-__all__ = ["EXCHANGE_SYMBOLS", "EmulatorProcess", "exchange_state", "reconcile", "start_emulator", "wait_ready"]
+__all__ = ["EXCHANGE_SYMBOLS", "EmulatorProcess", "exchange_state", "reconcile", "start_emulator"]
 
 EXCHANGE_SYMBOLS = {"binance": "BTC/USDT", "binanceusdm": "BTC/USDT:USDT"}
 """The ccxt unified symbol the emulator lists (as BTCUSDT) for each exchange id."""
@@ -79,31 +78,6 @@ def start_emulator(run_dir: Path, data: Path, bars: int | None, starting_cash: f
     ready = wait_ready(proc, log, "binance emulator", lambda msg: "port" in msg, _READY_TIMEOUT_S)
     return EmulatorProcess(proc, int(ready["port"]), Path(ready["ca_path"]), api_key, secret_text, key_file,
                            secret_file)  # fmt: skip
-
-
-def wait_ready(proc: subprocess.Popen[str], log: Path, what: str, is_ready: Callable[[dict[str, Any]], bool],
-               timeout_s: float) -> dict[str, Any]:  # fmt: skip
-    """The first JSON line on ``proc``'s stdout for which ``is_ready`` holds.
-
-    Raises:
-        RuntimeError: ``proc`` exited or stayed silent for ``timeout_s``; it is killed and the
-            tail of ``log`` is in the message.
-    """
-    deadline = time.monotonic() + timeout_s
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        try:
-            msg = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(msg, dict) and is_ready(msg):
-            return msg
-    proc.kill()
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-    raise RuntimeError(f"{what} did not become ready (exit {proc.wait()}); {log}:\n{tail}")
 
 
 async def _state(emu: EmulatorProcess) -> dict[str, Any]:

@@ -28,9 +28,8 @@ from pydantic import Field, SecretStr
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
 
-from .emulated import EXCHANGE_SYMBOLS, EmulatorProcess, exchange_state, reconcile, start_emulator, wait_ready
 from .marketdata import MarketDataError, bundled_path, load_bars
-from .runtime import ConfigError, new_bus_secret, write_secret_file
+from .runtime import ConfigError, new_bus_secret, wait_ready, write_secret_file
 from .settings import load_settings
 
 __all__ = ["PaperSettings", "main", "run_paper"]
@@ -99,8 +98,10 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     common: dict[str, Any] = {"run_dir": str(run_dir), "bus_secret_file": str(key)}
     exe_extra: dict[str, Any] = {}
     brain_extra: dict[str, Any] = {}
-    emulator: EmulatorProcess | None = None
-    if settings.venue == "binance-emulator":
+    emulator = None
+    if settings.venue == "binance-emulator":  # imported here: aiohttp's server and trustme load only when used
+        from .emulated import EXCHANGE_SYMBOLS, start_emulator
+
         emulator = start_emulator(run_dir, settings.data or bundled_path(), settings.bars, settings.starting_cash)
         common["instrument"] = EXCHANGE_SYMBOLS[settings.exchange]
         exe_extra = {"venue": "binance-emulator", "exchange": settings.exchange, "emulator_port": emulator.port,
@@ -139,6 +140,8 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
                 executor.wait()
         account = None
         if emulator is not None:
+            from .emulated import EXCHANGE_SYMBOLS, exchange_state, reconcile
+
             try:
                 account = exchange_state(emulator) if emulator.proc.poll() is None else None
             finally:

@@ -12,7 +12,10 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Coroutine
+import json
+import subprocess
+import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -20,6 +23,7 @@ import structlog
 from pydantic import SecretStr, ValidationError
 
 __all__ = [
+    "wait_ready",
     "MIN_NETWORK_SECRET_BYTES",
     "ConfigError",
     "MetricsServer",
@@ -243,3 +247,31 @@ async def start_metrics_server(registry: Any, host: str, port: int) -> MetricsSe
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return MetricsServer(runner, bound)
+
+
+# -- child processes --------------------------------------------------------------------
+
+
+def wait_ready(proc: subprocess.Popen[str], log: Path, what: str, is_ready: Callable[[dict[str, Any]], bool],
+               timeout_s: float) -> dict[str, Any]:  # fmt: skip
+    """The first JSON line on ``proc``'s stdout for which ``is_ready`` holds.
+
+    Raises:
+        RuntimeError: ``proc`` exited or stayed silent for ``timeout_s``; it is killed and the
+            tail of ``log`` is in the message.
+    """
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(msg, dict) and is_ready(msg):
+            return msg
+    proc.kill()
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    raise RuntimeError(f"{what} did not become ready (exit {proc.wait()}); {log}:\n{tail}")
