@@ -496,7 +496,6 @@ async def test_entry_adding_to_a_position_keeps_its_fill_when_the_stop_move_is_r
 async def test_reduce_leaves_the_remainder_protected(rig: Rig, spot: SpotRig, market: str) -> None:
     r = rig if market == "usdm" else spot
     inst = USDM if market == "usdm" else SPOT
-    make = decision if market == "usdm" else (lambda did, ts, **kw: spot_decision(spot, did, 10, **kw))
     ref = r.bars.close[9]
     first = (decision(1, r.bar_ns(10), ref=ref, qty=0.04, stop=round(ref * 0.92, 1)) if market == "usdm"
              else spot_decision(spot, 1, 10, qty=0.04, stop=round(ref * 0.92, 2)))  # fmt: skip
@@ -509,7 +508,6 @@ async def test_reduce_leaves_the_remainder_protected(rig: Rig, spot: SpotRig, ma
     out = await on_decision(r, cut)
     assert 0 < r.core.ledger.position(Instrument.symbol(inst)) < held
     assert not r.core.gateway.unprotected
-    del make
     (assert_end_state if market == "usdm" else assert_spot_end_state)(r, out, Status.FILLED)  # type: ignore[operator]
 
 
