@@ -179,3 +179,23 @@ async def test_retry_policy_returns_once_the_venue_recovers() -> None:
         return a
 
     assert await RetryPolicy(base_s=0.01, cap_s=0.02).call(flaky, what="t") == "ok"
+
+
+@pytest.mark.parametrize("exchange_id", ["binance", "binanceusdm", "okx", "kraken", "bybit", "coinbase"])
+async def test_any_ccxt_exchange_id_builds_a_venue_without_network(exchange_id: str) -> None:
+    """The adapter takes any ccxt id (markets load later, in start()); an unknown id is refused."""
+    from executor.venue.ccxt_venue import CcxtVenue
+
+    venue = CcxtVenue(exchange_id, {"apiKey": "k", "secret": "s"})
+    try:
+        assert venue.name == exchange_id and venue.exchange.id == exchange_id
+        assert venue.ambiguity_window_s > 0
+    finally:
+        await venue.close()
+
+
+def test_unknown_ccxt_exchange_id_is_refused() -> None:
+    from executor.venue.ccxt_venue import CcxtVenue
+
+    with pytest.raises(PermanentVenueError, match="no exchange 'nosuchexchange'"):
+        CcxtVenue("nosuchexchange", {})
