@@ -60,6 +60,11 @@ from .venue.retry import RetryPolicy
 __all__ = ["ExecutorCore", "Outcome"]
 
 
+def _venue_ref(report: OrderReport) -> bytes:
+    """The full venue reference of an order: the venue's order id, else our client order id (ASCII)."""
+    return report.venue_order_id.encode("ascii", "replace") or report.client_order_id.encode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one decision delivery.
@@ -187,7 +192,7 @@ class ExecutorCore:
         Raises:
             Unresolved: the venue's answer stayed ambiguous; nothing was journaled or applied.
         """
-        may_exist = recovering and self._may_exist(d)
+        may_exist = recovering and self.venue.orders_survive_restart
         expired = received_at_ns > d.expires_at_ns or (may_exist and now_ns is not None and now_ns > d.expires_at_ns)
         if expired and not may_exist:
             detail = f"received at {received_at_ns} ns, expired at {d.expires_at_ns} ns"
@@ -200,10 +205,6 @@ class ExecutorCore:
             detail = f"received at {received_at_ns} ns, expired at {d.expires_at_ns} ns"
             return self._refuse(d, Status.EXPIRED, RejectCode.EXPIRED, detail, duplicate, conflict)
         return self.settle(d, report, duplicate=duplicate, conflict=conflict)
-
-    def _may_exist(self, d: TradeDecision) -> bool:
-        """A recovered decision may have reached a real venue before the crash (paper: never)."""
-        return not isinstance(self.venue, PaperVenue)
 
     async def _execute(self, d: TradeDecision, *, recovering: bool, expired: bool) -> OrderReport | None:
         """Place the decision's orders; returns the report to confirm with (``None``: expired and
@@ -237,7 +238,7 @@ class ExecutorCore:
                                                d.reference_price, recovering=recovering)  # fmt: skip
             req = self._order(d, coid, OrderType.MARKET)
             return await self.ops.settle(await self.ops.place(req, lookup_first=recovering), symbol)
-        typ = OrderType.MARKET if isinstance(self.venue, PaperVenue) or d.max_slippage_bps >= 10_000 else OrderType.LIMIT_IOC
+        typ = OrderType.MARKET if d.max_slippage_bps >= 10_000 else OrderType.LIMIT_IOC
         report = await self.ops.settle(await self.ops.place(self._order(d, coid, typ), lookup_first=recovering), symbol)
         if report.filled > 0 and d.stop_price > 0 and self.protective:
             await self._protect_entry(d, symbol, held + report.filled, recovering)
@@ -275,63 +276,49 @@ class ExecutorCore:
         """The venue's final report → confirmation, journaled with its fill, then applied."""
         if report.filled <= 0:
             if d.intent is Intent.PROTECT and not report.status.terminal:
-                return self._accept(d, report, duplicate, conflict)
+                conf = self._confirm(d, Status.ACCEPTED, RejectCode.NONE, ref=_venue_ref(report))
+                return Outcome(conf, duplicate=duplicate, executed=False, conflict=conflict,
+                               detail=f"stop at {report.stop_price} ({report.client_order_id})")  # fmt: skip
             code = RejectCode.SLIPPAGE_EXCEEDED if report.type is OrderType.LIMIT_IOC else RejectCode.VENUE_ERROR
             detail = f"{self.venue.name} order {report.client_order_id} ended {report.status} with nothing filled"
             return self._refuse(d, Status.FAILED, code, detail, duplicate, conflict)
         full = report.status is OrderStatus.FILLED
-        ref = report.venue_order_id.encode("ascii", "replace") or report.client_order_id.encode("ascii")
-        executed_at = report.updated_at_ns or 1
-        conf = ExecutionConfirmation(
-            decision_id=d.decision_id,
-            seq=self.journal.next_seq(),
-            instrument=d.instrument,
-            side=report.side,
-            intent=d.intent,
-            status=Status.FILLED if full else Status.PARTIALLY_FILLED,
-            reject_code=RejectCode.NONE if full else (
-                RejectCode.SLIPPAGE_EXCEEDED if report.type is OrderType.LIMIT_IOC else RejectCode.VENUE_ERROR),
-            executed_qty=report.filled,
-            avg_price=report.avg_price,
-            fee=report.fee,
-            executed_at_ns=executed_at,
-            venue_ref=ref[:VENUE_REF_SIZE],
-            venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
-        )  # fmt: skip
-        fill = Fill(d.decision_id, d.instrument, report.side, report.filled, report.avg_price, report.fee, executed_at)
-        self.journal.record_outcome(conf, fill, ref)
+        code = RejectCode.NONE if full else (
+            RejectCode.SLIPPAGE_EXCEEDED if report.type is OrderType.LIMIT_IOC else RejectCode.VENUE_ERROR)  # fmt: skip
+        fill = Fill(d.decision_id, d.instrument, report.side, report.filled, report.avg_price, report.fee,
+                    report.updated_at_ns or 1)  # fmt: skip
+        conf = self._confirm(d, Status.FILLED if full else Status.PARTIALLY_FILLED, code, fill=fill,
+                             ref=_venue_ref(report))  # fmt: skip
         self.ledger.apply(fill)
         return Outcome(conf, duplicate=duplicate, executed=True, conflict=conflict)
-
-    def _accept(self, d: TradeDecision, report: OrderReport, duplicate: bool, conflict: bool) -> Outcome:
-        ref = report.venue_order_id.encode("ascii", "replace") or report.client_order_id.encode("ascii")
-        conf = ExecutionConfirmation(
-            decision_id=d.decision_id, seq=self.journal.next_seq(), instrument=d.instrument, side=d.side,
-            intent=d.intent, status=Status.ACCEPTED, reject_code=RejectCode.NONE, executed_qty=0.0, avg_price=0.0,
-            fee=0.0, executed_at_ns=0, venue_ref=ref[:VENUE_REF_SIZE], venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
-        )  # fmt: skip
-        self.journal.record_outcome(conf, None, ref)
-        return Outcome(conf, duplicate=duplicate, executed=False, conflict=conflict,
-                       detail=f"stop at {report.stop_price} ({report.client_order_id})")  # fmt: skip
 
     def _refuse(
         self, d: TradeDecision, status: Status, code: RejectCode, detail: str, duplicate: bool, conflict: bool,
     ) -> Outcome:  # fmt: skip
+        conf = self._confirm(d, status, code)
+        return Outcome(conf, duplicate=duplicate, executed=False, conflict=conflict, detail=detail)
+
+    def _confirm(
+        self, d: TradeDecision, status: Status, code: RejectCode, *, fill: Fill | None = None, ref: bytes = b"",
+    ) -> ExecutionConfirmation:  # fmt: skip
+        """Build the next confirmation for ``d`` and journal it (with ``fill``, one transaction)."""
         conf = ExecutionConfirmation(
             decision_id=d.decision_id,
             seq=self.journal.next_seq(),
             instrument=d.instrument,
-            side=d.side,
+            side=fill.side if fill is not None else d.side,
             intent=d.intent,
             status=status,
             reject_code=code,
-            executed_qty=0.0,
-            avg_price=0.0,
-            fee=0.0,
-            executed_at_ns=0,
+            executed_qty=fill.qty if fill is not None else 0.0,
+            avg_price=fill.price if fill is not None else 0.0,
+            fee=fill.fee if fill is not None else 0.0,
+            executed_at_ns=fill.executed_at_ns if fill is not None else 0,
+            venue_ref=ref[:VENUE_REF_SIZE],
+            venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
         )
-        self.journal.record_outcome(conf, None, b"")
-        return Outcome(conf, duplicate=duplicate, executed=False, conflict=conflict, detail=detail)
+        self.journal.record_outcome(conf, fill, ref)
+        return conf
 
     def close(self) -> None:
         """Close the journal (see :meth:`aclose` for the venue too)."""

@@ -256,14 +256,14 @@ class ExitOrderGateway:
     async def _replace(self, held: Protection, req: OrderRequest) -> OrderReport:
         """Spot: cancel ``held`` and place ``req`` in one call; if the cancel part failed because
         the stop already filled, return the stop's report (and forget it)."""
-        self.ops._check_owner(held.kind, held.client_order_id, GATEWAY, "amend")
+        self.ops.check_owner(held.kind, held.client_order_id, GATEWAY, "amend")
         replace = getattr(self.venue, "replace", None)
         if replace is None:
             raise PermanentVenueError(f"{self.venue.name} cannot cancel/replace", RejectCode.VENUE_ERROR)
         if req.type in (OrderType.STOP_LOSS_LIMIT, OrderType.STOP_MARKET):
             self.store.record_protective(req.symbol, req.client_order_id, req.stop_price or 0.0, req.amount)
         try:
-            return await self.ops._once("cancel_replace", lambda: replace(held.client_order_id, req))
+            return await self.ops.call("cancel_replace", lambda: replace(held.client_order_id, req))
         except PermanentVenueError:
             found = await self.ops.lookup(held.client_order_id, req.symbol, reason="replace")
             if found is not None and found.status.terminal:

@@ -92,7 +92,7 @@ class OrderOps:
         if self.metrics is not None:
             getattr(self.metrics, name).labels(**labels).inc()
 
-    def _check_owner(self, req_type: Any, coid: str, owner: str, action: str) -> None:
+    def check_owner(self, req_type: Any, coid: str, owner: str, action: str) -> None:
         """Protective orders belong to the gateway; anything else is refused and counted."""
         parsed = parse_coid(coid)
         protective = req_type in PROTECTIVE_TYPES or (parsed is not None and parsed[1] == "p")
@@ -105,7 +105,7 @@ class OrderOps:
             raise OwnershipConflict(f"{owner} may not {action} protective order {coid}: the exit order gateway owns it")
         self._count("protective", module=owner, kind=kind, action=action)
 
-    async def _once(self, call: str, fn: Any) -> Any:
+    async def call(self, call: str, fn: Any) -> Any:
         def on_retry(exc: BaseException) -> None:
             self._count("retries", call=call)
 
@@ -131,7 +131,7 @@ class OrderOps:
         checks = 0
         while True:
             try:
-                found = await self._once("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
+                found = await self.call("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
             except (TemporaryVenueError, PermanentVenueError) as exc:
                 raise Unresolved(f"lookup of {coid} failed: {exc.detail}") from exc
             if found is not None:
@@ -151,7 +151,7 @@ class OrderOps:
         Raises:
             PermanentVenueError: refused (nothing placed). Unresolved: see module docstring.
         """
-        self._check_owner(req.type, req.client_order_id, req.owner, "create")
+        self.check_owner(req.type, req.client_order_id, req.owner, "create")
         if lookup_first:
             found = await self.lookup(req.client_order_id, req.symbol, reason="recovery")
             if found is not None:
@@ -159,7 +159,7 @@ class OrderOps:
         for attempt in range(self.resubmits + 1):
             sent_at = time.monotonic()
             try:
-                return await self._once("create_order", lambda: self.venue.submit(req))
+                return await self.call("create_order", lambda: self.venue.submit(req))
             except PermanentVenueError as exc:
                 if attempt == 0 or not _duplicate_id(exc):
                     raise
@@ -183,10 +183,10 @@ class OrderOps:
         """Cancel idempotently; returns the final report (FILLED if it filled first) or ``None``
         once the venue confirms no such order exists. Raises :class:`Unresolved` if the order
         stays open through every retry."""
-        self._check_owner(kind, coid, owner, "cancel")
+        self.check_owner(kind, coid, owner, "cancel")
         for _ in range(self.resubmits + 1):
             try:
-                report = await self._once("cancel_order", lambda: self.venue.cancel(coid, symbol))
+                report = await self.call("cancel_order", lambda: self.venue.cancel(coid, symbol))
             except (AmbiguousVenueError, TemporaryVenueError):
                 report = None
             if report is not None and report.status.terminal:
@@ -203,7 +203,7 @@ class OrderOps:
         while not report.status.terminal and time.monotonic() < deadline:
             await asyncio.sleep(self.poll_s)
             try:
-                found = await self._once("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
+                found = await self.call("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
             except TemporaryVenueError:
                 continue
             if found is not None:

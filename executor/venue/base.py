@@ -158,12 +158,15 @@ class Venue(abc.ABC):
         ambiguity_window_s: how long after a send a lost order request could still be accepted by
             the venue (Binance: its ``recvWindow``); an unanswered order is not taken as absent
             before this has passed (:mod:`executor.orders`).
+        orders_survive_restart: an order placed before a crash may exist afterwards (every real
+            venue); False for the paper venue, whose orders live in the process's memory.
     """
 
     name: str = "venue"
     supports_protective: bool = False
     derivatives: bool = False
     ambiguity_window_s: float = 0.0
+    orders_survive_restart: bool = True
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect and load markets (once). Default: nothing to do."""

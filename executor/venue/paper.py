@@ -109,6 +109,7 @@ class PaperVenue(Venue):
     """
 
     name = "paper"
+    orders_survive_restart = False
 
     def __init__(
         self,
