@@ -39,9 +39,10 @@ from tandem.shell import LinkShell
 from .core import BrainCore
 from .journal import BrainJournal, BrainJournalError, JournaledDecision
 from .metrics import BrainMetrics
+from .risk import BreakerKind
 from .tracker import Applied
 
-__all__ = ["EXPIRED_UNCONFIRMED", "BrainApp", "LinkSettings", "ReplayStats"]
+__all__ = ["EXPIRED_UNCONFIRMED", "BrainApp", "EquityPoint", "LinkSettings", "Pacing", "ReplayStats"]
 
 _YIELD_EVERY = 2_000  # bars between yields to the loop when no decision is pending
 EXPIRED_UNCONFIRMED = "EXPIRED_UNCONFIRMED"
@@ -71,6 +72,34 @@ class ReplayStats:
     max_drawdown_pct: float = 0.0
     silent_pauses: int = 0
     interrupted: bool = False
+    equity_curve: list[EquityPoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EquityPoint:
+    """The account after one bar: its close time (Unix ns), close price, equity (quote currency),
+    drawdown from the peak so far (percent, >= 0) and the position held (base units)."""
+
+    close_ns: int
+    close: float
+    equity: float
+    drawdown_pct: float
+    position: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How the replay advances in wall time.
+
+    Attributes:
+        bars_per_s: at most this many bars per second (0 = as fast as lockstep allows); a paced
+            replay is what ``docker compose up`` runs, so a dashboard has something to watch.
+        progress_interval_s: call ``on_progress(bars_done, bars_total)`` at most this often
+            (0 = never), and once at the end.
+    """
+
+    bars_per_s: float = 0.0
+    progress_interval_s: float = 0.0
 
 
 class BrainApp(LinkShell):
@@ -84,6 +113,7 @@ class BrainApp(LinkShell):
         confirm_bind: where confirmations are received (port 0 = ephemeral).
         decision_peer: the executor's decision address.
         link: link timing.
+        pacing: replay speed and progress reports.
     """
 
     def __init__(
@@ -95,6 +125,7 @@ class BrainApp(LinkShell):
         confirm_bind: Address,
         decision_peer: Address,
         link: LinkSettings = LinkSettings(),
+        pacing: Pacing = Pacing(),
     ) -> None:
         super().__init__(codec, metrics, "brain")
         self.core = core
@@ -111,6 +142,8 @@ class BrainApp(LinkShell):
             silence_threshold_ns=int(link.silence_s * 1e9),
         )
         self.stats = ReplayStats()
+        self.pacing = pacing
+        self._exported_positions = {str(core.config.instrument)}
         self._history: dict[int, JournaledDecision] = journal.history()
         self._sent_at: dict[int, float] = {}
         self._settled = asyncio.Event()
@@ -127,6 +160,7 @@ class BrainApp(LinkShell):
                       journaled_decisions=len(self._history), next_seq=self.link.expected_seq)  # fmt: skip
         self.link.handle_timer(time.time_ns())
         self._flush()
+        self._export_positions()
 
     # -- replay -------------------------------------------------------------------------
 
@@ -136,10 +170,21 @@ class BrainApp(LinkShell):
         Raises:
             BrainJournalError: the journal holds decisions this replay does not re-derive.
         """
-        core, stats, metrics, link = self.core, self.stats, self.metrics, self.link
+        core, stats, metrics, link, pacing = self.core, self.stats, self.metrics, self.link, self.pacing
         tracker = core.tracker
         stats.peak_equity = tracker.equity()
+        metrics.replay_bars.set(len(bars))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        next_progress = started
         for i in range(len(bars)):
+            if pacing.bars_per_s > 0:
+                due = started + i / pacing.bars_per_s
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
+            if pacing.progress_interval_s > 0 and loop.time() >= next_progress:
+                self.on_progress(i, len(bars))
+                next_progress = loop.time() + pacing.progress_interval_s
             now = time.time_ns()
             if not link.executor_alive(now):
                 await self._await_executor()
@@ -147,8 +192,10 @@ class BrainApp(LinkShell):
             bar = bars[i]
             self._bar_index = i
             trips_before = len(core.breakers.trips)
-            step = core.on_bar(bar, bars.close_ns(i), now)
+            close_ns = bars.close_ns(i)
+            step = core.on_bar(bar, close_ns, now)
             stats.bars += 1
+            metrics.bars.inc()
             for skip in step.skips:
                 metrics.skips.labels(skip.reason.value).inc()
                 self.log.info("signal_skipped", reason=skip.reason.value, side=skip.side.name, detail=skip.detail,
@@ -160,22 +207,50 @@ class BrainApp(LinkShell):
                 await self._await_confirmations()
             elif i % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            equity = tracker.equity()
-            if equity > stats.peak_equity:
-                stats.peak_equity = equity
-            elif stats.peak_equity > 0:
-                dd = (stats.peak_equity - equity) / stats.peak_equity * 100
-                if dd > stats.max_drawdown_pct:
-                    stats.max_drawdown_pct = dd
+            self._after_bar(close_ns, bar.close)
         if self._history:
             raise BrainJournalError(
                 f"{self.journal.path}: {len(self._history)} journaled decisions were not re-derived by this replay"
                 " (data or settings changed since the journal was written)"
             )
-        metrics.bars.inc(stats.bars)
-        metrics.equity.set(tracker.equity())
-        metrics.cash.set(tracker.cash)
+        if pacing.progress_interval_s > 0:
+            self.on_progress(len(bars), len(bars))
         return stats
+
+    def _after_bar(self, close_ns: int, close: float) -> None:
+        """Drawdown bookkeeping, the equity curve and the per-bar gauges."""
+        stats, metrics, core = self.stats, self.metrics, self.core
+        tracker = core.tracker
+        equity = tracker.equity()
+        dd = 0.0
+        if equity > stats.peak_equity:
+            stats.peak_equity = equity
+        elif stats.peak_equity > 0:
+            dd = (stats.peak_equity - equity) / stats.peak_equity * 100
+            if dd > stats.max_drawdown_pct:
+                stats.max_drawdown_pct = dd
+        position = core.tracker.position(core.config.instrument)
+        stats.equity_curve.append(EquityPoint(close_ns, close, equity, dd, position.quantity if position else 0.0))
+        metrics.market_time.set(close_ns / 1e9)
+        metrics.equity.set(equity)
+        metrics.cash.set(tracker.cash)
+        metrics.peak_equity.set(stats.peak_equity)
+        metrics.drawdown.set(dd / 100)
+        for kind in BreakerKind:
+            metrics.tripped.labels(kind.value).set(1 if core.breakers.active(kind, close_ns) else 0)
+
+    def on_progress(self, bars_done: int, bars_total: int) -> None:
+        """Called with the replay's progress (see :class:`Pacing`); the default does nothing."""
+
+    def _export_positions(self) -> None:
+        tracker, metrics = self.core.tracker, self.metrics
+        held = {str(inst): pos.quantity for inst, pos in tracker.positions.items()}
+        metrics.open_positions.set(len(held))
+        for inst in self._exported_positions - held.keys():  # flat again: 0, not a stale quantity
+            metrics.position.labels(inst).set(0.0)
+        for inst, qty in held.items():
+            metrics.position.labels(inst).set(qty)
+        self._exported_positions |= held.keys()
 
     def _on_trip(self, trip: Any) -> None:
         self.metrics.trips.labels(trip.kind.value).inc()
@@ -204,6 +279,7 @@ class BrainApp(LinkShell):
     def _transmit(self, decision: TradeDecision, data: bytes) -> None:
         self._sent_at[decision.decision_id] = time.perf_counter()
         self._settled.clear()
+        self.metrics.pending.set(len(self.core.pending))
         self.stats.decisions_sent += 1
         self.link.send_decision(decision, time.time_ns(), data)
         self._flush()
@@ -257,6 +333,10 @@ class BrainApp(LinkShell):
 
     def _after_timer(self, now: int) -> None:
         self._resolve_expired(now)
+        heard = self.link.last_heard_ns
+        self.metrics.executor_up.set(1 if self.link.executor_alive(now) else 0)
+        if heard is not None:
+            self.metrics.executor_heard.set(heard / 1e9)
 
     def _on_link_event(self, ready: list[ExecutionConfirmation], now: int) -> None:
         self._heard.set()
@@ -270,9 +350,10 @@ class BrainApp(LinkShell):
             self.core.abandon(d.decision_id)
             self._sent_at.pop(d.decision_id, None)
             self.stats.outcomes[EXPIRED_UNCONFIRMED] += 1
-            self.metrics.confirmations.labels(EXPIRED_UNCONFIRMED).inc()
+            self.metrics.outcomes.labels(EXPIRED_UNCONFIRMED).inc()
             self.log.warning("decision_expired_unconfirmed", decision_id=d.decision_id,
                              detail="expired, and the executor holds no confirmation for it")  # fmt: skip
+        self.metrics.pending.set(len(self.core.pending))
         if not self.core.pending:
             self._settled.set()
 
@@ -306,11 +387,14 @@ class BrainApp(LinkShell):
             if not awaited:
                 self.metrics.unknown.inc()
                 log.warning("confirmation_unsolicited", seq=conf.seq, status=conf.status.name)
-            self.metrics.confirmations.labels(conf.status.name).inc()
+            self.metrics.outcomes.labels(conf.status.name).inc()
             if result.applied is Applied.OPENED:
                 self.metrics.positions_opened.inc()
             elif result.applied is Applied.CLOSED:
                 self.metrics.positions_closed.inc()
+            if result.trade is not None:
+                reason = result.trade.exit_reason
+                self.metrics.exits.labels(reason.name if reason else "UNKNOWN").inc()
             log.info("confirmation_applied", seq=conf.seq, status=conf.status.name,
                      reject_code=conf.reject_code.name, executed_qty=conf.executed_qty, avg_price=conf.avg_price,
                      fee=conf.fee, applied=result.applied.value,
@@ -321,6 +405,8 @@ class BrainApp(LinkShell):
             self._on_trip(trip)
         # a PROTECT due at once (the entry filled above its reference): sent before settling the bar
         self._dispatch(self.core.protect_now(time.time_ns()), self._bar_index)
+        self._export_positions()
+        self.metrics.pending.set(len(self.core.pending))
         if not self.core.pending:
             self._settled.set()
 
@@ -335,4 +421,5 @@ def confirm_bind(settings: Any) -> Address:
 
 def outputs(run_dir: Path) -> dict[str, Path]:
     """Where the brain writes: journal, trade log, report."""
-    return {"journal": run_dir / "brain.sqlite", "trades": run_dir / "trades.csv", "report": run_dir / "report.json"}
+    return {"journal": run_dir / "brain.sqlite", "trades": run_dir / "trades.csv", "report": run_dir / "report.json",
+            "equity": run_dir / "equity.csv"}  # fmt: skip

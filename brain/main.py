@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import signal
 from collections import Counter
 from typing import Any
@@ -15,11 +16,11 @@ from tandem.marketdata import MarketDataError, bundled_path, load_bars
 from tandem.runtime import check_bind_secret, load_bus_secret, start_metrics_server
 from tandem.shell import process_main
 
-from .app import BrainApp, confirm_bind, decision_peer, outputs
+from .app import BrainApp, Pacing, confirm_bind, decision_peer, outputs
 from .core import BrainCore
 from .journal import BrainJournal, BrainJournalError
 from .metrics import BrainMetrics
-from .report import build_report, write_report, write_trade_log
+from .report import build_report, write_equity_curve, write_report, write_trade_log
 from .risk import CircuitBreakers
 from .settings import BrainSettings
 from .strategy import StrategyError, load_strategy
@@ -44,8 +45,14 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
         settings: brain settings.
         ready: optional callable given ``{"confirm_addr": ..., "metrics_port": ...}`` once bound.
 
+    With ``settings.hold`` the outputs are written when the replay ends and the brain then keeps
+    its link and metrics up until SIGTERM/SIGINT (what ``docker compose`` runs); otherwise it
+    returns when the replay ends. With ``settings.progress_interval_s`` it prints
+    ``{"event": "replay_progress", "bars": N, "total": T}`` lines on stdout while replaying.
+
     Returns:
-        The report (also written to ``run_dir/report.json``, with ``trades.csv``).
+        The report (also written to ``run_dir/report.json``, with ``trades.csv`` and
+        ``equity.csv``).
 
     Raises:
         ConfigError, MarketDataError, StrategyError, BrainJournalError: bad inputs, before any
@@ -69,7 +76,10 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     breakers = CircuitBreakers(settings.breaker_rules())
     core = BrainCore(settings.brain_config(), strategy, tracker, breakers, ids.__next__)
     metrics = BrainMetrics()
-    app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings), settings.link_settings())
+    pacing = Pacing(settings.replay_bars_per_s, settings.progress_interval_s)
+    app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings),
+                   settings.link_settings(), pacing)  # fmt: skip
+    app.on_progress = _print_progress  # type: ignore[method-assign]
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
     await app.start()
     if ready is not None:
@@ -81,24 +91,44 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     assert task is not None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
+    report: dict[str, Any] | None = None
     try:
         await app.replay(bars)
+        report = _write_outputs(app, metrics, paths)
+        log.info("brain_finished", trades=report["trades"], final_equity=report["final_equity"])
+        if settings.hold:
+            log.info("brain_holding", detail="replay done; link and metrics stay up until SIGTERM")
+            await asyncio.Event().wait()
     except asyncio.CancelledError:
-        app.stats.interrupted = True
-        log.warning("brain_interrupted", bars=app.stats.bars)
+        if report is None:
+            app.stats.interrupted = True
+            log.warning("brain_interrupted", bars=app.stats.bars)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         app.close()
         if server is not None:
             await server.close()
-    trips = Counter(t.kind.value for t in breakers.trips)
+    if report is None:
+        report = _write_outputs(app, metrics, paths)
+    journal.close()
+    return report
+
+
+def _print_progress(bars_done: int, bars_total: int) -> None:
+    print(json.dumps({"event": "replay_progress", "bars": bars_done, "total": bars_total}), flush=True)
+
+
+def _write_outputs(app: BrainApp, metrics: BrainMetrics, paths: dict[str, Any]) -> dict[str, Any]:
+    """Build the report and write report.json, trades.csv and equity.csv; returns the report."""
+    core, tracker = app.core, app.core.tracker
+    trips = Counter(t.kind.value for t in core.breakers.trips)
     report = build_report(tracker, app.stats, app.link.stats, trips, Counter({k.value: v for k, v in core.skips.items()}),
                           _rejected(metrics))  # fmt: skip
+    report["instrument"] = str(core.config.instrument)
     write_trade_log(paths["trades"], tracker.closed_trades)
+    write_equity_curve(paths["equity"], app.stats.equity_curve)
     write_report(paths["report"], report)
-    journal.close()
-    log.info("brain_finished", trades=report["trades"], final_equity=report["final_equity"])
     return report
 
 

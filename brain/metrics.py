@@ -1,44 +1,75 @@
-"""The brain's Prometheus metrics, in a registry of its own (one per brain instance)."""
+"""The brain's Prometheus metrics, in a registry of its own (one per brain instance).
+
+Names follow the Prometheus naming guide (https://prometheus.io/docs/practices/naming/): the
+``tandem_brain_`` prefix, ``_total`` on counters, base units (seconds, ratios 0..1). Money is in
+the quote currency of the instrument (USD for the bundled FTX BTC-PERP month); quantities are in
+base units. The README's metrics catalogue lists every one.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 __all__ = ["LATENCY_BUCKETS", "BrainMetrics"]
 
 LATENCY_BUCKETS = (
     50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 2e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 )  # fmt: skip
-"""Seconds; loopback round trips sit around 100 µs–1 ms, retransmitted ones far above."""
+"""Seconds; loopback round trips sit around 100 µs–1 ms, retransmitted ones and exchange round
+trips (tens to hundreds of ms) far above."""
+
+_NS = "tandem_brain"
 
 
 class BrainMetrics:
-    """Counters, gauges and the decision→confirmation latency histogram."""
+    """Counters, gauges and the decision→confirmation latency histogram; see the README catalogue."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.positions_opened = Counter("brain_positions_opened_total", "Positions opened by a confirmation", registry=r)
-        self.positions_closed = Counter("brain_positions_closed_total", "Positions closed by a confirmation", registry=r)
-        self.confirmations = Counter(
-            "brain_position_confirmations_received_total", "Valid confirmations received", ["status"], registry=r
-        )
-        self.duplicates = Counter("brain_duplicate_confirmations_total", "Confirmations already applied", registry=r)
-        self.unknown = Counter(
-            "brain_unsolicited_confirmations_total", "Confirmations for decisions not awaiting one", registry=r
-        )
+        ProcessCollector(registry=r)
+        # decisions and their outcomes
+        self.decisions = Counter(f"{_NS}_decisions_sent_total", "Decisions sent, by side and reason", ["side", "reason"],
+                                 registry=r)  # fmt: skip
+        self.outcomes = Counter(
+            f"{_NS}_decision_outcomes_total",
+            "How decisions ended: confirmation status, or EXPIRED_UNCONFIRMED", ["outcome"], registry=r,
+        )  # fmt: skip
         self.latency = Histogram(
-            "brain_decision_latency_seconds", "Decision sent to its confirmation received", buckets=LATENCY_BUCKETS,
-            registry=r,
+            f"{_NS}_confirmation_latency_seconds", "Decision sent to its confirmation received",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.pending = Gauge(f"{_NS}_pending_decisions", "Decisions sent and not yet confirmed", registry=r)
+        self.retransmits = Counter(f"{_NS}_decision_retransmits_total", "Decisions resent unconfirmed", registry=r)
+        self.replay_requests = Counter(f"{_NS}_replay_requests_total", "Confirmation replays requested", registry=r)
+        self.duplicates = Counter(f"{_NS}_duplicate_confirmations_total", "Confirmations already applied", registry=r)
+        self.unknown = Counter(
+            f"{_NS}_unsolicited_confirmations_total", "Confirmations for decisions not awaiting one", registry=r
         )
-        self.handler_errors = Counter(
-            "brain_handler_errors_total", "Valid datagrams whose handling raised", registry=r
+        # the bus
+        self.rejected = Counter(f"{_NS}_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
+        self.handler_errors = Counter(f"{_NS}_handler_errors_total", "Valid datagrams whose handling raised", registry=r)
+        self.executor_up = Gauge(f"{_NS}_executor_up", "1 if the executor was heard within silence_s", registry=r)
+        self.executor_heard = Gauge(
+            f"{_NS}_executor_last_heard_timestamp_seconds", "Unix time the executor was last heard", registry=r
         )
-        self.rejected = Counter("brain_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
-        self.decisions = Counter("brain_decisions_sent_total", "Decisions sent", ["side", "reason"], registry=r)
-        self.retransmits = Counter("brain_decision_retransmits_total", "Decisions resent unconfirmed", registry=r)
-        self.replay_requests = Counter("brain_replay_requests_total", "Confirmation replays requested", registry=r)
-        self.skips = Counter("brain_signals_skipped_total", "Strategy signals not acted on", ["reason"], registry=r)
-        self.trips = Counter("brain_breaker_trips_total", "Circuit breaker trips", ["kind"], registry=r)
-        self.bars = Counter("brain_bars_replayed_total", "Bars processed", registry=r)
-        self.equity = Gauge("brain_equity", "Cash plus positions at mark, quote currency", registry=r)
-        self.cash = Gauge("brain_cash", "Cash, quote currency", registry=r)
+        # positions and money
+        self.positions_opened = Counter(f"{_NS}_positions_opened_total", "Positions opened by a confirmation", registry=r)
+        self.positions_closed = Counter(f"{_NS}_positions_closed_total", "Positions closed by a confirmation", registry=r)
+        self.exits = Counter(f"{_NS}_exits_total", "Closed trades, by exit reason", ["reason"], registry=r)
+        self.open_positions = Gauge(f"{_NS}_open_positions", "Positions held", registry=r)
+        self.position = Gauge(f"{_NS}_position_quantity", "Position held, base units", ["instrument"], registry=r)
+        self.equity = Gauge(f"{_NS}_equity", "Cash plus positions at mark price, quote currency", registry=r)
+        self.cash = Gauge(f"{_NS}_cash", "Cash, quote currency", registry=r)
+        self.peak_equity = Gauge(f"{_NS}_peak_equity", "Highest equity seen, quote currency", registry=r)
+        self.drawdown = Gauge(f"{_NS}_drawdown_ratio", "(peak equity - equity) / peak equity, 0..1", registry=r)
+        # strategy and risk
+        self.skips = Counter(f"{_NS}_signals_skipped_total", "Strategy signals not acted on", ["reason"], registry=r)
+        self.trips = Counter(f"{_NS}_breaker_trips_total", "Circuit breaker trips", ["kind"], registry=r)
+        self.tripped = Gauge(f"{_NS}_breaker_tripped", "1 while the breaker blocks entries (market time)", ["kind"],
+                             registry=r)  # fmt: skip
+        # the replay
+        self.bars = Counter(f"{_NS}_bars_replayed_total", "Bars processed", registry=r)
+        self.replay_bars = Gauge(f"{_NS}_replay_bars", "Bars in the replayed data", registry=r)
+        self.market_time = Gauge(
+            f"{_NS}_market_time_seconds", "Close time of the last bar processed, unix seconds", registry=r
+        )

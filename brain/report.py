@@ -16,10 +16,11 @@ from typing import Any
 
 from protocol import LinkStats
 
-from .app import ReplayStats
+from .app import EquityPoint, ReplayStats
 from .tracker import ClosedTrade, PositionTracker
 
-__all__ = ["TRADE_LOG_COLUMNS", "build_report", "write_report", "write_trade_log"]
+__all__ = ["EQUITY_CURVE_COLUMNS", "TRADE_LOG_COLUMNS", "build_report", "write_equity_curve", "write_report",
+           "write_trade_log"]
 
 TRADE_LOG_COLUMNS = (
     "trade", "instrument", "entry_decision_id", "exit_decision_id", "opened_at", "closed_at", "quantity",
@@ -43,6 +44,24 @@ def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
                 f"{t.gross_pnl:.4f}", f"{t.fees:.4f}", f"{t.net_pnl:.4f}", f"{t.return_pct:.4f}",
                 t.exit_reason.name if t.exit_reason else "UNKNOWN",
             ))  # fmt: skip
+
+
+EQUITY_CURVE_COLUMNS = ("ts", "close", "equity", "drawdown_pct", "position")
+
+
+def write_equity_curve(path: Path, curve: list[EquityPoint]) -> None:
+    """One CSV row per replayed bar: its close time (ISO UTC), close price and equity (quote
+    currency), drawdown from the peak so far (percent) and the position held (base units).
+
+    Like the trade log it holds no wall-clock values: the same inputs write the same bytes.
+    """
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(EQUITY_CURVE_COLUMNS)
+        w.writerows(
+            (_iso(p.close_ns), f"{p.close:.4f}", f"{p.equity:.4f}", f"{p.drawdown_pct:.4f}", f"{p.position:.8f}")
+            for p in curve
+        )
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

@@ -100,12 +100,12 @@ class CircuitBreakers:
         first: Trip | None = None  # both breakers are checked: one equity drop can trip both
         if self.day_start_equity > 0:
             loss_pct = (self.day_start_equity - equity) / self.day_start_equity * 100
-            if loss_pct >= rules.daily_loss_pct and not self._active(BreakerKind.DAILY_LOSS, now_ns):
+            if loss_pct >= rules.daily_loss_pct and not self.active(BreakerKind.DAILY_LOSS, now_ns):
                 detail = f"daily loss {loss_pct:.2f}% >= {rules.daily_loss_pct}% of {self.day_start_equity:.2f}"
                 first = self._trip(BreakerKind.DAILY_LOSS, now_ns, (day + 1) * DAY_NS, detail)
         if self.peak_equity > 0:
             dd_pct = (self.peak_equity - equity) / self.peak_equity * 100
-            if dd_pct >= rules.max_drawdown_pct and not self._active(BreakerKind.DRAWDOWN, now_ns):
+            if dd_pct >= rules.max_drawdown_pct and not self.active(BreakerKind.DRAWDOWN, now_ns):
                 detail = f"drawdown {dd_pct:.2f}% >= {rules.max_drawdown_pct}% from peak {self.peak_equity:.2f}"
                 trip = self._trip(BreakerKind.DRAWDOWN, now_ns, None, detail)
                 first = first or trip
@@ -127,7 +127,8 @@ class CircuitBreakers:
                 return Denied(kind, f"{kind.value} breaker: {trip.detail}")
         return Approved()
 
-    def _active(self, kind: BreakerKind, now_ns: int) -> bool:
+    def active(self, kind: BreakerKind, now_ns: int) -> bool:
+        """Does breaker ``kind`` block entries at ``now_ns`` (market time)?"""
         trip = self._blocked.get(kind)
         return trip is not None and (trip.until_ns is None or now_ns < trip.until_ns)
 

@@ -74,6 +74,8 @@ class ExecutorApp(LinkShell):
         self._queue: asyncio.Queue[tuple[TradeDecision, int, bool, bool, float] | None] = asyncio.Queue()
         self._active: set[int] = set()
         self._worker: asyncio.Task[None] | None = None
+        self._exported_positions: set[str] = set()
+        self.silence_s = 3.0  # the brain's default silence_s: what `brain_up` means
         self._ticker: asyncio.TimerHandle | None = None
         if core.ops.metrics is None:
             core.ops.metrics = metrics
@@ -82,7 +84,7 @@ class ExecutorApp(LinkShell):
     async def start(self) -> None:
         """Bind, then send the confirmations of decisions resolved during recovery."""
         await self._open(self.decision_bind, self.confirm_peer)
-        self.metrics.cash.set(self.core.ledger.cash)
+        self._export_ledger()
         now = time.time_ns()
         for outcome in self.core.recovered:
             c = outcome.confirmation
@@ -111,8 +113,27 @@ class ExecutorApp(LinkShell):
             self._worker.cancel()
         super().close()
 
+    def _export_ledger(self) -> None:
+        """Ledger cash and positions as gauges (a flat instrument reads 0, not its last quantity)."""
+        ledger, metrics = self.core.ledger, self.metrics
+        metrics.cash.set(ledger.cash)
+        held = {str(inst): pos.qty for inst, pos in ledger.positions().items()}
+        metrics.open_positions.set(len(held))
+        for inst in self._exported_positions - held.keys():
+            metrics.position.labels(inst).set(0.0)
+        for inst, qty in held.items():
+            metrics.position.labels(inst).set(qty)
+        self._exported_positions |= held.keys()
+
+    def _after_timer(self, now: int) -> None:
+        heard = self.link.last_heard_ns
+        self.metrics.brain_up.set(1 if heard is not None and now - heard <= self.silence_s * 1e9 else 0)
+        if heard is not None:
+            self.metrics.brain_heard.set(heard / 1e9)
+
     def _enqueue(self, job: tuple[TradeDecision, int, bool, bool, float], *, recovering: bool = False) -> None:
         self._active.add(job[0].decision_id)
+        self.metrics.inflight.set(len(self._active))
         self._queue.put_nowait((*job[:3], recovering or job[2], job[4]))
 
     async def maintain(self) -> None:
@@ -155,8 +176,10 @@ class ExecutorApp(LinkShell):
                 self.metrics.handler_errors.inc()
                 self.log.exception("decision_failed", decision_id=d.decision_id)
                 self._active.discard(d.decision_id)
+                self.metrics.inflight.set(len(self._active))
                 continue
             self._active.discard(d.decision_id)
+            self.metrics.inflight.set(len(self._active))
             self._report(outcome, d)
             self._answer(outcome, started, time.time_ns())
             self._flush()
@@ -208,7 +231,7 @@ class ExecutorApp(LinkShell):
                      avg_price=c.avg_price, fee=c.fee, detail=outcome.detail)  # fmt: skip
         if outcome.executed:
             self.metrics.executions.inc()
-            self.metrics.cash.set(self.core.ledger.cash)
+            self._export_ledger()
 
     def _answer(self, outcome: Outcome, started: float, now: int) -> None:
         conf = outcome.confirmation

@@ -1,8 +1,13 @@
-"""The executor's Prometheus metrics, in a registry of its own (one per executor instance)."""
+"""The executor's Prometheus metrics, in a registry of its own (one per executor instance).
+
+Names follow the Prometheus naming guide (https://prometheus.io/docs/practices/naming/): the
+``tandem_executor_`` prefix, ``_total`` on counters, base units. Money is in the quote currency,
+quantities in base units. The README's metrics catalogue lists every one.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 __all__ = ["ExecutorMetrics"]
 
@@ -14,47 +19,57 @@ class ExecutorMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.decisions = Counter("executor_decisions_received_total", "Valid decisions received", registry=r)
+        ProcessCollector(registry=r)
+        self.decisions = Counter("tandem_executor_decisions_received_total", "Valid decisions received", registry=r)
         self.confirmations = Counter(
-            "executor_confirmations_sent_total", "Confirmations sent, by status", ["status"], registry=r
+            "tandem_executor_confirmations_sent_total", "Confirmations sent, by status", ["status"], registry=r
         )
-        self.executions = Counter("executor_executions_total", "Decisions that traded", registry=r)
-        self.duplicates = Counter("executor_duplicate_decisions_total", "Decisions answered from the journal", registry=r)
+        self.executions = Counter("tandem_executor_executions_total", "Decisions that traded", registry=r)
+        self.duplicates = Counter("tandem_executor_duplicate_decisions_total", "Decisions answered from the journal", registry=r)
         self.conflicts = Counter(
-            "executor_decision_conflicts_total", "Decision ids repeated with different content", registry=r
+            "tandem_executor_decision_conflicts_total", "Decision ids repeated with different content", registry=r
         )
         self.handler_errors = Counter(
-            "executor_handler_errors_total", "Valid datagrams whose handling raised", registry=r
+            "tandem_executor_handler_errors_total", "Valid datagrams whose handling raised", registry=r
         )
-        self.rejected = Counter("executor_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
+        self.rejected = Counter("tandem_executor_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
         self.processing = Histogram(
-            "executor_decision_processing_seconds", "Decision received to confirmation sent", buckets=_PROCESSING_BUCKETS,
+            "tandem_executor_decision_processing_seconds", "Decision received to confirmation sent", buckets=_PROCESSING_BUCKETS,
             registry=r,
         )
-        self.replays = Counter("executor_replay_requests_served_total", "Replay requests answered", registry=r)
-        self.replayed = Counter("executor_confirmations_replayed_total", "Confirmations resent by replay", registry=r)
-        self.cash = Gauge("executor_ledger_cash", "Ledger cash, quote currency", registry=r)
+        self.replays = Counter("tandem_executor_replay_requests_served_total", "Replay requests answered", registry=r)
+        self.replayed = Counter("tandem_executor_confirmations_replayed_total", "Confirmations resent by replay", registry=r)
+        self.cash = Gauge("tandem_executor_ledger_cash", "Ledger cash, quote currency", registry=r)
         self.venue_errors = Counter(
-            "executor_venue_errors_total", "Venue calls that failed, by call and kind (temporary, ambiguous, permanent)",
+            "tandem_executor_venue_errors_total", "Venue calls that failed, by call and kind (temporary, ambiguous, permanent)",
             ["call", "kind"], registry=r,
         )  # fmt: skip
-        self.retries = Counter("executor_venue_retries_total", "Venue calls retried, by call", ["call"], registry=r)
+        self.retries = Counter("tandem_executor_venue_retries_total", "Venue calls retried, by call", ["call"], registry=r)
         self.lookups = Counter(
-            "executor_order_lookups_total", "Orders looked up by clientOrderId, by reason", ["reason"], registry=r
+            "tandem_executor_order_lookups_total", "Orders looked up by clientOrderId, by reason", ["reason"], registry=r
         )
         self.protective = Counter(
-            "executor_protective_orders_total", "Protective order calls, by owning module, order kind and action",
+            "tandem_executor_protective_orders_total", "Protective order calls, by owning module, order kind and action",
             ["module", "kind", "action"], registry=r,
         )  # fmt: skip
         self.ownership_conflicts = Counter(
-            "executor_protective_ownership_conflicts_total",
+            "tandem_executor_protective_ownership_conflicts_total",
             "Protective order calls refused because the module is not the exit order gateway",
             ["module", "kind"], registry=r,
         )  # fmt: skip
         self.unprotected = Gauge(
-            "executor_unprotected_positions", "Positions without a protective order on the venue", registry=r
+            "tandem_executor_unprotected_positions", "Positions without a protective order on the venue", registry=r
         )
         self.unresolved = Counter(
-            "executor_unresolved_decisions_total", "Decision executions left in flight because the venue stayed ambiguous",
+            "tandem_executor_unresolved_decisions_total", "Decision executions left in flight because the venue stayed ambiguous",
             registry=r,
         )  # fmt: skip
+        self.inflight = Gauge("tandem_executor_inflight_decisions", "Decisions queued or executing", registry=r)
+        self.position = Gauge(
+            "tandem_executor_position_quantity", "Ledger position, base units", ["instrument"], registry=r
+        )
+        self.open_positions = Gauge("tandem_executor_open_positions", "Positions in the ledger", registry=r)
+        self.brain_up = Gauge("tandem_executor_brain_up", "1 if the brain was heard within silence_s", registry=r)
+        self.brain_heard = Gauge(
+            "tandem_executor_brain_last_heard_timestamp_seconds", "Unix time the brain was last heard", registry=r
+        )

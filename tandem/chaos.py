@@ -64,13 +64,13 @@ DOWNTIME_S = (0.1, 1.0)
 """How long a killed process stays down before its restart."""
 
 _EXECUTOR_COUNTERS = (
-    "executor_datagrams_rejected_total", "executor_replay_requests_served_total",
-    "executor_confirmations_replayed_total", "executor_duplicate_decisions_total", "executor_executions_total",
-    "executor_decision_conflicts_total", "executor_decisions_received_total",
+    "tandem_executor_datagrams_rejected_total", "tandem_executor_replay_requests_served_total",
+    "tandem_executor_confirmations_replayed_total", "tandem_executor_duplicate_decisions_total", "tandem_executor_executions_total",
+    "tandem_executor_decision_conflicts_total", "tandem_executor_decisions_received_total",
 )  # fmt: skip
 _BRAIN_COUNTERS = (
-    "brain_datagrams_rejected_total", "brain_decision_retransmits_total", "brain_replay_requests_total",
-    "brain_duplicate_confirmations_total",
+    "tandem_brain_datagrams_rejected_total", "tandem_brain_decision_retransmits_total", "tandem_brain_replay_requests_total",
+    "tandem_brain_duplicate_confirmations_total",
 )  # fmt: skip
 
 
@@ -368,9 +368,9 @@ def _figures(settings: ChaosSettings, ref: dict[str, Any], out: _Outcome, ev: di
     """
     st, e, last = out.proxy.stats, out.executor.scraped, ev["brain_report"]
     b = {n: Counter(c) for n, c in out.brain.scraped.items()}
-    b["brain_decision_retransmits_total"][""] += last["retransmits"]
-    b["brain_replay_requests_total"][""] += last["replay_requests"]
-    b["brain_datagrams_rejected_total"].update(last["datagrams_rejected"])
+    b["tandem_brain_decision_retransmits_total"][""] += last["retransmits"]
+    b["tandem_brain_replay_requests_total"][""] += last["replay_requests"]
+    b["tandem_brain_datagrams_rejected_total"].update(last["datagrams_rejected"])
 
     def one(c: dict[str, Counter[str]], name: str) -> int:
         return int(sum(c[name].values()))
@@ -388,21 +388,21 @@ def _figures(settings: ChaosSettings, ref: dict[str, Any], out: _Outcome, ev: di
         "faults": per_dir(lambda d: {a: st.total(a, d) for a in faults}),
         "traffic": per_dir(lambda d: st.by_kind("received", d)),
         "retransmits_proxy": st.total("received", "decisions", "decision_retransmit"),
-        "retransmits_brain": one(b, "brain_decision_retransmits_total"),
+        "retransmits_brain": one(b, "tandem_brain_decision_retransmits_total"),
         "replay_requests_proxy": st.total("received", "decisions", "replay_request"),
-        "replay_requests_brain": one(b, "brain_replay_requests_total"),
-        "replays_served": one(e, "executor_replay_requests_served_total"),
-        "confirmations_replayed": one(e, "executor_confirmations_replayed_total"),
+        "replay_requests_brain": one(b, "tandem_brain_replay_requests_total"),
+        "replays_served": one(e, "tandem_executor_replay_requests_served_total"),
+        "confirmations_replayed": one(e, "tandem_executor_confirmations_replayed_total"),
         "confirmations_resent_proxy": st.total("received", "confirmations", "confirmation_resent"),
         "forged": per_dir(lambda d: {"random bytes": st.total("forged_random", d),
                                      "other secret": st.total("forged_other_secret", d)}),  # fmt: skip
         "replayed": per_dir(lambda d: st.total("replayed", d)),
         "reflected": per_dir(lambda d: st.total("reflected", d)),
-        "rejected_executor": {k: int(n) for k, n in sorted(e["executor_datagrams_rejected_total"].items())},
-        "rejected_brain": {k: int(n) for k, n in sorted(b["brain_datagrams_rejected_total"].items())},
-        "executor_counted": {"executions": one(e, "executor_executions_total"),
-                             "duplicate decisions answered": one(e, "executor_duplicate_decisions_total"),
-                             "conflicts": one(e, "executor_decision_conflicts_total")},  # fmt: skip
+        "rejected_executor": {k: int(n) for k, n in sorted(e["tandem_executor_datagrams_rejected_total"].items())},
+        "rejected_brain": {k: int(n) for k, n in sorted(b["tandem_brain_datagrams_rejected_total"].items())},
+        "executor_counted": {"executions": one(e, "tandem_executor_executions_total"),
+                             "duplicate decisions answered": one(e, "tandem_executor_duplicate_decisions_total"),
+                             "conflicts": one(e, "tandem_executor_decision_conflicts_total")},  # fmt: skip
         "kills": {"executor": out.executor.kills, "brain": out.brain.kills},
         "restarts": {"executor": out.executor.starts - 1, "brain": out.brain.starts - 1},
         "kill_plan": [k.describe() for k in out.plan],

@@ -1,4 +1,4 @@
-"""The ``tandem`` command: ``paper``, ``brain``, ``executor``, ``bench`` and ``fuzz`` subcommands.
+"""The ``tandem`` command: ``paper``, ``brain``, ``executor``, ``bench``, ``chaos``, ``fuzz``, ``report`` and ``keygen`` subcommands.
 
 Each subcommand parses its own flags (pydantic-settings), so ``tandem brain --help`` lists every
 brain setting with its default.
@@ -20,6 +20,8 @@ commands:
   bench      measure decision->confirmation round trips between two processes, against a bare UDP echo
   chaos      paper-trade through a fault proxy with process kills; prove exactly-once and equal ledgers
   fuzz       send hostile datagrams to a live brain and executor; check each is rejected, counted, harmless
+  report     re-render a run directory's report (report.png, report.html) from its CSV and JSON files
+  keygen     write a fresh 32-byte bus secret file (hex, mode 0600); --if-missing keeps an existing one
 
 Settings come from TANDEM_* environment variables, a .env file and flags; `tandem COMMAND --help`.
 """
@@ -38,6 +40,10 @@ def _command(name: str) -> Callable[[list[str]], int] | None:
         from .chaos import main
     elif name == "fuzz":
         from .fuzz import main
+    elif name == "report":
+        from .runreport import main
+    elif name == "keygen":
+        from .keygen import main
     else:
         return None
     return main

@@ -136,9 +136,15 @@ def _row_counts(path: str | Path) -> dict[str, int]:
         return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
+_LIVENESS = ("_up", "_last_heard_timestamp_seconds")
+"""Gauges that move with time and heartbeats, not with what a datagram changes."""
+
+
 def _samples(registry: Any, skip: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every metric sample except ``skip``'s (the reject counters) and creation timestamps."""
-    families = [fam for fam in registry.collect() if fam.name != skip]
+    """Every metric sample except ``skip``'s (the reject counters), the process collector's, the
+    liveness gauges and creation timestamps."""
+    families = [fam for fam in registry.collect()
+                if fam.name != skip and not fam.name.startswith("process_") and not fam.name.endswith(_LIVENESS)]  # fmt: skip
     return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in families
             for s in fam.samples if not s.name.endswith("_created")}  # fmt: skip
 
@@ -158,12 +164,12 @@ def snapshot(ep: Endpoints) -> dict[str, Any]:
         "brain.link": (b.link.expected_seq, sorted(b.link.outbox), b.link.peer_incarnation,
                        b.link.peer_last_seq, _stats(b.link.stats)),
         "brain.journal": _row_counts(b.journal.path),
-        "brain.metrics": _samples(b.metrics.registry, "brain_datagrams_rejected"),
+        "brain.metrics": _samples(b.metrics.registry, "tandem_brain_datagrams_rejected"),
         "executor.ledger": x.core.ledger.snapshot(),
         "executor.journal": (x.core.journal.next_seq(), _row_counts(x.core.journal.path)),
         "executor.link": (x.link.last_seq, x.link.brain_incarnation, x.link.brain_applied_seq,
                           _stats(x.link.stats)),
-        "executor.metrics": _samples(x.metrics.registry, "executor_datagrams_rejected"),
+        "executor.metrics": _samples(x.metrics.registry, "tandem_executor_datagrams_rejected"),
     }  # fmt: skip
 
 

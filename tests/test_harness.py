@@ -43,9 +43,15 @@ async def test_full_trade_cycle(harness) -> None:
     assert tracker.fees == pytest.approx(trade.fees) and trade.fees > 0
     m = harness.brain.metrics
     assert sample(m.positions_opened) == 1 and sample(m.positions_closed) == 1
-    assert sample(m.confirmations, status="FILLED") == 2
+    assert sample(m.outcomes, outcome="FILLED") == 2
     assert sample(m.latency) == 2
-    assert sample(harness.executor.metrics.executions) == 2
+    assert sample(m.exits, reason="SIGNAL") == 1
+    assert sample(m.pending) == 0 and sample(m.open_positions) == 0
+    assert sample(m.position, instrument=str(INSTRUMENT)) == 0.0
+    em = harness.executor.metrics
+    assert sample(em.executions) == 2
+    assert sample(em.position, instrument=str(INSTRUMENT)) == 0.0 and sample(em.open_positions) == 0
+    assert sample(em.cash) == pytest.approx(ledger.cash) and sample(em.inflight) == 0
 
 
 async def test_journals_record_the_cycle(harness, tmp_path: Path) -> None:

@@ -76,9 +76,9 @@ async def test_metrics_endpoint_serves_the_registry() -> None:
         )
     finally:
         await server.close()
-    assert "brain_positions_opened_total 1.0" in body
-    for name in ("brain_positions_closed_total", "brain_position_confirmations_received_total",
-                 "brain_decision_latency_seconds_bucket", "brain_datagrams_rejected_total"):  # fmt: skip
+    assert "tandem_brain_positions_opened_total 1.0" in body
+    for name in ("tandem_brain_positions_closed_total", "tandem_brain_decision_outcomes_total",
+                 "tandem_brain_confirmation_latency_seconds_bucket", "tandem_brain_datagrams_rejected_total"):  # fmt: skip
         assert f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')}" in body
     assert await start_metrics_server(metrics.registry, "127.0.0.1", -1) is None
 
