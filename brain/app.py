@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from structlog.contextvars import bound_contextvars
 
 from protocol import BrainLink, Codec, ExecutionConfirmation, LinkStats, TradeDecision
 from protocol.udp import Address
@@ -373,7 +374,12 @@ class BrainApp(LinkShell):
         self._apply(conf, now, journal=True)
 
     def _apply(self, conf: ExecutionConfirmation, now: int, *, journal: bool) -> None:
-        log = self.log.bind(decision_id=conf.decision_id)
+        # every line this confirmation causes (breaker trips, anomalies) carries its decision and seq
+        with bound_contextvars(decision_id=conf.decision_id, seq=conf.seq):
+            self._apply_bound(conf, now, journal=journal)
+
+    def _apply_bound(self, conf: ExecutionConfirmation, now: int, *, journal: bool) -> None:
+        log = self.log
         awaited = conf.decision_id in self.core.pending
         trips_before = len(self.core.breakers.trips)
         result = self.core.on_confirmation(conf)
@@ -386,7 +392,7 @@ class BrainApp(LinkShell):
         if journal:  # live: count and log; a re-run of journaled history only rebuilds state
             if not awaited:
                 self.metrics.unknown.inc()
-                log.warning("confirmation_unsolicited", seq=conf.seq, status=conf.status.name)
+                log.warning("confirmation_unsolicited", status=conf.status.name)
             self.metrics.outcomes.labels(conf.status.name).inc()
             if result.applied is Applied.OPENED:
                 self.metrics.positions_opened.inc()
@@ -395,7 +401,7 @@ class BrainApp(LinkShell):
             if result.trade is not None:
                 reason = result.trade.exit_reason
                 self.metrics.exits.labels(reason.name if reason else "UNKNOWN").inc()
-            log.info("confirmation_applied", seq=conf.seq, status=conf.status.name,
+            log.info("confirmation_applied", status=conf.status.name, venue_ref=conf.venue_ref.decode("ascii", "replace"),
                      reject_code=conf.reject_code.name, executed_qty=conf.executed_qty, avg_price=conf.avg_price,
                      fee=conf.fee, applied=result.applied.value,
                      net_pnl=None if result.trade is None else result.trade.net_pnl)  # fmt: skip

@@ -22,6 +22,8 @@ import asyncio
 import secrets
 import time
 
+from structlog.contextvars import bound_contextvars
+
 from protocol import Codec, DecisionReceived, ExecutorLink, ReplayRequested, TradeDecision
 from protocol.udp import Address
 from tandem.shell import LinkShell
@@ -29,6 +31,7 @@ from tandem.shell import LinkShell
 from .core import ExecutorCore, Outcome
 from .metrics import ExecutorMetrics
 from .orders import Unresolved
+from .venue.coid import client_order_id
 
 __all__ = ["REPLAY_BATCH", "ExecutorApp"]
 
@@ -89,6 +92,7 @@ class ExecutorApp(LinkShell):
         for outcome in self.core.recovered:
             c = outcome.confirmation
             self.log.info("decision_recovered", decision_id=c.decision_id, seq=c.seq, status=c.status.name,
+                          client_order_id=client_order_id(self.core.namespace, c.decision_id),
                           executed=outcome.executed)  # fmt: skip
             self._answer(outcome, time.perf_counter(), now)
         for d in self.core.journal.in_flight():  # left in flight by an unresolved recovery
@@ -160,29 +164,37 @@ class ExecutorApp(LinkShell):
             if job is None:
                 await self.maintain()
                 continue
-            d, received_at, duplicate, recovering, started = job
-            try:
-                outcome = await self.core.resolve(d, received_at, duplicate=duplicate, conflict=False,
-                                                  recovering=recovering, now_ns=time.time_ns())  # fmt: skip
-            except Unresolved as exc:
-                self.metrics.unresolved.inc()
-                self.log.error("decision_unresolved", decision_id=d.decision_id, detail=exc.detail,
-                               retry_in_s=self.retry_unresolved_s)  # fmt: skip
-                asyncio.get_running_loop().call_later(
-                    self.retry_unresolved_s, self._queue.put_nowait, (d, received_at, duplicate, True, started)
-                )
-                continue
-            except Exception:
-                self.metrics.handler_errors.inc()
-                self.log.exception("decision_failed", decision_id=d.decision_id)
-                self._active.discard(d.decision_id)
-                self.metrics.inflight.set(len(self._active))
-                continue
+            with bound_contextvars(**self._context(job[0])):
+                await self._execute(*job)
+
+    def _context(self, d: TradeDecision) -> dict[str, object]:
+        """What every log line of ``d``'s path carries: its id and its order's clientOrderId
+        (``seq`` joins once the confirmation is numbered)."""
+        return {"decision_id": d.decision_id, "client_order_id": client_order_id(self.core.namespace, d.decision_id)}
+
+    async def _execute(self, d: TradeDecision, received_at: int, duplicate: bool, recovering: bool,
+                       started: float) -> None:  # fmt: skip
+        try:
+            outcome = await self.core.resolve(d, received_at, duplicate=duplicate, conflict=False,
+                                              recovering=recovering, now_ns=time.time_ns())  # fmt: skip
+        except Unresolved as exc:
+            self.metrics.unresolved.inc()
+            self.log.error("decision_unresolved", detail=exc.detail, retry_in_s=self.retry_unresolved_s)
+            asyncio.get_running_loop().call_later(
+                self.retry_unresolved_s, self._queue.put_nowait, (d, received_at, duplicate, True, started)
+            )
+            return
+        except Exception:
+            self.metrics.handler_errors.inc()
+            self.log.exception("decision_failed")
             self._active.discard(d.decision_id)
             self.metrics.inflight.set(len(self._active))
-            self._report(outcome, d)
-            self._answer(outcome, started, time.time_ns())
-            self._flush()
+            return
+        self._active.discard(d.decision_id)
+        self.metrics.inflight.set(len(self._active))
+        self._report(outcome, d)
+        self._answer(outcome, started, time.time_ns())
+        self._flush()
 
     def _on_link_event(self, event: DecisionReceived | ReplayRequested | None, now: int) -> None:
         if isinstance(event, DecisionReceived):
@@ -200,11 +212,15 @@ class ExecutorApp(LinkShell):
 
     def on_decision(self, decision: TradeDecision, now: int) -> None:
         """Handle one authentic decision: answer a confirmed one, queue a new one (journaled)."""
+        with bound_contextvars(**self._context(decision)):
+            self._on_decision(decision, now)
+
+    def _on_decision(self, decision: TradeDecision, now: int) -> None:
         started = time.perf_counter()
         self.metrics.decisions.inc()
         if decision.decision_id in self._active:
             self.metrics.duplicates.inc()
-            self.log.info("decision_duplicate_in_flight", decision_id=decision.decision_id)
+            self.log.info("decision_duplicate_in_flight")
             return
         admitted = self.core.admit(decision, now)
         if isinstance(admitted, Outcome):
@@ -217,16 +233,16 @@ class ExecutorApp(LinkShell):
         self._enqueue((d, received_at, duplicate, duplicate, started))
 
     def _report(self, outcome: Outcome, decision: TradeDecision) -> None:
-        log = self.log.bind(decision_id=decision.decision_id)
+        log = self.log.bind(seq=outcome.confirmation.seq)
         if outcome.conflict:
             self.metrics.conflicts.inc()
             log.error("decision_conflict", detail="decision_id repeated with different content; stored outcome answered")
         if outcome.duplicate:
             self.metrics.duplicates.inc()
-            log.info("decision_duplicate", seq=outcome.confirmation.seq, status=outcome.confirmation.status.name)
+            log.info("decision_duplicate", status=outcome.confirmation.status.name)
         else:
             c = outcome.confirmation
-            log.info("decision_executed" if outcome.executed else "decision_not_executed", seq=c.seq,
+            log.info("decision_executed" if outcome.executed else "decision_not_executed",
                      status=c.status.name, reject_code=c.reject_code.name, executed_qty=c.executed_qty,
                      avg_price=c.avg_price, fee=c.fee, detail=outcome.detail)  # fmt: skip
         if outcome.executed:

@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import structlog
 from pydantic import SecretStr, ValidationError
@@ -161,30 +161,46 @@ def load_bus_secret(secret: SecretStr | None, secret_file: Path | None) -> bytes
 # -- logging ----------------------------------------------------------------------------
 
 
-def configure_logging(level: str = "info", stream: BinaryIO | None = None, json: bool = True) -> None:
-    """structlog to ``stream`` (stderr by default): JSON lines, ISO UTC timestamps, log level.
+def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: str = "auto") -> bool:
+    """structlog to ``stream`` (stderr by default), ISO UTC timestamps and the log level.
 
-    JSON is rendered with orjson into a ``BytesLogger``, the fast path recommended by structlog's
-    performance guide (https://www.structlog.org/en/stable/performance.html).
+    ``fmt``: ``"json"`` — one JSON object per line, rendered with orjson into a ``BytesLogger``,
+    the fast path of structlog's performance guide
+    (https://www.structlog.org/en/stable/performance.html); ``"console"`` — structlog's readable
+    ``ConsoleRenderer`` (coloured on a terminal); ``"auto"`` — console when ``stream`` is a
+    terminal, JSON otherwise (files, pipes, containers, log shippers).
+
+    Context bound with ``structlog.contextvars`` (a decision's ``decision_id``, ``client_order_id``,
+    ``seq``) is merged into every line. Returns True when the output is JSON.
+
+    Raises:
+        ValueError: an unknown ``fmt`` or ``level``.
     """
     import orjson
 
+    if fmt not in ("auto", "json", "console"):
+        raise ValueError(f"log_format: expected auto, json or console, got {fmt!r}")
+    out = stream or sys.stderr
+    tty = out.isatty()
+    as_json = fmt == "json" or (fmt == "auto" and not tty)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
-        structlog.processors.JSONRenderer(serializer=orjson.dumps)
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False),
     ]
-    out = stream or sys.stderr.buffer
+    if as_json:
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(serializer=orjson.dumps)]
+        factory: Any = structlog.BytesLoggerFactory(out.buffer if hasattr(out, "buffer") else out)
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=tty))
+        factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.BytesLoggerFactory(out) if json else structlog.PrintLoggerFactory(),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
+    return as_json
 
 
 class RateLimitedLog:

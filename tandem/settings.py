@@ -8,7 +8,7 @@ fails at start with a message naming the setting, its environment variable and i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -47,6 +47,9 @@ class CommonSettings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="Prometheus metrics bind address")
     run_dir: Path = Field(Path("."), description="where journals, logs and reports are written")
     log_level: str = Field("info", description="debug, info, warning or error")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto (console on a terminal, JSON lines otherwise), json or console"
+    )
 
     @field_validator("decision_addr", "confirm_addr")
     @classmethod

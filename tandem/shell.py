@@ -133,7 +133,7 @@ def process_main(
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format)
 
     def ready(info: dict[str, Any]) -> None:
         print(json.dumps({"event": ready_event, **info}), flush=True)

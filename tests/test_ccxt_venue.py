@@ -422,17 +422,28 @@ async def test_app_keeps_an_unresolved_decision_in_flight_until_the_exchange_ans
     it stays in flight, is retried, and ends FILLED with one order on the exchange."""
     import time
 
+    import structlog
+
     app = await start_app(rig, retry_unresolved_s=0.2)
     try:
         rig.emu.install_faults(Fault("http_5xx", "order_create", count=5, status=503))
         d = entry(rig)
-        app.on_decision(d, time.time_ns())
-        app.on_decision(d, time.time_ns())  # a retransmit while it executes: dropped, not run twice
-        for _ in range(200):
-            if rig.core.journal.confirmation_for(1) is not None and app.idle:
-                break
-            await asyncio.sleep(0.05)
+        with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            app.on_decision(d, time.time_ns())
+            app.on_decision(d, time.time_ns())  # a retransmit while it executes: dropped, not run twice
+            for _ in range(200):
+                if rig.core.journal.confirmation_for(1) is not None and app.idle:
+                    break
+                await asyncio.sleep(0.05)
         conf = rig.core.journal.confirmation_for(1)
+        # every line of the decision's path, retries and lookups included, names it and its order
+        ns = rig.core.namespace
+        events = {e["event"] for e in logs}
+        assert {"order_ambiguous", "decision_unresolved", "stop_placed", "decision_executed"} <= events, events
+        for e in logs:
+            assert e.get("decision_id") == 1, e
+            assert e.get("client_order_id") in (f"td{ns}e1", f"td{ns}p1"), e
+        assert [e["seq"] for e in logs if e["event"] == "decision_executed"] == [conf.seq]
         assert conf is not None and conf.status is Status.FILLED
         assert app.metrics.unresolved._value.get() >= 1
         assert app.metrics.duplicates._value.get() == 1

@@ -120,8 +120,10 @@ async def test_forged_datagram_is_dropped_and_counted(harness) -> None:
 
 
 async def test_decision_id_bound_on_every_line_of_its_path(harness) -> None:
-    """Every log line about a decision, on both sides, carries its decision_id."""
-    with structlog.testing.capture_logs() as logs:
+    """Every log line about a decision, on both sides, carries its decision_id; the executor's
+    also its clientOrderId, and every line from the confirmation on its seq (contextvars, merged
+    as configure_logging merges them)."""
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         await harness.brain.replay(BARS)
     path_events = {"decision_sent", "confirmation_applied", "decision_executed", "decision_not_executed",
                    "decision_duplicate", "decision_retransmitted", "confirmation_duplicate"}  # fmt: skip
@@ -129,6 +131,13 @@ async def test_decision_id_bound_on_every_line_of_its_path(harness) -> None:
     assert {e["event"] for e in lines} >= {"decision_sent", "confirmation_applied", "decision_executed"}
     assert all(isinstance(e.get("decision_id"), int) for e in lines)
     assert sorted({e["decision_id"] for e in lines}) == [1, 2]
+    namespace = harness.executor.core.namespace
+    for e in lines:
+        if e["event"] != "decision_sent":  # numbered from here on
+            assert isinstance(e.get("seq"), int) and e["seq"] >= 1, e
+        if e["event"].startswith("decision_") and e["event"] != "decision_sent":  # the executor's lines
+            assert e["client_order_id"] == f"td{namespace}e{e['decision_id']}", e
+    assert structlog.contextvars.get_contextvars() == {}  # nothing leaks past the decision
 
 
 async def test_failed_confirmation_changes_nothing(tmp_path: Path) -> None:
@@ -162,3 +171,32 @@ async def test_handler_failure_is_counted_and_the_endpoint_keeps_serving(harness
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_equity_curve_gauges_and_progress_follow_the_replay(harness) -> None:
+    """One equity point per bar, ending at the tracker's equity with the position it held; the
+    gauges show the last bar; the paced replay reports its progress and takes its time."""
+    from brain.app import Pacing
+
+    seen: list[tuple[int, int]] = []
+    harness.brain.pacing = Pacing(bars_per_s=2_000, progress_interval_s=0.05)
+    harness.brain.on_progress = lambda done, total: seen.append((done, total))
+    started = time.perf_counter()
+    stats = await harness.brain.replay(BARS)
+    elapsed = time.perf_counter() - started
+    assert elapsed >= (len(BARS) - 1) / 2_000  # paced: 400 bars at 2,000/s take at least ~0.2 s
+    curve, tracker, m = stats.equity_curve, harness.brain.core.tracker, harness.brain.metrics
+    assert len(curve) == len(BARS)
+    assert [p.close for p in curve] == list(BARS.close)
+    assert [p.close_ns for p in curve] == [BARS.close_ns(i) for i in range(len(BARS))]
+    assert curve[-1].equity == pytest.approx(tracker.equity())
+    assert max(p.drawdown_pct for p in curve) == pytest.approx(stats.max_drawdown_pct)
+    held = [i for i, p in enumerate(curve) if p.position > 0]
+    # lockstep: the buy decided on bar 10 is confirmed (filled at bar 11's open) before bar 10 ends
+    assert held == list(range(10, 60))
+    assert sample(m.bars) == len(BARS) and sample(m.replay_bars) == len(BARS)
+    assert sample(m.market_time) == BARS.close_ns(len(BARS) - 1) / 1e9
+    assert sample(m.equity) == pytest.approx(tracker.equity())
+    assert sample(m.drawdown) == pytest.approx(curve[-1].drawdown_pct / 100)
+    assert seen[0] == (0, len(BARS)) and seen[-1] == (len(BARS), len(BARS)) and len(seen) >= 3
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))

@@ -181,3 +181,38 @@ def test_unresolvable_peer_is_retried_later() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(scenario()) == b"hello"
+
+
+def test_log_format_auto_is_json_off_a_terminal_and_console_on_one(tmp_path: Path) -> None:
+    """auto: JSON lines into a file (or pipe), the readable console renderer on a real terminal (a
+    pty); both carry the context bound with structlog.contextvars."""
+    import json
+    import os
+
+    from tandem.runtime import configure_logging
+
+    try:
+        with (tmp_path / "log").open("w") as fh:
+            assert configure_logging("info", fh) is True
+            with structlog.contextvars.bound_contextvars(decision_id=7, client_order_id="tdabcdef01e7"):
+                structlog.get_logger("t").info("order_found", seq=3)
+            structlog.get_logger("t").debug("not at info")
+        (line,) = (tmp_path / "log").read_text().splitlines()
+        record = json.loads(line)
+        assert record["event"] == "order_found" and record["level"] == "info" and record["timestamp"].endswith("Z")
+        assert (record["decision_id"], record["client_order_id"], record["seq"]) == (7, "tdabcdef01e7", 3)
+
+        master, slave = os.openpty()
+        with os.fdopen(slave, "w") as tty:
+            assert configure_logging("info", tty) is False
+            structlog.get_logger("t").info("order_found", decision_id=7)
+            tty.flush()
+            out = os.read(master, 65536).decode()
+        os.close(master)
+        assert "order_found" in out and "decision_id" in out and not out.lstrip().startswith("{")
+        with (tmp_path / "forced").open("w") as fh:
+            assert configure_logging("info", fh, fmt="console") is False
+        with pytest.raises(ValueError, match="log_format"):
+            configure_logging("info", fmt="xml")
+    finally:
+        structlog.reset_defaults()
