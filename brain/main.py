@@ -34,7 +34,7 @@ def _rejected(metrics: BrainMetrics) -> dict[str, float]:
         s.labels["reason"]: s.value
         for fam in metrics.rejected.collect()
         for s in fam.samples
-        if s.name.endswith("_total")
+        if s.name.endswith("_total") and s.value
     }
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from protocol import DecisionReason, RejectReason, Status
+
+from .core import SkipReason
+from .risk import BreakerKind
+
 __all__ = ["LATENCY_BUCKETS", "BrainMetrics"]
 
 LATENCY_BUCKETS = (
@@ -73,3 +78,20 @@ class BrainMetrics:
         self.market_time = Gauge(
             f"{_NS}_market_time_seconds", "Close time of the last bar processed, unix seconds", registry=r
         )
+        self._initialize_labels()
+
+    def _initialize_labels(self) -> None:
+        """Export every known label value at 0 from the start, so a query over a series that has
+        not moved yet returns 0 instead of nothing (Prometheus instrumentation practice: "avoid
+        missing metrics", https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics)."""
+        for reason in RejectReason:
+            self.rejected.labels(reason.value)
+        for outcome in [*(s.name for s in Status), "EXPIRED_UNCONFIRMED"]:
+            self.outcomes.labels(outcome)
+        for exit_reason in DecisionReason:
+            self.exits.labels(exit_reason.name)
+        for skip in SkipReason:
+            self.skips.labels(skip.value)
+        for kind in BreakerKind:
+            self.trips.labels(kind.value)
+            self.tripped.labels(kind.value)

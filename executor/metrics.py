@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-__all__ = ["ExecutorMetrics"]
+from protocol import RejectReason, Status
+
+__all__ = ["LOOKUP_REASONS", "VENUE_CALLS", "VENUE_ERROR_KINDS", "ExecutorMetrics"]
+
+VENUE_CALLS = ("create_order", "fetch_order", "cancel_order", "cancel_replace")
+"""``call`` label values: the venue calls :meth:`executor.orders.OrderOps.call` makes."""
+VENUE_ERROR_KINDS = ("temporary", "ambiguous", "permanent")
+"""``kind`` label values: :mod:`executor.venue.errors` classes."""
+LOOKUP_REASONS = ("ambiguous", "cancel", "recovery", "refresh", "replace")
+"""``reason`` label values of order lookups by clientOrderId (executor.orders, executor.gateway)."""
 
 _PROCESSING_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
 
@@ -73,3 +82,18 @@ class ExecutorMetrics:
         self.brain_heard = Gauge(
             "tandem_executor_brain_last_heard_timestamp_seconds", "Unix time the brain was last heard", registry=r
         )
+        self._initialize_labels()
+
+    def _initialize_labels(self) -> None:
+        """Export every known label value at 0 from the start ("avoid missing metrics",
+        https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics)."""
+        for reason in RejectReason:
+            self.rejected.labels(reason.value)
+        for status in Status:
+            self.confirmations.labels(status.name)
+        for call in VENUE_CALLS:
+            self.retries.labels(call)
+            for kind in VENUE_ERROR_KINDS:
+                self.venue_errors.labels(call, kind)
+        for reason in LOOKUP_REASONS:
+            self.lookups.labels(reason)
