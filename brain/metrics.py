@@ -33,14 +33,14 @@ class BrainMetrics:
         r = self.registry = CollectorRegistry()
         ProcessCollector(registry=r)
         # decisions and their outcomes
-        self.decisions = Counter(f"{_NS}_decisions_sent_total", "Decisions sent, by side and reason", ["side", "reason"],
+        self.decisions = Counter(f"{_NS}_decisions_sent_total", "Decisions sent (first transmission), by side (BUY, SELL) and reason (SIGNAL, STOP_LOSS, ...)", ["side", "reason"],
                                  registry=r)  # fmt: skip
         self.outcomes = Counter(
             f"{_NS}_decision_outcomes_total",
-            "How decisions ended: confirmation status, or EXPIRED_UNCONFIRMED", ["outcome"], registry=r,
+            "How decisions ended: the confirmation status (FILLED, PARTIALLY_FILLED, ACCEPTED, REJECTED, EXPIRED, FAILED) or EXPIRED_UNCONFIRMED", ["outcome"], registry=r,
         )  # fmt: skip
         self.latency = Histogram(
-            f"{_NS}_confirmation_latency_seconds", "Decision sent to its confirmation received",
+            f"{_NS}_confirmation_latency_seconds", "Decision sent to its confirmation received, seconds",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.pending = Gauge(f"{_NS}_pending_decisions", "Decisions sent and not yet confirmed", registry=r)
@@ -51,26 +51,26 @@ class BrainMetrics:
             f"{_NS}_unsolicited_confirmations_total", "Confirmations for decisions not awaiting one", registry=r
         )
         # the bus
-        self.rejected = Counter(f"{_NS}_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
+        self.rejected = Counter(f"{_NS}_datagrams_rejected_total", "Datagrams dropped, by reason (size, version, type, auth, field, stale, direction)", ["reason"], registry=r)
         self.handler_errors = Counter(f"{_NS}_handler_errors_total", "Valid datagrams whose handling raised", registry=r)
-        self.executor_up = Gauge(f"{_NS}_executor_up", "1 if the executor was heard within silence_s", registry=r)
+        self.executor_up = Gauge(f"{_NS}_executor_up", "1 if the executor was heard within silence_s (default 3 s), else 0", registry=r)
         self.executor_heard = Gauge(
             f"{_NS}_executor_last_heard_timestamp_seconds", "Unix time the executor was last heard", registry=r
         )
         # positions and money
         self.positions_opened = Counter(f"{_NS}_positions_opened_total", "Positions opened by a confirmation", registry=r)
         self.positions_closed = Counter(f"{_NS}_positions_closed_total", "Positions closed by a confirmation", registry=r)
-        self.exits = Counter(f"{_NS}_exits_total", "Closed trades, by exit reason", ["reason"], registry=r)
+        self.exits = Counter(f"{_NS}_exits_total", "Closed trades, by exit reason (SIGNAL, STOP_LOSS, TRAILING_TAKE_PROFIT, TIME_STOP, BREAKER, MANUAL)", ["reason"], registry=r)
         self.open_positions = Gauge(f"{_NS}_open_positions", "Positions held", registry=r)
-        self.position = Gauge(f"{_NS}_position_quantity", "Position held, base units", ["instrument"], registry=r)
+        self.position = Gauge(f"{_NS}_position_quantity", "Position held, base units (0 when flat)", ["instrument"], registry=r)
         self.equity = Gauge(f"{_NS}_equity", "Cash plus positions at mark price, quote currency", registry=r)
         self.cash = Gauge(f"{_NS}_cash", "Cash, quote currency", registry=r)
         self.peak_equity = Gauge(f"{_NS}_peak_equity", "Highest equity seen, quote currency", registry=r)
         self.drawdown = Gauge(f"{_NS}_drawdown_ratio", "(peak equity - equity) / peak equity, 0..1", registry=r)
         # strategy and risk
-        self.skips = Counter(f"{_NS}_signals_skipped_total", "Strategy signals not acted on", ["reason"], registry=r)
-        self.trips = Counter(f"{_NS}_breaker_trips_total", "Circuit breaker trips", ["kind"], registry=r)
-        self.tripped = Gauge(f"{_NS}_breaker_tripped", "1 while the breaker blocks entries (market time)", ["kind"],
+        self.skips = Counter(f"{_NS}_signals_skipped_total", "Strategy signals not acted on, by reason (breaker, already_positioned, ...)", ["reason"], registry=r)
+        self.trips = Counter(f"{_NS}_breaker_trips_total", "Circuit breaker trips, by kind (daily_loss, drawdown, losing_streak)", ["kind"], registry=r)
+        self.tripped = Gauge(f"{_NS}_breaker_tripped", "1 while the breaker blocks entries (at market time), else 0", ["kind"],
                              registry=r)  # fmt: skip
         # the replay
         self.bars = Counter(f"{_NS}_bars_replayed_total", "Bars processed", registry=r)

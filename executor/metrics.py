@@ -31,19 +31,19 @@ class ExecutorMetrics:
         ProcessCollector(registry=r)
         self.decisions = Counter("tandem_executor_decisions_received_total", "Valid decisions received", registry=r)
         self.confirmations = Counter(
-            "tandem_executor_confirmations_sent_total", "Confirmations sent, by status", ["status"], registry=r
+            "tandem_executor_confirmations_sent_total", "Confirmations sent, by status (FILLED, PARTIALLY_FILLED, ACCEPTED, REJECTED, EXPIRED, FAILED)", ["status"], registry=r
         )
         self.executions = Counter("tandem_executor_executions_total", "Decisions that traded", registry=r)
-        self.duplicates = Counter("tandem_executor_duplicate_decisions_total", "Decisions answered from the journal", registry=r)
+        self.duplicates = Counter("tandem_executor_duplicate_decisions_total", "Decisions already seen: answered from the journal, or dropped while in flight", registry=r)
         self.conflicts = Counter(
             "tandem_executor_decision_conflicts_total", "Decision ids repeated with different content", registry=r
         )
         self.handler_errors = Counter(
             "tandem_executor_handler_errors_total", "Valid datagrams whose handling raised", registry=r
         )
-        self.rejected = Counter("tandem_executor_datagrams_rejected_total", "Datagrams dropped, by reason", ["reason"], registry=r)
+        self.rejected = Counter("tandem_executor_datagrams_rejected_total", "Datagrams dropped, by reason (size, version, type, auth, field, stale, direction)", ["reason"], registry=r)
         self.processing = Histogram(
-            "tandem_executor_decision_processing_seconds", "Decision received to confirmation sent", buckets=_PROCESSING_BUCKETS,
+            "tandem_executor_decision_processing_seconds", "Decision received to confirmation sent, seconds", buckets=_PROCESSING_BUCKETS,
             registry=r,
         )
         self.replays = Counter("tandem_executor_replay_requests_served_total", "Replay requests answered", registry=r)
@@ -53,9 +53,9 @@ class ExecutorMetrics:
             "tandem_executor_venue_errors_total", "Venue calls that failed, by call and kind (temporary, ambiguous, permanent)",
             ["call", "kind"], registry=r,
         )  # fmt: skip
-        self.retries = Counter("tandem_executor_venue_retries_total", "Venue calls retried, by call", ["call"], registry=r)
+        self.retries = Counter("tandem_executor_venue_retries_total", "Venue calls retried, by call (create_order, fetch_order, cancel_order, cancel_replace)", ["call"], registry=r)
         self.lookups = Counter(
-            "tandem_executor_order_lookups_total", "Orders looked up by clientOrderId, by reason", ["reason"], registry=r
+            "tandem_executor_order_lookups_total", "Orders looked up by clientOrderId, by reason (ambiguous, cancel, recovery, refresh, replace)", ["reason"], registry=r
         )
         self.protective = Counter(
             "tandem_executor_protective_orders_total", "Protective order calls, by owning module, order kind and action",
@@ -75,10 +75,10 @@ class ExecutorMetrics:
         )  # fmt: skip
         self.inflight = Gauge("tandem_executor_inflight_decisions", "Decisions queued or executing", registry=r)
         self.position = Gauge(
-            "tandem_executor_position_quantity", "Ledger position, base units", ["instrument"], registry=r
+            "tandem_executor_position_quantity", "Ledger position, base units (0 when flat)", ["instrument"], registry=r
         )
         self.open_positions = Gauge("tandem_executor_open_positions", "Positions in the ledger", registry=r)
-        self.brain_up = Gauge("tandem_executor_brain_up", "1 if the brain was heard within silence_s", registry=r)
+        self.brain_up = Gauge("tandem_executor_brain_up", "1 if the brain was heard within the last 3 s, else 0", registry=r)
         self.brain_heard = Gauge(
             "tandem_executor_brain_last_heard_timestamp_seconds", "Unix time the brain was last heard", registry=r
         )
