@@ -1,11 +1,14 @@
 # tandem: `make paper` paper-trades the bundled month; `make test` runs the test suite.
 # Both create .venv (with the pinned tree in requirements.lock) when it is missing.
+# `make test` also needs promtool (tests/test_prometheus_rules.py, tests/test_dashboard.py check
+# the alert rules and the Grafana queries with it): when it is not on PATH, the `promtool` target
+# installs Debian's prometheus package (apt-get, as root or through sudo). `make paper` does not.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: paper test bench install clean
+.PHONY: paper test bench install promtool clean
 
 $(BIN)/tandem: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +20,18 @@ install: $(BIN)/tandem
 paper: $(BIN)/tandem
 	$(BIN)/tandem paper $(ARGS)
 
-test: $(BIN)/tandem
+promtool:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  echo "promtool not found: installing Debian's prometheus package (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "make: promtool is missing and neither root nor sudo is available: install the 'prometheus' package" >&2; exit 1; fi; \
+	  $$SUDO apt-get update \
+	    && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+	    && command -v promtool >/dev/null; \
+	fi
+
+test: $(BIN)/tandem promtool
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(BIN)/tandem

@@ -335,7 +335,10 @@ class BrainApp(LinkShell):
     def _after_timer(self, now: int) -> None:
         self._resolve_expired(now)
         heard = self.link.last_heard_ns
-        self.metrics.executor_up.set(1 if self.link.executor_alive(now) else 0)
+        alive = self.link.executor_alive(now)
+        self.metrics.executor_up.set(1 if alive else 0)
+        if not alive and self.endpoint is not None:  # a restarted container may have a new address
+            self.endpoint.refresh_peer()
         if heard is not None:
             self.metrics.executor_heard.set(heard / 1e9)
 

@@ -131,7 +131,10 @@ class ExecutorApp(LinkShell):
 
     def _after_timer(self, now: int) -> None:
         heard = self.link.last_heard_ns
-        self.metrics.brain_up.set(1 if heard is not None and now - heard <= self.silence_s * 1e9 else 0)
+        alive = heard is not None and now - heard <= self.silence_s * 1e9
+        self.metrics.brain_up.set(1 if alive else 0)
+        if not alive and self.endpoint is not None:  # a restarted container may have a new address
+            self.endpoint.refresh_peer()
         if heard is not None:
             self.metrics.brain_heard.set(heard / 1e9)
 

@@ -51,6 +51,7 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self._resolving = False
         self._next_resolve = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._deferred: asyncio.TimerHandle | None = None
 
     @property
     def address(self) -> Address:
@@ -92,14 +93,33 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         elif self.peer_name is not None:
             self._resolve_soon()
 
+    def refresh_peer(self) -> None:
+        """Resolve the peer's host name again, in the background, at most once per second.
+
+        For a peer that has gone silent: a compose container that restarted may have a new
+        address behind the same service name. The old address is kept until the new one resolves.
+        Does nothing for a peer given as a numeric address or none.
+        """
+        if self.peer_name is not None and self.transport is not None:
+            self._resolve_soon()
+
     def _resolve_soon(self) -> None:
-        """Resolve ``peer_name`` in the background, at most once per second."""
+        """Resolve ``peer_name`` in the background, at most once per second: a request inside the
+        second is served when the second is over, not dropped."""
         loop = asyncio.get_running_loop()
-        if self._resolving or loop.time() < self._next_resolve:
+        if self._resolving or self._deferred is not None:
+            return
+        if loop.time() < self._next_resolve:
+            self._deferred = loop.call_at(self._next_resolve, self._resolve_deferred)
             return
         self._resolving = True
         self._next_resolve = loop.time() + 1.0
         self._task = loop.create_task(self._resolve())  # keep a reference until it finishes
+
+    def _resolve_deferred(self) -> None:
+        self._deferred = None
+        if self.transport is not None and not self.transport.is_closing():
+            self._resolve_soon()
 
     async def _resolve(self) -> None:
         assert self.peer_name is not None and self.transport is not None
@@ -110,11 +130,14 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
             )
             self.peer = infos[0][4][:2]
         except OSError:
-            pass  # not resolvable yet (a compose peer not started); retried on a later send
+            pass  # not resolvable (yet): a compose peer not started; retried on a later send or refresh
         finally:
             self._resolving = False
 
     def close(self) -> None:
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         if self.transport is not None:
             self.transport.close()
 

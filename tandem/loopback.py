@@ -85,5 +85,5 @@ async def start_pair(
     executor = await start_executor(workdir, bars, codec, brain.address, starting_cash=starting_cash,
                                     fee_bps=fee_bps, slippage_bps=slippage_bps)  # fmt: skip
     assert brain.endpoint is not None
-    brain.endpoint.peer = brain.decision_peer = executor.address
+    brain.endpoint.peer = brain.endpoint.peer_name = brain.decision_peer = executor.address
     return brain, executor

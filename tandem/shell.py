@@ -3,7 +3,10 @@
 :class:`LinkShell` owns what is the same on both sides of the bus: one UDP endpoint, one
 re-armed timer driving the side's sans-IO link (:mod:`protocol.link`), and the accounting of what
 the endpoint drops — rejected datagrams (``metrics.rejected{reason}``, logged rate-limited) and
-valid datagrams whose handling raised (``metrics.handler_errors``, logged). A subclass sets
+valid datagrams whose handling raised (``metrics.handler_errors``, logged) — and the peer's
+address: when the link sees the peer restart, or (in the subclass) the peer goes silent, the
+peer's host name is resolved again, since a restarted container may come back at a new address
+behind the same service name. A subclass sets
 ``self.link`` and says what a link event means (:meth:`LinkShell._on_link_event`).
 
 :func:`process_main` is ``main()`` for ``tandem brain`` and ``tandem executor``: settings, logging,
@@ -47,6 +50,7 @@ class LinkShell:
         self.log = structlog.get_logger(logger)
         self._reject_log = RateLimitedLog(self.log, "datagram_rejected")
         self._timer = LinkTimer(self._on_timer)
+        self._peer_restarts_seen = 0
 
     @property
     def address(self) -> Address:
@@ -92,6 +96,12 @@ class LinkShell:
         except RemoteProtocolError as exc:  # authentic, but for the other side of the link
             self._on_reject(exc, addr)
             return
+        restarts = self.link.stats.peer_restarts
+        if restarts != self._peer_restarts_seen and self.endpoint is not None:
+            # the peer restarted: a compose container that restarts may come back at a new address
+            # behind the same name, and its heartbeats reach us while we still send to the old one
+            self._peer_restarts_seen = restarts
+            self.endpoint.refresh_peer()
         self._on_link_event(event, now)
         self._flush()
 

@@ -200,3 +200,23 @@ async def test_equity_curve_gauges_and_progress_follow_the_replay(harness) -> No
     assert sample(m.drawdown) == pytest.approx(curve[-1].drawdown_pct / 100)
     assert seen[0] == (0, len(BARS)) and seen[-1] == (len(BARS), len(BARS)) and len(seen) >= 3
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+
+
+async def test_brain_sending_to_a_stale_address_recovers_when_the_executor_restarts(harness) -> None:
+    """The executor's container restarted at a new address: its heartbeats (new incarnation) reach
+    the brain, which still sends to the old address. Seeing the restart, the brain resolves the
+    executor's name again and its decisions arrive; the replay completes with both trades."""
+    import secrets
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+        gone.bind(("127.0.0.1", 0))
+        stale = gone.getsockname()[:2]
+    brain, executor = harness.brain, harness.executor
+    real = brain.endpoint.peer
+    brain.endpoint.peer = stale  # what the name resolved to before the restart
+    executor.link.incarnation = secrets.randbits(64)  # what a restarted executor announces
+    stats = await asyncio.wait_for(brain.replay(BARS), 20)
+    assert brain.endpoint.peer == real
+    assert brain.link.stats.peer_restarts == 1
+    assert stats.outcomes == {"FILLED": 2}

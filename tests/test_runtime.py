@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 from pathlib import Path
 
@@ -216,3 +217,51 @@ def test_log_format_auto_is_json_off_a_terminal_and_console_on_one(tmp_path: Pat
             configure_logging("info", fmt="xml")
     finally:
         structlog.reset_defaults()
+
+
+def test_peer_name_is_resolved_again_on_request_and_a_request_inside_the_second_is_kept() -> None:
+    """refresh_peer replaces a stale address (a compose peer that restarted at a new address) by
+    what the name resolves to now; a second request within the 1 s spacing is served after it."""
+    import asyncio
+
+    import uvloop
+
+    from protocol import Codec, derive_key
+    from protocol.udp import open_endpoint
+
+    async def scenario() -> bytes:
+        loop = asyncio.get_running_loop()
+        got: asyncio.Future[bytes] = loop.create_future()
+
+        class Sink(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                got.set_result(data)
+
+        sink, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+        port = sink.get_extra_info("sockname")[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+            gone.bind(("127.0.0.1", 0))
+            stale = gone.getsockname()[:2]  # closed below: the peer's old address, nobody there
+        ep = await open_endpoint(("127.0.0.1", 0), Codec(derive_key(b"k" * 32)), lambda m, a: None,
+                                 lambda e, a: None, peer=("localhost", port))  # fmt: skip
+        try:
+            ep.peer = stale
+            ep.send_raw(b"lost")
+            ep.refresh_peer()
+            await asyncio.sleep(0.05)
+            assert ep.peer == ("127.0.0.1", port)
+            ep.peer = stale
+            ep.refresh_peer()  # inside the second: deferred, not dropped
+            assert ep.peer == stale
+            deadline = loop.time() + 3
+            while ep.peer == stale and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert ep.peer == ("127.0.0.1", port)
+            ep.send_raw(b"hello")
+            return await asyncio.wait_for(got, 2)
+        finally:
+            ep.close()
+            sink.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(scenario()) == b"hello"

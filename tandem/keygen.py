@@ -1,0 +1,111 @@
+"""``tandem keygen PATH``: write a fresh bus secret file (64 hex characters = 32 bytes, mode 0600).
+
+docker-compose.yml runs ``tandem keygen --if-missing /secrets/bus_secret`` as a one-shot init
+service into the named volume ``tandem-secrets``, so the first ``docker compose up`` needs no
+manual step and later ones keep the key. The secret itself is never printed.
+
+The file is written next to its final name and renamed over it, so a kill during the write never
+leaves a truncated key that ``--if-missing`` would then keep, and a replaced file always gets
+mode 0600 (``os.open`` applies the mode only when it creates a file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .runtime import MIN_NETWORK_SECRET_BYTES, ConfigError, load_bus_secret, new_bus_secret, write_secret_file
+
+__all__ = ["main", "write_new_secret"]
+
+
+def write_new_secret(path: Path) -> int:
+    """Write a fresh :func:`~tandem.runtime.new_bus_secret` to ``path``, hex, mode 0600, atomically.
+
+    Args:
+        path: the key file; its directory must exist and be writable. An existing file is replaced.
+
+    Returns:
+        The secret's length in bytes (32; the file holds twice as many hex characters and a newline).
+
+    Raises:
+        OSError: the directory is missing or not writable, or ``path`` is a directory.
+    """
+    if path.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    secret = new_bus_secret()
+    try:
+        write_secret_file(tmp, secret)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(secret)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tandem keygen",
+        description="Write a fresh random 32-byte bus secret to PATH (64 hex characters, mode 0600). "
+        "Point TANDEM_BUS_SECRET_FILE of both processes at it.",
+    )
+    parser.add_argument(
+        "path", type=Path, metavar="PATH", help="key file to write (its directory must exist)"
+    )
+    parser.add_argument(
+        "--if-missing", action="store_true", help="keep PATH if it already holds a non-empty secret (exit 0)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``tandem keygen``.
+
+    Args:
+        argv: the arguments after ``keygen``: ``[--if-missing] PATH`` (``sys.argv[1:]`` when None).
+
+    Returns:
+        0 when a key was written or (``--if-missing``) an existing non-empty one kept; 2 on bad
+        arguments or when PATH cannot be read or written (the message names PATH and the reason,
+        never the secret).
+    """
+    try:
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    path: Path = args.path
+    if args.if_missing and path.exists() and not path.is_dir():
+        try:
+            empty = not path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(
+                f"tandem keygen: cannot read {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr
+            )
+            return 2
+        if not empty:
+            try:
+                size = len(load_bus_secret(None, path))
+            except ConfigError as exc:  # pragma: no cover - read just succeeded
+                print(f"tandem keygen: {exc}", file=sys.stderr)
+                return 2
+            print(f"tandem keygen: keeping the existing bus secret in {path} ({size} bytes)", file=sys.stderr)
+            if size < MIN_NETWORK_SECRET_BYTES:
+                print(
+                    f"tandem keygen: warning: {size} bytes is shorter than {MIN_NETWORK_SECRET_BYTES}; the processes "
+                    "refuse to bind a non-loopback address with it (delete the file to get a new one)",
+                    file=sys.stderr,
+                )
+            return 0
+    try:
+        size = write_new_secret(path)
+    except OSError as exc:
+        print(f"tandem keygen: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"tandem keygen: wrote a new {size}-byte bus secret to {path} (mode 0600)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
