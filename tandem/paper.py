@@ -11,11 +11,18 @@ executor trades through ``ccxt.async_support`` over HTTPS on loopback with prote
 exchange, the brain moves them (``exchange_stops``), and at the end the exchange's account is
 reconciled with the executor's ledger as well. ``--exchange binanceusdm`` (default; USDⓈ-M
 perpetual ``BTC/USDT:USDT``) or ``binance`` (spot ``BTC/USDT``) picks the market.
+
+While the brain replays, a progress bar on stderr (tqdm: bars done, bars/s, ETA) follows the
+``{"event": "replay_progress", "bars": N, "total": T}`` lines the brain prints on its stdout
+(``progress_interval_s``); ``--progress auto`` (default) shows it only when stderr is a terminal.
+At the end :func:`tandem.runreport.render_report` draws ``report.png`` and ``report.html``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import select
 import subprocess
 import sys
 import time
@@ -24,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
+from tqdm import tqdm
 
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
@@ -35,6 +43,8 @@ from .settings import load_settings
 __all__ = ["PaperSettings", "main", "run_paper"]
 
 _READY_TIMEOUT_S = 60.0
+_PROGRESS_INTERVAL_S = 0.2
+"""How often the brain reports replay progress when the bar is shown, seconds."""
 
 
 class PaperSettings(BrainSettings):
@@ -52,6 +62,13 @@ class PaperSettings(BrainSettings):
         "binanceusdm", description="binance-emulator: binanceusdm (USDⓈ-M perpetual) or binance (spot)"
     )
     bus_secret: SecretStr | None = Field(None, exclude=True, description="ignored: paper makes a fresh secret per run")
+    progress: Literal["auto", "on", "off"] = Field(
+        "auto", description="replay progress bar on stderr (bars/s, ETA): auto = only when stderr is a terminal"
+    )
+
+    def show_progress(self) -> bool:
+        """Whether to draw the progress bar: ``on``, or ``auto`` with stderr on a terminal."""
+        return self.progress == "on" or (self.progress == "auto" and sys.stderr.isatty())
 
 
 def _flags(settings: PaperSettings, cls: type, **override: Any) -> list[str]:
@@ -82,6 +99,66 @@ def _wait_ready(proc: subprocess.Popen[str], log: Path) -> dict[str, Any]:
     return wait_ready(proc, log, "executor", lambda msg: msg.get("event") == "executor_ready", _READY_TIMEOUT_S)
 
 
+class _ReplayProgress:
+    """The brain's ``replay_progress`` JSON lines (its stdout) drawn as a tqdm bar on stderr.
+
+    Read from the poll loop that already watches both processes, with ``select`` on the pipe, not
+    from a thread (docs/STYLE.md §11). Other stdout lines (``brain_ready``) are ignored.
+    """
+
+    _FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:,}/{total:,} bars  {rate_fmt}  elapsed {elapsed}  ETA {remaining}"
+
+    def __init__(self, stdout: Any) -> None:
+        self._fd = stdout.fileno()
+        os.set_blocking(self._fd, False)
+        self._pending = b""
+        self._eof = False
+        self.bar: tqdm | None = None
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for output and draw what arrived."""
+        if self._eof:
+            time.sleep(timeout_s)
+        elif select.select([self._fd], [], [], timeout_s)[0]:
+            self._read()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._eof = True
+                return
+            *lines, self._pending = (self._pending + chunk).split(b"\n")
+            for line in lines:
+                self._on_line(line)
+
+    def _on_line(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+            done, total = (int(msg["bars"]), int(msg["total"])) if msg.get("event") == "replay_progress" else (-1, 0)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return
+        if done < 0:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc="replay", unit=" bars", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
+                            mininterval=_PROGRESS_INTERVAL_S, smoothing=0.3, bar_format=self._FORMAT)  # fmt: skip
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+        if done >= total:  # the brain's last line: freeze the figures before it writes its outputs
+            self.bar.close()
+
+    def close(self) -> None:
+        """Draw what is left in the pipe (call once the brain has exited) and close the bar."""
+        if not self._eof:
+            self._read()
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_paper(settings: PaperSettings) -> dict[str, Any]:
     """Run one paper session; returns the brain's report plus ``wall_time_s`` and the ledger check.
 
@@ -108,6 +185,10 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
                      "emulator_ca": str(emulator.ca_path), "api_key_file": str(emulator.api_key_file),
                      "api_secret_file": str(emulator.api_secret_file)}  # fmt: skip
         brain_extra = {"exchange_stops": True}
+    brain_extra["hold"] = False  # a holding brain would outlive its replay, and paper waits for it to exit
+    show_progress = settings.show_progress()
+    if show_progress:
+        brain_extra["progress_interval_s"] = settings.progress_interval_s or _PROGRESS_INTERVAL_S
     exe_log, brain_log = run_dir / "executor.log", run_dir / "brain.log"
     with exe_log.open("w") as exe_err:
         executor = subprocess.Popen(
@@ -115,22 +196,29 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
              *_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common, **exe_extra)],
             stdout=subprocess.PIPE, stderr=exe_err, text=True,
         )  # fmt: skip
+    progress = None
     try:
         _wait_ready(executor, exe_log)
         with brain_log.open("w") as brain_err:
             brain = subprocess.Popen(
                 [sys.executable, "-m", "brain", *_flags(settings, BrainSettings, **common, **brain_extra)],
-                stdout=subprocess.DEVNULL, stderr=brain_err,
+                stdout=subprocess.PIPE if show_progress else subprocess.DEVNULL, stderr=brain_err,
             )  # fmt: skip
+        progress = _ReplayProgress(brain.stdout) if show_progress else None
         while brain.poll() is None:
             if executor.poll() is not None:
                 brain.kill()
                 brain.wait()
                 raise RuntimeError(f"executor exited with {executor.returncode} mid-run; {exe_log}:\n{_tail(exe_log)}")
-            time.sleep(0.05)
+            if progress is not None:
+                progress.wait(0.05)
+            else:
+                time.sleep(0.05)
         if brain.returncode != 0:
             raise RuntimeError(f"brain exited with {brain.returncode}; {brain_log}:\n{_tail(brain_log)}")
     finally:
+        if progress is not None:
+            progress.close()
         if executor.poll() is None:
             executor.terminate()
             try:
@@ -165,7 +253,21 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     report["run_dir"] = str(run_dir)
     report["wall_time_s"] = time.perf_counter() - started
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")  # the brain's, plus the checks
+    report["run_report"] = _render(run_dir)
     return report
+
+
+def _render(run_dir: Path) -> dict[str, Any]:
+    """``report.png`` and ``report.html``: ``{"png": path, "html": path, "seconds": s}``, or
+    ``{"error": message}`` when an input is missing or malformed (the run itself stands)."""
+    from .runreport import RunReportError, render_report  # matplotlib loads (~0.4 s) only after the replay
+
+    started = time.perf_counter()
+    try:
+        paths = render_report(run_dir)
+    except RunReportError as exc:
+        return {"error": str(exc)}
+    return {**{k: str(v) for k, v in paths.items()}, "seconds": time.perf_counter() - started}
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -201,8 +303,15 @@ def format_report(r: dict[str, Any]) -> str:
             f"  (balance {rec['exchange_cash']:,.6f} vs {rec['ledger_cash']:,.6f}, position {rec['exchange_position']:g}"
             f" vs {rec['ledger_position']:g}, open orders {rec['open_orders']}, orphaned stops {len(rec['orphans'])})"
         )
+    picture = r.get("run_report")
+    if picture is not None:
+        lines.append(
+            f"  report picture         NOT WRITTEN: {picture['error']}" if "error" in picture else
+            f"  report picture         {picture['png']}  and  {Path(picture['html']).name}  ({picture['seconds']:.1f} s)"
+        )  # fmt: skip
     lines += [
-        f"  run directory          {r['run_dir']}  (trades.csv, report.json, brain.sqlite, executor.sqlite, logs)",
+        f"  run directory          {r['run_dir']}  (trades.csv, equity.csv, report.json, brain.sqlite, executor.sqlite,"
+        " logs)",
         f"  wall time              {r['wall_time_s']:.2f} s",
     ]
     return "\n".join(lines)

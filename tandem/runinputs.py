@@ -1,0 +1,223 @@
+"""The run report's inputs, read and checked: ``report.json``, ``trades.csv`` and ``equity.csv``.
+
+Every loader raises :class:`RunReportError` (a ``ValueError``) whose message names the file and,
+for a CSV, the line; nothing here writes. :mod:`tandem.runreport` draws what these return.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from brain.report import TRADE_LOG_COLUMNS
+
+__all__ = ["EQUITY_COLUMNS", "Curve", "Figures", "RunReportError", "Trade", "load_curve", "load_figures", "load_trades"]
+
+EQUITY_COLUMNS = ("ts", "close", "equity", "drawdown_pct", "position")
+"""The exact header of ``equity.csv``."""
+
+
+class RunReportError(ValueError):
+    """An input of the run report is missing or malformed; the message names the file (and line)."""
+
+
+class Latency(BaseModel):
+    """``report.json``'s ``latency_us``: decision→confirmation round trip, microseconds."""
+
+    p50: float
+    p99: float
+    n: int = 0
+
+
+class Figures(BaseModel):
+    """The ``report.json`` keys the report shows; other keys are allowed and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    bars_replayed: int
+    decisions_sent: int
+    decisions_by_outcome: dict[str, int]
+    trades: int
+    wins: int
+    losses: int
+    win_rate_pct: float
+    starting_cash: float
+    final_equity: float
+    total_return_pct: float
+    max_drawdown_pct: float
+    realized_pnl: float
+    unrealized_pnl: float = 0.0
+    fees: float
+    exits_by_reason: dict[str, int]
+    breaker_trips: dict[str, int] = {}
+    signals_skipped: dict[str, int] = {}
+    latency_us: Latency
+    instrument: str | None = None
+    venue: str | None = None
+    ledger_agrees: bool | None = None
+    exchange_reconciliation: dict[str, Any] | None = None
+    wall_time_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """``equity.csv`` as columns: ``ts`` datetime64[s] (bar close, UTC), the rest float64."""
+
+    ts: np.ndarray
+    close: np.ndarray
+    equity: np.ndarray
+    drawdown_pct: np.ndarray
+    position: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One ``trades.csv`` row: ``raw`` as written (for the table), the rest parsed."""
+
+    raw: dict[str, str]
+    opened_at: datetime
+    closed_at: datetime
+    entry_price: float
+    exit_price: float
+    net_pnl: float
+    exit_reason: str
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunReportError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunReportError(f"{path}: cannot be read ({exc})") from None
+
+
+def _utc(text: str) -> datetime:
+    """``2022-01-01T00:00:00Z`` → an aware datetime; ValueError for anything else."""
+    if not text.endswith("Z"):
+        raise ValueError(f"time {text!r} is not ISO 8601 UTC ending in Z")
+    return datetime.fromisoformat(text)
+
+
+def _number(text: str, column: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{column} {text!r} is not a finite number")
+    return value
+
+
+def load_figures(path: Path) -> Figures:
+    """``report.json`` → its figures.
+
+    Raises:
+        RunReportError: missing, unreadable, not JSON, or a shown key missing or of the wrong type.
+    """
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise RunReportError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RunReportError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    try:
+        return Figures.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RunReportError(f"{path}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+
+
+def load_trades(path: Path) -> list[Trade]:
+    """``trades.csv`` (:data:`brain.report.TRADE_LOG_COLUMNS`) → one :class:`Trade` per row.
+
+    Raises:
+        RunReportError: missing, unreadable, wrong header, or a row with a bad field (line named).
+    """
+    lines = _read_text(path).splitlines()
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None or not set(TRADE_LOG_COLUMNS) <= set(header):
+        raise RunReportError(f"{path}:1: header must hold the columns {','.join(TRADE_LOG_COLUMNS)}; got {header}")
+    trades = []
+    for line_no, row in enumerate(reader, start=2):
+        if len(row) != len(header):
+            raise RunReportError(f"{path}:{line_no}: {len(row)} fields, the header has {len(header)}")
+        raw = dict(zip(header, row, strict=True))
+        try:
+            trade = Trade(
+                raw=raw,
+                opened_at=_utc(raw["opened_at"]),
+                closed_at=_utc(raw["closed_at"]),
+                entry_price=_number(raw["entry_price"], "entry_price"),
+                exit_price=_number(raw["exit_price"], "exit_price"),
+                net_pnl=_number(raw["net_pnl"], "net_pnl"),
+                exit_reason=raw["exit_reason"] or "UNKNOWN",
+            )
+            for column in ("quantity", "gross_pnl", "fees", "return_pct"):
+                _number(raw[column], column)
+            for column in ("trade", "entry_decision_id", "exit_decision_id"):
+                if not raw[column].isdigit():
+                    raise ValueError(f"{column} {raw[column]!r} is not a whole number")
+        except ValueError as exc:
+            raise RunReportError(f"{path}:{line_no}: {exc}") from None
+        trades.append(trade)
+    return trades
+
+
+def load_curve(path: Path) -> Curve:
+    """Parse ``equity.csv``: vectorised for the common case (45,000 rows in ~0.1 s); when that
+    finds a problem, :func:`_first_bad_row` walks the rows to name the first bad line.
+
+    Raises:
+        RunReportError: missing, unreadable, wrong header, a bad row (line named), non-increasing
+            times, a non-positive price or a negative drawdown.
+    """
+    lines = _read_text(path).splitlines()
+    if not lines or tuple(lines[0].split(",")) != EQUITY_COLUMNS:
+        got = lines[0] if lines else "an empty file"
+        raise RunReportError(f"{path}:1: header must be {','.join(EQUITY_COLUMNS)}; got {got!r}")
+    if len(lines) < 2:
+        raise RunReportError(f"{path}: no rows (one per replayed bar expected)")
+    rows = [line.split(",") for line in lines[1:]]
+    try:
+        if any(len(r) != len(EQUITY_COLUMNS) or not r[0].endswith("Z") for r in rows):
+            raise ValueError
+        ts = np.array([r[0][:-1] for r in rows], dtype="datetime64[s]")
+        numbers = itertools.chain.from_iterable(r[1:] for r in rows)
+        values = np.fromiter(map(float, numbers), dtype=float, count=4 * len(rows)).reshape(-1, 4).T
+        if not (np.isfinite(values).all() and (values[0] > 0).all() and (values[2] >= 0).all()
+                and (np.diff(ts) > np.timedelta64(0, "s")).all()):  # fmt: skip
+            raise ValueError
+    except ValueError:
+        line_no, problem = _first_bad_row(rows)
+        raise RunReportError(f"{path}:{line_no}: {problem}") from None
+    return Curve(ts, *values)
+
+
+def _first_bad_row(rows: list[list[str]]) -> tuple[int, str]:
+    """(1-based line, what is wrong) of the first ``equity.csv`` row that breaks a rule."""
+    previous = None
+    for line_no, fields in enumerate(rows, start=2):
+        try:
+            if len(fields) != len(EQUITY_COLUMNS):
+                raise ValueError(f"{len(fields)} fields, expected {len(EQUITY_COLUMNS)}")
+            t = _utc(fields[0])
+            if previous is not None and t <= previous:
+                raise ValueError(f"ts {fields[0]} is not after the previous row's")
+            previous = t
+            close, _equity, dd, _position = (_number(f, c) for f, c in zip(fields[1:], EQUITY_COLUMNS[1:], strict=True))
+            if close <= 0:
+                raise ValueError(f"close {fields[1]} is not > 0")
+            if dd < 0:
+                raise ValueError(f"drawdown_pct {fields[3]} is negative")
+        except ValueError as exc:
+            return line_no, str(exc)
+    return 1, "unreadable rows"  # not reached: every row passed what the vectorised parse refused
