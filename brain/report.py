@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from protocol import LinkStats
 
-from .app import EquityPoint, ReplayStats
+from .app import EquityCurve, ReplayStats
 from .tracker import ClosedTrade, PositionTracker
 
 __all__ = ["EQUITY_CURVE_COLUMNS", "TRADE_LOG_COLUMNS", "build_report", "write_equity_curve", "write_report",
@@ -49,7 +50,7 @@ def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
 EQUITY_CURVE_COLUMNS = ("ts", "close", "equity", "drawdown_pct", "position")
 
 
-def write_equity_curve(path: Path, curve: list[EquityPoint]) -> None:
+def write_equity_curve(path: Path, curve: EquityCurve) -> None:
     """One CSV row per replayed bar: its close time (ISO UTC), close price and equity (quote
     currency), drawdown from the peak so far (percent) and the position held (base units).
 
@@ -59,9 +60,16 @@ def write_equity_curve(path: Path, curve: list[EquityPoint]) -> None:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(EQUITY_CURVE_COLUMNS)
         w.writerows(
-            (_iso(p.close_ns), f"{p.close:.4f}", f"{p.equity:.4f}", f"{p.drawdown_pct:.4f}", f"{p.position:.8f}")
-            for p in curve
+            (_iso_fast(ns), f"{close:.4f}", f"{equity:.4f}", f"{dd:.4f}", f"{position:.8f}")
+            for ns, close, equity, dd, position in zip(
+                curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
+            )
         )
+
+
+def _iso_fast(ns: int) -> str:
+    """:func:`_iso` through ``time.gmtime`` (about twice as fast as ``datetime``; 45,000 rows)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 1_000_000_000))
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
