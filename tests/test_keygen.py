@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -97,22 +96,19 @@ def test_unwritable_paths_exit_2_with_a_clear_message(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-def test_read_only_directory_exits_2() -> None:
+def test_read_only_directory_exits_2(tmp_path: Path) -> None:
     """A directory without write permission: exit 2, 'Permission denied', nothing written; the
-    same user writes into a writable sibling (the control). Run as an unprivileged user (nobody,
-    via util-linux setpriv when the tests run as root, like the image's non-root user), since root
-    writes through directory permissions."""
-    base = Path(tempfile.mkdtemp(prefix="tandem-keygen-"))  # outside pytest's 0700 tmp tree
-    base.chmod(0o755)
-    ro, rw = base / "ro", base / "rw"
+    same process writes into a writable sibling (the control). As root, the check runs without the
+    capabilities that bypass file permissions (util-linux setpriv drops CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH and CAP_FOWNER from the bounding set), as the image's non-root user would."""
+    ro, rw = tmp_path / "ro", tmp_path / "rw"
     ro.mkdir(mode=0o555)
     rw.mkdir()
-    rw.chmod(0o777)
     prefix: list[str] = []
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
-        assert setpriv, "util-linux's setpriv is needed to run this check as an unprivileged user"
-        prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        assert setpriv, "util-linux's setpriv is needed to run this check without root's permission bypass"
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner"]
     try:
         control = subprocess.run([*prefix, sys.executable, "-m", "tandem.cli", "keygen", str(rw / "bus_secret")],
                                  capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -124,7 +120,6 @@ def test_read_only_directory_exits_2() -> None:
         assert list(ro.iterdir()) == []
     finally:
         ro.chmod(0o700)
-        shutil.rmtree(base)
 
 
 def test_bad_arguments_exit_2_and_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
