@@ -1,8 +1,8 @@
 """A real Prometheus (Debian's ``prometheus`` package) scrapes a real paper session.
 
-``tandem executor`` and ``tandem brain --hold`` run as two OS processes on loopback, the way
-docker-compose.yml runs them; Prometheus runs with the repository's alert rules and a 1 s scrape
-interval. Through Prometheus's HTTP API the tests check that both targets are up, that the
+docker-compose.yml's ``keygen``, ``executor`` and ``brain`` run as OS processes on loopback with
+the compose file's commands and environment (paper mode), and Prometheus with
+``deploy/prometheus/prometheus.yml`` and its rules; see the fixture for the few differences. Through Prometheus's HTTP API the tests check that both targets are up, that the
 catalogue's series arrive with the values the processes' own reports hold, that every Grafana
 panel query evaluates on the scraped data, that every alert rule evaluates without error, and that
 killing the executor makes TandemExecutorDown go active.
@@ -31,10 +31,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tandem.runtime import new_bus_secret, wait_ready, write_secret_file
+from tandem.runtime import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "deploy" / "prometheus" / "rules" / "tandem.yml"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "tandem.json"
 BARS = 9_000
 BARS_PER_S = 1_500  # ~6 s of replay: decisions arrive across several 1 s scrapes
@@ -54,6 +54,7 @@ class Session:
     prometheus: subprocess.Popen[bytes]
     api: str
     ports: dict[str, int]
+    bus: tuple[int, int]  # the executor's decision port, the brain's confirmation port
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """``/api/v1/query`` → the result vector; fails the test on a query error."""
@@ -100,47 +101,75 @@ def stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
+def compose_service(compose: dict[str, Any], name: str) -> tuple[list[str], dict[str, str]]:
+    """A compose service's command and its TANDEM_* environment in paper mode (its env files,
+    ``${TANDEM_MODE:-paper}`` read as ``paper``, then its ``environment``, which wins)."""
+    svc = compose["services"][name]
+    env: dict[str, str] = {}
+    for entry in svc.get("env_file", []):
+        path = entry if isinstance(entry, str) else entry["path"]
+        text = (ROOT / path.replace("${TANDEM_MODE:-paper}", "paper")).read_text()
+        for line in text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                env[key.strip()] = value.strip()
+    env.update({k: str(v) for k, v in svc.get("environment", {}).items()})
+    return list(svc["command"]), env
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
-    """executor + holding brain + Prometheus scraping both every second, with the alert rules."""
+    """docker-compose.yml's keygen, executor and brain as processes on loopback, and Prometheus
+    with deploy/prometheus/prometheus.yml and its rules, scraping both.
+
+    What differs from compose, and only that: addresses (127.0.0.1 and free ports instead of
+    service names and fixed ports), the paths of the secret and the run directory, the first 9,000
+    bars instead of the month, paced at 1,500 bars/s instead of 40, and 1 s scrape and evaluation
+    intervals instead of 5 s."""
     binary = prometheus_binary()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     run_dir = tmp_path_factory.mktemp("prom-session")
-    key = run_dir / "bus.key"
-    write_secret_file(key, new_bus_secret())
+    key = run_dir / "secrets" / "bus_secret"
+    key.parent.mkdir()
+    keygen_cmd, _ = compose_service(compose, "keygen")
+    assert keygen_cmd[:2] == ["tandem", "keygen"] and keygen_cmd[-1] == "/secrets/bus_secret"
+    subprocess.run([sys.executable, "-m", "tandem.cli", *keygen_cmd[1:-1], str(key)], check=True, timeout=60)
     decision, confirm = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
-    common = ["--run-dir", str(run_dir), "--bus-secret-file", str(key), "--bars", str(BARS),
-              "--decision-addr", f"127.0.0.1:{decision}", "--confirm-addr", f"127.0.0.1:{confirm}",
-              "--metrics-port", "0", "--log-format", "json"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+    loopback = {"TANDEM_BUS_SECRET_FILE": str(key), "TANDEM_RUN_DIR": str(run_dir), "TANDEM_METRICS_HOST": "127.0.0.1",
+                "TANDEM_METRICS_PORT": "0", "TANDEM_BARS": str(BARS), "TANDEM_DECISION_ADDR": f"127.0.0.1:{decision}",
+                "TANDEM_CONFIRM_ADDR": f"127.0.0.1:{confirm}"}  # fmt: skip
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
     procs: list[subprocess.Popen[Any]] = []
+    ready: dict[str, dict[str, Any]] = {}
     try:
-        exe_log = (run_dir / "executor.log").open("w")
-        executor = subprocess.Popen([sys.executable, "-m", "executor", *common], stdout=subprocess.PIPE,
-                                    stderr=exe_log, text=True, cwd=run_dir, env=env)  # fmt: skip
-        procs.append(executor)
-        exe_ready = wait_ready(executor, run_dir / "executor.log", "executor",
-                               lambda m: m.get("event") == "executor_ready", 60)  # fmt: skip
-        brain_log = (run_dir / "brain.log").open("w")
-        brain = subprocess.Popen(
-            [sys.executable, "-m", "brain", *common, "--hold", "--replay-bars-per-s", str(BARS_PER_S)],
-            stdout=subprocess.PIPE, stderr=brain_log, text=True, cwd=run_dir, env=env,
-        )  # fmt: skip
-        procs.append(brain)
-        brain_ready = wait_ready(brain, run_dir / "brain.log", "brain", lambda m: m.get("event") == "brain_ready", 60)
-        ports = {"tandem_executor": exe_ready["metrics_port"], "tandem_brain": brain_ready["metrics_port"]}
+        started: dict[str, subprocess.Popen[str]] = {}
+        for name in ("executor", "brain"):  # compose: the brain starts once the executor is healthy
+            cmd, env = compose_service(compose, name)
+            assert cmd == ["tandem", name]
+            assert env["TANDEM_LOG_FORMAT"] == "json" and (name == "executor" or env["TANDEM_HOLD"] == "true")
+            env |= loopback
+            if name == "brain":
+                env["TANDEM_REPLAY_BARS_PER_S"] = str(BARS_PER_S)
+            log = (run_dir / f"{name}.log").open("w")
+            proc = subprocess.Popen([sys.executable, "-m", "tandem.cli", *cmd[1:]], stdout=subprocess.PIPE, stderr=log,
+                                    text=True, cwd=run_dir, env=base_env | env)  # fmt: skip
+            procs.append(proc)
+            started[name] = proc
+            ready[name] = wait_ready(proc, run_dir / f"{name}.log", name, lambda m, n=name: m.get("event") == f"{n}_ready", 60)
+        executor, brain = started["executor"], started["brain"]
+        ports = {"tandem_executor": ready["executor"]["metrics_port"], "tandem_brain": ready["brain"]["metrics_port"]}
 
         web = free_port()
-        rules_dir = run_dir / "rules"
-        rules_dir.mkdir()
-        shutil.copy(RULES, rules_dir / RULES.name)
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules_dir / "*.yml")],
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]} for job, port in ports.items()
-            ],
-        }
+        config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        for job in config["scrape_configs"]:
+            job["scrape_interval"] = "1s"
+            (target,) = [t for sc in job["static_configs"] for t in sc["targets"]]
+            service, _, port = target.partition(":")
+            assert int(port) == int(compose_service(compose, service)[1]["TANDEM_METRICS_PORT"]), target
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[job['job_name']]}"]}]
         (run_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        shutil.copytree(PROMETHEUS_CONFIG.parent / "rules", run_dir / "rules")  # rule_files are relative to the config
         prom_log = (run_dir / "prometheus.log").open("wb")
         prometheus = subprocess.Popen(
             [binary, f"--config.file={run_dir / 'prometheus.yml'}", f"--storage.tsdb.path={run_dir / 'tsdb'}",
@@ -160,7 +189,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
             assert prometheus.poll() is None, (run_dir / "prometheus.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "prometheus did not become ready"
             time.sleep(0.2)
-        s = Session(run_dir, executor, brain, prometheus, api, ports)
+        s = Session(run_dir, executor, brain, prometheus, api, ports, (decision, confirm))
         # the replay is over when the brain holds: then every figure is final
         s.wait(f"tandem_brain_bars_replayed_total >= {BARS}", "the replay to end", timeout_s=90)
         time.sleep(2.5)  # two more scrapes of the final state
@@ -232,10 +261,8 @@ def test_every_dashboard_query_returns_data_from_the_session(session: Session) -
     queries = _panel_queries()
     assert len(queries) >= 8
     # a malformed datagram to each bus port: counted under reason "version" (its first byte, "n", is not version 2)
-    exe_args = session.executor.args
-    ports = [int(exe_args[exe_args.index(flag) + 1].rsplit(":", 1)[1]) for flag in ("--decision-addr", "--confirm-addr")]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for port in ports:
+        for port in session.bus:
             s.sendto(b"not a tandem datagram", ("127.0.0.1", port))
     for side in ("brain", "executor"):
         session.wait(f'tandem_{side}_datagrams_rejected_total{{reason="version"}} == 1', f"{side} to count the datagram")
