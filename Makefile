@@ -2,7 +2,8 @@
 # Both create .venv (with the pinned tree in requirements.lock) when it is missing.
 # `make test` also needs promtool (tests/test_prometheus_rules.py, tests/test_dashboard.py check
 # the alert rules and the Grafana queries with it): when it is not on PATH, the `promtool` target
-# installs Debian's prometheus package (apt-get, as root or through sudo). `make paper` does not.
+# installs Debian's prometheus package (apt-get, as root or through sudo) and, on a systemd host,
+# stops and disables the service the package starts (it would hold :9090). `make paper` does not.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -28,7 +29,11 @@ promtool:
 	  else echo "make: promtool is missing and neither root nor sudo is available: install the 'prometheus' package" >&2; exit 1; fi; \
 	  $$SUDO apt-get update \
 	    && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
-	    && command -v promtool >/dev/null; \
+	    && command -v promtool >/dev/null \
+	    && if [ -d /run/systemd/system ]; then \
+	         echo "stopping and disabling the prometheus service the package started (tests run their own)"; \
+	         $$SUDO systemctl disable --now prometheus; \
+	       fi; \
 	fi
 
 test: $(BIN)/tandem promtool

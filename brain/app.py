@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import secrets
 import time
 from collections import Counter
@@ -145,6 +145,7 @@ class BrainApp(LinkShell):
         decision_peer: the executor's decision address.
         link: link timing.
         pacing: replay speed and progress reports.
+        on_progress: called as ``on_progress(bars_done, bars_total)`` (see :class:`Pacing`).
     """
 
     def __init__(
@@ -157,6 +158,7 @@ class BrainApp(LinkShell):
         decision_peer: Address,
         link: LinkSettings = LinkSettings(),
         pacing: Pacing = Pacing(),
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         super().__init__(codec, metrics, "brain")
         self.core = core
@@ -176,6 +178,9 @@ class BrainApp(LinkShell):
         self.pacing = pacing
         self._exported_positions = {str(core.config.instrument)}
         self._next_gauges = 0.0
+        self._bars_exported = 0
+        if on_progress is not None:
+            self.on_progress = on_progress  # type: ignore[method-assign]
         self._history: dict[int, JournaledDecision] = journal.history()
         self._sent_at: dict[int, float] = {}
         self._settled = asyncio.Event()
@@ -192,6 +197,7 @@ class BrainApp(LinkShell):
                       journaled_decisions=len(self._history), next_seq=self.link.expected_seq)  # fmt: skip
         self.link.handle_timer(time.time_ns())
         self._flush()
+        self.metrics.resuming.set(1 if self._history else 0)
         self._export_positions()
 
     # -- replay -------------------------------------------------------------------------
@@ -214,6 +220,8 @@ class BrainApp(LinkShell):
                 due = started + i / pacing.bars_per_s
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
+                elif loop.time() - due > 1.0:  # behind after a pause (executor silent): no burst to catch up
+                    started = loop.time() - i / pacing.bars_per_s
             if pacing.progress_interval_s > 0 and loop.time() >= next_progress:
                 self.on_progress(i, len(bars))
                 next_progress = loop.time() + pacing.progress_interval_s
@@ -227,7 +235,6 @@ class BrainApp(LinkShell):
             close_ns = bars.close_ns(i)
             step = core.on_bar(bar, close_ns, now)
             stats.bars += 1
-            metrics.bars.inc()
             for skip in step.skips:
                 metrics.skips.labels(skip.reason.value).inc()
                 self.log.info("signal_skipped", reason=skip.reason.value, side=skip.side.name, detail=skip.detail,
@@ -270,10 +277,12 @@ class BrainApp(LinkShell):
         stats.equity_curve.append(close_ns, close, equity, dd, position.quantity if position else 0.0)
 
     def _export_bar_gauges(self, close_ns: int) -> None:
-        """Market time, money and breaker state as gauges. Called at most every
+        """Bars replayed, market time, money and breaker state. Called at most every
         :data:`_GAUGE_INTERVAL_S` of wall time during a replay, and after its last bar: a scrape
         every few seconds needs no per-bar update, and a month replays in about a second."""
         stats, metrics, core = self.stats, self.metrics, self.core
+        metrics.bars.inc(stats.bars - self._bars_exported)
+        self._bars_exported = stats.bars
         curve = stats.equity_curve
         metrics.market_time.set(close_ns / 1e9)
         metrics.equity.set(curve.equity[-1] if len(curve) else core.tracker.equity())
@@ -287,6 +296,10 @@ class BrainApp(LinkShell):
         """Called with the replay's progress (see :class:`Pacing`); the default does nothing."""
 
     def _export_positions(self) -> None:
+        """Positions as gauges; not while resuming, when the tracker is still catching up with
+        positions the executor holds already (the mismatch alert would fire on a healthy restart)."""
+        if self._history:
+            return
         tracker, metrics = self.core.tracker, self.metrics
         held = {str(inst): pos.quantity for inst, pos in tracker.positions.items()}
         metrics.open_positions.set(len(held))
@@ -309,6 +322,9 @@ class BrainApp(LinkShell):
                 self._send(decision, bar_index)
             else:
                 self._resume(decision, journaled, bar_index)
+                if not self._history:  # caught up with the journal: live from here on
+                    self.metrics.resuming.set(0)
+                    self._export_positions()
 
     def _send(self, decision: TradeDecision, bar_index: int) -> None:
         data = self.codec.encode(decision)

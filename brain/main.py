@@ -78,8 +78,7 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     metrics = BrainMetrics()
     pacing = Pacing(settings.replay_bars_per_s, settings.progress_interval_s)
     app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings),
-                   settings.link_settings(), pacing)  # fmt: skip
-    app.on_progress = _print_progress  # type: ignore[method-assign]
+                   settings.link_settings(), pacing, _print_progress)  # fmt: skip
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
     await app.start()
     if ready is not None:

@@ -72,6 +72,11 @@ class BrainMetrics:
         self.trips = Counter(f"{_NS}_breaker_trips_total", "Circuit breaker trips, by kind (daily_loss, drawdown, losing_streak)", ["kind"], registry=r)
         self.tripped = Gauge(f"{_NS}_breaker_tripped", "1 while the breaker blocks entries (at market time), else 0", ["kind"],
                              registry=r)  # fmt: skip
+        self.resuming = Gauge(
+            f"{_NS}_resuming",
+            "1 while a restarted brain re-derives its journaled decisions (positions not exported yet), else 0",
+            registry=r,
+        )  # fmt: skip
         # the replay
         self.bars = Counter(f"{_NS}_bars_replayed_total", "Bars processed", registry=r)
         self.replay_bars = Gauge(f"{_NS}_replay_bars", "Bars in the replayed data", registry=r)

@@ -11,7 +11,6 @@ import json
 import statistics
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,9 @@ TRADE_LOG_COLUMNS = (
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Unix ns → ``2022-01-01T00:00:00Z`` (whole seconds, UTC); ``time.gmtime`` is about twice as
+    fast as ``datetime`` over the 45,000 rows of an equity curve."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 1_000_000_000))
 
 
 def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
@@ -60,16 +61,12 @@ def write_equity_curve(path: Path, curve: EquityCurve) -> None:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(EQUITY_CURVE_COLUMNS)
         w.writerows(
-            (_iso_fast(ns), f"{close:.4f}", f"{equity:.4f}", f"{dd:.4f}", f"{position:.8f}")
+            (_iso(ns), f"{close:.4f}", f"{equity:.4f}", f"{dd:.4f}", f"{position:.8f}")
             for ns, close, equity, dd, position in zip(
                 curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
             )
         )
 
-
-def _iso_fast(ns: int) -> str:
-    """:func:`_iso` through ``time.gmtime`` (about twice as fast as ``datetime``; 45,000 rows)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 1_000_000_000))
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

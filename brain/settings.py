@@ -40,7 +40,6 @@ class BrainSettings(CommonSettings):
     max_slippage_bps: int = Field(50, ge=0, le=10_000, description="refuse fills worse than the reference by more, bps")
     retransmit_s: float = Field(0.1, gt=0, description="first resend of an unconfirmed decision, seconds (doubles)")
     retransmit_max_s: float = Field(1.0, gt=0, description="longest wait between resends, seconds")
-    silence_s: float = Field(3.0, gt=0, description="executor unheard this long: entries blocked (replay pauses)")
     replay_bars_per_s: float = Field(0.0, ge=0, description="pace the replay to at most this many bars per second (0 = as fast as possible)")
     hold: bool = Field(False, description="after the replay, keep the link and metrics up until SIGTERM (docker compose)")
     progress_interval_s: float = Field(0.0, ge=0, description="print replay_progress JSON lines on stdout this often, seconds (0 = off)")

@@ -49,6 +49,8 @@ class ExecutorApp(LinkShell):
         decision_bind: where decisions are received (port 0 = ephemeral).
         confirm_peer: the brain's confirmation address.
         heartbeat_s: heartbeat period.
+        silence_s: the brain unheard this long is silent (``brain_up`` 0; its address is
+            resolved again).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class ExecutorApp(LinkShell):
         decision_bind: Address,
         confirm_peer: Address,
         heartbeat_s: float = 0.5,
+        silence_s: float = 3.0,
         retry_unresolved_s: float = 2.0,
         maintenance_s: float = 5.0,
     ) -> None:
@@ -78,7 +81,7 @@ class ExecutorApp(LinkShell):
         self._active: set[int] = set()
         self._worker: asyncio.Task[None] | None = None
         self._exported_positions: set[str] = set()
-        self.silence_s = 3.0  # the brain's default silence_s: what `brain_up` means
+        self.silence_s = silence_s
         self._ticker: asyncio.TimerHandle | None = None
         if core.ops.metrics is None:
             core.ops.metrics = metrics
@@ -214,20 +217,20 @@ class ExecutorApp(LinkShell):
             self.link.send_confirmation(conf, now)
 
     def on_decision(self, decision: TradeDecision, now: int) -> None:
-        """Handle one authentic decision: answer a confirmed one, queue a new one (journaled)."""
-        with bound_contextvars(**self._context(decision)):
-            self._on_decision(decision, now)
+        """Handle one authentic decision: answer a confirmed one, queue a new one (journaled).
 
-    def _on_decision(self, decision: TradeDecision, now: int) -> None:
+        A new decision's log context is bound once, by the worker that executes it; here only the
+        lines about duplicates carry it."""
         started = time.perf_counter()
         self.metrics.decisions.inc()
         if decision.decision_id in self._active:
             self.metrics.duplicates.inc()
-            self.log.info("decision_duplicate_in_flight")
+            self.log.info("decision_duplicate_in_flight", **self._context(decision))
             return
         admitted = self.core.admit(decision, now)
         if isinstance(admitted, Outcome):
-            self._report(admitted, decision)
+            with bound_contextvars(**self._context(decision)):
+                self._report(admitted, decision)
             self._answer(admitted, started, now)
             return
         d, received_at, duplicate, conflict = admitted

@@ -106,7 +106,7 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     check_bind_secret(bind[0], secret, setting="decision_addr")
     metrics = ExecutorMetrics()
     core = await build_core(settings, metrics)
-    app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s)
+    app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s, silence_s=settings.silence_s)
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -78,7 +78,7 @@ class ExecutorMetrics:
             "tandem_executor_position_quantity", "Ledger position, base units (0 when flat)", ["instrument"], registry=r
         )
         self.open_positions = Gauge("tandem_executor_open_positions", "Positions in the ledger", registry=r)
-        self.brain_up = Gauge("tandem_executor_brain_up", "1 if the brain was heard within the last 3 s, else 0", registry=r)
+        self.brain_up = Gauge("tandem_executor_brain_up", "1 if the brain was heard within silence_s (default 3 s), else 0", registry=r)
         self.brain_heard = Gauge(
             "tandem_executor_brain_last_heard_timestamp_seconds", "Unix time the brain was last heard", registry=r
         )

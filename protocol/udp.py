@@ -9,6 +9,7 @@ protocol logic of its own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import socket
 import time
 from collections.abc import Callable
@@ -98,7 +99,7 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
 
         For a peer that has gone silent: a compose container that restarted may have a new
         address behind the same service name. The old address is kept until the new one resolves.
-        Does nothing for a peer given as a numeric address or none.
+        A numeric address resolves to itself; without a peer this does nothing.
         """
         if self.peer_name is not None and self.transport is not None:
             self._resolve_soon()
@@ -191,7 +192,9 @@ class LinkTimer:
             self._handle.cancel()
         self._deadline = deadline_ns
         delay = max(0.0, (deadline_ns - self._clock()) / 1e9)
-        self._handle = asyncio.get_running_loop().call_later(delay, self._fire)
+        # a fresh context: the timer outlives whatever decision armed it, and must not carry its
+        # log context (structlog contextvars) into later, unrelated callbacks
+        self._handle = asyncio.get_running_loop().call_later(delay, self._fire, context=contextvars.Context())
 
     def _fire(self) -> None:
         self._handle = self._deadline = None

@@ -109,6 +109,7 @@ class _ReplayProgress:
     _FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:,}/{total:,} bars  {rate_fmt}  elapsed {elapsed}  ETA {remaining}"
 
     def __init__(self, stdout: Any) -> None:
+        self._stdout = stdout
         self._fd = stdout.fileno()
         os.set_blocking(self._fd, False)
         self._pending = b""
@@ -157,6 +158,7 @@ class _ReplayProgress:
             self._read()
         if self.bar is not None:
             self.bar.close()
+        self._stdout.close()
 
 
 def run_paper(settings: PaperSettings) -> dict[str, Any]:
@@ -267,6 +269,8 @@ def _render(run_dir: Path) -> dict[str, Any]:
         paths = render_report(run_dir)
     except RunReportError as exc:
         return {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a drawing bug must not turn a good session into a failure
+        return {"error": f"{type(exc).__name__}: {exc}"}
     return {**{k: str(v) for k, v in paths.items()}, "seconds": time.perf_counter() - started}
 
 

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from brain.report import TRADE_LOG_COLUMNS
+from brain.report import EQUITY_CURVE_COLUMNS, TRADE_LOG_COLUMNS
 
 __all__ = ["EQUITY_COLUMNS", "Curve", "Figures", "RunReportError", "Trade", "load_curve", "load_figures", "load_trades"]
 
-EQUITY_COLUMNS = ("ts", "close", "equity", "drawdown_pct", "position")
-"""The exact header of ``equity.csv``."""
+EQUITY_COLUMNS = EQUITY_CURVE_COLUMNS
+"""The exact header of ``equity.csv`` (the brain writes it: :func:`brain.report.write_equity_curve`)."""
 
 
 class RunReportError(ValueError):

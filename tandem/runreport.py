@@ -20,7 +20,8 @@ URI, a table of the key figures and the trade list.
 Errors: one, :class:`RunReportError` (a ``ValueError``), whose message names the file and, for a
 CSV, the line. Every input is read and checked before anything is written, and each output is
 written to a temporary file in the run directory and renamed over the old one, so a failure
-leaves no partial file and the previous outputs as they were. Rendering is deterministic: the
+leaves no partial file: an input error or a failed write leaves the previous outputs as they
+were (only a failure between the two renames could pair a new picture with an old page). Rendering is deterministic: the
 same inputs give the same bytes.
 """
 

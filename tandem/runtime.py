@@ -180,6 +180,9 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
 
     if fmt not in ("auto", "json", "console"):
         raise ValueError(f"log_format: expected auto, json or console, got {fmt!r}")
+    levels = logging.getLevelNamesMapping()
+    if level.upper() not in levels:
+        raise ValueError(f"log_level: expected debug, info, warning or error, got {level!r}")
     out = stream or sys.stderr
     tty = out.isatty()
     as_json = fmt == "json" or (fmt == "auto" and not tty)
@@ -196,7 +199,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
         factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(levels[level.upper()]),
         logger_factory=factory,
         cache_logger_on_first_use=False,
     )

@@ -44,6 +44,9 @@ class CommonSettings(BaseSettings):
     max_age_s: float = Field(60.0, gt=0, description="datagram freshness window into the past, seconds")
     max_skew_s: float = Field(5.0, ge=0, description="datagram freshness window into the future, seconds")
     heartbeat_s: float = Field(0.5, gt=0, description="heartbeat period on the bus, seconds")
+    silence_s: float = Field(
+        3.0, gt=0, description="peer unheard this long is silent: its address is resolved again; brain: entries blocked (a replay pauses)"
+    )
     metrics_host: str = Field("127.0.0.1", description="Prometheus metrics bind address")
     run_dir: Path = Field(Path("."), description="where journals, logs and reports are written")
     log_level: str = Field("info", description="debug, info, warning or error")

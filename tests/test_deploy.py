@@ -145,7 +145,7 @@ def service_env(service: dict[str, Any], mode: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in env_files(service, mode):
         out.update(read_env_file(path))
-    out.update(environment(service))
+    out.update({key: interpolate(value, {"TANDEM_MODE": mode}) for key, value in environment(service).items()})
     return out
 
 
@@ -258,7 +258,7 @@ def test_paper_mode_loads_as_valid_settings(settings_of: Any) -> None:
     assert executor.venue == "paper"
     executor.check_venue()
     for s in (executor, brain):
-        assert s.run_dir == Path("/data")
+        assert s.run_dir == Path("/data/paper")
         assert s.bus_secret is None and s.bus_secret_file is not None
         assert s.log_format == "json"
     assert executor.instrument == brain.instrument
@@ -477,15 +477,17 @@ def test_healthchecks_pass_only_while_metrics_answer_and_the_bus_port_is_bound(
         thread.join()
 
 
-def test_run_dir_is_one_named_volume_shared_by_both(compose: dict[str, Any], settings_of: Any) -> None:
-    """Both processes write their run dir to the same declared named volume, read-write."""
+def test_run_dir_is_one_named_volume_shared_by_both_a_folder_per_mode(compose: dict[str, Any], settings_of: Any) -> None:
+    """Both processes write their run dir into the same declared named volume, read-write, in a
+    folder of the mode (paper and live never share journals)."""
     sources = set()
     for name in SETTINGS:
-        run_dir = str(settings_of(name).run_dir)
-        at_run_dir = [(src, ro) for src, target, ro in mounts(compose["services"][name]) if target == run_dir]
-        assert len(at_run_dir) == 1, f"{name}: nothing mounted at {run_dir}"
-        assert not at_run_dir[0][1], f"{name}: {run_dir} is read-only"
-        sources.add(at_run_dir[0][0])
+        dirs = {mode: settings_of(name, mode).run_dir for mode in ("paper", "live")}
+        assert dirs == {"paper": Path("/data/paper"), "live": Path("/data/live")}, name
+        at_data = [(src, ro) for src, target, ro in mounts(compose["services"][name]) if target == "/data"]
+        assert len(at_data) == 1, f"{name}: nothing mounted at /data"
+        assert not at_data[0][1], f"{name}: /data is read-only"
+        sources.add(at_data[0][0])
     (volume,) = sources
     assert volume in compose["volumes"]
 

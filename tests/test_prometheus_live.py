@@ -99,6 +99,8 @@ def stop(proc: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def compose_service(compose: dict[str, Any], name: str) -> tuple[list[str], dict[str, str]]:
@@ -140,6 +142,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
                 "TANDEM_CONFIRM_ADDR": f"127.0.0.1:{confirm}"}  # fmt: skip
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
     procs: list[subprocess.Popen[Any]] = []
+    logs: list[Any] = []
     ready: dict[str, dict[str, Any]] = {}
     try:
         started: dict[str, subprocess.Popen[str]] = {}
@@ -151,6 +154,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
             if name == "brain":
                 env["TANDEM_REPLAY_BARS_PER_S"] = str(BARS_PER_S)
             log = (run_dir / f"{name}.log").open("w")
+            logs.append(log)
             proc = subprocess.Popen([sys.executable, "-m", "tandem.cli", *cmd[1:]], stdout=subprocess.PIPE, stderr=log,
                                     text=True, cwd=run_dir, env=base_env | env)  # fmt: skip
             procs.append(proc)
@@ -171,6 +175,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         (run_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
         shutil.copytree(PROMETHEUS_CONFIG.parent / "rules", run_dir / "rules")  # rule_files are relative to the config
         prom_log = (run_dir / "prometheus.log").open("wb")
+        logs.append(prom_log)
         prometheus = subprocess.Popen(
             [binary, f"--config.file={run_dir / 'prometheus.yml'}", f"--storage.tsdb.path={run_dir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{web}"],
@@ -197,6 +202,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     finally:
         for proc in reversed(procs):
             stop(proc)
+        for log in logs:
+            log.close()
 
 
 def test_both_processes_are_scraped_and_up(session: Session) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from harness import start_brain, start_executor, start_harness
+from harness import sample, start_brain, start_executor, start_harness
 
 from brain.app import EXPIRED_UNCONFIRMED, BrainApp
 from brain.core import BrainConfig
@@ -71,7 +71,14 @@ async def test_brain_restart_with_a_decision_in_flight(tmp_path: Path) -> None:
     await kill_brain(h.brain, task)
     brain = await start_brain(run, strategy(), h.codec, executor_addr, bind=bind)
     try:
+        # resuming: flagged, and no position exported while the tracker catches up with the journal
+        assert sample(brain.metrics.resuming) == 1
+        assert not [s for fam in brain.metrics.position.collect() for s in fam.samples]
         await brain.replay(BARS)
+        assert sample(brain.metrics.resuming) == 0
+        assert sample(brain.metrics.position, instrument=str(brain.core.config.instrument)) == sum(
+            p.quantity for p in brain.core.tracker.positions.values()
+        )
         assert brain.stats.resumed_decisions >= 1
         assert brain.core.tracker.closed_trades == expected
         assert set(fills_per_decision(run).values()) == {1}

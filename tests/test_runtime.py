@@ -265,3 +265,32 @@ def test_peer_name_is_resolved_again_on_request_and_a_request_inside_the_second_
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(scenario()) == b"hello"
+
+
+async def test_link_timer_callbacks_do_not_inherit_the_context_that_armed_them() -> None:
+    """A timer armed while a decision's log context is bound (a PROTECT sent from a confirmation)
+    fires without it: later lines (an expiry, a heartbeat) must not carry that decision's ids."""
+    import asyncio
+    import time as _time
+
+    from protocol.udp import LinkTimer
+
+    seen: list[dict[str, object]] = []
+    fired = asyncio.Event()
+
+    def callback() -> None:
+        seen.append(structlog.contextvars.get_contextvars())
+        fired.set()
+
+    timer = LinkTimer(callback)
+    with structlog.contextvars.bound_contextvars(decision_id=7, seq=3):
+        timer.arm(_time.time_ns() + 10_000_000)
+    await asyncio.wait_for(fired.wait(), 2)
+    assert seen == [{}]
+
+
+def test_configure_logging_refuses_an_unknown_level() -> None:
+    from tandem.runtime import configure_logging
+
+    with pytest.raises(ValueError, match="log_level"):
+        configure_logging("loud")
