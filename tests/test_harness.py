@@ -220,3 +220,23 @@ async def test_brain_sending_to_a_stale_address_recovers_when_the_executor_resta
     assert brain.endpoint.peer == real
     assert brain.link.stats.peer_restarts == 1
     assert stats.outcomes == {"FILLED": 2}
+
+
+async def test_paced_replay_does_not_burst_to_catch_up_after_a_pause(harness) -> None:
+    """At 200 bars/s, confirmations held back for 1.5 s on bar 10 pause the replay; after it the
+    pace stays 200 bars/s (the remaining 389 bars take ~1.95 s) instead of replaying the lost 1.5 s
+    (300 bars) at once."""
+    from brain.app import Pacing
+
+    brain, executor = harness.brain, harness.executor
+    brain_addr = executor.endpoint.peer
+    executor.endpoint.peer = ("127.0.0.1", 9)  # confirmations and heartbeats lost for now
+    loop = asyncio.get_running_loop()
+    loop.call_later(1.5, lambda: setattr(executor.endpoint, "peer", brain_addr))
+    brain.pacing = Pacing(bars_per_s=200)
+    started = time.perf_counter()
+    stats = await brain.replay(BARS)
+    elapsed = time.perf_counter() - started
+    assert stats.outcomes == {"FILLED": 2}
+    # 10 bars (0.05 s) + the 1.5 s pause + 389 bars at 200/s (1.95 s); a burst would end near 2.0 s
+    assert elapsed >= 3.2, elapsed
