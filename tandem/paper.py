@@ -99,6 +99,14 @@ def _wait_ready(proc: subprocess.Popen[str], log: Path) -> dict[str, Any]:
     return wait_ready(proc, log, "executor", lambda msg: msg.get("event") == "executor_ready", _READY_TIMEOUT_S)
 
 
+def _terminal_columns() -> int:
+    """Columns of the terminal on stderr; 0 when it reports none or stderr is not one."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
+
+
 class _ReplayProgress:
     """The brain's ``replay_progress`` JSON lines (its stdout) drawn as a tqdm bar on stderr.
 
@@ -145,7 +153,10 @@ class _ReplayProgress:
         if done < 0:
             return
         if self.bar is None:
-            self.bar = tqdm(total=total, desc="replay", unit=" bars", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
+            # a pty that reports a 0 x 0 size: tqdm would hide the bar (row 0 is not < 0 rows)
+            sized = _terminal_columns() > 0
+            self.bar = tqdm(total=total, desc="replay", unit=" bars", unit_scale=True, file=sys.stderr,
+                            dynamic_ncols=sized, ncols=None if sized else 100, nrows=None if sized else 24,
                             mininterval=_PROGRESS_INTERVAL_S, smoothing=0.3, bar_format=self._FORMAT)  # fmt: skip
         if done > self.bar.n:
             self.bar.update(done - self.bar.n)

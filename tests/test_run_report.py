@@ -244,3 +244,38 @@ def test_paper_progress_off_prints_nothing_on_stderr(tmp_path: Path) -> None:
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_paper_progress_auto_draws_on_a_terminal_even_one_without_a_size(tmp_path: Path) -> None:
+    """``--progress auto`` with stderr on a real terminal (a pty, which reports 0 x 0 until someone
+    sets its size, as under `script` or some CI runners) draws the bar; tqdm alone would hide it."""
+    import os
+
+    master, slave = os.openpty()
+    args = [
+        TANDEM, "paper", "--run-dir", str(tmp_path / "run"), "--bars", "3000", "--progress", "auto",
+        "--strategy-params", json.dumps(PARAMS), "--decision-addr", f"127.0.0.1:{free_udp_port()}",
+        "--confirm-addr", f"127.0.0.1:{free_udp_port()}", "--metrics-port", "-1", "--executor-metrics-port", "-1",
+    ]  # fmt: skip
+    try:
+        assert os.get_terminal_size(slave).columns == 0
+        proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120)
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the pty's other end is closed and drained
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
+    frames = out.decode(errors="replace").replace("\r", "\n").splitlines()
+    assert any("3,000/3,000 bars" in f and "bars/s" in f for f in frames), frames[-5:]
+    assert "bars/s" not in proc.stdout
