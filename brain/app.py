@@ -176,7 +176,7 @@ class BrainApp(LinkShell):
         )
         self.stats = ReplayStats()
         self.pacing = pacing
-        self._exported_positions = {str(core.config.instrument)}
+        self._exported_positions.add(str(core.config.instrument))  # exported at 0 from the start
         self._next_gauges = 0.0
         self._bars_exported = 0
         if on_progress is not None:
@@ -300,14 +300,7 @@ class BrainApp(LinkShell):
         positions the executor holds already (the mismatch alert would fire on a healthy restart)."""
         if self._history:
             return
-        tracker, metrics = self.core.tracker, self.metrics
-        held = {str(inst): pos.quantity for inst, pos in tracker.positions.items()}
-        metrics.open_positions.set(len(held))
-        for inst in self._exported_positions - held.keys():  # flat again: 0, not a stale quantity
-            metrics.position.labels(inst).set(0.0)
-        for inst, qty in held.items():
-            metrics.position.labels(inst).set(qty)
-        self._exported_positions |= held.keys()
+        self._export_position_gauges({str(inst): pos.quantity for inst, pos in self.core.tracker.positions.items()})
 
     def _on_trip(self, trip: Any) -> None:
         self.metrics.trips.labels(trip.kind.value).inc()
@@ -393,13 +386,7 @@ class BrainApp(LinkShell):
 
     def _after_timer(self, now: int) -> None:
         self._resolve_expired(now)
-        heard = self.link.last_heard_ns
-        alive = self.link.executor_alive(now)
-        self.metrics.executor_up.set(1 if alive else 0)
-        if not alive and self.endpoint is not None:  # a restarted container may have a new address
-            self.endpoint.refresh_peer()
-        if heard is not None:
-            self.metrics.executor_heard.set(heard / 1e9)
+        self._watch_peer(self.link.executor_alive(now), self.metrics.executor_up, self.metrics.executor_heard)
 
     def _on_link_event(self, ready: list[ExecutionConfirmation], now: int) -> None:
         self._heard.set()

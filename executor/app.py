@@ -80,7 +80,6 @@ class ExecutorApp(LinkShell):
         self._queue: asyncio.Queue[tuple[TradeDecision, int, bool, bool, float] | None] = asyncio.Queue()
         self._active: set[int] = set()
         self._worker: asyncio.Task[None] | None = None
-        self._exported_positions: set[str] = set()
         self.silence_s = silence_s
         self._ticker: asyncio.TimerHandle | None = None
         if core.ops.metrics is None:
@@ -122,24 +121,14 @@ class ExecutorApp(LinkShell):
 
     def _export_ledger(self) -> None:
         """Ledger cash and positions as gauges (a flat instrument reads 0, not its last quantity)."""
-        ledger, metrics = self.core.ledger, self.metrics
-        metrics.cash.set(ledger.cash)
-        held = {str(inst): pos.qty for inst, pos in ledger.positions().items()}
-        metrics.open_positions.set(len(held))
-        for inst in self._exported_positions - held.keys():
-            metrics.position.labels(inst).set(0.0)
-        for inst, qty in held.items():
-            metrics.position.labels(inst).set(qty)
-        self._exported_positions |= held.keys()
+        ledger = self.core.ledger
+        self.metrics.cash.set(ledger.cash)
+        self._export_position_gauges({str(inst): pos.qty for inst, pos in ledger.positions().items()})
 
     def _after_timer(self, now: int) -> None:
         heard = self.link.last_heard_ns
         alive = heard is not None and now - heard <= self.silence_s * 1e9
-        self.metrics.brain_up.set(1 if alive else 0)
-        if not alive and self.endpoint is not None:  # a restarted container may have a new address
-            self.endpoint.refresh_peer()
-        if heard is not None:
-            self.metrics.brain_heard.set(heard / 1e9)
+        self._watch_peer(alive, self.metrics.brain_up, self.metrics.brain_heard)
 
     def _enqueue(self, job: tuple[TradeDecision, int, bool, bool, float], *, recovering: bool = False) -> None:
         self._active.add(job[0].decision_id)

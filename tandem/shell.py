@@ -51,6 +51,7 @@ class LinkShell:
         self._reject_log = RateLimitedLog(self.log, "datagram_rejected")
         self._timer = LinkTimer(self._on_timer)
         self._peer_restarts_seen = 0
+        self._exported_positions: set[str] = set()
 
     @property
     def address(self) -> Address:
@@ -104,6 +105,28 @@ class LinkShell:
             self.endpoint.refresh_peer()
         self._on_link_event(event, now)
         self._flush()
+
+    # -- what both sides export -------------------------------------------------------------
+
+    def _watch_peer(self, alive: bool, up: Any, heard: Any) -> None:
+        """Peer liveness as the gauges ``up`` (1/0) and ``heard`` (Unix seconds); a silent peer's
+        address is resolved again (a restarted container may have a new one)."""
+        up.set(1 if alive else 0)
+        if self.link.last_heard_ns is not None:
+            heard.set(self.link.last_heard_ns / 1e9)
+        if not alive and self.endpoint is not None:
+            self.endpoint.refresh_peer()
+
+    def _export_position_gauges(self, held: dict[str, float]) -> None:
+        """``metrics.position{instrument}`` and ``metrics.open_positions`` from ``held`` (instrument →
+        base units); an instrument exported before and now flat reads 0, not its last quantity."""
+        metrics = self.metrics
+        metrics.open_positions.set(len(held))
+        for inst in self._exported_positions - held.keys():
+            metrics.position.labels(inst).set(0.0)
+        for inst, qty in held.items():
+            metrics.position.labels(inst).set(qty)
+        self._exported_positions |= held.keys()
 
     # -- drops ------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -110,6 +111,22 @@ def test_non_loopback_bind_needs_a_long_secret() -> None:
     check_bind_secret("0.0.0.0", b"k" * 32, setting="decision_addr")
 
 
+async def udp_sink() -> tuple[Any, int, Any]:
+    """A UDP socket on an ephemeral loopback port: ``(transport, port, future of the first datagram)``."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[bytes] = loop.create_future()
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            if not got.done():
+                got.set_result(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    return transport, transport.get_extra_info("sockname")[1], got
+
+
 def test_peer_host_name_is_resolved_for_uvloop() -> None:
     """A peer given by name is resolved once at bind time, so uvloop's numeric-only sendto works."""
     import asyncio
@@ -120,14 +137,7 @@ def test_peer_host_name_is_resolved_for_uvloop() -> None:
     from protocol.udp import open_endpoint
 
     async def roundtrip() -> bytes:
-        got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-        class Sink(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: object) -> None:
-                got.set_result(data)
-
-        sink, _ = await asyncio.get_running_loop().create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
-        port = sink.get_extra_info("sockname")[1]
+        sink, port, got = await udp_sink()
         codec = Codec(derive_key(b"k" * 32))
         ep = await open_endpoint(("127.0.0.1", 0), codec, lambda m, a: None, lambda e, a: None, peer=("localhost", port))
         assert ep.peer == ("127.0.0.1", port)
@@ -153,14 +163,7 @@ def test_unresolvable_peer_is_retried_later() -> None:
     from protocol.udp import open_endpoint
 
     async def scenario() -> bytes:
-        got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-        class Sink(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: object) -> None:
-                got.set_result(data)
-
-        sink, _ = await asyncio.get_running_loop().create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
-        port = sink.get_extra_info("sockname")[1]
+        sink, port, got = await udp_sink()
         codec = Codec(derive_key(b"k" * 32))
         ep = await open_endpoint(("127.0.0.1", 0), codec, lambda m, a: None, lambda e, a: None,
                                  peer=("peer-not-started.invalid", port))  # fmt: skip
@@ -231,14 +234,7 @@ def test_peer_name_is_resolved_again_on_request_and_a_request_inside_the_second_
 
     async def scenario() -> bytes:
         loop = asyncio.get_running_loop()
-        got: asyncio.Future[bytes] = loop.create_future()
-
-        class Sink(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: object) -> None:
-                got.set_result(data)
-
-        sink, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
-        port = sink.get_extra_info("sockname")[1]
+        sink, port, got = await udp_sink()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
             gone.bind(("127.0.0.1", 0))
             stale = gone.getsockname()[:2]  # closed below: the peer's old address, nobody there
