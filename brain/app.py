@@ -10,6 +10,25 @@ confirmation, nor while the executor is silent (in live trading silence blocks e
 replay it pauses the clock instead, so the result does not depend on timing). Fills (at the next
 bar's open, decided by the executor) and therefore the trade log are the same on every run.
 
+**Equity rows are honest in time**: the row of bar *i* is stamped at its close and reflects exactly
+the fills at or before that time. A decision made on bar *i* fills at bar *i+1*'s open; when a gap
+follows the close (a weekend, a holiday, an outage), that fill happens after the close, so the row
+shows the account as it was before the fill, and the fill first appears in bar *i+1*'s row.
+
+**Outcomes**: every decision ends exactly once in the report and the outcome metric. A decision the
+link resolved as never executed (``EXPIRED_UNCONFIRMED``) that the executor later answers with a
+non-executed status (it arrived after its expiry) is not counted again; one that it answers as
+executed — which the resolution rule excludes — is applied all the same (the venue is the truth),
+moves its outcome to the confirmation's status, and is counted and logged as an error.
+
+**Executor journal**: the executor's heartbeats carry its journal's identity and last seq (SPEC.md
+§10.6). The first identity heard is kept in the brain's journal; a heartbeat with another one, or
+a last seq below what the brain has applied, is a *journal fault* (the executor's journal was
+wiped, replaced or rolled back). The brain then logs it, counts it, raises the
+``tandem_brain_executor_journal_fault`` gauge (alert ``TandemExecutorJournalFault``), blocks every
+entry, and — a lockstep replay cannot carry on without the confirmations that journal held —
+ends the replay with :class:`ExecutorJournalFault`.
+
 **Restart**: a brain started on an existing journal re-runs the replay from the first bar. Each
 decision the core re-derives is matched with its journaled twin (same id, same bar, same fields;
 anything else means the data or settings changed and is refused): a journaled confirmation is
@@ -45,12 +64,26 @@ from .metrics import BrainMetrics
 from .risk import BreakerKind
 from .tracker import Applied
 
-__all__ = ["EXPIRED_UNCONFIRMED", "BrainApp", "EquityCurve", "EquityPoint", "LinkSettings", "Pacing", "ReplayStats"]
+__all__ = [
+    "EXPIRED_UNCONFIRMED",
+    "BrainApp",
+    "EquityCurve",
+    "EquityPoint",
+    "ExecutorJournalFault",
+    "LinkSettings",
+    "Pacing",
+    "ReplayStats",
+]
 
 _YIELD_EVERY = 2_000  # bars between yields to the loop when no decision is pending
 _GAUGE_INTERVAL_S = 0.1  # wall seconds between exports of the per-bar gauges during a replay
 EXPIRED_UNCONFIRMED = "EXPIRED_UNCONFIRMED"
 """Outcome of a decision the link proved can never execute (expired, no confirmation)."""
+
+
+class ExecutorJournalFault(RuntimeError):
+    """The executor's journal was replaced or went back (see the module docstring); the message
+    says which, with the identities and sequence numbers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +110,8 @@ class ReplayStats:
     silent_pauses: int = 0
     interrupted: bool = False
     equity_curve: EquityCurve = field(default_factory=lambda: EquityCurve())
+    warnings: list[str] = field(default_factory=list)  # for the report (e.g. data too short to warm up)
+    executor_journal_fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +208,7 @@ class BrainApp(LinkShell):
             retransmit_max_ns=int(link.retransmit_max_s * 1e9),
             heartbeat_interval_ns=int(link.heartbeat_s * 1e9),
             silence_threshold_ns=int(link.silence_s * 1e9),
+            executor_journal_id=journal.executor_journal_id(),
         )
         self.stats = ReplayStats()
         self.pacing = pacing
@@ -188,6 +224,10 @@ class BrainApp(LinkShell):
         self._heard = asyncio.Event()
         self._link_seen = LinkStats()
         self._bar_index = 0  # the bar being replayed: where decisions made by confirmations are journaled
+        self._abandoned: set[int] = set()  # decisions resolved EXPIRED_UNCONFIRMED (outcome counted)
+        self._fault_seen = False
+        self._executor_journal_known = journal.executor_journal_id() != 0
+        self._fills_after: int | None = None  # latest executed_at_ns of the fills applied during this bar
 
     async def start(self) -> None:
         """Bind and send the first heartbeat (the executor answers with its ``last_seq``)."""
@@ -225,15 +265,17 @@ class BrainApp(LinkShell):
             if pacing.progress_interval_s > 0 and loop.time() >= next_progress:
                 self.on_progress(i, len(bars))
                 next_progress = loop.time() + pacing.progress_interval_s
+            self._check_journal_fault()
             now = time.time_ns()
             if not link.executor_alive(now):
                 await self._await_executor()
+                self._check_journal_fault()
                 now = time.time_ns()
             bar = bars[i]
             self._bar_index = i
             trips_before = len(core.breakers.trips)
             close_ns = bars.close_ns(i)
-            step = core.on_bar(bar, close_ns, now)
+            step = core.on_bar(bar, close_ns, now, executor_journal_ok=link.journal_fault is None)
             stats.bars += 1
             for skip in step.skips:
                 metrics.skips.labels(skip.reason.value).inc()
@@ -241,12 +283,18 @@ class BrainApp(LinkShell):
                               bar_ts_ms=bar.ts_ms)  # fmt: skip
             for trip in core.breakers.trips[trips_before:]:  # one bar can trip two breakers
                 self._on_trip(trip)
+            before = (tracker.equity(), self._position_qty())  # the account before this bar's fills
+            self._fills_after = None
             self._dispatch(step.decisions, i)
             if core.pending:
                 await self._await_confirmations()
+                self._check_journal_fault()
             elif i % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            self._after_bar(close_ns, bar.close)
+            if self._fills_after is not None and self._fills_after > close_ns:
+                self._after_bar(close_ns, bar.close, *before)  # filled after the close (a gap): next bar's row
+            else:
+                self._after_bar(close_ns, bar.close, tracker.equity(), self._position_qty())
             if loop.time() >= self._next_gauges:
                 self._export_bar_gauges(close_ns)
                 self._next_gauges = loop.time() + _GAUGE_INTERVAL_S
@@ -261,11 +309,13 @@ class BrainApp(LinkShell):
             self.on_progress(len(bars), len(bars))
         return stats
 
-    def _after_bar(self, close_ns: int, close: float) -> None:
-        """Drawdown bookkeeping and the equity curve."""
-        stats, core = self.stats, self.core
-        tracker = core.tracker
-        equity = tracker.equity()
+    def _position_qty(self) -> float:
+        position = self.core.tracker.position(self.core.config.instrument)
+        return position.quantity if position else 0.0
+
+    def _after_bar(self, close_ns: int, close: float, equity: float, position: float) -> None:
+        """Drawdown bookkeeping and the equity curve's row for the bar closing at ``close_ns``."""
+        stats = self.stats
         dd = 0.0
         if equity > stats.peak_equity:
             stats.peak_equity = equity
@@ -273,8 +323,7 @@ class BrainApp(LinkShell):
             dd = (stats.peak_equity - equity) / stats.peak_equity * 100
             if dd > stats.max_drawdown_pct:
                 stats.max_drawdown_pct = dd
-        position = tracker.position(core.config.instrument)
-        stats.equity_curve.append(close_ns, close, equity, dd, position.quantity if position else 0.0)
+        stats.equity_curve.append(close_ns, close, equity, dd, position)
 
     def _export_bar_gauges(self, close_ns: int) -> None:
         """Bars replayed, market time, money and breaker state. Called at most every
@@ -358,6 +407,7 @@ class BrainApp(LinkShell):
         elif journaled.resolution is not None:
             self.stats.decisions_sent += 1
             self.core.abandon(d.decision_id)
+            self._abandoned.add(d.decision_id)
             self.stats.outcomes[EXPIRED_UNCONFIRMED] += 1
         else:
             log.info("decision_resent_after_restart", bar_index=bar_index)
@@ -369,9 +419,39 @@ class BrainApp(LinkShell):
     async def _await_executor(self) -> None:
         self.stats.silent_pauses += 1
         self.log.warning("executor_silent", detail="replay paused until the executor is heard again")
-        while not self.link.executor_alive(time.time_ns()):
+        while not self.link.executor_alive(time.time_ns()) and self.link.journal_fault is None:
             self._heard.clear()
             await self._heard.wait()
+
+    def _check_journal_fault(self) -> None:
+        """End the replay on a journal fault (module docstring).
+
+        Raises:
+            ExecutorJournalFault: the link saw the executor's journal replaced or go back.
+        """
+        if self.link.journal_fault is not None:
+            self.stats.executor_journal_fault = self.link.journal_fault
+            raise ExecutorJournalFault(self.link.journal_fault)
+
+    def _watch_journal(self) -> None:
+        """Keep the executor journal's identity; on a fault: log, count, gauge, wake the replay."""
+        link = self.link
+        if link.executor_journal_id and not self._executor_journal_known:
+            self.journal.record_executor_journal_id(link.executor_journal_id)
+            self._executor_journal_known = True
+        if link.journal_fault is not None and not self._fault_seen:
+            self._fault_seen = True
+            self.metrics.journal_faults.inc()
+            self.metrics.journal_fault.set(1)
+            self.log.error("executor_journal_fault", detail=link.journal_fault,
+                           action="entries blocked; a replay stops")  # fmt: skip
+            self._settled.set()
+            self._heard.set()
+
+    @property
+    def entries_blocked(self) -> bool:
+        """True after an executor journal fault: no entry is sent any more (exits still are)."""
+        return self.link.journal_fault is not None
 
     # -- link -------------------------------------------------------------------------------
 
@@ -390,6 +470,7 @@ class BrainApp(LinkShell):
 
     def _on_link_event(self, ready: list[ExecutionConfirmation], now: int) -> None:
         self._heard.set()
+        self._watch_journal()
         for conf in ready:
             self.on_confirmation(conf, now)
         self._resolve_expired(now)
@@ -398,6 +479,7 @@ class BrainApp(LinkShell):
         for d in self.link.resolve_expired():
             self.journal.record_resolution(d.decision_id, EXPIRED_UNCONFIRMED, now)
             self.core.abandon(d.decision_id)
+            self._abandoned.add(d.decision_id)
             self._sent_at.pop(d.decision_id, None)
             self.stats.outcomes[EXPIRED_UNCONFIRMED] += 1
             self.metrics.outcomes.labels(EXPIRED_UNCONFIRMED).inc()
@@ -430,19 +512,39 @@ class BrainApp(LinkShell):
     def _apply_bound(self, conf: ExecutionConfirmation, now: int, *, journal: bool) -> None:
         log = self.log
         awaited = conf.decision_id in self.core.pending
+        resolved = conf.decision_id in self._abandoned  # its outcome was counted as EXPIRED_UNCONFIRMED
         trips_before = len(self.core.breakers.trips)
         result = self.core.on_confirmation(conf)
+        if conf.status.executed and result.applied not in (Applied.DUPLICATE, Applied.NOT_EXECUTED) \
+                and conf.executed_at_ns > (self._fills_after or 0):  # fmt: skip
+            self._fills_after = conf.executed_at_ns
         sent = self._sent_at.pop(conf.decision_id, None)
         if sent is not None:
             latency = time.perf_counter() - sent
             self.metrics.latency.observe(latency)
             self.stats.latencies_s.append(latency)
-        self.stats.outcomes[conf.status.name] += 1
+        counted = not resolved or conf.status.executed  # each decision ends exactly once
+        if counted:
+            self.stats.outcomes[conf.status.name] += 1
+        if resolved and conf.status.executed:
+            self._abandoned.discard(conf.decision_id)
+            self.stats.outcomes[EXPIRED_UNCONFIRMED] -= 1
+            if not self.stats.outcomes[EXPIRED_UNCONFIRMED]:
+                del self.stats.outcomes[EXPIRED_UNCONFIRMED]
         if journal:  # live: count and log; a re-run of journaled history only rebuilds state
-            if not awaited:
+            if resolved and conf.status.executed:
+                self.metrics.resolution_contradicted.inc()
+                log.error("expired_decision_executed", status=conf.status.name,
+                          detail="resolved as never executed, then confirmed as executed: applied")  # fmt: skip
+            elif resolved:
+                self.metrics.late_confirmations.inc()
+                log.info("confirmation_after_resolution", status=conf.status.name,
+                         detail="already resolved EXPIRED_UNCONFIRMED; not counted again")  # fmt: skip
+            elif not awaited:
                 self.metrics.unknown.inc()
                 log.warning("confirmation_unsolicited", status=conf.status.name)
-            self.metrics.outcomes.labels(conf.status.name).inc()
+            if counted:
+                self.metrics.outcomes.labels(conf.status.name).inc()
             if result.applied is Applied.OPENED:
                 self.metrics.positions_opened.inc()
             elif result.applied is Applied.CLOSED:

@@ -11,12 +11,15 @@ run the strategy; then decide. Rules (issue #2):
   exit that only partly filled is resent for the remainder on the next bar (same reason) until the
   position is flat, whether or not the exit rule still fires;
 * BUY while positioned → skip ``already_positioned``; BUY or SELL while a decision for that
-  instrument awaits its confirmation → skip ``awaiting_confirmation``; SELL with no position →
-  skip ``no_position``; BUY while a breaker is tripped → skip ``breaker``; BUY while the executor
-  has been silent past the link's threshold → skip ``executor_silent``;
+  instrument awaits its confirmation — including the exit decided on this very bar — → skip
+  ``awaiting_confirmation``; SELL with no position → skip ``no_position``; BUY while a breaker is
+  tripped → skip ``breaker``; BUY while the executor has been silent past the link's threshold →
+  skip ``executor_silent``; BUY after the executor's journal was replaced or went back → skip
+  ``executor_journal``;
 * an entry is sized at ``entry_fraction`` of equity (cash + positions at mark), and carries the
-  hard stop of the exit plan computed from its reference price as ``stop_price``, for the executor
-  to place on the venue when it fills (protocol v2).
+  hard stop of the exit plan at its reference price as ``stop_price``; the executor places the stop
+  at the same distance below the *fill* (:meth:`~protocol.TradeDecision.stop_for_fill`), and the
+  plan the confirmation opens uses that same level — one stop level, computed from the fill.
 
 **Exchange stops** (``exchange_stops``, off by default): after every mark, when nothing else is
 sent for the position and nothing awaits confirmation for it, the position's protective level —
@@ -25,10 +28,11 @@ entry's ``stop_price``, counted as sent when the entry's confirmation is applied
 PROTECT's). When it has risen by ``protect_step_bps`` or more, a SELL/PROTECT moves the venue's
 stop there (reason TRAILING_TAKE_PROFIT once trailing is active, else STOP_LOSS). A refused
 PROTECT is not retried at the same level (a venue that refuses stops would be asked every bar):
-the next one goes when the level has risen another step. If the
-plan built from the actual fill price has a higher stop than the entry sent, the PROTECT is due at
-once: :meth:`BrainCore.protect_now` makes it right after the confirmation (else the next bar
-does). PROTECTs are exits: breakers and executor silence never block them (DESIGN.md invariant 3).
+the next one goes when the level has risen another step. The stop
+placed with an entry is the plan's own (both come from the fill); only when an entry *adds* to a
+held remainder (dust) does the plan (from the average entry) stop higher than the fill's, and
+then the PROTECT is due at once: :meth:`BrainCore.protect_now` makes it right after the
+confirmation (else the next bar does). PROTECTs are exits: breakers and executor silence never block them (DESIGN.md invariant 3).
 
 **Dust**: when the executor refuses an exit with ``INVALID_QUANTITY`` (the venue's minimum amount
 or notional — what is left after a spot sale rounded down to the lot step, with the buy's
@@ -62,6 +66,7 @@ class SkipReason(str, enum.Enum):
     NO_POSITION = "no_position"
     BREAKER = "breaker"
     EXECUTOR_SILENT = "executor_silent"
+    EXECUTOR_JOURNAL = "executor_journal"
     ZERO_SIZE = "zero_size"
 
 
@@ -144,10 +149,13 @@ class BrainCore:
     def awaiting(self, instrument: Instrument) -> bool:
         return any(d.instrument == instrument for d in self.pending.values())
 
-    def on_bar(self, bar: Bar, market_ns: int, wall_ns: int, executor_alive: bool = True) -> Step:
+    def on_bar(self, bar: Bar, market_ns: int, wall_ns: int, executor_alive: bool = True,
+               executor_journal_ok: bool = True) -> Step:  # fmt: skip
         """Process one bar whose close is known at ``market_ns``; stamp decisions with ``wall_ns``.
 
         ``executor_alive`` is the link's verdict; when False, entries are skipped (exits are not).
+        ``executor_journal_ok`` False (the executor's journal was replaced or went back) skips
+        entries too.
         """
         inst = self.config.instrument
         tracker = self.tracker
@@ -163,7 +171,11 @@ class BrainCore:
         exit_reason = exit_reason or self._closing.get(inst)
         if position is not None and exit_reason is not None and not busy:
             d = self._decide(Side.SELL, Intent.CLOSE, exit_reason, position.quantity, price, market_ns, wall_ns)
-            return Step((d,), (), trip)
+            if signal is None:
+                return Step((d,), (), trip)
+            skip = Skip(SkipReason.AWAITING_CONFIRMATION, signal, f"the {exit_reason.name} exit decided on this bar")
+            self.skips[skip.reason] += 1
+            return Step((d,), (skip,), trip)
         if signal is None:
             return Step(self._protect(position, price, market_ns, wall_ns, busy), (), trip)
 
@@ -178,6 +190,8 @@ class BrainCore:
                 skip = Skip(SkipReason.BREAKER, signal, verdict.reason)
             elif not executor_alive:
                 skip = Skip(SkipReason.EXECUTOR_SILENT, signal, "no heartbeat from the executor")
+            elif not executor_journal_ok:
+                skip = Skip(SkipReason.EXECUTOR_JOURNAL, signal, "the executor's journal was replaced or went back")
             else:
                 qty = size_entry(tracker.equity(), price, self.config.entry_fraction, self.config.lot_size)
                 if qty <= 0:
@@ -203,7 +217,7 @@ class BrainCore:
         filled, remembers to finish it on the next bar.
         """
         decision = self.pending.pop(conf.decision_id, None)
-        result = self.tracker.apply(conf, decision.reason if decision else None)
+        result = self.tracker.apply(conf, decision.reason if decision else None, decision=decision)
         if result.trade is not None:
             self.breakers.on_trade_closed(result.trade.net_pnl, conf.executed_at_ns)
         inst = conf.instrument
@@ -217,7 +231,7 @@ class BrainCore:
                 self._forget(inst)
         elif result.applied in (Applied.OPENED, Applied.ADDED):
             self.dust.discard(inst)
-            sent = decision.stop_price if decision is not None else 0.0
+            sent = decision.stop_for_fill(conf.avg_price) if decision is not None else 0.0  # what the venue holds
             self._stops[inst] = self._sent[inst] = sent
             self._closing.pop(inst, None)
             if self.config.exchange_stops and position.plan.stop_price > sent:
@@ -231,8 +245,8 @@ class BrainCore:
         return result
 
     def protect_now(self, wall_ns: int) -> tuple[TradeDecision, ...]:
-        """PROTECT decisions due at once: an entry filled higher than its reference, so the plan's
-        stop (from the fill) is above the ``stop_price`` the entry carried. Priced at the fill.
+        """PROTECT decisions due at once: an entry added to a held remainder, so the plan's stop
+        (from the average entry) is above the one placed with the fill. Priced at the fill.
 
         Empty unless ``exchange_stops`` is on; call it after :meth:`on_confirmation`.
         """

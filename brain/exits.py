@@ -55,11 +55,17 @@ class ExitPlan:
     deadline_ns: int
 
     @classmethod
-    def for_entry(cls, rules: ExitRules, entry_price: float, opened_at_ns: int) -> ExitPlan:
-        """The plan for a long opened at ``entry_price`` at ``opened_at_ns``."""
+    def for_entry(cls, rules: ExitRules, entry_price: float, opened_at_ns: int, stop_price: float = 0.0) -> ExitPlan:
+        """The plan for a long opened at ``entry_price`` at ``opened_at_ns``.
+
+        ``stop_price`` (quote per base unit), when > 0, is the hard stop as already computed from
+        the fill — the level the executor placed on the venue
+        (:meth:`~protocol.TradeDecision.stop_for_fill`); otherwise it is
+        ``entry_price * (1 - stop_loss_pct / 100)``.
+        """
         return cls(
             entry_price=entry_price,
-            stop_price=entry_price * (1 - rules.stop_loss_pct / 100),
+            stop_price=stop_price if stop_price > 0 else entry_price * (1 - rules.stop_loss_pct / 100),
             activation_price=entry_price * (1 + rules.trailing_activation_pct / 100),
             trail_fraction=rules.trailing_pct / 100,
             deadline_ns=opened_at_ns + rules.time_stop_ns,

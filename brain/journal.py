@@ -7,8 +7,15 @@ and 7), and a restarted brain can match the decisions it re-derives with the one
 ``synchronous=NORMAL`` in WAL mode survives a process crash; only an OS crash or power loss can
 drop the last commits (https://www.sqlite.org/pragma.html#pragma_synchronous).
 
-Errors: :class:`BrainJournalError` (a file that is not a usable SQLite database, or one made for
-another instrument or starting cash), with the path in the message.
+A new journal is created whole, with ``meta`` rows ``kind`` = ``tandem-brain``, ``schema``,
+``instrument`` and ``starting_cash`` (:func:`tandem.journalfile.create`). An existing file is
+checked before anything is written to it: an empty one (0 bytes or no tables: wiped) is refused
+rather than silently started over, as is one that is not a brain journal (``--fresh-journal``
+sets it aside first, :func:`tandem.journalfile.set_aside`).
+
+Errors: :class:`BrainJournalError` (an empty file, a file that is not a usable SQLite database or
+not a brain journal, or one made for another schema, instrument or starting cash), with the path
+in the message.
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import DecisionReason, ExecutionConfirmation, Instrument, InstrumentKind, Intent, RejectCode, Side, Status, TradeDecision
+from tandem import journalfile
 
-__all__ = ["BrainJournal", "BrainJournalError", "JournaledDecision"]
+__all__ = ["JOURNAL_KIND", "BrainJournal", "BrainJournalError", "JournaledDecision", "check_journal"]
 
 SCHEMA_VERSION = 2  # 2: decisions.stop_price (protocol v2)
+JOURNAL_KIND = "tandem-brain"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +68,60 @@ class JournaledDecision:
     resolution: str | None
 
 
+def _refuse_wiped(path: Path) -> None:
+    problem = journalfile.wiped(path)
+    if problem is not None:
+        raise BrainJournalError(f"{path}: the brain journal {problem}; refusing to start a new journal over it "
+                                f"({journalfile.FRESH_HINT})")  # fmt: skip
+
+
+def _identity(path: Path, conn: sqlite3.Connection) -> dict[str, str]:
+    """The ``meta`` rows of a brain journal; refuses a database without tables or that is not one."""
+    tables = journalfile.table_names(conn)
+    if not tables:
+        raise BrainJournalError(f"{path}: the brain journal holds no tables: wiped or never written; refusing "
+                                f"to start a new journal over it ({journalfile.FRESH_HINT})")  # fmt: skip
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+    kind = meta.get("kind", JOURNAL_KIND if "schema" in meta else None)  # journals before 'kind' have 'schema'
+    if kind != JOURNAL_KIND:
+        what = f"a {kind} journal" if kind else "no schema in its meta table"
+        raise BrainJournalError(f"{path}: not a {JOURNAL_KIND} journal ({what})")
+    return meta
+
+
+def check_journal(path: Path, *, instrument: str, starting_cash: float) -> None:
+    """Check an existing brain journal as :class:`BrainJournal` would open it, writing nothing
+    (read as an immutable file; see :func:`tandem.journalfile.connect_immutable`). A missing
+    file passes.
+
+    Raises:
+        BrainJournalError: empty, not a brain journal, or another schema, instrument or starting cash.
+    """
+    _refuse_wiped(path)
+    if not path.exists():
+        return
+    try:
+        conn = journalfile.connect_immutable(path)
+        try:
+            meta = _identity(path, conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BrainJournalError(f"{path}: not a usable brain journal: {exc}") from None
+    expected = {"schema": str(SCHEMA_VERSION), "instrument": instrument, "starting_cash": repr(starting_cash)}
+    for key, value in expected.items():
+        if key in meta and meta[key] != value:
+            raise BrainJournalError(f"{path}: journal has {key}={meta[key]}, settings say {value}")
+
+
+def _init(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
+    """A new journal's tables and identity, in the creating transaction."""
+    for stmt in _SCHEMA.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+
+
 class BrainJournalError(RuntimeError):
     """The journal file cannot be used; the message names the path."""
 
@@ -67,17 +130,40 @@ class BrainJournal:
     """Outbox and applied confirmations of one brain, in one SQLite file."""
 
     def __init__(self, path: Path, *, instrument: str, starting_cash: float, synchronous: str = "NORMAL") -> None:
+        """Open (or create, whole) the journal at ``path``.
+
+        Raises:
+            BrainJournalError: see the module docstring; nothing was written to the file.
+        """
         self.path = path
+        expected = {"schema": str(SCHEMA_VERSION), "instrument": instrument, "starting_cash": repr(starting_cash)}
+        _refuse_wiped(Path(path))
         try:
+            if not Path(path).exists():
+                journalfile.create(Path(path), lambda conn: _init(conn, {"kind": JOURNAL_KIND, **expected}))
             self._db = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise BrainJournalError(f"{path}: not a usable brain journal: {exc}") from None
+        try:
+            self._check_identity()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous.upper() == 'FULL' else 'NORMAL'}")
             self._db.executescript(_SCHEMA)
-            self._check_meta({"schema": str(SCHEMA_VERSION), "instrument": instrument, "starting_cash": repr(starting_cash)})
+            self._check_meta(expected)
         except sqlite3.DatabaseError as exc:
+            self._db.close()
             raise BrainJournalError(f"{path}: not a usable brain journal: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _check_identity(self) -> None:
+        """Refuse a database without tables (wiped) or that is not a brain journal, before
+        anything is written to it."""
+        _identity(self.path, self._db)
 
     def _check_meta(self, expected: dict[str, str]) -> None:
+        """Each ``expected`` meta row equals the stored one (stored when missing)."""
         stored = dict(self._db.execute("SELECT key, value FROM meta"))
         for key, value in expected.items():
             if key not in stored:
@@ -151,6 +237,16 @@ class BrainJournal:
                 executed_qty=qty, avg_price=price, fee=fee, executed_at_ns=at, venue_ref=ref,
                 venue_ref_truncated=bool(trunc),
             )  # fmt: skip
+
+    def executor_journal_id(self) -> int:
+        """The identity of the executor journal that confirmed this brain's history (SPEC.md §10.6),
+        or 0 before the executor was first heard."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'executor_journal_id'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def record_executor_journal_id(self, journal_id: int) -> None:
+        """Remember the executor journal's identity the first time it is heard (kept for good)."""
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('executor_journal_id', ?)", (str(journal_id),))
 
     def close(self) -> None:
         self._db.close()

@@ -1,4 +1,13 @@
-"""``tandem brain`` / ``python -m brain``: build the brain from settings and replay the data."""
+"""``tandem brain`` / ``python -m brain``: build the brain from settings and replay the data.
+
+Start-up creates nothing until every input has been checked and every port bound: settings, the
+bus secret, the data file, the strategy (loaded and instantiated), ``run_dir``, then the
+confirmation port and the metrics port (:func:`tandem.shell.claim`). Only then is ``run_dir``
+created and locked for the brain (``brain.lock``: a second brain on it is refused, naming the
+holder) and the journal opened. An empty or foreign journal is refused unless ``--fresh-journal``
+(which sets it aside and starts a new one), checked once without writing before anything is
+created and again once the lock is held.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +21,18 @@ from typing import Any
 import structlog
 
 from protocol import Codec, derive_key
-from tandem.marketdata import MarketDataError, bundled_path, load_bars
-from tandem.runtime import check_bind_secret, load_bus_secret, start_metrics_server
-from tandem.shell import process_main
+from tandem.marketdata import Bars, MarketDataError, bundled_path, load_bars
+from tandem.runtime import load_bus_secret, start_metrics_server
+from tandem.shell import Claim, claim, process_main
 
 from .app import BrainApp, Pacing, confirm_bind, decision_peer, outputs
 from .core import BrainCore
-from .journal import BrainJournal, BrainJournalError
+from .journal import BrainJournal, BrainJournalError, check_journal
 from .metrics import BrainMetrics
 from .report import build_report, write_equity_curve, write_report, write_trade_log
 from .risk import CircuitBreakers
 from .settings import BrainSettings
-from .strategy import StrategyError, load_strategy
+from .strategy import Strategy, StrategyError, load_strategy
 from .tracker import PositionTracker
 
 __all__ = ["main", "run_brain"]
@@ -55,18 +64,40 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
         ``equity.csv``).
 
     Raises:
-        ConfigError, MarketDataError, StrategyError, BrainJournalError: bad inputs, before any
-            datagram is sent.
+        ConfigError, MarketDataError, StrategyError: bad settings, secret, data, strategy or
+            ``run_dir``, an unresolvable host, a port in use — before anything is created.
+            :class:`~tandem.rundir.RunDirBusy`: another brain holds ``run_dir``.
+            BrainJournalError: an empty, foreign or mismatched journal — before any datagram is sent.
     """
     log = structlog.get_logger("brain")
     secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
-    check_bind_secret(confirm_bind(settings)[0], secret, setting="confirm_addr")
     codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
+    bind = confirm_bind(settings)
+    decision_peer(settings)  # a malformed address is refused here, before anything is created
     bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
     strategy = load_strategy(settings.strategy, settings.strategy_params)
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
     paths = outputs(settings.run_dir)
-    journal = BrainJournal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
+    held = claim(settings, bind, setting="confirm_addr", metrics_port=settings.metrics_port, role="brain")
+    try:
+        if not settings.fresh_journal:  # refused before anything is created; checked again under the lock
+            check_journal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
+        if (backup := held.take_run_dir(settings, "brain", paths["journal"])) is not None:
+            log.warning("journal_set_aside", journal=str(paths["journal"]), backup=str(backup), reason="fresh_journal")
+        journal = BrainJournal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
+    except BaseException:
+        held.close()
+        raise
+    try:
+        return await _replay(settings, ready, held, codec, bars, strategy, journal)
+    finally:
+        held.close()  # the run dir's lock goes last: the outputs are written under it
+
+
+async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec, bars: Bars, strategy: Strategy,
+                  journal: BrainJournal) -> dict[str, Any]:  # fmt: skip
+    """:func:`run_brain` once its inputs are checked, its ports bound and its run dir locked."""
+    log = structlog.get_logger("brain")
+    paths = outputs(settings.run_dir)
     # Decision ids are 1, 2, 3... in replay order. A restarted brain re-derives the same ids for
     # the decisions it journaled (BrainApp matches them) and continues past them, so an id is
     # never reused for a different decision.
@@ -79,17 +110,19 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     pacing = Pacing(settings.replay_bars_per_s, settings.progress_interval_s)
     app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings),
                    settings.link_settings(), pacing, _print_progress)  # fmt: skip
-    server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
+    app.bound_socket = held.take_udp()
+    server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
+                                        sock=held.take_metrics())  # fmt: skip
     await app.start()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the ready line: a SIGTERM right after it is handled
+        loop.add_signal_handler(sig, task.cancel)
     if ready is not None:
         ready({"confirm_addr": "%s:%d" % app.address, "metrics_port": server.port if server else None})
     log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
              metrics_port=server.port if server else None)  # fmt: skip
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
     report: dict[str, Any] | None = None
     try:
         await app.replay(bars)

@@ -50,6 +50,23 @@ class BrainMetrics:
         self.unknown = Counter(
             f"{_NS}_unsolicited_confirmations_total", "Confirmations for decisions not awaiting one", registry=r
         )
+        self.late_confirmations = Counter(
+            f"{_NS}_late_confirmations_total",
+            "Non-executed confirmations for decisions already resolved EXPIRED_UNCONFIRMED (not counted again)", registry=r,
+        )  # fmt: skip
+        self.resolution_contradicted = Counter(
+            f"{_NS}_expired_decisions_executed_total",
+            "Decisions resolved EXPIRED_UNCONFIRMED then confirmed as executed (applied; should never happen)", registry=r,
+        )  # fmt: skip
+        self.journal_faults = Counter(
+            f"{_NS}_executor_journal_faults_total",
+            "Times the executor's journal was seen replaced (another journal id) or gone back (last seq below the applied one)",
+            registry=r,
+        )  # fmt: skip
+        self.journal_fault = Gauge(
+            f"{_NS}_executor_journal_fault", "1 once the executor's journal was replaced or went back (entries blocked), else 0",
+            registry=r,
+        )  # fmt: skip
         # the bus
         self.rejected = Counter(f"{_NS}_datagrams_rejected_total", "Datagrams dropped, by reason (size, version, type, auth, field, stale, direction)", ["reason"], registry=r)
         self.handler_errors = Counter(f"{_NS}_handler_errors_total", "Valid datagrams whose handling raised", registry=r)

@@ -2,6 +2,11 @@
 
 The trade log holds only values that follow from the data and settings (market times, prices,
 quantities, P&L), never wall-clock times, so two runs with the same inputs write identical bytes.
+
+Numbers are written with Python's ``repr`` of the IEEE-754 double: the shortest decimal that reads
+back to the same value (https://docs.python.org/3/tutorial/floatingpoint.html), so no digit is
+lost whatever the price scale — a 5-decimal FX rate, a token at 1e-6 — and ``float(text)`` gives
+back exactly the value the brain held.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ __all__ = ["EQUITY_CURVE_COLUMNS", "TRADE_LOG_COLUMNS", "build_report", "write_e
 TRADE_LOG_COLUMNS = (
     "trade", "instrument", "entry_decision_id", "exit_decision_id", "opened_at", "closed_at", "quantity",
     "entry_price", "exit_price", "gross_pnl", "fees", "net_pnl", "return_pct", "exit_reason",
+    "exit_reference_price", "exit_slippage_bps",
 )  # fmt: skip
+"""``exit_reference_price``: the price the exit decision referred to (the mark it saw; for a stop
+that filled on the venue, its stop level); ``exit_slippage_bps``: how much worse the exit filled,
+bps (negative: better). Exits execute whatever the slippage (DESIGN.md invariant 3); this is where
+it shows. Both empty when the exit decision is not known."""
 
 
 def _iso(ns: int) -> str:
@@ -35,16 +45,19 @@ def _iso(ns: int) -> str:
 
 
 def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
-    """One CSV row per closed trade; money in quote currency, quantity in base units."""
+    """One CSV row per closed trade; money in quote currency, quantity in base units, every number
+    exact (module docstring)."""
     with path.open("w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(TRADE_LOG_COLUMNS)
         for n, t in enumerate(trades, start=1):
+            slip = t.exit_slippage_bps
             w.writerow((
                 n, str(t.instrument), t.entry_decision_id, t.exit_decision_id, _iso(t.opened_at_ns),
-                _iso(t.closed_at_ns), f"{t.quantity:.8f}", f"{t.entry_price:.4f}", f"{t.exit_price:.4f}",
-                f"{t.gross_pnl:.4f}", f"{t.fees:.4f}", f"{t.net_pnl:.4f}", f"{t.return_pct:.4f}",
+                _iso(t.closed_at_ns), repr(t.quantity), repr(t.entry_price), repr(t.exit_price),
+                repr(t.gross_pnl), repr(t.fees), repr(t.net_pnl), repr(t.return_pct),
                 t.exit_reason.name if t.exit_reason else "UNKNOWN",
+                repr(t.exit_reference_price) if slip is not None else "", repr(slip) if slip is not None else "",
             ))  # fmt: skip
 
 
@@ -61,7 +74,7 @@ def write_equity_curve(path: Path, curve: EquityCurve) -> None:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(EQUITY_CURVE_COLUMNS)
         w.writerows(
-            (_iso(ns), f"{close:.4f}", f"{equity:.4f}", f"{dd:.4f}", f"{position:.8f}")
+            (_iso(ns), repr(close), repr(equity), repr(dd), repr(position))
             for ns, close, equity, dd, position in zip(
                 curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
             )
@@ -111,6 +124,8 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
         "open_positions": {str(i): p.quantity for i, p in tracker.positions.items()},
         "datagrams_rejected": rejected,
         "anomalies": tracker.anomalies,
+        "warnings": list(stats.warnings),
+        "executor_journal_fault": stats.executor_journal_fault,
         "latency_us": {
             "n": len(lat),
             "p50": _percentile(lat, 0.50) * 1e6,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from tandem.settings import CommonSettings
 
@@ -23,7 +25,9 @@ class BrainSettings(CommonSettings):
     """Every brain option; env ``TANDEM_<NAME>``, flag ``--<name-with-dashes>``."""
 
     strategy: str = Field(DEFAULT_STRATEGY, description="strategy class as package.module:ClassName")
-    strategy_params: dict[str, Any] = Field(default_factory=dict, description='strategy keyword arguments, JSON')
+    strategy_params: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict, description="strategy keyword arguments, a JSON object"
+    )
     entry_fraction: float = Field(0.05, gt=0, le=1, description="entry size as a fraction of equity")
     lot_size: float = Field(0.0, ge=0, description="round entry quantity down to this step (0 = none)")
     stop_loss_pct: float = Field(8.0, gt=0, lt=100, description="hard stop-loss, percent below entry")
@@ -44,6 +48,20 @@ class BrainSettings(CommonSettings):
     hold: bool = Field(False, description="after the replay, keep the link and metrics up until SIGTERM (docker compose)")
     progress_interval_s: float = Field(0.0, ge=0, description="print replay_progress JSON lines on stdout this often, seconds (0 = off)")
     metrics_port: int = Field(9101, ge=-1, le=65535, description="Prometheus port (0 = any free port, -1 = off)")
+
+    @field_validator("strategy_params", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        """Flag and env var give text: it must be a JSON object (one message for both sources)."""
+        if not isinstance(value, str):
+            return value
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise ValueError(f"must be a JSON object of keyword arguments, got {type(parsed).__name__}")
+        return parsed
 
     def exit_rules(self) -> ExitRules:
         return ExitRules(

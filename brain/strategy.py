@@ -3,6 +3,10 @@
 A strategy is any object with ``on_bar(bar) -> Side | None``, called once per bar in time order
 (it must keep its own indicator state). It says nothing about size, exits or risk: those belong
 to the brain's core. Load one by dotted path with :func:`load_strategy`.
+
+A strategy may say how many bars it needs before its first possible signal with a
+``warmup_bars`` attribute (an int); data no longer than that can trade nothing, and
+:func:`warmup_shortfall` turns it into a warning with the numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, Protocol
 from protocol import Side
 from tandem.marketdata import Bar
 
-__all__ = ["DEFAULT_STRATEGY", "EmaCrossover", "Strategy", "StrategyError", "load_strategy"]
+__all__ = ["DEFAULT_STRATEGY", "EmaCrossover", "Strategy", "StrategyError", "load_strategy", "warmup_shortfall"]
 
 DEFAULT_STRATEGY = "brain.strategy:EmaCrossover"
 
@@ -56,6 +60,12 @@ class EmaCrossover:
         self._n = 0
         self._above: bool | None = None
 
+    @property
+    def warmup_bars(self) -> int:
+        """Bars seen before the first possible signal: ``slow`` (the first crossover can be seen
+        on bar ``slow + 1``)."""
+        return self.slow
+
     def on_bar(self, bar: Bar) -> Side | None:
         close = bar.close
         if self._n == 0:
@@ -94,3 +104,14 @@ def load_strategy(path: str, params: dict[str, Any] | None = None) -> Strategy:
     if not callable(getattr(strategy, "on_bar", None)):
         raise StrategyError(f"strategy {path!r} has no on_bar(bar) method")
     return strategy
+
+
+def warmup_shortfall(strategy: Strategy, path: str, bars: int) -> str | None:
+    """A warning when ``bars`` bars are too few for ``strategy`` (loaded from ``path``) to signal
+    at all — its ``warmup_bars`` is ``bars`` or more — else ``None`` (also when the strategy does
+    not say how many it needs)."""
+    need = getattr(strategy, "warmup_bars", None)
+    if not isinstance(need, int) or bars > need:
+        return None
+    return (f"the data has {bars} bars but strategy {path} needs {need} bars of warm-up before its first signal"
+            f" ({need + 1} or more to trade at all): no trade is possible")

@@ -12,7 +12,9 @@ confirmation carries an executed status and is applied as the sell it is, with e
 ``STOP_LOSS`` whatever rule set the level: the venue's stop order is what sold. Because the state is a fold, replaying the same confirmations into a new
 tracker rebuilds it exactly.
 
-A position gets its exit plan in the same call that opens it (invariant 3). Marks (prices) are
+A position gets its exit plan in the same call that opens it (invariant 3). Its hard stop is the
+one level the venue holds too: the entry decision's :meth:`~protocol.TradeDecision.stop_for_fill` of
+the fill price (``stop_loss_pct`` below the fill when the decision is not known). Marks (prices) are
 not position changes: :meth:`mark` records the latest price per instrument and evaluates the
 exit plan.
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, Side, Status
+from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, Side, Status, TradeDecision, slippage_bps
 
 from .exits import ExitPlan, ExitRules, ExitWatch
 
@@ -63,10 +65,19 @@ class ClosedTrade:
     gross_pnl: float
     fees: float
     exit_reason: DecisionReason | None
+    exit_reference_price: float = 0.0
 
     @property
     def net_pnl(self) -> float:
         return self.gross_pnl - self.fees
+
+    @property
+    def exit_slippage_bps(self) -> float | None:
+        """How much worse the exit filled than the price its decision referred to, bps (negative:
+        better); ``None`` when the exit decision is not known."""
+        if self.exit_reference_price <= 0:
+            return None
+        return slippage_bps(Side.SELL, self.exit_reference_price, self.exit_price)
 
     @property
     def return_pct(self) -> float:
@@ -152,9 +163,12 @@ class PositionTracker:
 
     # -- the only mutation of positions -------------------------------------------------
 
-    def apply(self, conf: ExecutionConfirmation, reason: DecisionReason | None = None) -> ApplyResult:
+    def apply(self, conf: ExecutionConfirmation, reason: DecisionReason | None = None, *,
+              decision: TradeDecision | None = None) -> ApplyResult:  # fmt: skip
         """Fold one confirmation in. ``reason`` (the decision's) labels a closing trade; a PROTECT's
-        stop that filled on the venue is labelled ``STOP_LOSS``."""
+        stop that filled on the venue is labelled ``STOP_LOSS``. ``decision`` (the one answered,
+        when known) gives an entry's stop (:meth:`~protocol.TradeDecision.stop_for_fill`) and an
+        exit's reference price (for its slippage in the trade log)."""
         if conf.decision_id in self._applied:
             return ApplyResult(Applied.DUPLICATE, self._positions.get(conf.instrument))
         self._applied.add(conf.decision_id)
@@ -163,18 +177,21 @@ class PositionTracker:
         if not conf.status.executed:
             return ApplyResult(Applied.NOT_EXECUTED, self._positions.get(conf.instrument))
         if conf.side is Side.BUY:
-            return self._buy(conf)
+            return self._buy(conf, decision.stop_for_fill(conf.avg_price) if decision is not None else 0.0)
         if conf.intent is Intent.PROTECT:
             reason = DecisionReason.STOP_LOSS
-        return self._sell(conf, reason)
+        reference = 0.0  # what the exit's slippage is measured against: a stop fill's is its stop level
+        if decision is not None:
+            reference = decision.stop_price if decision.intent is Intent.PROTECT else decision.reference_price
+        return self._sell(conf, reason, reference)
 
-    def _buy(self, conf: ExecutionConfirmation) -> ApplyResult:
+    def _buy(self, conf: ExecutionConfirmation, stop: float) -> ApplyResult:
         qty, price, inst = conf.executed_qty, conf.avg_price, conf.instrument
         self.cash -= qty * price + conf.fee
         self.fees += conf.fee
         old = self._positions.get(inst)
         if old is None:
-            plan = ExitPlan.for_entry(self.exit_rules, price, conf.executed_at_ns)
+            plan = ExitPlan.for_entry(self.exit_rules, price, conf.executed_at_ns, stop)
             pos = Position(inst, qty, price, conf.executed_at_ns, conf.decision_id, conf.fee, plan)
             applied = Applied.OPENED
         else:
@@ -187,7 +204,7 @@ class PositionTracker:
         self._watches[inst] = ExitWatch(plan)  # same step as the open: never unprotected
         return ApplyResult(applied, pos)
 
-    def _sell(self, conf: ExecutionConfirmation, reason: DecisionReason | None) -> ApplyResult:
+    def _sell(self, conf: ExecutionConfirmation, reason: DecisionReason | None, reference: float) -> ApplyResult:
         qty, price, inst = conf.executed_qty, conf.avg_price, conf.instrument
         self.cash += qty * price - conf.fee
         self.fees += conf.fee
@@ -213,6 +230,7 @@ class PositionTracker:
             gross_pnl=gross,
             fees=old.entry_fees * share + conf.fee,
             exit_reason=reason,
+            exit_reference_price=reference,
         )
         self.closed_trades.append(trade)
         remaining = old.quantity - closed_qty

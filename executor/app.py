@@ -74,6 +74,7 @@ class ExecutorApp(LinkShell):
             incarnation=secrets.randbits(64),
             last_seq=core.journal.next_seq() - 1,
             heartbeat_interval_ns=int(heartbeat_s * 1e9),
+            journal_id=core.journal.journal_id,
         )
         self.retry_unresolved_s = retry_unresolved_s
         self.maintenance_s = maintenance_s
@@ -132,8 +133,14 @@ class ExecutorApp(LinkShell):
 
     def _enqueue(self, job: tuple[TradeDecision, int, bool, bool, float], *, recovering: bool = False) -> None:
         self._active.add(job[0].decision_id)
-        self.metrics.inflight.set(len(self._active))
+        self._count_in_flight()
         self._queue.put_nowait((*job[:3], recovering or job[2], job[4]))
+
+    def _count_in_flight(self) -> None:
+        """Decisions journaled and not yet confirmed: the gauge, and the count every heartbeat
+        carries (the brain resolves no expired decision while it is above 0, SPEC.md §10.1)."""
+        self.metrics.inflight.set(len(self._active))
+        self.link.in_flight = len(self._active)
 
     async def maintain(self) -> None:
         """One maintenance round (see the module docstring); the worker runs it when idle."""
@@ -180,13 +187,16 @@ class ExecutorApp(LinkShell):
             )
             return
         except Exception:
+            # journaled and not confirmed: it stays in flight (the brain must not conclude it never
+            # executed) and is tried again, looking its order up first, like an unresolved one
             self.metrics.handler_errors.inc()
-            self.log.exception("decision_failed")
-            self._active.discard(d.decision_id)
-            self.metrics.inflight.set(len(self._active))
+            self.log.exception("decision_failed", retry_in_s=self.retry_unresolved_s)
+            asyncio.get_running_loop().call_later(
+                self.retry_unresolved_s, self._queue.put_nowait, (d, received_at, duplicate, True, started)
+            )
             return
         self._active.discard(d.decision_id)
-        self.metrics.inflight.set(len(self._active))
+        self._count_in_flight()
         self._report(outcome, d)
         self._answer(outcome, started, time.time_ns())
         self._flush()
@@ -239,7 +249,16 @@ class ExecutorApp(LinkShell):
             c = outcome.confirmation
             log.info("decision_executed" if outcome.executed else "decision_not_executed",
                      status=c.status.name, reject_code=c.reject_code.name, executed_qty=c.executed_qty,
-                     avg_price=c.avg_price, fee=c.fee, detail=outcome.detail)  # fmt: skip
+                     avg_price=c.avg_price, fee=c.fee, detail=outcome.detail,
+                     exit_slippage_bps=outcome.exit_slippage_bps)  # fmt: skip
+            if outcome.exit_slippage_bps is not None:
+                self.metrics.exit_slippage.observe(outcome.exit_slippage_bps / 1e4)
+            if c.slippage_over_limit:
+                self.metrics.exits_over_slippage.inc()
+                log.warning("exit_slippage_over_limit", slippage_bps=outcome.exit_slippage_bps,
+                            max_slippage_bps=decision.max_slippage_bps, reference_price=decision.reference_price,
+                            avg_price=c.avg_price, intent=decision.intent.name,
+                            detail="executed anyway: exits are never refused for slippage")  # fmt: skip
         if outcome.executed:
             self.metrics.executions.inc()
             self._export_ledger()

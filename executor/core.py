@@ -12,6 +12,18 @@ d. otherwise: journal the decision (committed before acting), execute it on the 
    journal the outcome (fill + confirmation + state done in one transaction), then apply the fill to
    the ledger.
 
+**Exits are never refused for slippage** (DESIGN.md invariant 3): an entry is a LIMIT_IOC at
+``max_slippage_bps`` from its reference (or the paper venue's equivalent check), but a CLOSE or
+REDUCE is a market order whatever the distance from its reference — a stop that does not execute
+because the price moved against the position is the failure the exit plan exists to prevent. An
+executed exit worse than its reference (a PROTECT's stop fill: worse than its ``stop_price``) by
+more than ``max_slippage_bps`` carries the ``SLIPPAGE_OVER_LIMIT`` flag in its confirmation, and
+its slippage is in :attr:`Outcome.exit_slippage_bps` for the application to count and log.
+
+**One stop level**: a filled entry's protective stop is placed at
+:meth:`~protocol.TradeDecision.stop_for_fill` of the fill price — the level the brain's exit plan
+computes from the same confirmation — not at the ``stop_price`` the decision carried.
+
 The synchronous steps — :meth:`ExecutorCore.admit` (rules a–b and journaling) and
 :meth:`ExecutorCore.settle` (report → confirmation, journal, ledger) — contain every state change;
 the awaited venue calls sit between them and change nothing here.
@@ -44,13 +56,13 @@ from pathlib import Path
 
 import structlog
 
-from protocol import ExecutionConfirmation, Intent, RejectCode, Side, Status, TradeDecision
+from protocol import ExecutionConfirmation, Intent, RejectCode, Side, Status, TradeDecision, slippage_bps
 from protocol.messages import VENUE_REF_SIZE
 
 from .gateway import ExitOrderGateway
 from .journal import Journal, JournalError
 from .ledger import Fill, Ledger
-from .orders import OrderOps
+from .orders import GATEWAY, OrderOps
 from .venue.base import OrderReport, OrderRequest, OrderStatus, OrderType, Venue
 from .venue.coid import client_order_id
 from .venue.errors import PermanentVenueError
@@ -58,6 +70,16 @@ from .venue.paper import POSITION_REL_TOL, PaperVenue
 from .venue.retry import RetryPolicy
 
 __all__ = ["ExecutorCore", "Outcome"]
+
+
+def _exit_slippage_bps(d: TradeDecision, side: Side, avg_price: float) -> float | None:
+    """Slippage of an executed exit against its reference — a CLOSE's or REDUCE's
+    ``reference_price``, a PROTECT's ``stop_price`` (its stop filled) — in bps; ``None`` for an entry."""
+    if d.intent in (Intent.CLOSE, Intent.REDUCE):
+        return slippage_bps(side, d.reference_price, avg_price)
+    if d.intent is Intent.PROTECT:
+        return slippage_bps(side, d.stop_price, avg_price)
+    return None
 
 
 def _venue_ref(report: OrderReport) -> bytes:
@@ -75,6 +97,8 @@ class Outcome:
         executed: this call traded (a fill was journaled and applied to the ledger).
         conflict: the id repeated with different content; the stored outcome was answered.
         detail: why it did not execute, for logs (empty when executed or duplicate-confirmed).
+        exit_slippage_bps: for an executed exit (CLOSE, REDUCE, a PROTECT's stop fill), how much
+            worse than its reference the fill is, bps (negative: better); else ``None``.
     """
 
     confirmation: ExecutionConfirmation
@@ -82,6 +106,7 @@ class Outcome:
     executed: bool
     conflict: bool = False
     detail: str = ""
+    exit_slippage_bps: float | None = None
 
 
 class ExecutorCore:
@@ -215,10 +240,14 @@ class ExecutorCore:
                                       Status.REJECTED)  # fmt: skip
         coid = client_order_id(self.namespace, d.decision_id, "e")
         if expired:
-            role = "p" if d.intent is Intent.PROTECT else "e"
-            found = await self.ops.lookup(client_order_id(self.namespace, d.decision_id, role), symbol,
-                                          reason="recovery")  # fmt: skip
-            return None if found is None else await self.ops.settle(found, symbol)
+            if d.intent is Intent.PROTECT:  # its stop (open: ACCEPTED), or the exit a crossed stop became
+                found = await self.ops.lookup(client_order_id(self.namespace, d.decision_id, "p"), symbol,
+                                              reason="recovery")  # fmt: skip
+                if found is not None:
+                    return found
+            found = await self.ops.lookup(coid, symbol, reason="recovery")
+            owner = GATEWAY if self.protective and d.side is Side.SELL else "router"
+            return None if found is None else await self.ops.settle(found, symbol, owner=owner)
         held = self.ledger.position(d.instrument)
         if d.intent is Intent.PROTECT:
             if not self.protective:
@@ -236,32 +265,34 @@ class ExecutorCore:
                                               RejectCode.INSUFFICIENT_POSITION, Status.REJECTED)  # fmt: skip
                 return await self.gateway.exit(symbol, min(d.quantity, held), held, d.decision_id, d.market_ts_ns,
                                                d.reference_price, recovering=recovering)  # fmt: skip
-            req = self._order(d, coid, OrderType.MARKET)
+            req = self._order(d, coid, OrderType.MARKET, guarded=False)  # an exit is never refused for slippage
             return await self.ops.settle(await self.ops.place(req, lookup_first=recovering), symbol)
         typ = OrderType.MARKET if d.max_slippage_bps >= 10_000 else OrderType.LIMIT_IOC
         report = await self.ops.settle(await self.ops.place(self._order(d, coid, typ), lookup_first=recovering), symbol)
         if report.filled > 0 and d.stop_price > 0 and self.protective:
-            await self._protect_entry(d, symbol, held + report.filled, recovering)
+            await self._protect_entry(d, symbol, held + report.filled, d.stop_for_fill(report.avg_price), recovering)
         return report
 
-    async def _protect_entry(self, d: TradeDecision, symbol: str, total: float, recovering: bool) -> None:
-        """The stop for a filled entry. Whatever happens to the stop, the entry's fill stands: a
-        refusal marks the position unprotected (retried by maintenance), a stop found filled is
-        kept for the next exit decision."""
+    async def _protect_entry(self, d: TradeDecision, symbol: str, total: float, stop: float,
+                             recovering: bool) -> None:  # fmt: skip
+        """The stop for a filled entry, at ``stop`` (computed from the fill). Whatever happens to the
+        stop, the entry's fill stands: a refusal marks the position unprotected (retried by
+        maintenance), a stop found filled is kept for the next exit decision."""
         gw = self.gateway
         try:
             if symbol in gw.stops:
-                r = await gw.move(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns, recovering=recovering,
+                r = await gw.move(symbol, total, stop, d.decision_id, d.market_ts_ns, recovering=recovering,
                                   bounded=False)  # fmt: skip
                 if r.status.terminal and r.filled > 0:
                     gw.fired[symbol] = r  # the old stop had fired: reported with the next exit
             else:
-                await gw.protect(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns, recovering=recovering)
+                await gw.protect(symbol, total, stop, d.decision_id, d.market_ts_ns, recovering=recovering)
         except PermanentVenueError as exc:
-            gw.mark_unprotected(symbol, total, d.stop_price, d.decision_id, d.market_ts_ns, exc.detail)
+            gw.mark_unprotected(symbol, total, stop, d.decision_id, d.market_ts_ns, exc.detail)
 
     @staticmethod
-    def _order(d: TradeDecision, coid: str, typ: OrderType) -> OrderRequest:
+    def _order(d: TradeDecision, coid: str, typ: OrderType, *, guarded: bool = True) -> OrderRequest:
+        """The order for ``d``; ``guarded=False`` (exits) drops the slippage bound."""
         limit = None
         if typ is OrderType.LIMIT_IOC:
             slip = d.max_slippage_bps / 1e4
@@ -269,7 +300,7 @@ class ExecutorCore:
         return OrderRequest(
             client_order_id=coid, decision_id=d.decision_id, symbol=str(d.instrument), side=d.side, type=typ,
             amount=d.quantity, price=limit, market_ts_ns=d.market_ts_ns, reference_price=d.reference_price,
-            max_slippage_bps=d.max_slippage_bps,
+            max_slippage_bps=d.max_slippage_bps if guarded else 10_000,
         )  # fmt: skip
 
     def settle(self, d: TradeDecision, report: OrderReport, *, duplicate: bool, conflict: bool) -> Outcome:
@@ -287,10 +318,12 @@ class ExecutorCore:
             RejectCode.SLIPPAGE_EXCEEDED if report.type is OrderType.LIMIT_IOC else RejectCode.VENUE_ERROR)  # fmt: skip
         fill = Fill(d.decision_id, d.instrument, report.side, report.filled, report.avg_price, report.fee,
                     report.updated_at_ns or 1)  # fmt: skip
+        slip = _exit_slippage_bps(d, report.side, report.avg_price)
+        over = slip is not None and slip > d.max_slippage_bps
         conf = self._confirm(d, Status.FILLED if full else Status.PARTIALLY_FILLED, code, fill=fill,
-                             ref=_venue_ref(report))  # fmt: skip
+                             ref=_venue_ref(report), slippage_over_limit=over)  # fmt: skip
         self.ledger.apply(fill)
-        return Outcome(conf, duplicate=duplicate, executed=True, conflict=conflict)
+        return Outcome(conf, duplicate=duplicate, executed=True, conflict=conflict, exit_slippage_bps=slip)
 
     def _refuse(
         self, d: TradeDecision, status: Status, code: RejectCode, detail: str, duplicate: bool, conflict: bool,
@@ -300,6 +333,7 @@ class ExecutorCore:
 
     def _confirm(
         self, d: TradeDecision, status: Status, code: RejectCode, *, fill: Fill | None = None, ref: bytes = b"",
+        slippage_over_limit: bool = False,
     ) -> ExecutionConfirmation:  # fmt: skip
         """Build the next confirmation for ``d`` and journal it (with ``fill``, one transaction)."""
         conf = ExecutionConfirmation(
@@ -316,6 +350,7 @@ class ExecutorCore:
             executed_at_ns=fill.executed_at_ns if fill is not None else 0,
             venue_ref=ref[:VENUE_REF_SIZE],
             venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
+            slippage_over_limit=slippage_over_limit,
         )
         self.journal.record_outcome(conf, fill, ref)
         return conf

@@ -28,6 +28,12 @@ freqtrade issue #12528, a stop left on the exchange after its position was close
 - A stop found **already filled** (it triggered while the brain was deciding, or while the
   executor was down) *is* the exit: its fill is kept in ``fired`` and reported for the next exit
   or PROTECT decision of that symbol, and nothing else is sent.
+- A **move above the market** (a PROTECT whose new level the price has already crossed — a gap,
+  or a fast fall between the decision and the order): the venue refuses the stop as one that would
+  trigger at once (:class:`~executor.venue.errors.StopWouldTrigger`). The stop would have fired, so
+  the move becomes the exit it stands for: the position is sold at the market (role ``e`` of the
+  PROTECT's decision id, looked up first on a restart) and the PROTECT is confirmed with that fill.
+  Never silently dropped (DESIGN.md invariant 3).
 
 State is a cache of the venue and the journal: :meth:`adopt` rebuilds it after a restart.
 """
@@ -45,7 +51,7 @@ from protocol import RejectCode, Side, Status
 from .orders import GATEWAY, OrderOps, Unresolved
 from .venue.base import OrderReport, OrderRequest, OrderType
 from .venue.coid import client_order_id, parse as parse_coid
-from .venue.errors import PermanentVenueError
+from .venue.errors import PermanentVenueError, StopWouldTrigger
 
 __all__ = ["ExitOrderGateway", "Protection", "ProtectiveStore"]
 
@@ -89,7 +95,8 @@ class ExitOrderGateway:
         stop_limit_offset_bps: spot: the stop-limit's limit price sits this far below its trigger
             (room for the fill in a fast market), bps.
         max_moves_per_min: bound on brain-driven cancel/replace per symbol.
-        metrics: object with an ``unprotected`` Gauge, or ``None``.
+        metrics: object with an ``unprotected`` Gauge and a ``stops_crossed`` Counter (moves turned
+            into exits), or ``None``.
     """
 
     def __init__(
@@ -159,9 +166,14 @@ class ExitOrderGateway:
     # -- the three operations --------------------------------------------------------------
 
     async def protect(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int,
-                      *, recovering: bool = False) -> OrderReport | None:  # fmt: skip
+                      *, recovering: bool = False, crossed_raises: bool = False) -> OrderReport | None:  # fmt: skip
         """Place the stop for a position of ``qty``; ``None`` if the venue refused it (the position
-        is then counted unprotected, unless ``qty`` is dust below the venue's minimum)."""
+        is then counted unprotected, unless ``qty`` is dust below the venue's minimum).
+
+        Raises:
+            StopWouldTrigger: with ``crossed_raises``, the market is already through ``stop``
+                (:meth:`move` then exits instead).
+        """
         req = self._request(symbol, qty, stop, decision_id, market_ts_ns)
         self.store.record_protective(symbol, req.client_order_id, stop, qty)
         try:
@@ -170,6 +182,8 @@ class ExitOrderGateway:
                 report = await self.ops.place(req)
         except PermanentVenueError as exc:
             self.store.clear_protective(symbol)
+            if crossed_raises and isinstance(exc, StopWouldTrigger):
+                raise
             if exc.reject_code is RejectCode.INVALID_QUANTITY:
                 self.log.warning("dust_not_protected", symbol=symbol, qty=qty, detail=exc.detail)
                 self._set_unprotected(symbol, 0.0)
@@ -204,13 +218,32 @@ class ExitOrderGateway:
 
     async def move(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int, *,
                    recovering: bool = False, bounded: bool = True) -> OrderReport:  # fmt: skip
-        """Move the stop to ``stop`` for ``qty``. Returns the new stop's report (OPEN), or a stop's
-        fill if it had triggered (the position is gone).
+        """Move the stop to ``stop`` for ``qty``. Returns the new stop's report (OPEN), a stop's
+        fill if it had triggered (the position is gone), or — the market already through ``stop``
+        — the fill of the market exit that replaces the move (module docstring).
 
         Raises:
             PermanentVenueError: refused by the bound on moves (GUARD) or by the venue (the old stop
                 stays). Unresolved: the venue's answers stayed ambiguous.
         """
+        if recovering:  # a move that became an exit before a restart: that exit is the answer
+            found = await self.ops.lookup(client_order_id(self.namespace, decision_id, "e"), symbol, reason="recovery")
+            if found is not None:
+                report = await self.ops.settle(found, symbol, owner=GATEWAY)
+                await self._after_exit(symbol, self.stops.get(symbol), qty - report.filled, decision_id, market_ts_ns)
+                return report
+        try:
+            return await self._move(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering,
+                                    bounded=bounded)  # fmt: skip
+        except StopWouldTrigger as exc:
+            self.log.warning("stop_above_market_exit", symbol=symbol, stop=stop, qty=qty, detail=exc.detail,
+                             action="the stop would fire at once: selling at the market instead")  # fmt: skip
+            if self.metrics is not None:
+                self.metrics.stops_crossed.inc()
+            return await self.exit(symbol, qty, qty, decision_id, market_ts_ns, stop)
+
+    async def _move(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int, *,
+                    recovering: bool, bounded: bool) -> OrderReport:  # fmt: skip
         fired = await self.check_fired(symbol)
         if fired is not None:
             return fired
@@ -226,7 +259,8 @@ class ExitOrderGateway:
         req = self._request(symbol, qty, stop, decision_id, market_ts_ns)
         held = self.stops.get(symbol)
         if held is None:
-            report = await self.protect(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering)
+            report = await self.protect(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering,
+                                        crossed_raises=True)  # fmt: skip
             if report is None:
                 raise PermanentVenueError(f"{symbol}: the venue refused the stop at {stop}", RejectCode.VENUE_ERROR)
             return report
@@ -264,6 +298,16 @@ class ExitOrderGateway:
             self.store.record_protective(req.symbol, req.client_order_id, req.stop_price or 0.0, req.amount)
         try:
             return await self.ops.call("cancel_replace", lambda: replace(held.client_order_id, req))
+        except StopWouldTrigger:
+            # the new stop is already crossed: the caller exits instead, so no re-protect at the old level
+            found = await self.ops.lookup(held.client_order_id, req.symbol, reason="replace")
+            if found is not None and found.status.terminal:
+                self._forget(req.symbol)
+                if found.filled > 0:
+                    return found
+            else:
+                self.store.record_protective(req.symbol, held.client_order_id, held.stop_price, held.qty)
+            raise
         except PermanentVenueError:
             found = await self.ops.lookup(held.client_order_id, req.symbol, reason="replace")
             if found is not None and found.status.terminal:

@@ -18,12 +18,23 @@ Storage: enums as their integer values; floats as REAL (IEEE double, exact round
 ``sent_at_ns`` is not stored: the sender stamps it at each transmission. An instrument is two
 columns, ``instrument_kind`` and ``instrument`` (its raw bytes).
 
+Identity: a journal is created whole (:func:`tandem.journalfile.create`) with ``meta`` rows
+``kind`` = ``tandem-executor``, ``schema_version``, a random ``journal_id`` (u64, never 0; the
+executor's heartbeats carry it so the brain notices a replaced journal), ``starting_cash`` and the
+``venue`` it trades on (``paper``, ``binance-emulator:binanceusdm``, ``ccxt:binance:sandbox``...).
+An existing file is checked before it is changed: an empty one (0 bytes, no tables: wiped), one
+that is not a tandem executor journal, or one of another schema, starting cash or venue is
+refused; nothing is ever created over it (``--fresh-journal`` sets it aside first,
+:func:`tandem.journalfile.set_aside`).
+
 Errors (every ``sqlite3`` error is translated once, in :func:`_translated`; messages start with
 the journal's path)::
 
     JournalError                 base
     ├── JournalCorrupt           not a SQLite database, or a damaged one
-    ├── JournalMismatch          schema version or starting cash differs from the stored one
+    │   └── JournalEmpty         an existing file that is empty: wiped or truncated
+    ├── JournalMismatch          not an executor journal, or schema version, starting cash or
+    │                            venue differs from the stored one
     └── JournalConflict          an illegal write: a duplicate decision or outcome, an outcome for
                                  a decision not in flight, or a confirmation seq out of order
 """
@@ -36,7 +47,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from protocol import (
     DecisionReason,
@@ -50,20 +61,27 @@ from protocol import (
     TradeDecision,
 )
 
+from tandem import journalfile
+
 from .ledger import Fill
 
 __all__ = [
     "SCHEMA_VERSION",
     "DecisionState",
+    "JOURNAL_KIND",
     "Journal",
     "JournalConflict",
     "JournalCorrupt",
+    "JournalEmpty",
     "JournalError",
     "JournalMismatch",
     "JournaledDecision",
+    "check_journal",
+    "new_journal_id",
 ]
 
-SCHEMA_VERSION = 2  # 2: decisions.stop_price (protocol v2)
+SCHEMA_VERSION = 3  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue)
+JOURNAL_KIND = "tandem-executor"
 
 DecisionState = Literal["received", "done"]
 
@@ -76,8 +94,14 @@ class JournalCorrupt(JournalError):
     """The file is not a SQLite database, or is damaged."""
 
 
+class JournalEmpty(JournalCorrupt):
+    """An existing journal file is empty (0 bytes, or a database without tables): it was wiped,
+    and starting a new journal over it would forget what it held."""
+
+
 class JournalMismatch(JournalError):
-    """The journal was written with another schema version or starting cash."""
+    """The file is not a tandem executor journal, or was written with another schema version,
+    starting cash or venue."""
 
 
 class JournalConflict(JournalError):
@@ -144,7 +168,8 @@ CREATE TABLE IF NOT EXISTS confirmations (
     executed_at_ns INTEGER NOT NULL,
     venue_ref BLOB NOT NULL,
     venue_ref_truncated INTEGER NOT NULL,
-    venue_ref_full BLOB NOT NULL
+    venue_ref_full BLOB NOT NULL,
+    slippage_over_limit INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -176,11 +201,11 @@ _SELECT_FILLS = (
 _INSERT_CONFIRMATION = (
     "INSERT INTO confirmations (seq, decision_id, instrument_kind, instrument, side, intent, status,"
     " reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated,"
-    " venue_ref_full) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " venue_ref_full, slippage_over_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _CONFIRMATION_COLS = (
     "decision_id, seq, instrument_kind, instrument, side, intent, status, reject_code, executed_qty,"
-    " avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated"
+    " avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated, slippage_over_limit"
 )
 _SELECT_CONFIRMATION = f"SELECT {_CONFIRMATION_COLS} FROM confirmations WHERE decision_id = ?"
 _SELECT_CONFIRMATIONS_FROM = f"SELECT {_CONFIRMATION_COLS} FROM confirmations WHERE seq >= ? ORDER BY seq"
@@ -190,6 +215,74 @@ _SYNCHRONOUS = ("NORMAL", "FULL")
 _CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _I64_WRAP = 1 << 64
 _I64_MAX = (1 << 63) - 1
+
+
+def _identity(path: str, conn: sqlite3.Connection, venue: str | None) -> dict[str, Any]:
+    """The ``meta`` rows of the open database, checked: not without tables (wiped), an executor
+    journal of this schema with a ``journal_id``, and (``venue`` given) of that venue.
+
+    Raises:
+        JournalEmpty, JournalMismatch: see :class:`Journal`.
+    """
+    tables = journalfile.table_names(conn)
+    if not tables:
+        raise JournalEmpty(f"{path}: the executor journal holds no tables: wiped or never written; refusing "
+                           f"to start a new journal over it ({journalfile.FRESH_HINT})")  # fmt: skip
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+    kind = meta.get("kind")
+    if "schema_version" not in meta:
+        what = f"a {kind} journal" if kind else "no schema_version in its meta table"
+        raise JournalMismatch(f"{path}: not a {JOURNAL_KIND} journal ({what})")
+    if meta["schema_version"] != SCHEMA_VERSION:
+        raise JournalMismatch(f"{path}: journal has schema_version={meta['schema_version']!r}, "
+                              f"opened with {SCHEMA_VERSION!r}")  # fmt: skip
+    if kind != JOURNAL_KIND:
+        raise JournalMismatch(f"{path}: not a {JOURNAL_KIND} journal (kind {kind!r})")
+    if not meta.get("journal_id"):
+        raise JournalMismatch(f"{path}: the journal has no journal_id")
+    stored = meta.get("venue")
+    if venue is not None and stored is not None and stored != venue:
+        raise JournalMismatch(f"{path}: journal was created for venue {stored}, opened for venue {venue}")
+    return meta
+
+
+def _refuse_wiped(path: Path) -> None:
+    """Raises JournalEmpty for a file :func:`tandem.journalfile.wiped` finds wiped."""
+    problem = journalfile.wiped(path)
+    if problem is not None:
+        raise JournalEmpty(f"{path}: the executor journal {problem}; refusing to start a new journal over it "
+                           f"({journalfile.FRESH_HINT})")  # fmt: skip
+
+
+def check_journal(path: Path, *, venue: str | None = None, starting_cash: float | None = None) -> None:
+    """Check an existing journal file as :class:`Journal` would open it, writing nothing (read as
+    an immutable file: no ``-wal``/``-shm`` appear; the identity is committed at creation, in
+    the file itself). A missing file passes. What ``tandem paper`` asks before it writes into a
+    run directory.
+
+    Raises:
+        JournalEmpty, JournalCorrupt, JournalMismatch: see :class:`Journal`.
+    """
+    _refuse_wiped(path)
+    if not path.exists():
+        return
+    with _translated(str(path)):
+        conn = journalfile.connect_immutable(path)
+        try:
+            meta = _identity(str(path), conn, venue)
+        finally:
+            conn.close()
+    if starting_cash is not None and meta.get("starting_cash") != float(starting_cash):
+        raise JournalMismatch(f"{path}: journal has starting_cash={meta.get('starting_cash')!r}, "
+                              f"opened with {float(starting_cash)!r}")  # fmt: skip
+
+
+def new_journal_id() -> int:
+    """A fresh journal identity: a random u64 in 1..2**64-1 (0 means "no journal" on the wire)."""
+    while True:
+        value = secrets.randbits(64)
+        if value:
+            return value
 
 
 def _i64(u: int) -> int:
@@ -237,7 +330,7 @@ def _decision_row(row: tuple) -> JournaledDecision:
 
 
 def _confirmation_row(row: tuple) -> ExecutionConfirmation:
-    (did, seq, kind, instr, side, intent, status, code, qty, price, fee, at, ref, truncated) = row
+    (did, seq, kind, instr, side, intent, status, code, qty, price, fee, at, ref, truncated, over) = row
     return ExecutionConfirmation(
         decision_id=_u64(did),
         seq=seq,
@@ -252,11 +345,12 @@ def _confirmation_row(row: tuple) -> ExecutionConfirmation:
         executed_at_ns=_u64(at),
         venue_ref=ref,
         venue_ref_truncated=bool(truncated),
+        slippage_over_limit=bool(over),
     )
 
 
 class Journal:
-    """An open journal file (created on first use).
+    """An open journal file (created on first use, whole; see the module docstring).
 
     Args:
         path: the SQLite file; ``":memory:"`` is refused (no WAL, nothing survives).
@@ -264,32 +358,72 @@ class Journal:
             must equal the stored value. ``None`` reopens with whatever is stored.
         synchronous: ``"NORMAL"`` (default; survives a process kill) or ``"FULL"`` (also survives
             power loss); see the module docstring.
+        venue: the venue's identity (``ExecutorSettings.venue_id()``). Stored on creation; on
+            reopen it must equal the stored one. ``None`` checks nothing.
+
+    Attributes:
+        journal_id: this journal's identity, a random u64 in 1..2**64-1 made at creation.
+        venue: the venue it was created for (``None`` if none was given).
 
     Raises:
         ValueError: ``synchronous`` not NORMAL or FULL.
+        JournalEmpty: the file exists and is empty (0 bytes or no tables), or only its ``-wal``
+            is left.
         JournalCorrupt: the file is not a SQLite database.
-        JournalMismatch: other schema version or starting cash; a new journal without
-            ``starting_cash``.
+        JournalMismatch: not a tandem executor journal; other schema version, starting cash or
+            venue; a new journal without ``starting_cash``.
         JournalError: WAL mode could not be enabled, or another SQLite failure.
     """
 
-    __slots__ = ("_conn", "_next_seq", "path", "starting_cash")
+    __slots__ = ("_conn", "_next_seq", "journal_id", "path", "starting_cash", "venue")
 
     def __init__(
-        self, path: str | Path, *, starting_cash: float | None = None, synchronous: str = "NORMAL"
-    ) -> None:
+        self, path: str | Path, *, starting_cash: float | None = None, synchronous: str = "NORMAL",
+        venue: str | None = None,
+    ) -> None:  # fmt: skip
         sync = synchronous.upper()
         if sync not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
         self.path = str(path)
+        if self.path == ":memory:":
+            raise JournalError(f"{self.path}: an in-memory journal keeps nothing across a restart; give a file")
+        self._create_if_missing(Path(path), starting_cash, venue)
         with _translated(self.path):
             self._conn = sqlite3.connect(self.path, isolation_level=None)
         try:
             with _translated(self.path):
+                self._check_identity(venue)
                 self._open(sync, starting_cash)
         except BaseException:
             self._conn.close()
             raise
+
+    def _create_if_missing(self, path: Path, starting_cash: float | None, venue: str | None) -> None:
+        """Refuse a wiped file; create a missing journal whole, identity included."""
+        _refuse_wiped(path)
+        if path.exists():
+            return
+        if starting_cash is None:
+            raise JournalMismatch(f"{self.path}: new journal needs a starting_cash")
+        meta: dict[str, Any] = {"kind": JOURNAL_KIND, "schema_version": SCHEMA_VERSION, "starting_cash": float(starting_cash),
+                                "journal_id": _i64(new_journal_id())}  # fmt: skip
+        if venue is not None:
+            meta["venue"] = venue
+
+        def init(conn: sqlite3.Connection) -> None:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.executemany(_PUT_META, meta.items())
+
+        with _translated(self.path):
+            journalfile.create(path, init)
+
+    def _check_identity(self, venue: str | None) -> None:
+        """Refuse, before anything is written to it, a file that is not this kind of journal."""
+        meta = _identity(self.path, self._conn, venue)
+        self.journal_id = _u64(int(meta["journal_id"]))
+        self.venue = meta.get("venue", venue)
 
     def _open(self, sync: str, starting_cash: float | None) -> None:
         conn = self._conn
@@ -302,7 +436,8 @@ class Journal:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
-            self._check_meta("schema_version", SCHEMA_VERSION)
+            if self.venue is not None:
+                self._check_meta("venue", self.venue)  # kept for good by a journal created without one
             cash = None if starting_cash is None else float(starting_cash)
             stored = self._check_meta("starting_cash", cash)
         self.starting_cash = float(stored)
@@ -370,6 +505,7 @@ class Journal:
             conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent,
             conf.status, conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee,
             _i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
+            int(conf.slippage_over_limit),
         )  # fmt: skip
         with _translated(self.path), self._tx():
             if self._conn.execute(_MARK_DONE, (did,)).rowcount != 1:

@@ -1,4 +1,13 @@
-"""``tandem executor`` / ``python -m executor``: serve decisions until SIGTERM or SIGINT."""
+"""``tandem executor`` / ``python -m executor``: serve decisions until SIGTERM or SIGINT.
+
+Start-up creates nothing until every input has been checked and every port bound: settings,
+the bus secret, the venue settings and data file, ``run_dir``, then the decision port and the
+metrics port (:func:`tandem.shell.claim`). Only then is ``run_dir`` created and locked for the
+executor (``executor.lock``: a second executor on it is refused, naming the holder) and the
+journal opened. An empty, foreign or other-venue journal is refused unless ``--fresh-journal``
+(which sets it aside and starts a new one), checked once without writing before anything is
+created and again, authoritatively, once the lock is held.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +21,13 @@ import structlog
 
 from protocol import Codec, Instrument, derive_key
 from tandem.marketdata import MarketDataError, bundled_path, load_bars
-from tandem.runtime import check_bind_secret, load_bus_secret, parse_address, start_metrics_server
-from tandem.shell import process_main
+from tandem.rundir import make_run_dir
+from tandem.runtime import load_bus_secret, parse_address, start_metrics_server
+from tandem.shell import claim, process_main
 
 from .app import ExecutorApp
 from .core import ExecutorCore
-from .journal import JournalError
+from .journal import Journal, JournalError, check_journal
 from .metrics import ExecutorMetrics
 from .orders import OrderOps
 from .settings import ExecutorSettings
@@ -64,22 +74,36 @@ def build_venue(settings: ExecutorSettings) -> Venue:
     return CcxtVenue(settings.exchange, config, sandbox=settings.sandbox)
 
 
-async def build_core(settings: ExecutorSettings, metrics: ExecutorMetrics | None = None) -> ExecutorCore:
-    """Build and start the venue, and open (or recover) the journal in ``run_dir``.
+async def build_core(
+    settings: ExecutorSettings, metrics: ExecutorMetrics | None = None, venue: Venue | None = None
+) -> ExecutorCore:
+    """Start the venue, and open (or recover) the journal in ``run_dir`` (created if missing; a
+    serving executor holds its lock first, see :func:`serve`).
+
+    Args:
+        venue: a venue from :func:`build_venue` (default: built here, and closed here on failure;
+            one passed in is the caller's to close on failure).
 
     Raises:
-        ConfigError, MarketDataError, JournalError, VenueError: bad setting, data file, journal or venue.
+        ConfigError, MarketDataError, JournalError, VenueError: bad setting, data file, journal
+            (empty, foreign, another venue's: :class:`~executor.journal.Journal`) or venue.
     """
-    venue = build_venue(settings)
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    ops = OrderOps(venue, RetryPolicy(), metrics, fill_timeout_s=settings.fill_timeout_s)
+    owned = venue is None
+    venue = build_venue(settings) if venue is None else venue
     try:
+        make_run_dir(settings.run_dir)
+        path = outputs(settings.run_dir)["journal"]
+        # creates the journal with its identity, or checks it (venue included) before the core opens it
+        Journal(path, starting_cash=settings.starting_cash, synchronous=settings.journal_synchronous,
+                venue=settings.venue_id()).close()  # fmt: skip
+        ops = OrderOps(venue, RetryPolicy(), metrics, fill_timeout_s=settings.fill_timeout_s)
         return await ExecutorCore.open(
-            outputs(settings.run_dir)["journal"], venue, settings.starting_cash,
+            path, venue, settings.starting_cash,
             synchronous=settings.journal_synchronous, ops=ops, protective=settings.protective_stops,
         )  # fmt: skip
     except BaseException:
-        await venue.close()
+        if owned:
+            await venue.close()
         raise
 
 
@@ -97,22 +121,45 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     Args:
         settings: executor settings.
         ready: optional callable given ``{"decision_addr": ..., "metrics_port": ...}`` once bound.
+
+    Raises:
+        ConfigError: a bad setting or bus secret, a ``run_dir`` that cannot be written, a host
+            that does not resolve, a port in use; :class:`~tandem.rundir.RunDirBusy`: another
+            executor holds ``run_dir``. MarketDataError, JournalError, VenueError: bad data file,
+            journal or venue. Every one of them before anything is created, except a journal or
+            venue error (after ``run_dir`` and its lock file exist).
     """
     log = structlog.get_logger("executor")
     secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
     codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
     bind = parse_address(settings.decision_addr, setting="decision_addr")
     peer = parse_address(settings.confirm_addr, setting="confirm_addr")
-    check_bind_secret(bind[0], secret, setting="decision_addr")
-    metrics = ExecutorMetrics()
-    core = await build_core(settings, metrics)
+    venue = build_venue(settings)
+    held = None
+    try:
+        held = claim(settings, bind, setting="decision_addr", metrics_port=settings.metrics_port, role="executor")
+        journal = outputs(settings.run_dir)["journal"]
+        if not settings.fresh_journal:  # refused before anything is created; checked again under the lock
+            check_journal(journal, venue=settings.venue_id(), starting_cash=settings.starting_cash)
+        if (backup := held.take_run_dir(settings, "executor", journal)) is not None:
+            log.warning("journal_set_aside", journal=str(journal), backup=str(backup), reason="fresh_journal")
+        metrics = ExecutorMetrics()
+        core = await build_core(settings, metrics, venue)
+    except BaseException:
+        if held is not None:
+            held.close()
+        await venue.close()
+        raise
     app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s, silence_s=settings.silence_s)
-    server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port)
+    app.bound_socket = held.take_udp()
+    server = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
+                                            sock=held.take_metrics())  # fmt: skip
         await app.start()
         host, port = app.address
         info = {"decision_addr": f"{host}:{port}", "metrics_port": server.port if server else None}
@@ -126,10 +173,13 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
         app.close()
         if server is not None:
             await server.close()
-        snapshot = ledger_snapshot(core)
-        outputs(settings.run_dir)["ledger"].write_text(json.dumps(snapshot, indent=2) + "\n")
-        await core.aclose()
-        log.info("executor_stopped", **snapshot)
+        try:
+            snapshot = ledger_snapshot(core)
+            outputs(settings.run_dir)["ledger"].write_text(json.dumps(snapshot, indent=2) + "\n")
+            await core.aclose()
+            log.info("executor_stopped", **snapshot)
+        finally:
+            held.close()  # the run dir's lock goes last: the ledger snapshot is written under it
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from protocol import RejectReason, Status
 
-__all__ = ["LOOKUP_REASONS", "VENUE_CALLS", "VENUE_ERROR_KINDS", "ExecutorMetrics"]
+__all__ = ["EXIT_SLIPPAGE_BUCKETS", "LOOKUP_REASONS", "VENUE_CALLS", "VENUE_ERROR_KINDS", "ExecutorMetrics"]
 
 VENUE_CALLS = ("create_order", "fetch_order", "cancel_order", "cancel_replace")
 """``call`` label values: the venue calls :meth:`executor.orders.OrderOps.call` makes."""
@@ -21,6 +21,9 @@ LOOKUP_REASONS = ("ambiguous", "cancel", "recovery", "refresh", "replace")
 """``reason`` label values of order lookups by clientOrderId (executor.orders, executor.gateway)."""
 
 _PROCESSING_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
+EXIT_SLIPPAGE_BUCKETS = (-0.01, -0.0025, 0.0, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+"""Ratio against the exit's reference (1 bps = 0.0001; negative: better): the default
+``max_slippage_bps`` is 50 (0.005); a gap through a stop on daily bars is hundreds to thousands of bps."""
 
 
 class ExecutorMetrics:
@@ -74,6 +77,20 @@ class ExecutorMetrics:
             registry=r,
         )  # fmt: skip
         self.inflight = Gauge("tandem_executor_inflight_decisions", "Decisions queued or executing", registry=r)
+        self.stops_crossed = Counter(
+            "tandem_executor_stop_moves_crossed_total",
+            "Stop moves the market had already crossed (the venue refused the stop as immediately triggering): sold at market instead",
+            registry=r,
+        )  # fmt: skip
+        self.exit_slippage = Histogram(
+            "tandem_executor_exit_slippage_ratio",
+            "Executed exits: how much worse than the decision's reference they filled, ratio (0.005 = 50 bps; negative: better)",
+            buckets=EXIT_SLIPPAGE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.exits_over_slippage = Counter(
+            "tandem_executor_exits_over_slippage_limit_total",
+            "Exits executed worse than the decision's max_slippage_bps (exits are never refused for slippage)", registry=r,
+        )  # fmt: skip
         self.position = Gauge(
             "tandem_executor_position_quantity", "Ledger position, base units (0 when flat)", ["instrument"], registry=r
         )

@@ -17,7 +17,18 @@ from pydantic import Field, SecretStr
 from tandem.runtime import ConfigError
 from tandem.settings import CommonSettings
 
-__all__ = ["ExecutorSettings"]
+__all__ = ["ExecutorSettings", "venue_id"]
+
+
+def venue_id(venue: str, exchange: str, *, live: bool = False) -> str:
+    """The identity of a venue, stored in the executor journal at its creation and checked on
+    every reopen: ``paper``, ``binance-emulator:<exchange>``, ``ccxt:<exchange>:sandbox`` or
+    ``ccxt:<exchange>:live``."""
+    if venue == "paper":
+        return "paper"
+    if venue == "binance-emulator":
+        return f"binance-emulator:{exchange}"
+    return f"{venue}:{exchange}:{'live' if live else 'sandbox'}"
 
 
 class ExecutorSettings(CommonSettings):
@@ -44,6 +55,10 @@ class ExecutorSettings(CommonSettings):
         "NORMAL", description="SQLite synchronous: NORMAL survives a process kill, FULL also power loss"
     )
     metrics_port: int = Field(9102, ge=-1, le=65535, description="Prometheus port (0 = any free port, -1 = off)")
+
+    def venue_id(self) -> str:
+        """This executor's venue identity (see :func:`venue_id`)."""
+        return venue_id(self.venue, self.exchange, live=self.live)
 
     def exchange_keys(self) -> tuple[str, str]:
         """``(api_key, secret)`` from the settings or their files (stripped); empty when unset.

@@ -1,4 +1,4 @@
-"""tandem wire protocol v2: messages, codec, authentication (sans-IO) and one UDP endpoint.
+"""tandem wire protocol v3: messages, codec, authentication (sans-IO) and one UDP endpoint.
 
 See ``protocol/SPEC.md`` for the byte tables, rules and golden vectors.
 """
@@ -32,7 +32,7 @@ from .errors import (
     VersionMismatch,
 )
 from .link import BrainLink, DecisionReceived, ExecutorLink, LinkStats, ReplayRequested
-from .messages import ExecutionConfirmation, Heartbeat, Instrument, ReplayRequest, TradeDecision
+from .messages import ExecutionConfirmation, Heartbeat, Instrument, ReplayRequest, TradeDecision, slippage_bps
 
 __all__ = [
     "CONFIRMATION_SIZE",
@@ -76,4 +76,5 @@ __all__ = [
     "UnknownMessageType",
     "VersionMismatch",
     "derive_key",
+    "slippage_bps",
 ]

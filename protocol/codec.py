@@ -1,4 +1,4 @@
-"""Sans-IO codec for protocol v2: bytes in, checked messages out; messages in, tagged bytes out.
+"""Sans-IO codec for protocol v3: bytes in, checked messages out; messages in, tagged bytes out.
 
 Every datagram is checked in this order before any field is read: size (at least the 2-byte
 prefix), version, type, exact size of that type, MAC tag, fields, freshness. The first failing
@@ -48,8 +48,9 @@ __all__ = [
     "derive_key",
 ]
 
-PROTOCOL_VERSION: Final = 2
-"""Version byte of every datagram; 2 since the decision grew ``stop_price`` (SPEC changelog)."""
+PROTOCOL_VERSION: Final = 3
+"""Version byte of every datagram; 3 since the heartbeat carries ``in_flight`` and ``journal_id``
+and the confirmation the ``SLIPPAGE_OVER_LIMIT`` flag (SPEC changelog)."""
 TAG_SIZE: Final = 16
 """Bytes of the BLAKE2b keyed-MAC tag that ends every datagram (128-bit security)."""
 
@@ -60,17 +61,19 @@ DEFAULT_MAX_SKEW_NS: Final = 5 * 1_000_000_000
 
 FLAG_MINT: Final = 0x01
 FLAG_VENUE_REF_TRUNCATED: Final = 0x02
+FLAG_SLIPPAGE_OVER_LIMIT: Final = 0x04
+_CONFIRMATION_FLAGS: Final = FLAG_MINT | FLAG_VENUE_REF_TRUNCATED | FLAG_SLIPPAGE_OVER_LIMIT
 
 # <  little-endian, no padding.  Body = everything the tag covers.
 _DECISION_BODY = struct.Struct("<BBBBBBHQ32sddQQQd")
 _CONFIRMATION_BODY = struct.Struct("<BBBBBBBBQQQ32sdddQ16s")
 _REPLAY_BODY = struct.Struct("<BBBBIQQ")
-_HEARTBEAT_BODY = struct.Struct("<BBBBIQQQ")
+_HEARTBEAT_BODY = struct.Struct("<BBBBIQQQQ")
 DECISION_SIZE: Final = _DECISION_BODY.size + TAG_SIZE
 CONFIRMATION_SIZE: Final = _CONFIRMATION_BODY.size + TAG_SIZE
 REPLAY_REQUEST_SIZE: Final = _REPLAY_BODY.size + TAG_SIZE
 HEARTBEAT_SIZE: Final = _HEARTBEAT_BODY.size + TAG_SIZE
-assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (112, 128, 40, 48)
+assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (112, 128, 40, 56)
 
 MESSAGE_SIZES: Final = {
     MessageType.DECISION: DECISION_SIZE,
@@ -127,7 +130,7 @@ def _stamp(sent: int) -> int:
 
 
 class Codec:
-    """Encodes and decodes authenticated protocol v2 datagrams.
+    """Encodes and decodes authenticated protocol v3 datagrams.
 
     Args:
         key: the 32-byte MAC key from :func:`derive_key`.
@@ -180,6 +183,8 @@ class Codec:
             flags, inst = _encode_instrument(msg.instrument)
             if msg.venue_ref_truncated:
                 flags |= FLAG_VENUE_REF_TRUNCATED
+            if msg.slippage_over_limit:
+                flags |= FLAG_SLIPPAGE_OVER_LIMIT
             sent = msg.sent_at_ns if sent_at_ns is None else sent_at_ns
             if not 0 <= sent < 2**64:
                 raise LocalProtocolError(f"sent_at_ns must fit in u64, got {sent}")
@@ -194,8 +199,9 @@ class Codec:
         elif isinstance(msg, Heartbeat):
             sent = _stamp(msg.sent_at_ns if sent_at_ns is None else sent_at_ns)
             body = _HEARTBEAT_BODY.pack(
-                PROTOCOL_VERSION, MessageType.HEARTBEAT, 0, msg.role, 0, sent, msg.last_seq, msg.incarnation
-            )
+                PROTOCOL_VERSION, MessageType.HEARTBEAT, 0, msg.role, msg.in_flight, sent, msg.last_seq,
+                msg.incarnation, msg.journal_id,
+            )  # fmt: skip
         else:
             raise LocalProtocolError(f"cannot encode {type(msg).__name__}")
         return body + self._tag(body)
@@ -251,10 +257,11 @@ class Codec:
 
     @staticmethod
     def _parse_heartbeat(body: bytes) -> Heartbeat:
-        _, _, flags, role, reserved32, sent, last_seq, incarnation = _HEARTBEAT_BODY.unpack(body)
-        if flags or reserved32:
-            raise LocalProtocolError("flags and reserved bytes must be zero")
-        return Heartbeat(role=Role(role), last_seq=last_seq, incarnation=incarnation, sent_at_ns=sent)
+        _, _, flags, role, in_flight, sent, last_seq, incarnation, journal_id = _HEARTBEAT_BODY.unpack(body)
+        if flags:
+            raise LocalProtocolError("flags must be zero")
+        return Heartbeat(role=Role(role), last_seq=last_seq, incarnation=incarnation, in_flight=in_flight,
+                         journal_id=journal_id, sent_at_ns=sent)  # fmt: skip
 
     @staticmethod
     def _parse_decision(body: bytes) -> TradeDecision:
@@ -281,7 +288,7 @@ class Codec:
     def _parse_confirmation(body: bytes) -> ExecutionConfirmation:
         (_, _, flags, side, intent, status, code, ref_len, sent, decision_id, seq, inst, qty,
          price, fee, executed_at, ref) = _CONFIRMATION_BODY.unpack(body)  # fmt: skip
-        if flags & ~(FLAG_MINT | FLAG_VENUE_REF_TRUNCATED):
+        if flags & ~_CONFIRMATION_FLAGS:
             raise LocalProtocolError(f"unknown flag bits 0x{flags:02x}")
         if ref_len > VENUE_REF_SIZE or any(ref[ref_len:]):
             raise LocalProtocolError("venue_ref length/padding is inconsistent")
@@ -299,5 +306,6 @@ class Codec:
             executed_at_ns=executed_at,
             venue_ref=ref[:ref_len],
             venue_ref_truncated=bool(flags & FLAG_VENUE_REF_TRUNCATED),
+            slippage_over_limit=bool(flags & FLAG_SLIPPAGE_OVER_LIMIT),
             sent_at_ns=sent,
         )

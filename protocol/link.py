@@ -13,16 +13,25 @@ time passed in, and hands back the datagrams to send; it never touches a socket 
       ``replay_interval_ns``);
     * sends a heartbeat every ``heartbeat_interval_ns`` and tracks when it last heard the executor;
     * decides when an unconfirmed decision can **never** execute: an executor heartbeat stamped
-      after the decision's ``expires_at_ns`` whose ``last_seq`` the brain has fully applied. The
-      executor handles datagrams one at a time and answers anything received after expiry with
-      EXPIRED, so every decision it accepted in time has a confirmation numbered at most that
-      ``last_seq``; both times are read on the executor's clock, so no skew allowance is needed.
+      after the decision's ``expires_at_ns`` that reports nothing in flight (``in_flight`` 0)
+      and whose ``last_seq`` the brain has fully applied. The executor journals each decision
+      as it arrives and answers anything received after expiry with EXPIRED, so a decision it
+      accepted in time is either still executing (counted in ``in_flight`` — a slow venue can
+      take longer than the decision's time to live) or confirmed with a seq at most that
+      ``last_seq``; both times are read on the executor's clock, so no skew allowance is needed;
+    * watches the executor's journal: a heartbeat whose ``journal_id`` differs from the one
+      first seen (or given), or whose ``last_seq`` is below what the brain has applied, means the
+      executor's journal was replaced or rolled back. The link then records
+      :attr:`BrainLink.journal_fault` and stops resolving expired decisions (its proof rests on
+      that journal); the application blocks entries and alerts.
 
 :class:`ExecutorLink`
     * stamps and sends confirmations, tracking the highest ``seq`` issued;
     * turns received messages into events (a decision to handle, a replay to serve);
     * sends a heartbeat every ``heartbeat_interval_ns``, and at once when a new brain incarnation
-      appears, so a restarted brain learns the executor's ``last_seq`` without waiting.
+      appears, so a restarted brain learns the executor's ``last_seq`` without waiting; each
+      carries the number of decisions in flight (set by the application in
+      :attr:`ExecutorLink.in_flight`) and the journal's identity.
 
 Errors: :class:`~protocol.errors.UnexpectedMessage` (an authentic message sent to the wrong side).
 Defaults are engineering choices for loopback and LAN links: first retransmit after 100 ms (a few
@@ -73,6 +82,8 @@ class BrainLink:
         codec: bus codec; its ``max_age_ns`` bounds how long a datagram is worth resending.
         incarnation: random per process start, carried in heartbeats.
         next_seq: the next confirmation seq to apply (1 + highest applied, from the journal).
+        executor_journal_id: the executor journal this brain's history belongs to (from the
+            brain's journal), or 0 to take the first one heard.
     """
 
     def __init__(
@@ -87,10 +98,13 @@ class BrainLink:
         silence_threshold_ns: int = 3_000 * _MS,
         replay_interval_ns: int = 250 * _MS,
         reorder_window: int = 1024,
+        executor_journal_id: int = 0,
     ) -> None:
         self.codec = codec
         self.incarnation = incarnation
         self.expected_seq = next_seq
+        self.executor_journal_id = executor_journal_id
+        self.journal_fault: str | None = None  # set once: the executor's journal was replaced or rolled back
         self.retransmit_initial_ns = retransmit_initial_ns
         self.retransmit_max_ns = retransmit_max_ns
         self.heartbeat_interval_ns = heartbeat_interval_ns
@@ -103,6 +117,7 @@ class BrainLink:
         self.peer_incarnation: int | None = None
         self.peer_last_seq = 0
         self.peer_heartbeat_sent_ns = 0  # executor clock, from its latest heartbeat
+        self.peer_in_flight = 0  # from that same heartbeat
         self._peer_latest_sent_ns = 0  # executor clock, latest stamp on anything received
         self._buffer: dict[int, ExecutionConfirmation] = {}
         self._need_replay = False
@@ -156,7 +171,7 @@ class BrainLink:
         self._maybe_request_replay(now_ns)
 
     def _send_heartbeat(self, now_ns: int) -> None:
-        hb = Heartbeat(Role.BRAIN, self.expected_seq - 1, self.incarnation)
+        hb = Heartbeat(Role.BRAIN, self.expected_seq - 1, self.incarnation, in_flight=min(len(self.outbox), 2**32 - 1))
         self._out.append(self.codec.encode(hb, sent_at_ns=now_ns))
         self.stats.heartbeats_sent += 1
         self._next_heartbeat_ns = now_ns + self.heartbeat_interval_ns
@@ -199,12 +214,29 @@ class BrainLink:
                     p.next_send_ns = now_ns
                     p.backoff_ns = self.retransmit_initial_ns
         self.peer_incarnation = hb.incarnation
+        self._check_journal(hb)
         if hb.sent_at_ns >= self.peer_heartbeat_sent_ns:
             self.peer_heartbeat_sent_ns = hb.sent_at_ns
+            self.peer_in_flight = hb.in_flight
             self.peer_last_seq = max(self.peer_last_seq, hb.last_seq)
         if hb.last_seq >= self.expected_seq:
             self._need_replay = True  # a confirmation we have not applied exists
             self._maybe_request_replay(now_ns)
+
+    def _check_journal(self, hb: Heartbeat) -> None:
+        """Record a :attr:`journal_fault` when the executor's journal is not the one this brain's
+        history was confirmed by (another ``journal_id``), or went back (``last_seq`` below what
+        was applied: a wiped, restored or rolled-back journal)."""
+        if self.journal_fault is not None:
+            return
+        if self.executor_journal_id == 0:
+            self.executor_journal_id = hb.journal_id
+        if hb.journal_id != self.executor_journal_id:
+            self.journal_fault = (f"executor journal changed: id {self.executor_journal_id:016x} -> {hb.journal_id:016x}"
+                                  f" (its last_seq {hb.last_seq}, applied here {self.expected_seq - 1})")  # fmt: skip
+        elif hb.last_seq < self.expected_seq - 1:
+            self.journal_fault = (f"executor journal went back: its last_seq {hb.last_seq} < {self.expected_seq - 1}"
+                                  f" applied here (journal id {hb.journal_id:016x})")  # fmt: skip
 
     def _on_confirmation(self, conf: ExecutionConfirmation, now_ns: int) -> list[ExecutionConfirmation]:
         seq = conf.seq
@@ -239,7 +271,12 @@ class BrainLink:
         return self.last_heard_ns is not None and now_ns - self.last_heard_ns <= self.silence_threshold_ns
 
     def resolve_expired(self) -> list[TradeDecision]:
-        """Remove and return unconfirmed decisions that can no longer execute (module docstring)."""
+        """Remove and return unconfirmed decisions that can no longer execute (module docstring).
+
+        Nothing is resolved while confirmations are outstanding, while the latest executor
+        heartbeat reports decisions in flight, or after a :attr:`journal_fault`."""
+        if self.journal_fault is not None or self.peer_in_flight:
+            return []
         if self._buffer or self.peer_last_seq >= self.expected_seq:
             return []  # confirmations outstanding: one of them may answer a pending decision
         done = [p.decision for p in self.outbox.values() if self.peer_heartbeat_sent_ns > p.decision.expires_at_ns]
@@ -265,6 +302,7 @@ class ExecutorLink:
         codec: bus codec.
         incarnation: random per process start, carried in heartbeats.
         last_seq: highest confirmation seq already issued (from the journal).
+        journal_id: the journal's identity, carried in heartbeats (0 = no journal).
         replay_min_interval_ns: a replay request for the same ``from_seq`` within this interval of
             the last one served is ignored (a captured request re-sent in a burst cannot make the
             executor amplify it).
@@ -278,10 +316,13 @@ class ExecutorLink:
         last_seq: int = 0,
         heartbeat_interval_ns: int = 500 * _MS,
         replay_min_interval_ns: int = 50 * _MS,
+        journal_id: int = 0,
     ) -> None:
         self.codec = codec
         self.incarnation = incarnation
         self.last_seq = last_seq
+        self.journal_id = journal_id
+        self.in_flight = 0  # decisions journaled and not yet confirmed; the application keeps it current
         self.heartbeat_interval_ns = heartbeat_interval_ns
         self.replay_min_interval_ns = replay_min_interval_ns
         self.stats = LinkStats()
@@ -310,7 +351,8 @@ class ExecutorLink:
             self._send_heartbeat(now_ns)
 
     def _send_heartbeat(self, now_ns: int) -> None:
-        hb = Heartbeat(Role.EXECUTOR, self.last_seq, self.incarnation)
+        hb = Heartbeat(Role.EXECUTOR, self.last_seq, self.incarnation, in_flight=self.in_flight,
+                       journal_id=self.journal_id)  # fmt: skip
         self._out.append(self.codec.encode(hb, sent_at_ns=now_ns))
         self.stats.heartbeats_sent += 1
         self._next_heartbeat_ns = now_ns + self.heartbeat_interval_ns

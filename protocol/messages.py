@@ -1,4 +1,4 @@
-"""Protocol v2 messages: frozen, slotted dataclasses that validate on construction.
+"""Protocol v3 messages: frozen, slotted dataclasses that validate on construction.
 
 Constructing a message with a bad field raises :class:`~protocol.errors.LocalProtocolError`;
 the codec turns that into :class:`~protocol.errors.InvalidField` when the bad value came off
@@ -23,6 +23,7 @@ __all__ = [
     "Instrument",
     "ReplayRequest",
     "TradeDecision",
+    "slippage_bps",
 ]
 
 INSTRUMENT_SIZE = 32
@@ -138,8 +139,11 @@ class TradeDecision:
         market_ts_ns: time of the market data the decision was based on; a replay venue fills
             at the first price at or after it (no look-ahead). Equals ``created_at_ns`` live.
         stop_price: the protective stop, quote per base unit; finite and >= 0, 0.0 = none. On an
-            entry, the stop the executor places on the venue when it fills; on a PROTECT, the new
-            stop (> 0). A BUY/OPEN's stop must be below ``reference_price``. Added in protocol v2.
+            entry it is the stop *at the reference price*: once the entry fills at ``avg_price``,
+            the executor places the stop at :meth:`stop_for_fill` — the same distance below the
+            fill — and the brain's exit plan uses that same level (one stop level, computed from
+            the fill). On a PROTECT, the new stop as is (> 0). A BUY/OPEN's stop must be below
+            ``reference_price``. Added in protocol v2; taken relative to the fill since v3.
 
     Raises:
         LocalProtocolError: any field out of range, a PROTECT without a stop, or a BUY/OPEN
@@ -182,6 +186,25 @@ class TradeDecision:
             _fail(f"a BUY/OPEN stop_price must be below reference_price, got {self.stop_price!r}"
                   f" >= {self.reference_price!r}")  # fmt: skip
 
+    def stop_for_fill(self, avg_price: float) -> float:
+        """The protective stop of this entry once it filled at ``avg_price`` (quote per base unit):
+        ``avg_price * (stop_price / reference_price)``, evaluated in IEEE-754 double precision in
+        exactly that order, so the executor (placing it) and the brain (planning with it) hold
+        the same level to the bit. ``0.0`` when the decision carries no stop. SPEC.md §6.1.
+        """
+        if self.stop_price <= 0:
+            return 0.0
+        return avg_price * (self.stop_price / self.reference_price)
+
+
+def slippage_bps(side: Side, reference_price: float, avg_price: float) -> float:
+    """How much worse than ``reference_price`` a fill at ``avg_price`` is for the trader, in bps
+    (1 bps = 0.01 %): ``(avg - ref) / ref * 1e4`` for a BUY, ``(ref - avg) / ref * 1e4`` for a
+    SELL. Negative when the fill is better. SPEC.md §6.2 (flag ``SLIPPAGE_OVER_LIMIT``).
+    """
+    diff = avg_price - reference_price if side is Side.BUY else reference_price - avg_price
+    return diff / reference_price * 1e4
+
 
 @dataclass(frozen=True, slots=True)
 class ExecutionConfirmation:
@@ -201,6 +224,10 @@ class ExecutionConfirmation:
             bytes of a transaction signature); ``venue_ref_truncated`` says it was cut, and the
             executor journal keeps the full value.
         executed_at_ns: when the venue executed (market time for a replay venue), Unix ns.
+        slippage_over_limit: the fill is worse than the decision's ``reference_price`` by more
+            than its ``max_slippage_bps``. Only an exit (CLOSE, REDUCE, or a PROTECT whose stop
+            filled) executes past the limit — protective exits are never refused for slippage
+            (DESIGN.md invariant 3) — so the flag records that it did. Executed statuses only.
         sent_at_ns: wall clock at transmission, for freshness; set by the sender each time.
 
     Raises:
@@ -220,6 +247,7 @@ class ExecutionConfirmation:
     executed_at_ns: int
     venue_ref: bytes = b""
     venue_ref_truncated: bool = False
+    slippage_over_limit: bool = False
     sent_at_ns: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -238,6 +266,8 @@ class ExecutionConfirmation:
         _check_u64("sent_at_ns", self.sent_at_ns)
         if len(self.venue_ref) > VENUE_REF_SIZE:
             _fail(f"venue_ref must be <= {VENUE_REF_SIZE} bytes, got {len(self.venue_ref)}")
+        if self.slippage_over_limit and not self.status.executed:
+            _fail(f"slippage_over_limit is only for an executed status, got {self.status.name}")
         if self.status.executed:
             if self.executed_qty <= 0 or self.avg_price <= 0:
                 _fail(f"{self.status.name} needs executed_qty > 0 and avg_price > 0")
@@ -285,25 +315,34 @@ class ReplayRequest:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """Either direction, periodically: "I am here, and this is my last sequence" (type 4, 48 bytes).
+    """Either direction, periodically: "I am here, and this is my last sequence" (type 4, 56 bytes).
 
     Attributes:
         role: who sends it.
         last_seq: the executor's highest confirmation seq issued, or the brain's highest seq
             applied in order (0 = none yet).
         incarnation: random per process start; a change tells the peer the sender restarted.
+        in_flight: executor: decisions it has journaled and not yet confirmed (received in
+            time, still executing); brain: decisions awaiting a confirmation. u32.
+        journal_id: the sender's journal identity (random u64 made with the journal and kept
+            for its life; 0 = the sender has none). A change tells the peer the journal was
+            replaced (SPEC.md §10.6).
         sent_at_ns: wall clock at transmission, for freshness.
 
     Raises:
-        LocalProtocolError: a field outside u64 or an unknown role.
+        LocalProtocolError: a field outside u64 (``in_flight`` outside u32) or an unknown role.
     """
 
     role: Role
     last_seq: int
     incarnation: int
+    in_flight: int = 0
+    journal_id: int = 0
     sent_at_ns: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         _coerce_enum(self, "role", Role)
-        for name in ("last_seq", "incarnation", "sent_at_ns"):
+        for name in ("last_seq", "incarnation", "journal_id", "sent_at_ns"):
             _check_u64(name, getattr(self, name))
+        if not (isinstance(self.in_flight, int) and 0 <= self.in_flight < 2**32):
+            _fail(f"in_flight must be a u32, got {self.in_flight!r}")

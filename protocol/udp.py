@@ -150,8 +150,13 @@ async def open_endpoint(
     on_reject: Callable[[RemoteProtocolError, Address], None],
     peer: Address | None = None,
     clock: Callable[[], int] = time.time_ns,
+    sock: socket.socket | None = None,
 ) -> DatagramEndpoint:
     """Bind a UDP socket on ``bind`` (port 0 picks an ephemeral port) and return its endpoint.
+
+    ``sock``, a UDP socket the caller has already bound, is used instead (``bind`` is then
+    ignored): a process binds its ports before it creates any file, so a port in use stops it
+    before it has written anything. The endpoint owns the socket from then on.
 
     A peer given by host name (``executor:45110`` in a compose network) is resolved here, in the
     bound socket's address family, because uvloop's ``sendto`` accepts only numeric addresses. A
@@ -162,9 +167,11 @@ async def open_endpoint(
         OSError: the address cannot be bound.
     """
     loop = asyncio.get_running_loop()
-    transport, endpoint = await loop.create_datagram_endpoint(
-        lambda: DatagramEndpoint(codec, on_message, on_reject, None, clock), local_addr=bind
-    )
+    factory = lambda: DatagramEndpoint(codec, on_message, on_reject, None, clock)  # noqa: E731
+    if sock is not None:
+        transport, endpoint = await loop.create_datagram_endpoint(factory, sock=sock)
+    else:
+        transport, endpoint = await loop.create_datagram_endpoint(factory, local_addr=bind)
     endpoint.transport = transport  # uvloop may call connection_made only on the next loop turn
     if peer is not None:
         endpoint.peer_name = peer

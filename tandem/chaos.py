@@ -46,8 +46,8 @@ from pydantic import Field
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
 
-from .marketdata import MarketDataError, bundled_path, load_bars
-from .paper import PaperSettings, _flags, _tail, run_paper
+from .marketdata import bundled_path, load_bars
+from .paper import INPUT_ERRORS, PaperSettings, _flags, _tail, run_paper
 from .proxy import LOOPBACK, ChaosProxy, FaultRates
 from .runtime import ConfigError, new_bus_secret, run, write_secret_file
 from .settings import load_settings
@@ -264,7 +264,8 @@ class _ChaosRun:
             self.secret, settings.rates(), settings.seed, executor=(LOOPBACK, self.exe_port),
             brain=(LOOPBACK, self.brain_port),
         )  # fmt: skip
-        self.common = {"run_dir": str(run_dir), "bus_secret_file": str(key), "metrics_port": 0}
+        # fresh_journal off: a restarted process must resume its journal, never set it aside
+        self.common = {"run_dir": str(run_dir), "bus_secret_file": str(key), "metrics_port": 0, "fresh_journal": False}
 
     async def run(self) -> _Outcome:
         started = time.perf_counter()
@@ -480,7 +481,7 @@ def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
     """Reference run, chaos run, verdict; returns the figures (also in ``run_dir/chaos-report.json``).
 
     Raises:
-        MarketDataError: the data file is missing or malformed (checked before anything starts).
+        MarketDataError, StrategyError, JournalError: bad input (checked before anything starts).
         ConfigError: the run directory is not empty, or too few decisions to place the kills.
         ChaosFailure, RuntimeError: a process failed or the run timed out (log tail in the message).
     """
@@ -517,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         figures = run_chaos(settings)
-    except (ConfigError, MarketDataError) as exc:
+    except INPUT_ERRORS as exc:  # before RuntimeError: BrainJournalError is one
         print(f"tandem chaos: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # ChaosFailure, or a failure of the reference run

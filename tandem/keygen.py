@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from .runtime import MIN_NETWORK_SECRET_BYTES, ConfigError, load_bus_secret, new_bus_secret, write_secret_file
+from .runtime import MIN_BUS_SECRET_BYTES, decode_secret, new_bus_secret, write_secret_file
 
 __all__ = ["main", "write_new_secret"]
 
@@ -78,23 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = args.path
     if args.if_missing and path.exists() and not path.is_dir():
         try:
-            empty = not path.read_text().strip()
+            text = path.read_text()
+            mode = path.stat().st_mode & 0o777
         except (OSError, UnicodeDecodeError) as exc:
             print(
                 f"tandem keygen: cannot read {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr
             )
             return 2
-        if not empty:
-            try:
-                size = len(load_bus_secret(None, path))
-            except ConfigError as exc:  # pragma: no cover - read just succeeded
-                print(f"tandem keygen: {exc}", file=sys.stderr)
-                return 2
+        if text.strip():
+            size = len(decode_secret(text))
             print(f"tandem keygen: keeping the existing bus secret in {path} ({size} bytes)", file=sys.stderr)
-            if size < MIN_NETWORK_SECRET_BYTES:
+            if size < MIN_BUS_SECRET_BYTES:
                 print(
-                    f"tandem keygen: warning: {size} bytes is shorter than {MIN_NETWORK_SECRET_BYTES}; the processes "
-                    "refuse to bind a non-loopback address with it (delete the file to get a new one)",
+                    f"tandem keygen: warning: {size} bytes is shorter than {MIN_BUS_SECRET_BYTES}; the processes "
+                    "refuse it (delete the file to get a new one)",
+                    file=sys.stderr,
+                )
+            if mode & 0o077:
+                print(
+                    f"tandem keygen: warning: permissions {mode:04o} for '{path}' are too open; the processes "
+                    "refuse it (chmod 600 it)",
                     file=sys.stderr,
                 )
             return 0

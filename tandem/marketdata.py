@@ -66,8 +66,20 @@ class Bars:
         return Bar(self.ts_ms[i], self.open[i], self.high[i], self.low[i], self.close[i], self.volume[i])
 
     def close_ns(self, i: int) -> int:
-        """Close time of bar ``i`` in Unix ns: its open time plus the timeframe."""
-        return (self.ts_ms[i] + self.interval_ms) * 1_000_000
+        """Close time of bar ``i`` in Unix ns: its open time plus the timeframe
+        (:attr:`interval_ms`), but never later than the next bar's open.
+
+        The cap makes irregular spacing safe: calendar-month bars (28 to 31 days against a
+        modal 31), a shortened session, bars resampled with a hole. A decision made at this close
+        then fills at the next bar's open — the first open at or after the close — and never skips
+        a bar (DESIGN.md invariant 6). A gap after the bar (a weekend, a holiday, an outage) keeps
+        the full timeframe: the close is still the bar's own end, and the fill is the next open
+        after the gap.
+        """
+        close_ms = self.ts_ms[i] + self.interval_ms
+        if i + 1 < len(self.ts_ms) and self.ts_ms[i + 1] < close_ms:
+            close_ms = self.ts_ms[i + 1]
+        return close_ms * 1_000_000
 
     def first_open_at_or_after(self, t_ns: int) -> int | None:
         """Index of the first bar whose open time is at or after ``t_ns``, or ``None``."""
@@ -106,8 +118,9 @@ def load_bars(path: str | Path, limit: int | None = None) -> Bars:
 
     Raises:
         MarketDataError: missing file, wrong header, wrong column count, unparsable or
-            non-finite number, non-increasing timestamp, or an OHLC/volume rule broken; the
-            message is ``"<path>:<line>: <what>"``.
+            non-finite number, a timestamp that is negative or whose time in ns (the last bar's
+            close too) does not fit in an unsigned 64-bit integer, non-increasing timestamp, or an
+            OHLC/volume rule broken; the message is ``"<path>:<line>: <what>"``.
     """
     p = Path(path)
     cols = [array("q"), array("d"), array("d"), array("d"), array("d"), array("d")]
@@ -122,7 +135,7 @@ def load_bars(path: str | Path, limit: int | None = None) -> Bars:
             header = next(rows, None)
             if header is None or tuple(f.strip() for f in header) != HEADER:
                 raise MarketDataError(f"{p}:1: header must be {','.join(HEADER)}, got {header!r}")
-            last = -1
+            last, last_line = -1, 1
             for lineno, row in enumerate(rows, start=2):
                 if limit is not None and len(ts) >= limit:
                     break
@@ -134,7 +147,7 @@ def load_bars(path: str | Path, limit: int | None = None) -> Bars:
                 except ValueError as exc:
                     raise MarketDataError(f"{p}:{lineno}: not a number: {exc}") from None
                 _check_row(p, lineno, t, last, fo, fh_, fl, fc, fv)
-                last = t
+                last, last_line = t, lineno
                 ts.append(t), o.append(fo), h.append(fh_), lo.append(fl), c.append(fc), v.append(fv)
         except UnicodeDecodeError as exc:
             raise MarketDataError(f"{p}: not an ASCII CSV file: {exc.reason} at byte {exc.start}") from None
@@ -142,10 +155,23 @@ def load_bars(path: str | Path, limit: int | None = None) -> Bars:
             raise MarketDataError(f"{p}: CSV error: {exc}") from None
     if not ts:
         raise MarketDataError(f"{p}: no bars after the header")
-    return Bars(*cols, source=str(p))
+    bars = Bars(*cols, source=str(p))
+    if (ts[-1] + bars.interval_ms) * 1_000_000 > _U64_MAX:  # the last bar's close, in ns
+        raise MarketDataError(f"{p}:{last_line}: timestamp_ms {ts[-1]} plus one bar ({bars.interval_ms} ms) is past"
+                              f" the last time a u64 of ns can hold ({_U64_MAX // 1_000_000} ms)")  # fmt: skip
+    return bars
+
+
+_U64_MAX = (1 << 64) - 1
+_MAX_TS_MS = _U64_MAX // 1_000_000
+"""Latest bar open time, Unix ms: times travel as u64 Unix ns (``market_ts_ns``), so a bar's time
+in ns must fit in 64 bits (2554-07-21 UTC); the array column itself is a signed 64-bit ``q``."""
 
 
 def _check_row(p: Path, lineno: int, t: int, last: int, o: float, h: float, lo: float, c: float, v: float) -> None:
+    if not 0 <= t <= _MAX_TS_MS:
+        raise MarketDataError(f"{p}:{lineno}: timestamp_ms {t} is out of range: 0..{_MAX_TS_MS} (its time in ns"
+                              " must fit in an unsigned 64-bit integer)")  # fmt: skip
     if t <= last:
         raise MarketDataError(f"{p}:{lineno}: timestamp_ms {t} does not increase (previous {last})")
     if not all(math.isfinite(x) for x in (o, h, lo, c, v)):

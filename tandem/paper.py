@@ -1,6 +1,9 @@
 """``tandem paper``: the executor and the brain as two OS processes over UDP, then a report.
 
-Steps: make the run directory and a fresh bus secret (``bus.key``, mode 0600); start
+Steps: check every input before anything is created (:func:`check_inputs`: settings, data file,
+strategy, ``run_dir``, each port the children will bind, and, in an existing ``run_dir``, that
+no executor or brain holds it and that its journals would be accepted); make the run directory
+and a fresh bus secret (``bus.key``, mode 0600); start
 ``python -m executor`` and wait for its ready line; start ``python -m brain``; when the brain has
 replayed the data, stop the executor (SIGTERM), compare the brain's positions with the executor's
 ledger, and print the report. Logs go to ``brain.log`` and ``executor.log`` in the run directory.
@@ -33,14 +36,24 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from tqdm import tqdm
 
+from brain.journal import BrainJournalError
+from brain.journal import check_journal as check_brain_journal
 from brain.settings import BrainSettings
-from executor.settings import ExecutorSettings
+from brain.strategy import StrategyError, load_strategy
+from executor.journal import JournalError
+from executor.journal import check_journal as check_executor_journal
+from executor.settings import ExecutorSettings, venue_id
 
 from .marketdata import MarketDataError, bundled_path, load_bars
-from .runtime import ConfigError, new_bus_secret, wait_ready, write_secret_file
+from .ports import Port, probe
+from .rundir import check_not_in_use, check_run_dir, make_run_dir
+from .runtime import ConfigError, new_bus_secret, parse_address, wait_ready, write_secret_file
 from .settings import load_settings
 
-__all__ = ["PaperSettings", "main", "run_paper"]
+__all__ = ["INPUT_ERRORS", "PaperSettings", "check_inputs", "main", "run_paper"]
+
+INPUT_ERRORS = (ConfigError, MarketDataError, StrategyError, JournalError, BrainJournalError)
+"""What :func:`check_inputs` raises: bad input, exit code 2."""
 
 _READY_TIMEOUT_S = 60.0
 _PROGRESS_INTERVAL_S = 0.2
@@ -172,17 +185,76 @@ class _ReplayProgress:
         self._stdout.close()
 
 
+def check_inputs(settings: PaperSettings) -> Path:
+    """Everything the session and its children would refuse, checked before anything is created;
+    returns the run directory to use (``settings.run_dir`` or a new ``runs/<UTC timestamp>``).
+
+    Checks: the data file; the strategy, imported and instantiated with its parameters (from the
+    working directory too, as ``python -m brain`` would import it); ``run_dir`` creatable and
+    writable; every port the children bind — decision and confirmation (UDP), the brain's and
+    the executor's metrics (TCP, unless -1 or 0) — resolvable and free, each bound and released;
+    in an existing ``run_dir``, no executor or brain holding its lock and, without
+    ``fresh_journal``, journals the children would accept (read without writing).
+
+    Raises:
+        ConfigError (RunDirBusy), MarketDataError, StrategyError, JournalError, BrainJournalError:
+            the first input refused; the message names the setting or file.
+    """
+    load_bars(settings.data or bundled_path(), limit=settings.bars)
+    _check_strategy(settings.strategy, settings.strategy_params)
+    run_dir = settings.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    check_run_dir(run_dir)
+    probe([
+        Port("decision_addr", *parse_address(settings.decision_addr, setting="decision_addr"), "udp"),
+        Port("confirm_addr", *parse_address(settings.confirm_addr, setting="confirm_addr"), "udp"),
+        *(Port(name, settings.metrics_host, port, "tcp", "metrics_host")
+          for name, port in (("metrics_port", settings.metrics_port), ("executor_metrics_port", settings.executor_metrics_port))
+          if port >= 0),
+    ])  # fmt: skip
+    if run_dir.is_dir():
+        check_not_in_use(run_dir)
+        if not settings.fresh_journal:
+            instrument = settings.instrument
+            if settings.venue == "binance-emulator":
+                from .emulated import EXCHANGE_SYMBOLS
+
+                instrument = EXCHANGE_SYMBOLS[settings.exchange]
+            check_executor_journal(run_dir / "executor.sqlite", venue=venue_id(settings.venue, settings.exchange),
+                                   starting_cash=settings.starting_cash)  # fmt: skip
+            check_brain_journal(run_dir / "brain.sqlite", instrument=instrument, starting_cash=settings.starting_cash)
+    return run_dir
+
+
+def _check_strategy(path: str, params: dict[str, Any]) -> None:
+    """Load and instantiate the strategy as the brain will: ``python -m brain`` has the working
+    directory on ``sys.path``, which the ``tandem`` console script has not.
+
+    Raises:
+        StrategyError: it cannot be imported, or does not take these parameters.
+    """
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        load_strategy(path, params)
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
 def run_paper(settings: PaperSettings) -> dict[str, Any]:
     """Run one paper session; returns the brain's report plus ``wall_time_s`` and the ledger check.
 
     Raises:
-        MarketDataError: the data file is missing or malformed (checked before anything starts).
+        ConfigError, MarketDataError, StrategyError, JournalError, BrainJournalError
+            (:data:`INPUT_ERRORS`): an input refused by :func:`check_inputs`, before anything is
+            created.
         RuntimeError: a child process failed (its log tail is in the message).
     """
     started = time.perf_counter()
-    load_bars(settings.data or bundled_path(), limit=settings.bars)  # fail fast, before any process starts
-    run_dir = settings.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = check_inputs(settings)
+    make_run_dir(run_dir)
     key = run_dir / "bus.key"
     write_secret_file(key, new_bus_secret())
     common: dict[str, Any] = {"run_dir": str(run_dir), "bus_secret_file": str(key)}
@@ -341,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         report = run_paper(settings)
-    except MarketDataError as exc:
+    except INPUT_ERRORS as exc:  # before RuntimeError: BrainJournalError is one
         print(f"tandem paper: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:

@@ -7,10 +7,10 @@ it imports neither.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import secrets
+import socket
 import sys
 import json
 import subprocess
@@ -24,13 +24,12 @@ from pydantic import SecretStr, ValidationError
 
 __all__ = [
     "wait_ready",
-    "MIN_NETWORK_SECRET_BYTES",
+    "MIN_BUS_SECRET_BYTES",
     "ConfigError",
     "MetricsServer",
     "RateLimitedLog",
-    "check_bind_secret",
-    "is_loopback",
     "configure_logging",
+    "decode_secret",
     "describe_validation_error",
     "load_bus_secret",
     "new_bus_secret",
@@ -74,34 +73,6 @@ def parse_address(value: str, *, setting: str) -> tuple[str, int]:
     return host.strip("[]"), port_n
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-MIN_NETWORK_SECRET_BYTES = 32
-"""A bus that leaves loopback needs a secret of at least 256 bits (BLAKE2b key strength)."""
-
-
-def check_bind_secret(host: str, secret: bytes, *, setting: str) -> None:
-    """Refuse to listen beyond loopback with a short bus secret.
-
-    Raises:
-        ConfigError: ``host`` is not a loopback address and ``secret`` is shorter than
-            :data:`MIN_NETWORK_SECRET_BYTES`; the message names the setting, never the secret.
-    """
-    if not is_loopback(host) and len(secret) < MIN_NETWORK_SECRET_BYTES:
-        raise ConfigError(
-            f"{setting}: refusing to bind {host} (not loopback) with a bus secret of {len(secret)} bytes; "
-            f"configure one of at least {MIN_NETWORK_SECRET_BYTES} bytes (TANDEM_BUS_SECRET_FILE)"
-        )
-
-
 def describe_validation_error(exc: ValidationError, env_prefix: str = "TANDEM_") -> str:
     """One line per invalid setting, naming the field, its env var and its CLI flag."""
     lines = []
@@ -110,7 +81,8 @@ def describe_validation_error(exc: ValidationError, env_prefix: str = "TANDEM_")
         flag = "--" + name.replace("_", "-")
         value = err.get("input")
         shown = "" if "secret" in name else f" (got {value!r})"
-        lines.append(f"invalid setting {name} ({env_prefix}{name.upper()} / {flag}): {err['msg']}{shown}")
+        msg = err["msg"].removeprefix("Value error, ")  # a validator's own message says it all
+        lines.append(f"invalid setting {name} ({env_prefix}{name.upper()} / {flag}): {msg}{shown}")
     return "\n".join(lines)
 
 
@@ -123,39 +95,82 @@ def new_bus_secret() -> bytes:
 
 
 def write_secret_file(path: Path, secret: bytes) -> None:
-    """Write ``secret`` hex-encoded to ``path`` with mode 0600."""
+    """Write ``secret`` hex-encoded to ``path`` with mode 0600 (an existing file too: a key file
+    open to others is refused by :func:`load_bus_secret`)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secret.hex() + "\n")
+
+
+MIN_BUS_SECRET_BYTES = 32
+"""Every bus secret, text or file, loopback included, is at least 256 bits: the BLAKE2b key
+strength (``derive_key`` makes a 32-byte key), and what ``tandem keygen`` writes."""
+
+_SECRET_FILE_MODE_MASK = 0o077
+"""Permission bits a key file must not have: any access by group or others (as ssh refuses a
+private key that has them, ``sshkey_perm_ok`` in OpenSSH's authfile.c)."""
+
+
+def decode_secret(text: str) -> bytes:
+    """A key file's text as the secret: hex is decoded (the form :func:`write_secret_file`
+    writes), anything else is taken as UTF-8 text; surrounding whitespace is ignored."""
+    text = text.strip()
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return text.encode()
 
 
 def load_bus_secret(secret: SecretStr | None, secret_file: Path | None) -> bytes:
     """The bus secret from ``TANDEM_BUS_SECRET`` (text) or ``TANDEM_BUS_SECRET_FILE``.
 
-    A key file holds the secret as text; if that text is hex it is decoded to bytes (the form
-    :func:`write_secret_file` writes). The secret's value never appears in an error message.
+    A key file holds the secret as text (see :func:`decode_secret`) and must be readable by its
+    owner only. The secret's value never appears in an error message.
+
+    Returns:
+        The secret, at least :data:`MIN_BUS_SECRET_BYTES` bytes.
 
     Raises:
-        ConfigError: neither or both are set, the file cannot be read, or the secret is empty.
+        ConfigError: neither or both are set; the file cannot be read, or is open to group or
+            others ("permissions 0644 for '<path>' are too open; chmod 600 it"); the secret is
+            empty or shorter than :data:`MIN_BUS_SECRET_BYTES`. The message names the setting.
     """
     if secret is not None and secret_file is not None:
         raise ConfigError("bus_secret: set TANDEM_BUS_SECRET or TANDEM_BUS_SECRET_FILE, not both")
     if secret is not None:
-        raw = secret.get_secret_value().encode()
+        setting, raw = "bus_secret", secret.get_secret_value().encode()
     elif secret_file is not None:
-        try:
-            text = secret_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"bus_secret_file: cannot read {secret_file}: {exc.strerror}") from None
-        try:
-            raw = bytes.fromhex(text)
-        except ValueError:
-            raw = text.encode()
+        setting, raw = "bus_secret_file", _read_key_file(secret_file)
     else:
         raise ConfigError("bus_secret: no secret configured; set TANDEM_BUS_SECRET or TANDEM_BUS_SECRET_FILE")
     if not raw:
-        raise ConfigError("bus_secret: the secret is empty")
+        raise ConfigError(f"{setting}: the secret is empty")
+    if len(raw) < MIN_BUS_SECRET_BYTES:
+        raise ConfigError(
+            f"{setting}: the bus secret is {len(raw)} bytes, at least {MIN_BUS_SECRET_BYTES} are required "
+            "(`tandem keygen PATH` writes one)"
+        )
     return raw
+
+
+def _read_key_file(path: Path) -> bytes:
+    """The secret in ``path``, refused when group or others may read or write it (checked on the
+    open file, so the file checked is the file read)."""
+    try:
+        with path.open("rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            if mode & _SECRET_FILE_MODE_MASK:
+                raise ConfigError(
+                    f"bus_secret_file: permissions {mode & 0o777:04o} for '{path}' are too open; chmod 600 it"
+                )
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"bus_secret_file: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return decode_secret(data.decode())
+    except UnicodeDecodeError:
+        raise ConfigError(f"bus_secret_file: {path} is not a text file (hex or UTF-8)") from None
 
 
 # -- logging ----------------------------------------------------------------------------
@@ -251,9 +266,20 @@ class MetricsServer:
         await self._runner.cleanup()
 
 
-async def start_metrics_server(registry: Any, host: str, port: int) -> MetricsServer | None:
-    """Serve ``registry`` on ``http://host:port/metrics``; port 0 picks one, -1 disables."""
-    if port < 0:
+async def start_metrics_server(
+    registry: Any, host: str, port: int, sock: socket.socket | None = None
+) -> MetricsServer | None:
+    """Serve ``registry`` on ``http://host:port/metrics``; port 0 picks one, -1 disables.
+
+    Args:
+        sock: a TCP socket already bound (:func:`tandem.ports.bind_tcp`), served instead of
+            binding ``host:port`` here (``host`` and ``port`` are then ignored); the server
+            listens on it from now on and closes it.
+
+    Raises:
+        OSError: ``host:port`` cannot be bound.
+    """
+    if sock is None and port < 0:
         return None
     from aiohttp import web
     from prometheus_client.aiohttp import make_aiohttp_handler
@@ -262,7 +288,7 @@ async def start_metrics_server(registry: Any, host: str, port: int) -> MetricsSe
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site: web.BaseSite = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return MetricsServer(runner, bound)

@@ -2,7 +2,8 @@
 
 Sources, lowest to highest precedence: defaults, a ``.env`` file in the working directory,
 ``TANDEM_*`` environment variables, command-line flags (``--stop-loss-pct 6``). An invalid value
-fails at start with a message naming the setting, its environment variable and its flag.
+fails at start with a message naming the setting, its environment variable and its flag. Numbers
+must be finite: ``inf``, ``nan`` and ``1e309`` are refused (``allow_inf_nan=False``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class CommonSettings(BaseSettings):
         cli_implicit_flags=True,
         cli_exit_on_error=False,
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     data: Path | None = Field(None, description="OHLCV CSV to replay (default: the bundled FTX BTC-PERP month)")
@@ -53,14 +55,21 @@ class CommonSettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto (console on a terminal, JSON lines otherwise), json or console"
     )
+    fresh_journal: bool = Field(
+        False, description="set an existing journal in run_dir aside (renamed <name>.<UTC time>.bak, never deleted) "
+        "and start a new one; without it an empty or foreign journal is refused"
+    )
 
     @field_validator("decision_addr", "confirm_addr")
     @classmethod
     def _address(cls, value: str, info: Any) -> str:
         try:
-            parse_address(value, setting=info.field_name)
+            host, port = parse_address(value, setting=info.field_name)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+        other = info.data.get("decision_addr") if info.field_name == "confirm_addr" else None
+        if other is not None and port != 0 and (host.lower(), port) == _host_port(other):
+            raise ValueError(f"equals decision_addr ({other}): the executor and the brain cannot both listen there")
         return value
 
     @field_validator("log_level")
@@ -78,6 +87,11 @@ class CommonSettings(BaseSettings):
         return value
 
 
+def _host_port(value: str) -> tuple[str, int]:
+    host, port = parse_address(value, setting="decision_addr")
+    return host.lower(), port
+
+
 def load_settings(cls: type[S], argv: list[str] | None, prog: str, **overrides: Any) -> S:
     """Build ``cls`` from defaults, ``.env``, ``TANDEM_*`` env vars and ``argv`` flags.
 
@@ -88,5 +102,5 @@ def load_settings(cls: type[S], argv: list[str] | None, prog: str, **overrides: 
         return cls(_cli_parse_args=argv if argv is not None else [], _cli_prog_name=prog, **overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
-    except SettingsError as exc:
-        raise ConfigError(f"{prog}: {exc}") from None
+    except SettingsError as exc:  # the caller prefixes the command's name
+        raise ConfigError(str(exc)) from None

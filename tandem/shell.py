@@ -11,14 +11,21 @@ behind the same service name. A subclass sets
 
 :func:`process_main` is ``main()`` for ``tandem brain`` and ``tandem executor``: settings, logging,
 the one JSON ready line on stdout, uvloop, and exit code 2 for bad configuration or input.
+
+:func:`claim` and :meth:`Claim.take_run_dir` are how both start: every input checked and every
+port bound before anything is created, then the run directory made and locked for the role
+before the journal is opened (:mod:`tandem.ports`, :mod:`tandem.rundir`).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -26,10 +33,80 @@ import structlog
 from protocol import Codec, Message, RemoteProtocolError
 from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
 
+from . import journalfile
+from .ports import bind_tcp, bind_udp
+from .rundir import RunDirLock, check_not_in_use, check_run_dir, lock_run_dir, make_run_dir
 from .runtime import ConfigError, RateLimitedLog, configure_logging, run
 from .settings import CommonSettings, load_settings
 
-__all__ = ["LinkShell", "process_main"]
+__all__ = ["Claim", "LinkShell", "claim", "process_main"]
+
+
+@dataclass
+class Claim:
+    """What a process holds before it creates anything, and until it exits: its bound UDP and
+    metrics sockets (until handed over) and, once taken, its run directory's lock."""
+
+    udp: socket.socket | None
+    metrics: socket.socket | None
+    lock: RunDirLock | None = None
+
+    def take_udp(self) -> socket.socket | None:
+        """The UDP socket, now the caller's (for :attr:`LinkShell.bound_socket`)."""
+        sock, self.udp = self.udp, None
+        return sock
+
+    def take_metrics(self) -> socket.socket | None:
+        """The metrics socket, now the caller's (for ``start_metrics_server(sock=...)``)."""
+        sock, self.metrics = self.metrics, None
+        return sock
+
+    def take_run_dir(self, settings: CommonSettings, role: str, journal: Path) -> Path | None:
+        """Create ``run_dir``, lock it for ``role`` and, with ``fresh_journal``, set ``journal``
+        aside; returns where it was set aside (``None``: nothing was).
+
+        Raises:
+            ConfigError: ``run_dir`` cannot be created. RunDirBusy: another process holds the lock.
+            OSError: the journal could not be renamed.
+        """
+        make_run_dir(settings.run_dir)
+        self.lock = lock_run_dir(settings.run_dir, role)
+        return journalfile.set_aside(journal) if settings.fresh_journal else None
+
+    def close(self) -> None:
+        """Close what was not handed over and release the lock (idempotent)."""
+        for sock in (self.take_udp(), self.take_metrics()):
+            if sock is not None:
+                sock.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+def claim(settings: CommonSettings, listen: Address, *, setting: str, metrics_port: int, role: str) -> Claim:
+    """Check ``run_dir`` and bind the process's ports, creating nothing: the UDP ``listen``
+    address (named ``setting`` in errors) and the metrics port (``metrics_host``, ``metrics_port``;
+    -1 = none); then ask whether another ``role`` process holds ``run_dir`` (so that one is
+    named, before its journal is even read).
+
+    Raises:
+        ConfigError: ``run_dir`` cannot be created or written; a host does not resolve; a port
+            is in use or cannot be bound. The message names the setting.
+        RunDirBusy: another ``role`` process holds ``run_dir``.
+    """
+    check_run_dir(settings.run_dir)
+    udp = bind_udp(listen[0], listen[1], setting=setting)
+    metrics = None
+    try:
+        metrics = bind_tcp(settings.metrics_host, metrics_port, setting="metrics_port", host_setting="metrics_host")
+        if settings.run_dir.is_dir():
+            check_not_in_use(settings.run_dir, (role,))
+    except BaseException:
+        udp.close()
+        if metrics is not None:
+            metrics.close()
+        raise
+    return Claim(udp, metrics)
 
 
 class LinkShell:
@@ -42,6 +119,9 @@ class LinkShell:
     """
 
     link: Any  # BrainLink or ExecutorLink, set by the subclass
+    bound_socket: socket.socket | None = None
+    """A UDP socket already bound to the listening address (:func:`tandem.ports.bind_udp`), set
+    before ``start()``; the endpoint takes it over instead of binding. ``None``: bind at start."""
 
     def __init__(self, codec: Codec, metrics: Any, logger: str) -> None:
         self.codec = codec
@@ -59,14 +139,24 @@ class LinkShell:
         assert self.endpoint is not None
         return self.endpoint.address
 
-    async def _open(self, bind: Address, peer: Address) -> None:
-        self.endpoint = await open_endpoint(bind, self.codec, self._on_message, self._on_reject, peer=peer)
+    async def _open(self, bind: Address, peer: Address, sock: socket.socket | None = None) -> None:
+        """Open the endpoint on ``sock`` (or :attr:`bound_socket`), else bind ``bind``.
+
+        Raises:
+            OSError: ``bind`` cannot be bound.
+        """
+        sock = sock or self.bound_socket
+        self.bound_socket = None  # the endpoint owns it now
+        self.endpoint = await open_endpoint(bind, self.codec, self._on_message, self._on_reject, peer=peer, sock=sock)
         self.endpoint.on_error = self._on_handler_error
 
     def close(self) -> None:
         self._timer.cancel()
         if self.endpoint is not None:
             self.endpoint.close()
+        if self.bound_socket is not None:  # never started: the socket handed over is ours to close
+            self.bound_socket.close()
+            self.bound_socket = None
 
     # -- the link ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Generate ``protocol/vectors.json``, the golden vectors of protocol v2, from the codec.
+"""Generate ``protocol/vectors.json``, the golden vectors of protocol v3, from the codec.
 
 Usage::
 
@@ -54,6 +54,7 @@ BINANCE_ORDER_ID = 41220583211  # synthetic, 11 decimal digits
 SOLANA_SIGNATURE = hashlib.blake2b(b"tandem golden vector signature", digest_size=64).digest()
 BRAIN_INCARNATION = 0x9E3779B97F4A7C15  # fixed stand-ins for the random per-start values, > 2^53
 EXECUTOR_INCARNATION = 0xD1B54A32D192ED03
+EXECUTOR_JOURNAL_ID = 0x5851F42D4C957F2D  # stand-in for the executor journal's random identity
 
 MESSAGE_TYPES = {
     TradeDecision: MessageType.DECISION,
@@ -263,22 +264,51 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
             ),
         ),
         (
+            "confirmation_filled_exit_over_slippage_limit",
+            "Decision 7 (a STOP_LOSS CLOSE with reference 40000 and max_slippage_bps 50) FILLED at 38000 "
+            "after a gap down: 500 bps worse than its reference, executed anyway (exits are never refused "
+            "for slippage) and flagged SLIPPAGE_OVER_LIMIT (0x04).",
+            ExecutionConfirmation(
+                decision_id=7,
+                seq=7,
+                instrument=btc,
+                side=Side.SELL,
+                intent=Intent.CLOSE,
+                status=Status.FILLED,
+                reject_code=RejectCode.NONE,
+                executed_qty=0.0625,
+                avg_price=38000.0,
+                fee=2.375,
+                executed_at_ns=NOW_NS - 350 * MS,
+                venue_ref=b"41220583401",
+                venue_ref_truncated=False,
+                slippage_over_limit=True,
+                sent_at_ns=NOW_NS - 340 * MS,
+            ),
+        ),
+        (
             "heartbeat_brain",
-            "Brain heartbeat: it has applied confirmations up to seq 5 in order.",
+            "Brain heartbeat: it has applied confirmations up to seq 5 in order; 1 decision awaits its "
+            "confirmation; journal_id 0 (the brain sends none).",
             Heartbeat(
                 role=Role.BRAIN,
                 last_seq=5,
                 incarnation=BRAIN_INCARNATION,
+                in_flight=1,
+                journal_id=0,
                 sent_at_ns=NOW_NS - 400 * MS,
             ),
         ),
         (
             "heartbeat_executor",
-            "Executor heartbeat: it has issued confirmations up to seq 7 (the brain is missing 6 and 7).",
+            "Executor heartbeat: it has issued confirmations up to seq 7 (the brain is missing 6 and 7) "
+            "and holds 2 decisions in flight (received in time, still executing); its journal's identity.",
             Heartbeat(
                 role=Role.EXECUTOR,
                 last_seq=7,
                 incarnation=EXECUTOR_INCARNATION,
+                in_flight=2,
+                journal_id=EXECUTOR_JOURNAL_ID,
                 sent_at_ns=NOW_NS - 300 * MS,
             ),
         ),
@@ -330,8 +360,8 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
         ("extended_decision", "A valid decision with one extra byte (113 bytes).", dec + b"\0"),
         ("known_type_wrong_size", "A valid decision (112 bytes) with byte 1 set to 3: a REPLAY_REQUEST "
          "must be 40 bytes.", dec[:1] + b"\x03" + dec[2:]),
-        ("wrong_version", "A valid decision with byte 0 set to 1, as a protocol v1 peer sends it.",
-         b"\x01" + dec[1:]),
+        ("wrong_version", "A valid decision with byte 0 set to 2, as a protocol v2 peer sends it.",
+         b"\x02" + dec[1:]),
         ("unknown_type", "A valid decision with byte 1 set to 9 (no such type).",
          dec[:1] + b"\x09" + dec[2:]),
         ("bad_tag", "A valid decision with the last tag bit flipped.", dec[:-1] + bytes([dec[-1] ^ 0x01])),
@@ -347,6 +377,13 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
         ("replay_request_from_seq_0", "Authentic replay request with from_seq = 0.",
          _patched(key, replay, 16, bytes(8))),
         ("heartbeat_unknown_role", "Authentic heartbeat with role = 3.", _patched(key, beat, 3, b"\x03")),
+        ("heartbeat_flag", "Authentic heartbeat with flag bit 0x01 set (heartbeat flags must be 0).",
+         _patched(key, beat, 2, b"\x01")),
+        ("confirmation_slippage_flag_not_executed", "Authentic REJECTED confirmation with flag "
+         "SLIPPAGE_OVER_LIMIT (0x04): only an executed status may carry it.",
+         _patched(key, valid["confirmation_rejected_insufficient_funds"], 2, b"\x04")),
+        ("confirmation_reserved_flag", "Authentic confirmation with flag bit 0x08 set (reserved).",
+         _patched(key, conf, 2, b"\x08")),
         ("stale_decision", "Authentic decision created 60 s + 1 ns before now_ns.", codec.encode(decision)),
         ("future_confirmation", "Authentic confirmation sent 5 s + 1 ns after now_ns.",
          codec.encode(future, sent_at_ns=NOW_NS + 5 * S + 1)),
@@ -398,7 +435,7 @@ def build() -> str:
             }
         )
     doc = {
-        "description": "Golden vectors of tandem protocol v2; see protocol/SPEC.md, 'Golden vectors'.",
+        "description": "Golden vectors of tandem protocol v3; see protocol/SPEC.md, 'Golden vectors'.",
         "protocol_version": protocol.PROTOCOL_VERSION,
         "secret_hex": SECRET.hex(),
         "key_hex": key.hex(),

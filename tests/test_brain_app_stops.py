@@ -1,5 +1,6 @@
-"""The brain app with exchange stops on, through the loopback harness: the PROTECT due at once after
-an entry filled above its reference is sent on the entry's bar, journaled, and re-derived on restart."""
+"""The brain app with exchange stops on, through the loopback harness: an entry filled above its
+reference needs no PROTECT (the stop placed with it and the plan's are one level, computed from the
+fill), and the run's decisions are re-derived identically on restart."""
 
 from __future__ import annotations
 
@@ -31,19 +32,19 @@ async def _run(tmp: Path) -> tuple[dict, list]:
         executor.core.close()
 
 
-async def test_protect_due_at_once_is_sent_on_the_entry_bar_and_resumed(tmp_path: Path) -> None:
-    """Entry filled 2 bps above its reference → a STOP_LOSS PROTECT at the fill's plan stop, journaled on
-    the entry's bar and answered; a brain restarted on the journal re-derives every decision identically."""
+async def test_entry_filled_above_its_reference_needs_no_protect_and_resumes(tmp_path: Path) -> None:
+    """Entry filled 2 bps above its reference: the plan's stop is stop_for_fill of the fill (8 % below the
+    fill), the level the executor places with the entry, so no PROTECT goes out on the entry's bar; a
+    brain restarted on the journal re-derives every decision identically."""
     history, trades = await _run(tmp_path)
     decisions = sorted(history.values(), key=lambda j: j.decision.decision_id)
-    entry, protect = decisions[0], decisions[1]
+    entry = decisions[0]
     assert entry.decision.intent is Intent.OPEN and entry.confirmation is not None
     fill = entry.confirmation.avg_price
-    assert fill > entry.decision.reference_price  # slippage: the plan from the fill has a higher stop
-    assert protect.decision.intent is Intent.PROTECT and protect.bar_index == entry.bar_index
-    assert protect.decision.stop_price == pytest.approx(fill * 0.92)
-    assert protect.decision.reference_price == fill and protect.decision.quantity == entry.decision.quantity
-    assert protect.confirmation is not None and protect.confirmation.status in (Status.ACCEPTED, Status.REJECTED)
+    assert fill > entry.decision.reference_price  # slippage: the fill is above the reference
+    assert not [j for j in decisions if j.bar_index == entry.bar_index and j.decision.intent is Intent.PROTECT]
+    assert trades and trades[0].entry_price == fill
+    assert entry.decision.stop_for_fill(fill) == pytest.approx(fill * 0.92, rel=1e-12)
     assert all(j.confirmation is not None for j in decisions)
     # a second brain on the same journal (the executor answers duplicates from its journal) re-derives it all
     again, trades_again = await _run(tmp_path)

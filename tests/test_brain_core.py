@@ -379,29 +379,20 @@ def test_one_protect_in_flight_per_position() -> None:
     assert p2.stop_price == pytest.approx(124.0 * 0.95)
 
 
-def test_entry_filled_above_reference_is_protected_at_once() -> None:
-    """An entry filled above its reference has a plan stop above the one it carried: protect_now sends a
-    STOP_LOSS PROTECT right away, at the fill's price and time, whatever the step."""
+@pytest.mark.parametrize("fill_price", [100.02, 99.3, 100.0])
+def test_one_stop_level_computed_from_the_fill(fill_price: float) -> None:
+    """Whether the entry fills above, below or at its reference, the plan's hard stop is exactly the
+    level the executor places (stop_for_fill of the fill, 8 % below it): no PROTECT is needed, now
+    or on the next bar, and the stop the brain records on the venue is that same level."""
     r = Rig(exchange_stops=True, protect_step_bps=1_000)
     [d] = r.bar(100.0, Side.BUY).decisions
-    r.core.on_confirmation(fill(d, price=100.02))  # 2 bps of slippage
-    [p] = r.core.protect_now(r.now + WALL_LAG)
-    assert (p.intent, p.reason, p.side) == (Intent.PROTECT, DecisionReason.STOP_LOSS, Side.SELL)
-    assert p.stop_price == pytest.approx(100.02 * 0.92) and p.stop_price > d.stop_price
-    assert (p.reference_price, p.market_ts_ns, p.quantity) == (100.02, d.market_ts_ns, d.quantity)
-    assert r.core.protect_now(r.now) == ()  # in flight: not twice
-    r.core.on_confirmation(accept(p))
-    assert r.bar(100.5).decisions == ()
-
-
-def test_protect_due_at_once_goes_out_on_the_next_bar_if_not_taken() -> None:
-    """If the shell does not call protect_now, the next bar sends the due PROTECT, step or not."""
-    r = Rig(exchange_stops=True, protect_step_bps=1_000)
-    [d] = r.bar(100.0, Side.BUY).decisions
-    r.core.on_confirmation(fill(d, price=100.02))
-    [p] = r.bar(100.01).decisions
-    assert p.intent is Intent.PROTECT and p.stop_price == pytest.approx(100.02 * 0.92)
-    assert p.reference_price == 100.01  # the mark
+    assert d.stop_price == pytest.approx(100.0 * 0.92)
+    r.core.on_confirmation(fill(d, price=fill_price))
+    plan = r.core.tracker.position(BTC).plan
+    assert plan.stop_price == d.stop_for_fill(fill_price) == r.core.stop_on_venue(BTC)
+    assert plan.stop_price == pytest.approx(fill_price * 0.92, rel=1e-15)
+    assert r.core.protect_now(r.now + WALL_LAG) == ()
+    assert r.bar(fill_price).decisions == ()
 
 
 def test_protect_is_never_blocked_by_breakers_or_a_silent_executor() -> None:

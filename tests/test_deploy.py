@@ -35,10 +35,10 @@ from tandem.cli import _command
 from tandem.keygen import main as keygen_main
 from tandem.marketdata import bundled_path, load_bars
 from tandem.runtime import (
-    MIN_NETWORK_SECRET_BYTES,
+    MIN_BUS_SECRET_BYTES,
     ConfigError,
-    check_bind_secret,
     load_bus_secret,
+    write_secret_file,
     parse_address,
 )
 from tandem.settings import CommonSettings, load_settings
@@ -517,23 +517,26 @@ def test_keygen_writes_the_secret_both_processes_read(compose: dict[str, Any], s
     assert re.search(rf"chown {user}:{user} [^&]*{re.escape(str(key_path.parent))}\b", runs)
 
 
-def test_keygen_secret_passes_the_bind_check_of_both_compose_binds(
-    compose: dict[str, Any], settings_of: Any, tmp_path: Path
-) -> None:
-    """What the keygen service writes (run for real) is 32 bytes, which both 0.0.0.0 binds accept; 16 would be refused;
-    a second run with --if-missing keeps it."""
+def test_keygen_secret_passes_the_checks_of_both_processes(compose: dict[str, Any], tmp_path: Path) -> None:
+    """What the keygen service writes (run for real) is 32 bytes, mode 0600, which both processes load: all three
+    services run as the image's one non-root user (no `user:` override), so owner-only is readable by both. 16 bytes
+    or mode 0644 would be refused; a second run with --if-missing keeps it."""
     key = tmp_path / "bus_secret"
     args = command(compose["services"]["keygen"])[2:-1]
     assert keygen_main([*args, str(key)]) == 0
+    assert key.stat().st_mode & 0o777 == 0o600
     secret = load_bus_secret(None, key)
-    assert len(secret) == MIN_NETWORK_SECRET_BYTES
+    assert len(secret) == MIN_BUS_SECRET_BYTES
     assert keygen_main([*args, str(key)]) == 0 and load_bus_secret(None, key) == secret
-    for name, setting in {"executor": "decision_addr", "brain": "confirm_addr"}.items():
-        host, _ = parse_address(getattr(settings_of(name), setting), setting=setting)
-        assert host == "0.0.0.0", name  # not loopback: the check applies
-        check_bind_secret(host, secret, setting=setting)
-        with pytest.raises(ConfigError, match=f"^{setting}: refusing to bind {re.escape(host)} "):
-            check_bind_secret(host, secret[:16], setting=setting)
+    for name in ("keygen", *SETTINGS):
+        assert "user" not in compose["services"][name], f"{name}: another user could not read a 0600 key"
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"^bus_secret_file: permissions 0644 for .* are too open; chmod 600 it$"):
+        load_bus_secret(None, key)
+    short = tmp_path / "short"
+    write_secret_file(short, secret[:16])
+    with pytest.raises(ConfigError, match=r"^bus_secret_file: the bus secret is 16 bytes"):
+        load_bus_secret(None, short)
 
 
 def test_keygen_is_one_shot_and_offline(compose: dict[str, Any]) -> None:

@@ -144,11 +144,10 @@ def test_quote_does_not_mutate_ledger(bundled: Bars) -> None:
         ({"qty": 50.0}, Status.REJECTED, RejectCode.INSUFFICIENT_FUNDS),  # 50 * 200 * 1.001 > 10k
         ({"side": Side.SELL, "qty": 1.0}, Status.REJECTED, RejectCode.INSUFFICIENT_POSITION),
         ({"ref": 197.0, "max_slip": 100}, Status.REJECTED, RejectCode.SLIPPAGE_EXCEEDED),  # 200 > 198.97
-        ({"side": Side.SELL, "ref": 203.0, "max_slip": 100}, Status.REJECTED, RejectCode.SLIPPAGE_EXCEEDED),
         ({"instrument": Instrument.symbol("ETH-PERP")}, Status.REJECTED, RejectCode.UNKNOWN_INSTRUMENT),
         ({"market_ts_ns": T0 + 2 * MIN + 1}, Status.FAILED, RejectCode.NO_MARKET_DATA),
     ],
-    ids=["funds", "position", "slippage-buy", "slippage-sell", "instrument", "no-data-at-end"],
+    ids=["funds", "position", "slippage-buy", "instrument", "no-data-at-end"],
 )
 async def test_refusals(tmp_path: Path, bars: Bars, kwargs: dict, status: Status, code: RejectCode) -> None:
     """Each venue rule refuses with its status and reason code, journaled, with nothing executed."""
@@ -170,6 +169,33 @@ def test_buy_exactly_affordable_and_slippage_exactly_at_limit_fill(bars: Bars) -
     assert isinstance(venue.quote(decision(qty=2.0, ref=200.0, max_slip=50), Ledger(2.0 * price)), PaperFill)
     refused = venue.quote(decision(qty=2.0, ref=200.0, max_slip=49), Ledger(2.0 * price))
     assert isinstance(refused, PaperRefusal) and refused.reject_code is RejectCode.SLIPPAGE_EXCEEDED
+
+
+@pytest.mark.parametrize("intent", [Intent.CLOSE, Intent.REDUCE])
+async def test_exit_is_never_refused_for_slippage(tmp_path: Path, bars: Bars, intent: Intent) -> None:
+    """An exit (CLOSE or REDUCE) whose fill is 3,333 bps below its reference — a gap down through a
+    stop — executes anyway (DESIGN invariant 3): FILLED, flagged SLIPPAGE_OVER_LIMIT, its slippage
+    reported, the ledger flat; the same gap on an entry is refused."""
+    core = await open_core(tmp_path / "j.db", bars)
+    await core.on_decision(decision(1, qty=0.5), NOW)  # bought at bar 1's open, 200
+    out = await core.on_decision(decision(2, side=Side.SELL, qty=0.5, ref=300.0, max_slip=100, intent=intent), NOW)
+    c = out.confirmation
+    assert (c.status, c.reject_code, c.executed_qty, c.avg_price) == (Status.FILLED, RejectCode.NONE, 0.5, 200.0)
+    assert c.slippage_over_limit and out.exit_slippage_bps == pytest.approx((300.0 - 200.0) / 300.0 * 1e4)
+    assert core.ledger.positions() == {} and core.journal.confirmation_for(2) == c
+    assert core.journal.confirmation_for(2).slippage_over_limit  # journaled with the flag: a replay carries it
+    entry = await core.on_decision(decision(3, qty=0.5, ref=100.0, max_slip=100), NOW)
+    assert entry.confirmation.reject_code is RejectCode.SLIPPAGE_EXCEEDED and not entry.executed
+    core.close()
+
+
+async def test_exit_within_its_limit_is_not_flagged(tmp_path: Path, bars: Bars) -> None:
+    """An exit filled at its reference carries no SLIPPAGE_OVER_LIMIT flag and 0 bps."""
+    core = await open_core(tmp_path / "j.db", bars)
+    await core.on_decision(decision(1, qty=0.5), NOW)
+    out = await core.on_decision(decision(2, side=Side.SELL, qty=0.5, ref=200.0, max_slip=0), NOW)
+    assert out.executed and not out.confirmation.slippage_over_limit and out.exit_slippage_bps == 0.0
+    core.close()
 
 
 async def test_sell_within_tolerance_is_clamped_to_position(tmp_path: Path, bars: Bars) -> None:

@@ -65,9 +65,10 @@ async def test_journals_record_the_cycle(harness, tmp_path: Path) -> None:
 
     rebuilt = PositionTracker(10_000.0, harness.brain.core.tracker.exit_rules)
     journal = harness.brain.journal
-    reasons = journal.decision_reasons()
+    history = journal.history()
     for conf in journal.confirmations():
-        rebuilt.apply(conf, reasons[conf.decision_id])
+        decision = history[conf.decision_id].decision
+        rebuilt.apply(conf, decision.reason, decision=decision)
     assert rebuilt.cash == harness.brain.core.tracker.cash
     assert rebuilt.closed_trades == harness.brain.core.tracker.closed_trades
 
@@ -112,7 +113,7 @@ async def test_forged_datagram_is_dropped_and_counted(harness) -> None:
     forged = other.encode(harness.codec.decode(datagram, time.time_ns()))
     before = harness.executor.core.ledger.cash
     harness.brain.endpoint.send_raw(forged)
-    harness.brain.endpoint.send_raw(b"\x02\x01garbage")  # protocol v2, a decision of the wrong size
+    harness.brain.endpoint.send_raw(b"\x03\x01garbage")  # protocol v3, a decision of the wrong size
     await asyncio.sleep(0.2)
     assert sample(harness.executor.metrics.rejected, reason="auth") == 1
     assert sample(harness.executor.metrics.rejected, reason="size") == 1

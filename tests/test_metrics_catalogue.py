@@ -59,7 +59,7 @@ def test_names_follow_prometheus_conventions() -> None:
             assert re.fullmatch(rf"tandem_{process}_[a-z0-9_]+", name), name
             assert name.endswith("_total") == (typ == "counter"), name
             assert not re.search(r"_(ms|us|millis|micros|percent|pct|bps)(_|$)", name), f"{name}: not a base unit"
-            if typ == "histogram":
-                assert name.endswith("_seconds"), name
+            if typ == "histogram":  # durations, or a ratio (exit slippage)
+                assert name.endswith(("_seconds", "_ratio")), name
             assert doc and (doc[0].isupper() or doc[0].isdigit() or doc[0] == "("), name
             assert all(re.fullmatch(r"[a-z_]+", label) for label in labels), name

@@ -29,6 +29,8 @@ ISSUE_ALERTS = (
     "TandemBreakerTripped",
     "TandemUnprotectedPositions",
     "TandemPositionMismatch",
+    "TandemExitSlippageOverLimit",  # issue #10 §1
+    "TandemExecutorJournalFault",  # issue #10 §7
 )
 CONTAINER_CONFIG = "/etc/prometheus/prometheus.yml"
 

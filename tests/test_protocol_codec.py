@@ -126,12 +126,14 @@ def confirmations(draw: st.DrawFn) -> ExecutionConfirmation:
         executed_at_ns=draw(u64),
         venue_ref=draw(st.binary(max_size=16)),
         venue_ref_truncated=draw(st.booleans()),
+        slippage_over_limit=status.executed and draw(st.booleans()),
         sent_at_ns=draw(u64),
     )
 
 
 replay_requests = st.builds(ReplayRequest, from_seq=ids, sent_at_ns=u64)
-heartbeats = st.builds(Heartbeat, role=st.sampled_from(Role), last_seq=u64, incarnation=u64, sent_at_ns=u64)
+heartbeats = st.builds(Heartbeat, role=st.sampled_from(Role), last_seq=u64, incarnation=u64,
+                       in_flight=st.integers(0, 2**32 - 1), journal_id=u64, sent_at_ns=u64)  # fmt: skip
 SIZES = {TradeDecision: DECISION_SIZE, ExecutionConfirmation: CONFIRMATION_SIZE,
          ReplayRequest: REPLAY_REQUEST_SIZE, Heartbeat: HEARTBEAT_SIZE}  # fmt: skip
 
@@ -252,15 +254,18 @@ def test_replay_request_and_heartbeat_round_trip(msg: ReplayRequest | Heartbeat)
 @FAST
 @given(st.one_of(replay_requests, heartbeats))
 def test_replay_request_and_heartbeat_follow_the_spec_layout(msg: ReplayRequest | Heartbeat) -> None:
-    """Bytes 0..7: version, type, zero flags, role (or 0), zero reserved; sent_at_ns at 8 (SPEC §6.3-6.4)."""
+    """Bytes 0..7: version, type, zero flags, role (or 0), zero reserved (replay) or in_flight (heartbeat);
+    sent_at_ns at 8; a heartbeat's journal_id at 32 (SPEC §6.3-6.4)."""
     data = CODEC.encode(msg)
     if isinstance(msg, ReplayRequest):
-        assert data[:8] == bytes([2, 3, 0, 0, 0, 0, 0, 0])
+        assert data[:8] == bytes([3, 3, 0, 0, 0, 0, 0, 0])
         assert int.from_bytes(data[16:24], "little") == msg.from_seq
     else:
-        assert data[:8] == bytes([2, 4, 0, msg.role, 0, 0, 0, 0])
+        assert data[:4] == bytes([3, 4, 0, msg.role])
+        assert int.from_bytes(data[4:8], "little") == msg.in_flight
         assert int.from_bytes(data[16:24], "little") == msg.last_seq
         assert int.from_bytes(data[24:32], "little") == msg.incarnation
+        assert int.from_bytes(data[32:40], "little") == msg.journal_id
     assert int.from_bytes(data[8:16], "little") == msg.sent_at_ns
     assert _retag(data[:-16]) == data
 
@@ -314,7 +319,7 @@ def test_authentic_random_bodies_decode_or_raise_invalid_field(
 ) -> None:
     """A correctly tagged random body, received at its own stamp, decodes or raises InvalidField."""
     mtype, size = kind
-    body = bytes([2, mtype]) + data.draw(st.binary(min_size=size - 18, max_size=size - 18))
+    body = bytes([3, mtype]) + data.draw(st.binary(min_size=size - 18, max_size=size - 18))
     stamp_at = 64 if mtype == 1 else 8  # created_at_ns / sent_at_ns (types 2, 3, 4), SPEC §9
     now = int.from_bytes(body[stamp_at : stamp_at + 8], "little")
     try:
@@ -385,9 +390,9 @@ def test_other_secret_fails_authentication(name: str) -> None:
         other.decode(DATAGRAMS[name], NOW)
 
 
-@pytest.mark.parametrize("version", [0, 1, 3, 255])
+@pytest.mark.parametrize("version", [0, 1, 2, 4, 255])
 def test_other_versions_fail_version(version: int) -> None:
-    """Any version byte but 2 raises VersionMismatch, even with a valid tag (1: a protocol v1 peer)."""
+    """Any version byte but 3 raises VersionMismatch, even with a valid tag (1, 2: protocol v1, v2 peers)."""
     with pytest.raises(VersionMismatch):
         CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 0, bytes([version])), NOW)
 
@@ -415,9 +420,9 @@ def test_check_order_earlier_failure_wins() -> None:
     with pytest.raises(VersionMismatch):  # bad version and wrong length
         CODEC.decode(b"\x01\x01" + dec[2:50], NOW)
     with pytest.raises(UnknownMessageType):  # unknown type and wrong length
-        CODEC.decode(b"\x02\x09" + dec[2:50], NOW)
+        CODEC.decode(b"\x03\x09" + dec[2:50], NOW)
     with pytest.raises(DatagramSizeError):  # known type of another size and garbage tag
-        CODEC.decode(b"\x02\x04" + dec[2:], NOW)
+        CODEC.decode(b"\x03\x04" + dec[2:], NOW)
     bad_role = _patch(DATAGRAMS["heartbeat_brain"], 3, b"\x03")
     with pytest.raises(AuthenticationFailed):  # bad role under a wrong tag
         CODEC.decode(bad_role[:-1] + bytes([bad_role[-1] ^ 1]), NOW)
@@ -528,7 +533,10 @@ BAD_FIELDS = {
     "decision_entry_price_under_its_stop": (DEC_STOP, 56, _f64(34000.0)),
     "decision_mint_flag_cleared": (DEC_MINT, 2, b"\x00"),  # USDC bytes hold non-printable bytes
     # confirmation (offsets from SPEC §6.2)
-    "confirmation_flag_reserved_bit": (CONF, 2, b"\x07"),
+    "confirmation_flag_reserved_bit": (CONF, 2, b"\x08"),
+    "confirmation_flag_high_bit": (CONF, 2, b"\x80"),
+    "confirmation_slippage_flag_on_rejected": (REJ, 2, b"\x04"),
+    "confirmation_slippage_flag_on_accepted": (ACC, 2, b"\x04"),
     "confirmation_side_9": (CONF, 3, b"\x09"),
     "confirmation_intent_0": (CONF, 4, b"\x00"),
     "confirmation_status_0": (CONF, 5, b"\x00"),
@@ -568,8 +576,7 @@ BAD_FIELDS = {
     "heartbeat_role_0": (HB, 3, b"\x00"),
     "heartbeat_role_3": (HB, 3, b"\x03"),
     "heartbeat_role_255": (HB, 3, b"\xff"),
-    "heartbeat_reserved_u32_low": (HB, 4, b"\x01"),
-    "heartbeat_reserved_u32_high": (HB, 7, b"\x80"),
+    "heartbeat_flags_slippage_bit": (HB, 2, b"\x04"),
     "heartbeat_executor_role_0": (HB_EXEC, 3, b"\x00"),
 }
 
@@ -596,6 +603,10 @@ def test_authentic_heartbeat_and_replay_edge_values_decode() -> None:
     for role in (1, 2):
         msg = CODEC.decode(_patch(HB, 3, bytes([role]) + bytes(4)), NOW)
         assert isinstance(msg, Heartbeat) and msg.role is Role(role)
+    msg = CODEC.decode(_patch(HB, 4, b"\xff\xff\xff\xff"), NOW)  # in_flight: any u32
+    assert isinstance(msg, Heartbeat) and msg.in_flight == 2**32 - 1
+    msg = CODEC.decode(_patch(HB, 32, _u64(U64_MAX)), NOW)  # journal_id: any u64
+    assert isinstance(msg, Heartbeat) and msg.journal_id == U64_MAX
     msg = CODEC.decode(_patch(HB, 16, _u64(0) + _u64(0)), NOW)
     assert isinstance(msg, Heartbeat) and msg.last_seq == 0 and msg.incarnation == 0
     for from_seq in (1, U64_MAX):
@@ -613,7 +624,7 @@ def test_venue_ref_may_contain_nul_bytes() -> None:
 def test_stop_price_sits_at_offset_88_before_the_tag() -> None:
     """stop_price is the f64 at bytes 88..95 (SPEC §6.1 v2) and the tag covers it (bytes 96..111)."""
     data = DATAGRAMS["decision_protect"]
-    assert len(data) == 112 and data[0] == 2
+    assert len(data) == 112 and data[0] == 3
     assert struct.unpack_from("<d", data, 88)[0] == 38950.0
     assert _retag(data[:96]) == data
     assert struct.unpack_from("<d", DATAGRAMS["decision_symbol"], 88)[0] == 0.0  # default: no stop

@@ -537,6 +537,86 @@ def test_resolve_expired_waits_for_a_later_heartbeat_and_all_confirmations_appli
     assert pair.app.received[2] == 0 and pair.app.executed == {1: 1, 3: 1}
 
 
+def _executor_beat(last_seq: int, now: int, *, in_flight: int = 0, journal_id: int = 0x51) -> Heartbeat:
+    return Heartbeat(Role.EXECUTOR, last_seq, EXEC_INC, in_flight=in_flight, journal_id=journal_id, sent_at_ns=now)
+
+
+def test_no_resolution_while_the_executor_reports_decisions_in_flight() -> None:
+    """A slow venue: the executor still executes d (in_flight 1) when its heartbeat is stamped past d's
+    expiry; the brain does not resolve d as never executed until a heartbeat reports nothing in flight."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec)
+    d = make_decision(1, T0)
+    brain.send_decision(d, T0)
+    late = d.expires_at_ns + S
+    brain.receive(wire(codec, _executor_beat(0, late, in_flight=1), late), late)
+    assert brain.peer_in_flight == 1 and brain.resolve_expired() == [] and 1 in brain.outbox
+    brain.receive(wire(codec, _executor_beat(0, late + S, in_flight=0), late + S), late + S)
+    assert brain.resolve_expired() == [d] and not brain.outbox
+
+
+def test_an_older_heartbeat_replayed_does_not_clear_in_flight() -> None:
+    """A captured heartbeat with in_flight 0, re-sent after a newer one reporting 1, changes nothing:
+    the fields of the latest heartbeat (by its stamp) rule."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec)
+    d = make_decision(1, T0)
+    brain.send_decision(d, T0)
+    t1, t2 = d.expires_at_ns + S, d.expires_at_ns + 2 * S
+    old = codec.encode(_executor_beat(0, t1, in_flight=0), sent_at_ns=t1)
+    brain.receive(wire(codec, _executor_beat(0, t2, in_flight=1), t2), t2)
+    brain.receive(codec.decode(old, t2), t2)
+    assert brain.peer_in_flight == 1 and brain.resolve_expired() == []
+
+
+@pytest.mark.parametrize(
+    ("beats", "fault"),
+    [
+        ([(2, 0x51)], None),  # the same journal, level with what was applied
+        ([(3, 0x51)], None),  # ahead: a replay is due, not a fault
+        ([(2, 0x52)], "executor journal changed"),  # another journal id
+        ([(1, 0x51)], "executor journal went back"),  # last_seq below what the brain applied
+        ([(0, 0x77)], "executor journal changed"),  # a wiped journal, new id, seq 0
+    ],
+    ids=["same", "ahead", "replaced", "rolled-back", "wiped"],
+)
+def test_journal_fault_detection(beats: list[tuple[int, int]], fault: str | None) -> None:
+    """The brain keeps the executor journal's id; another id or a last_seq below the applied one is a
+    journal fault, after which nothing is resolved as never executed."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec, next_seq=3, executor_journal_id=0x51)  # seq 1 and 2 applied before
+    d = make_decision(9, T0)
+    brain.send_decision(d, T0)
+    t = d.expires_at_ns + S
+    for last_seq, jid in beats:
+        brain.receive(wire(codec, _executor_beat(last_seq, t, journal_id=jid), t), t)
+    if fault is None:
+        assert brain.journal_fault is None
+    else:
+        assert brain.journal_fault is not None and brain.journal_fault.startswith(fault)
+        assert brain.resolve_expired() == [] and 9 in brain.outbox
+
+
+def test_first_journal_id_heard_is_kept() -> None:
+    """A brain with no executor journal on record adopts the first id heard, then holds it."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec)
+    brain.receive(wire(codec, _executor_beat(0, T0, journal_id=0x99), T0), T0)
+    assert brain.executor_journal_id == 0x99 and brain.journal_fault is None
+    brain.receive(wire(codec, _executor_beat(0, T0 + S, journal_id=0x98), T0 + S), T0 + S)
+    assert brain.journal_fault is not None
+
+
+def test_executor_heartbeat_carries_in_flight_and_journal_id() -> None:
+    """ExecutorLink's heartbeats carry the in_flight the application sets and its journal_id."""
+    codec = Codec(KEY)
+    ex = ExecutorLink(codec, incarnation=EXEC_INC, journal_id=0xABC)
+    ex.in_flight = 3
+    ex.handle_timer(T0)
+    [hb] = decoded(codec, ex.datagrams_to_send(), T0)
+    assert isinstance(hb, Heartbeat) and (hb.in_flight, hb.journal_id) == (3, 0xABC)
+
+
 def test_decision_older_than_max_age_is_abandoned() -> None:
     """Retransmits stop once the datagram is older than codec.max_age_ns (the peer would drop it as stale)."""
     codec = Codec(KEY)

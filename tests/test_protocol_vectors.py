@@ -104,12 +104,14 @@ def _spec_read(b: bytes) -> dict[str, Any]:
         assert b[2:8] == bytes(6)  # flags, reserved u8, reserved u32
         return {"from_seq": _u64(b, 16), "sent_at_ns": _u64(b, 8)}
     if b[1] == 4:  # §6.4
-        assert len(b) == 48
-        assert b[2] == 0 and b[4:8] == bytes(4)  # flags, reserved u32
+        assert len(b) == 56
+        assert b[2] == 0  # flags
         return {
             "role": {1: "BRAIN", 2: "EXECUTOR"}[b[3]],
             "last_seq": _u64(b, 16),
             "incarnation": _u64(b, 24),
+            "in_flight": int.from_bytes(b[4:8], "little"),
+            "journal_id": _u64(b, 32),
             "sent_at_ns": _u64(b, 8),
         }
     if b[1] == 1:
@@ -145,6 +147,7 @@ def _spec_read(b: bytes) -> dict[str, Any]:
         "executed_at_ns": _u64(b, 88),
         "venue_ref_hex": b[96 : 96 + ref_len].hex(),
         "venue_ref_truncated": bool(flags & 0x02),
+        "slippage_over_limit": bool(flags & 0x04),
         "sent_at_ns": _u64(b, 8),
     }
 
@@ -217,15 +220,15 @@ def test_encoding_documented_fields_gives_exact_bytes(case: dict[str, Any]) -> N
 def test_spec_byte_table_reads_valid_vector(case: dict[str, Any]) -> None:
     """A reader built from the SPEC offsets and hashlib agrees with the fields and the tag."""
     data = bytes.fromhex(case["hex"])
-    types = {"DECISION": (1, 112), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 48)}
-    assert (data[0], (data[1], len(data))) == (2, types[case["type"]])
+    types = {"DECISION": (1, 112), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 56)}
+    assert (data[0], (data[1], len(data))) == (3, types[case["type"]])
     body, tag = data[:-16], data[-16:]
     assert hashlib.blake2b(body, key=KEY, digest_size=16).digest() == tag
     expected = dict(case["fields"])
     if "instrument" in expected:
         expected["instrument"] = {k: v for k, v in expected["instrument"].items() if k != "mint"}
     assert _spec_read(data) == expected
-    assert data[2] & ~0x03 == 0
+    assert data[2] & ~0x07 == 0
 
 
 def test_truncated_signature_vector_carries_first_16_bytes() -> None:
@@ -287,12 +290,31 @@ def test_mint_instrument_round_trips_base58() -> None:
     assert str(inst) == spec["mint"]
 
 
-def test_v1_peer_is_rejected_with_version_mismatch() -> None:
-    """A datagram stamped version 1 (a protocol v1 peer) is refused with VersionMismatch, nothing else read."""
+def test_v2_peer_is_rejected_with_version_mismatch() -> None:
+    """A datagram stamped version 2 (a protocol v2 peer) is refused with VersionMismatch, nothing else read."""
     (case,) = [c for c in INVALID if c["name"] == "wrong_version"]
     data = bytes.fromhex(case["hex"])
-    assert data[0] == 1 and protocol.PROTOCOL_VERSION == 2
+    assert data[0] == 2 and protocol.PROTOCOL_VERSION == 3
     assert (case["reason"], case["error"]) == ("version", "VersionMismatch")
+
+
+def test_v3_heartbeat_carries_in_flight_and_journal_id() -> None:
+    """The executor heartbeat vector holds in_flight (u32 at bytes 4..7) and journal_id (u64 at 32..39),
+    and is 56 bytes."""
+    (case,) = [c for c in VALID if c["name"] == "heartbeat_executor"]
+    data = bytes.fromhex(case["hex"])
+    assert len(data) == 56 == protocol.HEARTBEAT_SIZE
+    assert int.from_bytes(data[4:8], "little") == case["fields"]["in_flight"] == 2
+    assert int.from_bytes(data[32:40], "little") == case["fields"]["journal_id"] != 0
+
+
+def test_v3_exit_over_slippage_limit_flag() -> None:
+    """The exit vector sets flag 0x04 (SLIPPAGE_OVER_LIMIT) on a FILLED confirmation and decodes to it."""
+    (case,) = [c for c in VALID if c["name"] == "confirmation_filled_exit_over_slippage_limit"]
+    data = bytes.fromhex(case["hex"])
+    assert data[2] & 0x04 and case["fields"]["slippage_over_limit"] is True
+    msg = Codec(bytes.fromhex(VECTORS["key_hex"])).decode(data, VECTORS["now_ns"])
+    assert msg.slippage_over_limit and msg.status is Status.FILLED
 
 
 def test_protect_vectors_carry_stop_price_and_accepted_status() -> None:

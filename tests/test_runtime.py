@@ -52,15 +52,16 @@ def test_parse_address() -> None:
 def test_bus_secret_sources(tmp_path: Path) -> None:
     """The secret comes from the env text or a 0600 key file (hex); neither, both or empty is refused."""
     key = tmp_path / "bus.key"
-    write_secret_file(key, b"\x00\x01secret")
+    secret = b"\x00\x01" + b"s" * 30
+    write_secret_file(key, secret)
     assert key.stat().st_mode & 0o777 == 0o600
-    assert load_bus_secret(None, key) == b"\x00\x01secret"
-    assert load_bus_secret(SecretStr("text secret"), None) == b"text secret"
-    for args in ((None, None), (SecretStr("a"), key), (SecretStr(""), None), (None, tmp_path / "missing")):
+    assert load_bus_secret(None, key) == secret
+    assert load_bus_secret(SecretStr("t" * 32), None) == b"t" * 32
+    for args in ((None, None), (SecretStr("a" * 32), key), (SecretStr(""), None), (None, tmp_path / "missing")):
         with pytest.raises(ConfigError, match="bus_secret"):
             load_bus_secret(*args)
     with pytest.raises(ConfigError) as info:
-        load_bus_secret(SecretStr("hunter2-secret"), key)
+        load_bus_secret(SecretStr("hunter2-secret-hunter2-secret-32"), key)
     assert "hunter2" not in str(info.value)
 
 
@@ -99,16 +100,33 @@ def test_rate_limited_log_suppresses_and_reports_count() -> None:
     assert [(e["reason"], e["suppressed"]) for e in logs] == [("auth", 0), ("size", 0), ("auth", 999)]
 
 
-def test_non_loopback_bind_needs_a_long_secret() -> None:
-    """Binding beyond loopback with a secret under 32 bytes is refused; loopback or a long secret is fine."""
-    from tandem.runtime import check_bind_secret
+def test_every_bus_secret_needs_32_bytes(tmp_path: Path) -> None:
+    """A secret under 32 bytes is refused, as text or file, loopback or not, naming the setting and not the secret."""
+    from tandem.runtime import MIN_BUS_SECRET_BYTES
 
-    with pytest.raises(ConfigError, match="decision_addr: refusing to bind 0.0.0.0") as info:
-        check_bind_secret("0.0.0.0", b"short-secret", setting="decision_addr")
+    assert MIN_BUS_SECRET_BYTES == 32
+    with pytest.raises(ConfigError, match=r"^bus_secret: the bus secret is 31 bytes, at least 32") as info:
+        load_bus_secret(SecretStr("short-secret-short-secret-short!"[:31]), None)
     assert "short-secret" not in str(info.value)
-    check_bind_secret("127.0.0.1", b"x", setting="decision_addr")
-    check_bind_secret("::1", b"x", setting="decision_addr")
-    check_bind_secret("0.0.0.0", b"k" * 32, setting="decision_addr")
+    key = tmp_path / "bus.key"
+    write_secret_file(key, b"k" * 16)  # 32 hex characters: 16 bytes
+    with pytest.raises(ConfigError, match=r"^bus_secret_file: the bus secret is 16 bytes"):
+        load_bus_secret(None, key)
+    write_secret_file(key, b"k" * 32)
+    assert load_bus_secret(None, key) == b"k" * 32
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o602, 0o660])
+def test_key_file_open_to_group_or_others_is_refused(tmp_path: Path, mode: int) -> None:
+    """A key file that group or others may read or write is refused as ssh refuses such keys; 0600 and 0400 are fine."""
+    key = tmp_path / "bus.key"
+    write_secret_file(key, b"k" * 32)
+    key.chmod(mode)
+    with pytest.raises(ConfigError) as info:
+        load_bus_secret(None, key)
+    assert str(info.value) == f"bus_secret_file: permissions {mode:04o} for '{key}' are too open; chmod 600 it"
+    key.chmod(0o400)
+    assert load_bus_secret(None, key) == b"k" * 32
 
 
 async def udp_sink() -> tuple[Any, int, Any]:

@@ -49,7 +49,7 @@ def test_secret_absent_from_error_messages(tmp_path: Path) -> None:
     env = {"TANDEM_BUS_SECRET": secret[:16], "TANDEM_DECISION_ADDR": "0.0.0.0:0", "TANDEM_METRICS_PORT": "-1",
            "TANDEM_RUN_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}  # fmt: skip
     proc = subprocess.run([sys.executable, "-m", "executor"], capture_output=True, text=True, env=env, timeout=60)
-    assert proc.returncode == 2 and "refusing to bind 0.0.0.0" in proc.stderr
+    assert proc.returncode == 2 and "bus_secret: the bus secret is 16 bytes" in proc.stderr
     env["TANDEM_BUS_SECRET_FILE"] = str(tmp_path / "missing.key")
     proc2 = subprocess.run([sys.executable, "-m", "brain"], capture_output=True, text=True, env=env, timeout=60)
     assert proc2.returncode == 2 and "bus_secret" in proc2.stderr

@@ -20,7 +20,10 @@ RateLimitExceeded, DDoSProtection (429/418),    TemporaryVenueError (nothing hap
 InvalidNonce (-1021), OnMaintenance             was refused before it was processed)
 OrderNotFound (-2011, -2013)                    ``None`` from fetch/cancel (see the Venue contract)
 BadResponse carrying -2022/-2021 (spot          Permanent, VENUE_ERROR (a definite failure, see
-cancelReplace)                                  ``_CANCEL_REPLACE_FAILED``)
+cancelReplace)                                  ``_CANCEL_REPLACE_FAILED``); StopWouldTrigger when
+                                                the new leg was a stop refused as already triggered
+OrderImmediatelyFillable (USDⓈ-M -2021, spot    StopWouldTrigger (Permanent, VENUE_ERROR): the stop
+-2010 "Stop price would trigger immediately.")  would fire at once
 InsufficientFunds                               Permanent, INSUFFICIENT_FUNDS
 InvalidOrder, BadRequest, BadSymbol             Permanent, INVALID_QUANTITY / UNKNOWN_INSTRUMENT /
                                                 VENUE_ERROR
@@ -56,7 +59,7 @@ from protocol import RejectCode, Side, Status
 
 from .base import Balance, OrderReport, OrderRequest, OrderStatus, OrderType, PositionReport, Venue
 from .coid import parse as parse_coid
-from .errors import AmbiguousVenueError, PermanentVenueError, TemporaryVenueError, VenueError
+from .errors import AmbiguousVenueError, PermanentVenueError, StopWouldTrigger, TemporaryVenueError, VenueError
 
 __all__ = ["CcxtVenue", "translate"]
 
@@ -68,6 +71,9 @@ _CANCEL_REPLACE_FAILED = ('"code":-2022', '"code":-2021')
 """Binance spot ``order/cancelReplace`` failures, which ccxt 4.5.90 raises as BadResponse: -2022
 the cancel failed and nothing new was placed, -2021 the cancel succeeded and the new order failed
 (Binance spot REST docs, "Cancel an Existing Order and Send a New Order")."""
+_WOULD_TRIGGER = "would trigger immediately"
+"""Binance spot's -2010 message for a stop already crossed ("Stop price would trigger immediately."),
+as it appears in a cancelReplace body's ``newOrderResponse``."""
 _STATUS = {
     "open": OrderStatus.OPEN,
     "closed": OrderStatus.FILLED,
@@ -103,7 +109,11 @@ def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError
     """
     detail = f"{where}: {type(exc).__name__}: {exc}"
     if isinstance(exc, cx.BadResponse) and any(c in str(exc) for c in _CANCEL_REPLACE_FAILED):
+        if _WOULD_TRIGGER in str(exc).lower():  # the cancel was done, the new stop is already crossed
+            return StopWouldTrigger(detail)
         return PermanentVenueError(detail)  # a definite answer: the cancel (or the new order) failed
+    if isinstance(exc, cx.OrderImmediatelyFillable):
+        return StopWouldTrigger(detail)
     if isinstance(exc, _TEMPORARY):
         return TemporaryVenueError(detail)
     if isinstance(exc, cx.InsufficientFunds):

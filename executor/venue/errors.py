@@ -11,6 +11,11 @@
 - :class:`PermanentVenueError`: refused for good (insufficient balance, filter failure, bad
   symbol, authentication); carries the :class:`~protocol.RejectCode` and the
   :class:`~protocol.Status` (FAILED from a venue, REJECTED from a pre-trade check) to confirm with.
+
+  - :class:`StopWouldTrigger`: a stop order refused because the market is already through its
+    trigger (Binance USDⓈ-M -2021 "Order would immediately trigger.", spot -2010 "Stop price would
+    trigger immediately."): the stop would have fired at once, so the exit order gateway sells
+    instead (DESIGN.md invariant 3: a protective level is never silently dropped).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "AmbiguousVenueError",
     "OwnershipConflict",
     "PermanentVenueError",
+    "StopWouldTrigger",
     "TemporaryVenueError",
     "VenueError",
 ]
@@ -58,6 +64,12 @@ class PermanentVenueError(VenueError):
                  status: Status = Status.FAILED) -> None:  # fmt: skip
         super().__init__(detail, reject_code)
         self.status = status
+
+
+class StopWouldTrigger(PermanentVenueError):
+    """A stop order the venue refused because its trigger is already crossed (it would fire at once)."""
+
+    kind = "permanent"
 
 
 class OwnershipConflict(PermanentVenueError):

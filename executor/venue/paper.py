@@ -6,8 +6,10 @@ in this order:
 
 1. the decision's instrument is not the one the venue trades → ``REJECTED / UNKNOWN_INSTRUMENT``;
 2. no bar opens at or after ``market_ts_ns`` → ``FAILED / NO_MARKET_DATA``;
-3. the fill price (that bar's OPEN moved against the trader by ``slippage_bps``) is worse than
-   ``reference_price`` by more than ``max_slippage_bps`` → ``REJECTED / SLIPPAGE_EXCEEDED``;
+3. an entry whose fill price (that bar's OPEN moved against the trader by ``slippage_bps``) is
+   worse than ``reference_price`` by more than ``max_slippage_bps`` → ``REJECTED /
+   SLIPPAGE_EXCEEDED``. An exit (CLOSE, REDUCE) is never refused for slippage (DESIGN.md
+   invariant 3): it fills at that open however far the market gapped from its reference;
 4. a buy whose ``qty*price + fee`` exceeds the ledger's cash → ``REJECTED / INSUFFICIENT_FUNDS``;
    a sell larger than the position (beyond :data:`POSITION_REL_TOL`) →
    ``REJECTED / INSUFFICIENT_POSITION``.
@@ -30,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from protocol import Instrument, RejectCode, Side, Status, TradeDecision
+from protocol import Instrument, Intent, RejectCode, Side, Status, TradeDecision
 from tandem.marketdata import Bars
 
 from ..ledger import Ledger
@@ -138,8 +140,10 @@ class PaperVenue(Venue):
                 RejectCode.UNKNOWN_INSTRUMENT,
                 f"paper venue trades {self.instrument}, not {decision.instrument}",
             )
-        return self._quote(decision.side, decision.quantity, decision.reference_price, decision.max_slippage_bps,
-                           decision.market_ts_ns, decision.decision_id, decision.instrument, ledger)  # fmt: skip
+        exit_ = decision.intent in (Intent.CLOSE, Intent.REDUCE)
+        return self._quote(decision.side, decision.quantity, decision.reference_price,
+                           10_000 if exit_ else decision.max_slippage_bps, decision.market_ts_ns, decision.decision_id,
+                           decision.instrument, ledger)  # fmt: skip
 
     def _quote(
         self, side: Side, qty: float, ref: float, max_slippage_bps: int, market_ts_ns: int, decision_id: int,

@@ -1,0 +1,121 @@
+"""What both journals do with their SQLite file before they trust it.
+
+- **A wiped journal is not a new one.** SQLite opens a 0-byte file as an empty database, so a
+  journal truncated by accident would silently start over while the other process still trades
+  on what it held. :func:`wiped` names that state (a 0-byte file, a database without tables, or
+  a ``-wal`` left without its database) and the journal refuses it.
+- **A new journal appears whole.** :func:`create` builds it under a temporary name (schema and
+  identity committed, in rollback mode) and links it into place, so a kill during creation
+  leaves no file at the journal's path that a restart would then refuse as wiped.
+- **Starting afresh keeps the old one.** :func:`set_aside` renames the journal and its ``-wal``
+  and ``-shm`` to ``<name>.<UTC time>.bak`` (``-wal``/``-shm`` suffixed, so the copy still opens
+  with its WAL); nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+__all__ = ["FRESH_HINT", "connect_immutable", "create", "set_aside", "table_names", "wiped"]
+
+FRESH_HINT = "--fresh-journal sets it aside and starts a new one"
+"""How a refusal ends: the way out (``TANDEM_FRESH_JOURNAL=true`` in the environment)."""
+_SIDE_FILES = ("-wal", "-shm")
+
+
+def wiped(path: Path) -> str | None:
+    """What is wrong with the journal file at ``path`` before SQLite opens it, or ``None``.
+
+    Returns:
+        ``"is empty (0 bytes)"`` for an existing empty file; ``"is missing but its -wal is
+        there"`` when only its write-ahead log is left; ``None`` otherwise (absent, or not
+        empty: SQLite and the journal's own checks decide).
+    """
+    try:
+        if path.stat().st_size == 0:
+            return "is empty (0 bytes): wiped or truncated"
+        return None
+    except FileNotFoundError:
+        pass
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return f"is missing but its write-ahead log {wal.name} is there: the journal was deleted in part"
+    return None
+
+
+def connect_immutable(path: Path) -> sqlite3.Connection:
+    """A read-only connection that writes nothing, not even ``-wal``/``-shm`` (SQLite's
+    ``immutable=1`` URI parameter: the file is read as it is, its WAL ignored)."""
+    return sqlite3.connect(f"file:{quote(str(path.absolute()))}?immutable=1", uri=True)
+
+
+def table_names(conn: sqlite3.Connection) -> set[str]:
+    """Names of the tables in an open database (empty for a database without any)."""
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def create(path: Path, init: Callable[[sqlite3.Connection], None]) -> None:
+    """Create the journal at ``path`` atomically: ``init(conn)`` runs in one transaction on a
+    temporary file next to it, which is then linked into place (never over an existing file).
+
+    Raises:
+        sqlite3.Error: from ``init`` or SQLite (the caller translates it); nothing is left at
+            ``path``.
+        OSError: the directory cannot be written.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    tmp.unlink(missing_ok=True)
+    Path(f"{tmp}-journal").unlink(missing_ok=True)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            init(conn)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: the caller opens and checks that one
+        except OSError:  # a file system without hard links: rename (the run-dir lock excludes a race)
+            if not os.path.lexists(path):
+                os.rename(tmp, path)
+        _sync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def set_aside(path: Path, now: datetime | None = None) -> Path | None:
+    """Rename the journal at ``path`` (with its ``-wal`` and ``-shm``) to
+    ``<path>.<UTC YYYYmmddTHHMMSSZ>.bak`` (``.1``, ``.2``... if taken); returns the new name,
+    or ``None`` when there was nothing to set aside. Nothing is deleted.
+
+    Raises:
+        OSError: a rename failed.
+    """
+    present = [s for s in ("", *_SIDE_FILES) if os.path.lexists(f"{path}{s}")]
+    if not present:
+        return None
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    backup, n = Path(f"{path}.{stamp}.bak"), 0
+    while any(os.path.lexists(f"{backup}{s}") for s in ("", *_SIDE_FILES)):
+        n += 1
+        backup = Path(f"{path}.{stamp}.{n}.bak")
+    for suffix in present:  # the database first: a -wal without it is refused, never replayed
+        os.rename(f"{path}{suffix}", f"{backup}{suffix}")
+    return backup
