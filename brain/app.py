@@ -209,6 +209,8 @@ class BrainApp(LinkShell):
             heartbeat_interval_ns=int(link.heartbeat_s * 1e9),
             silence_threshold_ns=int(link.silence_s * 1e9),
             executor_journal_id=journal.executor_journal_id(),
+            # received then (brain clock): the executor had issued it by then, give or take the clock skew
+            applied_by_ns=journal.last_applied_received_at() + codec.max_skew_ns if journal.last_applied_seq() else 0,
         )
         self.stats = ReplayStats()
         self.pacing = pacing
@@ -555,7 +557,9 @@ class BrainApp(LinkShell):
             log.info("confirmation_applied", status=conf.status.name, venue_ref=conf.venue_ref.decode("ascii", "replace"),
                      reject_code=conf.reject_code.name, executed_qty=conf.executed_qty, avg_price=conf.avg_price,
                      fee=conf.fee, applied=result.applied.value,
-                     net_pnl=None if result.trade is None else result.trade.net_pnl)  # fmt: skip
+                     net_pnl=None if result.trade is None else result.trade.net_pnl,
+                     exit_slippage_bps=None if result.trade is None else result.trade.exit_slippage_bps,
+                     slippage_over_limit=conf.slippage_over_limit)  # fmt: skip
         if result.applied is Applied.ANOMALY:
             log.error("position_anomaly", detail="executed sell with no long position")
         for trip in self.core.breakers.trips[trips_before:]:

@@ -238,6 +238,11 @@ class BrainJournal:
                 venue_ref_truncated=bool(trunc),
             )  # fmt: skip
 
+    def last_applied_received_at(self) -> int:
+        """When (Unix ns, brain clock) the highest-seq applied confirmation was received; 0 if none."""
+        row = self._db.execute("SELECT received_at_ns FROM confirmations ORDER BY seq DESC LIMIT 1").fetchone()
+        return 0 if row is None else int(row[0])
+
     def executor_journal_id(self) -> int:
         """The identity of the executor journal that confirmed this brain's history (SPEC.md §10.6),
         or 0 before the executor was first heard."""

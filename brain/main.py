@@ -25,14 +25,14 @@ from tandem.marketdata import Bars, MarketDataError, bundled_path, load_bars
 from tandem.runtime import load_bus_secret, start_metrics_server
 from tandem.shell import Claim, claim, process_main
 
-from .app import BrainApp, Pacing, confirm_bind, decision_peer, outputs
+from .app import BrainApp, ExecutorJournalFault, Pacing, confirm_bind, decision_peer, outputs
 from .core import BrainCore
 from .journal import BrainJournal, BrainJournalError, check_journal
 from .metrics import BrainMetrics
 from .report import build_report, write_equity_curve, write_report, write_trade_log
 from .risk import CircuitBreakers
 from .settings import BrainSettings
-from .strategy import Strategy, StrategyError, load_strategy
+from .strategy import Strategy, StrategyError, load_strategy, warmup_shortfall
 from .tracker import PositionTracker
 
 __all__ = ["main", "run_brain"]
@@ -123,6 +123,10 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
         ready({"confirm_addr": "%s:%d" % app.address, "metrics_port": server.port if server else None})
     log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
              metrics_port=server.port if server else None)  # fmt: skip
+    short = warmup_shortfall(strategy, settings.strategy, len(bars))
+    if short is not None:
+        log.warning("warmup_too_short", detail=short)
+        app.stats.warnings.append(short)
     report: dict[str, Any] | None = None
     try:
         await app.replay(bars)
@@ -131,6 +135,8 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
         if settings.hold:
             log.info("brain_holding", detail="replay done; link and metrics stay up until SIGTERM")
             await asyncio.Event().wait()
+    except ExecutorJournalFault as exc:  # logged by the app as it happened; the run stops here
+        log.error("brain_stopped", reason="executor_journal_fault", detail=str(exc), bars=app.stats.bars)
     except asyncio.CancelledError:
         if report is None:
             app.stats.interrupted = True
@@ -166,11 +172,12 @@ def _write_outputs(app: BrainApp, metrics: BrainMetrics, paths: dict[str, Any]) 
 
 async def _serve(settings: BrainSettings, ready: Any) -> int:
     report = await run_brain(settings, ready)
-    return 1 if report["interrupted"] else 0
+    return 1 if report["interrupted"] or report["executor_journal_fault"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (1 = interrupted, 2 = bad configuration or input). Prints
+    """Entry point; returns the exit code (1 = interrupted, or stopped by an executor journal fault;
+    2 = bad configuration or input). Prints
     one JSON line ``{"event": "brain_ready", ...}`` on stdout once it listens."""
     return process_main(argv, prog="tandem brain", settings_cls=BrainSettings, ready_event="brain_ready",
                         serve=_serve, errors=(MarketDataError, StrategyError, BrainJournalError))  # fmt: skip

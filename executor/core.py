@@ -282,7 +282,7 @@ class ExecutorCore:
         try:
             if symbol in gw.stops:
                 r = await gw.move(symbol, total, stop, d.decision_id, d.market_ts_ns, recovering=recovering,
-                                  bounded=False)  # fmt: skip
+                                  bounded=False, crossed_exits=False)  # fmt: skip
                 if r.status.terminal and r.filled > 0:
                     gw.fired[symbol] = r  # the old stop had fired: reported with the next exit
             else:

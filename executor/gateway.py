@@ -217,15 +217,20 @@ class ExitOrderGateway:
         return None
 
     async def move(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int, *,
-                   recovering: bool = False, bounded: bool = True) -> OrderReport:  # fmt: skip
+                   recovering: bool = False, bounded: bool = True, crossed_exits: bool = True) -> OrderReport:  # fmt: skip
         """Move the stop to ``stop`` for ``qty``. Returns the new stop's report (OPEN), a stop's
-        fill if it had triggered (the position is gone), or — the market already through ``stop``
-        — the fill of the market exit that replaces the move (module docstring).
+        fill if it had triggered (the position is gone), or — the market already through ``stop``,
+        for a PROTECT decision (``crossed_exits``) — the fill of the market exit that replaces the
+        move (module docstring).
 
         Raises:
             PermanentVenueError: refused by the bound on moves (GUARD) or by the venue (the old stop
-                stays). Unresolved: the venue's answers stayed ambiguous.
+                stays); StopWouldTrigger without ``crossed_exits``. Unresolved: the venue's answers
+                stayed ambiguous.
         """
+        if not crossed_exits:  # an entry's stop for a grown position: ``decision_id``'s "e" order is the entry
+            return await self._move(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering,
+                                    bounded=bounded)  # fmt: skip
         if recovering:  # a move that became an exit before a restart: that exit is the answer
             found = await self.ops.lookup(client_order_id(self.namespace, decision_id, "e"), symbol, reason="recovery")
             if found is not None:

@@ -23,7 +23,10 @@ time passed in, and hands back the datagrams to send; it never touches a socket 
       first seen (or given), or whose ``last_seq`` is below what the brain has applied, means the
       executor's journal was replaced or rolled back. The link then records
       :attr:`BrainLink.journal_fault` and stops resolving expired decisions (its proof rests on
-      that journal); the application blocks entries and alerts.
+      that journal); the application blocks entries and alerts. "Below" is judged on the
+      executor's clock: a heartbeat counts only if it is stamped after the executor is known to
+      have issued that seq (a confirmation of that seq, or a heartbeat reporting it, stamped
+      earlier), since the bus may deliver an older heartbeat late.
 
 :class:`ExecutorLink`
     * stamps and sends confirmations, tracking the highest ``seq`` issued;
@@ -84,6 +87,9 @@ class BrainLink:
         next_seq: the next confirmation seq to apply (1 + highest applied, from the journal).
         executor_journal_id: the executor journal this brain's history belongs to (from the
             brain's journal), or 0 to take the first one heard.
+        applied_by_ns: a time on the executor's clock by which it had issued seq ``next_seq - 1``
+            (a restarted brain: when it received that confirmation, plus the allowed clock skew);
+            0 = not known, until a confirmation or heartbeat shows it.
     """
 
     def __init__(
@@ -99,11 +105,15 @@ class BrainLink:
         replay_interval_ns: int = 250 * _MS,
         reorder_window: int = 1024,
         executor_journal_id: int = 0,
+        applied_by_ns: int = 0,
     ) -> None:
         self.codec = codec
         self.incarnation = incarnation
         self.expected_seq = next_seq
         self.executor_journal_id = executor_journal_id
+        # evidence: the executor had issued seq >= _issued_seq by _issued_by_ns (its clock)
+        self._issued_seq = next_seq - 1
+        self._issued_by_ns = applied_by_ns if applied_by_ns > 0 else 2**64
         self.journal_fault: str | None = None  # set once: the executor's journal was replaced or rolled back
         self.retransmit_initial_ns = retransmit_initial_ns
         self.retransmit_max_ns = retransmit_max_ns
@@ -234,12 +244,23 @@ class BrainLink:
         if hb.journal_id != self.executor_journal_id:
             self.journal_fault = (f"executor journal changed: id {self.executor_journal_id:016x} -> {hb.journal_id:016x}"
                                   f" (its last_seq {hb.last_seq}, applied here {self.expected_seq - 1})")  # fmt: skip
-        elif hb.last_seq < self.expected_seq - 1:
-            self.journal_fault = (f"executor journal went back: its last_seq {hb.last_seq} < {self.expected_seq - 1}"
-                                  f" applied here (journal id {hb.journal_id:016x})")  # fmt: skip
+        elif hb.last_seq < self._issued_seq and hb.sent_at_ns > self._issued_by_ns:
+            self.journal_fault = (f"executor journal went back: its last_seq {hb.last_seq} < {self._issued_seq}"
+                                  f" issued before (applied here {self.expected_seq - 1}, journal id"
+                                  f" {hb.journal_id:016x})")  # fmt: skip
+        else:
+            self._saw_issued(hb.last_seq, hb.sent_at_ns)
+
+    def _saw_issued(self, seq: int, sent_at_ns: int) -> None:
+        """Evidence that the executor had issued ``seq`` by ``sent_at_ns`` (its clock)."""
+        if seq > self._issued_seq:
+            self._issued_seq, self._issued_by_ns = seq, sent_at_ns
+        elif seq == self._issued_seq and sent_at_ns < self._issued_by_ns:
+            self._issued_by_ns = sent_at_ns
 
     def _on_confirmation(self, conf: ExecutionConfirmation, now_ns: int) -> list[ExecutionConfirmation]:
         seq = conf.seq
+        self._saw_issued(seq, conf.sent_at_ns)
         if seq < self.expected_seq or seq in self._buffer:
             self.stats.duplicates += 1
             return []

@@ -152,6 +152,14 @@ def _accepted_but_traded(r: random.Random, b: bytearray) -> None:
     struct.pack_into("<d", b, 64, r.uniform(1e-9, 10.0))
 
 
+def _slippage_flag_not_executed(r: random.Random, b: bytearray) -> None:
+    b[2] |= 0x04  # SLIPPAGE_OVER_LIMIT: executed statuses only (SPEC §4, §6.2)
+    b[4], b[5], b[6] = Intent.CLOSE, r.choice((Status.REJECTED, Status.EXPIRED, Status.FAILED)), r.randint(1, 9)
+    b[7] = 0
+    b[64:88] = bytes(24)  # qty, price, fee 0: only the flag breaks the rule
+    b[96:112] = bytes(16)
+
+
 def _protect_without_stop(r: random.Random, b: bytearray) -> None:
     b[4] = Intent.PROTECT  # a PROTECT needs stop_price > 0 (SPEC §6.1)
     struct.pack_into("<d", b, 88, r.choice((0.0, -0.0)))
@@ -167,21 +175,20 @@ _FIELD_BREAKERS: dict[int, tuple[Breaker, ...]] = {
         _put("d", 88, _bad_nonneg_float), _protect_without_stop,
     ),
     MessageType.CONFIRMATION: (
-        _put("B", 2, _choice(_reserved(0x03))), _put("B", 3, _choice(_BAD["side"])),
+        _put("B", 2, _choice(_reserved(0x07))), _put("B", 3, _choice(_BAD["side"])),
         _put("B", 4, _choice(_BAD["intent"])), _put("B", 5, _choice(_BAD["status"])),
         _put("B", 6, _choice(_BAD["code"])), _put("B", 7, lambda r, b: r.randint(17, 255)),
         _bad_venue_padding,
         _put("Q", 16, lambda r, b: 0), _put("Q", 24, lambda r, b: 0), _put("d", 64, _bad_nonneg_float),
         _put("d", 72, _bad_nonneg_float), _put("d", 80, _choice((math.nan, math.inf, -math.inf))),
-        _executed_but_refused, _filled_with_code, _accepted_but_traded,
+        _executed_but_refused, _filled_with_code, _accepted_but_traded, _slippage_flag_not_executed,
     ),
     MessageType.REPLAY_REQUEST: (
         _put("B", 2, _choice(_reserved(0))), _put("B", 3, lambda r, b: r.randint(1, 255)),
         _put("I", 4, lambda r, b: r.randint(1, 2**32 - 1)), _put("Q", 16, lambda r, b: 0),
     ),
-    MessageType.HEARTBEAT: (
+    MessageType.HEARTBEAT: (  # bytes 4..7 are in_flight since v3: any value is valid
         _put("B", 2, _choice(_reserved(0))), _put("B", 3, _choice(_BAD["role"])),
-        _put("I", 4, lambda r, b: r.randint(1, 2**32 - 1)),
     ),
 }  # fmt: skip
 

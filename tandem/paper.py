@@ -39,7 +39,7 @@ from tqdm import tqdm
 from brain.journal import BrainJournalError
 from brain.journal import check_journal as check_brain_journal
 from brain.settings import BrainSettings
-from brain.strategy import StrategyError, load_strategy
+from brain.strategy import Strategy, StrategyError, load_strategy, warmup_shortfall
 from executor.journal import JournalError
 from executor.journal import check_journal as check_executor_journal
 from executor.settings import ExecutorSettings, venue_id
@@ -194,14 +194,16 @@ def check_inputs(settings: PaperSettings) -> Path:
     writable; every port the children bind — decision and confirmation (UDP), the brain's and
     the executor's metrics (TCP, unless -1 or 0) — resolvable and free, each bound and released;
     in an existing ``run_dir``, no executor or brain holding its lock and, without
-    ``fresh_journal``, journals the children would accept (read without writing).
+    ``fresh_journal``, journals the children would accept (read without writing). Once all pass, data
+    too short for the strategy's warm-up is warned about on stderr (the run goes ahead).
 
     Raises:
         ConfigError (RunDirBusy), MarketDataError, StrategyError, JournalError, BrainJournalError:
             the first input refused; the message names the setting or file.
     """
-    load_bars(settings.data or bundled_path(), limit=settings.bars)
-    _check_strategy(settings.strategy, settings.strategy_params)
+    bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
+    strategy = _check_strategy(settings.strategy, settings.strategy_params)
+    short = warmup_shortfall(strategy, settings.strategy, len(bars))
     run_dir = settings.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     check_run_dir(run_dir)
     probe([
@@ -222,12 +224,14 @@ def check_inputs(settings: PaperSettings) -> Path:
             check_executor_journal(run_dir / "executor.sqlite", venue=venue_id(settings.venue, settings.exchange),
                                    starting_cash=settings.starting_cash)  # fmt: skip
             check_brain_journal(run_dir / "brain.sqlite", instrument=instrument, starting_cash=settings.starting_cash)
+    if short is not None:  # not an error: the run goes ahead (every check passed), and its report repeats it
+        print(f"tandem paper: warning: {short}", file=sys.stderr)
     return run_dir
 
 
-def _check_strategy(path: str, params: dict[str, Any]) -> None:
-    """Load and instantiate the strategy as the brain will: ``python -m brain`` has the working
-    directory on ``sys.path``, which the ``tandem`` console script has not.
+def _check_strategy(path: str, params: dict[str, Any]) -> Strategy:
+    """Load and instantiate the strategy as the brain will (and return it): ``python -m brain`` has
+    the working directory on ``sys.path``, which the ``tandem`` console script has not.
 
     Raises:
         StrategyError: it cannot be imported, or does not take these parameters.
@@ -237,7 +241,7 @@ def _check_strategy(path: str, params: dict[str, Any]) -> None:
     if added:
         sys.path.insert(0, cwd)
     try:
-        load_strategy(path, params)
+        return load_strategy(path, params)
     finally:
         if added:
             sys.path.remove(cwd)
@@ -390,6 +394,7 @@ def format_report(r: dict[str, Any]) -> str:
             f"  (balance {rec['exchange_cash']:,.6f} vs {rec['ledger_cash']:,.6f}, position {rec['exchange_position']:g}"
             f" vs {rec['ledger_position']:g}, open orders {rec['open_orders']}, orphaned stops {len(rec['orphans'])})"
         )
+    lines += [f"  WARNING                {w}" for w in r.get("warnings", [])]
     picture = r.get("run_report")
     if picture is not None:
         lines.append(

@@ -10,7 +10,7 @@ import pytest
 from harness import SECRET, ScriptedStrategy
 
 from brain.core import BrainConfig
-from protocol import Codec, Intent, Side, Status, derive_key
+from protocol import Codec, Intent, Side, derive_key
 from tandem.loopback import INSTRUMENT, start_pair
 from tandem.marketdata import bundled_path, load_bars
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import sqlite3
 from pathlib import Path
 
@@ -92,10 +94,13 @@ def test_stop_filled_on_the_venue_reads_stop_loss_in_trades_csv(tmp_path: Path) 
     journal.record_confirmation(filled(6, Side.BUY, 0.25, 36_000.0, T0, seq=1), T0)
     journal.record_confirmation(filled(7, Side.SELL, 0.25, 38_900.0, T0 + S, seq=2, intent=Intent.PROTECT), T0 + S)
     tracker = PositionTracker(10_000.0, ExitRules())
-    reasons = journal.decision_reasons()
+    history = journal.history()
     for conf in journal.confirmations():
-        tracker.apply(conf, reasons[conf.decision_id])
+        d = history[conf.decision_id].decision
+        tracker.apply(conf, d.reason, decision=d)
     journal.close()
     write_trade_log(tmp_path / "trades.csv", tracker.closed_trades)
-    [row] = (tmp_path / "trades.csv").read_text().splitlines()[1:]
-    assert row.split(",")[2:4] == ["6", "7"] and row.endswith(",STOP_LOSS")
+    [row] = csv.DictReader((tmp_path / "trades.csv").read_text().splitlines())
+    assert (row["entry_decision_id"], row["exit_decision_id"], row["exit_reason"]) == ("6", "7", "STOP_LOSS")
+    # a stop's fill is measured against the stop level its PROTECT set
+    assert float(row["exit_reference_price"]) == _protect().stop_price

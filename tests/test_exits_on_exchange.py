@@ -9,6 +9,7 @@ The rigs (an in-process :class:`~tandem.emulator.BinanceEmulator`, an :class:`Ex
 from __future__ import annotations
 
 import pytest
+import test_ccxt_venue
 from test_ccxt_venue import (
     SPOT,
     USDM,
@@ -21,13 +22,13 @@ from test_ccxt_venue import (
     on_decision,
     spot_decision,
 )
-from test_ccxt_venue import bars, rig, spot  # noqa: F401  (fixtures)
 
 from brain.exits import ExitRules
 from brain.tracker import PositionTracker
 from protocol import DecisionReason, Instrument, Intent, Side, Status
 
 TICK = 0.1  # BTCUSDT price filter tick in the emulator's exchangeInfo fixtures (USDⓈ-M)
+bars, rig, spot = test_ccxt_venue.bars, test_ccxt_venue.rig, test_ccxt_venue.spot  # the rigs' fixtures
 
 
 def _held(r: Rig, symbol: str = USDM) -> float:

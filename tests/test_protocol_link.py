@@ -584,7 +584,7 @@ def test_journal_fault_detection(beats: list[tuple[int, int]], fault: str | None
     """The brain keeps the executor journal's id; another id or a last_seq below the applied one is a
     journal fault, after which nothing is resolved as never executed."""
     codec = Codec(KEY)
-    brain = quiet_brain(codec, next_seq=3, executor_journal_id=0x51)  # seq 1 and 2 applied before
+    brain = quiet_brain(codec, next_seq=3, executor_journal_id=0x51, applied_by_ns=T0)  # seq 1, 2 applied before
     d = make_decision(9, T0)
     brain.send_decision(d, T0)
     t = d.expires_at_ns + S
@@ -595,6 +595,24 @@ def test_journal_fault_detection(beats: list[tuple[int, int]], fault: str | None
     else:
         assert brain.journal_fault is not None and brain.journal_fault.startswith(fault)
         assert brain.resolve_expired() == [] and 9 in brain.outbox
+
+
+def test_an_older_heartbeat_delivered_late_is_not_a_journal_fault() -> None:
+    """The bus reorders: a heartbeat stamped before the confirmation of seq 1 (so reporting last_seq 0)
+    arrives after it. It is older than the evidence that seq 1 was issued, so it proves nothing; a
+    heartbeat stamped after that evidence and still reporting 0 is a fault."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec, executor_journal_id=0x51)
+    d = make_decision(1, T0)
+    brain.send_decision(d, T0)
+    stale = codec.encode(_executor_beat(0, T0 + 10 * MS), sent_at_ns=T0 + 10 * MS)
+    conf = make_confirmation(1)
+    brain.receive(wire(codec, conf, T0 + 20 * MS), T0 + 20 * MS)
+    assert brain.expected_seq == 2
+    brain.receive(codec.decode(stale, T0 + 30 * MS), T0 + 30 * MS)
+    assert brain.journal_fault is None
+    brain.receive(wire(codec, _executor_beat(0, T0 + 40 * MS), T0 + 40 * MS), T0 + 40 * MS)
+    assert brain.journal_fault is not None and "went back" in brain.journal_fault
 
 
 def test_first_journal_id_heard_is_kept() -> None:

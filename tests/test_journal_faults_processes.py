@@ -1,0 +1,118 @@
+"""Issue #10 §7 as real processes: an executor whose journal was wiped and started afresh is noticed
+by the brain, which stops instead of trading on; and a 4-second SIGSTOP of the executor under a
+stream of decisions ends every decision exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from procs import clean_env, free_port, make_key, start, wait_ready
+
+TESTS = Path(__file__).parent
+TANDEM = str(Path(sys.executable).parent / "tandem")
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _confirmations(run: Path) -> int:
+    import sqlite3
+
+    db = run / "brain.sqlite"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        try:
+            return conn.execute("SELECT COUNT(*) FROM confirmations").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_brain_stops_when_the_executor_journal_is_wiped_and_started_afresh(tmp_path: Path, procs: list) -> None:
+    """The executor is killed, its journal wiped (0 bytes) and restarted with --fresh-journal: its
+    heartbeats carry a new journal id. The brain notices (journal fault), blocks entries, writes its
+    outputs with the fault and exits 1 — it does not carry on trading against an executor that no
+    longer knows its position and cash."""
+    key, run = make_key(tmp_path), tmp_path / "run"
+    decision, confirm = free_port(), free_port()
+    common = [f"--run-dir={run}", f"--bus-secret-file={key}", f"--decision-addr=127.0.0.1:{decision}",
+              f"--confirm-addr=127.0.0.1:{confirm}", "--metrics-port=-1", "--bars=3000"]  # fmt: skip
+    executor = start("executor", *common, cwd=tmp_path)
+    procs.append(executor)
+    wait_ready(executor, "executor_ready")
+    brain = start("brain", *common, "--replay-bars-per-s=400", '--strategy-params={"fast": 5, "slow": 20}',
+                  "--log-format=json", cwd=tmp_path)  # fmt: skip
+    procs.append(brain)
+    wait_ready(brain, "brain_ready")
+    _wait_for(lambda: _confirmations(run) >= 2, 20, "two confirmations applied")
+    executor.send_signal(signal.SIGKILL)
+    executor.wait()
+    (run / "executor.sqlite").write_bytes(b"")  # wiped
+    for suffix in ("-wal", "-shm"):
+        (run / f"executor.sqlite{suffix}").unlink(missing_ok=True)
+    again = start("executor", *common, "--fresh-journal", cwd=tmp_path)
+    procs.append(again)
+    wait_ready(again, "executor_ready")
+    assert brain.wait(timeout=30) == 1
+    report = json.loads((run / "report.json").read_text())
+    assert report["executor_journal_fault"] and "executor journal changed" in report["executor_journal_fault"]
+    assert report["bars_replayed"] < 3000, "the brain carried on replaying"
+    log = next(p for p in sorted(tmp_path.glob("stderr-*.log")) if "brain_listening" in p.read_text()).read_text()
+    faults = [json.loads(line) for line in log.splitlines() if '"executor_journal_fault"' in line]
+    assert faults and faults[0]["level"] == "error"
+    assert list(run.glob("executor.sqlite.*.bak")), "the wiped journal was not set aside"
+
+
+def test_sigstop_of_the_executor_ends_every_decision_exactly_once(tmp_path: Path, procs: list) -> None:
+    """A decision every 5 bars at 100 bars/s, 1 s time to live, and the executor stopped (SIGSTOP) for
+    4 s mid-run: decisions sent during the stop expire. Whichever arrives first after SIGCONT — the
+    executor's heartbeat (the brain resolves EXPIRED_UNCONFIRMED) or its EXPIRED answers — each
+    decision ends once: the outcomes add up to the decisions sent, and the ledgers agree."""
+    run = tmp_path / "run"
+    signals = {"buys": list(range(5, 3000, 10)), "sells": list(range(10, 3000, 10))}
+    args = [TANDEM, "paper", "--run-dir", str(run), "--bars", "900", "--replay-bars-per-s", "100",
+            "--decision-ttl-s", "1", "--strategy", "scripted_strategy:ScriptedSignals",
+            "--strategy-params", json.dumps(signals), "--decision-addr", f"127.0.0.1:{free_port()}",
+            "--confirm-addr", f"127.0.0.1:{free_port()}", "--metrics-port", "-1", "--executor-metrics-port", "-1",
+            "--progress", "off"]  # fmt: skip
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    paper = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(paper)
+    lock = run / "executor.lock"
+    _wait_for(lambda: lock.exists() and lock.stat().st_size > 0 and _confirmations(run) >= 4, 30, "the executor")
+    pid = json.loads(lock.read_text())["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    time.sleep(4.0)
+    os.kill(pid, signal.SIGCONT)
+    out, err = paper.communicate(timeout=60)
+    assert paper.returncode == 0, err + out
+    report = json.loads((run / "report.json").read_text())
+    outcomes = report["decisions_by_outcome"]
+    assert sum(outcomes.values()) == report["decisions_sent"], outcomes
+    assert outcomes.get("EXPIRED_UNCONFIRMED", 0) + outcomes.get("EXPIRED", 0) >= 1, outcomes  # the stop bit
+    assert report["ledger_agrees"]
