@@ -73,11 +73,12 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
     codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
     bind = confirm_bind(settings)
-    decision_peer(settings)  # a malformed address is refused here, before anything is created
+    peer = decision_peer(settings)  # a malformed address is refused here, before anything is created
     bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
     strategy = load_strategy(settings.strategy, settings.strategy_params)
     paths = outputs(settings.run_dir)
-    held = claim(settings, bind, setting="confirm_addr", metrics_port=settings.metrics_port, role="brain")
+    held = claim(settings, bind, setting="confirm_addr", metrics_port=settings.metrics_port, role="brain",
+                 peer=peer, peer_setting="decision_addr")  # fmt: skip
     try:
         if not settings.fresh_journal:  # refused before anything is created; checked again under the lock
             check_journal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)

@@ -59,6 +59,8 @@ class BrainSettings(CommonSettings):
             parsed = json.loads(value)
         except ValueError as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("not valid JSON: nested too deeply") from None
         if not isinstance(parsed, dict):
             raise ValueError(f"must be a JSON object of keyword arguments, got {type(parsed).__name__}")
         return parsed

@@ -84,26 +84,47 @@ class EmaCrossover:
 
 
 def load_strategy(path: str, params: dict[str, Any] | None = None) -> Strategy:
-    """Instantiate a strategy from ``"package.module:ClassName"`` with keyword ``params``.
+    """Instantiate a strategy class from ``"package.module:ClassName"`` with keyword ``params``.
+
+    The module is user code: whatever its import or the class's constructor raises (a syntax
+    error, an exception, ``sys.exit``) is turned into one :class:`StrategyError` naming the path.
 
     Raises:
-        StrategyError: bad path, import failure, missing attribute, bad parameters, or an object
-            without an ``on_bar`` method.
+        StrategyError: bad path, import failure, missing attribute, an attribute that is not a
+            class, bad parameters, a constructor that raised, or an object without an ``on_bar``
+            method.
     """
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
         raise StrategyError(f"strategy must look like 'package.module:ClassName', got {path!r}")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, TypeError) as exc:  # TypeError: a relative name like '.mod'
-        raise StrategyError(f"cannot load strategy {path!r}: {exc}") from None
+        module = importlib.import_module(module_name)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code: any failure is a bad setting
+        raise StrategyError(f"cannot load strategy {path!r}: importing {module_name!r} raised {_describe(exc)}") from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise StrategyError(f"cannot load strategy {path!r}: module {module_name!r} has no attribute {attr!r}")
+    if not isinstance(factory, type):
+        raise StrategyError(f"strategy {path!r} is a {type(factory).__name__}, not a class")
     try:
         strategy = factory(**(params or {}))
+    except StrategyError:
+        raise
     except TypeError as exc:
         raise StrategyError(f"bad parameters for strategy {path!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code, as above
+        raise StrategyError(f"strategy {path!r} refused its parameters: {_describe(exc)}") from None
     if not callable(getattr(strategy, "on_bar", None)):
         raise StrategyError(f"strategy {path!r} has no on_bar(bar) method")
     return strategy
+
+
+def _describe(exc: BaseException) -> str:
+    """``ExcType: message`` on one line (a SyntaxError also names its file and line)."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}:{exc.lineno})"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def warmup_shortfall(strategy: Strategy, path: str, bars: int) -> str | None:

@@ -137,7 +137,8 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     venue = build_venue(settings)
     held = None
     try:
-        held = claim(settings, bind, setting="decision_addr", metrics_port=settings.metrics_port, role="executor")
+        held = claim(settings, bind, setting="decision_addr", metrics_port=settings.metrics_port, role="executor",
+                     peer=peer, peer_setting="confirm_addr")  # fmt: skip
         journal = outputs(settings.run_dir)["journal"]
         if not settings.fresh_journal:  # refused before anything is created; checked again under the lock
             check_journal(journal, venue=settings.venue_id(), starting_cash=settings.starting_cash)

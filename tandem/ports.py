@@ -15,6 +15,7 @@ Errors are :class:`~tandem.runtime.ConfigError`, one line naming the setting::
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -23,7 +24,7 @@ from typing import Literal
 
 from .runtime import ConfigError
 
-__all__ = ["Port", "bind_tcp", "bind_udp", "probe", "resolve"]
+__all__ = ["Port", "bind_tcp", "bind_udp", "check_peer_is_not_self", "probe", "resolve"]
 
 Proto = Literal["udp", "tcp"]
 _TYPES = {"udp": socket.SOCK_DGRAM, "tcp": socket.SOCK_STREAM}
@@ -124,3 +125,28 @@ def probe(ports: Iterable[Port]) -> None:
                 resolve(p.host, 0, setting=p.host_setting or p.setting, proto=p.proto)
             else:
                 held.enter_context(_bind(p))
+
+
+def check_peer_is_not_self(sock: socket.socket, peer: tuple[str, int], *, setting: str, own_setting: str) -> None:
+    """Refuse a peer address that names the socket this process listens on (``localhost:45110``
+    beside ``127.0.0.1:45110``): the process would send its datagrams to itself. A peer that does
+    not resolve yet passes (compose's DNS names a container only once it runs); a socket bound to
+    the wildcard address counts as every address on its port.
+
+    Raises:
+        ConfigError: the peer resolves to the bound address; the message names both settings.
+    """
+    bound_ip, bound_port = sock.getsockname()[:2]
+    host, port = peer
+    if port != bound_port:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, family=sock.family, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError):
+        return
+    wildcard = bound_ip in ("0.0.0.0", "::")
+    for *_, sockaddr in infos:
+        ip = sockaddr[0]
+        if ip == bound_ip or (wildcard and ipaddress.ip_address(ip).is_loopback):
+            raise ConfigError(f"{setting}: {_show(host, port)} is this process's own listening address"
+                              f" ({own_setting} {_show(bound_ip, bound_port)}): it would send to itself")

@@ -27,6 +27,7 @@ from pathlib import Path
 from .runtime import ConfigError
 
 __all__ = [
+    "RUN_DIR_FILES",
     "RunDirBusy",
     "RunDirLock",
     "check_not_in_use",
@@ -35,6 +36,16 @@ __all__ = [
     "lock_run_dir",
     "make_run_dir",
 ]
+
+
+RUN_DIR_FILES = (
+    "bus.key", "brain.lock", "executor.lock", "brain.log", "executor.log",
+    "brain.sqlite", "brain.sqlite-wal", "brain.sqlite-shm",
+    "executor.sqlite", "executor.sqlite-wal", "executor.sqlite-shm", "executor-ledger.json",
+    "trades.csv", "equity.csv", "report.json", "report.png", "report.html",
+)  # fmt: skip
+"""Every file tandem writes into a run directory (the apps' ``outputs()``, ``tandem paper``'s
+logs and key, SQLite's WAL files, the run report); each must be absent or a regular file."""
 
 
 class RunDirBusy(ConfigError):
@@ -46,7 +57,8 @@ def check_run_dir(path: Path) -> None:
 
     Raises:
         ConfigError: ``path`` exists and is not a directory (a file, ``/dev/null``) or is not
-            writable; or its nearest existing ancestor is not a directory (a file in the way) or
+            writable, or one of :data:`RUN_DIR_FILES` in it is not a regular file (a directory in
+            the way, a dangling symlink); or its nearest existing ancestor is not a directory (a file in the way) or
             not writable. The message starts with ``run_dir:``.
     """
     try:
@@ -55,6 +67,11 @@ def check_run_dir(path: Path) -> None:
                 raise ConfigError(f"run_dir: {path} exists and is not a directory")
             if not _writable(path):
                 raise ConfigError(f"run_dir: {path} is not writable (permission denied)")
+            for name in RUN_DIR_FILES:
+                entry = path / name
+                if os.path.lexists(entry) and not entry.is_file():
+                    kind = "a directory" if entry.is_dir() else "not a regular file"
+                    raise ConfigError(f"run_dir: {entry} is {kind}; tandem writes a file there")
             return
         parent = path.parent
         while not parent.exists():

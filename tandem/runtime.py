@@ -80,10 +80,19 @@ def describe_validation_error(exc: ValidationError, env_prefix: str = "TANDEM_")
         name = ".".join(str(p) for p in err["loc"]) or "settings"
         flag = "--" + name.replace("_", "-")
         value = err.get("input")
-        shown = "" if "secret" in name else f" (got {value!r})"
+        shown = "" if "secret" in name else f" (got {_shorten(value)})"
         msg = err["msg"].removeprefix("Value error, ")  # a validator's own message says it all
         lines.append(f"invalid setting {name} ({env_prefix}{name.upper()} / {flag}): {msg}{shown}")
     return "\n".join(lines)
+
+
+def _shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to about ``limit`` characters with the full length said (a 60 kB
+    flag value must not become a 60 kB error line)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}... ({len(text)} characters)"
 
 
 # -- secrets ----------------------------------------------------------------------------

@@ -72,6 +72,13 @@ class CommonSettings(BaseSettings):
             raise ValueError(f"equals decision_addr ({other}): the executor and the brain cannot both listen there")
         return value
 
+    @field_validator("run_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (. is the working directory)")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:

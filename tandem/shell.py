@@ -34,7 +34,7 @@ from protocol import Codec, Message, RemoteProtocolError
 from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
 
 from . import journalfile
-from .ports import bind_tcp, bind_udp
+from .ports import bind_tcp, bind_udp, check_peer_is_not_self
 from .rundir import RunDirLock, check_not_in_use, check_run_dir, lock_run_dir, make_run_dir
 from .runtime import ConfigError, RateLimitedLog, configure_logging, run
 from .settings import CommonSettings, load_settings
@@ -83,21 +83,25 @@ class Claim:
             self.lock = None
 
 
-def claim(settings: CommonSettings, listen: Address, *, setting: str, metrics_port: int, role: str) -> Claim:
+def claim(settings: CommonSettings, listen: Address, *, setting: str, metrics_port: int, role: str,
+          peer: Address | None = None, peer_setting: str = "") -> Claim:  # fmt: skip
     """Check ``run_dir`` and bind the process's ports, creating nothing: the UDP ``listen``
     address (named ``setting`` in errors) and the metrics port (``metrics_host``, ``metrics_port``;
-    -1 = none); then ask whether another ``role`` process holds ``run_dir`` (so that one is
+    -1 = none); check that ``peer`` (named ``peer_setting``) is not the address just bound
+    (:func:`~tandem.ports.check_peer_is_not_self`); then ask whether another ``role`` process holds ``run_dir`` (so that one is
     named, before its journal is even read).
 
     Raises:
         ConfigError: ``run_dir`` cannot be created or written; a host does not resolve; a port
-            is in use or cannot be bound. The message names the setting.
+            is in use or cannot be bound; the peer is this process. The message names the setting.
         RunDirBusy: another ``role`` process holds ``run_dir``.
     """
     check_run_dir(settings.run_dir)
     udp = bind_udp(listen[0], listen[1], setting=setting)
     metrics = None
     try:
+        if peer is not None:
+            check_peer_is_not_self(udp, peer, setting=peer_setting, own_setting=setting)
         metrics = bind_tcp(settings.metrics_host, metrics_port, setting="metrics_port", host_setting="metrics_host")
         if settings.run_dir.is_dir():
             check_not_in_use(settings.run_dir, (role,))

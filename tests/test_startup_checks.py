@@ -186,10 +186,30 @@ def test_decision_and_confirm_address_must_differ(tmp_path: Path, command: str) 
                            f"decision_addr ({addr})"), line  # fmt: skip
 
 
+@pytest.mark.parametrize(("command", "own", "peer"), [("brain", "confirm_addr", "decision_addr"),
+                                                     ("executor", "decision_addr", "confirm_addr")])
+def test_a_peer_address_naming_the_listening_socket_is_refused(tmp_path: Path, command: str, own: str,
+                                                               peer: str) -> None:  # fmt: skip
+    """``localhost:P`` for the peer beside ``127.0.0.1:P`` for the listening socket: the strings differ but the
+    process would send to itself; refused naming both settings."""
+    port = free_port()
+    line = check_refused(command, tmp_path, **{own: f"127.0.0.1:{port}", peer: f"localhost:{port}"})
+    assert line == (f"{peer}: localhost:{port} is this process's own listening address ({own} 127.0.0.1:{port}):"
+                    " it would send to itself"), line  # fmt: skip
+
+
+def test_paper_refuses_a_peer_address_naming_the_other_listening_socket(tmp_path: Path) -> None:
+    """paper binds both listening addresses at once, so ``localhost:P`` and ``127.0.0.1:P`` collide there."""
+    port = free_port()
+    line = check_refused("paper", tmp_path, decision_addr=f"localhost:{port}", confirm_addr=f"127.0.0.1:{port}")
+    assert line == f"confirm_addr: cannot bind 127.0.0.1:{port} (udp): Address already in use", line
+
+
 # -- 6. the strategy ----------------------------------------------------------------------------
 
 STRATEGIES = [
-    ({"strategy": "nosuch.mod:X"}, "cannot load strategy 'nosuch.mod:X': No module named 'nosuch'"),
+    ({"strategy": "nosuch.mod:X"}, "cannot load strategy 'nosuch.mod:X': importing 'nosuch.mod' raised "
+                                   "ModuleNotFoundError: No module named 'nosuch'"),
     ({"strategy_params": '{"bogus": 1}'}, "bad parameters for strategy 'brain.strategy:EmaCrossover': "),
 ]
 
@@ -211,7 +231,77 @@ def test_paper_loads_a_strategy_from_the_working_directory(tmp_path: Path) -> No
     assert line.startswith("bad parameters for strategy 'mystrat:S'"), line
 
 
+BROKEN_MODULES = {
+    "syntax error": ("def f(:\n", "cannot load strategy 'broken:S': importing 'broken' raised SyntaxError: "),
+    "raises on import": ("raise RuntimeError('no\\nluck')\n",
+                         "cannot load strategy 'broken:S': importing 'broken' raised RuntimeError: no luck"),
+    "exits on import": ("import sys\nsys.exit(3)\n",
+                        "cannot load strategy 'broken:S': importing 'broken' raised SystemExit: 3"),
+    "constructor raises": ("class S:\n    def __init__(self):\n        raise ValueError('bad config')\n"
+                           "    def on_bar(self, bar):\n        return None\n",
+                           "strategy 'broken:S' refused its parameters: ValueError: bad config"),
+    "not a class": ("def S():\n    return None\n", "strategy 'broken:S' is a function, not a class"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_MODULES)
+@pytest.mark.parametrize("command", ["paper", "brain"])
+def test_a_strategy_module_that_fails_is_one_clear_line(tmp_path: Path, command: str, case: str) -> None:
+    """A strategy module that cannot be imported, or a class that raises when built: the error in one line,
+    nothing created (a module is user code: any exception, even ``sys.exit``, is a bad setting)."""
+    source, message = BROKEN_MODULES[case]
+    (tmp_path / "broken.py").write_text(source)
+    env = clean_env(PYTHONPATH=str(tmp_path), PYTHONDONTWRITEBYTECODE="1")
+    line = check_refused(command, tmp_path, env=env, strategy="broken:S")
+    assert line.startswith(message), line
+
+
+@pytest.mark.parametrize("command", ["paper", "brain"])
+def test_strategy_params_nested_too_deeply_is_one_short_line(tmp_path: Path, command: str) -> None:
+    """JSON nested 30,000 deep: refused as a setting, and the value echoed is cut, not 60 kB."""
+    deep = "[" * 30_000 + "]" * 30_000
+    line = check_refused(command, tmp_path, strategy_params=deep)
+    assert line.startswith("invalid setting strategy_params (TANDEM_STRATEGY_PARAMS / --strategy-params): "
+                           "not valid JSON: nested too deeply"), line[:200]  # fmt: skip
+    assert len(line) < 300 and line.endswith("(60002 characters))"), line[-80:]
+
+
 # -- 7. a run dir that cannot be created or written ----------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_run_dir_empty_string_is_refused(tmp_path: Path, command: str) -> None:
+    """``--run-dir ''`` is a mistake, not the working directory: refused, nothing written."""
+    line = check_refused(command, tmp_path, run=Path("/nonexistent"), run_dir="")
+    assert line == ("invalid setting run_dir (TANDEM_RUN_DIR / --run-dir): must not be empty"
+                    " (. is the working directory) (got '')"), line  # fmt: skip
+
+
+OUTPUT_FILES = [("paper", "trades.csv"), ("paper", "executor.log"), ("paper", "bus.key"),
+                ("brain", "report.json"), ("brain", "brain.lock"), ("executor", "executor-ledger.json"),
+                ("executor", "executor.sqlite-wal")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "name"), OUTPUT_FILES, ids=[f"{c}-{n}" for c, n in OUTPUT_FILES])
+def test_a_directory_where_an_output_file_goes_is_refused(tmp_path: Path, command: str, name: str) -> None:
+    """An existing run dir holding a directory where tandem writes a file: refused before anything starts
+    (it used to fail at the end, after the run, losing the outputs)."""
+    run = tmp_path / "run"
+    (run / name).mkdir(parents=True)
+    line = check_refused(command, tmp_path, run=run)
+    assert line == f"run_dir: {run / name} is a directory; tandem writes a file there", line
+
+
+def test_every_output_of_the_apps_is_a_checked_run_dir_file(tmp_path: Path) -> None:
+    """RUN_DIR_FILES names every file the brain, the executor, paper and the run report write."""
+    from brain.app import outputs as brain_outputs
+    from executor.main import outputs as executor_outputs
+    from tandem.rundir import RUN_DIR_FILES
+
+    written = {p.name for p in (*brain_outputs(tmp_path).values(), *executor_outputs(tmp_path).values())}
+    written |= {"executor.log", "brain.log", "bus.key", "executor.lock", "brain.lock", "report.png", "report.html"}
+    written |= {f"{j}{suffix}" for j in ("brain.sqlite", "executor.sqlite") for suffix in ("-wal", "-shm")}
+    assert written <= set(RUN_DIR_FILES), written - set(RUN_DIR_FILES)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
