@@ -9,7 +9,10 @@ run the strategy; then decide. Rules (issue #2):
 
 * an exit that fires sends a SELL/CLOSE with the exit's reason — never blocked by breakers; an
   exit that only partly filled is resent for the remainder on the next bar (same reason) until the
-  position is flat, whether or not the exit rule still fires;
+  position is flat, whether or not the exit rule still fires; so is an exit that **expired**
+  (answered EXPIRED, or resolved as never executed, :meth:`BrainCore.abandon`) — a signal exit
+  decided on a crossover that does not repeat included: an exit whose datagram lost a race with a
+  flood or an outage is decided again, never forgotten with the position left open;
 * BUY while positioned → skip ``already_positioned``; BUY or SELL while a decision for that
   instrument awaits its confirmation — including the exit decided on this very bar — → skip
   ``awaiting_confirmation``; SELL with no position → skip ``no_position``; BUY while a breaker is
@@ -49,7 +52,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, RejectCode, Side, TradeDecision
+from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, RejectCode, Side, Status, TradeDecision
 from tandem.marketdata import Bar
 
 from .exits import ExitPlan
@@ -218,6 +221,8 @@ class BrainCore:
         """
         decision = self.pending.pop(conf.decision_id, None)
         result = self.tracker.apply(conf, decision.reason if decision else None, decision=decision)
+        if decision is not None and conf.status is Status.EXPIRED:
+            self._retry_exit(decision)
         if result.trade is not None:
             self.breakers.on_trade_closed(result.trade.net_pnl, conf.executed_at_ns)
         inst = conf.instrument
@@ -316,9 +321,19 @@ class BrainCore:
     def abandon(self, decision_id: int) -> TradeDecision | None:
         """Stop awaiting a decision that provably never executed (expired, unconfirmed).
 
-        The tracker is untouched: nothing happened at the venue (DESIGN.md invariant 1).
+        The tracker is untouched: nothing happened at the venue (DESIGN.md invariant 1). An exit
+        is decided again on the next bar (module docstring).
         """
-        return self.pending.pop(decision_id, None)
+        decision = self.pending.pop(decision_id, None)
+        if decision is not None:
+            self._retry_exit(decision)
+        return decision
+
+    def _retry_exit(self, decision: TradeDecision) -> None:
+        """An exit (SELL CLOSE or REDUCE) that never executed: finish it on the next bar, same reason."""
+        if decision.side is Side.SELL and decision.intent in (Intent.CLOSE, Intent.REDUCE) \
+                and self.tracker.position(decision.instrument) is not None:  # fmt: skip
+            self._closing[decision.instrument] = decision.reason
 
     def _decide(
         self,

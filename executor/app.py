@@ -4,7 +4,15 @@ A decision is admitted synchronously as it arrives (:meth:`ExecutorCore.admit`: 
 answered at once from the journal; a new one is journaled before anything is done with it,
 DESIGN.md invariant 7) and then executed by one worker task, in arrival order, so venue calls
 never interleave. A retransmit of a decision that is queued or executing is counted and dropped —
-its confirmation follows when the execution ends. An execution the venue left ambiguous
+its confirmation follows when the execution ends.
+
+**Duplicates are cheap and bounded** (a captured decision re-sent 20,000 times a second is still
+authentic): a decision answered less than :data:`DUPLICATE_ANSWER_INTERVAL_S` ago is counted and
+dropped before the journal is read, so one decision id gets at most a few answers a second however
+often it arrives (an answer always goes to the configured brain address, so the one the brain needs
+is never withheld for long: the brain resends only after 100 ms and more). Log lines about
+duplicates, like those about rejected datagrams, are rate-limited: one per kind per second, with
+the count suppressed since. An execution the venue left ambiguous
 (:class:`~executor.orders.Unresolved`) stays in flight and is retried after ``retry_unresolved_s``.
 
 On a venue with protective orders, every ``maintenance_s`` the worker (between two decisions) also
@@ -21,11 +29,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import OrderedDict
 
 from structlog.contextvars import bound_contextvars
 
 from protocol import Codec, DecisionReceived, ExecutorLink, ReplayRequested, TradeDecision
 from protocol.udp import Address
+from tandem.runtime import RateLimitedLog
 from tandem.shell import LinkShell
 
 from .core import ExecutorCore, Outcome
@@ -33,10 +43,14 @@ from .metrics import ExecutorMetrics
 from .orders import Unresolved
 from .venue.coid import client_order_id
 
-__all__ = ["REPLAY_BATCH", "ExecutorApp"]
+__all__ = ["DUPLICATE_ANSWER_INTERVAL_S", "REPLAY_BATCH", "ExecutorApp"]
 
 REPLAY_BATCH = 64
 """Confirmations sent per replay request; the brain asks again for the rest (bounds a burst)."""
+DUPLICATE_ANSWER_INTERVAL_S = 0.05
+"""Least time between two answers to the same decision id, seconds: half the brain's first
+retransmit interval (100 ms), so a retransmit after a lost answer is answered."""
+_ANSWERED_MAX = 4096  # decision ids remembered for the duplicate limiter
 
 
 class ExecutorApp(LinkShell):
@@ -83,6 +97,10 @@ class ExecutorApp(LinkShell):
         self._worker: asyncio.Task[None] | None = None
         self.silence_s = silence_s
         self._ticker: asyncio.TimerHandle | None = None
+        self._answered: OrderedDict[int, int] = OrderedDict()  # decision id -> when last answered (ns)
+        self._duplicate_log = RateLimitedLog(self.log, "decision_duplicates")
+        self._replay_log = RateLimitedLog(self.log, "replay_served")
+        self._replays_ignored_seen = 0
         if core.ops.metrics is None:
             core.ops.metrics = metrics
             core.gateway.metrics = metrics
@@ -211,9 +229,16 @@ class ExecutorApp(LinkShell):
         confs = self.core.journal.confirmations_from(from_seq, REPLAY_BATCH)
         self.metrics.replays.inc()
         self.metrics.replayed.inc(len(confs))
-        self.log.info("replay_served", from_seq=from_seq, count=len(confs))
+        self._replay_log.info("served", from_seq=from_seq, count=len(confs))
         for conf in confs:
             self.link.send_confirmation(conf, now)
+
+    def _flush(self) -> None:
+        super()._flush()
+        ignored = self.link.stats.replays_ignored
+        if ignored != self._replays_ignored_seen:
+            self.metrics.replays_ignored.inc(ignored - self._replays_ignored_seen)
+            self._replays_ignored_seen = ignored
 
     def on_decision(self, decision: TradeDecision, now: int) -> None:
         """Handle one authentic decision: answer a confirmed one, queue a new one (journaled).
@@ -222,9 +247,15 @@ class ExecutorApp(LinkShell):
         lines about duplicates carry it."""
         started = time.perf_counter()
         self.metrics.decisions.inc()
-        if decision.decision_id in self._active:
+        did = decision.decision_id
+        if did in self._active:
             self.metrics.duplicates.inc()
-            self.log.info("decision_duplicate_in_flight", **self._context(decision))
+            self._duplicate_log.info("in_flight", **self._context(decision))
+            return
+        answered = self._answered.get(did)
+        if answered is not None and now - answered < DUPLICATE_ANSWER_INTERVAL_S * 1e9:
+            self.metrics.duplicates.inc()
+            self.metrics.duplicates_suppressed.inc()
             return
         admitted = self.core.admit(decision, now)
         if isinstance(admitted, Outcome):
@@ -244,7 +275,8 @@ class ExecutorApp(LinkShell):
             log.error("decision_conflict", detail="decision_id repeated with different content; stored outcome answered")
         if outcome.duplicate:
             self.metrics.duplicates.inc()
-            log.info("decision_duplicate", status=outcome.confirmation.status.name)
+            self._duplicate_log.info("answered", decision_id=decision.decision_id, seq=outcome.confirmation.seq,
+                                     status=outcome.confirmation.status.name)  # fmt: skip
         else:
             c = outcome.confirmation
             log.info("decision_executed" if outcome.executed else "decision_not_executed",
@@ -265,6 +297,11 @@ class ExecutorApp(LinkShell):
 
     def _answer(self, outcome: Outcome, started: float, now: int) -> None:
         conf = outcome.confirmation
+        answered = self._answered
+        answered[conf.decision_id] = now
+        answered.move_to_end(conf.decision_id)
+        if len(answered) > _ANSWERED_MAX:
+            answered.popitem(last=False)
         self.link.send_confirmation(conf, now)
         self.metrics.confirmations.labels(conf.status.name).inc()
         self.metrics.processing.observe(time.perf_counter() - started)

@@ -51,6 +51,12 @@ class ExecutorMetrics:
         )
         self.replays = Counter("tandem_executor_replay_requests_served_total", "Replay requests answered", registry=r)
         self.replayed = Counter("tandem_executor_confirmations_replayed_total", "Confirmations resent by replay", registry=r)
+        self.replays_ignored = Counter(
+            "tandem_executor_replay_requests_ignored_total",
+            "Replay requests not served: nothing after what the brain applied, or over the per-source or global limit", registry=r)
+        self.duplicates_suppressed = Counter(
+            "tandem_executor_duplicate_answers_suppressed_total",
+            "Duplicate decisions not answered: the same decision id was answered under 50 ms before", registry=r)
         self.cash = Gauge("tandem_executor_ledger_cash", "Ledger cash, quote currency", registry=r)
         self.venue_errors = Counter(
             "tandem_executor_venue_errors_total", "Venue calls that failed, by call and kind (temporary, ambiguous, permanent)",

@@ -16,6 +16,7 @@ from .codec import (
     Codec,
     Message,
     derive_key,
+    framing_error,
 )
 from .enums import DecisionReason, InstrumentKind, Intent, MessageType, RejectCode, Role, Side, Status
 from .errors import (
@@ -76,5 +77,6 @@ __all__ = [
     "UnknownMessageType",
     "VersionMismatch",
     "derive_key",
+    "framing_error",
     "slippage_bps",
 ]

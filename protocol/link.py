@@ -26,11 +26,24 @@ time passed in, and hands back the datagrams to send; it never touches a socket 
       that journal); the application blocks entries and alerts. "Below" is judged on the
       executor's clock: a heartbeat counts only if it is stamped after the executor is known to
       have issued that seq (a confirmation of that seq, or a heartbeat reporting it, stamped
-      earlier), since the bus may deliver an older heartbeat late.
+      earlier), since the bus may deliver an older heartbeat late;
+    * heeds an executor heartbeat only if it is stamped later than every one heeded before (a late
+      one, or a captured one re-sent, is counted in ``stats.stale_heartbeats`` and ignored): an old
+      incarnation's heartbeat re-sent cannot fake a restart, and each restart makes the brain
+      resend its outbox at once.
 
 :class:`ExecutorLink`
     * stamps and sends confirmations, tracking the highest ``seq`` issued;
     * turns received messages into events (a decision to handle, a replay to serve);
+    * bounds replay service whatever the requests say (a captured request stays authentic for the
+      freshness window and may be re-sent at any rate, from any source, with any ``from_seq``):
+      a request is served from ``max(from_seq, brain_applied_seq + 1)`` — confirmations the brain
+      has already said it applied are not sent again —, at most once per ``replay_min_interval_ns``
+      per source address, and at most ``replay_budget_per_s`` requests a second in all (a token
+      bucket); the rest — and a request with nothing to send — are counted in
+      ``stats.replays_ignored`` and dropped;
+    * heeds a brain heartbeat only if it is stamped later than every one before it, so a
+      captured one re-sent cannot roll back what the brain said it applied or fake a restart;
     * sends a heartbeat every ``heartbeat_interval_ns``, and at once when a new brain incarnation
       appears, so a restarted brain learns the executor's ``last_seq`` without waiting; each
       carries the number of decisions in flight (set by the application in
@@ -68,6 +81,8 @@ class LinkStats:
     heartbeats_sent: int = 0
     peer_restarts: int = 0
     abandoned: int = 0  # decisions whose datagram grew too old to retransmit
+    replays_ignored: int = 0  # replay requests not served: nothing after what the brain applied, or over the limit
+    stale_heartbeats: int = 0  # authentic heartbeats not newer than one already heard (ignored)
 
 
 @dataclass(slots=True)
@@ -194,8 +209,9 @@ class BrainLink:
 
     # -- inbound ----------------------------------------------------------------------------
 
-    def receive(self, msg: Message, now_ns: int) -> list[ExecutionConfirmation]:
-        """Feed one authentic message; returns confirmations now ready to apply, in seq order.
+    def receive(self, msg: Message, now_ns: int, source: object = None) -> list[ExecutionConfirmation]:
+        """Feed one authentic message (``source``, its sender's address, is not used on this side);
+        returns confirmations now ready to apply, in seq order.
 
         Raises:
             UnexpectedMessage: a decision, a replay request or a brain heartbeat.
@@ -217,6 +233,11 @@ class BrainLink:
             self.last_heard_ns = now_ns
 
     def _on_heartbeat(self, hb: Heartbeat, now_ns: int) -> None:
+        if hb.sent_at_ns <= self.peer_heartbeat_sent_ns:
+            # not newer than one already heeded: a late delivery, or a captured one re-sent (which
+            # must not fake an executor restart — each would make the brain resend its outbox)
+            self.stats.stale_heartbeats += 1
+            return
         if self.peer_incarnation is not None and hb.incarnation != self.peer_incarnation:
             self.stats.peer_restarts += 1
             for p in self.outbox.values():  # the executor restarted: resend without waiting
@@ -225,10 +246,9 @@ class BrainLink:
                     p.backoff_ns = self.retransmit_initial_ns
         self.peer_incarnation = hb.incarnation
         self._check_journal(hb)
-        if hb.sent_at_ns >= self.peer_heartbeat_sent_ns:
-            self.peer_heartbeat_sent_ns = hb.sent_at_ns
-            self.peer_in_flight = hb.in_flight
-            self.peer_last_seq = max(self.peer_last_seq, hb.last_seq)
+        self.peer_heartbeat_sent_ns = hb.sent_at_ns
+        self.peer_in_flight = hb.in_flight
+        self.peer_last_seq = max(self.peer_last_seq, hb.last_seq)
         if hb.last_seq >= self.expected_seq:
             self._need_replay = True  # a confirmation we have not applied exists
             self._maybe_request_replay(now_ns)
@@ -337,6 +357,7 @@ class ExecutorLink:
         last_seq: int = 0,
         heartbeat_interval_ns: int = 500 * _MS,
         replay_min_interval_ns: int = 50 * _MS,
+        replay_budget_per_s: float = 40.0,
         journal_id: int = 0,
     ) -> None:
         self.codec = codec
@@ -346,11 +367,15 @@ class ExecutorLink:
         self.in_flight = 0  # decisions journaled and not yet confirmed; the application keeps it current
         self.heartbeat_interval_ns = heartbeat_interval_ns
         self.replay_min_interval_ns = replay_min_interval_ns
+        self.replay_budget_per_s = replay_budget_per_s
         self.stats = LinkStats()
         self.brain_incarnation: int | None = None
         self.brain_applied_seq = 0
         self.last_heard_ns: int | None = None
-        self._last_replay: tuple[int, int] = (0, -(2**63))
+        self._brain_latest_sent_ns = 0  # brain clock, the newest heartbeat heeded
+        self._replayed_to: dict[object, int] = {}  # source -> when a replay was last served to it
+        self._tokens = replay_budget_per_s
+        self._tokens_at: int | None = None
         self._next_heartbeat_ns = 0
         self._out: list[bytes] = []
 
@@ -378,8 +403,9 @@ class ExecutorLink:
         self.stats.heartbeats_sent += 1
         self._next_heartbeat_ns = now_ns + self.heartbeat_interval_ns
 
-    def receive(self, msg: Message, now_ns: int) -> DecisionReceived | ReplayRequested | None:
-        """Feed one authentic message; returns what the application must do, if anything.
+    def receive(self, msg: Message, now_ns: int, source: object = None) -> DecisionReceived | ReplayRequested | None:
+        """Feed one authentic message from ``source`` (the datagram's source address, used only to
+        share out replay service); returns what the application must do, if anything.
 
         Raises:
             UnexpectedMessage: a confirmation or an executor heartbeat.
@@ -389,21 +415,41 @@ class ExecutorLink:
             return DecisionReceived(msg)
         if isinstance(msg, ReplayRequest):
             self.last_heard_ns = now_ns
-            last_from, last_at = self._last_replay
-            if msg.from_seq == last_from and now_ns - last_at < self.replay_min_interval_ns:
-                self.stats.duplicates += 1
+            from_seq = max(msg.from_seq, self.brain_applied_seq + 1)
+            if from_seq > self.last_seq or not self._replay_allowed(source, now_ns):
+                self.stats.replays_ignored += 1
                 return None
-            self._last_replay = (msg.from_seq, now_ns)
             self.stats.replay_requests += 1
-            return ReplayRequested(msg.from_seq)
+            return ReplayRequested(from_seq)
         if isinstance(msg, Heartbeat) and msg.role is Role.BRAIN:
             self.last_heard_ns = now_ns
+            if msg.sent_at_ns <= self._brain_latest_sent_ns:
+                self.stats.stale_heartbeats += 1
+                return None
+            self._brain_latest_sent_ns = msg.sent_at_ns
             if msg.incarnation != self.brain_incarnation:
                 if self.brain_incarnation is not None:
                     self.stats.peer_restarts += 1
                 self.brain_incarnation = msg.incarnation
                 self._send_heartbeat(now_ns)  # tell a new brain our last_seq right away
-            self.brain_applied_seq = max(self.brain_applied_seq, msg.last_seq)
+            self.brain_applied_seq = msg.last_seq  # the newest word of the current incarnation
             return None
         raise UnexpectedMessage(f"{type(msg).__name__} is not for the executor")
+
+    def _replay_allowed(self, source: object, now_ns: int) -> bool:
+        """The per-source interval and the global token bucket (both consumed only on success)."""
+        last = self._replayed_to.get(source)
+        if last is not None and now_ns - last < self.replay_min_interval_ns:
+            return False
+        if self._tokens_at is not None:
+            refill = (now_ns - self._tokens_at) / 1e9 * self.replay_budget_per_s
+            self._tokens = min(self.replay_budget_per_s, self._tokens + max(0.0, refill))
+        self._tokens_at = now_ns
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        if len(self._replayed_to) >= 1024:  # many sources: forget them (the bucket still bounds the total)
+            self._replayed_to.clear()
+        self._replayed_to[source] = now_ns
+        return True
 

@@ -2,7 +2,11 @@
 
 It feeds received bytes to :class:`~protocol.codec.Codec` with the wall clock, hands valid
 messages to ``on_message`` and rejected ones to ``on_reject`` (which counts them); a rejected
-datagram is never read further. Like aioquic's ``QuicConnectionProtocol``, it holds no
+datagram is never read further. Work per received datagram is bounded and cheapest for garbage:
+the framing checks (:func:`~protocol.codec.framing_error`: one slice, one dict lookup) run first
+and, when they fail, the datagram goes to ``on_drop`` with its reason — no exception is made,
+no tag computed; only what passes framing costs a tag check, and a datagram already
+authenticated costs a dict lookup (the codec's memo). Like aioquic's ``QuicConnectionProtocol``, it holds no
 protocol logic of its own.
 """
 
@@ -14,8 +18,8 @@ import socket
 import time
 from collections.abc import Callable
 
-from .codec import Codec, Message
-from .errors import RemoteProtocolError
+from .codec import Codec, Message, framing_error
+from .errors import RejectReason, RemoteProtocolError
 
 __all__ = ["Address", "DatagramEndpoint", "LinkTimer", "open_endpoint"]
 
@@ -49,6 +53,9 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.peer_name: Address | None = None  # a host name not yet resolved
         self.on_error: Callable[[Exception, Address], None] | None = None
+        self.on_drop: Callable[[RejectReason, bytes, Address], None] | None = None
+        """Called as ``on_drop(reason, data, addr)`` for a datagram the framing checks refuse;
+        ``None``: such a datagram goes to ``on_reject`` with the codec's exception instead."""
         self._resolving = False
         self._next_resolve = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -64,6 +71,10 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's UDPTransport is not a subclass
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        reason = framing_error(data)
+        if reason is not None and self.on_drop is not None:
+            self.on_drop(reason, data, addr)
+            return
         try:
             msg = self.codec.decode(data, self._clock())
         except RemoteProtocolError as exc:

@@ -29,6 +29,11 @@ __all__ = ["Port", "bind_tcp", "bind_udp", "check_peer_is_not_self", "probe", "r
 Proto = Literal["udp", "tcp"]
 _TYPES = {"udp": socket.SOCK_DGRAM, "tcp": socket.SOCK_STREAM}
 _BACKLOG = 100  # asyncio's default for create_server
+UDP_RECEIVE_BUFFER = 4 << 20
+"""Bytes of kernel receive buffer asked for on a listening UDP socket (SO_RCVBUF; Linux caps it at
+``net.core.rmem_max`` and doubles it for bookkeeping). The default (``rmem_default``, 208 KiB) holds
+a few hundred datagrams: about 2 ms of a 169k datagrams/s flood, so a process descheduled for a
+time slice would lose the peer's datagrams behind the garbage. 4 MiB holds tens of milliseconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,8 @@ def _bind(p: Port) -> socket.socket:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if p.proto == "udp":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
             sock.bind(sockaddr)
             if p.proto == "tcp":
                 sock.listen(_BACKLOG)

@@ -245,14 +245,29 @@ class RateLimitedLog:
         self._next: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
+    def due(self, key: str) -> bool:
+        """Whether a line for ``key`` may be logged now; when not, the datagram is counted as
+        suppressed. Call :meth:`warning` (or :meth:`info`) right after a True, with the fields."""
+        if self._clock() < self._next.get(key, 0.0):
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False
+        return True
+
     def warning(self, key: str, **fields: Any) -> bool:
         """Log ``event`` for ``key`` unless one was logged within the interval; True if logged."""
+        return self._emit(self._log.warning, key, fields)
+
+    def info(self, key: str, **fields: Any) -> bool:
+        """As :meth:`warning`, at info level (duplicates are expected traffic, not a threat)."""
+        return self._emit(self._log.info, key, fields)
+
+    def _emit(self, method: Any, key: str, fields: dict[str, Any]) -> bool:
         now = self._clock()
         if now < self._next.get(key, 0.0):
             self._suppressed[key] = self._suppressed.get(key, 0) + 1
             return False
         self._next[key] = now + self._interval
-        self._log.warning(self._event, reason=key, suppressed=self._suppressed.pop(key, 0), **fields)
+        method(self._event, reason=key, suppressed=self._suppressed.pop(key, 0), **fields)
         return True
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from protocol import Codec, Message, RemoteProtocolError
+from protocol import Codec, Message, RejectReason, RemoteProtocolError
 from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
 
 from . import journalfile
@@ -133,6 +133,7 @@ class LinkShell:
         self.endpoint: DatagramEndpoint | None = None
         self.log = structlog.get_logger(logger)
         self._reject_log = RateLimitedLog(self.log, "datagram_rejected")
+        self._rejected = {r: metrics.rejected.labels(r.value) for r in RejectReason}  # children resolved once
         self._timer = LinkTimer(self._on_timer)
         self._peer_restarts_seen = 0
         self._exported_positions: set[str] = set()
@@ -153,6 +154,7 @@ class LinkShell:
         self.bound_socket = None  # the endpoint owns it now
         self.endpoint = await open_endpoint(bind, self.codec, self._on_message, self._on_reject, peer=peer, sock=sock)
         self.endpoint.on_error = self._on_handler_error
+        self.endpoint.on_drop = self._on_drop
 
     def close(self) -> None:
         self._timer.cancel()
@@ -187,7 +189,7 @@ class LinkShell:
     def _on_message(self, msg: Message, addr: Address) -> None:
         now = time.time_ns()
         try:
-            event = self.link.receive(msg, now)
+            event = self.link.receive(msg, now, addr)
         except RemoteProtocolError as exc:  # authentic, but for the other side of the link
             self._on_reject(exc, addr)
             return
@@ -225,8 +227,21 @@ class LinkShell:
     # -- drops ------------------------------------------------------------------------------
 
     def _on_reject(self, exc: RemoteProtocolError, addr: Address) -> None:
-        self.metrics.rejected.labels(exc.reason.value).inc()
-        self._reject_log.warning(exc.reason.value, peer=f"{addr[0]}:{addr[1]}", error=str(exc))
+        self._rejected[exc.reason].inc()
+        if self._reject_log.due(exc.reason.value):  # the line is built only when it is logged
+            self._reject_log.warning(exc.reason.value, peer=f"{addr[0]}:{addr[1]}", error=str(exc))
+
+    def _on_drop(self, reason: RejectReason, data: bytes, addr: Address) -> None:
+        """A datagram the framing checks refused: counted; the codec is asked what is wrong with
+        it only when a log line is due (at most one per reason per second)."""
+        self._rejected[reason].inc()
+        if self._reject_log.due(reason.value):
+            try:
+                self.codec.decode(data, time.time_ns())
+                error = reason.value
+            except RemoteProtocolError as exc:
+                error = str(exc)
+            self._reject_log.warning(reason.value, peer=f"{addr[0]}:{addr[1]}", error=error)
 
     def _on_handler_error(self, exc: Exception, addr: Address) -> None:
         self.metrics.handler_errors.inc()

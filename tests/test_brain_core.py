@@ -218,6 +218,38 @@ def test_exit_is_not_resent_while_awaiting_and_is_retried_after_a_failure() -> N
     assert retry.reason is DecisionReason.STOP_LOSS and retry.decision_id != d.decision_id
 
 
+@pytest.mark.parametrize("how", ["EXPIRED answer", "resolved never executed"])
+def test_an_expired_signal_exit_is_decided_again_on_the_next_bar(how: str) -> None:
+    """A SIGNAL exit (a crossover: it does not fire again) that expired — answered EXPIRED, or resolved as never
+    executed — is decided again on the next bar with the same reason, until the position is flat."""
+    r = Rig()
+    r.open(100.0)
+    [d] = r.bar(101.0, Side.SELL).decisions
+    assert d.reason is DecisionReason.SIGNAL
+    if how == "EXPIRED answer":
+        r.core.on_confirmation(refuse(d, Status.EXPIRED))
+    else:
+        assert r.core.abandon(d.decision_id) == d
+    [again] = r.bar(101.5).decisions  # no signal on this bar
+    assert (again.side, again.intent, again.reason) == (Side.SELL, Intent.CLOSE, DecisionReason.SIGNAL)
+    assert again.decision_id != d.decision_id
+    assert r.core.on_confirmation(fill(again)).applied is Applied.CLOSED
+    assert r.bar(102.0).decisions == ()
+
+
+def test_a_refused_exit_is_not_retried_but_an_expired_entry_is_forgotten() -> None:
+    """Only an exit that never got to the venue is retried: an entry that expired is not re-sent (the next
+    signal decides), and a REJECTED exit (the venue said no) is not looped on."""
+    r = Rig()
+    [entry] = r.bar(100.0, Side.BUY).decisions
+    r.core.on_confirmation(refuse(entry, Status.EXPIRED))
+    assert r.bar(100.0).decisions == ()
+    r.open(100.0)
+    [d] = r.bar(101.0, Side.SELL).decisions
+    r.core.on_confirmation(refuse(d, Status.REJECTED))
+    assert r.bar(101.0).decisions == ()
+
+
 def test_strategy_sees_every_bar_even_when_an_exit_fires() -> None:
     """The strategy's indicator state is fed on every bar, exits included."""
     r = Rig()

@@ -711,13 +711,62 @@ def test_executor_heartbeats_new_brain_at_once_and_rate_limits_identical_replays
 
     r = T0 + S
     gap = ex.replay_min_interval_ns
-    assert ex.receive(wire(codec, ReplayRequest(5), r), r) == ReplayRequested(5)
-    assert ex.receive(wire(codec, ReplayRequest(5), r + gap - 1), r + gap - 1) is None
-    assert ex.stats.duplicates == 1 and ex.stats.replay_requests == 1
-    assert ex.receive(wire(codec, ReplayRequest(5), r + gap), r + gap) == ReplayRequested(5)
-    assert ex.receive(wire(codec, ReplayRequest(6), r + gap + 1), r + gap + 1) == ReplayRequested(6)
-    assert ex.stats.duplicates == 1 and ex.stats.replay_requests == 3
-    assert ex.last_heard_ns == r + gap + 1
+    a, b = ("127.0.0.1", 1), ("127.0.0.1", 2)
+    assert ex.receive(wire(codec, ReplayRequest(5), r), r, a) == ReplayRequested(5)
+    assert ex.receive(wire(codec, ReplayRequest(5), r + gap - 1), r + gap - 1, a) is None
+    assert ex.receive(wire(codec, ReplayRequest(6), r + gap - 1), r + gap - 1, a) is None  # whatever the from_seq
+    assert ex.stats.replays_ignored == 2 and ex.stats.replay_requests == 1
+    assert ex.receive(wire(codec, ReplayRequest(6), r + gap - 1), r + gap - 1, b) == ReplayRequested(6)  # another source
+    assert ex.receive(wire(codec, ReplayRequest(5), r + gap), r + gap, a) == ReplayRequested(5)
+    assert ex.stats.replays_ignored == 2 and ex.stats.replay_requests == 3
+    assert ex.last_heard_ns == r + gap
+
+
+def test_executor_replay_starts_after_what_the_brain_applied_and_has_a_global_budget() -> None:
+    """A captured replay request for old confirmations serves only those after the brain's last applied seq
+    (nothing once it has caught up); many sources together get at most ``replay_budget_per_s`` a second."""
+    codec = Codec(KEY)
+    ex = ExecutorLink(codec, incarnation=EXEC_INC, last_seq=100, replay_budget_per_s=10)
+    t = T0
+    ex.receive(wire(codec, Heartbeat(Role.BRAIN, 90, BRAIN_INC), t), t)
+    assert ex.receive(wire(codec, ReplayRequest(3), t + MS), t + MS, "a") == ReplayRequested(91)
+    t += S
+    ex.receive(wire(codec, Heartbeat(Role.BRAIN, 100, BRAIN_INC), t), t)
+    assert ex.receive(wire(codec, ReplayRequest(3), t + MS), t + MS, "b") is None  # nothing new to send
+    assert ex.stats.replays_ignored == 1
+    ex.last_seq = 200
+    t += S
+    served = [ex.receive(wire(codec, ReplayRequest(150), t), t, ("127.0.0.1", port)) for port in range(100)]
+    assert sum(e is not None for e in served) == 10  # the burst: one second of budget
+    later = t + S // 2
+    served = [ex.receive(wire(codec, ReplayRequest(150), later), later, ("127.0.0.1", port)) for port in range(100, 200)]
+    assert sum(e is not None for e in served) == 5  # refilled at 10 a second
+
+
+def test_stale_heartbeats_are_ignored_on_both_sides() -> None:
+    """A heartbeat not newer than one already heeded — a captured one of an old incarnation re-sent — is
+    counted and ignored: no fake restart (the brain would resend its outbox), no applied seq rolled back."""
+    codec = Codec(KEY)
+    ex = ExecutorLink(codec, incarnation=EXEC_INC)
+    old_brain = wire(codec, Heartbeat(Role.BRAIN, 4, BRAIN_INC), T0)
+    ex.receive(old_brain, T0)
+    ex.receive(wire(codec, Heartbeat(Role.BRAIN, 9, BRAIN_INC + 1), T0 + S), T0 + S)
+    assert ex.stats.peer_restarts == 1 and ex.brain_applied_seq == 9
+    ex.receive(codec.decode(codec.encode(Heartbeat(Role.BRAIN, 4, BRAIN_INC), sent_at_ns=T0), T0 + S), T0 + S + MS)
+    assert ex.stats.peer_restarts == 1 and ex.brain_applied_seq == 9 and ex.brain_incarnation == BRAIN_INC + 1
+    assert ex.stats.stale_heartbeats == 1
+
+    brain = BrainLink(codec, incarnation=BRAIN_INC)
+    brain.send_decision(make_decision(1, T0), T0)
+    old_exec = Heartbeat(Role.EXECUTOR, 0, EXEC_INC, journal_id=7)
+    brain.receive(wire(codec, old_exec, T0), T0)
+    brain.receive(wire(codec, Heartbeat(Role.EXECUTOR, 0, EXEC_INC + 1, journal_id=7), T0 + S), T0 + S)
+    assert brain.stats.peer_restarts == 1
+    brain.handle_timer(T0 + S)
+    brain.datagrams_to_send()
+    brain.receive(wire(codec, old_exec, T0), T0 + S + MS)
+    assert brain.stats.peer_restarts == 1 and brain.stats.stale_heartbeats == 1
+    assert brain.peer_incarnation == EXEC_INC + 1
 
 
 # -- 12: direction ----------------------------------------------------------------------------
