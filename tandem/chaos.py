@@ -22,6 +22,15 @@ Steps (issue #3 §3):
    the reference unless decisions were reported expired (then the difference is reported, not a
    violation). Exit 0 only if every check passes, 1 naming each violation, 2 on bad settings.
 
+**Flood** (any ``flood_*`` rate above 0, issue #11): a keyless attacker process,
+``python -m tandem.flood`` (:mod:`tandem.flood`), starts once both processes are ready and sends
+straight to their listening ports — garbage, forged prefixes, and authentic datagrams the proxy
+copies to its tap (standing in for a packet capture): one decision re-sent, two replay requests
+alternated, a confirmation re-sent. It never holds the key. It is stopped before the verdict and
+reports what it sent. Under a flood the verdict is stricter: ``trades.csv`` must equal the
+reference whatever expired, open positions must equal the reference's, and each log's lines about
+hostile traffic must stay under :data:`~tandem.verdict.FLOOD_LOG_LINES_PER_S` a second.
+
 ``decision_addr``, ``confirm_addr`` and the metrics ports of the paper settings are not used:
 chaos picks free loopback ports and serves metrics on ephemeral ports.
 """
@@ -64,10 +73,13 @@ DOWNTIME_S = (0.1, 1.0)
 """How long a killed process stays down before its restart."""
 
 _EXECUTOR_COUNTERS = (
-    "tandem_executor_datagrams_rejected_total", "tandem_executor_replay_requests_served_total",
+    "tandem_executor_datagrams_rejected_total", "tandem_executor_duplicate_answers_suppressed_total",
+    "tandem_executor_replay_requests_ignored_total", "tandem_executor_replay_requests_served_total",
     "tandem_executor_confirmations_replayed_total", "tandem_executor_duplicate_decisions_total", "tandem_executor_executions_total",
     "tandem_executor_decision_conflicts_total", "tandem_executor_decisions_received_total",
 )  # fmt: skip
+_FLOOD_RATES = ("garbage_per_s", "forged_per_s", "decision_replays_per_s", "replay_requests_per_s",
+                "confirmation_replays_per_s")  # fmt: skip
 _BRAIN_COUNTERS = (
     "tandem_brain_datagrams_rejected_total", "tandem_brain_decision_retransmits_total", "tandem_brain_replay_requests_total",
     "tandem_brain_duplicate_confirmations_total",
@@ -90,6 +102,12 @@ class ChaosSettings(PaperSettings):
     kills_executor: int = Field(3, ge=0, description="SIGKILLs of the executor (each restarted)")
     kills_brain: int = Field(3, ge=0, description="SIGKILLs of the brain (each restarted)")
     timeout_s: float = Field(300.0, gt=0, description="the chaos run fails past this many seconds")
+    flood_garbage_per_s: float = Field(0.0, ge=0, lt=1e7, description="keyless flood: random 112-byte datagrams per second at the executor")
+    flood_garbage_to_brain: bool = Field(False, description="keyless flood: as many random 128-byte datagrams at the brain")
+    flood_forged_per_s: float = Field(0.0, ge=0, lt=1e7, description="keyless flood: random datagrams behind a valid prefix per second (each costs a tag check)")
+    flood_decision_replays_per_s: float = Field(0.0, ge=0, lt=1e7, description="keyless flood: one captured decision re-sent per second")
+    flood_replay_requests_per_s: float = Field(0.0, ge=0, lt=1e7, description="keyless flood: two captured replay requests alternated, per second")
+    flood_confirmation_replays_per_s: float = Field(0.0, ge=0, lt=1e7, description="keyless flood: one captured confirmation re-sent to the brain per second")
     run_dir: Path | None = Field(None, description="new output folder (default: runs/<UTC timestamp>-chaos)")
     decision_addr: str = Field("127.0.0.1:45110", description="ignored: chaos picks free loopback ports")
     confirm_addr: str = Field("127.0.0.1:45115", description="ignored: chaos picks free loopback ports")
@@ -98,6 +116,14 @@ class ChaosSettings(PaperSettings):
 
     def rates(self) -> FaultRates:
         return FaultRates(**{name: getattr(self, name) for name in FaultRates.__dataclass_fields__})
+
+    def flood_args(self) -> list[str]:
+        """The flooder's rate flags; empty when no flood is asked for."""
+        rates = {name: getattr(self, f"flood_{name}") for name in _FLOOD_RATES}
+        if not any(rates.values()):
+            return []
+        out = [f"--{name.replace('_', '-')}={value!r}" for name, value in rates.items()]
+        return out + (["--garbage-to-brain"] if self.flood_garbage_to_brain else [])
 
 
 class ChaosFailure(RuntimeError):
@@ -247,6 +273,7 @@ class _Outcome:
     plan: list[Kill]
     done: list[Kill] = field(default_factory=list)
     seconds: float = 0.0
+    flood: dict[str, Any] | None = None  # the flooder's own figures
 
 
 class _ChaosRun:
@@ -264,6 +291,7 @@ class _ChaosRun:
             self.secret, settings.rates(), settings.seed, executor=(LOOPBACK, self.exe_port),
             brain=(LOOPBACK, self.brain_port),
         )  # fmt: skip
+        self._flooder: asyncio.subprocess.Process | None = None
         # fresh_journal off: a restarted process must resume its journal, never set it aside
         self.common = {"run_dir": str(run_dir), "bus_secret_file": str(key), "metrics_port": 0, "fresh_journal": False}
 
@@ -288,11 +316,15 @@ class _ChaosRun:
             ) as http:
                 await executor.start()
                 await brain.start()
+                flooder = await self._start_flood()
                 await self._kills(out, http)
                 if brain.running:
                     await self._watch(asyncio.shield(brain.exited), executor)  # type: ignore[arg-type]
                 if (code := brain.exited.result()) != 0:  # type: ignore[union-attr]
                     raise brain.failure(f"exited with {code}")
+                if flooder is not None:
+                    out.flood = await self._stop_flood(flooder)
+                    flooder = None
                 await executor.scrape(http)
                 if (code := await executor.stop()) != 0:
                     raise executor.failure(f"exited with {code} after SIGTERM")
@@ -302,6 +334,9 @@ class _ChaosRun:
                 f"{executor.log}:\n{_tail(executor.log)}"
             ) from None
         finally:
+            if self._flooder is not None and self._flooder.returncode is None:
+                self._flooder.kill()
+                await self._flooder.wait()
             self.proxy.close()
             for child in (brain, executor):
                 child.abort()
@@ -309,6 +344,38 @@ class _ChaosRun:
                     await asyncio.gather(child.exited, return_exceptions=True)
         out.seconds = time.perf_counter() - started
         return out
+
+    async def _start_flood(self) -> asyncio.subprocess.Process | None:
+        """Start the keyless flooder at both processes' own ports and point the proxy's tap at it."""
+        args = self.settings.flood_args()
+        if not args:
+            return None
+        argv = [sys.executable, "-m", "tandem.flood", f"--executor={LOOPBACK}:{self.exe_port}",
+                f"--brain={LOOPBACK}:{self.brain_port}", f"--tap={LOOPBACK}:0", f"--seed={self.settings.seed}", *args]
+        proc = self._flooder = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=(self.run_dir / "flood.log").open("ab"),
+        )  # fmt: skip
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), _READY_TIMEOUT_S)
+        try:
+            ready = json.loads(line)
+            host, _, port = ready["tap"].rpartition(":")
+        except (ValueError, KeyError, AttributeError):
+            raise ChaosFailure(f"the flooder did not start ({line!r}); {self.run_dir / 'flood.log'}") from None
+        self.proxy.tap = (host, int(port))
+        return proc
+
+    async def _stop_flood(self, proc: asyncio.subprocess.Process) -> dict[str, Any]:
+        """SIGTERM the flooder; its figures (the last line it prints)."""
+        self.proxy.tap = None
+        proc.terminate()
+        assert proc.stdout is not None
+        out, _ = await asyncio.wait_for(proc.communicate(), _STOP_TIMEOUT_S)
+        try:
+            return dict(json.loads(out.decode().strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            raise ChaosFailure(f"the flooder printed no figures ({out[-200:]!r})") from None
 
     async def _kills(self, out: _Outcome, http: Any) -> None:
         children = {"executor": out.executor, "brain": out.brain}
@@ -381,6 +448,7 @@ def _figures(settings: ChaosSettings, ref: dict[str, Any], out: _Outcome, ev: di
 
     faults = ("dropped", "duplicated", "reordered", "delayed", "corrupted")
     evaluated = {k: v for k, v in ev.items() if k not in ("brain_report", "reference_decisions", "reference_trades")}
+    latency = last.get("latency_us", {})
     return {
         "seed": settings.seed,
         "rates": repr(settings.rates()),
@@ -409,6 +477,10 @@ def _figures(settings: ChaosSettings, ref: dict[str, Any], out: _Outcome, ev: di
         "kill_plan": [k.describe() for k in out.plan],
         "kills_skipped": [k.describe() for k in out.plan if k not in out.done],
         "chaos_wall_time_s": out.seconds,
+        "flood": out.flood,
+        "suppressed_duplicate_answers": one(e, "tandem_executor_duplicate_answers_suppressed_total"),
+        "replays_ignored": one(e, "tandem_executor_replay_requests_ignored_total"),
+        "latency_us_last_brain": {k: latency.get(k) for k in ("p50", "p99", "max", "n")},
         **evaluated,
     }
 
@@ -462,6 +534,7 @@ def format_figures(f: dict[str, Any]) -> str:
                        f"{f['executor_cash']:,.6f} (relative difference {f['cash_rel_diff']:.3g})"),
         row("unresolved decisions", str(f["unresolved"])),
         row("expired decisions", str(f["expired"])),
+        *_flood_rows(f, row),
         row("trades.csv", trades),
         row("wall time", f"{f['wall_time_s']:.1f} s  (reference {ref['wall_time_s']:.1f} s, chaos run "
                          f"{f['chaos_wall_time_s']:.1f} s)"),
@@ -472,6 +545,24 @@ def format_figures(f: dict[str, Any]) -> str:
     else:
         lines.append("verdict                  PASS: every check passed")
     return "\n".join(lines)
+
+
+def _flood_rows(f: dict[str, Any], row: Any) -> list[str]:
+    """The flood's lines of the verdict (none without a flood)."""
+    flood = f.get("flood")
+    if not flood:
+        return []
+    lat, logs = f["latency_us_last_brain"], f["logs"]
+    return [
+        row("flood (keyless)", f"{flood['seconds']:.1f} s: {_kv(flood['rates_per_s'])} per second; "
+                               f"sent {_kv(flood['sent'])}; send errors {flood['send_errors']}"),
+        row("flood answered", f"duplicate answers suppressed {f['suppressed_duplicate_answers']}, "
+                              f"replay requests ignored {f['replays_ignored']}"),
+        row("round trip (us)", f"p50 {lat['p50'] or 0:.0f}  p99 {lat['p99'] or 0:.0f}  max {lat['max'] or 0:.0f}  "
+                               f"(n={lat['n']}, the brain's last incarnation)"),
+        row("logs", "; ".join(f"{n}.log {x['bytes'] / 1e6:.2f} MB, {x['lines']} lines, {x['flood_lines']} about "
+                              f"hostile traffic" for n, x in logs.items())),
+    ]
 
 
 # -- entry points -------------------------------------------------------------------------------
@@ -502,7 +593,7 @@ def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
     plan = plan_kills(settings.seed, settings.kills_executor, settings.kills_brain, ref_decisions)
     chaos_dir.mkdir(parents=True, exist_ok=True)
     out = run(_ChaosRun(settings, chaos_dir, plan).run())
-    ev = evaluate(ref_dir, chaos_dir)
+    ev = evaluate(ref_dir, chaos_dir, require_identical=bool(settings.flood_args()), run_seconds=out.seconds)
     figures = _figures(settings, ref, out, ev)
     figures["wall_time_s"] = time.perf_counter() - started
     (run_dir / "chaos-report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")

@@ -27,6 +27,10 @@ direction's receiver:
 * reflected datagrams (``reflected_per_s``): copies of authentic datagrams sent back to the
   side that sent them (SPEC §10.4: dropped as ``direction``).
 
+With a **tap** (:attr:`ChaosProxy.tap`, a loopback address), a copy of every pass-through
+datagram, as received, is sent there before any fault: it stands for an attacker's packet capture,
+feeding the keyless flooder (:mod:`tandem.flood`) the authentic datagrams it re-sends.
+
 Classification decodes with a freshness window of ±2^62 ns, i.e. it ignores freshness: the
 proxy must classify datagrams the receiver may call stale (an old incarnation's, a late
 duplicate) rather than guess, and freshness is the receiver's business.
@@ -318,6 +322,8 @@ class ChaosProxy:
         self._injectors: list[asyncio.TimerHandle] = []
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
+        self.tap: Address | None = None
+        """Where a copy of every pass-through datagram goes (see the module docstring), or None."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -389,6 +395,8 @@ class ChaosProxy:
     def _on_datagram(self, d: _Direction, data: bytes) -> None:
         if self._closed:
             return
+        if self.tap is not None and d.socket.transport is not None:
+            d.socket.transport.sendto(data, self.tap)
         kind, authentic = self._classifier.classify(data)
         self.stats.add(d.name, kind, "received")
         if authentic:

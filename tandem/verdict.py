@@ -4,7 +4,11 @@
 reports, trade logs) and returns figures plus a list of violations: more than one execution of a
 ``decision_id``, an executor decision the brain did not send, a conflict, brain positions or cash
 different from the executor's ledger, an unresolved decision, or a trade log different from the
-reference without expired decisions to explain it.
+reference without expired decisions to explain it. Under a flood (``require_identical``) a
+trade log different from the reference is a violation whatever explains it, open positions must
+equal the reference's, and each process's log must stay bounded: at most
+:data:`FLOOD_LOG_LINES_PER_S` lines a second about rejected, duplicate or replayed traffic (they are
+rate-limited, one per kind per second).
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ from typing import Any
 
 from protocol import Status
 
-__all__ = ["CASH_REL_TOL", "evaluate", "journal_rows"]
+__all__ = ["CASH_REL_TOL", "FLOOD_LOG_LINES_PER_S", "evaluate", "journal_rows", "log_figures"]
 
 CASH_REL_TOL = 1e-9
 """Brain cash and executor cash may differ by this relative amount (float summation order)."""
+FLOOD_LOG_LINES_PER_S = 12
+"""Rate-limited log lines a process may write per second about hostile traffic: one per rejection
+reason that occurs (7), per duplicate kind (2) and for replays served (1), with room for a
+restart's fresh limiter."""
+_FLOOD_EVENTS = frozenset({"datagram_rejected", "decision_duplicates", "replay_served"})
 
 
 def journal_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
@@ -54,8 +63,29 @@ def _log_events(path: Path) -> tuple[Counter[int], Counter[int], int, int]:
     return executed, recovered, conflicts, unparsable
 
 
-def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
+def log_figures(path: Path) -> dict[str, int]:
+    """A log's size (bytes), its lines, and its lines about hostile traffic (rejected datagrams,
+    duplicates, replays served)."""
+    lines = flood = 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            lines += 1
+            if b'"event": "' in raw or b'"event":"' in raw:
+                try:
+                    if json.loads(raw).get("event") in _FLOOD_EVENTS:
+                        flood += 1
+                except ValueError:
+                    pass
+    return {"bytes": path.stat().st_size, "lines": lines, "flood_lines": flood}
+
+
+def evaluate(reference_dir: Path, chaos_dir: Path, *, require_identical: bool = False,
+             run_seconds: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """The checks of the verdict, from the two run directories' files.
+
+    Args:
+        require_identical: the flood checks (module docstring) apply.
+        run_seconds: how long the chaos run took (bounds the flood's log lines).
 
     Returns:
         figures and ``violations`` (a list of sentences; empty = every check passed).
@@ -125,8 +155,21 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
     ref_trades = (reference_dir / "trades.csv").read_bytes()
     trades = (chaos_dir / "trades.csv").read_bytes()
     identical = ref_trades == trades
-    if not identical and not expired:
+    if not identical and require_identical:
+        v.append(f"trades.csv differs from the reference under the flood ({len(expired)} decisions expired)")
+    elif not identical and not expired:
         v.append("trades.csv differs from the reference although no decision expired")
+    ref_report = json.loads((reference_dir / "report.json").read_text())
+    logs = {name: log_figures(chaos_dir / f"{name}.log") for name in ("executor", "brain")}
+    if require_identical:
+        ref_pos = {k: float(q) for k, q in ref_report["open_positions"].items()}
+        if brain_pos != ref_pos:
+            v.append(f"open positions differ from the reference's: {brain_pos} vs {ref_pos}")
+        bound = FLOOD_LOG_LINES_PER_S * max(run_seconds, 1.0) + 50
+        for name, figures in logs.items():
+            if figures["flood_lines"] > bound:
+                v.append(f"{name}.log has {figures['flood_lines']} lines about hostile traffic in {run_seconds:.1f} s"
+                         f" (bound {bound:.0f}: they must be rate-limited)")  # fmt: skip
     ref_decisions = len(journal_rows(reference_dir / "brain.sqlite", "SELECT decision_id FROM decisions"))
     return {
         "decisions_sent": len(decisions),
@@ -155,6 +198,7 @@ def evaluate(reference_dir: Path, chaos_dir: Path) -> dict[str, Any]:
         "trades": sum(1 for _ in csv.reader(trades.decode().splitlines())) - 1,
         "reference_trades": sum(1 for _ in csv.reader(ref_trades.decode().splitlines())) - 1,
         "brain_report": report,
+        "logs": logs,
         "violations": v,
     }
 
