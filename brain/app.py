@@ -108,6 +108,7 @@ class ReplayStats:
     peak_equity: float = 0.0
     max_drawdown_pct: float = 0.0
     silent_pauses: int = 0
+    restamped: int = 0
     interrupted: bool = False
     equity_curve: EquityCurve = field(default_factory=lambda: EquityCurve())
     warnings: list[str] = field(default_factory=list)  # for the report (e.g. data too short to warm up)
@@ -181,6 +182,9 @@ class BrainApp(LinkShell):
         link: link timing.
         pacing: replay speed and progress reports.
         on_progress: called as ``on_progress(bars_done, bars_total)`` (see :class:`Pacing`).
+        restamp: a replay's link rules (:class:`~protocol.link.BrainLink`, SPEC.md §10.1): nothing
+            is resolved as expired; a decision the executor provably never journaled is sent again
+            under the same id with fresh stamps, journaled first. ``False``: live rules.
     """
 
     def __init__(
@@ -194,6 +198,7 @@ class BrainApp(LinkShell):
         link: LinkSettings = LinkSettings(),
         pacing: Pacing = Pacing(),
         on_progress: Callable[[int, int], None] | None = None,
+        restamp: bool = False,
     ) -> None:
         super().__init__(codec, metrics, "brain")
         self.core = core
@@ -211,6 +216,8 @@ class BrainApp(LinkShell):
             executor_journal_id=journal.executor_journal_id(),
             # received then (brain clock): the executor had issued it by then, give or take the clock skew
             applied_by_ns=journal.last_applied_received_at() + codec.max_skew_ns if journal.last_applied_seq() else 0,
+            restamp=restamp,
+            history=bool(journal.history()) or journal.executor_journal_id() != 0,
         )
         self.stats = ReplayStats()
         self.pacing = pacing
@@ -421,16 +428,19 @@ class BrainApp(LinkShell):
     async def _await_executor(self) -> None:
         self.stats.silent_pauses += 1
         self.log.warning("executor_silent", detail="replay paused until the executor is heard again")
-        while not self.link.executor_alive(time.time_ns()) and self.link.journal_fault is None:
+        while not self.link.executor_alive(time.time_ns()) and self.link.journal_fault is None and self.failure is None:
             self._heard.clear()
             await self._heard.wait()
 
     def _check_journal_fault(self) -> None:
-        """End the replay on a journal fault (module docstring).
+        """End the replay on a journal fault (module docstring), or on a storage fault of its own.
 
         Raises:
+            StorageFault: this brain's journal could not be written (:meth:`LinkShell._fail`).
             ExecutorJournalFault: the link saw the executor's journal replaced or go back.
         """
+        if self.failure is not None:
+            raise self.failure
         if self.link.journal_fault is not None:
             self.stats.executor_journal_fault = self.link.journal_fault
             raise ExecutorJournalFault(self.link.journal_fault)
@@ -474,10 +484,32 @@ class BrainApp(LinkShell):
         self._heard.set()
         self._watch_journal()
         for conf in ready:
-            self.on_confirmation(conf, now)
+            self.on_confirmation(conf, now)  # journaled, then applied (raises StorageFault if it cannot be)
+            self.link.applied(conf)  # only then does the link move on
         self._resolve_expired(now)
 
+    def _on_failure(self) -> None:
+        """A storage fault: wake the replay, which raises it (:meth:`_check_journal_fault`)."""
+        self._settled.set()
+        self._heard.set()
+
+    def _restamp(self, now: int) -> None:
+        """Send again, under the same id with fresh stamps, what the executor provably never journaled
+        (a replay: :meth:`~protocol.link.BrainLink.restampable`); journaled before it is sent."""
+        for old in self.link.restampable():
+            d = old.restamped(now)
+            data = self.codec.encode(d)
+            self.journal.record_restamp(d, data)
+            self.core.adopt(d)
+            self.link.send_decision(d, now, data)
+            self.stats.restamped += 1
+            self.metrics.restamped.inc()
+            self.log.warning("decision_restamped", decision_id=d.decision_id, created_at_ns=old.created_at_ns,
+                             detail="never reached the executor's journal and no copy of it can any more:"
+                                    " sent again under the same id with fresh stamps")  # fmt: skip
+
     def _resolve_expired(self, now: int) -> None:
+        self._restamp(now)
         for d in self.link.resolve_expired():
             self.journal.record_resolution(d.decision_id, EXPIRED_UNCONFIRMED, now)
             self.core.abandon(d.decision_id)

@@ -15,7 +15,9 @@ sets it aside first, :func:`tandem.journalfile.set_aside`).
 
 Errors: :class:`BrainJournalError` (an empty file, a file that is not a usable SQLite database or
 not a brain journal, or one made for another schema, instrument or starting cash), with the path
-in the message.
+in the message. A write that keeps failing — locked too long, disk full, an I/O error — is retried
+a bounded number of times and then raises :class:`~tandem.journalfile.JournalWriteFailed`: the
+brain stops (exit code 3) rather than go on with state it could not journal.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ class BrainJournal:
         try:
             if not Path(path).exists():
                 journalfile.create(Path(path), lambda conn: _init(conn, {"kind": JOURNAL_KIND, **expected}))
-            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=journalfile.BUSY_TIMEOUT_S)
         except sqlite3.DatabaseError as exc:
             raise BrainJournalError(f"{path}: not a usable brain journal: {exc}") from None
         try:
@@ -171,24 +173,56 @@ class BrainJournal:
             elif stored[key] != value:
                 raise BrainJournalError(f"{self.path}: journal has {key}={stored[key]}, settings say {value}")
 
+    def _write(self, what: str, sql: str, params: tuple[object, ...]) -> None:
+        """One statement, committed (autocommit), with :func:`~tandem.journalfile.write_retrying`.
+
+        Raises:
+            JournalWriteFailed: it kept failing; nothing was written.
+        """
+        journalfile.write_retrying(self._db, lambda: self._db.execute(sql, params), path=self.path, what=what)
+
     def record_decision(self, d: TradeDecision, bar_index: int, datagram: bytes) -> None:
-        """Journal a decision (and the exact bytes that will be sent) before sending it."""
-        self._db.execute(_INSERT_DECISION, (
+        """Journal a decision (and the exact bytes that will be sent) before sending it.
+
+        Raises:
+            JournalWriteFailed: see :meth:`_write`.
+        """
+        self._write(f"decision {d.decision_id}", _INSERT_DECISION, (
             d.decision_id, d.instrument.value, d.instrument.kind, d.side, d.intent, d.reason, d.quantity,
             d.reference_price, d.max_slippage_bps, d.created_at_ns, d.expires_at_ns, d.market_ts_ns,
             bar_index, datagram, d.stop_price,
         ))  # fmt: skip
 
+    def record_restamp(self, d: TradeDecision, datagram: bytes) -> None:
+        """Replace a journaled decision's stamps and bytes with its re-stamped twin (same id, same
+        content; SPEC.md §10.1), before the new bytes are sent.
+
+        Raises:
+            JournalWriteFailed: see :meth:`_write`.
+        """
+        self._write(f"re-stamped decision {d.decision_id}",
+                    "UPDATE decisions SET created_at_ns = ?, expires_at_ns = ?, datagram = ? WHERE decision_id = ?",
+                    (d.created_at_ns, d.expires_at_ns, datagram, d.decision_id))  # fmt: skip
+
     def record_confirmation(self, c: ExecutionConfirmation, received_at_ns: int) -> None:
-        """Journal an applied confirmation (a duplicate decision_id is ignored)."""
-        self._db.execute(_INSERT_CONFIRMATION, (
+        """Journal an applied confirmation (a duplicate decision_id is ignored).
+
+        Raises:
+            JournalWriteFailed: see :meth:`_write`.
+        """
+        self._write(f"confirmation seq {c.seq}", _INSERT_CONFIRMATION, (
             c.decision_id, c.seq, c.status, c.reject_code, c.executed_qty, c.avg_price, c.fee,
             c.executed_at_ns, c.venue_ref, int(c.venue_ref_truncated), received_at_ns,
         ))  # fmt: skip
 
     def record_resolution(self, decision_id: int, kind: str, at_ns: int) -> None:
-        """Journal that an unconfirmed decision was resolved locally (``kind``, e.g. expired)."""
-        self._db.execute("INSERT OR IGNORE INTO resolutions VALUES (?, ?, ?)", (decision_id, kind, at_ns))
+        """Journal that an unconfirmed decision was resolved locally (``kind``, e.g. expired).
+
+        Raises:
+            JournalWriteFailed: see :meth:`_write`.
+        """
+        self._write(f"resolution of decision {decision_id}", "INSERT OR IGNORE INTO resolutions VALUES (?, ?, ?)",
+                    (decision_id, kind, at_ns))  # fmt: skip
 
     def last_applied_seq(self) -> int:
         """Highest confirmation seq applied (0 if none)."""
@@ -251,7 +285,8 @@ class BrainJournal:
 
     def record_executor_journal_id(self, journal_id: int) -> None:
         """Remember the executor journal's identity the first time it is heard (kept for good)."""
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('executor_journal_id', ?)", (str(journal_id),))
+        self._write("the executor journal's id", "INSERT OR IGNORE INTO meta VALUES ('executor_journal_id', ?)",
+                    (str(journal_id),))  # fmt: skip
 
     def close(self) -> None:
         self._db.close()

@@ -22,7 +22,7 @@ import structlog
 
 from protocol import Codec, derive_key
 from tandem.marketdata import Bars, MarketDataError, bundled_path, load_bars
-from tandem.runtime import load_bus_secret, start_metrics_server
+from tandem.runtime import StorageFault, load_bus_secret, start_metrics_server
 from tandem.shell import Claim, claim, process_main
 
 from .app import BrainApp, ExecutorJournalFault, Pacing, confirm_bind, decision_peer, outputs
@@ -110,7 +110,7 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
     metrics = BrainMetrics()
     pacing = Pacing(settings.replay_bars_per_s, settings.progress_interval_s)
     app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings),
-                   settings.link_settings(), pacing, _print_progress)  # fmt: skip
+                   settings.link_settings(), pacing, _print_progress, restamp=True)  # a replay: SPEC.md §10.1
     app.bound_socket = held.take_udp()
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
                                         sock=held.take_metrics())  # fmt: skip
@@ -165,9 +165,12 @@ def _write_outputs(app: BrainApp, metrics: BrainMetrics, paths: dict[str, Any]) 
     report = build_report(tracker, app.stats, app.link.stats, trips, Counter({k.value: v for k, v in core.skips.items()}),
                           _rejected(metrics))  # fmt: skip
     report["instrument"] = str(core.config.instrument)
-    write_trade_log(paths["trades"], tracker.closed_trades)
-    write_equity_curve(paths["equity"], app.stats.equity_curve)
-    write_report(paths["report"], report)
+    try:  # each atomically: a full disk leaves the previous file, never a truncated one
+        write_trade_log(paths["trades"], tracker.closed_trades)
+        write_equity_curve(paths["equity"], app.stats.equity_curve)
+        write_report(paths["report"], report)
+    except OSError as exc:
+        raise StorageFault(f"{exc.filename or 'an output'}: cannot be written: {exc.strerror or exc}") from exc
     return report
 
 

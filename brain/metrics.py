@@ -58,6 +58,11 @@ class BrainMetrics:
             f"{_NS}_expired_decisions_executed_total",
             "Decisions resolved EXPIRED_UNCONFIRMED then confirmed as executed (applied; should never happen)", registry=r,
         )  # fmt: skip
+        self.restamped = Counter(
+            f"{_NS}_decisions_restamped_total",
+            "Replay decisions the executor provably never journaled, sent again under the same id with fresh stamps",
+            registry=r,
+        )  # fmt: skip
         self.journal_faults = Counter(
             f"{_NS}_executor_journal_faults_total",
             "Times the executor's journal was seen replaced (another journal id) or gone back (last seq below the applied one)",

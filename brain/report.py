@@ -12,6 +12,7 @@ back exactly the value the brain held.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import statistics
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import LinkStats
+from tandem.atomicfile import write_atomic
 
 from .app import EquityCurve, ReplayStats
 from .tracker import ClosedTrade, PositionTracker
@@ -46,19 +48,24 @@ def _iso(ns: int) -> str:
 
 def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
     """One CSV row per closed trade; money in quote currency, quantity in base units, every number
-    exact (module docstring)."""
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(TRADE_LOG_COLUMNS)
-        for n, t in enumerate(trades, start=1):
-            slip = t.exit_slippage_bps
-            w.writerow((
-                n, str(t.instrument), t.entry_decision_id, t.exit_decision_id, _iso(t.opened_at_ns),
-                _iso(t.closed_at_ns), repr(t.quantity), repr(t.entry_price), repr(t.exit_price),
-                repr(t.gross_pnl), repr(t.fees), repr(t.net_pnl), repr(t.return_pct),
-                t.exit_reason.name if t.exit_reason else "UNKNOWN",
-                repr(t.exit_reference_price) if slip is not None else "", repr(slip) if slip is not None else "",
-            ))  # fmt: skip
+    exact (module docstring). Written atomically (:mod:`tandem.atomicfile`).
+
+    Raises:
+        OSError: it cannot be written; the previous file stays as it was.
+    """
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(TRADE_LOG_COLUMNS)
+    for n, t in enumerate(trades, start=1):
+        slip = t.exit_slippage_bps
+        w.writerow((
+            n, str(t.instrument), t.entry_decision_id, t.exit_decision_id, _iso(t.opened_at_ns),
+            _iso(t.closed_at_ns), repr(t.quantity), repr(t.entry_price), repr(t.exit_price),
+            repr(t.gross_pnl), repr(t.fees), repr(t.net_pnl), repr(t.return_pct),
+            t.exit_reason.name if t.exit_reason else "UNKNOWN",
+            repr(t.exit_reference_price) if slip is not None else "", repr(slip) if slip is not None else "",
+        ))  # fmt: skip
+    write_atomic(path, fh.getvalue())
 
 
 EQUITY_CURVE_COLUMNS = ("ts", "close", "equity", "drawdown_pct", "position")
@@ -68,18 +75,22 @@ def write_equity_curve(path: Path, curve: EquityCurve) -> None:
     """One CSV row per replayed bar: its close time (ISO UTC), close price and equity (quote
     currency), drawdown from the peak so far (percent) and the position held (base units).
 
-    Like the trade log it holds no wall-clock values: the same inputs write the same bytes.
-    """
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(EQUITY_CURVE_COLUMNS)
-        w.writerows(
-            (_iso(ns), repr(close), repr(equity), repr(dd), repr(position))
-            for ns, close, equity, dd, position in zip(
-                curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
-            )
-        )
+    Like the trade log it holds no wall-clock values: the same inputs write the same bytes. Written
+    atomically (:mod:`tandem.atomicfile`).
 
+    Raises:
+        OSError: it cannot be written; the previous file stays as it was.
+    """
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(EQUITY_CURVE_COLUMNS)
+    w.writerows(
+        (_iso(ns), repr(close), repr(equity), repr(dd), repr(position))
+        for ns, close, equity, dd, position in zip(
+            curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
+        )
+    )
+    write_atomic(path, fh.getvalue())
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -106,6 +117,7 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
         "duplicate_confirmations": link.duplicates,
         "executor_restarts_seen": link.peer_restarts,
         "silent_pauses": stats.silent_pauses,
+        "decisions_restamped": stats.restamped,
         "trades": len(trades),
         "wins": wins,
         "losses": len(trades) - wins,
@@ -137,4 +149,9 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
-    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    """``report.json``, atomically.
+
+    Raises:
+        OSError: it cannot be written; the previous file stays as it was.
+    """
+    write_atomic(path, json.dumps(report, indent=2, sort_keys=False) + "\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from tandem.settings import CommonSettings
@@ -40,14 +40,29 @@ class BrainSettings(CommonSettings):
     max_drawdown_pct: float = Field(20.0, gt=0, lt=100, description="block entries after this drawdown from peak equity, percent")
     max_consecutive_losses: int = Field(5, ge=1, description="block entries after this many losing trades in a row")
     losing_streak_cooldown_hours: float = Field(24.0, ge=0, description="how long a losing streak blocks entries")
-    decision_ttl_s: float = Field(10.0, gt=0, description="a decision expires this many seconds after it is made")
+    decision_ttl_s: float = Field(10.0, ge=0.5, le=86_400, description="a decision expires this many seconds after it is made (>= 0.5)")
     max_slippage_bps: int = Field(50, ge=0, le=10_000, description="refuse fills worse than the reference by more, bps")
-    retransmit_s: float = Field(0.1, gt=0, description="first resend of an unconfirmed decision, seconds (doubles)")
-    retransmit_max_s: float = Field(1.0, gt=0, description="longest wait between resends, seconds")
-    replay_bars_per_s: float = Field(0.0, ge=0, description="pace the replay to at most this many bars per second (0 = as fast as possible)")
+    retransmit_s: float = Field(0.1, ge=0.005, le=60, description="first resend of an unconfirmed decision, seconds (doubles; >= 0.005)")
+    retransmit_max_s: float = Field(1.0, ge=0.005, le=600, description="longest wait between resends, seconds (>= retransmit_s)")
+    replay_bars_per_s: float = Field(0.0, ge=0, description="pace the replay to at most this many bars per second (0 = as fast as possible; else >= 0.01)")
     hold: bool = Field(False, description="after the replay, keep the link and metrics up until SIGTERM (docker compose)")
-    progress_interval_s: float = Field(0.0, ge=0, description="print replay_progress JSON lines on stdout this often, seconds (0 = off)")
+    progress_interval_s: float = Field(0.0, ge=0, description="print replay_progress JSON lines on stdout this often, seconds (0 = off; else >= 0.01)")
     metrics_port: int = Field(9101, ge=-1, le=65535, description="Prometheus port (0 = any free port, -1 = off)")
+
+    @field_validator("replay_bars_per_s", "progress_interval_s")
+    @classmethod
+    def _zero_or_sane(cls, value: float, info: Any) -> float:
+        """0 turns it off; anything else below 0.01 is a mistake (a bar a century, a line a nanosecond)."""
+        if 0 < value < 0.01:
+            raise ValueError("must be 0 (off) or at least 0.01")
+        return value
+
+    @model_validator(mode="after")
+    def _retransmit_bounds(self) -> BrainSettings:
+        if self.retransmit_max_s < self.retransmit_s:
+            raise ValueError(f"retransmit_max_s ({self.retransmit_max_s:g}) must be at least retransmit_s "
+                             f"({self.retransmit_s:g})")  # fmt: skip
+        return self
 
     @field_validator("strategy_params", mode="before")
     @classmethod

@@ -15,6 +15,11 @@ duplicates, like those about rejected datagrams, are rate-limited: one per kind 
 the count suppressed since. An execution the venue left ambiguous
 (:class:`~executor.orders.Unresolved`) stays in flight and is retried after ``retry_unresolved_s``.
 
+**Storage faults**: a journal write that fails for good (:class:`~tandem.journalfile.JournalWriteFailed`,
+after bounded retries) — while admitting a decision, settling its outcome or recording a protective
+order — stops the worker and the process (exit code 3): nothing it could not journal is acted on,
+and a restart resumes from the journal, looking in-flight orders up on the venue first.
+
 On a venue with protective orders, every ``maintenance_s`` the worker (between two decisions) also
 re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and cancels
 stops of ours whose position the ledger no longer holds (:meth:`ExitOrderGateway.orphans`).
@@ -30,12 +35,13 @@ import asyncio
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from structlog.contextvars import bound_contextvars
 
 from protocol import Codec, DecisionReceived, ExecutorLink, ReplayRequested, TradeDecision
 from protocol.udp import Address
-from tandem.runtime import RateLimitedLog
+from tandem.runtime import RateLimitedLog, StorageFault
 from tandem.shell import LinkShell
 
 from .core import ExecutorCore, Outcome
@@ -101,6 +107,8 @@ class ExecutorApp(LinkShell):
         self._duplicate_log = RateLimitedLog(self.log, "decision_duplicates")
         self._replay_log = RateLimitedLog(self.log, "replay_served")
         self._replays_ignored_seen = 0
+        self.on_failure: Callable[[], None] | None = None
+        """Called once on a storage fault (``serve`` stops the process with exit code 3)."""
         if core.ops.metrics is None:
             core.ops.metrics = metrics
             core.gateway.metrics = metrics
@@ -170,6 +178,8 @@ class ExecutorApp(LinkShell):
             await core.gateway.reprotect(held)
             for coid in await core.gateway.orphans(held):
                 self.log.warning("orphan_stop_cancelled", client_order_id=coid)
+        except StorageFault:
+            raise
         except Exception as exc:  # a venue hiccup: try again next round
             self.log.warning("maintenance_failed", error=type(exc).__name__, detail=str(exc))
 
@@ -181,11 +191,20 @@ class ExecutorApp(LinkShell):
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
-            if job is None:
-                await self.maintain()
-                continue
-            with bound_contextvars(**self._context(job[0])):
-                await self._execute(*job)
+            try:
+                if job is None:
+                    await self.maintain()
+                    continue
+                with bound_contextvars(**self._context(job[0])):
+                    await self._execute(*job)
+            except StorageFault as exc:  # the journal cannot be written: execute nothing more
+                self._fail(exc)
+                return
+
+    def _on_failure(self) -> None:
+        """A storage fault: tell the process (``on_failure``, set by ``serve``) to stop."""
+        if self.on_failure is not None:
+            self.on_failure()
 
     def _context(self, d: TradeDecision) -> dict[str, object]:
         """What every log line of ``d``'s path carries: its id and its order's clientOrderId
@@ -204,6 +223,8 @@ class ExecutorApp(LinkShell):
                 self.retry_unresolved_s, self._queue.put_nowait, (d, received_at, duplicate, True, started)
             )
             return
+        except StorageFault:
+            raise  # the worker stops the process (_work)
         except Exception:
             # journaled and not confirmed: it stays in flight (the brain must not conclude it never
             # executed) and is tried again, looking its order up first, like an unresolved one

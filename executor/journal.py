@@ -37,14 +37,19 @@ the journal's path)::
     │                            venue differs from the stored one
     └── JournalConflict          an illegal write: a duplicate decision or outcome, an outcome for
                                  a decision not in flight, or a confirmation seq out of order
+
+A write that keeps failing for an operational reason — the file locked beyond the busy timeout,
+disk full, an I/O error — is retried a bounded number of times and then raises
+:class:`~tandem.journalfile.JournalWriteFailed` (a :class:`~tandem.runtime.StorageFault`, not a
+``JournalError``): the executor stops with exit code 3 and resumes from the journal when restarted.
 """
 
 from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -389,7 +394,7 @@ class Journal:
             raise JournalError(f"{self.path}: an in-memory journal keeps nothing across a restart; give a file")
         self._create_if_missing(Path(path), starting_cash, venue)
         with _translated(self.path):
-            self._conn = sqlite3.connect(self.path, isolation_level=None)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=journalfile.BUSY_TIMEOUT_S)
         try:
             with _translated(self.path):
                 self._check_identity(venue)
@@ -459,10 +464,35 @@ class Journal:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+
+    def _write(self, what: str, body: Callable[[], None]) -> None:
+        """``body`` in one transaction, with :func:`~tandem.journalfile.write_retrying`.
+
+        Raises:
+            JournalWriteFailed: it kept failing (locked, disk full, I/O error); nothing was written.
+            JournalConflict, JournalError: as translated from SQLite (not retried).
+        """
+
+        def attempt() -> None:
+            with self._tx():
+                body()
+
+        with _translated(self.path):
+            journalfile.write_retrying(self._conn, attempt, path=self.path, what=what)
+
+    def _write_sql(self, what: str, sql: str, params: tuple[object, ...]) -> None:
+        """One statement in one transaction, as :meth:`_write`."""
+
+        def body() -> None:
+            self._conn.execute(sql, params)
+
+        self._write(what, body)
 
     def record_decision(self, decision: TradeDecision, received_at_ns: int) -> None:
         """Journal a received decision (state ``received``) and commit, before acting on it.
@@ -476,8 +506,7 @@ class Journal:
             d.quantity, d.reference_price, d.max_slippage_bps, _i64(d.created_at_ns),
             _i64(d.expires_at_ns), _i64(d.market_ts_ns), d.stop_price, _i64(received_at_ns),
         )  # fmt: skip
-        with _translated(self.path), self._tx():
-            self._conn.execute(_INSERT_DECISION, params)
+        self._write_sql(f"decision {d.decision_id}", _INSERT_DECISION, params)
 
     def record_outcome(self, conf: ExecutionConfirmation, fill: Fill | None, venue_ref_full: bytes) -> None:
         """Journal a decision's outcome in ONE transaction: fill (if any), confirmation, state done.
@@ -507,7 +536,7 @@ class Journal:
             _i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
             int(conf.slippage_over_limit),
         )  # fmt: skip
-        with _translated(self.path), self._tx():
+        def body() -> None:
             if self._conn.execute(_MARK_DONE, (did,)).rowcount != 1:
                 raise JournalConflict(f"{self.path}: decision {conf.decision_id} is not in flight")
             if fill is not None:
@@ -517,6 +546,8 @@ class Journal:
                      fill.fee, _i64(fill.executed_at_ns), venue_ref_full),
                 )  # fmt: skip
             self._conn.execute(_INSERT_CONFIRMATION, conf_params)
+
+        self._write(f"outcome of decision {conf.decision_id} (seq {conf.seq})", body)
         self._next_seq += 1
 
     def decision(self, decision_id: int) -> JournaledDecision | None:
@@ -538,18 +569,17 @@ class Journal:
     def record_protective(self, symbol: str, client_order_id: str, stop_price: float, qty: float) -> None:
         """Remember the protective order of ``symbol`` — committed *before* it is sent, so a restart
         knows which order to look up (the exit order gateway's write-ahead)."""
-        with _translated(self.path), self._tx():
-            self._conn.execute(
-                "INSERT INTO protective (symbol, client_order_id, stop_price, qty) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (symbol) DO UPDATE SET client_order_id = excluded.client_order_id,"
-                " stop_price = excluded.stop_price, qty = excluded.qty",
-                (symbol, client_order_id, stop_price, qty),
-            )
+        self._write_sql(
+            f"protective order {client_order_id}",
+            "INSERT INTO protective (symbol, client_order_id, stop_price, qty) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (symbol) DO UPDATE SET client_order_id = excluded.client_order_id,"
+            " stop_price = excluded.stop_price, qty = excluded.qty",
+            (symbol, client_order_id, stop_price, qty),
+        )
 
     def clear_protective(self, symbol: str) -> None:
         """Forget ``symbol``'s protective order (its position is closed, or the stop is gone)."""
-        with _translated(self.path), self._tx():
-            self._conn.execute("DELETE FROM protective WHERE symbol = ?", (symbol,))
+        self._write_sql(f"protective order of {symbol} cleared", "DELETE FROM protective WHERE symbol = ?", (symbol,))
 
     def protective(self) -> dict[str, tuple[str, float, float]]:
         """``{symbol: (client_order_id, stop_price, qty)}`` of the protective orders last recorded."""
@@ -564,9 +594,8 @@ class Journal:
             row = self._conn.execute(_GET_META, ("coid_namespace",)).fetchone()
             if row is not None:
                 return str(row[0])
-            value = secrets.token_hex(4)
-            with self._tx():
-                self._conn.execute(_PUT_META, ("coid_namespace", value))
+        value = secrets.token_hex(4)
+        self._write_sql("the client order id namespace", _PUT_META, ("coid_namespace", value))
         return value
 
     def in_flight(self) -> list[TradeDecision]:

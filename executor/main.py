@@ -20,9 +20,10 @@ from typing import Any
 import structlog
 
 from protocol import Codec, Instrument, derive_key
+from tandem.atomicfile import write_atomic
 from tandem.marketdata import MarketDataError, bundled_path, load_bars
 from tandem.rundir import make_run_dir
-from tandem.runtime import load_bus_secret, parse_address, start_metrics_server
+from tandem.runtime import StorageFault, load_bus_secret, parse_address, start_metrics_server
 from tandem.shell import claim, process_main
 
 from .app import ExecutorApp
@@ -155,6 +156,7 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     app.bound_socket = held.take_udp()
     server = None
     stop = asyncio.Event()
+    app.on_failure = stop.set
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -176,11 +178,19 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
             await server.close()
         try:
             snapshot = ledger_snapshot(core)
-            outputs(settings.run_dir)["ledger"].write_text(json.dumps(snapshot, indent=2) + "\n")
+            ledger = outputs(settings.run_dir)["ledger"]
+            try:  # atomic: a full disk leaves the previous snapshot, never a truncated one
+                write_atomic(ledger, json.dumps(snapshot, indent=2) + "\n")
+            except OSError as exc:
+                log.error("ledger_snapshot_not_written", path=str(ledger), error=str(exc))
+                if app.failure is None:
+                    app.failure = StorageFault(f"{ledger}: the ledger snapshot could not be written: {exc}")
             await core.aclose()
             log.info("executor_stopped", **snapshot)
         finally:
             held.close()  # the run dir's lock goes last: the ledger snapshot is written under it
+    if app.failure is not None:
+        raise app.failure
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ class ExecutorSettings(CommonSettings):
     emulator_ca: Path | None = Field(None, description="binance-emulator: CA certificate (PEM) of the local exchange")
     protective_stops: bool = Field(True, description="place the hard stop-loss on the exchange when an entry fills")
     order_timeout_ms: int = Field(5_000, ge=100, le=120_000, description="ccxt request timeout, milliseconds")
-    fill_timeout_s: float = Field(10.0, gt=0, le=600, description="wait this long for an order to fill, then cancel the rest")
+    fill_timeout_s: float = Field(10.0, ge=0.1, le=600, description="wait this long for an order to fill, then cancel the rest (>= 0.1)")
     fee_bps: float = Field(10.0, ge=-100, le=1000, description="taker fee, bps of notional (Binance VIP 0 spot: 10)")
     slippage_bps: float = Field(2.0, ge=0, lt=10_000, description="paper fills move against the trader by this, bps")
     journal_synchronous: Literal["NORMAL", "FULL"] = Field(

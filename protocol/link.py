@@ -8,7 +8,12 @@ time passed in, and hands back the datagrams to send; it never touches a socket 
       with exponential backoff (``retransmit_initial_ns`` doubling up to ``retransmit_max_ns``)
       until its confirmation arrives or the datagram is too old to pass the peer's freshness check;
     * releases confirmations strictly in ``seq`` order, buffering out-of-order ones within
-      ``reorder_window``; ignores duplicates; on a gap, or when an executor heartbeat reports a
+      ``reorder_window``; ignores duplicates. **Journal first, then advance**: what
+      :meth:`BrainLink.receive` returns is only offered — the application journals and applies
+      each confirmation, then calls :meth:`BrainLink.applied`, and only that moves the expected
+      ``seq`` on (and is what heartbeats report as applied). A confirmation the application could
+      not journal stays buffered and is offered again with the next datagram, so a failed commit
+      never turns it into a "duplicate"; on a gap, or when an executor heartbeat reports a
       ``last_seq`` it has not applied, sends a :class:`ReplayRequest` (at most one per
       ``replay_interval_ns``);
     * sends a heartbeat every ``heartbeat_interval_ns`` and tracks when it last heard the executor;
@@ -19,6 +24,15 @@ time passed in, and hands back the datagrams to send; it never touches a socket 
       accepted in time is either still executing (counted in ``in_flight`` — a slow venue can
       take longer than the decision's time to live) or confirmed with a seq at most that
       ``last_seq``; both times are read on the executor's clock, so no skew allowance is needed;
+    * in a **replay** (``restamp=True``), lets no wall-clock event decide a trade: a decision is not
+      resent once its ``expires_at_ns`` has passed (a late copy would be answered ``EXPIRED`` and
+      take the id), nothing is resolved as expired, and a decision the executor provably never
+      journaled and never can — an executor heartbeat stamped after the decision's
+      ``created_at_ns + max_age`` (every copy of it is stale there), reporting nothing in flight,
+      with every confirmation applied — is offered by :meth:`BrainLink.restampable`, for the
+      application to send again under the **same id** with fresh stamps (SPEC.md §10.1). An
+      outage of any length (a full disk, a restart hours later) then ends as if it had not
+      happened: the same decisions, the same fills;
     * watches the executor's journal: a heartbeat whose ``journal_id`` differs from the one
       first seen (or given), or whose ``last_seq`` is below what the brain has applied, means the
       executor's journal was replaced or rolled back. The link then records
@@ -26,7 +40,11 @@ time passed in, and hands back the datagrams to send; it never touches a socket 
       that journal); the application blocks entries and alerts. "Below" is judged on the
       executor's clock: a heartbeat counts only if it is stamped after the executor is known to
       have issued that seq (a confirmation of that seq, or a heartbeat reporting it, stamped
-      earlier), since the bus may deliver an older heartbeat late;
+      earlier), since the bus may deliver an older heartbeat late. A brain **without history**
+      (``history=False``: its journal holds no decision) that hears an executor reporting
+      confirmations issued or decisions in flight is a fault too: the executor knows a history this
+      brain does not have — the brain's journal was lost, or the executor belongs to another run —
+      and decision ids counted from 1 again would collide with the executor's;
     * heeds an executor heartbeat only if it is stamped later than every one heeded before (a late
       one, or a captured one re-sent, is counted in ``stats.stale_heartbeats`` and ignored): an old
       incarnation's heartbeat re-sent cannot fake a restart, and each restart makes the brain
@@ -102,6 +120,9 @@ class BrainLink:
         next_seq: the next confirmation seq to apply (1 + highest applied, from the journal).
         executor_journal_id: the executor journal this brain's history belongs to (from the
             brain's journal), or 0 to take the first one heard.
+        restamp: a replay's rules (module docstring); ``False``: live rules (expiry resolution).
+        history: the brain's journal holds decisions; ``False`` for a new journal, which must not
+            meet an executor with a history (module docstring).
         applied_by_ns: a time on the executor's clock by which it had issued seq ``next_seq - 1``
             (a restarted brain: when it received that confirmation, plus the allowed clock skew);
             0 = not known, until a confirmation or heartbeat shows it.
@@ -121,8 +142,12 @@ class BrainLink:
         reorder_window: int = 1024,
         executor_journal_id: int = 0,
         applied_by_ns: int = 0,
+        restamp: bool = False,
+        history: bool = True,
     ) -> None:
         self.codec = codec
+        self.restamp = restamp
+        self.history = history
         self.incarnation = incarnation
         self.expected_seq = next_seq
         self.executor_journal_id = executor_journal_id
@@ -153,13 +178,25 @@ class BrainLink:
     # -- outbound ---------------------------------------------------------------------------
 
     def send_decision(self, decision: TradeDecision, now_ns: int, datagram: bytes | None = None) -> bytes:
-        """Queue a decision (its journaled bytes, if given) and keep it until confirmed."""
+        """Queue a decision (its journaled bytes, if given) and keep it until confirmed; a decision
+        with the id of one already in the outbox (re-stamped) replaces it. One that can no longer
+        usefully be sent — stale, or in a replay past its expiry (a restarted brain's journaled
+        decision) — is kept but not sent (``stats.abandoned``)."""
         data = datagram if datagram is not None else self.codec.encode(decision)
-        self.outbox[decision.decision_id] = _Pending(
-            decision, data, now_ns + self.retransmit_initial_ns, self.retransmit_initial_ns
-        )
-        self._out.append(data)
+        pending = _Pending(decision, data, now_ns + self.retransmit_initial_ns, self.retransmit_initial_ns)
+        self.outbox[decision.decision_id] = pending
+        if self._useless(decision, now_ns):
+            pending.next_send_ns = 2**63
+            self.stats.abandoned += 1
+        else:
+            self._out.append(data)
         return data
+
+    def _useless(self, decision: TradeDecision, now_ns: int) -> bool:
+        """Sending it again cannot help: the executor would drop it as stale, or (a replay) answer
+        it ``EXPIRED`` and so spend the id a re-stamp would reuse."""
+        return decision.created_at_ns < now_ns - self.codec.max_age_ns or (
+            self.restamp and now_ns >= decision.expires_at_ns)
 
     def datagrams_to_send(self) -> list[bytes]:
         """Everything queued since the last call, in order."""
@@ -178,12 +215,12 @@ class BrainLink:
 
     def handle_timer(self, now_ns: int) -> None:
         """Retransmit what is due, send a due heartbeat or replay request."""
-        oldest_useful = now_ns - self.codec.max_age_ns
         for p in self.outbox.values():
             if p.next_send_ns > now_ns:
                 continue
-            if p.decision.created_at_ns < oldest_useful:
-                # The peer would drop it as stale; only a replay or the expiry rule resolves it now.
+            if self._useless(p.decision, now_ns):
+                # Stale at the peer (or, in a replay, expired): only a replay, the expiry rule or a
+                # re-stamp resolves it now.
                 p.next_send_ns = 2**63
                 self.stats.abandoned += 1
                 continue
@@ -211,7 +248,9 @@ class BrainLink:
 
     def receive(self, msg: Message, now_ns: int, source: object = None) -> list[ExecutionConfirmation]:
         """Feed one authentic message (``source``, its sender's address, is not used on this side);
-        returns confirmations now ready to apply, in seq order.
+        returns the confirmations ready to apply, in seq order: the run of buffered ones from the
+        expected seq. Each must be journaled, applied and then passed to :meth:`applied`, in order;
+        one not passed is offered again by the next call.
 
         Raises:
             UnexpectedMessage: a decision, a replay request or a brain heartbeat.
@@ -259,6 +298,12 @@ class BrainLink:
         was applied: a wiped, restored or rolled-back journal)."""
         if self.journal_fault is not None:
             return
+        if not self.history and self.executor_journal_id == 0 and (hb.last_seq > 0 or hb.in_flight > 0):
+            self.journal_fault = (f"the executor (journal id {hb.journal_id:016x}) has issued {hb.last_seq} confirmations"
+                                  f" and has {hb.in_flight} decisions in flight, and this brain's journal holds none:"
+                                  " the brain's journal was lost, or the executor belongs to another run; its"
+                                  " decision ids would collide with the executor's history")  # fmt: skip
+            return
         if self.executor_journal_id == 0:
             self.executor_journal_id = hb.journal_id
         if hb.journal_id != self.executor_journal_id:
@@ -283,7 +328,7 @@ class BrainLink:
         self._saw_issued(seq, conf.sent_at_ns)
         if seq < self.expected_seq or seq in self._buffer:
             self.stats.duplicates += 1
-            return []
+            return self._ready()
         if seq > self.expected_seq:
             if seq - self.expected_seq <= self.reorder_window:
                 self._buffer[seq] = conf
@@ -292,18 +337,32 @@ class BrainLink:
                 self.stats.beyond_window += 1
             self._need_replay = True
             self._maybe_request_replay(now_ns)
-            return []
-        ready = [conf]
+            return self._ready()
+        self._buffer[seq] = conf
+        return self._ready()
+
+    def _ready(self) -> list[ExecutionConfirmation]:
+        """The buffered run from the expected seq (not yet applied)."""
+        out, seq = [], self.expected_seq
+        while seq in self._buffer:
+            out.append(self._buffer[seq])
+            seq += 1
+        return out
+
+    def applied(self, conf: ExecutionConfirmation) -> None:
+        """``conf`` — the next one :meth:`receive` offered — is journaled and applied: move on.
+
+        Raises:
+            ValueError: ``conf`` is not the confirmation of the expected seq (applied out of order).
+        """
+        if self._buffer.get(conf.seq) is not conf or conf.seq != self.expected_seq:
+            raise ValueError(f"confirmation seq {conf.seq} applied, seq {self.expected_seq} expected")
+        del self._buffer[conf.seq]
         self.expected_seq += 1
-        while self.expected_seq in self._buffer:
-            ready.append(self._buffer.pop(self.expected_seq))
-            self.expected_seq += 1
-        for c in ready:
-            self.outbox.pop(c.decision_id, None)
+        self.outbox.pop(conf.decision_id, None)
         self.peer_last_seq = max(self.peer_last_seq, self.expected_seq - 1)
         if not self._buffer and self.peer_last_seq < self.expected_seq:
             self._need_replay = False
-        return ready
 
     # -- state ------------------------------------------------------------------------------
 
@@ -315,8 +374,9 @@ class BrainLink:
         """Remove and return unconfirmed decisions that can no longer execute (module docstring).
 
         Nothing is resolved while confirmations are outstanding, while the latest executor
-        heartbeat reports decisions in flight, or after a :attr:`journal_fault`."""
-        if self.journal_fault is not None or self.peer_in_flight:
+        heartbeat reports decisions in flight, after a :attr:`journal_fault` — or in a replay
+        (``restamp``), where expiry decides nothing (:meth:`restampable` instead)."""
+        if self.journal_fault is not None or self.peer_in_flight or self.restamp:
             return []
         if self._buffer or self.peer_last_seq >= self.expected_seq:
             return []  # confirmations outstanding: one of them may answer a pending decision
@@ -324,6 +384,23 @@ class BrainLink:
         for d in done:
             del self.outbox[d.decision_id]
         return done
+
+    def restampable(self) -> list[TradeDecision]:
+        """Decisions the executor provably never journaled and never can (module docstring), for a
+        replay to send again under the same id with fresh stamps (:meth:`send_decision` replaces
+        each); they stay in the outbox until then. Empty unless ``restamp``.
+
+        The proof rests on an executor heartbeat stamped after ``created_at_ns + max_age`` (every
+        copy stale at the executor from then on, on its own clock), reporting 0 in flight, with
+        every confirmation up to its ``last_seq`` applied here: a copy the executor had journaled
+        would be in flight or confirmed by then. It assumes the executor's ``max_age`` is at most
+        the brain's (both read ``TANDEM_MAX_AGE_S``)."""
+        if not self.restamp or self.journal_fault is not None or self.peer_in_flight:
+            return []
+        if self._buffer or self.peer_last_seq >= self.expected_seq:
+            return []
+        horizon = self.peer_heartbeat_sent_ns - self.codec.max_age_ns
+        return [p.decision for p in self.outbox.values() if p.decision.created_at_ns < horizon]
 
 
 @dataclass(frozen=True, slots=True)

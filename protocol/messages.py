@@ -8,6 +8,8 @@ quote currency, times in Unix nanoseconds (UTC), slippage in basis points (1 bps
 
 from __future__ import annotations
 
+import dataclasses
+
 import enum
 import math
 from dataclasses import dataclass, field
@@ -185,6 +187,17 @@ class TradeDecision:
                 and self.stop_price > 0 and self.stop_price >= self.reference_price):  # fmt: skip
             _fail(f"a BUY/OPEN stop_price must be below reference_price, got {self.stop_price!r}"
                   f" >= {self.reference_price!r}")  # fmt: skip
+
+    def restamped(self, now_ns: int) -> TradeDecision:
+        """The same decision — same id, same content — made again at ``now_ns``: ``created_at_ns``
+        = ``now_ns`` and the same time to live. Only for a decision the executor provably never
+        journaled and never can (SPEC.md §10.1, re-stamping in a replay).
+
+        Raises:
+            LocalProtocolError: ``now_ns`` out of range (the new expiry is capped at u64).
+        """
+        ttl = self.expires_at_ns - self.created_at_ns
+        return dataclasses.replace(self, created_at_ns=now_ns, expires_at_ns=min(now_ns + ttl, 2**64 - 1))
 
     def stop_for_fill(self, avg_price: float) -> float:
         """The protective stop of this entry once it filled at ``avg_price`` (quote per base unit):

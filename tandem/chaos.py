@@ -55,6 +55,7 @@ from pydantic import Field
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
 
+from .atomicfile import write_atomic
 from .marketdata import bundled_path, load_bars
 from .paper import INPUT_ERRORS, PaperSettings, _flags, _tail, run_paper
 from .proxy import LOOPBACK, ChaosProxy, FaultRates
@@ -596,7 +597,7 @@ def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
     ev = evaluate(ref_dir, chaos_dir, require_identical=bool(settings.flood_args()), run_seconds=out.seconds)
     figures = _figures(settings, ref, out, ev)
     figures["wall_time_s"] = time.perf_counter() - started
-    (run_dir / "chaos-report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    write_atomic(run_dir / "chaos-report.json", json.dumps(figures, indent=2, default=str) + "\n")
     return figures
 
 

@@ -7,6 +7,12 @@
 - **A new journal appears whole.** :func:`create` builds it under a temporary name (schema and
   identity committed, in rollback mode) and links it into place, so a kill during creation
   leaves no file at the journal's path that a restart would then refuse as wiped.
+- **A write either lands or stops the process.** :func:`write_retrying` runs a journal write
+  (one statement, or one transaction) up to :data:`WRITE_ATTEMPTS` times, rolling back and
+  backing off between attempts, when SQLite reports an operational failure — locked or busy
+  beyond :data:`BUSY_TIMEOUT_S`, disk full, an I/O error. A lock held for a few seconds is ridden
+  out; a fault that lasts is :class:`JournalWriteFailed`, and the process stops with exit code
+  :data:`~tandem.runtime.STORAGE_FAULT_EXIT` rather than going on with state it could not journal.
 - **Starting afresh keeps the old one.** :func:`set_aside` renames the journal and its ``-wal``
   and ``-shm`` to ``<name>.<UTC time>.bak`` (``-wal``/``-shm`` suffixed, so the copy still opens
   with its WAL); nothing is deleted.
@@ -14,18 +20,74 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
-__all__ = ["FRESH_HINT", "connect_immutable", "create", "set_aside", "table_names", "wiped"]
+from .runtime import StorageFault
+
+T = TypeVar("T")
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "FRESH_HINT",
+    "WRITE_ATTEMPTS",
+    "JournalWriteFailed",
+    "connect_immutable",
+    "create",
+    "set_aside",
+    "table_names",
+    "wiped",
+    "write_retrying",
+]
 
 FRESH_HINT = "--fresh-journal sets it aside and starts a new one"
 """How a refusal ends: the way out (``TANDEM_FRESH_JOURNAL=true`` in the environment)."""
 _SIDE_FILES = ("-wal", "-shm")
+
+BUSY_TIMEOUT_S = 1.0
+"""How long one attempt waits on a lock another connection holds (SQLite's busy timeout)."""
+WRITE_ATTEMPTS = 4
+"""Attempts of one journal write before it is given up: with :data:`BUSY_TIMEOUT_S` and the
+backoff between them, a write is given up after about 5 s of a held lock (under 1 s for a full
+disk, which fails at once)."""
+_BACKOFF_S = (0.1, 0.25, 0.5)
+
+
+class JournalWriteFailed(StorageFault):
+    """A journal write failed :data:`WRITE_ATTEMPTS` times; the message names the journal, what was
+    being written, SQLite's error and how long it was tried."""
+
+
+def write_retrying(conn: sqlite3.Connection, attempt: Callable[[], T], *, path: object, what: str) -> T:
+    """Run ``attempt()`` (a journal write: one statement in autocommit mode, or one transaction it
+    opens and commits) until it succeeds, at most :data:`WRITE_ATTEMPTS` times.
+
+    Only ``sqlite3.OperationalError`` (locked, busy, disk full, I/O error, read-only) is retried;
+    an open transaction is rolled back before the next attempt. Any other error propagates at once.
+
+    Raises:
+        JournalWriteFailed: every attempt failed; nothing was written.
+    """
+    started = time.monotonic()
+    for n in range(WRITE_ATTEMPTS):
+        try:
+            return attempt()
+        except sqlite3.OperationalError as exc:
+            last = exc
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if n < WRITE_ATTEMPTS - 1:
+                time.sleep(_BACKOFF_S[min(n, len(_BACKOFF_S) - 1)])
+    raise JournalWriteFailed(f"{path}: {what} could not be written: {last} ({WRITE_ATTEMPTS} attempts in"
+                             f" {time.monotonic() - started:.1f} s)")  # fmt: skip
 
 
 def wiped(path: Path) -> str | None:

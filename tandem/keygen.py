@@ -12,7 +12,6 @@ mode 0600 (``os.open`` applies the mode only when it creates a file).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -35,13 +34,8 @@ def write_new_secret(path: Path) -> int:
     """
     if path.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(path))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     secret = new_bus_secret()
-    try:
-        write_secret_file(tmp, secret)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_secret_file(path, secret)  # atomic: temporary file, fsync, rename
     return len(secret)
 
 

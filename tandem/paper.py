@@ -46,8 +46,18 @@ from executor.settings import ExecutorSettings, venue_id
 
 from .marketdata import MarketDataError, bundled_path, load_bars
 from .ports import Port, probe
+from .atomicfile import write_atomic
 from .rundir import check_not_in_use, check_run_dir, make_run_dir
-from .runtime import ConfigError, new_bus_secret, parse_address, wait_ready, write_secret_file
+from .runtime import (
+    STORAGE_FAULT_EXIT,
+    ConfigError,
+    StorageFault,
+    load_bus_secret,
+    new_bus_secret,
+    parse_address,
+    wait_ready,
+    write_secret_file,
+)
 from .settings import load_settings
 
 __all__ = ["INPUT_ERRORS", "PaperSettings", "check_inputs", "main", "run_paper"]
@@ -215,6 +225,8 @@ def check_inputs(settings: PaperSettings) -> Path:
     ])  # fmt: skip
     if run_dir.is_dir():
         check_not_in_use(run_dir)
+        if (run_dir / "bus.key").exists():  # kept and used again: it must pass the processes' checks
+            load_bus_secret(None, run_dir / "bus.key")
         if not settings.fresh_journal:
             instrument = settings.instrument
             if settings.venue == "binance-emulator":
@@ -247,6 +259,28 @@ def _check_strategy(path: str, params: dict[str, Any]) -> Strategy:
             sys.path.remove(cwd)
 
 
+def _open_log(path: Path, process: str) -> Any:
+    """``path`` opened for appending (a run dir's logs are audit records: a second run on the same
+    run dir adds to them, never wipes them), with a first line marking this start."""
+    fh = path.open("a")
+    marker = {"event": "paper_start", "process": process, "timestamp": datetime.now(UTC).isoformat()}
+    fh.write(json.dumps(marker) + "\n")
+    fh.flush()
+    return fh
+
+
+def _raise_storage_fault(process: str, code: int | None, log: Path) -> None:
+    """A child that exited with :data:`~tandem.runtime.STORAGE_FAULT_EXIT`: raise it as one.
+
+    Raises:
+        StorageFault: the child stopped on a storage fault; the message says how to resume.
+    """
+    if code == STORAGE_FAULT_EXIT:
+        raise StorageFault(f"the {process} stopped on a storage fault (exit {code}); free the space or fix the disk, "
+                           f"then run again with the same --run-dir: it resumes from the journals; {log}:\n"
+                           f"{_tail(log)}")  # fmt: skip
+
+
 def run_paper(settings: PaperSettings) -> dict[str, Any]:
     """Run one paper session; returns the brain's report plus ``wall_time_s`` and the ledger check.
 
@@ -260,7 +294,8 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     run_dir = check_inputs(settings)
     make_run_dir(run_dir)
     key = run_dir / "bus.key"
-    write_secret_file(key, new_bus_secret())
+    if not key.exists():  # a run dir's key is kept: a resumed run talks with the same secret
+        write_secret_file(key, new_bus_secret())
     common: dict[str, Any] = {"run_dir": str(run_dir), "bus_secret_file": str(key)}
     exe_extra: dict[str, Any] = {}
     brain_extra: dict[str, Any] = {}
@@ -279,7 +314,7 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     if show_progress:
         brain_extra["progress_interval_s"] = settings.progress_interval_s or _PROGRESS_INTERVAL_S
     exe_log, brain_log = run_dir / "executor.log", run_dir / "brain.log"
-    with exe_log.open("w") as exe_err:
+    with _open_log(exe_log, "executor") as exe_err:
         executor = subprocess.Popen(
             [sys.executable, "-m", "executor",
              *_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common, **exe_extra)],
@@ -288,7 +323,7 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     progress = None
     try:
         _wait_ready(executor, exe_log)
-        with brain_log.open("w") as brain_err:
+        with _open_log(brain_log, "brain") as brain_err:
             brain = subprocess.Popen(
                 [sys.executable, "-m", "brain", *_flags(settings, BrainSettings, **common, **brain_extra)],
                 stdout=subprocess.PIPE if show_progress else subprocess.DEVNULL, stderr=brain_err,
@@ -298,12 +333,14 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
             if executor.poll() is not None:
                 brain.kill()
                 brain.wait()
+                _raise_storage_fault("executor", executor.returncode, exe_log)
                 raise RuntimeError(f"executor exited with {executor.returncode} mid-run; {exe_log}:\n{_tail(exe_log)}")
             if progress is not None:
                 progress.wait(0.05)
             else:
                 time.sleep(0.05)
         if brain.returncode != 0:
+            _raise_storage_fault("brain", brain.returncode, brain_log)
             raise RuntimeError(f"brain exited with {brain.returncode}; {brain_log}:\n{_tail(brain_log)}")
     finally:
         if progress is not None:
@@ -337,11 +374,11 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
             raise RuntimeError(f"binance emulator exited mid-run; {run_dir / 'emulator.log'}")
         rec = reconcile(account, ledger, settings.exchange, EXCHANGE_SYMBOLS[settings.exchange])
         report["exchange_reconciliation"] = rec
-        (run_dir / "exchange-account.json").write_text(json.dumps(account, indent=2) + "\n")
+        write_atomic(run_dir / "exchange-account.json", json.dumps(account, indent=2) + "\n")
         report["ledger_agrees"] = report["ledger_agrees"] and rec["agrees"]
     report["run_dir"] = str(run_dir)
     report["wall_time_s"] = time.perf_counter() - started
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")  # the brain's, plus the checks
+    write_atomic(run_dir / "report.json", json.dumps(report, indent=2) + "\n")  # the brain's, plus the checks
     report["run_report"] = _render(run_dir)
     return report
 
@@ -410,7 +447,8 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; exit 0 on success, 1 if a process failed or the ledgers disagree, 2 on bad input."""
+    """Entry point; exit 0 on success, 1 if a process failed or the ledgers disagree, 2 on bad input, 3 on a
+    storage fault (a process could not write its journal or outputs; run again on the same run dir)."""
     try:
         settings = load_settings(PaperSettings, argv if argv is not None else sys.argv[1:], "tandem paper")
     except ConfigError as exc:
@@ -421,6 +459,12 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as exc:  # before RuntimeError: BrainJournalError is one
         print(f"tandem paper: {exc}", file=sys.stderr)
         return 2
+    except StorageFault as exc:  # before RuntimeError, which it is
+        print(f"tandem paper: {exc}", file=sys.stderr)
+        return STORAGE_FAULT_EXIT
+    except OSError as exc:  # writing the report: the disk is full or failing
+        print(f"tandem paper: storage fault: {exc}", file=sys.stderr)
+        return STORAGE_FAULT_EXIT
     except RuntimeError as exc:
         print(f"tandem paper: {exc}", file=sys.stderr)
         return 1

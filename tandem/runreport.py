@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import html
 import io
-import os
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -49,6 +46,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import Formatter
 
+from .atomicfile import write_atomic_many
 from .runinputs import EQUITY_COLUMNS, Curve, Figures, RunReportError, Trade, load_curve, load_figures, load_trades
 
 __all__ = ["EQUITY_COLUMNS", "PNG_SIZE_PX", "RunReportError", "main", "render_report"]
@@ -357,23 +355,16 @@ Written by <code>tandem report</code> from report.json, trades.csv and equity.cs
 
 
 def _write_atomically(outputs: dict[Path, bytes]) -> None:
-    """Write each file to a temporary sibling, then rename them all over the targets."""
-    temps: dict[Path, Path] = {}
+    """Write each file to a temporary sibling, sync it, then rename them all over the targets
+    (:func:`tandem.atomicfile.write_atomic_many`).
+
+    Raises:
+        RunReportError: a file cannot be written; the previous ones stay in place.
+    """
     try:
-        for path, data in outputs.items():
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps[path] = Path(tmp)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o644)
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
+        write_atomic_many(outputs)
     except OSError as exc:
         raise RunReportError(f"{exc.filename or 'output'}: cannot be written ({exc.strerror or exc})") from None
-    finally:
-        for tmp in temps.values():
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
 
 def render_report(run_dir: Path) -> dict[str, Path]:

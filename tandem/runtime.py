@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import secrets
+import stat
 import socket
 import sys
 import json
@@ -46,6 +47,18 @@ class ConfigError(ValueError):
     """A setting is missing or invalid; the message names it."""
 
 
+STORAGE_FAULT_EXIT = 3
+"""Exit code of a process stopped by a storage fault (:class:`StorageFault`): distinct from 1 (a
+run that failed) and 2 (bad input), so a supervisor — compose's restart policy — restarts it on the
+same run directory, where it resumes from its journal."""
+
+
+class StorageFault(RuntimeError):
+    """A write the process cannot go on without failed for good (a journal write after bounded
+    retries, an output file): disk full, an I/O error, a journal locked too long. The process stops
+    with :data:`STORAGE_FAULT_EXIT`; the message names the file and the error."""
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop where available (the standard asyncio loop otherwise)."""
     try:
@@ -77,7 +90,10 @@ def describe_validation_error(exc: ValidationError, env_prefix: str = "TANDEM_")
     """One line per invalid setting, naming the field, its env var and its CLI flag."""
     lines = []
     for err in exc.errors():
-        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        if not err["loc"]:  # a rule across settings (a model validator): its message names them
+            lines.append(f"invalid settings: {err['msg'].removeprefix('Value error, ')}")
+            continue
+        name = ".".join(str(p) for p in err["loc"])
         flag = "--" + name.replace("_", "-")
         value = err.get("input")
         shown = "" if "secret" in name else f" (got {_shorten(value)})"
@@ -104,12 +120,16 @@ def new_bus_secret() -> bytes:
 
 
 def write_secret_file(path: Path, secret: bytes) -> None:
-    """Write ``secret`` hex-encoded to ``path`` with mode 0600 (an existing file too: a key file
-    open to others is refused by :func:`load_bus_secret`)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret.hex() + "\n")
+    """Write ``secret`` hex-encoded to ``path`` with mode 0600, atomically (:mod:`tandem.atomicfile`:
+    an existing file is replaced whole, and a key file open to others, which :func:`load_bus_secret`
+    refuses, becomes a 0600 one).
+
+    Raises:
+        OSError: it cannot be written; an existing file keeps its contents.
+    """
+    from .atomicfile import write_atomic
+
+    write_atomic(path, secret.hex() + "\n", mode=0o600)
 
 
 MIN_BUS_SECRET_BYTES = 32
@@ -163,19 +183,31 @@ def load_bus_secret(secret: SecretStr | None, secret_file: Path | None) -> bytes
     return raw
 
 
+MAX_KEY_FILE_BYTES = 4096
+"""The most a key file may hold: a 32-byte secret is 65 bytes of hex and a newline; a longer one
+still fits many times over. Only this much (plus one byte, to tell) is ever read, so a path like
+``/dev/zero`` or a huge file cannot make the process read without end."""
+
+
 def _read_key_file(path: Path) -> bytes:
-    """The secret in ``path``, refused when group or others may read or write it (checked on the
-    open file, so the file checked is the file read)."""
+    """The secret in ``path``, refused when it is not a regular file (a FIFO would block, a device
+    never end), is larger than :data:`MAX_KEY_FILE_BYTES`, or when group or others may read or write
+    it (checked on the open file, so the file checked is the file read)."""
     try:
-        with path.open("rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            if mode & _SECRET_FILE_MODE_MASK:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO without a writer does not block
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(f"bus_secret_file: {path} is not a regular file")
+            if st.st_mode & _SECRET_FILE_MODE_MASK:
                 raise ConfigError(
-                    f"bus_secret_file: permissions {mode & 0o777:04o} for '{path}' are too open; chmod 600 it"
+                    f"bus_secret_file: permissions {st.st_mode & 0o777:04o} for '{path}' are too open; chmod 600 it"
                 )
-            data = fh.read()
+            data = fh.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"bus_secret_file: cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigError(f"bus_secret_file: {path} holds more than {MAX_KEY_FILE_BYTES} bytes: not a key file")
     try:
         return decode_secret(data.decode())
     except UnicodeDecodeError:
@@ -217,10 +249,10 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
     ]
     if as_json:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(serializer=orjson.dumps)]
-        factory: Any = structlog.BytesLoggerFactory(out.buffer if hasattr(out, "buffer") else out)
+        factory: Any = structlog.BytesLoggerFactory(LogSink(out.buffer if hasattr(out, "buffer") else out))
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=tty))
-        factory = structlog.PrintLoggerFactory(out)
+        factory = structlog.PrintLoggerFactory(LogSink(out))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(levels[level.upper()]),
@@ -228,6 +260,32 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
         cache_logger_on_first_use=False,
     )
     return as_json
+
+
+class LogSink:
+    """The log stream, minus the failures: a log line that cannot be written (disk full, a closed
+    pipe) is dropped and counted in :attr:`errors` instead of raising inside whatever was logging
+    — a trading step must not fail half-way because its log line did not fit. A full disk still
+    stops the process, through the journal write that follows (:class:`StorageFault`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.errors = 0
+
+    def write(self, data: Any) -> None:
+        try:
+            self._stream.write(data)
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            self.errors += 1
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            self.errors += 1
+
+    def isatty(self) -> bool:
+        return bool(getattr(self._stream, "isatty", lambda: False)())
 
 
 class RateLimitedLog:

@@ -3,7 +3,9 @@
 Sources, lowest to highest precedence: defaults, a ``.env`` file in the working directory,
 ``TANDEM_*`` environment variables, command-line flags (``--stop-loss-pct 6``). An invalid value
 fails at start with a message naming the setting, its environment variable and its flag. Numbers
-must be finite: ``inf``, ``nan`` and ``1e309`` are refused (``allow_inf_nan=False``).
+must be finite: ``inf``, ``nan`` and ``1e309`` are refused (``allow_inf_nan=False``). Timing settings
+have floors as well as ceilings: a value that would make the process hang or spin (``--silence-s
+1e-6``: the executor always silent, a replay paused for good) is refused like any other bad value.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from .runtime import ConfigError, describe_validation_error, parse_address
@@ -43,11 +45,12 @@ class CommonSettings(BaseSettings):
     confirm_addr: str = Field("127.0.0.1:45115", description="host:port the brain listens on for confirmations")
     bus_secret: SecretStr | None = Field(None, description="shared bus secret (text)")
     bus_secret_file: Path | None = Field(None, description="file holding the shared bus secret")
-    max_age_s: float = Field(60.0, gt=0, description="datagram freshness window into the past, seconds")
-    max_skew_s: float = Field(5.0, ge=0, description="datagram freshness window into the future, seconds")
-    heartbeat_s: float = Field(0.5, gt=0, description="heartbeat period on the bus, seconds")
+    max_age_s: float = Field(60.0, ge=1.0, le=86_400, description="datagram freshness window into the past, seconds (>= 1)")
+    max_skew_s: float = Field(5.0, ge=0, le=3_600, description="datagram freshness window into the future, seconds")
+    heartbeat_s: float = Field(0.5, ge=0.01, le=60, description="heartbeat period on the bus, seconds (>= 0.01)")
     silence_s: float = Field(
-        3.0, gt=0, description="peer unheard this long is silent: its address is resolved again; brain: entries blocked (a replay pauses)"
+        3.0, ge=0.1, le=3_600,
+        description="peer unheard this long is silent (>= 0.1 s and >= 2 heartbeats): its address is resolved again; brain: entries blocked (a replay pauses)",
     )
     metrics_host: str = Field("127.0.0.1", description="Prometheus metrics bind address")
     run_dir: Path = Field(Path("."), description="where journals, logs and reports are written")
@@ -71,6 +74,14 @@ class CommonSettings(BaseSettings):
         if other is not None and port != 0 and (host.lower(), port) == _host_port(other):
             raise ValueError(f"equals decision_addr ({other}): the executor and the brain cannot both listen there")
         return value
+
+    @model_validator(mode="after")
+    def _silence_outlasts_heartbeats(self) -> CommonSettings:
+        """A peer is silent only after two heartbeat periods passed without one: below that, a
+        healthy peer would seem silent between its heartbeats and a replay would pause for good."""
+        if self.silence_s < 2 * self.heartbeat_s:
+            raise ValueError(f"silence_s ({self.silence_s:g}) must be at least twice heartbeat_s ({self.heartbeat_s:g})")
+        return self
 
     @field_validator("run_dir", mode="before")
     @classmethod

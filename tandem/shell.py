@@ -10,7 +10,10 @@ behind the same service name. A subclass sets
 ``self.link`` and says what a link event means (:meth:`LinkShell._on_link_event`).
 
 :func:`process_main` is ``main()`` for ``tandem brain`` and ``tandem executor``: settings, logging,
-the one JSON ready line on stdout, uvloop, and exit code 2 for bad configuration or input.
+the one JSON ready line on stdout, uvloop, exit code 2 for bad configuration or input and 3 for a
+storage fault (:class:`~tandem.runtime.StorageFault`: a journal or output write that failed for
+good). A storage fault raised inside a datagram or timer callback stops the process the same way
+(:meth:`LinkShell._fail`).
 
 :func:`claim` and :meth:`Claim.take_run_dir` are how both start: every input checked and every
 port bound before anything is created, then the run directory made and locked for the role
@@ -36,7 +39,7 @@ from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
 from . import journalfile
 from .ports import bind_tcp, bind_udp, check_peer_is_not_self
 from .rundir import RunDirLock, check_not_in_use, check_run_dir, lock_run_dir, make_run_dir
-from .runtime import ConfigError, RateLimitedLog, configure_logging, run
+from .runtime import STORAGE_FAULT_EXIT, ConfigError, RateLimitedLog, StorageFault, configure_logging, run
 from .settings import CommonSettings, load_settings
 
 __all__ = ["Claim", "LinkShell", "claim", "process_main"]
@@ -137,6 +140,8 @@ class LinkShell:
         self._timer = LinkTimer(self._on_timer)
         self._peer_restarts_seen = 0
         self._exported_positions: set[str] = set()
+        self.failure: StorageFault | None = None
+        """The storage fault that stops this process (see :meth:`_fail`), or None."""
 
     @property
     def address(self) -> Address:
@@ -181,12 +186,34 @@ class LinkShell:
         self._timer.arm(self.link.get_timer())
 
     def _on_timer(self) -> None:
+        if self.failure is not None:  # stopping: nothing more is sent or written
+            return
         now = time.time_ns()
         self.link.handle_timer(now)
-        self._after_timer(now)
+        try:
+            self._after_timer(now)
+        except StorageFault as exc:
+            self._fail(exc)
         self._flush()
 
+    # -- storage faults ---------------------------------------------------------------------
+
+    def _fail(self, exc: StorageFault) -> None:
+        """Record the first storage fault, log it and tell the subclass (:meth:`_on_failure`): the
+        process must stop with :data:`~tandem.runtime.STORAGE_FAULT_EXIT` — what it could not
+        journal it must not act on, and a restart resumes from the journal."""
+        if self.failure is not None:
+            return
+        self.failure = exc
+        self.log.error("storage_fault", detail=str(exc), action=f"stopping with exit code {STORAGE_FAULT_EXIT}")
+        self._on_failure()
+
+    def _on_failure(self) -> None:
+        """Wake whatever waits, so the process stops (default: nothing)."""
+
     def _on_message(self, msg: Message, addr: Address) -> None:
+        if self.failure is not None:  # stopping on a storage fault: handle nothing more (each would retry a write)
+            return
         now = time.time_ns()
         try:
             event = self.link.receive(msg, now, addr)
@@ -244,6 +271,9 @@ class LinkShell:
             self._reject_log.warning(reason.value, peer=f"{addr[0]}:{addr[1]}", error=error)
 
     def _on_handler_error(self, exc: Exception, addr: Address) -> None:
+        if isinstance(exc, StorageFault):  # a journal write failed for good: stop, never carry on
+            self._fail(exc)
+            return
         self.metrics.handler_errors.inc()
         self.log.error("datagram_handler_failed", peer=f"{addr[0]}:{addr[1]}", error=f"{type(exc).__name__}: {exc}",
                        exc_info=exc)  # fmt: skip
@@ -282,6 +312,9 @@ def process_main(
 
     try:
         return run(serve(settings, ready)) or 0
+    except StorageFault as exc:
+        print(f"{prog}: storage fault: {exc}", file=sys.stderr)
+        return STORAGE_FAULT_EXIT
     except (ConfigError, OSError, *errors) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2

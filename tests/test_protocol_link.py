@@ -308,6 +308,7 @@ class Pair:
                 self.app.on_event(event, self.now)
         else:
             for conf in self.brain.receive(msg, self.now):
+                self.brain.applied(conf)  # the application journals, applies, then says so
                 self.released.append(conf)
                 self.released_at.append(self.now)
 
@@ -446,6 +447,9 @@ def test_out_of_order_confirmations_release_in_seq_order_and_request_rate_limite
     t1 = t + 300 * MS
     ready = brain.receive(wire(codec, make_confirmation(1), t1), t1)
     assert [c.seq for c in ready] == [1, 2, 3]
+    assert brain.expected_seq == 1  # offered, not applied: the application journals first
+    for c in ready:
+        brain.applied(c)
     assert brain.expected_seq == 4
     assert brain.receive(wire(codec, make_confirmation(2), t1), t1) == []  # already applied
     assert brain.stats.duplicates == 2
@@ -467,9 +471,34 @@ def test_seq_beyond_reorder_window_is_not_buffered_but_triggers_replay() -> None
     assert brain.stats.buffered == 1 and brain.stats.beyond_window == 1
     ready = brain.receive(wire(codec, make_confirmation(1), t), t)
     assert [c.seq for c in ready] == [1]  # 5 waits for 2..4; 6 was never kept
+    brain.applied(ready[0])
     assert brain.expected_seq == 2
     brain.handle_timer(t + brain.replay_interval_ns)
     assert decoded(codec, brain.datagrams_to_send(), t) == [ReplayRequest(2)]  # gap still open
+
+
+def test_a_confirmation_not_journaled_is_offered_again_and_never_taken_for_a_duplicate() -> None:
+    """Journal first, then advance: a confirmation the application could not journal is not applied — the
+    expected seq stays, the heartbeat says so, a copy of it is offered again (not counted as applied), and
+    applying out of order is refused."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec)
+    brain.send_decision(make_decision(1, T0), T0)
+    brain.datagrams_to_send()
+    t = T0 + MS
+    [c1] = brain.receive(wire(codec, make_confirmation(1), t), t)
+    # the journal write failed: the application never calls applied(c1)
+    assert brain.expected_seq == 1 and 1 in brain.outbox
+    brain.handle_timer(t + HOUR)
+    beats = [m for m in decoded(codec, brain.datagrams_to_send(), t + HOUR) if isinstance(m, Heartbeat)]
+    assert beats and beats[-1].last_seq == 0  # nothing applied is reported
+    [again] = brain.receive(wire(codec, make_confirmation(1), t + 2 * MS), t + 2 * MS)
+    assert again.seq == 1
+    with pytest.raises(ValueError, match="seq 2 applied, seq 1 expected"):
+        brain.applied(make_confirmation(2))
+    brain.applied(again)
+    assert brain.expected_seq == 2 and 1 not in brain.outbox
+    assert brain.receive(wire(codec, make_confirmation(1), t + 3 * MS), t + 3 * MS) == []
 
 
 # -- 7-11: liveness, expiry, abandonment and restarts -----------------------------------------
@@ -607,7 +636,8 @@ def test_an_older_heartbeat_delivered_late_is_not_a_journal_fault() -> None:
     brain.send_decision(d, T0)
     stale = codec.encode(_executor_beat(0, T0 + 10 * MS), sent_at_ns=T0 + 10 * MS)
     conf = make_confirmation(1)
-    brain.receive(wire(codec, conf, T0 + 20 * MS), T0 + 20 * MS)
+    for c in brain.receive(wire(codec, conf, T0 + 20 * MS), T0 + 20 * MS):
+        brain.applied(c)
     assert brain.expected_seq == 2
     brain.receive(codec.decode(stale, T0 + 30 * MS), T0 + 30 * MS)
     assert brain.journal_fault is None
