@@ -29,6 +29,14 @@ wiped, replaced or rolled back). The brain then logs it, counts it, raises the
 entry, and — a lockstep replay cannot carry on without the confirmations that journal held —
 ends the replay with :class:`ExecutorJournalFault`.
 
+**Storage faults**: a confirmation is journaled before it is applied and before the link moves on
+(:meth:`~protocol.link.BrainLink.applied`); a journal write that keeps failing
+(:class:`~tandem.journalfile.JournalWriteFailed`) stops the brain (exit code 3) — raised in the
+replay, or recorded by :meth:`~tandem.shell.LinkShell._fail` from a datagram or timer callback and
+raised by the replay at its next step. With ``restamp`` (a replay), a decision the executor
+provably never journaled is sent again under the same id with fresh stamps, so a restart after an
+outage of any length ends as the uninterrupted run would (SPEC.md §10.1).
+
 **Restart**: a brain started on an existing journal re-runs the replay from the first bar. Each
 decision the core re-derives is matched with its journaled twin (same id, same bar, same fields;
 anything else means the data or settings changed and is refused): a journaled confirmation is
