@@ -34,9 +34,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 #    pyproject's `readme`.
 COPY README.md LICENSE ./
 COPY protocol/ protocol/
+COPY foundation/ foundation/
 COPY brain/ brain/
 COPY executor/ executor/
 COPY tandem/ tandem/
+COPY testbed/ testbed/
 RUN pip install --no-deps . \
  && pip check \
  && cd / && rm -rf /tmp/src

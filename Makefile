@@ -1,4 +1,5 @@
-# tandem: `make paper` paper-trades the bundled month; `make test` runs the test suite.
+# tandem: `make paper` paper-trades the bundled month; `make test` checks the import contracts
+# (lint-imports, pyproject.toml [tool.importlinter]) and runs the test suite.
 # Both create .venv (with the pinned tree in requirements.lock) when it is missing.
 # `make test` also needs promtool (tests/test_prometheus_rules.py, tests/test_dashboard.py check
 # the alert rules and the Grafana queries with it): when it is not on PATH, the `promtool` target
@@ -37,6 +38,7 @@ promtool:
 	fi
 
 test: $(BIN)/tandem promtool
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(BIN)/tandem

@@ -3,7 +3,7 @@
 It owns the link (:class:`~protocol.link.BrainLink`: outbox, retransmission, in-order
 confirmations, replay requests, heartbeats), the journal and the metrics; the endpoint, the timer
 that drives the link and the accounting of dropped datagrams come from
-:class:`~tandem.shell.LinkShell`. Every trading rule lives in the pure core.
+:class:`~foundation.shell.LinkShell`. Every trading rule lives in the pure core.
 
 **Lockstep**: the replay clock does not pass a bar while a decision made on it awaits its
 confirmation, nor while the executor is silent (in live trading silence blocks entries; in a
@@ -31,8 +31,8 @@ ends the replay with :class:`ExecutorJournalFault`.
 
 **Storage faults**: a confirmation is journaled before it is applied and before the link moves on
 (:meth:`~protocol.link.BrainLink.applied`); a journal write that keeps failing
-(:class:`~tandem.journalfile.JournalWriteFailed`) stops the brain (exit code 3) — raised in the
-replay, or recorded by :meth:`~tandem.shell.LinkShell._fail` from a datagram or timer callback and
+(:class:`~foundation.journalfile.JournalWriteFailed`) stops the brain (exit code 3) — raised in the
+replay, or recorded by :meth:`~foundation.shell.LinkShell._fail` from a datagram or timer callback and
 raised by the replay at its next step. With ``restamp`` (a replay), a decision the executor
 provably never journaled is sent again under the same id with fresh stamps, so a restart after an
 outage of any length ends as the uninterrupted run would (SPEC.md §10.1).
@@ -49,22 +49,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from array import array
-from collections.abc import Callable, Iterator
 import secrets
 import time
+from array import array
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from structlog.contextvars import bound_contextvars
 
+from foundation.bars import Bars
+from foundation.runtime import parse_address
+from foundation.shell import LinkShell
 from protocol import BrainLink, Codec, ExecutionConfirmation, LinkStats, TradeDecision
 from protocol.udp import Address
-from tandem.marketdata import Bars
-from tandem.runtime import parse_address
-from tandem.shell import LinkShell
 
 from .core import BrainCore
 from .journal import BrainJournal, BrainJournalError, JournaledDecision

@@ -52,8 +52,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, RejectCode, Side, Status, TradeDecision
-from tandem.marketdata import Bar
+from foundation.bars import Bar
+from protocol import (
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    Intent,
+    RejectCode,
+    Side,
+    Status,
+    TradeDecision,
+)
 
 from .exits import ExitPlan
 from .risk import Approved, CircuitBreakers, Trip, size_entry

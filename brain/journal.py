@@ -8,15 +8,15 @@ and 7), and a restarted brain can match the decisions it re-derives with the one
 drop the last commits (https://www.sqlite.org/pragma.html#pragma_synchronous).
 
 A new journal is created whole, with ``meta`` rows ``kind`` = ``tandem-brain``, ``schema``,
-``instrument`` and ``starting_cash`` (:func:`tandem.journalfile.create`). An existing file is
+``instrument`` and ``starting_cash`` (:func:`foundation.journalfile.create`). An existing file is
 checked before anything is written to it: an empty one (0 bytes or no tables: wiped) is refused
 rather than silently started over, as is one that is not a brain journal (``--fresh-journal``
-sets it aside first, :func:`tandem.journalfile.set_aside`).
+sets it aside first, :func:`foundation.journalfile.set_aside`).
 
 Errors: :class:`BrainJournalError` (an empty file, a file that is not a usable SQLite database or
 not a brain journal, or one made for another schema, instrument or starting cash), with the path
 in the message. A write that keeps failing — locked too long, disk full, an I/O error — is retried
-a bounded number of times and then raises :class:`~tandem.journalfile.JournalWriteFailed`: the
+a bounded number of times and then raises :class:`~foundation.journalfile.JournalWriteFailed`: the
 brain stops (exit code 3) rather than go on with state it could not journal.
 """
 
@@ -27,8 +27,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol import DecisionReason, ExecutionConfirmation, Instrument, InstrumentKind, Intent, RejectCode, Side, Status, TradeDecision
-from tandem import journalfile
+from foundation import journalfile
+from protocol import (
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    TradeDecision,
+)
 
 __all__ = ["JOURNAL_KIND", "BrainJournal", "BrainJournalError", "JournaledDecision", "check_journal"]
 
@@ -93,7 +98,7 @@ def _identity(path: Path, conn: sqlite3.Connection) -> dict[str, str]:
 
 def check_journal(path: Path, *, instrument: str, starting_cash: float) -> None:
     """Check an existing brain journal as :class:`BrainJournal` would open it, writing nothing
-    (read as an immutable file; see :func:`tandem.journalfile.connect_immutable`). A missing
+    (read as an immutable file; see :func:`foundation.journalfile.connect_immutable`). A missing
     file passes.
 
     Raises:
@@ -174,7 +179,7 @@ class BrainJournal:
                 raise BrainJournalError(f"{self.path}: journal has {key}={stored[key]}, settings say {value}")
 
     def _write(self, what: str, sql: str, params: tuple[object, ...]) -> None:
-        """One statement, committed (autocommit), with :func:`~tandem.journalfile.write_retrying`.
+        """One statement, committed (autocommit), with :func:`~foundation.journalfile.write_retrying`.
 
         Raises:
             JournalWriteFailed: it kept failing; nothing was written.
@@ -240,12 +245,8 @@ class BrainJournal:
         )
         for (did, kind, inst, side, intent, reason, qty, price, slip, created, expires, market, bar, data,
              stop) in rows:  # fmt: skip
-            d = TradeDecision(
-                decision_id=did, instrument=Instrument(InstrumentKind(kind), inst), side=Side(side),
-                intent=Intent(intent), reason=DecisionReason(reason), quantity=qty, reference_price=price,
-                max_slippage_bps=slip, created_at_ns=created, expires_at_ns=expires, market_ts_ns=market,
-                stop_price=stop,
-            )  # fmt: skip
+            d = TradeDecision.from_columns((did, Instrument(kind, inst), side, intent, reason, qty, price, slip,
+                                            created, expires, market, stop))  # fmt: skip
             out[did] = JournaledDecision(d, bar, bytes(data), confs.get(did), resolved.get(did))
         return out
 
@@ -265,12 +266,8 @@ class BrainJournal:
             " c.venue_ref_truncated FROM confirmations c JOIN decisions d USING (decision_id) ORDER BY c.seq"
         )
         for (did, seq, kind, inst, side, intent, status, code, qty, price, fee, at, ref, trunc) in rows:
-            yield ExecutionConfirmation(
-                decision_id=did, seq=seq, instrument=Instrument(InstrumentKind(kind), inst), side=Side(side),
-                intent=Intent(intent), status=Status(status), reject_code=RejectCode(code),
-                executed_qty=qty, avg_price=price, fee=fee, executed_at_ns=at, venue_ref=ref,
-                venue_ref_truncated=bool(trunc),
-            )  # fmt: skip
+            yield ExecutionConfirmation.from_columns((did, seq, Instrument(kind, inst), side, intent, status, code,
+                                                      qty, price, fee, at, ref, trunc))  # fmt: skip
 
     def last_applied_received_at(self) -> int:
         """When (Unix ns, brain clock) the highest-seq applied confirmation was received; 0 if none."""

@@ -2,7 +2,7 @@
 
 Start-up creates nothing until every input has been checked and every port bound: settings, the
 bus secret, the data file, the strategy (loaded and instantiated), ``run_dir``, then the
-confirmation port and the metrics port (:func:`tandem.shell.claim`). Only then is ``run_dir``
+confirmation port and the metrics port (:func:`foundation.process.claim`). Only then is ``run_dir``
 created and locked for the brain (``brain.lock``: a second brain on it is refused, naming the
 holder) and the journal opened. An empty or foreign journal is refused unless ``--fresh-journal``
 (which sets it aside and starts a new one), checked once without writing before anything is
@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import signal
 from collections import Counter
 from typing import Any
 
 import structlog
 
-from protocol import Codec, derive_key
-from tandem.marketdata import Bars, MarketDataError, bundled_path, load_bars
-from tandem.runtime import StorageFault, load_bus_secret, start_metrics_server
-from tandem.shell import Claim, claim, process_main
+from foundation.barcsv import MarketDataError, bundled_path, load_bars
+from foundation.bars import Bars
+from foundation.bussecret import bus_codec
+from foundation.errors import StorageFault
+from foundation.metricsserver import start_metrics_server
+from foundation.process import Claim, claim, close_serving, process_main, signals_call
+from protocol import Codec
 
 from .app import BrainApp, ExecutorJournalFault, Pacing, confirm_bind, decision_peer, outputs
 from .core import BrainCore
@@ -66,12 +68,11 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     Raises:
         ConfigError, MarketDataError, StrategyError: bad settings, secret, data, strategy or
             ``run_dir``, an unresolvable host, a port in use — before anything is created.
-            :class:`~tandem.rundir.RunDirBusy`: another brain holds ``run_dir``.
+            :class:`~foundation.rundir.RunDirBusy`: another brain holds ``run_dir``.
             BrainJournalError: an empty, foreign or mismatched journal — before any datagram is sent.
     """
     log = structlog.get_logger("brain")
-    secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
-    codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
+    codec = bus_codec(settings)
     bind = confirm_bind(settings)
     peer = decision_peer(settings)  # a malformed address is refused here, before anything is created
     bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
@@ -115,39 +116,33 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
                                         sock=held.take_metrics())  # fmt: skip
     await app.start()
-    loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):  # before the ready line: a SIGTERM right after it is handled
-        loop.add_signal_handler(sig, task.cancel)
-    if ready is not None:
-        ready({"confirm_addr": "%s:%d" % app.address, "metrics_port": server.port if server else None})
-    log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
-             metrics_port=server.port if server else None)  # fmt: skip
-    short = warmup_shortfall(strategy, settings.strategy, len(bars))
-    if short is not None:
-        log.warning("warmup_too_short", detail=short)
-        app.stats.warnings.append(short)
     report: dict[str, Any] | None = None
-    try:
-        await app.replay(bars)
-        report = _write_outputs(app, metrics, paths)
-        log.info("brain_finished", trades=report["trades"], final_equity=report["final_equity"])
-        if settings.hold:
-            log.info("brain_holding", detail="replay done; link and metrics stay up until SIGTERM")
-            await asyncio.Event().wait()
-    except ExecutorJournalFault as exc:  # logged by the app as it happened; the run stops here
-        log.error("brain_stopped", reason="executor_journal_fault", detail=str(exc), bars=app.stats.bars)
-    except asyncio.CancelledError:
-        if report is None:
-            app.stats.interrupted = True
-            log.warning("brain_interrupted", bars=app.stats.bars)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        app.close()
-        if server is not None:
-            await server.close()
+    with signals_call(task.cancel):  # before the ready line: a SIGTERM right after it is handled
+        if ready is not None:
+            ready({"confirm_addr": "%s:%d" % app.address, "metrics_port": server.port if server else None})
+        log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
+                 metrics_port=server.port if server else None)  # fmt: skip
+        short = warmup_shortfall(strategy, settings.strategy, len(bars))
+        if short is not None:
+            log.warning("warmup_too_short", detail=short)
+            app.stats.warnings.append(short)
+        try:
+            await app.replay(bars)
+            report = _write_outputs(app, metrics, paths)
+            log.info("brain_finished", trades=report["trades"], final_equity=report["final_equity"])
+            if settings.hold:
+                log.info("brain_holding", detail="replay done; link and metrics stay up until SIGTERM")
+                await asyncio.Event().wait()
+        except ExecutorJournalFault as exc:  # logged by the app as it happened; the run stops here
+            log.error("brain_stopped", reason="executor_journal_fault", detail=str(exc), bars=app.stats.bars)
+        except asyncio.CancelledError:
+            if report is None:
+                app.stats.interrupted = True
+                log.warning("brain_interrupted", bars=app.stats.bars)
+        finally:
+            await close_serving(app, server)
     if report is None:
         report = _write_outputs(app, metrics, paths)
     journal.close()

@@ -20,8 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from foundation.atomicfile import write_atomic
 from protocol import LinkStats
-from tandem.atomicfile import write_atomic
 
 from .app import EquityCurve, ReplayStats
 from .tracker import ClosedTrade, PositionTracker
@@ -48,7 +48,7 @@ def _iso(ns: int) -> str:
 
 def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
     """One CSV row per closed trade; money in quote currency, quantity in base units, every number
-    exact (module docstring). Written atomically (:mod:`tandem.atomicfile`).
+    exact (module docstring). Written atomically (:mod:`foundation.atomicfile`).
 
     Raises:
         OSError: it cannot be written; the previous file stays as it was.
@@ -76,7 +76,7 @@ def write_equity_curve(path: Path, curve: EquityCurve) -> None:
     currency), drawdown from the peak so far (percent) and the position held (base units).
 
     Like the trade log it holds no wall-clock values: the same inputs write the same bytes. Written
-    atomically (:mod:`tandem.atomicfile`).
+    atomically (:mod:`foundation.atomicfile`).
 
     Raises:
         OSError: it cannot be written; the previous file stays as it was.

@@ -1,4 +1,4 @@
-"""Brain settings: strategy, sizing, exit plan and circuit breakers (see ``tandem.settings``)."""
+"""Brain settings: strategy, sizing, exit plan and circuit breakers (see ``foundation.settings``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from tandem.settings import CommonSettings
+from foundation.settings import CommonSettings
 
 from .app import LinkSettings
 from .core import BrainConfig

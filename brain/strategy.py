@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol
 
+from foundation.bars import Bar
 from protocol import Side
-from tandem.marketdata import Bar
 
 __all__ = ["DEFAULT_STRATEGY", "EmaCrossover", "Strategy", "StrategyError", "load_strategy", "warmup_shortfall"]
 

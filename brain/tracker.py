@@ -28,7 +28,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, Side, Status, TradeDecision, slippage_bps
+from protocol import (
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    Intent,
+    Side,
+    Status,
+    TradeDecision,
+    slippage_bps,
+)
 
 from .exits import ExitPlan, ExitRules, ExitWatch
 

@@ -15,7 +15,14 @@ from .journal import (
     JournalMismatch,
 )
 from .ledger import DUST_REL_TOL, Fill, Ledger, LedgerError, Position
-from .venue.paper import DEFAULT_FEE_BPS, POSITION_REL_TOL, PaperFill, PaperRefusal, PaperVenue, paper_venue_ref
+from .venue.paper import (
+    DEFAULT_FEE_BPS,
+    POSITION_REL_TOL,
+    PaperFill,
+    PaperRefusal,
+    PaperVenue,
+    paper_venue_ref,
+)
 
 __all__ = [
     "DEFAULT_FEE_BPS",

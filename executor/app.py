@@ -15,7 +15,7 @@ duplicates, like those about rejected datagrams, are rate-limited: one per kind 
 the count suppressed since. An execution the venue left ambiguous
 (:class:`~executor.orders.Unresolved`) stays in flight and is retried after ``retry_unresolved_s``.
 
-**Storage faults**: a journal write that fails for good (:class:`~tandem.journalfile.JournalWriteFailed`,
+**Storage faults**: a journal write that fails for good (:class:`~foundation.journalfile.JournalWriteFailed`,
 after bounded retries) — while admitting a decision, settling its outcome or recording a protective
 order — stops the worker and the process (exit code 3): nothing it could not journal is acted on,
 and a restart resumes from the journal, looking in-flight orders up on the venue first.
@@ -25,7 +25,7 @@ re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and ca
 stops of ours whose position the ledger no longer holds (:meth:`ExitOrderGateway.orphans`).
 The link (:class:`~protocol.link.ExecutorLink`) stamps confirmations, serves replay requests from
 the journal and sends heartbeats; the endpoint, the timer that drives the link and the accounting
-of dropped datagrams come from :class:`~tandem.shell.LinkShell`. Datagrams go to the configured
+of dropped datagrams come from :class:`~foundation.shell.LinkShell`. Datagrams go to the configured
 brain address, never back to a datagram's source address, so a forged source cannot redirect them.
 """
 
@@ -39,10 +39,11 @@ from collections.abc import Callable
 
 from structlog.contextvars import bound_contextvars
 
+from foundation.errors import StorageFault
+from foundation.logs import RateLimitedLog
+from foundation.shell import LinkShell
 from protocol import Codec, DecisionReceived, ExecutorLink, ReplayRequested, TradeDecision
 from protocol.udp import Address
-from tandem.runtime import RateLimitedLog, StorageFault
-from tandem.shell import LinkShell
 
 from .core import ExecutorCore, Outcome
 from .metrics import ExecutorMetrics

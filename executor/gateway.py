@@ -50,7 +50,8 @@ from protocol import RejectCode, Side, Status
 
 from .orders import GATEWAY, OrderOps, Unresolved
 from .venue.base import OrderReport, OrderRequest, OrderType
-from .venue.coid import client_order_id, parse as parse_coid
+from .venue.coid import client_order_id
+from .venue.coid import parse as parse_coid
 from .venue.errors import PermanentVenueError, StopWouldTrigger
 
 __all__ = ["ExitOrderGateway", "Protection", "ProtectiveStore"]

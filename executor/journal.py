@@ -18,14 +18,14 @@ Storage: enums as their integer values; floats as REAL (IEEE double, exact round
 ``sent_at_ns`` is not stored: the sender stamps it at each transmission. An instrument is two
 columns, ``instrument_kind`` and ``instrument`` (its raw bytes).
 
-Identity: a journal is created whole (:func:`tandem.journalfile.create`) with ``meta`` rows
+Identity: a journal is created whole (:func:`foundation.journalfile.create`) with ``meta`` rows
 ``kind`` = ``tandem-executor``, ``schema_version``, a random ``journal_id`` (u64, never 0; the
 executor's heartbeats carry it so the brain notices a replaced journal), ``starting_cash`` and the
 ``venue`` it trades on (``paper``, ``binance-emulator:binanceusdm``, ``ccxt:binance:sandbox``...).
 An existing file is checked before it is changed: an empty one (0 bytes, no tables: wiped), one
 that is not a tandem executor journal, or one of another schema, starting cash or venue is
 refused; nothing is ever created over it (``--fresh-journal`` sets it aside first,
-:func:`tandem.journalfile.set_aside`).
+:func:`foundation.journalfile.set_aside`).
 
 Errors (every ``sqlite3`` error is translated once, in :func:`_translated`; messages start with
 the journal's path)::
@@ -40,7 +40,7 @@ the journal's path)::
 
 A write that keeps failing for an operational reason — the file locked beyond the busy timeout,
 disk full, an I/O error — is retried a bounded number of times and then raises
-:class:`~tandem.journalfile.JournalWriteFailed` (a :class:`~tandem.runtime.StorageFault`, not a
+:class:`~foundation.journalfile.JournalWriteFailed` (a :class:`~foundation.errors.StorageFault`, not a
 ``JournalError``): the executor stops with exit code 3 and resumes from the journal when restarted.
 """
 
@@ -54,19 +54,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from foundation import journalfile
 from protocol import (
-    DecisionReason,
     ExecutionConfirmation,
     Instrument,
     InstrumentKind,
-    Intent,
-    RejectCode,
     Side,
-    Status,
     TradeDecision,
 )
-
-from tandem import journalfile
 
 from .ledger import Fill
 
@@ -252,7 +247,7 @@ def _identity(path: str, conn: sqlite3.Connection, venue: str | None) -> dict[st
 
 
 def _refuse_wiped(path: Path) -> None:
-    """Raises JournalEmpty for a file :func:`tandem.journalfile.wiped` finds wiped."""
+    """Raises JournalEmpty for a file :func:`foundation.journalfile.wiped` finds wiped."""
     problem = journalfile.wiped(path)
     if problem is not None:
         raise JournalEmpty(f"{path}: the executor journal {problem}; refusing to start a new journal over it "
@@ -317,41 +312,15 @@ def _translated(path: str) -> Iterator[None]:
 
 def _decision_row(row: tuple) -> JournaledDecision:
     (did, kind, instr, side, intent, reason, qty, ref, slip, created, expires, market, stop, received, state) = row
-    decision = TradeDecision(
-        decision_id=_u64(did),
-        instrument=Instrument(InstrumentKind(kind), instr),
-        side=Side(side),
-        intent=Intent(intent),
-        reason=DecisionReason(reason),
-        quantity=qty,
-        reference_price=ref,
-        max_slippage_bps=slip,
-        created_at_ns=_u64(created),
-        expires_at_ns=_u64(expires),
-        market_ts_ns=_u64(market),
-        stop_price=stop,
-    )
+    decision = TradeDecision.from_columns((_u64(did), Instrument(kind, instr), side, intent, reason, qty, ref, slip,
+                                           _u64(created), _u64(expires), _u64(market), stop))  # fmt: skip
     return JournaledDecision(decision, _u64(received), state)
 
 
 def _confirmation_row(row: tuple) -> ExecutionConfirmation:
     (did, seq, kind, instr, side, intent, status, code, qty, price, fee, at, ref, truncated, over) = row
-    return ExecutionConfirmation(
-        decision_id=_u64(did),
-        seq=seq,
-        instrument=Instrument(InstrumentKind(kind), instr),
-        side=Side(side),
-        intent=Intent(intent),
-        status=Status(status),
-        reject_code=RejectCode(code),
-        executed_qty=qty,
-        avg_price=price,
-        fee=fee,
-        executed_at_ns=_u64(at),
-        venue_ref=ref,
-        venue_ref_truncated=bool(truncated),
-        slippage_over_limit=bool(over),
-    )
+    return ExecutionConfirmation.from_columns((_u64(did), seq, Instrument(kind, instr), side, intent, status, code, qty,
+                                               price, fee, _u64(at), ref, truncated, over))  # fmt: skip
 
 
 class Journal:
@@ -472,7 +441,7 @@ class Journal:
             raise
 
     def _write(self, what: str, body: Callable[[], None]) -> None:
-        """``body`` in one transaction, with :func:`~tandem.journalfile.write_retrying`.
+        """``body`` in one transaction, with :func:`~foundation.journalfile.write_retrying`.
 
         Raises:
             JournalWriteFailed: it kept failing (locked, disk full, I/O error); nothing was written.

@@ -2,7 +2,7 @@
 
 Start-up creates nothing until every input has been checked and every port bound: settings,
 the bus secret, the venue settings and data file, ``run_dir``, then the decision port and the
-metrics port (:func:`tandem.shell.claim`). Only then is ``run_dir`` created and locked for the
+metrics port (:func:`foundation.process.claim`). Only then is ``run_dir`` created and locked for the
 executor (``executor.lock``: a second executor on it is refused, naming the holder) and the
 journal opened. An empty, foreign or other-venue journal is refused unless ``--fresh-journal``
 (which sets it aside and starts a new one), checked once without writing before anything is
@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from protocol import Codec, Instrument, derive_key
-from tandem.atomicfile import write_atomic
-from tandem.marketdata import MarketDataError, bundled_path, load_bars
-from tandem.rundir import make_run_dir
-from tandem.runtime import StorageFault, load_bus_secret, parse_address, start_metrics_server
-from tandem.shell import claim, process_main
+from foundation.atomicfile import write_atomic
+from foundation.barcsv import MarketDataError, bundled_path, load_bars
+from foundation.bussecret import bus_codec
+from foundation.errors import StorageFault
+from foundation.metricsserver import start_metrics_server
+from foundation.process import claim, close_serving, process_main, signals_call
+from foundation.rundir import make_run_dir
+from foundation.runtime import parse_address
+from protocol import Instrument
 
 from .app import ExecutorApp
 from .core import ExecutorCore
@@ -63,8 +65,9 @@ def build_venue(settings: ExecutorSettings) -> Venue:
 
     key, secret = settings.exchange_keys()
     if settings.venue == "binance-emulator":
-        from tandem.emulator.client import ccxt_config, loopback_session
-        from .venue.emulator_clock import clock_sync
+        from foundation.exchange_session import ccxt_config, loopback_session
+
+        from .venue.replay_clock import clock_sync
 
         assert settings.emulator_ca is not None
         session = loopback_session(settings.emulator_port, settings.emulator_ca)
@@ -125,14 +128,13 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
 
     Raises:
         ConfigError: a bad setting or bus secret, a ``run_dir`` that cannot be written, a host
-            that does not resolve, a port in use; :class:`~tandem.rundir.RunDirBusy`: another
+            that does not resolve, a port in use; :class:`~foundation.rundir.RunDirBusy`: another
             executor holds ``run_dir``. MarketDataError, JournalError, VenueError: bad data file,
             journal or venue. Every one of them before anything is created, except a journal or
             venue error (after ``run_dir`` and its lock file exist).
     """
     log = structlog.get_logger("executor")
-    secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
-    codec = Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
+    codec = bus_codec(settings)
     bind = parse_address(settings.decision_addr, setting="decision_addr")
     peer = parse_address(settings.confirm_addr, setting="confirm_addr")
     venue = build_venue(settings)
@@ -157,25 +159,22 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     server = None
     stop = asyncio.Event()
     app.on_failure = stop.set
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
-                                            sock=held.take_metrics())  # fmt: skip
-        await app.start()
-        host, port = app.address
-        info = {"decision_addr": f"{host}:{port}", "metrics_port": server.port if server else None}
-        log.info("executor_ready", venue=settings.venue, recovered=len(core.recovered), next_seq=core.journal.next_seq(), **info)
-        if ready is not None:
-            ready(info)
-        await stop.wait()
+        with signals_call(stop.set):
+            try:
+                server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
+                                                    sock=held.take_metrics())  # fmt: skip
+                await app.start()
+                host, port = app.address
+                info = {"decision_addr": f"{host}:{port}", "metrics_port": server.port if server else None}
+                log.info("executor_ready", venue=settings.venue, recovered=len(core.recovered),
+                         next_seq=core.journal.next_seq(), **info)  # fmt: skip
+                if ready is not None:
+                    ready(info)
+                await stop.wait()
+            finally:
+                await close_serving(app, server)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        app.close()
-        if server is not None:
-            await server.close()
         try:
             snapshot = ledger_snapshot(core)
             ledger = outputs(settings.run_dir)["ledger"]

@@ -36,7 +36,13 @@ import structlog
 
 from .venue.base import PROTECTIVE_TYPES, OrderReport, OrderRequest, OrderStatus, Venue
 from .venue.coid import parse as parse_coid
-from .venue.errors import AmbiguousVenueError, OwnershipConflict, PermanentVenueError, TemporaryVenueError, VenueError
+from .venue.errors import (
+    AmbiguousVenueError,
+    OwnershipConflict,
+    PermanentVenueError,
+    TemporaryVenueError,
+    VenueError,
+)
 from .venue.retry import RetryPolicy
 
 __all__ = ["GATEWAY", "OrderOps", "Unresolved"]

@@ -1,4 +1,4 @@
-"""Executor settings: venue, fees, exchange keys and journal (see ``tandem.settings`` for sources
+"""Executor settings: venue, fees, exchange keys and journal (see ``foundation.settings`` for sources
 and errors).
 
 Live trading is opt-in twice: ``venue=ccxt`` with neither ``sandbox`` nor ``--live`` is refused,
@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from tandem.runtime import ConfigError
-from tandem.settings import CommonSettings
+from foundation.errors import ConfigError
+from foundation.settings import CommonSettings
 
 __all__ = ["ExecutorSettings", "venue_id"]
 

@@ -33,7 +33,14 @@ from .errors import (
     VersionMismatch,
 )
 from .link import BrainLink, DecisionReceived, ExecutorLink, LinkStats, ReplayRequested
-from .messages import ExecutionConfirmation, Heartbeat, Instrument, ReplayRequest, TradeDecision, slippage_bps
+from .messages import (
+    ExecutionConfirmation,
+    Heartbeat,
+    Instrument,
+    ReplayRequest,
+    TradeDecision,
+    slippage_bps,
+)
 
 __all__ = [
     "CONFIRMATION_SIZE",

@@ -13,7 +13,7 @@ import hmac
 import struct
 from typing import Final
 
-from .enums import DecisionReason, InstrumentKind, Intent, MessageType, RejectCode, Role, Side, Status
+from .enums import InstrumentKind, MessageType, Role
 from .errors import (
     AuthenticationFailed,
     DatagramSizeError,
@@ -306,20 +306,8 @@ class Codec:
          created, expires, market_ts, stop) = _DECISION_BODY.unpack(body)  # fmt: skip
         if flags & ~FLAG_MINT:
             raise LocalProtocolError(f"unknown flag bits 0x{flags:02x}")
-        return TradeDecision(
-            decision_id=decision_id,
-            instrument=_decode_instrument(flags, inst),
-            side=Side(side),
-            intent=Intent(intent),
-            reason=DecisionReason(reason),
-            quantity=qty,
-            reference_price=ref_price,
-            max_slippage_bps=slip,
-            created_at_ns=created,
-            expires_at_ns=expires,
-            market_ts_ns=market_ts,
-            stop_price=stop,
-        )
+        return TradeDecision.from_columns((decision_id, _decode_instrument(flags, inst), side, intent, reason, qty,
+                                           ref_price, slip, created, expires, market_ts, stop))  # fmt: skip
 
     @staticmethod
     def _parse_confirmation(body: bytes) -> ExecutionConfirmation:
@@ -329,20 +317,7 @@ class Codec:
             raise LocalProtocolError(f"unknown flag bits 0x{flags:02x}")
         if ref_len > VENUE_REF_SIZE or any(ref[ref_len:]):
             raise LocalProtocolError("venue_ref length/padding is inconsistent")
-        return ExecutionConfirmation(
-            decision_id=decision_id,
-            seq=seq,
-            instrument=_decode_instrument(flags, inst),
-            side=Side(side),
-            intent=Intent(intent),
-            status=Status(status),
-            reject_code=RejectCode(code),
-            executed_qty=qty,
-            avg_price=price,
-            fee=fee,
-            executed_at_ns=executed_at,
-            venue_ref=ref[:ref_len],
-            venue_ref_truncated=bool(flags & FLAG_VENUE_REF_TRUNCATED),
-            slippage_over_limit=bool(flags & FLAG_SLIPPAGE_OVER_LIMIT),
-            sent_at_ns=sent,
-        )
+        return ExecutionConfirmation.from_columns((
+            decision_id, seq, _decode_instrument(flags, inst), side, intent, status, code, qty, price, fee,
+            executed_at, ref[:ref_len], flags & FLAG_VENUE_REF_TRUNCATED, flags & FLAG_SLIPPAGE_OVER_LIMIT, sent,
+        ))  # fmt: skip

@@ -9,15 +9,18 @@ quote currency, times in Unix nanoseconds (UTC), slippage in basis points (1 bps
 from __future__ import annotations
 
 import dataclasses
-
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .enums import DecisionReason, InstrumentKind, Intent, RejectCode, Role, Side, Status
 from .errors import LocalProtocolError
 
 __all__ = [
+    "CONFIRMATION_COLUMNS",
+    "DECISION_COLUMNS",
     "INSTRUMENT_SIZE",
     "VENUE_REF_SIZE",
     "ExecutionConfirmation",
@@ -54,6 +57,7 @@ class Instrument:
     value: bytes
 
     def __post_init__(self) -> None:
+        _coerce_enum(self, "kind", InstrumentKind)
         if self.kind is InstrumentKind.SYMBOL:
             if not 0 < len(self.value) <= INSTRUMENT_SIZE:
                 _fail(f"symbol must be 1..{INSTRUMENT_SIZE} bytes, got {len(self.value)}")
@@ -188,6 +192,17 @@ class TradeDecision:
             _fail(f"a BUY/OPEN stop_price must be below reference_price, got {self.stop_price!r}"
                   f" >= {self.reference_price!r}")  # fmt: skip
 
+    @classmethod
+    def from_columns(cls, row: Sequence[Any]) -> TradeDecision:
+        """A decision from its fields in :data:`DECISION_COLUMNS` order — the one place a decision is
+        rebuilt from stored or wire columns (the codec, the brain's and the executor's journals).
+        Enum fields may be their integer codes.
+
+        Raises:
+            LocalProtocolError: a field out of range, or a code no enum member has.
+        """
+        return cls(*row)
+
     def restamped(self, now_ns: int) -> TradeDecision:
         """The same decision — same id, same content — made again at ``now_ns``: ``created_at_ns``
         = ``now_ns`` and the same time to live. Only for a decision the executor provably never
@@ -208,6 +223,10 @@ class TradeDecision:
         if self.stop_price <= 0:
             return 0.0
         return avg_price * (self.stop_price / self.reference_price)
+
+
+DECISION_COLUMNS = tuple(f.name for f in dataclasses.fields(TradeDecision))
+"""The fields of a :class:`TradeDecision` in constructor order, for :meth:`TradeDecision.from_columns`."""
 
 
 def slippage_bps(side: Side, reference_price: float, avg_price: float) -> float:
@@ -299,10 +318,32 @@ class ExecutionConfirmation:
             if self.reject_code is RejectCode.NONE:
                 _fail(f"{self.status.name} must carry a reject_code")
 
+    @classmethod
+    def from_columns(cls, row: Sequence[Any]) -> ExecutionConfirmation:
+        """A confirmation from its fields in :data:`CONFIRMATION_COLUMNS` order (``sent_at_ns`` and
+        the flags after ``venue_ref`` may be left off) — the one place a confirmation is rebuilt
+        from stored or wire columns (the codec, the brain's and the executor's journals). Enum
+        fields may be their integer codes, flags 0/1.
+
+        Raises:
+            LocalProtocolError: a field out of range or inconsistent with ``status``, or a code no
+                enum member has.
+        """
+        values = list(row)
+        for i in (12, 13):  # venue_ref_truncated, slippage_over_limit: SQLite keeps 0/1
+            if i < len(values):
+                values[i] = bool(values[i])
+        return cls(*values)
+
     @property
     def notional(self) -> float:
         """Executed quantity × average price, in quote currency."""
         return self.executed_qty * self.avg_price
+
+
+CONFIRMATION_COLUMNS = tuple(f.name for f in dataclasses.fields(ExecutionConfirmation))
+"""The fields of an :class:`ExecutionConfirmation` in constructor order, for
+:meth:`ExecutionConfirmation.from_columns`."""
 
 
 @dataclass(frozen=True, slots=True)

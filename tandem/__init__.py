@@ -1,6 +1,8 @@
-"""tandem: command line, process orchestration and shared runtime helpers.
+"""tandem: the command line and the orchestration on top of both processes.
 
-Layering (one-way): ``tandem.cli``/``tandem.paper``/``tandem.bench`` → ``brain``, ``executor`` →
-``protocol``; ``tandem.runtime``, ``tandem.settings``, ``tandem.marketdata``, ``tandem.ports``,
-``tandem.rundir``, ``tandem.journalfile`` and ``tandem.data`` are leaves that both apps use.
+Layer 4 of 4 (``protocol`` → ``foundation`` → ``brain`` | ``executor`` → ``tandem``; imports point
+down only, checked by the import-linter contracts in ``pyproject.toml``): ``cli`` (the ``tandem``
+command), ``paper`` (both processes as children, then the report; ``progress`` draws its bar,
+``children`` starts and watches them, ``localvenue`` finds a local exchange to run beside them),
+``runinputs`` → ``runreport`` (report.png and report.html), ``keygen``.
 """

@@ -1,15 +1,23 @@
-"""The ``tandem`` command: ``paper``, ``brain``, ``executor``, ``bench``, ``chaos``, ``fuzz``, ``report`` and ``keygen`` subcommands.
+"""The ``tandem`` command: ``paper``, ``brain``, ``executor``, ``report`` and ``keygen``, plus the
+testbed's ``bench``, ``chaos`` and ``fuzz``.
 
 Each subcommand parses its own flags (pydantic-settings), so ``tandem brain --help`` lists every
-brain setting with its default.
+brain setting with its default. The product's commands are imported here; the testbed's tools
+(``testbed/``: the local exchange, the fault proxy, the flooder, the benchmark) are never imported
+by the product — they register in the ``tandem.commands`` entry-point group (``pyproject.toml``)
+and are loaded by name only when asked for.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from importlib.metadata import entry_points
 
-__all__ = ["main"]
+__all__ = ["COMMANDS_GROUP", "main"]
+
+COMMANDS_GROUP = "tandem.commands"
+"""The entry-point group of commands beside the product (``tandem bench``, ``tandem chaos``, ``tandem fuzz``)."""
 
 _USAGE = """usage: tandem COMMAND [flags]
 
@@ -17,11 +25,13 @@ commands:
   paper      run the executor and the brain as two processes over UDP, replay the data, print a report
   brain      run the brain alone (strategy, exits, breakers, tracker) against a running executor
   executor   run the executor alone (paper venue, journal) until SIGTERM
+  report     re-render a run directory's report (report.png, report.html) from its CSV and JSON files
+  keygen     write a fresh 32-byte bus secret file (hex, mode 0600); --if-missing keeps an existing one
+
+testbed (local exchange and fault tools beside the product):
   bench      measure decision->confirmation round trips between two processes, against a bare UDP echo
   chaos      paper-trade through a fault proxy with process kills; prove exactly-once and equal ledgers
   fuzz       send hostile datagrams to a live brain and executor; check each is rejected, counted, harmless
-  report     re-render a run directory's report (report.png, report.html) from its CSV and JSON files
-  keygen     write a fresh 32-byte bus secret file (hex, mode 0600); --if-missing keeps an existing one
 
 Settings come from TANDEM_* environment variables, a .env file and flags; `tandem COMMAND --help`.
 """
@@ -34,18 +44,13 @@ def _command(name: str) -> Callable[[list[str]], int] | None:
         from brain.main import main
     elif name == "executor":
         from executor.main import main
-    elif name == "bench":
-        from .bench import main
-    elif name == "chaos":
-        from .chaos import main
-    elif name == "fuzz":
-        from .fuzz import main
     elif name == "report":
         from .runreport import main
     elif name == "keygen":
         from .keygen import main
     else:
-        return None
+        found = entry_points(group=COMMANDS_GROUP, name=name)
+        return next(iter(found)).load() if found else None
     return main
 
 

@@ -15,13 +15,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .runtime import MIN_BUS_SECRET_BYTES, decode_secret, new_bus_secret, write_secret_file
+from foundation.bussecret import MIN_BUS_SECRET_BYTES, decode_secret, new_bus_secret, write_secret_file
+from foundation.errors import ConfigError
+from foundation.process import run_main
 
 __all__ = ["main", "write_new_secret"]
 
 
 def write_new_secret(path: Path) -> int:
-    """Write a fresh :func:`~tandem.runtime.new_bus_secret` to ``path``, hex, mode 0600, atomically.
+    """Write a fresh :func:`~foundation.bussecret.new_bus_secret` to ``path``, hex, mode 0600, atomically.
 
     Args:
         path: the key file; its directory must exist and be writable. An existing file is replaced.
@@ -69,16 +71,22 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
-    path: Path = args.path
-    if args.if_missing and path.exists() and not path.is_dir():
+    return run_main("tandem keygen", lambda: _keygen(args.path, if_missing=args.if_missing))
+
+
+def _keygen(path: Path, *, if_missing: bool) -> int:
+    """Keep (``if_missing``) or write the key at ``path``; the messages go to stderr.
+
+    Raises:
+        ConfigError: ``path`` cannot be read or written (the message names it and the reason,
+            never the secret).
+    """
+    if if_missing and path.exists() and not path.is_dir():
         try:
             text = path.read_text()
             mode = path.stat().st_mode & 0o777
         except (OSError, UnicodeDecodeError) as exc:
-            print(
-                f"tandem keygen: cannot read {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr
-            )
-            return 2
+            raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
         if text.strip():
             size = len(decode_secret(text))
             print(f"tandem keygen: keeping the existing bus secret in {path} ({size} bytes)", file=sys.stderr)
@@ -98,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         size = write_new_secret(path)
     except OSError as exc:
-        print(f"tandem keygen: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     print(f"tandem keygen: wrote a new {size}-byte bus secret to {path} (mode 0600)", file=sys.stderr)
     return 0
 

@@ -9,7 +9,7 @@ replayed the data, stop the executor (SIGTERM), compare the brain's positions wi
 ledger, and print the report. Logs go to ``brain.log`` and ``executor.log`` in the run directory.
 
 ``--venue binance-emulator`` puts the real ccxt client and a local Binance between the executor and
-the market (:mod:`tandem.emulated`): the emulator replays the same bars as a third process, the
+the market (:mod:`testbed.emulated`): the emulator replays the same bars as a third process, the
 executor trades through ``ccxt.async_support`` over HTTPS on loopback with protective stops on the
 exchange, the brain moves them (``exchange_stops``), and at the end the exchange's account is
 reconciled with the executor's ledger as well. ``--exchange binanceusdm`` (default; USDⓈ-M
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
 import time
@@ -34,7 +33,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
-from tqdm import tqdm
 
 from brain.journal import BrainJournalError
 from brain.journal import check_journal as check_brain_journal
@@ -43,22 +41,19 @@ from brain.strategy import Strategy, StrategyError, load_strategy, warmup_shortf
 from executor.journal import JournalError
 from executor.journal import check_journal as check_executor_journal
 from executor.settings import ExecutorSettings, venue_id
+from foundation.atomicfile import write_atomic
+from foundation.barcsv import MarketDataError, bundled_path, load_bars
+from foundation.bussecret import load_bus_secret, new_bus_secret, write_secret_file
+from foundation.errors import STORAGE_FAULT_EXIT, ConfigError, StorageFault
+from foundation.ports import Port, probe
+from foundation.process import run_main
+from foundation.rundir import check_not_in_use, check_run_dir, make_run_dir
+from foundation.runtime import parse_address
+from foundation.settings import load_settings
 
-from .marketdata import MarketDataError, bundled_path, load_bars
-from .ports import Port, probe
-from .atomicfile import write_atomic
-from .rundir import check_not_in_use, check_run_dir, make_run_dir
-from .runtime import (
-    STORAGE_FAULT_EXIT,
-    ConfigError,
-    StorageFault,
-    load_bus_secret,
-    new_bus_secret,
-    parse_address,
-    wait_ready,
-    write_secret_file,
-)
-from .settings import load_settings
+from .children import child_flags, log_tail, wait_ready
+from .localvenue import local_venue
+from .progress import PROGRESS_INTERVAL_S, ReplayProgress
 
 __all__ = ["INPUT_ERRORS", "PaperSettings", "check_inputs", "main", "run_paper"]
 
@@ -66,8 +61,6 @@ INPUT_ERRORS = (ConfigError, MarketDataError, StrategyError, JournalError, Brain
 """What :func:`check_inputs` raises: bad input, exit code 2."""
 
 _READY_TIMEOUT_S = 60.0
-_PROGRESS_INTERVAL_S = 0.2
-"""How often the brain reports replay progress when the bar is shown, seconds."""
 
 
 class PaperSettings(BrainSettings):
@@ -94,105 +87,8 @@ class PaperSettings(BrainSettings):
         return self.progress == "on" or (self.progress == "auto" and sys.stderr.isatty())
 
 
-def _flags(settings: PaperSettings, cls: type, **override: Any) -> list[str]:
-    """CLI flags that give a child process exactly these settings (CLI beats env and .env)."""
-    out: list[str] = []
-    values = settings.model_dump(exclude={"bus_secret"}) | override
-    for name in cls.model_fields:
-        if name in ("bus_secret",) or name not in values or values[name] is None:
-            continue
-        value = values[name]
-        flag = name.replace("_", "-")
-        if isinstance(value, bool):  # implicit flags (cli_implicit_flags): --name / --no-name, no value
-            out.append(f"--{flag}" if value else f"--no-{flag}")
-            continue
-        text = json.dumps(value) if isinstance(value, dict) else str(value)
-        out += ["--" + flag, text]
-    return out
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def _wait_ready(proc: subprocess.Popen[str], log: Path) -> dict[str, Any]:
     return wait_ready(proc, log, "executor", lambda msg: msg.get("event") == "executor_ready", _READY_TIMEOUT_S)
-
-
-def _terminal_columns() -> int:
-    """Columns of the terminal on stderr; 0 when it reports none or stderr is not one."""
-    try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
-    except (OSError, ValueError):
-        return 0
-
-
-class _ReplayProgress:
-    """The brain's ``replay_progress`` JSON lines (its stdout) drawn as a tqdm bar on stderr.
-
-    Read from the poll loop that already watches both processes, with ``select`` on the pipe, not
-    from a thread (docs/STYLE.md §11). Other stdout lines (``brain_ready``) are ignored.
-    """
-
-    _FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:,}/{total:,} bars  {rate_fmt}  elapsed {elapsed}  ETA {remaining}"
-
-    def __init__(self, stdout: Any) -> None:
-        self._stdout = stdout
-        self._fd = stdout.fileno()
-        os.set_blocking(self._fd, False)
-        self._pending = b""
-        self._eof = False
-        self.bar: tqdm | None = None
-
-    def wait(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` for output and draw what arrived."""
-        if self._eof:
-            time.sleep(timeout_s)
-        elif select.select([self._fd], [], [], timeout_s)[0]:
-            self._read()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self._fd, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                self._eof = True
-                return
-            *lines, self._pending = (self._pending + chunk).split(b"\n")
-            for line in lines:
-                self._on_line(line)
-
-    def _on_line(self, line: bytes) -> None:
-        try:
-            msg = json.loads(line)
-            done, total = (int(msg["bars"]), int(msg["total"])) if msg.get("event") == "replay_progress" else (-1, 0)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return
-        if done < 0:
-            return
-        if self.bar is None:
-            # a pty that reports a 0 x 0 size: tqdm would hide the bar (row 0 is not < 0 rows)
-            sized = _terminal_columns() > 0
-            self.bar = tqdm(total=total, desc="replay", unit=" bars", unit_scale=True, file=sys.stderr,
-                            dynamic_ncols=sized, ncols=None if sized else 100, nrows=None if sized else 24,
-                            mininterval=_PROGRESS_INTERVAL_S, smoothing=0.3, bar_format=self._FORMAT)  # fmt: skip
-        if done > self.bar.n:
-            self.bar.update(done - self.bar.n)
-        if done >= total:  # the brain's last line: freeze the figures before it writes its outputs
-            self.bar.close()
-
-    def close(self) -> None:
-        """Draw what is left in the pipe (call once the brain has exited) and close the bar."""
-        if not self._eof:
-            self._read()
-        if self.bar is not None:
-            self.bar.close()
-        self._stdout.close()
 
 
 def check_inputs(settings: PaperSettings) -> Path:
@@ -229,10 +125,8 @@ def check_inputs(settings: PaperSettings) -> Path:
             load_bus_secret(None, run_dir / "bus.key")
         if not settings.fresh_journal:
             instrument = settings.instrument
-            if settings.venue == "binance-emulator":
-                from .emulated import EXCHANGE_SYMBOLS
-
-                instrument = EXCHANGE_SYMBOLS[settings.exchange]
+            if settings.venue != "paper":
+                instrument = local_venue(settings.venue).instrument(settings.exchange)
             check_executor_journal(run_dir / "executor.sqlite", venue=venue_id(settings.venue, settings.exchange),
                                    starting_cash=settings.starting_cash)  # fmt: skip
             check_brain_journal(run_dir / "brain.sqlite", instrument=instrument, starting_cash=settings.starting_cash)
@@ -270,7 +164,7 @@ def _open_log(path: Path, process: str) -> Any:
 
 
 def _raise_storage_fault(process: str, code: int | None, log: Path) -> None:
-    """A child that exited with :data:`~tandem.runtime.STORAGE_FAULT_EXIT`: raise it as one.
+    """A child that exited with :data:`~foundation.errors.STORAGE_FAULT_EXIT`: raise it as one.
 
     Raises:
         StorageFault: the child stopped on a storage fault; the message says how to resume.
@@ -278,7 +172,7 @@ def _raise_storage_fault(process: str, code: int | None, log: Path) -> None:
     if code == STORAGE_FAULT_EXIT:
         raise StorageFault(f"the {process} stopped on a storage fault (exit {code}); free the space or fix the disk, "
                            f"then run again with the same --run-dir: it resumes from the journals; {log}:\n"
-                           f"{_tail(log)}")  # fmt: skip
+                           f"{log_tail(log)}")  # fmt: skip
 
 
 def run_paper(settings: PaperSettings) -> dict[str, Any]:
@@ -299,25 +193,23 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     common: dict[str, Any] = {"run_dir": str(run_dir), "bus_secret_file": str(key)}
     exe_extra: dict[str, Any] = {}
     brain_extra: dict[str, Any] = {}
-    emulator = None
-    if settings.venue == "binance-emulator":  # imported here: aiohttp's server and trustme load only when used
-        from .emulated import EXCHANGE_SYMBOLS, start_emulator
-
-        emulator = start_emulator(run_dir, settings.data or bundled_path(), settings.bars, settings.starting_cash)
-        common["instrument"] = EXCHANGE_SYMBOLS[settings.exchange]
-        exe_extra = {"venue": "binance-emulator", "exchange": settings.exchange, "emulator_port": emulator.port,
-                     "emulator_ca": str(emulator.ca_path), "api_key_file": str(emulator.api_key_file),
-                     "api_secret_file": str(emulator.api_secret_file)}  # fmt: skip
-        brain_extra = {"exchange_stops": True}
+    exchange = None
+    if settings.venue != "paper":  # a local exchange: its plugin (aiohttp's server, trustme) loads only when used
+        venue_cls = local_venue(settings.venue)
+        exchange = venue_cls.start(run_dir, settings.data or bundled_path(), settings.bars, settings.starting_cash,
+                                   settings.exchange)  # fmt: skip
+        common["instrument"] = venue_cls.instrument(settings.exchange)
+        exe_extra = exchange.executor_settings()
+        brain_extra = exchange.brain_settings()
     brain_extra["hold"] = False  # a holding brain would outlive its replay, and paper waits for it to exit
     show_progress = settings.show_progress()
     if show_progress:
-        brain_extra["progress_interval_s"] = settings.progress_interval_s or _PROGRESS_INTERVAL_S
+        brain_extra["progress_interval_s"] = settings.progress_interval_s or PROGRESS_INTERVAL_S
     exe_log, brain_log = run_dir / "executor.log", run_dir / "brain.log"
     with _open_log(exe_log, "executor") as exe_err:
         executor = subprocess.Popen(
             [sys.executable, "-m", "executor",
-             *_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common, **exe_extra)],
+             *child_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common, **exe_extra)],
             stdout=subprocess.PIPE, stderr=exe_err, text=True,
         )  # fmt: skip
     progress = None
@@ -325,23 +217,23 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
         _wait_ready(executor, exe_log)
         with _open_log(brain_log, "brain") as brain_err:
             brain = subprocess.Popen(
-                [sys.executable, "-m", "brain", *_flags(settings, BrainSettings, **common, **brain_extra)],
+                [sys.executable, "-m", "brain", *child_flags(settings, BrainSettings, **common, **brain_extra)],
                 stdout=subprocess.PIPE if show_progress else subprocess.DEVNULL, stderr=brain_err,
             )  # fmt: skip
-        progress = _ReplayProgress(brain.stdout) if show_progress else None
+        progress = ReplayProgress(brain.stdout) if show_progress else None
         while brain.poll() is None:
             if executor.poll() is not None:
                 brain.kill()
                 brain.wait()
                 _raise_storage_fault("executor", executor.returncode, exe_log)
-                raise RuntimeError(f"executor exited with {executor.returncode} mid-run; {exe_log}:\n{_tail(exe_log)}")
+                raise RuntimeError(f"executor exited with {executor.returncode} mid-run; {exe_log}:\n{log_tail(exe_log)}")
             if progress is not None:
                 progress.wait(0.05)
             else:
                 time.sleep(0.05)
         if brain.returncode != 0:
             _raise_storage_fault("brain", brain.returncode, brain_log)
-            raise RuntimeError(f"brain exited with {brain.returncode}; {brain_log}:\n{_tail(brain_log)}")
+            raise RuntimeError(f"brain exited with {brain.returncode}; {brain_log}:\n{log_tail(brain_log)}")
     finally:
         if progress is not None:
             progress.close()
@@ -353,13 +245,11 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
                 executor.kill()
                 executor.wait()
         account = None
-        if emulator is not None:
-            from .emulated import EXCHANGE_SYMBOLS, exchange_state, reconcile
-
+        if exchange is not None:
             try:
-                account = exchange_state(emulator) if emulator.proc.poll() is None else None
+                account = exchange.account() if exchange.running() else None
             finally:
-                emulator.stop()
+                exchange.stop()
     report = json.loads((run_dir / "report.json").read_text())
     ledger = json.loads((run_dir / "executor-ledger.json").read_text())
     report["executor_ledger"] = ledger
@@ -368,19 +258,31 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     report["ledger_agrees"] = brain_pos.keys() == exe_pos.keys() and all(
         abs(brain_pos[k] - exe_pos[k]) <= 1e-9 * max(1.0, abs(exe_pos[k])) for k in exe_pos
     )
-    report["venue"] = settings.venue if emulator is None else f"binance-emulator ({settings.exchange}, ccxt)"
-    if emulator is not None:
+    report["venue"] = settings.venue if exchange is None else exchange.describe()
+    if exchange is not None:
         if account is None:
-            raise RuntimeError(f"binance emulator exited mid-run; {run_dir / 'emulator.log'}")
-        rec = reconcile(account, ledger, settings.exchange, EXCHANGE_SYMBOLS[settings.exchange])
+            raise RuntimeError(f"{settings.venue} exited mid-run; {run_dir / 'emulator.log'}")
+        rec = exchange.reconcile(account, ledger)
         report["exchange_reconciliation"] = rec
-        write_atomic(run_dir / "exchange-account.json", json.dumps(account, indent=2) + "\n")
+        _write_output(run_dir / "exchange-account.json", json.dumps(account, indent=2) + "\n")
         report["ledger_agrees"] = report["ledger_agrees"] and rec["agrees"]
     report["run_dir"] = str(run_dir)
     report["wall_time_s"] = time.perf_counter() - started
-    write_atomic(run_dir / "report.json", json.dumps(report, indent=2) + "\n")  # the brain's, plus the checks
+    _write_output(run_dir / "report.json", json.dumps(report, indent=2) + "\n")  # the brain's, plus the checks
     report["run_report"] = _render(run_dir)
     return report
+
+
+def _write_output(path: Path, text: str) -> None:
+    """Write one of the session's outputs atomically.
+
+    Raises:
+        StorageFault: it cannot be written (a full or failing disk); the previous file stays.
+    """
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise StorageFault(f"{path}: cannot be written: {exc.strerror or exc}") from exc
 
 
 def _render(run_dir: Path) -> dict[str, Any]:
@@ -449,24 +351,11 @@ def format_report(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit 0 on success, 1 if a process failed or the ledgers disagree, 2 on bad input, 3 on a
     storage fault (a process could not write its journal or outputs; run again on the same run dir)."""
-    try:
+
+    def body() -> int:
         settings = load_settings(PaperSettings, argv if argv is not None else sys.argv[1:], "tandem paper")
-    except ConfigError as exc:
-        print(f"tandem paper: {exc}", file=sys.stderr)
-        return 2
-    try:
         report = run_paper(settings)
-    except INPUT_ERRORS as exc:  # before RuntimeError: BrainJournalError is one
-        print(f"tandem paper: {exc}", file=sys.stderr)
-        return 2
-    except StorageFault as exc:  # before RuntimeError, which it is
-        print(f"tandem paper: {exc}", file=sys.stderr)
-        return STORAGE_FAULT_EXIT
-    except OSError as exc:  # writing the report: the disk is full or failing
-        print(f"tandem paper: storage fault: {exc}", file=sys.stderr)
-        return STORAGE_FAULT_EXIT
-    except RuntimeError as exc:
-        print(f"tandem paper: {exc}", file=sys.stderr)
-        return 1
-    print(format_report(report))
-    return 0 if report["ledger_agrees"] else 1
+        print(format_report(report))
+        return 0 if report["ledger_agrees"] else 1
+
+    return run_main("tandem paper", body, input_errors=INPUT_ERRORS)

@@ -46,8 +46,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import Formatter
 
-from .atomicfile import write_atomic_many
-from .runinputs import EQUITY_COLUMNS, Curve, Figures, RunReportError, Trade, load_curve, load_figures, load_trades
+from foundation.atomicfile import write_atomic_many
+
+from .runinputs import (
+    EQUITY_COLUMNS,
+    Curve,
+    Figures,
+    RunReportError,
+    Trade,
+    load_curve,
+    load_figures,
+    load_trades,
+)
 
 __all__ = ["EQUITY_COLUMNS", "PNG_SIZE_PX", "RunReportError", "main", "render_report"]
 
@@ -356,7 +366,7 @@ Written by <code>tandem report</code> from report.json, trades.csv and equity.cs
 
 def _write_atomically(outputs: dict[Path, bytes]) -> None:
     """Write each file to a temporary sibling, sync it, then rename them all over the targets
-    (:func:`tandem.atomicfile.write_atomic_many`).
+    (:func:`foundation.atomicfile.write_atomic_many`).
 
     Raises:
         RunReportError: a file cannot be written; the previous ones stay in place.

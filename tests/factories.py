@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from foundation.bars import Bar
 from protocol import ExecutionConfirmation, Instrument, Intent, RejectCode, Side, Status, TradeDecision
-from tandem.marketdata import Bar
 
 BTC = Instrument.symbol("BTC-PERP")
 ETH = Instrument.symbol("ETH-PERP")

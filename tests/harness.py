@@ -1,6 +1,6 @@
 """Loopback UDP harness: a real executor endpoint and a real brain endpoint in one process.
 
-The wiring is :mod:`tandem.loopback` (production apps, real SQLite journals, real UDP sockets on
+The wiring is :mod:`testbed.loopback` (production apps, real SQLite journals, real UDP sockets on
 127.0.0.1, the real codec); this module adds a fixed secret, a scripted strategy and metric
 sampling. Only the process boundary is missing (``tests/test_paper_cli.py`` covers that).
 """
@@ -15,9 +15,9 @@ from brain.app import BrainApp
 from brain.exits import ExitRules
 from brain.risk import BreakerRules
 from executor.app import ExecutorApp
+from foundation.bars import Bars
 from protocol import Codec, derive_key
-from tandem.loopback import INSTRUMENT, start_brain, start_executor, start_pair
-from tandem.marketdata import Bars
+from testbed.loopback import INSTRUMENT, start_brain, start_executor, start_pair
 
 __all__ = ["INSTRUMENT", "SECRET", "Harness", "ScriptedStrategy", "sample", "start_brain", "start_executor",
            "start_harness"]  # fmt: skip

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tandem.runtime import new_bus_secret, write_secret_file
+from foundation.bussecret import new_bus_secret, write_secret_file
 
 __all__ = ["clean_env", "free_port", "listing", "make_key", "refused", "start", "tandem", "wait_ready", "write_bars"]
 

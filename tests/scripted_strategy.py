@@ -6,8 +6,8 @@ with ``tests/`` on ``PYTHONPATH`` (the brain child imports it by name).
 
 from __future__ import annotations
 
+from foundation.bars import Bar
 from protocol import Side
-from tandem.marketdata import Bar
 
 
 class ScriptedSignals:

@@ -10,9 +10,9 @@ import pytest
 from harness import SECRET, ScriptedStrategy
 
 from brain.core import BrainConfig
+from foundation.barcsv import bundled_path, load_bars
 from protocol import Codec, Intent, Side, derive_key
-from tandem.loopback import INSTRUMENT, start_pair
-from tandem.marketdata import bundled_path, load_bars
+from testbed.loopback import INSTRUMENT, start_pair
 
 BARS = load_bars(bundled_path(), limit=400)
 SCRIPT = {10: Side.BUY, 300: Side.SELL}

@@ -16,8 +16,8 @@ from brain.core import BrainConfig, BrainCore, SkipReason, Step
 from brain.exits import ExitRules
 from brain.risk import Approved, BreakerKind, BreakerRules, CircuitBreakers
 from brain.tracker import Applied, PositionTracker
+from foundation.bars import Bar
 from protocol import DecisionReason, Intent, RejectCode, Side, Status, TradeDecision
-from tandem.marketdata import Bar
 
 CASH = 10_000.0
 WALL_LAG = 5_000_000_000  # wall clock runs 5 s after market time, to tell the two stamps apart

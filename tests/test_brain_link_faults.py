@@ -26,6 +26,7 @@ from brain.journal import BrainJournal
 from brain.metrics import BrainMetrics
 from brain.risk import BreakerRules, CircuitBreakers
 from brain.tracker import PositionTracker
+from foundation.barcsv import bundled_path, load_bars
 from protocol import (
     Codec,
     ExecutionConfirmation,
@@ -37,8 +38,7 @@ from protocol import (
     TradeDecision,
     derive_key,
 )
-from tandem.loopback import INSTRUMENT
-from tandem.marketdata import bundled_path, load_bars
+from testbed.loopback import INSTRUMENT
 
 BARS = load_bars(bundled_path(), limit=30)
 CODEC = Codec(derive_key(SECRET))

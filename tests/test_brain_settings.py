@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from brain.settings import BrainSettings
-from tandem.paper import PaperSettings, _flags
-from tandem.runtime import ConfigError
-from tandem.settings import load_settings
+from foundation.errors import ConfigError
+from foundation.settings import load_settings
+from tandem.children import child_flags
+from tandem.paper import PaperSettings
 
 
 def test_exchange_stops_defaults_off_with_a_25_bps_step() -> None:
@@ -38,7 +39,7 @@ def test_protect_step_must_be_positive(bad: str) -> None:
 def test_paper_passes_exchange_stops_to_the_brain(on: bool) -> None:
     """tandem paper hands a boolean on as --exchange-stops / --no-exchange-stops, which the brain parses back."""
     paper = load_settings(PaperSettings, ["--exchange-stops"] if on else [], "tandem paper")
-    flags = _flags(paper, BrainSettings)
+    flags = child_flags(paper, BrainSettings)
     assert ("--exchange-stops" if on else "--no-exchange-stops") in flags
     brain = load_settings(BrainSettings, flags, "tandem brain")
     assert brain.exchange_stops is on and brain.protect_step_bps == 25.0

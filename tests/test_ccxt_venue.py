@@ -22,11 +22,12 @@ from executor.core import ExecutorCore, Outcome
 from executor.orders import OrderOps, Unresolved
 from executor.venue.base import OrderType
 from executor.venue.ccxt_venue import CcxtVenue
+from executor.venue.replay_clock import clock_sync
 from executor.venue.retry import RetryPolicy
+from foundation.barcsv import bundled_path, load_bars
+from foundation.bars import Bars
 from protocol import DecisionReason, Instrument, Intent, RejectCode, Side, Status, TradeDecision
-from tandem.emulator import BinanceEmulator, Fault
-from executor.venue.emulator_clock import clock_sync
-from tandem.marketdata import Bars, bundled_path, load_bars
+from testbed.emulator import BinanceEmulator, Fault
 
 KEY, SECRET = "test-key", "test-secret"
 CASH = 10_000.0

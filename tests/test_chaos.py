@@ -36,8 +36,8 @@ from protocol import (
     TradeDecision,
     derive_key,
 )
-from tandem.chaos import evaluate, plan_kills
-from tandem.proxy import ChaosProxy, FaultModel, FaultRates, Faults, flip_bits
+from testbed.chaos import evaluate, plan_kills
+from testbed.proxy import ChaosProxy, FaultModel, FaultRates, Faults, flip_bits
 
 TANDEM = str(Path(sys.executable).parent / "tandem")
 SECRET = b"chaos-test-secret-chaos-test-32b"
@@ -318,7 +318,7 @@ def test_fault_model_same_seed_same_faults() -> None:
 
 def test_seed_7_faults_every_kind_early() -> None:
     """With seed 7 and the default rates, the first 22 brain->executor datagrams meet every fault kind."""
-    from tandem.chaos import ChaosSettings
+    from testbed.chaos import ChaosSettings
 
     model = FaultModel(ChaosSettings().rates(), random.Random("7:decisions:faults"))
     early = [model.decide(n) for n in [DECISION_SIZE, HEARTBEAT_SIZE, REPLAY_REQUEST_SIZE] * 7 + [DECISION_SIZE]]

@@ -31,17 +31,13 @@ import yaml
 
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
+from foundation.barcsv import bundled_path, load_bars
+from foundation.bussecret import MIN_BUS_SECRET_BYTES, load_bus_secret, write_secret_file
+from foundation.errors import ConfigError
+from foundation.runtime import parse_address
+from foundation.settings import CommonSettings, load_settings
 from tandem.cli import _command
 from tandem.keygen import main as keygen_main
-from tandem.marketdata import bundled_path, load_bars
-from tandem.runtime import (
-    MIN_BUS_SECRET_BYTES,
-    ConfigError,
-    load_bus_secret,
-    write_secret_file,
-    parse_address,
-)
-from tandem.settings import CommonSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS: dict[str, type[CommonSettings]] = {"executor": ExecutorSettings, "brain": BrainSettings}

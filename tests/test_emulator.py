@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from urllib.parse import urlencode
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 import yarl
 
-from tandem.emulator import BinanceEmulator, Fault, LoopbackRefused
-from tandem.emulator.auth import sign
-from tandem.emulator.errors import E
-from tandem.emulator.specs import load_fixture
-from tandem.marketdata import bundled_path, load_bars
+from foundation.barcsv import bundled_path, load_bars
+from testbed.emulator import BinanceEmulator, Fault, LoopbackRefused
+from testbed.emulator.auth import sign
+from testbed.emulator.errors import E
+from testbed.emulator.specs import load_fixture
 
 SYM, FSYM = "BTC/USDT", "BTC/USDT:USDT"
 KEY, SECRET = "test-key-1", "test-secret-1"
@@ -335,13 +335,13 @@ def test_error_texts_match_the_docs_fixture():
 
 
 async def test_standalone_process_prints_port_and_ca(tmp_path):
-    """``python -m tandem.emulator`` prints its port and CA path; another process can use them."""
+    """``python -m testbed.emulator`` prints its port and CA path; another process can use them."""
     import sys
 
-    from tandem.emulator import ccxt_config, loopback_session
+    from testbed.emulator import ccxt_config, loopback_session
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tandem.emulator", "--limit", "50", "--ca-out", str(tmp_path / "ca.pem"),
+        sys.executable, "-m", "testbed.emulator", "--limit", "50", "--ca-out", str(tmp_path / "ca.pem"),
         "--api-key", "pk", "--secret", "ps", stdout=asyncio.subprocess.PIPE)
     try:
         info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 15))

@@ -23,8 +23,9 @@ from executor import (
     PaperRefusal,
     PaperVenue,
 )
+from foundation.barcsv import bundled_path, load_bars
+from foundation.bars import Bars
 from protocol import DecisionReason, Instrument, Intent, RejectCode, Side, Status, TradeDecision
-from tandem.marketdata import Bars, bundled_path, load_bars
 
 BTC = Instrument.symbol("BTC-PERP")
 MS = 1_000_000

@@ -2,7 +2,7 @@
 loopback): exits are never refused for slippage, a stop move the market has already crossed becomes
 the exit it stands for, and the stop on the exchange is the level the brain's plan holds.
 
-The rigs (an in-process :class:`~tandem.emulator.BinanceEmulator`, an :class:`ExecutorCore` over
+The rigs (an in-process :class:`~testbed.emulator.BinanceEmulator`, an :class:`ExecutorCore` over
 :class:`CcxtVenue`) and the end-state checks are those of ``tests/test_ccxt_venue.py``.
 """
 

@@ -1,5 +1,5 @@
 """Issue #11 §1: keyless traffic cannot change a trade. Real processes: ``tandem executor``, the keyless
-flooder (``python -m tandem.flood``, which never holds the key and re-sends only what its tap showed it), and
+flooder (``python -m testbed.flood``, which never holds the key and re-sends only what its tap showed it), and
 this test as the brain on a real UDP socket; and ``tandem chaos`` with its flood mode, end to end."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from procs import make_key, start, wait_ready
 
+from foundation.barcsv import bundled_path, load_bars
 from protocol import (
     Codec,
     DecisionReason,
@@ -33,7 +34,6 @@ from protocol import (
     derive_key,
 )
 from protocol.errors import RemoteProtocolError
-from tandem.marketdata import bundled_path, load_bars
 
 TANDEM = str(Path(sys.executable).parent / "tandem")
 BARS = load_bars(bundled_path(), limit=200)
@@ -111,7 +111,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 def flooder(rig: Rig, *args: str) -> tuple[subprocess.Popen[str], tuple[str, int]]:
     """The keyless flooder at the rig's executor (and its brain socket), with a tap; returns it and the tap."""
     brain = rig.sock.getsockname()
-    proc = subprocess.Popen([sys.executable, "-m", "tandem.flood", f"--executor={rig.decision_addr[0]}:{rig.decision_addr[1]}",
+    proc = subprocess.Popen([sys.executable, "-m", "testbed.flood", f"--executor={rig.decision_addr[0]}:{rig.decision_addr[1]}",
                              f"--brain={brain[0]}:{brain[1]}", "--tap=127.0.0.1:0", *args],
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert proc.stdout is not None

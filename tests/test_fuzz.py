@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from foundation.runtime import run
 from protocol import (
     BrainLink,
     Codec,
@@ -26,7 +27,7 @@ from protocol import (
     TradeDecision,
     derive_key,
 )
-from tandem.fuzz import (
+from testbed.fuzz import (
     INSTRUMENT,
     HostileDatagrams,
     Kind,
@@ -35,7 +36,6 @@ from tandem.fuzz import (
     run_fuzz,
     start_endpoints,
 )
-from tandem.runtime import run
 
 R = RejectReason
 PREFIX_REASONS = {R.SIZE, R.VERSION, R.TYPE, R.AUTH}  # SPEC §8 checks 1-5

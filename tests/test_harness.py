@@ -11,8 +11,8 @@ import pytest
 import structlog
 from harness import INSTRUMENT, ScriptedStrategy, sample, start_harness
 
+from foundation.barcsv import bundled_path, load_bars
 from protocol import DecisionReason, Side, Status
-from tandem.marketdata import bundled_path, load_bars
 
 BARS = load_bars(bundled_path(), limit=400)
 

@@ -13,7 +13,7 @@ from procs import listing, make_key, refused, start, tandem, wait_ready
 
 from brain.journal import BrainJournal, BrainJournalError
 from executor.journal import SCHEMA_VERSION, Journal, JournalEmpty, JournalMismatch, check_journal
-from tandem.journalfile import set_aside
+from foundation.journalfile import set_aside
 
 
 def executor_args(run: Path, key: Path, *extra: str) -> list[str]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from foundation.bussecret import MIN_BUS_SECRET_BYTES, load_bus_secret
 from tandem.cli import main as cli_main
 from tandem.keygen import main
-from tandem.runtime import MIN_BUS_SECRET_BYTES, load_bus_secret
 
 
 def test_writes_a_32_byte_hex_secret_with_mode_0600(

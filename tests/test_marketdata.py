@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tandem.marketdata import HEADER, Bars, MarketDataError, bundled_path, load_bars
+from foundation.barcsv import HEADER, MarketDataError, bundled_path, load_bars
+from foundation.bars import Bars
 
 MS = 1_000_000
 T_MS = 1_700_006_400_000  # open time of the first bar of the small files, Unix ms

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tandem.runtime import wait_ready
+from tandem.children import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"

@@ -15,8 +15,8 @@ from harness import sample, start_brain, start_executor, start_harness
 from brain.app import EXPIRED_UNCONFIRMED, BrainApp
 from brain.core import BrainConfig
 from brain.strategy import EmaCrossover
+from foundation.barcsv import bundled_path, load_bars
 from protocol import Status
-from tandem.marketdata import bundled_path, load_bars
 
 BARS = load_bars(bundled_path(), limit=6000)
 BLACK_HOLE = ("127.0.0.1", 9)  # the discard port: datagrams sent there are lost

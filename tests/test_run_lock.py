@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from procs import listing, make_key, refused, start, tandem, wait_ready
 
-from tandem.rundir import RunDirBusy, check_not_in_use, lock_run_dir
+from foundation.rundir import RunDirBusy, check_not_in_use, lock_run_dir
 
 
 @pytest.fixture

@@ -14,8 +14,12 @@ from pydantic import SecretStr
 from brain.metrics import BrainMetrics
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
-from tandem.runtime import ConfigError, RateLimitedLog, load_bus_secret, parse_address, start_metrics_server, write_secret_file
-from tandem.settings import load_settings
+from foundation.bussecret import load_bus_secret, write_secret_file
+from foundation.errors import ConfigError
+from foundation.logs import RateLimitedLog
+from foundation.metricsserver import start_metrics_server
+from foundation.runtime import parse_address
+from foundation.settings import load_settings
 
 
 def test_settings_precedence_flag_over_env_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,7 +106,7 @@ def test_rate_limited_log_suppresses_and_reports_count() -> None:
 
 def test_every_bus_secret_needs_32_bytes(tmp_path: Path) -> None:
     """A secret under 32 bytes is refused, as text or file, loopback or not, naming the setting and not the secret."""
-    from tandem.runtime import MIN_BUS_SECRET_BYTES
+    from foundation.bussecret import MIN_BUS_SECRET_BYTES
 
     assert MIN_BUS_SECRET_BYTES == 32
     with pytest.raises(ConfigError, match=r"^bus_secret: the bus secret is 31 bytes, at least 32") as info:
@@ -211,7 +215,7 @@ def test_log_format_auto_is_json_off_a_terminal_and_console_on_one(tmp_path: Pat
     import json
     import os
 
-    from tandem.runtime import configure_logging
+    from foundation.logs import configure_logging
 
     try:
         with (tmp_path / "log").open("w") as fh:
@@ -304,7 +308,7 @@ async def test_link_timer_callbacks_do_not_inherit_the_context_that_armed_them()
 
 
 def test_configure_logging_refuses_an_unknown_level() -> None:
-    from tandem.runtime import configure_logging
+    from foundation.logs import configure_logging
 
     with pytest.raises(ValueError, match="log_level"):
         configure_logging("loud")

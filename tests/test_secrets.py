@@ -11,8 +11,8 @@ import structlog
 from harness import SECRET, ScriptedStrategy, start_harness
 from prometheus_client import generate_latest
 
+from foundation.barcsv import bundled_path, load_bars
 from protocol import DECISION_SIZE, PROTOCOL_VERSION, Side
-from tandem.marketdata import bundled_path, load_bars
 
 BARS = load_bars(bundled_path(), limit=300)
 

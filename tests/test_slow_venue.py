@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from harness import SECRET, ScriptedStrategy
-from test_ccxt_venue import KEY, SECRET as API_SECRET, USDM, open_core
+from test_ccxt_venue import KEY, USDM, open_core
+from test_ccxt_venue import SECRET as API_SECRET
 
 from brain.app import EXPIRED_UNCONFIRMED, BrainApp
 from brain.core import BrainConfig, BrainCore
@@ -27,9 +28,9 @@ from brain.risk import BreakerRules, CircuitBreakers
 from brain.tracker import PositionTracker
 from executor.app import ExecutorApp
 from executor.metrics import ExecutorMetrics
+from foundation.barcsv import bundled_path, load_bars
 from protocol import Codec, Instrument, Side, Status, derive_key
-from tandem.emulator import BinanceEmulator, Fault
-from tandem.marketdata import bundled_path, load_bars
+from testbed.emulator import BinanceEmulator, Fault
 
 TTL_S = 1.0
 FILL_DELAY_S = 3.0

@@ -16,9 +16,9 @@ from procs import clean_env, free_port, listing, make_key, refused, tandem, writ
 
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
+from foundation.errors import ConfigError
+from foundation.settings import load_settings
 from tandem.paper import PaperSettings
-from tandem.runtime import ConfigError
-from tandem.settings import load_settings
 
 COMMANDS = ("paper", "brain", "executor")
 
@@ -296,7 +296,7 @@ def test_every_output_of_the_apps_is_a_checked_run_dir_file(tmp_path: Path) -> N
     """RUN_DIR_FILES names every file the brain, the executor, paper and the run report write."""
     from brain.app import outputs as brain_outputs
     from executor.main import outputs as executor_outputs
-    from tandem.rundir import RUN_DIR_FILES
+    from foundation.rundir import RUN_DIR_FILES
 
     written = {p.name for p in (*brain_outputs(tmp_path).values(), *executor_outputs(tmp_path).values())}
     written |= {"executor.log", "brain.log", "bus.key", "executor.lock", "brain.lock", "report.png", "report.html"}

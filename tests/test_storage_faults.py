@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from procs import clean_env, make_key, refused, tandem
 
-from tandem.runtime import STORAGE_FAULT_EXIT
+from foundation.errors import STORAGE_FAULT_EXIT
 
 TESTS = Path(__file__).parent
 FAST = ["--bars=8000", '--strategy-params={"fast": 10, "slow": 40}', "--progress=off", "--metrics-port=-1",

@@ -11,12 +11,12 @@ from ccxt.base import errors as cx
 
 from executor.main import build_venue
 from executor.settings import ExecutorSettings
+from executor.venue.ccxt_venue import translate
 from executor.venue.coid import MAX_LENGTH, client_order_id, new_namespace, parse
 from executor.venue.errors import AmbiguousVenueError, PermanentVenueError, TemporaryVenueError
-from executor.venue.ccxt_venue import translate
+from foundation.errors import ConfigError
+from foundation.settings import load_settings
 from protocol import RejectCode
-from tandem.runtime import ConfigError
-from tandem.settings import load_settings
 
 BINANCE_COID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")  # Binance "New order" newClientOrderId rule
 

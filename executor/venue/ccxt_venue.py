@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt_async
@@ -57,9 +57,23 @@ from ccxt.base import errors as cx
 
 from protocol import RejectCode, Side, Status
 
-from .base import Balance, OrderReport, OrderRequest, OrderStatus, OrderType, PositionReport, Venue
+from .base import (
+    Balance,
+    OrderReport,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PositionReport,
+    Venue,
+)
 from .coid import parse as parse_coid
-from .errors import AmbiguousVenueError, PermanentVenueError, StopWouldTrigger, TemporaryVenueError, VenueError
+from .errors import (
+    AmbiguousVenueError,
+    PermanentVenueError,
+    StopWouldTrigger,
+    TemporaryVenueError,
+    VenueError,
+)
 
 __all__ = ["CcxtVenue", "translate"]
 

@@ -32,11 +32,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from foundation.bars import Bars
 from protocol import Instrument, Intent, RejectCode, Side, Status, TradeDecision
-from tandem.marketdata import Bars
 
 from ..ledger import Ledger
-from .base import Balance, OrderReport, OrderRequest, OrderStatus, OrderType, PositionReport, Venue
+from .base import (
+    Balance,
+    OrderReport,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PositionReport,
+    Venue,
+)
 from .errors import PermanentVenueError
 
 __all__ = [
@@ -76,7 +84,7 @@ class PaperFill:
         price: quote per base unit, the bar's open with slippage applied.
         fee: quote currency, ``qty * price * fee_bps / 1e4``.
         executed_at_ns: open time of the bar filled at, Unix ns.
-        bar_index: index of that bar in the venue's :class:`~tandem.marketdata.Bars`.
+        bar_index: index of that bar in the venue's :class:`~foundation.bars.Bars`.
         venue_ref_full: :func:`paper_venue_ref` of the decision.
     """
 
@@ -101,7 +109,7 @@ class PaperVenue(Venue):
     """Simulated venue trading one instrument at recorded bar opens.
 
     Args:
-        bars: recorded bars, in time order (see :mod:`tandem.marketdata`).
+        bars: recorded bars, in time order (see :mod:`foundation.barcsv`).
         instrument: the single instrument this venue lists.
         fee_bps: taker fee in bps of notional; default :data:`DEFAULT_FEE_BPS` (Binance VIP 0).
         slippage_bps: adverse price move applied to every fill, in bps of the open.

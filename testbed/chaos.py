@@ -4,7 +4,7 @@ Steps (issue #3 §3):
 
 1. **Reference**: a fault-free ``tandem paper`` run (:func:`tandem.paper.run_paper`) with the same
    data and settings into ``run_dir/reference`` → its ``trades.csv`` and its decision count.
-2. **Chaos run** in ``run_dir/chaos`` with a fresh bus secret: a :class:`~tandem.proxy.ChaosProxy`
+2. **Chaos run** in ``run_dir/chaos`` with a fresh bus secret: a :class:`~testbed.proxy.ChaosProxy`
    sits between the two processes (loss, duplication, reordering, delay, corruption; forged,
    replayed and reflected datagrams); ``python -m executor`` and ``python -m brain`` each bind a
    fixed free loopback port and send through the proxy. A seeded plan (:func:`plan_kills`)
@@ -23,13 +23,13 @@ Steps (issue #3 §3):
    violation). Exit 0 only if every check passes, 1 naming each violation, 2 on bad settings.
 
 **Flood** (any ``flood_*`` rate above 0, issue #11): a keyless attacker process,
-``python -m tandem.flood`` (:mod:`tandem.flood`), starts once both processes are ready and sends
+``python -m testbed.flood`` (:mod:`testbed.flood`), starts once both processes are ready and sends
 straight to their listening ports — garbage, forged prefixes, and authentic datagrams the proxy
 copies to its tap (standing in for a packet capture): one decision re-sent, two replay requests
 alternated, a confirmation re-sent. It never holds the key. It is stopped before the verdict and
 reports what it sent. Under a flood the verdict is stricter: ``trades.csv`` must equal the
 reference whatever expired, open positions must equal the reference's, and each log's lines about
-hostile traffic must stay under :data:`~tandem.verdict.FLOOD_LOG_LINES_PER_S` a second.
+hostile traffic must stay under :data:`~testbed.verdict.FLOOD_LOG_LINES_PER_S` a second.
 
 ``decision_addr``, ``confirm_addr`` and the metrics ports of the paper settings are not used:
 chaos picks free loopback ports and serves metrics on ephemeral ports.
@@ -54,13 +54,17 @@ from pydantic import Field
 
 from brain.settings import BrainSettings
 from executor.settings import ExecutorSettings
+from foundation.atomicfile import write_atomic
+from foundation.barcsv import bundled_path, load_bars
+from foundation.bussecret import new_bus_secret, write_secret_file
+from foundation.errors import ConfigError
+from foundation.process import run_main
+from foundation.runtime import run
+from foundation.settings import load_settings
+from tandem.children import child_flags, log_tail
+from tandem.paper import INPUT_ERRORS, PaperSettings, run_paper
 
-from .atomicfile import write_atomic
-from .marketdata import bundled_path, load_bars
-from .paper import INPUT_ERRORS, PaperSettings, _flags, _tail, run_paper
 from .proxy import LOOPBACK, ChaosProxy, FaultRates
-from .runtime import ConfigError, new_bus_secret, run, write_secret_file
-from .settings import load_settings
 from .verdict import evaluate, journal_rows
 
 __all__ = ["ChaosFailure", "ChaosSettings", "Kill", "evaluate", "main", "plan_kills", "run_chaos"]
@@ -193,7 +197,7 @@ class _Child:
         return self.exited is not None and not self.exited.done()
 
     def failure(self, what: str) -> ChaosFailure:
-        return ChaosFailure(f"{self.name} {what}; {self.log}:\n{_tail(self.log)}")
+        return ChaosFailure(f"{self.name} {what}; {self.log}:\n{log_tail(self.log)}")
 
     async def start(self) -> None:
         """Start an incarnation and wait for its ready line (its metrics port)."""
@@ -302,9 +306,9 @@ class _ChaosRun:
         a_host, a_port = self.proxy.decision_addr
         b_host, b_port = self.proxy.confirm_addr
         s = self.settings
-        exe_flags = _flags(s, ExecutorSettings, decision_addr=f"{LOOPBACK}:{self.exe_port}",
+        exe_flags = child_flags(s, ExecutorSettings, decision_addr=f"{LOOPBACK}:{self.exe_port}",
                            confirm_addr=f"{b_host}:{b_port}", **self.common)  # fmt: skip
-        brain_flags = _flags(s, BrainSettings, decision_addr=f"{a_host}:{a_port}",
+        brain_flags = child_flags(s, BrainSettings, decision_addr=f"{a_host}:{a_port}",
                              confirm_addr=f"{LOOPBACK}:{self.brain_port}", **self.common)  # fmt: skip
         executor = _Child("executor", [sys.executable, "-m", "executor", *exe_flags], self.run_dir / "executor.log",
                           _EXECUTOR_COUNTERS)  # fmt: skip
@@ -331,8 +335,8 @@ class _ChaosRun:
                     raise executor.failure(f"exited with {code} after SIGTERM")
         except TimeoutError:
             raise ChaosFailure(
-                f"the chaos run exceeded {s.timeout_s:g} s; {brain.log}:\n{_tail(brain.log)}\n"
-                f"{executor.log}:\n{_tail(executor.log)}"
+                f"the chaos run exceeded {s.timeout_s:g} s; {brain.log}:\n{log_tail(brain.log)}\n"
+                f"{executor.log}:\n{log_tail(executor.log)}"
             ) from None
         finally:
             if self._flooder is not None and self._flooder.returncode is None:
@@ -351,7 +355,7 @@ class _ChaosRun:
         args = self.settings.flood_args()
         if not args:
             return None
-        argv = [sys.executable, "-m", "tandem.flood", f"--executor={LOOPBACK}:{self.exe_port}",
+        argv = [sys.executable, "-m", "testbed.flood", f"--executor={LOOPBACK}:{self.exe_port}",
                 f"--brain={LOOPBACK}:{self.brain_port}", f"--tap={LOOPBACK}:0", f"--seed={self.settings.seed}", *args]
         proc = self._flooder = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -603,18 +607,18 @@ def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0 if every check passed, 1 on a violation or a failed process, 2 on bad input."""
-    try:
+
+    def body() -> int:
         settings = load_settings(ChaosSettings, argv if argv is not None else sys.argv[1:], "tandem chaos")
-    except ConfigError as exc:
-        print(f"tandem chaos: {exc}", file=sys.stderr)
-        return 2
-    try:
-        figures = run_chaos(settings)
-    except INPUT_ERRORS as exc:  # before RuntimeError: BrainJournalError is one
-        print(f"tandem chaos: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # ChaosFailure, or a failure of the reference run
-        print(f"tandem chaos: FAIL (seed {settings.seed}): {exc}", file=sys.stderr)
-        return 1
-    print(format_figures(figures))
-    return 1 if figures["violations"] else 0
+        try:
+            figures = run_chaos(settings)
+        except ChaosFailure as exc:
+            raise ChaosFailure(f"FAIL (seed {settings.seed}): {exc}") from exc
+        except INPUT_ERRORS:
+            raise
+        except RuntimeError as exc:  # a failure of the reference run
+            raise RuntimeError(f"FAIL (seed {settings.seed}): {exc}") from exc
+        print(format_figures(figures))
+        return 1 if figures["violations"] else 0
+
+    return run_main("tandem chaos", body, input_errors=INPUT_ERRORS)

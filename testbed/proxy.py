@@ -29,7 +29,7 @@ direction's receiver:
 
 With a **tap** (:attr:`ChaosProxy.tap`, a loopback address), a copy of every pass-through
 datagram, as received, is sent there before any fault: it stands for an attacker's packet capture,
-feeding the keyless flooder (:mod:`tandem.flood`) the authentic datagrams it re-sends.
+feeding the keyless flooder (:mod:`testbed.flood`) the authentic datagrams it re-sends.
 
 Classification decodes with a freshness window of ±2^62 ns, i.e. it ignores freshness: the
 proxy must classify datagrams the receiver may call stale (an old incarnation's, a late

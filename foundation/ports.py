@@ -4,10 +4,10 @@ A tandem process binds its UDP socket and its metrics socket first, so a port in
 does not resolve or an address that is not local is refused before a run directory, a journal or a
 log exists. The sockets bound here are handed over to the endpoint
 (:func:`protocol.udp.open_endpoint`, ``sock=``) and to the metrics server
-(:func:`tandem.runtime.start_metrics_server`, ``sock=``). :func:`probe` binds and releases, for
+(:func:`foundation.metricsserver.start_metrics_server`, ``sock=``). :func:`probe` binds and releases, for
 ``tandem paper``, which hands the ports to its child processes.
 
-Errors are :class:`~tandem.runtime.ConfigError`, one line naming the setting::
+Errors are :class:`~foundation.errors.ConfigError`, one line naming the setting::
 
     decision_addr: cannot resolve host 'nosuch.invalid': Name or service not known
     metrics_port: cannot bind 127.0.0.1:9101 (tcp): Address already in use
@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Literal
 
-from .runtime import ConfigError
+from .errors import ConfigError
 
 __all__ = ["Port", "bind_tcp", "bind_udp", "check_peer_is_not_self", "probe", "resolve"]
 

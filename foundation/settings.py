@@ -16,7 +16,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from .runtime import ConfigError, describe_validation_error, parse_address
+from .errors import ConfigError
+from .runtime import describe_validation_error, parse_address
 
 __all__ = ["CommonSettings", "load_settings"]
 

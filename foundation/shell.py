@@ -1,4 +1,4 @@
-"""The asyncio shell the brain and the executor share, and their common process entry point.
+"""The asyncio shell the brain and the executor share.
 
 :class:`LinkShell` owns what is the same on both sides of the bus: one UDP endpoint, one
 re-armed timer driving the side's sans-IO link (:mod:`protocol.link`), and the accounting of what
@@ -6,29 +6,16 @@ the endpoint drops — rejected datagrams (``metrics.rejected{reason}``, logged 
 valid datagrams whose handling raised (``metrics.handler_errors``, logged) — and the peer's
 address: when the link sees the peer restart, or (in the subclass) the peer goes silent, the
 peer's host name is resolved again, since a restarted container may come back at a new address
-behind the same service name. A subclass sets
-``self.link`` and says what a link event means (:meth:`LinkShell._on_link_event`).
-
-:func:`process_main` is ``main()`` for ``tandem brain`` and ``tandem executor``: settings, logging,
-the one JSON ready line on stdout, uvloop, exit code 2 for bad configuration or input and 3 for a
-storage fault (:class:`~tandem.runtime.StorageFault`: a journal or output write that failed for
-good). A storage fault raised inside a datagram or timer callback stops the process the same way
-(:meth:`LinkShell._fail`).
-
-:func:`claim` and :meth:`Claim.take_run_dir` are how both start: every input checked and every
-port bound before anything is created, then the run directory made and locked for the role
-before the journal is opened (:mod:`tandem.ports`, :mod:`tandem.rundir`).
+behind the same service name. A subclass sets ``self.link`` and says what a link event means
+(:meth:`LinkShell._on_link_event`). A storage fault raised inside a datagram or timer callback
+stops the process (:meth:`LinkShell._fail`), as one raised anywhere else does
+(:func:`foundation.process.process_main`).
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import sys
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -36,84 +23,10 @@ import structlog
 from protocol import Codec, Message, RejectReason, RemoteProtocolError
 from protocol.udp import Address, DatagramEndpoint, LinkTimer, open_endpoint
 
-from . import journalfile
-from .ports import bind_tcp, bind_udp, check_peer_is_not_self
-from .rundir import RunDirLock, check_not_in_use, check_run_dir, lock_run_dir, make_run_dir
-from .runtime import STORAGE_FAULT_EXIT, ConfigError, RateLimitedLog, StorageFault, configure_logging, run
-from .settings import CommonSettings, load_settings
+from .errors import STORAGE_FAULT_EXIT, StorageFault
+from .logs import RateLimitedLog
 
-__all__ = ["Claim", "LinkShell", "claim", "process_main"]
-
-
-@dataclass
-class Claim:
-    """What a process holds before it creates anything, and until it exits: its bound UDP and
-    metrics sockets (until handed over) and, once taken, its run directory's lock."""
-
-    udp: socket.socket | None
-    metrics: socket.socket | None
-    lock: RunDirLock | None = None
-
-    def take_udp(self) -> socket.socket | None:
-        """The UDP socket, now the caller's (for :attr:`LinkShell.bound_socket`)."""
-        sock, self.udp = self.udp, None
-        return sock
-
-    def take_metrics(self) -> socket.socket | None:
-        """The metrics socket, now the caller's (for ``start_metrics_server(sock=...)``)."""
-        sock, self.metrics = self.metrics, None
-        return sock
-
-    def take_run_dir(self, settings: CommonSettings, role: str, journal: Path) -> Path | None:
-        """Create ``run_dir``, lock it for ``role`` and, with ``fresh_journal``, set ``journal``
-        aside; returns where it was set aside (``None``: nothing was).
-
-        Raises:
-            ConfigError: ``run_dir`` cannot be created. RunDirBusy: another process holds the lock.
-            OSError: the journal could not be renamed.
-        """
-        make_run_dir(settings.run_dir)
-        self.lock = lock_run_dir(settings.run_dir, role)
-        return journalfile.set_aside(journal) if settings.fresh_journal else None
-
-    def close(self) -> None:
-        """Close what was not handed over and release the lock (idempotent)."""
-        for sock in (self.take_udp(), self.take_metrics()):
-            if sock is not None:
-                sock.close()
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
-
-
-def claim(settings: CommonSettings, listen: Address, *, setting: str, metrics_port: int, role: str,
-          peer: Address | None = None, peer_setting: str = "") -> Claim:  # fmt: skip
-    """Check ``run_dir`` and bind the process's ports, creating nothing: the UDP ``listen``
-    address (named ``setting`` in errors) and the metrics port (``metrics_host``, ``metrics_port``;
-    -1 = none); check that ``peer`` (named ``peer_setting``) is not the address just bound
-    (:func:`~tandem.ports.check_peer_is_not_self`); then ask whether another ``role`` process holds ``run_dir`` (so that one is
-    named, before its journal is even read).
-
-    Raises:
-        ConfigError: ``run_dir`` cannot be created or written; a host does not resolve; a port
-            is in use or cannot be bound; the peer is this process. The message names the setting.
-        RunDirBusy: another ``role`` process holds ``run_dir``.
-    """
-    check_run_dir(settings.run_dir)
-    udp = bind_udp(listen[0], listen[1], setting=setting)
-    metrics = None
-    try:
-        if peer is not None:
-            check_peer_is_not_self(udp, peer, setting=peer_setting, own_setting=setting)
-        metrics = bind_tcp(settings.metrics_host, metrics_port, setting="metrics_port", host_setting="metrics_host")
-        if settings.run_dir.is_dir():
-            check_not_in_use(settings.run_dir, (role,))
-    except BaseException:
-        udp.close()
-        if metrics is not None:
-            metrics.close()
-        raise
-    return Claim(udp, metrics)
+__all__ = ["LinkShell"]
 
 
 class LinkShell:
@@ -127,7 +40,7 @@ class LinkShell:
 
     link: Any  # BrainLink or ExecutorLink, set by the subclass
     bound_socket: socket.socket | None = None
-    """A UDP socket already bound to the listening address (:func:`tandem.ports.bind_udp`), set
+    """A UDP socket already bound to the listening address (:func:`foundation.ports.bind_udp`), set
     before ``start()``; the endpoint takes it over instead of binding. ``None``: bind at start."""
 
     def __init__(self, codec: Codec, metrics: Any, logger: str) -> None:
@@ -200,7 +113,7 @@ class LinkShell:
 
     def _fail(self, exc: StorageFault) -> None:
         """Record the first storage fault, log it and tell the subclass (:meth:`_on_failure`): the
-        process must stop with :data:`~tandem.runtime.STORAGE_FAULT_EXIT` — what it could not
+        process must stop with :data:`~foundation.errors.STORAGE_FAULT_EXIT` — what it could not
         journal it must not act on, and a restart resumes from the journal."""
         if self.failure is not None:
             return
@@ -277,44 +190,3 @@ class LinkShell:
         self.metrics.handler_errors.inc()
         self.log.error("datagram_handler_failed", peer=f"{addr[0]}:{addr[1]}", error=f"{type(exc).__name__}: {exc}",
                        exc_info=exc)  # fmt: skip
-
-
-def process_main(
-    argv: list[str] | None,
-    *,
-    prog: str,
-    settings_cls: type[CommonSettings],
-    ready_event: str,
-    serve: Callable[[Any, Callable[[dict[str, Any]], None]], Coroutine[Any, Any, int | None]],
-    errors: tuple[type[Exception], ...],
-) -> int:
-    """Run one tandem process; returns its exit code.
-
-    Args:
-        argv: command-line flags (default ``sys.argv[1:]``).
-        prog: the command name, prefixed to error messages.
-        settings_cls: the settings to load (defaults, ``.env``, ``TANDEM_*``, flags).
-        ready_event: the ``event`` of the JSON line printed on stdout once the process listens.
-        serve: ``serve(settings, ready)``; its result (``None`` = 0) is the exit code.
-        errors: input errors (bad data, journal, ...) reported as exit code 2, like a bad setting
-            or an address that cannot be bound.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        settings = load_settings(settings_cls, argv, prog)
-    except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, fmt=settings.log_format)
-
-    def ready(info: dict[str, Any]) -> None:
-        print(json.dumps({"event": ready_event, **info}), flush=True)
-
-    try:
-        return run(serve(settings, ready)) or 0
-    except StorageFault as exc:
-        print(f"{prog}: storage fault: {exc}", file=sys.stderr)
-        return STORAGE_FAULT_EXIT
-    except (ConfigError, OSError, *errors) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2

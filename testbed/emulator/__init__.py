@@ -31,13 +31,14 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from tandem.emulator.client import LoopbackRefused, LoopbackResolver, ccxt_config, loopback_session
-from tandem.emulator.engine import Bar, Engine, Venue
-from tandem.emulator.errors import BinanceError
-from tandem.emulator.faults import Endpoint, Fault, FaultKind, FaultPlan
-from tandem.emulator.server import EmulatorServer, snapshot
-from tandem.emulator.specs import load_fixture, specs_from_exchange_info
-from tandem.emulator.tls import BINANCE_HOSTS, EmulatorTLS
+from foundation.exchange_session import LoopbackRefused, LoopbackResolver, ccxt_config, loopback_session
+
+from .engine import Bar, Engine, Venue
+from .errors import BinanceError
+from .faults import Endpoint, Fault, FaultKind, FaultPlan
+from .server import EmulatorServer, snapshot
+from .specs import load_fixture, specs_from_exchange_info
+from .tls import BINANCE_HOSTS, EmulatorTLS
 
 __all__ = [
     "BINANCE_HOSTS", "Bar", "BinanceEmulator", "BinanceError", "Endpoint", "Engine", "Fault", "FaultKind",
@@ -47,7 +48,7 @@ __all__ = [
 
 
 def bars_from_marketdata(bars: object) -> list[Bar]:
-    """Engine bars from a ``tandem.marketdata.Bars`` (floats → exact ``Decimal`` of their repr)."""
+    """Engine bars from a ``foundation.bars.Bars`` (floats → exact ``Decimal`` of their repr)."""
     if isinstance(bars, list) and (not bars or isinstance(bars[0], Bar)):
         return bars
     return [Bar(bars.ts_ms[i], Decimal(repr(bars.open[i])), Decimal(repr(bars.high[i])), Decimal(repr(bars.low[i])),
@@ -58,7 +59,7 @@ class BinanceEmulator:
     """Async context manager running the HTTPS emulator on ``127.0.0.1`` (ephemeral port by default).
 
     Args:
-        bars: a ``tandem.marketdata.Bars`` or a list of :class:`Bar` (every symbol trades them).
+        bars: a ``foundation.bars.Bars`` or a list of :class:`Bar` (every symbol trades them).
         symbols: exchange symbol ids to list, default ``("BTCUSDT",)`` (must be in the fixtures).
         port: TCP port, 0 for an ephemeral one.
         ca_path: where to write the CA PEM; default a temporary file removed on exit.
@@ -162,7 +163,7 @@ async def serve(port: int = 0, bars_csv: str | None = None, ca_out: str | None =
     Prints one JSON line ``{"port": ..., "ca_path": ..., "api_key": ...}`` on stdout once listening,
     so a parent process can connect (``loopback_session(port, ca_path)``).
     """
-    from tandem.marketdata import bundled_path, load_bars
+    from foundation.barcsv import bundled_path, load_bars
 
     bars = load_bars(bars_csv or bundled_path(), limit=limit)
     emu = BinanceEmulator(bars, tuple(symbols), port=port, ca_path=ca_out)

@@ -21,7 +21,7 @@ import hmac
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
-from tandem.emulator.errors import E
+from .errors import E
 
 __all__ = ["params_of", "sign", "verify"]
 

@@ -60,7 +60,7 @@ Also served: ``/api/v3/ping``, ``/api/v3/ticker/price``, ``/fapi/v1/ping``,
 Control routes (not Binance's), signed exactly like a Binance USER_DATA request by a known key:
 ``POST /_emulator/advance`` (``ts_ms``) → ``{"clock_ms", "changed"}``; ``GET /_emulator/state`` →
 the whole state; ``GET|POST|DELETE /_emulator/faults`` (POST ``faults`` = JSON list of
-:class:`~tandem.emulator.faults.Fault` dicts) → the fault plan and counters.
+:class:`~testbed.emulator.faults.Fault` dicts) → the fault plan and counters.
 
 Timestamps: ``serverTime`` and the signature window use the wall clock; every order, trade and
 kline time is on the replay clock.
@@ -78,11 +78,11 @@ from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
-from tandem.emulator import payloads as P
-from tandem.emulator.auth import params_of, verify
-from tandem.emulator.engine import AlgoStatus, Bar, Engine, Order, OrderRequest, OrderType, Side, Venue
-from tandem.emulator.errors import BinanceError, E
-from tandem.emulator.faults import Endpoint, Fault, FaultKind, FaultPlan
+from . import payloads as P
+from .auth import params_of, verify
+from .engine import AlgoStatus, Bar, Engine, Order, OrderRequest, OrderType, Side, Venue
+from .errors import BinanceError, E
+from .faults import Endpoint, Fault, FaultKind, FaultPlan
 
 __all__ = ["EmulatorServer", "snapshot"]
 

@@ -1,6 +1,6 @@
 """A keyless flooder: what an attacker on the same host can send without the bus secret (issue #11).
 
-``python -m tandem.flood`` runs as a process of its own and never holds the key. It sends, at
+``python -m testbed.flood`` runs as a process of its own and never holds the key. It sends, at
 fixed rates, for as long as it runs:
 
 * **garbage** (``garbage_per_s``): random bytes of a decision's size (112), to the executor's
@@ -238,9 +238,9 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tandem.flood``; prints ``{"event": "flood_ready", "tap": "host:port"}`` once it
+    """``python -m testbed.flood``; prints ``{"event": "flood_ready", "tap": "host:port"}`` once it
     listens, then the figures when it stops. Exit 2 on bad arguments."""
-    p = argparse.ArgumentParser(prog="python -m tandem.flood", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m testbed.flood", description=__doc__.split("\n\n")[0])
     p.add_argument("--executor", type=_address, required=True, help="the executor's decision address")
     p.add_argument("--brain", type=_address, help="the brain's confirmation address")
     p.add_argument("--tap", type=_address, help="listen here for captured bus traffic (port 0 = any)")
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                            args.replay_requests_per_s, args.confirmation_replays_per_s)  # fmt: skip
         flooder = Flooder(rates, args.executor, args.brain, args.tap, args.seed)
     except (ValueError, OSError) as exc:
-        print(f"python -m tandem.flood: {exc}", file=sys.stderr)
+        print(f"python -m testbed.flood: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, flooder.stop)
     signal.signal(signal.SIGINT, flooder.stop)

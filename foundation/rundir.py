@@ -11,7 +11,7 @@ longer than the question, whether a role's lock is held (``tandem paper`` before
 directory). Linux ``flock(2)`` locks are per open file, so they also exclude a second lock taken
 in the same process.
 
-Errors are :class:`~tandem.runtime.ConfigError` naming ``run_dir``, or :class:`RunDirBusy`.
+Errors are :class:`~foundation.errors.ConfigError` naming ``run_dir``, or :class:`RunDirBusy`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .runtime import ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "RUN_DIR_FILES",

@@ -17,11 +17,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tandem.emulator.auth import sign
+from foundation.exchange_session import binance_signature
 
 from .base import OrderRequest
 from .errors import TemporaryVenueError
-
 
 __all__ = ["ADVANCE_URL", "clock_sync"]
 
@@ -42,7 +41,7 @@ def clock_sync(session: aiohttp.ClientSession, api_key: str, secret: str) -> Cal
         if ts_ms <= last:
             return
         query = urlencode({"ts_ms": ts_ms, "timestamp": int(time.time() * 1000)})
-        url = f"{ADVANCE_URL}?{query}&signature={sign(query, secret)}"
+        url = f"{ADVANCE_URL}?{query}&signature={binance_signature(query, secret)}"
         try:
             async with session.post(url, headers={"X-MBX-APIKEY": api_key}) as resp:
                 body: Any = await resp.json(content_type=None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tandem.emulator.engine import D0, Account, AlgoOrder, Bar, Engine, Fill, Order, OrderType, Side, Venue
+from .engine import D0, Account, AlgoOrder, Bar, Engine, Fill, Order, OrderType, Side, Venue
 
 __all__ = [
     "algo_cancel", "algo_order", "futures_account", "futures_balance", "futures_order", "futures_position_risk",

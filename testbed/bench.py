@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from foundation.barcsv import bundled_path, load_bars
+from foundation.bussecret import new_bus_secret, write_secret_file
+from foundation.runtime import run
 from protocol import (
     MESSAGE_SIZES,
     Codec,
@@ -32,9 +35,6 @@ from protocol import (
     TradeDecision,
     derive_key,
 )
-
-from .marketdata import bundled_path, load_bars
-from .runtime import new_bus_secret, run, write_secret_file
 
 __all__ = ["main"]
 
@@ -148,7 +148,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
          "--starting-cash", "1e12", "--log-level", opts.log_level],
         workdir / "executor.log",
     )  # fmt: skip
-    echo, echo_ready = _spawn([sys.executable, "-m", "tandem.bench", "--echo-server"], workdir / "echo.log")
+    echo, echo_ready = _spawn([sys.executable, "-m", "testbed.bench", "--echo-server"], workdir / "echo.log")
     try:
         host, port = ready["decision_addr"].rsplit(":", 1)
         tandem = _Target(tandem_client, (host, int(port)), _decision_factory(codec, bars.close_ns(10), bars.close[10]))

@@ -32,7 +32,7 @@ Matching rules (one symbol's bars, shared by spot and USDⓈ-M):
   leverage; ``available = wallet + uPnL(mark) - position IM - open-order IM``; mark = the last
   replayed close (before any bar: the next open). No funding, no liquidation.
 
-Errors: every rejection raises :class:`tandem.emulator.errors.BinanceError`; misuse of the API
+Errors: every rejection raises :class:`testbed.emulator.errors.BinanceError`; misuse of the API
 (unknown account, clock going back) raises ``ValueError``.
 """
 
@@ -44,11 +44,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from tandem.emulator.errors import BinanceError, E
-from tandem.emulator.model import (
-    D0, Account, AlgoOrder, AlgoStatus, Bar, Fill, Order, OrderRequest, OrderType, Position, Side, Status, Venue,
+from .errors import BinanceError, E
+from .model import (
+    D0,
+    Account,
+    AlgoOrder,
+    AlgoStatus,
+    Bar,
+    Fill,
+    Order,
+    OrderRequest,
+    OrderType,
+    Position,
+    Side,
+    Status,
+    Venue,
 )
-from tandem.emulator.specs import SymbolSpec
+from .specs import SymbolSpec
 
 __all__ = [
     "Account", "AlgoOrder", "AlgoStatus", "Bar", "CancelReplace", "Engine", "Fill", "Order", "OrderRequest", "OrderType",

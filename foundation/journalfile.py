@@ -12,7 +12,7 @@
   backing off between attempts, when SQLite reports an operational failure — locked or busy
   beyond :data:`BUSY_TIMEOUT_S`, disk full, an I/O error. A lock held for a few seconds is ridden
   out; a fault that lasts is :class:`JournalWriteFailed`, and the process stops with exit code
-  :data:`~tandem.runtime.STORAGE_FAULT_EXIT` rather than going on with state it could not journal.
+  :data:`~foundation.errors.STORAGE_FAULT_EXIT` rather than going on with state it could not journal.
 - **Starting afresh keeps the old one.** :func:`set_aside` renames the journal and its ``-wal``
   and ``-shm`` to ``<name>.<UTC time>.bak`` (``-wal``/``-shm`` suffixed, so the copy still opens
   with its WAL); nothing is deleted.
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
-from .runtime import StorageFault
+from .errors import StorageFault
 
 T = TypeVar("T")
 

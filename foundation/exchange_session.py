@@ -1,11 +1,18 @@
-"""Client side: an aiohttp session whose only reachable hosts are Binance's, all on loopback.
+"""Reaching an exchange's API at an address of our choosing: an aiohttp session for ccxt whose only
+reachable hosts are the exchange's own names, each resolved to a loopback port, and whose TLS
+context trusts only a given CA.
+
+This is how a tandem process trades with a local exchange (the Binance emulator beside the
+product, ``testbed.emulator``) through the real, unmodified ccxt client: the URLs stay
+``https://api.binance.com`` and ``https://fapi.binance.com``, ccxt's error mapping stays its own,
+and nothing can reach the real exchange by mistake (its certificate would not verify against the
+CA given, and any other name is refused).
 
 :func:`loopback_session` builds a ``ClientSession`` whose resolver maps exactly
-:data:`~tandem.emulator.tls.BINANCE_HOSTS` to ``127.0.0.1:<port>`` (aiohttp connects to the port
-in the resolver result, while TLS SNI and hostname verification still use the URL's hostname) and
-refuses every other name with :class:`LoopbackRefused`. IP-literal URLs skip resolvers in aiohttp,
-so a request hook refuses any URL host outside the list too. The TLS context trusts only the
-emulator's CA, so even a leak could not complete a handshake with the real Binance.
+:data:`BINANCE_HOSTS` to ``127.0.0.1:<port>`` (aiohttp connects to the port in the resolver
+result, while TLS SNI and hostname verification still use the URL's hostname) and refuses every
+other name with :class:`LoopbackRefused`. IP-literal URLs skip resolvers in aiohttp, so a request
+hook refuses any URL host outside the list too.
 
 ccxt and a caller-supplied session (ccxt 4.5.90 ``async_support/base/exchange.py``): passing
 ``'session'`` in the config sets ``own_session = False``; ``exchange.close()`` then sets
@@ -17,16 +24,43 @@ on a supplied session: the session's connector carries the TLS context.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
+import ssl
 from pathlib import Path
 from types import SimpleNamespace
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from tandem.emulator.tls import BINANCE_HOSTS, client_context_from_file
+__all__ = ["BINANCE_HOSTS", "LoopbackRefused", "LoopbackResolver", "binance_signature", "ccxt_config",
+           "client_context_from_file", "loopback_session"]
 
-__all__ = ["LoopbackRefused", "LoopbackResolver", "ccxt_config", "loopback_session"]
+BINANCE_HOSTS: tuple[str, ...] = (
+    "api.binance.com",  # spot: urls['api']['public'|'private'|'v1']
+    "fapi.binance.com",  # USDⓈ-M: fapiPublic/fapiPrivate(V2|V3)
+    "testnet.binance.vision",  # spot sandbox (set_sandbox_mode)
+    "testnet.binancefuture.com",  # USDⓈ-M sandbox
+    "demo-api.binance.com",  # spot demo trading (enableDemoTrading)
+    "demo-fapi.binance.com",  # USDⓈ-M demo trading
+)
+"""Every host ccxt 4.5.90's ``binance``/``binanceusdm`` ``urls['api']``/``urls['test']``/``urls['demo']``
+use for the REST endpoints tandem calls (spot ``api.binance.com``, USDⓈ-M ``fapi.binance.com``,
+their testnet and demo hosts)."""
+
+
+def client_context_from_file(ca_pem_path: str | Path) -> ssl.SSLContext:
+    """Client SSLContext trusting only the CA in ``ca_pem_path`` (not the system store), TLS 1.2+,
+    hostname checking on.
+
+    Raises:
+        OSError, ssl.SSLError: the file cannot be read or holds no certificate.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname + CERT_REQUIRED, no default CAs
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(cafile=str(ca_pem_path))
+    return ctx
 
 
 class LoopbackRefused(OSError):
@@ -91,3 +125,11 @@ def ccxt_config(session: aiohttp.ClientSession, api_key: str, secret: str, marke
            "enableRateLimit": False, "options": options}
     cfg.update(extra)
     return cfg
+
+
+def binance_signature(query: str, secret: str) -> str:
+    """The ``signature`` parameter of a Binance SIGNED request: lowercase hex HMAC-SHA256 of the
+    query string, keyed by the API secret (Binance spot ``rest-api.md``, "SIGNED (TRADE and
+    USER_DATA) Endpoint security"; the same for USDⓈ-M). For the few calls tandem makes outside
+    ccxt (the replay clock of a local exchange); ccxt signs its own."""
+    return hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()

@@ -1,4 +1,4 @@
-"""``python -m tandem.emulator``: run the Binance emulator as a standalone process (see ``serve``)."""
+"""``python -m testbed.emulator``: run the Binance emulator as a standalone process (see ``serve``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tandem.emulator", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m testbed.emulator", description=__doc__)
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: ephemeral)")
     ap.add_argument("--bars", default=None, help="OHLCV CSV (default: the bundled FTX BTC-PERP 1m file)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N bars")
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--spot", default='{"USDT": "10000"}', help='spot balances as JSON, e.g. {"USDT": "10000"}')
     ap.add_argument("--usdm-usdt", default="10000", help="USD-M USDT wallet balance")
     a = ap.parse_args(argv)
-    from tandem.emulator import serve
+    from . import serve
 
     try:
         asyncio.run(serve(a.port, a.bars, a.ca_out, a.api_key, a.secret, json.loads(a.spot), a.usdm_usdt, a.limit))

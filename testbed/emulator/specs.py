@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 
-from tandem.emulator.errors import E
+from .errors import E
 
 __all__ = ["SymbolSpec", "load_fixture", "specs_from_exchange_info"]
 
@@ -28,7 +28,7 @@ _ZERO = Decimal(0)
 
 def load_fixture(name: str) -> dict:
     """A JSON file from ``tandem/emulator/fixtures`` (see its NOTICE)."""
-    return json.loads((resources.files("tandem.emulator") / "fixtures" / name).read_text("utf-8"))
+    return json.loads((resources.files("testbed.emulator") / "fixtures" / name).read_text("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)

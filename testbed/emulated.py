@@ -1,6 +1,7 @@
 """``tandem paper --venue binance-emulator``: the local Binance exchange as a third process.
 
-:func:`start_emulator` runs ``python -m tandem.emulator`` on the same bars the brain replays,
+:class:`LocalBinance` is the ``binance-emulator`` plugin of the ``tandem.local_venues`` entry-point
+group (:mod:`tandem.localvenue`). :func:`start_emulator` runs ``python -m testbed.emulator`` on the same bars the brain replays,
 with a fresh throwaway API key and secret (written 0600 to the run directory; the executor reads
 them from there like any exchange key file) and its CA certificate in the run directory.
 :func:`exchange_state` reads the exchange's final account over the same HTTPS loopback path ccxt
@@ -20,11 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from .emulator.auth import sign
-from .emulator.client import loopback_session
-from .runtime import wait_ready, write_secret_file
+from foundation.bussecret import write_secret_file
+from foundation.exchange_session import binance_signature, loopback_session
+from tandem.children import wait_ready
 
-__all__ = ["EXCHANGE_SYMBOLS", "EmulatorProcess", "exchange_state", "reconcile", "start_emulator"]
+__all__ = ["EXCHANGE_SYMBOLS", "EmulatorProcess", "LocalBinance", "exchange_state", "reconcile", "start_emulator"]
 
 EXCHANGE_SYMBOLS = {"binance": "BTC/USDT", "binanceusdm": "BTC/USDT:USDT"}
 """The ccxt unified symbol the emulator lists (as BTCUSDT) for each exchange id."""
@@ -69,7 +70,7 @@ def start_emulator(run_dir: Path, data: Path, bars: int | None, starting_cash: f
     secret_text = secret_file.read_text().strip()
     cash = repr(float(starting_cash))
     log = run_dir / "emulator.log"
-    args = [sys.executable, "-m", "tandem.emulator", "--bars", str(data), "--ca-out", str(run_dir / "emulator-ca.pem"),
+    args = [sys.executable, "-m", "testbed.emulator", "--bars", str(data), "--ca-out", str(run_dir / "emulator-ca.pem"),
             "--api-key", api_key, "--secret", secret_text, "--spot", json.dumps({"USDT": cash}), "--usdm-usdt", cash]
     if bars is not None:
         args += ["--limit", str(bars)]
@@ -84,7 +85,7 @@ async def _state(emu: EmulatorProcess) -> dict[str, Any]:
     session = loopback_session(emu.port, emu.ca_path)
     try:
         query = urlencode({"timestamp": int(time.time() * 1000)})
-        url = f"{_STATE_URL}?{query}&signature={sign(query, emu.secret)}"
+        url = f"{_STATE_URL}?{query}&signature={binance_signature(query, emu.secret)}"
         async with session.get(url, headers={"X-MBX-APIKEY": emu.api_key}) as resp:
             resp.raise_for_status()
             return await resp.json(content_type=None)
@@ -130,3 +131,46 @@ def reconcile(account: dict[str, Any], ledger: dict[str, Any], exchange: str, sy
     orphans = open_ids if qty <= 0 else []
     return {"agrees": agrees and not orphans, "exchange_cash": ex_cash, "exchange_position": ex_pos,
             "ledger_cash": ledger_cash, "ledger_position": qty, "open_orders": len(open_ids), "orphans": orphans}  # fmt: skip
+
+
+class LocalBinance:
+    """The Binance emulator as a local venue for ``tandem paper --venue binance-emulator``
+    (:class:`tandem.localvenue.LocalVenue`): the executor trades it through the real ccxt client
+    with protective stops on the exchange; the brain moves them (``exchange_stops``)."""
+
+    def __init__(self, emu: EmulatorProcess, exchange: str) -> None:
+        self.emu, self.exchange = emu, exchange
+
+    @staticmethod
+    def instrument(exchange: str) -> str:
+        """The ccxt unified symbol listed for ``exchange`` (``binance`` or ``binanceusdm``)."""
+        return EXCHANGE_SYMBOLS[exchange]
+
+    @classmethod
+    def start(cls, run_dir: Path, data: Path, bars: int | None, starting_cash: float, exchange: str) -> LocalBinance:
+        """Start the emulator (see :func:`start_emulator`)."""
+        return cls(start_emulator(run_dir, data, bars, starting_cash), exchange)
+
+    def executor_settings(self) -> dict[str, Any]:
+        emu = self.emu
+        return {"venue": "binance-emulator", "exchange": self.exchange, "emulator_port": emu.port,
+                "emulator_ca": str(emu.ca_path), "api_key_file": str(emu.api_key_file),
+                "api_secret_file": str(emu.api_secret_file)}  # fmt: skip
+
+    def brain_settings(self) -> dict[str, Any]:
+        return {"exchange_stops": True}
+
+    def running(self) -> bool:
+        return self.emu.proc.poll() is None
+
+    def account(self) -> dict[str, Any]:
+        return exchange_state(self.emu)
+
+    def reconcile(self, account: dict[str, Any], ledger: dict[str, Any]) -> dict[str, Any]:
+        return reconcile(account, ledger, self.exchange, EXCHANGE_SYMBOLS[self.exchange])
+
+    def describe(self) -> str:
+        return f"binance-emulator ({self.exchange}, ccxt)"
+
+    def stop(self) -> None:
+        self.emu.stop()

@@ -25,10 +25,9 @@ from executor.app import ExecutorApp
 from executor.core import ExecutorCore
 from executor.metrics import ExecutorMetrics
 from executor.venue.paper import PaperVenue
+from foundation.bars import Bars
 from protocol import Codec, Instrument
 from protocol.udp import Address
-
-from .marketdata import Bars
 
 __all__ = ["INSTRUMENT", "start_brain", "start_executor", "start_pair"]
 

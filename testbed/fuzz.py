@@ -1,6 +1,6 @@
 """``tandem fuzz``: hostile datagrams against the live brain and executor endpoints (issue #3 §4).
 
-The datagrams come from :class:`tandem.hostile.HostileDatagrams`. :func:`run_fuzz` (reused by
+The datagrams come from :class:`testbed.hostile.HostileDatagrams`. :func:`run_fuzz` (reused by
 ``tests/test_fuzz.py``)
     starts a real :class:`~brain.app.BrainApp` and :class:`~executor.app.ExecutorApp` on ephemeral
     loopback ports with SQLite journals in ``workdir`` (as ``tests/harness.py`` does, but without
@@ -35,6 +35,11 @@ from brain.app import BrainApp
 from brain.core import BrainConfig
 from brain.exits import DAY_NS, ExitRules
 from executor.app import ExecutorApp
+from foundation.barcsv import bundled_path, load_bars
+from foundation.bars import Bars
+from foundation.bussecret import new_bus_secret
+from foundation.logs import configure_logging
+from foundation.runtime import run
 from protocol import (
     Codec,
     Message,
@@ -42,8 +47,6 @@ from protocol import (
     Side,
     derive_key,
 )
-from tandem.marketdata import Bars, bundled_path, load_bars
-from tandem.runtime import configure_logging, new_bus_secret, run
 
 from .hostile import INSTRUMENT, HostileDatagrams, Kind, Target, expected_reason
 from .loopback import start_pair

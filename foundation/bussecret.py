@@ -1,0 +1,143 @@
+"""The bus secret: made, written, read and checked — and turned into the bus codec, in one place.
+
+The secret's text form is specified in ``protocol/SPEC.md`` (§2, "The secret"): a key file or the
+``TANDEM_BUS_SECRET`` text is decoded the same way (:func:`decode_secret`), so both processes
+derive the same key whichever source each was given.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+from protocol import Codec, derive_key
+
+from .atomicfile import write_atomic
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .settings import CommonSettings
+
+__all__ = [
+    "MAX_KEY_FILE_BYTES",
+    "MIN_BUS_SECRET_BYTES",
+    "bus_codec",
+    "decode_secret",
+    "load_bus_secret",
+    "new_bus_secret",
+    "write_secret_file",
+]
+
+
+def new_bus_secret() -> bytes:
+    """A fresh random 32-byte bus secret (``secrets.token_bytes``)."""
+    return secrets.token_bytes(32)
+
+
+def write_secret_file(path: Path, secret: bytes) -> None:
+    """Write ``secret`` hex-encoded to ``path`` with mode 0600, atomically (:mod:`foundation.atomicfile`:
+    an existing file is replaced whole, and a key file open to others, which :func:`load_bus_secret`
+    refuses, becomes a 0600 one).
+
+    Raises:
+        OSError: it cannot be written; an existing file keeps its contents.
+    """
+    write_atomic(path, secret.hex() + "\n", mode=0o600)
+
+
+MIN_BUS_SECRET_BYTES = 32
+"""Every bus secret, text or file, loopback included, is at least 256 bits: the BLAKE2b key
+strength (``derive_key`` makes a 32-byte key), and what ``tandem keygen`` writes."""
+
+_SECRET_FILE_MODE_MASK = 0o077
+"""Permission bits a key file must not have: any access by group or others (as ssh refuses a
+private key that has them, ``sshkey_perm_ok`` in OpenSSH's authfile.c)."""
+
+
+def decode_secret(text: str) -> bytes:
+    """A key file's text as the secret: hex is decoded (the form :func:`write_secret_file`
+    writes), anything else is taken as UTF-8 text; surrounding whitespace is ignored."""
+    text = text.strip()
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return text.encode()
+
+
+def load_bus_secret(secret: SecretStr | None, secret_file: Path | None) -> bytes:
+    """The bus secret from ``TANDEM_BUS_SECRET`` (text) or ``TANDEM_BUS_SECRET_FILE``.
+
+    A key file holds the secret as text (see :func:`decode_secret`) and must be readable by its
+    owner only. The secret's value never appears in an error message.
+
+    Returns:
+        The secret, at least :data:`MIN_BUS_SECRET_BYTES` bytes.
+
+    Raises:
+        ConfigError: neither or both are set; the file cannot be read, or is open to group or
+            others ("permissions 0644 for '<path>' are too open; chmod 600 it"); the secret is
+            empty or shorter than :data:`MIN_BUS_SECRET_BYTES`. The message names the setting.
+    """
+    if secret is not None and secret_file is not None:
+        raise ConfigError("bus_secret: set TANDEM_BUS_SECRET or TANDEM_BUS_SECRET_FILE, not both")
+    if secret is not None:
+        setting, raw = "bus_secret", secret.get_secret_value().encode()
+    elif secret_file is not None:
+        setting, raw = "bus_secret_file", _read_key_file(secret_file)
+    else:
+        raise ConfigError("bus_secret: no secret configured; set TANDEM_BUS_SECRET or TANDEM_BUS_SECRET_FILE")
+    if not raw:
+        raise ConfigError(f"{setting}: the secret is empty")
+    if len(raw) < MIN_BUS_SECRET_BYTES:
+        raise ConfigError(
+            f"{setting}: the bus secret is {len(raw)} bytes, at least {MIN_BUS_SECRET_BYTES} are required "
+            "(`tandem keygen PATH` writes one)"
+        )
+    return raw
+
+
+MAX_KEY_FILE_BYTES = 4096
+"""The most a key file may hold: a 32-byte secret is 65 bytes of hex and a newline; a longer one
+still fits many times over. Only this much (plus one byte, to tell) is ever read, so a path like
+``/dev/zero`` or a huge file cannot make the process read without end."""
+
+
+def _read_key_file(path: Path) -> bytes:
+    """The secret in ``path``, refused when it is not a regular file (a FIFO would block, a device
+    never end), is larger than :data:`MAX_KEY_FILE_BYTES`, or when group or others may read or write
+    it (checked on the open file, so the file checked is the file read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO without a writer does not block
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(f"bus_secret_file: {path} is not a regular file")
+            if st.st_mode & _SECRET_FILE_MODE_MASK:
+                raise ConfigError(
+                    f"bus_secret_file: permissions {st.st_mode & 0o777:04o} for '{path}' are too open; chmod 600 it"
+                )
+            data = fh.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"bus_secret_file: cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigError(f"bus_secret_file: {path} holds more than {MAX_KEY_FILE_BYTES} bytes: not a key file")
+    try:
+        return decode_secret(data.decode())
+    except UnicodeDecodeError:
+        raise ConfigError(f"bus_secret_file: {path} is not a text file (hex or UTF-8)") from None
+
+
+def bus_codec(settings: CommonSettings) -> Codec:
+    """The bus codec of a process: its secret (:func:`load_bus_secret`) made into a key
+    (:func:`protocol.derive_key`) and its freshness window (``max_age_s``, ``max_skew_s``).
+
+    Raises:
+        ConfigError: the secret is missing or refused (see :func:`load_bus_secret`).
+    """
+    secret = load_bus_secret(settings.bus_secret, settings.bus_secret_file)
+    return Codec(derive_key(secret), max_age_ns=int(settings.max_age_s * 1e9), max_skew_ns=int(settings.max_skew_s * 1e9))
