@@ -1,8 +1,8 @@
 """The bus secret: made, written, read and checked — and turned into the bus codec, in one place.
 
-The secret's text form is specified in ``protocol/SPEC.md`` (§2, "The secret"): a key file or the
-``TANDEM_BUS_SECRET`` text is decoded the same way (:func:`decode_secret`), so both processes
-derive the same key whichever source each was given.
+The secret's text form is specified in ``protocol/SPEC.md`` (§7.1, "The secret's text form"): a key
+file or the ``TANDEM_BUS_SECRET`` text is decoded the same way (:func:`decode_secret`), so both
+processes derive the same key whichever source each was given.
 """
 
 from __future__ import annotations
@@ -60,8 +60,16 @@ private key that has them, ``sshkey_perm_ok`` in OpenSSH's authfile.c)."""
 
 
 def decode_secret(text: str) -> bytes:
-    """A key file's text as the secret: hex is decoded (the form :func:`write_secret_file`
-    writes), anything else is taken as UTF-8 text; surrounding whitespace is ignored."""
+    """The secret a ``TANDEM_BUS_SECRET`` text or a key file's text stands for (SPEC.md §7.1):
+    surrounding whitespace (``str.strip``) is ignored; then hex — pairs of hex digits in either
+    case, ASCII whitespace allowed between pairs (``bytes.fromhex``), the form
+    :func:`write_secret_file` writes — is decoded, and anything else (odd length, a ``0x`` prefix,
+    any other character) is taken as UTF-8 text.
+
+    Raises:
+        UnicodeEncodeError: ``text`` is not valid Unicode (a lone surrogate, as ``os.environ``
+            makes of bytes that are not UTF-8).
+    """
     text = text.strip()
     try:
         return bytes.fromhex(text)
@@ -72,21 +80,27 @@ def decode_secret(text: str) -> bytes:
 def load_bus_secret(secret: SecretStr | None, secret_file: Path | None) -> bytes:
     """The bus secret from ``TANDEM_BUS_SECRET`` (text) or ``TANDEM_BUS_SECRET_FILE``.
 
-    A key file holds the secret as text (see :func:`decode_secret`) and must be readable by its
-    owner only. The secret's value never appears in an error message.
+    Both hold the secret as text, decoded the same way (:func:`decode_secret`: hex is decoded,
+    other text taken as UTF-8), so one process given the variable and the other the file derive the
+    same key from the same text. A key file must be readable by its owner only. The secret's value
+    never appears in an error message.
 
     Returns:
         The secret, at least :data:`MIN_BUS_SECRET_BYTES` bytes.
 
     Raises:
         ConfigError: neither or both are set; the file cannot be read, or is open to group or
-            others ("permissions 0644 for '<path>' are too open; chmod 600 it"); the secret is
-            empty or shorter than :data:`MIN_BUS_SECRET_BYTES`. The message names the setting.
+            others ("permissions 0644 for '<path>' are too open; chmod 600 it"); the text is not
+            UTF-8; the secret is empty or shorter than :data:`MIN_BUS_SECRET_BYTES`. The message
+            names the setting.
     """
     if secret is not None and secret_file is not None:
         raise ConfigError("bus_secret: set TANDEM_BUS_SECRET or TANDEM_BUS_SECRET_FILE, not both")
-    if secret is not None:
-        setting, raw = "bus_secret", secret.get_secret_value().encode()
+    if secret is not None:  # decoded like a key file's text: the same text gives the same key (SPEC.md §7.1)
+        try:
+            setting, raw = "bus_secret", decode_secret(secret.get_secret_value())
+        except UnicodeEncodeError:
+            raise ConfigError("bus_secret: TANDEM_BUS_SECRET is not UTF-8 text (hex or UTF-8)") from None
     elif secret_file is not None:
         setting, raw = "bus_secret_file", _read_key_file(secret_file)
     else:

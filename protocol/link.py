@@ -421,9 +421,9 @@ class ExecutorLink:
         incarnation: random per process start, carried in heartbeats.
         last_seq: highest confirmation seq already issued (from the journal).
         journal_id: the journal's identity, carried in heartbeats (0 = no journal).
-        replay_min_interval_ns: a replay request for the same ``from_seq`` within this interval of
-            the last one served is ignored (a captured request re-sent in a burst cannot make the
-            executor amplify it).
+        replay_min_interval_ns: a replay request from the same source (host, port) within this
+            interval of the last one served to it is ignored, whatever its ``from_seq`` (a captured
+            request re-sent in a burst cannot make the executor amplify it); SPEC.md §10.3.
     """
 
     def __init__(

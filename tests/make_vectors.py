@@ -55,6 +55,14 @@ SOLANA_SIGNATURE = hashlib.blake2b(b"tandem golden vector signature", digest_siz
 BRAIN_INCARNATION = 0x9E3779B97F4A7C15  # fixed stand-ins for the random per-start values, > 2^53
 EXECUTOR_INCARNATION = 0xD1B54A32D192ED03
 EXECUTOR_JOURNAL_ID = 0x5851F42D4C957F2D  # stand-in for the executor journal's random identity
+MAX_AGE_NS = protocol.DEFAULT_MAX_AGE_NS  # the freshness window of every vector (SPEC.md §9)
+MAX_SKEW_NS = protocol.DEFAULT_MAX_SKEW_NS
+# A synthetic mint that begins and ends with 0x00 bytes: the trailing ones are data, not padding
+# (SPEC.md §5.1), and the leading one is a leading "1" in base58.
+ZERO_ENDED_MINT = b"\0" + hashlib.blake2b(b"tandem golden vector mint", digest_size=28).digest() + b"\0\0\0"
+# A synthetic 9-byte venue reference with 0x00 bytes inside and at its end: its length byte, not
+# NUL-stripping, delimits it (SPEC.md §5.2).
+VENUE_REF_WITH_NULS = bytes.fromhex("00a1b2c3d4e5f60000")
 
 MESSAGE_TYPES = {
     TradeDecision: MessageType.DECISION,
@@ -317,6 +325,124 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
             "Brain asks the executor to resend every confirmation with seq >= 6 (its next expected seq).",
             ReplayRequest(from_seq=6, sent_at_ns=NOW_NS - 250 * MS),
         ),
+        *_edge_messages(btc),
+    ]
+
+
+def _edge_messages(btc: Instrument) -> list[tuple[str, str, protocol.Message]]:
+    """Edge cases (issue #12 §3 j), appended after the original vectors so those stay byte-identical:
+    stamps exactly on a freshness bound, the ends of max_slippage_bps, -0.0, a mint with 0x00 ends and
+    a venue_ref with 0x00 bytes."""
+    at_age, at_skew = NOW_NS - MAX_AGE_NS, NOW_NS + MAX_SKEW_NS
+
+    def buy_open(decision_id: int, created: int, **kw: Any) -> TradeDecision:
+        fields: dict[str, Any] = {
+            "decision_id": decision_id, "instrument": btc, "side": Side.BUY, "intent": Intent.OPEN,
+            "reason": DecisionReason.SIGNAL, "quantity": 0.0625, "reference_price": 37125.25,
+            "max_slippage_bps": 50, "created_at_ns": created, "expires_at_ns": created + 90 * S,
+            "market_ts_ns": created,
+        } | kw  # fmt: skip
+        return TradeDecision(**fields)
+
+    def not_executed(decision_id: int, seq: int, sent: int, **kw: Any) -> ExecutionConfirmation:
+        fields: dict[str, Any] = {
+            "decision_id": decision_id, "seq": seq, "instrument": btc, "side": Side.BUY, "intent": Intent.OPEN,
+            "status": Status.REJECTED, "reject_code": RejectCode.GUARD, "executed_qty": 0.0, "avg_price": 0.0,
+            "fee": 0.0, "executed_at_ns": 0, "sent_at_ns": sent,
+        } | kw  # fmt: skip
+        return ExecutionConfirmation(**fields)
+
+    return [
+        (
+            "decision_created_exactly_max_age_ago",
+            "A decision created exactly max_age (60 s) before now_ns: on the past bound, which is inclusive, "
+            "so fresh. Decoded at now_ns + 1 ns it is stale.",
+            buy_open(10, at_age),
+        ),
+        (
+            "decision_created_exactly_max_skew_ahead",
+            "A decision created exactly max_skew (5 s) after now_ns: on the future bound, which is inclusive, "
+            "so fresh. Decoded at now_ns - 1 ns it is stale.",
+            buy_open(11, at_skew),
+        ),
+        (
+            "confirmation_sent_exactly_max_skew_ahead",
+            "A REJECTED (GUARD) confirmation sent exactly max_skew (5 s) after now_ns: fresh (inclusive bound). "
+            "Decoded at now_ns - 1 ns it is stale.",
+            not_executed(10, 8, at_skew),
+        ),
+        (
+            "replay_request_sent_exactly_max_age_ago",
+            "A replay request sent exactly max_age (60 s) before now_ns: fresh (inclusive bound). Decoded at "
+            "now_ns + 1 ns it is stale.",
+            ReplayRequest(from_seq=8, sent_at_ns=at_age),
+        ),
+        (
+            "decision_max_slippage_bps_0",
+            "BUY OPEN with max_slippage_bps 0, the lowest allowed: an entry filled at no price worse than its "
+            "reference.",
+            buy_open(12, NOW_NS - 1 * S, max_slippage_bps=0),
+        ),
+        (
+            "decision_max_slippage_bps_10000",
+            "BUY OPEN with max_slippage_bps 10000 (100 %), the highest allowed; the reference executor sends "
+            "such an entry as a market order.",
+            buy_open(13, NOW_NS - 1 * S, max_slippage_bps=10_000),
+        ),
+        (
+            "decision_stop_price_negative_zero",
+            "BUY OPEN whose stop_price is -0.0 (sign bit set, bytes 88..95 = 00..80): finite and not below 0, "
+            "so valid, and like +0.0 it means no protective stop. Encoding must keep the sign bit.",
+            buy_open(14, NOW_NS - 1 * S, stop_price=-0.0),
+        ),
+        (
+            "confirmation_expired_negative_zero",
+            "An EXPIRED confirmation whose executed_qty, avg_price and fee are -0.0: '= 0' compares "
+            "numerically, so valid (senders should send +0.0). Encoding must keep the sign bits.",
+            not_executed(
+                14, 9, NOW_NS - 20 * MS, status=Status.EXPIRED, reject_code=RejectCode.EXPIRED,
+                executed_qty=-0.0, avg_price=-0.0, fee=-0.0,
+            ),
+        ),
+        (
+            "decision_sell_close_mint_with_zero_ends",
+            "SELL CLOSE on a synthetic mint whose first byte and last three bytes are 0x00: the trailing "
+            "0x00 bytes are part of the mint, not padding; the leading one is the leading '1' of its base58.",
+            TradeDecision(
+                decision_id=15,
+                instrument=Instrument.mint(ZERO_ENDED_MINT),
+                side=Side.SELL,
+                intent=Intent.CLOSE,
+                reason=DecisionReason.TIME_STOP,
+                quantity=8.5,
+                reference_price=2.25,
+                max_slippage_bps=100,
+                created_at_ns=NOW_NS - 1 * S,
+                expires_at_ns=NOW_NS + 9 * S,
+                market_ts_ns=NOW_NS - 1 * S,
+            ),
+        ),
+        (
+            "confirmation_venue_ref_with_zero_bytes",
+            "A FILLED confirmation whose 9-byte venue_ref begins with 0x00 and ends with two 0x00 bytes: "
+            "venue_ref_len (9), not NUL-stripping, delimits it; bytes 105..111 are the zero padding.",
+            ExecutionConfirmation(
+                decision_id=12,
+                seq=10,
+                instrument=btc,
+                side=Side.BUY,
+                intent=Intent.OPEN,
+                status=Status.FILLED,
+                reject_code=RejectCode.NONE,
+                executed_qty=0.0625,
+                avg_price=37125.25,
+                fee=2.3203125,
+                executed_at_ns=NOW_NS - 600 * MS,
+                venue_ref=VENUE_REF_WITH_NULS,
+                venue_ref_truncated=False,
+                sent_at_ns=NOW_NS - 10 * MS,
+            ),
+        ),
     ]
 
 
@@ -387,6 +513,39 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
         ("stale_decision", "Authentic decision created 60 s + 1 ns before now_ns.", codec.encode(decision)),
         ("future_confirmation", "Authentic confirmation sent 5 s + 1 ns after now_ns.",
          codec.encode(future, sent_at_ns=NOW_NS + 5 * S + 1)),
+        *_edge_invalid_cases(codec, key, valid),
+    ]  # fmt: skip
+
+
+def _edge_invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tuple[str, str, bytes]]:
+    """The invalid twins of the edge cases (issue #12 §3 j), appended after the original ones."""
+    dec = valid["decision_buy_open_btc_usdt"]
+    protect = valid["decision_sell_protect_trailing_btc_usdt"]
+    nuls = valid["confirmation_venue_ref_with_zero_bytes"]
+    future = TradeDecision(
+        decision_id=16, instrument=Instrument.symbol("BTC/USDT"), side=Side.BUY, intent=Intent.OPEN,
+        reason=DecisionReason.SIGNAL, quantity=0.0625, reference_price=37125.25, max_slippage_bps=50,
+        created_at_ns=NOW_NS + MAX_SKEW_NS + 1, expires_at_ns=NOW_NS + MAX_SKEW_NS + 30 * S,
+        market_ts_ns=NOW_NS + MAX_SKEW_NS + 1,
+    )  # fmt: skip
+    created = dec[64:72]
+    return [
+        ("future_decision", "Authentic decision created 5 s + 1 ns after now_ns (one past the inclusive "
+         "future bound).", codec.encode(future)),
+        ("stale_replay_request", "Authentic replay request sent 60 s + 1 ns before now_ns (one past the "
+         "inclusive past bound).", codec.encode(ReplayRequest(8), sent_at_ns=NOW_NS - MAX_AGE_NS - 1)),
+        ("decision_max_slippage_bps_10001", "Authentic decision with max_slippage_bps = 10001 (must be "
+         "0..10000).", _patched(key, dec, 6, struct.pack("<H", 10_001))),
+        ("decision_protect_stop_price_negative_zero", "Authentic PROTECT decision with stop_price = -0.0: a "
+         "PROTECT needs stop_price > 0, and -0.0 is not.", _patched(key, protect, 88, struct.pack("<d", -0.0))),
+        ("decision_buy_open_stop_at_reference", "Authentic BUY OPEN decision with stop_price equal to its "
+         "reference_price 37125.25 (must be below it).", _patched(key, dec, 88, struct.pack("<d", 37125.25))),
+        ("decision_expires_at_created_at", "Authentic decision with expires_at_ns equal to created_at_ns "
+         "(must be later).", _patched(key, dec, 72, created)),
+        ("confirmation_venue_ref_padding_not_zero", "Authentic confirmation with venue_ref_len 9 and a nonzero "
+         "byte at offset 105, after the reference (the padding must be 0x00).", _patched(key, nuls, 105, b"\x01")),
+        ("confirmation_venue_ref_len_17", "Authentic confirmation with venue_ref_len 17 (must be 0..16).",
+         _patched(key, valid["confirmation_filled_binance_order_id"], 7, b"\x11")),
     ]  # fmt: skip
 
 

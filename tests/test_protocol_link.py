@@ -16,6 +16,9 @@ import heapq
 import random
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace as dataclasses_replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -45,6 +48,9 @@ from protocol import (
     UnexpectedMessage,
     derive_key,
 )
+
+if TYPE_CHECKING:
+    from foundation.bars import Bars
 
 MS = 1_000_000
 S = 1_000 * MS
@@ -893,3 +899,150 @@ def test_concurrent_decisions_are_confirmed_exactly_once_in_order(
     pair = Pair(net)
     run_decisions(pair, n, in_flight=in_flight)
     check_exactly_once(pair, n)
+
+
+# -- SPEC.md §9 expiry boundary, §10.3 replay rate rule, §10.1 repeats and §10.7 addresses ------
+
+
+def test_expiry_boundary_is_strict_on_the_brain() -> None:
+    """SPEC §9: a heartbeat stamped exactly at ``expires_at_ns`` resolves nothing (a decision received at
+    that nanosecond is in time at the executor); one stamped 1 ns later does. A replaying brain stops
+    sending once its clock reaches ``expires_at_ns`` (>=), and still sends 1 ns before."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec)
+    d = make_decision(1, T0)
+    brain.send_decision(d, T0)
+    brain.datagrams_to_send()
+    at = d.expires_at_ns
+    brain.receive(wire(codec, _executor_beat(0, at), at), at)
+    assert brain.peer_heartbeat_sent_ns == at and brain.resolve_expired() == []
+    brain.receive(wire(codec, _executor_beat(0, at + 1), at + 1), at + 1)
+    assert brain.resolve_expired() == [d] and not brain.outbox
+
+    replay = BrainLink(codec, incarnation=BRAIN_INC, restamp=True)
+    replay.send_decision(make_decision(2, T0), at - 1)
+    assert replay.datagrams_to_send() and replay.stats.abandoned == 0
+    replay.send_decision(make_decision(3, T0), at)
+    assert replay.datagrams_to_send() == [] and replay.stats.abandoned == 1
+
+
+def test_replay_rate_rule_defaults_and_bounds() -> None:
+    """SPEC §10.3, with the reference defaults: 50 ms per (IP, port) source, half-open; a bucket of 40
+    tokens refilled at 40 a second; a refused request uses up neither its source's slot nor a token;
+    batches of 64."""
+    from executor.app import DUPLICATE_ANSWER_INTERVAL_S, REPLAY_BATCH
+
+    assert REPLAY_BATCH == 64 and DUPLICATE_ANSWER_INTERVAL_S == 0.05
+    codec = Codec(KEY)
+    ex = ExecutorLink(codec, incarnation=EXEC_INC, last_seq=100)
+    assert ex.replay_min_interval_ns == 50 * MS and ex.replay_budget_per_s == 40
+
+    def ask(from_seq: int, t: int, port: int, host: str = "127.0.0.1") -> bool:
+        return ex.receive(wire(codec, ReplayRequest(from_seq), t), t, (host, port)) is not None
+
+    t = T0
+    assert not ask(101, t, 1)  # nothing to send: refused, and it uses up nothing
+    assert ask(5, t, 1)  # the same source at once: its slot was not taken
+    assert not ask(5, t + 50 * MS - 1, 1)  # [t, t + 50 ms): refused
+    assert ask(5, t + 50 * MS - 1, 2) and ask(5, t + 50 * MS - 1, 1, "127.0.0.2")  # other sources
+    assert ask(5, t + 50 * MS, 1)  # exactly 50 ms later: served
+    assert ex.stats.replay_requests == 4 and ex.stats.replays_ignored == 2
+
+    ex = ExecutorLink(codec, incarnation=EXEC_INC, last_seq=100)
+    t = T0 + 10 * S
+    assert all(ask(5, t, port) for port in range(1000, 1040))  # burst: 40, full at start
+    assert not ask(5, t, 2000)  # the 41st: no token, and its source's slot is not taken
+    assert not ask(5, t + 20 * MS, 2001)  # 0.8 of a token (40 a second): not a whole one
+    assert ask(5, t + 30 * MS, 2000)  # 1.2 tokens; 2000 was refused 30 ms ago, but never served
+    assert not ask(5, t + 30 * MS, 2002)  # 0.2 left
+    assert ask(5, t + 55 * MS, 2002) and not ask(5, t + 55 * MS, 2003)  # 1.2 again: one
+    assert sum(ask(5, t + 10 * S, p) for p in range(3000, 3100)) == 40  # refilled, capped at 40
+
+
+def _small_bars(tmp_path: Path) -> Bars:
+    from foundation.barcsv import load_bars
+
+    csv = tmp_path / "bars.csv"
+    rows = ["timestamp_ms,open,high,low,close,volume"] + [
+        f"{T0 // MS + i * 60_000},{100.0 + i},{110.0 + i},{90.0 + i},{100.0 + i},1.0" for i in range(3)
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+    return load_bars(csv)
+
+
+async def test_executor_answers_repeats_from_the_journal_to_the_configured_address(tmp_path: Path) -> None:
+    """SPEC §10.1 and §10.7 on a real executor over loopback UDP: every confirmation goes to the configured
+    brain address, never to the decision's source; a repeat that arrives after ``expires_at_ns`` gets the
+    stored FILLED confirmation (same seq), not EXPIRED; a repeat with other content is answered from the
+    journal and counted as a conflict; a decision first received after its expiry is answered EXPIRED."""
+    import asyncio
+    import socket
+    import time
+
+    from harness import sample
+
+    from testbed.loopback import INSTRUMENT, start_executor
+
+    def udp() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        return sock
+
+    brain_sock, forger = udp(), udp()  # the configured brain address; the decisions' source address
+    codec = Codec(KEY)
+    executor = await start_executor(tmp_path, _small_bars(tmp_path), codec, brain_sock.getsockname())
+    loop = asyncio.get_running_loop()
+
+    async def confirmation(decision_id: int) -> ExecutionConfirmation:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                data = await asyncio.wait_for(loop.sock_recv(brain_sock, 2048), deadline - time.monotonic())
+            except TimeoutError:
+                break
+            msg = codec.decode(data, time.time_ns())
+            if isinstance(msg, ExecutionConfirmation) and msg.decision_id == decision_id:
+                return msg
+        raise AssertionError(f"no confirmation of decision {decision_id} at the configured address")
+
+    def decision(decision_id: int, ttl_ns: int, *, qty: float = 0.5, age_ns: int = 0) -> TradeDecision:
+        now = time.time_ns() - age_ns
+        return TradeDecision(
+            decision_id=decision_id, instrument=INSTRUMENT, side=Side.BUY, intent=Intent.OPEN,
+            reason=DecisionReason.SIGNAL, quantity=qty, reference_price=100.0, max_slippage_bps=10_000,
+            created_at_ns=now, expires_at_ns=now + ttl_ns, market_ts_ns=T0,
+        )  # fmt: skip
+
+    try:
+        d = decision(1, 300 * MS)
+        data = codec.encode(d)
+        forger.sendto(data, executor.address)
+        first = await confirmation(1)
+        assert (first.status, first.seq) == (Status.FILLED, 1)
+
+        await asyncio.sleep((d.expires_at_ns - time.time_ns()) / 1e9 + 0.1)  # past expiry, and > 50 ms
+        assert time.time_ns() > d.expires_at_ns
+        forger.sendto(data, executor.address)  # the same bytes, still fresh (created < max_age ago)
+        again = await confirmation(1)
+        assert again == first and again.status is Status.FILLED and again.sent_at_ns > first.sent_at_ns
+
+        await asyncio.sleep(0.1)
+        other = dataclasses_replace(d, quantity=2.0)
+        forger.sendto(codec.encode(other), executor.address)
+        assert await confirmation(1) == first
+        assert sample(executor.metrics.conflicts) == 1.0
+
+        late = decision(2, 1 * S, age_ns=2 * S)  # created 2 s ago, expired 1 s ago
+        forger.sendto(codec.encode(late), executor.address)
+        expired = await confirmation(2)
+        assert (expired.status, expired.reject_code, expired.seq) == (Status.EXPIRED, RejectCode.EXPIRED, 2)
+
+        with pytest.raises(BlockingIOError):
+            forger.recv(2048)  # nothing was ever sent back to the source address
+        assert executor.core.ledger.position(INSTRUMENT) == 0.5  # one execution
+    finally:
+        executor.close()
+        executor.core.close()
+        brain_sock.close()
+        forger.close()

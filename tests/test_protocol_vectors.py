@@ -1,4 +1,4 @@
-"""Golden vectors of protocol v2 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
+"""Golden vectors of protocol v3 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
 
 Valid vectors are checked three ways: the codec decodes them to the documented fields, encoding
 the documented fields reproduces the bytes exactly, and an independent reader built only from the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from protocol import (
     ReplayRequest,
     Role,
     Side,
+    StaleDatagram,
     Status,
     TradeDecision,
     derive_key,
@@ -77,6 +79,20 @@ def _message(case: dict[str, Any]) -> protocol.Message:
 
 def _ids(cases: list[dict[str, Any]]) -> list[str]:
     return [c["name"] for c in cases]
+
+
+def _case(cases: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (case,) = [c for c in cases if c["name"] == name]
+    return case
+
+
+EDGES = {
+    # valid vector exactly on a freshness bound -> its invalid twin 1 ns past that bound (SPEC.md §9)
+    "decision_created_exactly_max_age_ago": "stale_decision",
+    "decision_created_exactly_max_skew_ahead": "future_decision",
+    "confirmation_sent_exactly_max_skew_ahead": "future_confirmation",
+    "replay_request_sent_exactly_max_age_ago": "stale_replay_request",
+}
 
 
 # -- independent reader: offsets from SPEC.md §6, nothing from protocol.codec ----------------
@@ -177,6 +193,13 @@ def test_vector_file_covers_the_documented_cases() -> None:
         "heartbeat_brain",
         "heartbeat_executor",
         "replay_request_from_seq_6",
+        *EDGES,
+        "decision_max_slippage_bps_0",
+        "decision_max_slippage_bps_10000",
+        "decision_stop_price_negative_zero",
+        "confirmation_expired_negative_zero",
+        "decision_sell_close_mint_with_zero_ends",
+        "confirmation_venue_ref_with_zero_bytes",
     } <= names
     assert {c["type"] for c in VALID} == {t.name for t in MessageType}
     roles = {c["fields"]["role"] for c in VALID if c["type"] == "HEARTBEAT"}
@@ -191,6 +214,13 @@ def test_vector_file_covers_the_documented_cases() -> None:
         "heartbeat_unknown_role",
         "decision_negative_stop_price",
         "wrong_version",
+        *EDGES.values(),
+        "decision_max_slippage_bps_10001",
+        "decision_protect_stop_price_negative_zero",
+        "decision_buy_open_stop_at_reference",
+        "decision_expires_at_created_at",
+        "confirmation_venue_ref_padding_not_zero",
+        "confirmation_venue_ref_len_17",
     } <= set(_ids(INVALID))
     assert VECTORS["protocol_version"] == protocol.PROTOCOL_VERSION
 
@@ -330,3 +360,146 @@ def test_protect_vectors_carry_stop_price_and_accepted_status() -> None:
     assert (accepted["status"], accepted["intent"], accepted["reject_code"]) == ("ACCEPTED", "PROTECT", "NONE")
     assert accepted["executed_qty"] == accepted["avg_price"] == accepted["fee"] == 0
     assert accepted["decision_id"] == protect["fields"]["decision_id"]
+
+
+# -- edge vectors (issue #12 §3 j) ------------------------------------------------------------
+
+
+def _stamp(data: bytes) -> int:
+    """The freshness stamp by the SPEC tables: created_at_ns of a decision, sent_at_ns otherwise."""
+    return _u64(data, 64) if data[1] == 1 else _u64(data, 8)
+
+
+@pytest.mark.parametrize(("edge", "twin"), EDGES.items(), ids=list(EDGES))
+def test_stamp_exactly_on_a_freshness_bound_is_fresh_and_one_ns_past_it_is_stale(edge: str, twin: str) -> None:
+    """SPEC §9: both bounds are inclusive. A stamp of exactly now - max_age or now + max_skew decodes;
+    the same datagram decoded 1 ns later (past bound) or earlier (future bound) is stale, and so is the
+    twin stamped 1 ns outside the window at now_ns — through a fresh codec and through the memo."""
+    data = bytes.fromhex(_case(VALID, edge)["hex"])
+    stamp, max_age, max_skew = _stamp(data), VECTORS["max_age_ns"], VECTORS["max_skew_ns"]
+    past = stamp == NOW_NS - max_age
+    assert past or stamp == NOW_NS + max_skew
+    outside = NOW_NS + 1 if past else NOW_NS - 1
+    codec = _codec()
+    assert codec.decode(data, NOW_NS) == _message(_case(VALID, edge))
+    with pytest.raises(StaleDatagram):
+        codec.decode(data, outside)  # remembered bytes: only freshness runs again
+    with pytest.raises(StaleDatagram):
+        _codec().decode(data, outside)
+    twin_case = _case(INVALID, twin)
+    twin_data = bytes.fromhex(twin_case["hex"])
+    assert twin_case["reason"] == "stale" and twin_data[1] == data[1]
+    assert _stamp(twin_data) == (stamp - 1 if past else stamp + 1)
+    with pytest.raises(StaleDatagram):
+        _codec().decode(twin_data, NOW_NS)
+    inside = NOW_NS - 1 if past else NOW_NS + 1  # the twin decoded 1 ns the other way is on the bound: fresh
+    assert _codec().decode(twin_data, inside) is not None
+
+
+def test_max_slippage_bps_ends_are_valid_and_one_past_is_not() -> None:
+    """max_slippage_bps (u16 at bytes 6..7) is valid at 0 and 10000; 10001 is InvalidField."""
+    for name, value in (("decision_max_slippage_bps_0", 0), ("decision_max_slippage_bps_10000", 10_000)):
+        case = _case(VALID, name)
+        data = bytes.fromhex(case["hex"])
+        assert int.from_bytes(data[6:8], "little") == case["fields"]["max_slippage_bps"] == value
+        assert _codec().decode(data, NOW_NS).max_slippage_bps == value  # type: ignore[union-attr]
+    bad = bytes.fromhex(_case(INVALID, "decision_max_slippage_bps_10001")["hex"])
+    assert int.from_bytes(bad[6:8], "little") == 10_001
+    with pytest.raises(protocol.InvalidField):
+        _codec().decode(bad, NOW_NS)
+
+
+def test_negative_zero_is_valid_where_zero_is_and_keeps_its_sign_bit() -> None:
+    """-0.0 (bytes 00 .. 00 80) is a stop_price of 'none' and an '= 0' of a non-executed confirmation; it
+    is read from JSON, decoded and encoded with its sign bit. It is not a PROTECT's stop (> 0 needed)."""
+    neg_zero = struct.pack("<d", -0.0)
+    assert neg_zero == bytes(7) + b"\x80"
+    cases = {"decision_stop_price_negative_zero": ("stop_price", (88,)),
+             "confirmation_expired_negative_zero": ("executed_qty", (64, 72, 80))}  # fmt: skip
+    for name, (field, offsets) in cases.items():
+        case = _case(VALID, name)
+        data = bytes.fromhex(case["hex"])
+        assert all(data[o : o + 8] == neg_zero for o in offsets)
+        assert math.copysign(1.0, case["fields"][field]) == -1.0  # the JSON text "-0.0" is negative zero
+        decoded = _codec().decode(data, NOW_NS)
+        assert math.copysign(1.0, getattr(decoded, field)) == -1.0
+        assert _codec().encode(decoded).hex() == case["hex"]
+    stop = _codec().decode(bytes.fromhex(_case(VALID, "decision_stop_price_negative_zero")["hex"]), NOW_NS)
+    assert isinstance(stop, TradeDecision) and stop.stop_for_fill(37000.0) == 0.0  # no stop, like +0.0
+    bad = bytes.fromhex(_case(INVALID, "decision_protect_stop_price_negative_zero")["hex"])
+    assert (bad[4], bad[88:96]) == (Intent.PROTECT, neg_zero)
+    with pytest.raises(protocol.InvalidField):
+        _codec().decode(bad, NOW_NS)
+
+
+BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # SPEC.md §5.1
+
+
+def _base58(raw: bytes) -> str:
+    """Base58 as SPEC §5.1 states it: the bytes as a big-endian number, one '1' per leading 0x00 byte."""
+    n, out = int.from_bytes(raw, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        out = BASE58[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+def test_mints_display_in_the_spec_base58_alphabet() -> None:
+    """Every mint in the vectors is its mint_hex in the SPEC's base58 alphabet (checked without solders)."""
+    mints = [c["fields"]["instrument"] for c in VALID if c["fields"].get("instrument", {}).get("kind") == "MINT"]
+    assert len(mints) >= 3
+    for spec in mints:
+        assert _base58(bytes.fromhex(spec["mint_hex"])) == spec["mint"]
+        assert str(Instrument(InstrumentKind.MINT, bytes.fromhex(spec["mint_hex"]))) == spec["mint"]
+    assert _base58(bytes(32)) == "1" * 32
+
+
+def test_mint_ending_in_zero_bytes_keeps_them() -> None:
+    """The trailing 0x00 bytes of a mint are data: the wire carries all 32 bytes, decoding keeps them, and
+    the leading 0x00 is a leading '1' in base58."""
+    case = _case(VALID, "decision_sell_close_mint_with_zero_ends")
+    data = bytes.fromhex(case["hex"])
+    raw = bytes.fromhex(case["fields"]["instrument"]["mint_hex"])
+    assert data[2] & 0x01 and data[16:48] == raw and raw.endswith(b"\0\0\0") and raw[0] == 0
+    decoded = _codec().decode(data, NOW_NS)
+    assert decoded.instrument.value == raw and len(decoded.instrument.value) == 32  # type: ignore[union-attr]
+    assert case["fields"]["instrument"]["mint"].startswith("1")
+
+
+def test_venue_ref_with_zero_bytes_is_delimited_by_its_length() -> None:
+    """A venue_ref may begin and end with 0x00: byte 7 gives its length, the rest of the 16 bytes is zero
+    padding, and a nonzero padding byte or a length of 17 is InvalidField."""
+    case = _case(VALID, "confirmation_venue_ref_with_zero_bytes")
+    data = bytes.fromhex(case["hex"])
+    ref = bytes.fromhex(case["fields"]["venue_ref_hex"])
+    assert data[7] == len(ref) == 9 and ref[0] == 0 and ref.endswith(b"\0\0")
+    assert data[96:112] == ref + bytes(7)
+    assert _codec().decode(data, NOW_NS).venue_ref == ref  # type: ignore[union-attr]
+    for name in ("confirmation_venue_ref_padding_not_zero", "confirmation_venue_ref_len_17"):
+        with pytest.raises(protocol.InvalidField):
+            _codec().decode(bytes.fromhex(_case(INVALID, name)["hex"]), NOW_NS)
+
+
+def test_stop_price_rule_vectors() -> None:
+    """SPEC §6.1: a BUY OPEN stop equal to its reference and an expiry equal to the creation are
+    InvalidField (strict inequalities)."""
+    for name in ("decision_buy_open_stop_at_reference", "decision_expires_at_created_at"):
+        data = bytes.fromhex(_case(INVALID, name)["hex"])
+        with pytest.raises(protocol.InvalidField):
+            _codec().decode(data, NOW_NS)
+    at_ref = bytes.fromhex(_case(INVALID, "decision_buy_open_stop_at_reference")["hex"])
+    assert (at_ref[3], at_ref[4]) == (Side.BUY, Intent.OPEN) and _f64(at_ref, 88) == _f64(at_ref, 56)
+    same = bytes.fromhex(_case(INVALID, "decision_expires_at_created_at")["hex"])
+    assert _u64(same, 64) == _u64(same, 72)
+
+
+def test_vector_file_is_what_make_vectors_writes() -> None:
+    """protocol/vectors.json is exactly the generator's output (tests/make_vectors.py --check)."""
+    import importlib.util
+
+    path = Path(__file__).parent / "make_vectors.py"
+    spec = importlib.util.spec_from_file_location("make_vectors", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.build() == (Path(protocol.__file__).parent / "vectors.json").read_text("utf-8")
