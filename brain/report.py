@@ -23,7 +23,8 @@ from typing import Any
 from foundation.atomicfile import write_atomic
 from protocol import LinkStats
 
-from .app import EquityCurve, ReplayStats
+from .equity import EquityCurve
+from .stats import ReplayStats
 from .tracker import ClosedTrade, PositionTracker
 
 __all__ = ["EQUITY_CURVE_COLUMNS", "TRADE_LOG_COLUMNS", "build_report", "write_equity_curve", "write_report",

@@ -8,7 +8,8 @@ Breakers (defaults from the project's issue #2 plan):
 * **daily loss**: equity falls 5 % or more below the day's starting equity (UTC day; the first
   equity seen in a day starts it) → entries blocked until the next UTC midnight.
 * **drawdown**: equity falls 20 % or more below its running peak → entries blocked for the rest
-  of the run (latched; a human restarts after review).
+  of the run (latched; a human restarts after review). The drawdown is :func:`brain.drawdown.drawdown`,
+  the rule the equity curve and the report use too; the peak starts at the first equity fed.
 * **losing streak**: 5 consecutive losing trades (net P&L < 0) → entries blocked for a cooldown
   (default 24 h, after freqtrade's StoplossGuard ``stop_duration``), then the streak restarts.
 """
@@ -19,6 +20,7 @@ import enum
 import math
 from dataclasses import dataclass
 
+from .drawdown import drawdown
 from .exits import DAY_NS
 
 __all__ = ["Approved", "BreakerKind", "BreakerRules", "CircuitBreakers", "Denied", "Trip", "size_entry"]
@@ -94,8 +96,7 @@ class CircuitBreakers:
         day = now_ns // DAY_NS
         if day != self.day:
             self.day, self.day_start_equity = day, equity
-        if self.peak_equity is None or equity > self.peak_equity:
-            self.peak_equity = equity
+        self.peak_equity, dd_pct = drawdown(self.peak_equity, equity)
         rules = self.rules
         first: Trip | None = None  # both breakers are checked: one equity drop can trip both
         if self.day_start_equity > 0:
@@ -103,12 +104,10 @@ class CircuitBreakers:
             if loss_pct >= rules.daily_loss_pct and not self.active(BreakerKind.DAILY_LOSS, now_ns):
                 detail = f"daily loss {loss_pct:.2f}% >= {rules.daily_loss_pct}% of {self.day_start_equity:.2f}"
                 first = self._trip(BreakerKind.DAILY_LOSS, now_ns, (day + 1) * DAY_NS, detail)
-        if self.peak_equity > 0:
-            dd_pct = (self.peak_equity - equity) / self.peak_equity * 100
-            if dd_pct >= rules.max_drawdown_pct and not self.active(BreakerKind.DRAWDOWN, now_ns):
-                detail = f"drawdown {dd_pct:.2f}% >= {rules.max_drawdown_pct}% from peak {self.peak_equity:.2f}"
-                trip = self._trip(BreakerKind.DRAWDOWN, now_ns, None, detail)
-                first = first or trip
+        if dd_pct >= rules.max_drawdown_pct and not self.active(BreakerKind.DRAWDOWN, now_ns):
+            detail = f"drawdown {dd_pct:.2f}% >= {rules.max_drawdown_pct}% from peak {self.peak_equity:.2f}"
+            trip = self._trip(BreakerKind.DRAWDOWN, now_ns, None, detail)
+            first = first or trip
         return first
 
     def on_trade_closed(self, net_pnl: float, now_ns: int) -> Trip | None:

@@ -3,7 +3,7 @@
 Public API re-exported here; modules are private implementation.
 """
 
-from .core import ExecutorCore, Outcome
+from .core import ExecutorCore, Outcome, Pending
 from .journal import (
     SCHEMA_VERSION,
     DecisionState,
@@ -14,10 +14,9 @@ from .journal import (
     JournalError,
     JournalMismatch,
 )
-from .ledger import DUST_REL_TOL, Fill, Ledger, LedgerError, Position
+from .ledger import DUST_REL_TOL, POSITION_REL_TOL, Fill, Ledger, LedgerError, Position
 from .venue.paper import (
     DEFAULT_FEE_BPS,
-    POSITION_REL_TOL,
     PaperFill,
     PaperRefusal,
     PaperVenue,
@@ -44,6 +43,7 @@ __all__ = [
     "PaperFill",
     "PaperRefusal",
     "PaperVenue",
+    "Pending",
     "Position",
     "paper_venue_ref",
 ]

@@ -32,10 +32,12 @@ brain address, never back to a datagram's source address, so a forged source can
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from structlog.contextvars import bound_contextvars
 
@@ -45,10 +47,9 @@ from foundation.shell import LinkShell
 from protocol import Codec, DecisionReceived, ExecutorLink, ReplayRequested, TradeDecision
 from protocol.udp import Address
 
-from .core import ExecutorCore, Outcome
+from .core import ExecutorCore, Outcome, Pending
 from .metrics import ExecutorMetrics
 from .orders import Unresolved
-from .venue.coid import client_order_id
 
 __all__ = ["DUPLICATE_ANSWER_INTERVAL_S", "REPLAY_BATCH", "ExecutorApp"]
 
@@ -58,6 +59,23 @@ DUPLICATE_ANSWER_INTERVAL_S = 0.05
 """Least time between two answers to the same decision id, seconds: half the brain's first
 retransmit interval (100 ms), so a retransmit after a lost answer is answered."""
 _ANSWERED_MAX = 4096  # decision ids remembered for the duplicate limiter
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One queued execution for the worker.
+
+    Attributes:
+        pending: the journaled decision (:meth:`ExecutorCore.admit`); its ``conflict`` was counted
+            when it was admitted.
+        recovering: look its order up before anything is sent (a duplicate, a restart's leftover, a
+            retry after an unresolved or failed attempt).
+        started: ``time.perf_counter()`` when its handling began (the processing histogram).
+    """
+
+    pending: Pending
+    recovering: bool
+    started: float
 
 
 class ExecutorApp(LinkShell):
@@ -99,7 +117,7 @@ class ExecutorApp(LinkShell):
         )
         self.retry_unresolved_s = retry_unresolved_s
         self.maintenance_s = maintenance_s
-        self._queue: asyncio.Queue[tuple[TradeDecision, int, bool, bool, float] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()  # None: a maintenance round
         self._active: set[int] = set()
         self._worker: asyncio.Task[None] | None = None
         self.silence_s = silence_s
@@ -122,13 +140,13 @@ class ExecutorApp(LinkShell):
         for outcome in self.core.recovered:
             c = outcome.confirmation
             self.log.info("decision_recovered", decision_id=c.decision_id, seq=c.seq, status=c.status.name,
-                          client_order_id=client_order_id(self.core.namespace, c.decision_id),
+                          client_order_id=self.core.ids.order(c.decision_id),
                           executed=outcome.executed)  # fmt: skip
             self._answer(outcome, time.perf_counter(), now)
         for d in self.core.journal.in_flight():  # left in flight by an unresolved recovery
             rec = self.core.journal.decision(d.decision_id)
             assert rec is not None
-            self._enqueue((d, rec.received_at_ns, False, False, time.perf_counter()), recovering=True)
+            self._enqueue(_Job(Pending(d, rec.received_at_ns), recovering=True, started=time.perf_counter()))
         self._worker = asyncio.get_running_loop().create_task(self._work())
         if self.core.protective:
             self._ticker = asyncio.get_running_loop().call_later(self.maintenance_s, self._tick)
@@ -158,10 +176,10 @@ class ExecutorApp(LinkShell):
         alive = heard is not None and now - heard <= self.silence_s * 1e9
         self._watch_peer(alive, self.metrics.brain_up, self.metrics.brain_heard)
 
-    def _enqueue(self, job: tuple[TradeDecision, int, bool, bool, float], *, recovering: bool = False) -> None:
-        self._active.add(job[0].decision_id)
+    def _enqueue(self, job: _Job) -> None:
+        self._active.add(job.pending.decision.decision_id)
         self._count_in_flight()
-        self._queue.put_nowait((*job[:3], recovering or job[2], job[4]))
+        self._queue.put_nowait(job)
 
     def _count_in_flight(self) -> None:
         """Decisions journaled and not yet confirmed: the gauge, and the count every heartbeat
@@ -196,8 +214,8 @@ class ExecutorApp(LinkShell):
                 if job is None:
                     await self.maintain()
                     continue
-                with bound_contextvars(**self._context(job[0])):
-                    await self._execute(*job)
+                with bound_contextvars(**self._context(job.pending.decision)):
+                    await self._execute(job)
             except StorageFault as exc:  # the journal cannot be written: execute nothing more
                 self._fail(exc)
                 return
@@ -210,19 +228,19 @@ class ExecutorApp(LinkShell):
     def _context(self, d: TradeDecision) -> dict[str, object]:
         """What every log line of ``d``'s path carries: its id and its order's clientOrderId
         (``seq`` joins once the confirmation is numbered)."""
-        return {"decision_id": d.decision_id, "client_order_id": client_order_id(self.core.namespace, d.decision_id)}
+        return {"decision_id": d.decision_id, "client_order_id": self.core.ids.order(d.decision_id)}
 
-    async def _execute(self, d: TradeDecision, received_at: int, duplicate: bool, recovering: bool,
-                       started: float) -> None:  # fmt: skip
-        try:
-            outcome = await self.core.resolve(d, received_at, duplicate=duplicate, conflict=False,
-                                              recovering=recovering, now_ns=time.time_ns())  # fmt: skip
+    async def _execute(self, job: _Job) -> None:
+        p = job.pending
+        d = p.decision
+        retry = dataclasses.replace(job, recovering=True)
+        try:  # the conflict was counted on admission: the outcome does not count it again
+            outcome = await self.core.resolve(d, p.received_at_ns, duplicate=p.duplicate, conflict=False,
+                                              recovering=job.recovering, now_ns=time.time_ns())  # fmt: skip
         except Unresolved as exc:
             self.metrics.unresolved.inc()
             self.log.error("decision_unresolved", detail=exc.detail, retry_in_s=self.retry_unresolved_s)
-            asyncio.get_running_loop().call_later(
-                self.retry_unresolved_s, self._queue.put_nowait, (d, received_at, duplicate, True, started)
-            )
+            asyncio.get_running_loop().call_later(self.retry_unresolved_s, self._queue.put_nowait, retry)
             return
         except StorageFault:
             raise  # the worker stops the process (_work)
@@ -231,14 +249,12 @@ class ExecutorApp(LinkShell):
             # executed) and is tried again, looking its order up first, like an unresolved one
             self.metrics.handler_errors.inc()
             self.log.exception("decision_failed", retry_in_s=self.retry_unresolved_s)
-            asyncio.get_running_loop().call_later(
-                self.retry_unresolved_s, self._queue.put_nowait, (d, received_at, duplicate, True, started)
-            )
+            asyncio.get_running_loop().call_later(self.retry_unresolved_s, self._queue.put_nowait, retry)
             return
         self._active.discard(d.decision_id)
         self._count_in_flight()
         self._report(outcome, d)
-        self._answer(outcome, started, time.time_ns())
+        self._answer(outcome, job.started, time.time_ns())
         self._flush()
 
     def _on_link_event(self, event: DecisionReceived | ReplayRequested | None, now: int) -> None:
@@ -285,10 +301,9 @@ class ExecutorApp(LinkShell):
                 self._report(admitted, decision)
             self._answer(admitted, started, now)
             return
-        d, received_at, duplicate, conflict = admitted
-        if conflict:
+        if admitted.conflict:
             self.metrics.conflicts.inc()
-        self._enqueue((d, received_at, duplicate, duplicate, started))
+        self._enqueue(_Job(admitted, recovering=admitted.duplicate, started=started))
 
     def _report(self, outcome: Outcome, decision: TradeDecision) -> None:
         log = self.log.bind(seq=outcome.confirmation.seq)

@@ -26,7 +26,9 @@ computes from the same confirmation — not at the ``stop_price`` the decision c
 
 The synchronous steps — :meth:`ExecutorCore.admit` (rules a–b and journaling) and
 :meth:`ExecutorCore.settle` (report → confirmation, journal, ledger) — contain every state change;
-the awaited venue calls sit between them and change nothing here.
+the awaited venue calls sit between them and change nothing here. What to send is planned by the
+pure functions of :mod:`executor.planning` (:func:`~executor.planning.plan_decision`,
+:func:`~executor.planning.entry_stop`); this module makes the venue calls they call for.
 
 A repeated ``decision_id`` whose other fields differ from the journaled decision is answered like
 (a) or (b) — with the journaled decision's outcome; the new content is never executed — and the
@@ -59,17 +61,17 @@ import structlog
 from protocol import ExecutionConfirmation, Intent, RejectCode, Side, Status, TradeDecision, slippage_bps
 from protocol.messages import VENUE_REF_SIZE
 
+from . import planning
 from .gateway import ExitOrderGateway
 from .journal import Journal, JournalError
 from .ledger import Fill, Ledger
-from .orders import GATEWAY, OrderOps
-from .venue.base import OrderReport, OrderRequest, OrderStatus, OrderType, Venue
-from .venue.coid import client_order_id
+from .orders import OrderOps
+from .venue.base import OrderReport, OrderStatus, OrderType, Venue
+from .venue.coid import OrderIds
 from .venue.errors import PermanentVenueError
-from .venue.paper import POSITION_REL_TOL, PaperVenue
 from .venue.retry import RetryPolicy
 
-__all__ = ["ExecutorCore", "Outcome"]
+__all__ = ["ExecutorCore", "Outcome", "Pending"]
 
 
 def _exit_slippage_bps(d: TradeDecision, side: Side, avg_price: float) -> float | None:
@@ -109,6 +111,25 @@ class Outcome:
     exit_slippage_bps: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A journaled decision still to execute: what :meth:`ExecutorCore.admit` hands on when it has
+    no stored outcome to answer with.
+
+    Attributes:
+        decision: the journaled decision (for a repeated id, the journaled content, not the new one).
+        received_at_ns: when it was first received, Unix ns (judges its expiry).
+        duplicate: received before and still in flight (a retransmit, or one a restart left): it is
+            resolved like a recovery, looking its order up first.
+        conflict: the id repeated with different content.
+    """
+
+    decision: TradeDecision
+    received_at_ns: int
+    duplicate: bool = False
+    conflict: bool = False
+
+
 class ExecutorCore:
     """Decisions → venue → journal → ledger; see the module docstring for the rules.
 
@@ -123,6 +144,7 @@ class ExecutorCore:
         recovered: outcomes of the in-flight decisions :meth:`open` resolved; their
             confirmations are new and must be sent to the brain.
         gateway: the exit order gateway (owns protective orders).
+        namespace, ids: this journal's client order id namespace and its id factory.
     """
 
     def __init__(
@@ -133,12 +155,12 @@ class ExecutorCore:
         self.ledger = ledger
         self.ops = ops if ops is not None else OrderOps(venue, RetryPolicy())
         self.namespace = journal.namespace()
+        self.ids = OrderIds(self.namespace)
         self.gateway = ExitOrderGateway(self.ops, self.namespace, store=journal, metrics=self.ops.metrics)
         self.protective = protective and venue.supports_protective
         self.recovered: tuple[Outcome, ...] = ()
         self.log = structlog.get_logger("executor")
-        if isinstance(venue, PaperVenue):
-            venue.bind(ledger)
+        venue.bind(ledger)  # a simulated venue keeps its account in the ledger; a real one ignores it
 
     @classmethod
     async def open(
@@ -179,16 +201,20 @@ class ExecutorCore:
                                           recovering=True))  # fmt: skip
         return out
 
-    def admit(self, decision: TradeDecision, now_ns: int) -> Outcome | tuple[TradeDecision, int, bool, bool]:
-        """Rules a–b, synchronously: the stored :class:`Outcome` of a confirmed decision, or what
-        to resolve — ``(decision, received_at_ns, duplicate, conflict)`` — after journaling a new one."""
+    def admit(self, decision: TradeDecision, now_ns: int) -> Outcome | Pending:
+        """Rules a–b, synchronously: the stored :class:`Outcome` of a confirmed decision, or the
+        :class:`Pending` decision to resolve (a new one is journaled first).
+
+        Raises:
+            JournalError: a done decision without a confirmation, or a journal write refused.
+        """
         rec = self.journal.decision(decision.decision_id)
         if rec is None:
             self.journal.record_decision(decision, now_ns)
-            return decision, now_ns, False, False
+            return Pending(decision, now_ns)
         conflict = rec.decision != decision
         if rec.state == "received":
-            return rec.decision, rec.received_at_ns, True, conflict
+            return Pending(rec.decision, rec.received_at_ns, duplicate=True, conflict=conflict)
         conf = self.journal.confirmation_for(decision.decision_id)
         if conf is None:
             raise JournalError(
@@ -201,9 +227,8 @@ class ExecutorCore:
         admitted = self.admit(decision, now_ns)
         if isinstance(admitted, Outcome):
             return admitted
-        d, received_at, duplicate, conflict = admitted
-        return await self.resolve(d, received_at, duplicate=duplicate, conflict=conflict, recovering=duplicate,
-                                  now_ns=now_ns)  # fmt: skip
+        return await self.resolve(admitted.decision, admitted.received_at_ns, duplicate=admitted.duplicate,
+                                  conflict=admitted.conflict, recovering=admitted.duplicate, now_ns=now_ns)  # fmt: skip
 
     async def resolve(
         self, d: TradeDecision, received_at_ns: int, *, duplicate: bool, conflict: bool, recovering: bool,
@@ -232,76 +257,52 @@ class ExecutorCore:
         return self.settle(d, report, duplicate=duplicate, conflict=conflict)
 
     async def _execute(self, d: TradeDecision, *, recovering: bool, expired: bool) -> OrderReport | None:
-        """Place the decision's orders; returns the report to confirm with (``None``: expired and
-        the venue has nothing)."""
-        symbol = str(d.instrument)
-        if not self.venue.lists(symbol):
-            raise PermanentVenueError(f"{self.venue.name} does not list {symbol}", RejectCode.UNKNOWN_INSTRUMENT,
-                                      Status.REJECTED)  # fmt: skip
-        coid = client_order_id(self.namespace, d.decision_id, "e")
-        if expired:
-            if d.intent is Intent.PROTECT:  # its stop (open: ACCEPTED), or the exit a crossed stop became
-                found = await self.ops.lookup(client_order_id(self.namespace, d.decision_id, "p"), symbol,
-                                              reason="recovery")  # fmt: skip
+        """Make the venue calls :func:`~executor.planning.plan_decision` calls for; returns the
+        report to confirm with (``None``: expired and the venue has nothing).
+
+        Raises:
+            PermanentVenueError: refused by the plan or by the venue. Unresolved: see :meth:`resolve`.
+        """
+        plan = planning.plan_decision(d, self.ledger, self.ids, listed=self.venue.lists(str(d.instrument)),
+                                      protective=self.protective, venue_name=self.venue.name, expired=expired)  # fmt: skip
+        if isinstance(plan, planning.Refusal):
+            raise plan.error()
+        if isinstance(plan, planning.RecoverExpired):
+            if plan.stop_id is not None:  # a PROTECT's stop (open: ACCEPTED), or the exit a crossed stop became
+                found = await self.ops.lookup(plan.stop_id, plan.symbol, reason="recovery")
                 if found is not None:
                     return found
-            found = await self.ops.lookup(coid, symbol, reason="recovery")
-            owner = GATEWAY if self.protective and d.side is Side.SELL else "router"
-            return None if found is None else await self.ops.settle(found, symbol, owner=owner)
-        held = self.ledger.position(d.instrument)
-        if d.intent is Intent.PROTECT:
-            if not self.protective:
-                raise PermanentVenueError(f"{self.venue.name}: protective orders are off on this venue",
-                                          RejectCode.GUARD, Status.REJECTED)  # fmt: skip
-            if held <= 0:
-                raise PermanentVenueError(f"no {symbol} position to protect", RejectCode.INSUFFICIENT_POSITION,
-                                          Status.REJECTED)  # fmt: skip
-            return await self.gateway.move(symbol, held, d.stop_price, d.decision_id, d.market_ts_ns,
+            found = await self.ops.lookup(plan.order_id, plan.symbol, reason="recovery")
+            return None if found is None else await self.ops.settle(found, plan.symbol, owner=plan.owner)
+        if isinstance(plan, planning.MoveStop):
+            return await self.gateway.move(plan.symbol, plan.qty, plan.stop, d.decision_id, d.market_ts_ns,
                                            recovering=recovering)  # fmt: skip
-        if d.side is Side.SELL:
-            if self.protective:  # exits go through the gateway, which owns the stop
-                if d.quantity > held * (1 + POSITION_REL_TOL):
-                    raise PermanentVenueError(f"sell {d.quantity!r} exceeds position {held!r}",
-                                              RejectCode.INSUFFICIENT_POSITION, Status.REJECTED)  # fmt: skip
-                return await self.gateway.exit(symbol, min(d.quantity, held), held, d.decision_id, d.market_ts_ns,
-                                               d.reference_price, recovering=recovering)  # fmt: skip
-            req = self._order(d, coid, OrderType.MARKET, guarded=False)  # an exit is never refused for slippage
-            return await self.ops.settle(await self.ops.place(req, lookup_first=recovering), symbol)
-        typ = OrderType.MARKET if d.max_slippage_bps >= 10_000 else OrderType.LIMIT_IOC
-        report = await self.ops.settle(await self.ops.place(self._order(d, coid, typ), lookup_first=recovering), symbol)
-        if report.filled > 0 and d.stop_price > 0 and self.protective:
-            await self._protect_entry(d, symbol, held + report.filled, d.stop_for_fill(report.avg_price), recovering)
+        if isinstance(plan, planning.ExitPosition):  # exits go through the gateway, which owns the stop
+            return await self.gateway.exit(plan.symbol, plan.qty, plan.position_qty, d.decision_id, d.market_ts_ns,
+                                           plan.reference_price, recovering=recovering)  # fmt: skip
+        req = plan.request
+        report = await self.ops.settle(await self.ops.place(req, lookup_first=recovering), req.symbol, owner=req.owner)
+        if plan.protect:
+            stop = planning.entry_stop(d, plan.held, report, self.gateway.stops)
+            if stop is not None:
+                await self._protect_entry(d, stop, recovering)
         return report
 
-    async def _protect_entry(self, d: TradeDecision, symbol: str, total: float, stop: float,
-                             recovering: bool) -> None:  # fmt: skip
-        """The stop for a filled entry, at ``stop`` (computed from the fill). Whatever happens to the
+    async def _protect_entry(self, d: TradeDecision, stop: planning.EntryStop, recovering: bool) -> None:
+        """Place (or, for a grown position, move) a filled entry's stop. Whatever happens to the
         stop, the entry's fill stands: a refusal marks the position unprotected (retried by
         maintenance), a stop found filled is kept for the next exit decision."""
         gw = self.gateway
         try:
-            if symbol in gw.stops:
-                r = await gw.move(symbol, total, stop, d.decision_id, d.market_ts_ns, recovering=recovering,
-                                  bounded=False, crossed_exits=False)  # fmt: skip
+            if stop.move:
+                r = await gw.move(stop.symbol, stop.qty, stop.stop, d.decision_id, d.market_ts_ns,
+                                  recovering=recovering, bounded=False, crossed_exits=False)  # fmt: skip
                 if r.status.terminal and r.filled > 0:
-                    gw.fired[symbol] = r  # the old stop had fired: reported with the next exit
+                    gw.fired[stop.symbol] = r  # the old stop had fired: reported with the next exit
             else:
-                await gw.protect(symbol, total, stop, d.decision_id, d.market_ts_ns, recovering=recovering)
+                await gw.protect(stop.symbol, stop.qty, stop.stop, d.decision_id, d.market_ts_ns, recovering=recovering)
         except PermanentVenueError as exc:
-            gw.mark_unprotected(symbol, total, stop, d.decision_id, d.market_ts_ns, exc.detail)
-
-    @staticmethod
-    def _order(d: TradeDecision, coid: str, typ: OrderType, *, guarded: bool = True) -> OrderRequest:
-        """The order for ``d``; ``guarded=False`` (exits) drops the slippage bound."""
-        limit = None
-        if typ is OrderType.LIMIT_IOC:
-            slip = d.max_slippage_bps / 1e4
-            limit = d.reference_price * (1 + slip) if d.side is Side.BUY else d.reference_price * (1 - slip)
-        return OrderRequest(
-            client_order_id=coid, decision_id=d.decision_id, symbol=str(d.instrument), side=d.side, type=typ,
-            amount=d.quantity, price=limit, market_ts_ns=d.market_ts_ns, reference_price=d.reference_price,
-            max_slippage_bps=d.max_slippage_bps if guarded else 10_000,
-        )  # fmt: skip
+            gw.mark_unprotected(stop.symbol, stop.qty, stop.stop, d.decision_id, d.market_ts_ns, exc.detail)
 
     def settle(self, d: TradeDecision, report: OrderReport, *, duplicate: bool, conflict: bool) -> Outcome:
         """The venue's final report → confirmation, journaled with its fill, then applied."""

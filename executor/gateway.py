@@ -35,22 +35,28 @@ freqtrade issue #12528, a stop left on the exchange after its position was close
   PROTECT's decision id, looked up first on a restart) and the PROTECT is confirmed with that fill.
   Never silently dropped (DESIGN.md invariant 3).
 
+The orders themselves and the bound on moves are planned by pure functions
+(:func:`~executor.planning.stop_order`, :func:`~executor.planning.exit_order`,
+:func:`~executor.planning.admit_move`); this module makes the venue calls. Client order ids come
+from :class:`~executor.venue.coid.OrderIds`, and the venue's cancel/replace is the interface's
+(:meth:`~executor.venue.base.Venue.replace`, :attr:`~executor.venue.base.Venue.supports_replace`).
+
 State is a cache of the venue and the journal: :meth:`adopt` rebuilds it after a restart.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
 
-from protocol import RejectCode, Side, Status
+from protocol import RejectCode
 
+from . import planning
 from .orders import GATEWAY, OrderOps, Unresolved
 from .venue.base import OrderReport, OrderRequest, OrderType
-from .venue.coid import client_order_id
+from .venue.coid import Leg, OrderIds
 from .venue.coid import parse as parse_coid
 from .venue.errors import PermanentVenueError, StopWouldTrigger
 
@@ -107,36 +113,26 @@ class ExitOrderGateway:
         self.ops = ops
         self.venue = ops.venue
         self.namespace = namespace
+        self.ids = OrderIds(namespace)
         self.store: ProtectiveStore = store if store is not None else _NoStore()
-        self.offset = stop_limit_offset_bps / 1e4
+        self.offset_bps = stop_limit_offset_bps
         self.max_moves = max_moves_per_min
         self.metrics = metrics
         self.stops: dict[str, Protection] = {}
         self.fired: dict[str, OrderReport] = {}  # stop fills not yet reported through a decision
         self.unprotected: dict[str, float] = {}  # symbol -> qty that should have a stop and has none
         self._retry: dict[str, tuple[float, int, int]] = {}  # symbol -> (stop, decision_id, market_ts_ns)
-        self._moves: dict[str, deque[float]] = {}
+        self._moves: dict[str, tuple[float, ...]] = {}  # symbol -> market times of recent moves (planning.admit_move)
         self.log = structlog.get_logger("gateway")
 
     @property
     def kind(self) -> OrderType:
-        return OrderType.STOP_MARKET if self.venue.derivatives else OrderType.STOP_LOSS_LIMIT
+        """The protective order type on this venue (:func:`~executor.planning.stop_kind`)."""
+        return planning.stop_kind(self.venue.derivatives)
 
     def _request(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int) -> OrderRequest:
-        kind = self.kind
-        return OrderRequest(
-            client_order_id=client_order_id(self.namespace, decision_id, "p"), decision_id=decision_id,
-            symbol=symbol, side=Side.SELL, type=kind, amount=qty, stop_price=stop,
-            price=stop * (1 - self.offset) if kind is OrderType.STOP_LOSS_LIMIT else None,
-            reduce_only=self.venue.derivatives, market_ts_ns=market_ts_ns, reference_price=stop, owner=GATEWAY,
-        )  # fmt: skip
-
-    def _exit_request(self, symbol: str, qty: float, decision_id: int, market_ts_ns: int, ref: float) -> OrderRequest:
-        return OrderRequest(
-            client_order_id=client_order_id(self.namespace, decision_id, "e"), decision_id=decision_id,
-            symbol=symbol, side=Side.SELL, type=OrderType.MARKET, amount=qty, reduce_only=self.venue.derivatives,
-            market_ts_ns=market_ts_ns, reference_price=ref, owner=GATEWAY,
-        )  # fmt: skip
+        return planning.stop_order(self.ids, symbol, qty, stop, decision_id, market_ts_ns,
+                                   derivatives=self.venue.derivatives, limit_offset_bps=self.offset_bps)  # fmt: skip
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -233,7 +229,7 @@ class ExitOrderGateway:
             return await self._move(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering,
                                     bounded=bounded)  # fmt: skip
         if recovering:  # a move that became an exit before a restart: that exit is the answer
-            found = await self.ops.lookup(client_order_id(self.namespace, decision_id, "e"), symbol, reason="recovery")
+            found = await self.ops.lookup(self.ids.order(decision_id), symbol, reason="recovery")
             if found is not None:
                 report = await self.ops.settle(found, symbol, owner=GATEWAY)
                 await self._after_exit(symbol, self.stops.get(symbol), qty - report.filled, decision_id, market_ts_ns)
@@ -254,14 +250,10 @@ class ExitOrderGateway:
         if fired is not None:
             return fired
         if bounded:
-            now = market_ts_ns / 1e9  # market time: live it is the wall clock; a replay keeps its own pace
-            window = self._moves.setdefault(symbol, deque())
-            while window and now - window[0] > 60:
-                window.popleft()
-            if len(window) >= self.max_moves:
-                raise PermanentVenueError(f"{symbol}: more than {self.max_moves} stop moves in 60 s", RejectCode.GUARD,
-                                          Status.REJECTED)  # fmt: skip
-            window.append(now)
+            admitted = planning.admit_move(self._moves.get(symbol, ()), symbol, market_ts_ns, self.max_moves)
+            self._moves[symbol] = admitted.window
+            if admitted.refusal is not None:
+                raise admitted.refusal.error()
         req = self._request(symbol, qty, stop, decision_id, market_ts_ns)
         held = self.stops.get(symbol)
         if held is None:
@@ -297,13 +289,12 @@ class ExitOrderGateway:
         """Spot: cancel ``held`` and place ``req`` in one call; if the cancel part failed because
         the stop already filled, return the stop's report (and forget it)."""
         self.ops.check_owner(held.kind, held.client_order_id, GATEWAY, "amend")
-        replace = getattr(self.venue, "replace", None)
-        if replace is None:
+        if not self.venue.supports_replace:
             raise PermanentVenueError(f"{self.venue.name} cannot cancel/replace", RejectCode.VENUE_ERROR)
         if req.type in (OrderType.STOP_LOSS_LIMIT, OrderType.STOP_MARKET):
             self.store.record_protective(req.symbol, req.client_order_id, req.stop_price or 0.0, req.amount)
         try:
-            return await self.ops.call("cancel_replace", lambda: replace(held.client_order_id, req))
+            return await self.ops.call("cancel_replace", lambda: self.venue.replace(held.client_order_id, req))
         except StopWouldTrigger:
             # the new stop is already crossed: the caller exits instead, so no re-protect at the old level
             found = await self.ops.lookup(held.client_order_id, req.symbol, reason="replace")
@@ -341,7 +332,7 @@ class ExitOrderGateway:
                    ref: float, *, recovering: bool = False) -> OrderReport:  # fmt: skip
         """Close ``qty`` of a position of ``position_qty`` (CLOSE/REDUCE); returns the report to
         confirm with."""
-        req = self._exit_request(symbol, qty, decision_id, market_ts_ns, ref)
+        req = planning.exit_order(self.ids, symbol, qty, decision_id, market_ts_ns, ref, derivatives=self.venue.derivatives)
         prot = self.stops.get(symbol)
         if recovering:
             found = await self.ops.lookup(req.client_order_id, symbol, reason="recovery")
@@ -382,7 +373,7 @@ class ExitOrderGateway:
             return
         held = self.stops.get(symbol)
         if remaining > max(prot.qty, remaining) * 1e-9:
-            if held is not None and held.client_order_id == client_order_id(self.namespace, decision_id, "p"):
+            if held is not None and held.client_order_id == self.ids.stop(decision_id):
                 return  # done before a restart
             await self.protect(symbol, remaining, prot.stop_price, decision_id, market_ts_ns)
         else:
@@ -404,7 +395,7 @@ class ExitOrderGateway:
         for symbol, (coid, stop, qty) in self.store.protective().items():
             found = await self.ops.lookup(coid, symbol, reason="recovery")
             parsed = parse_coid(coid)
-            did = parsed[2] if parsed is not None else 0
+            did = parsed.decision_id if parsed is not None else 0
             if found is not None and not found.status.terminal:
                 self.stops[symbol] = Protection(coid, stop, found.amount or qty, found.type)
             elif found is not None and found.filled > 0:
@@ -432,8 +423,7 @@ class ExitOrderGateway:
         a replaced stop whose cancel never completed; returns the client order ids cancelled."""
         cancelled = []
         for o in await self.venue.open_orders(symbol):
-            parsed = parse_coid(o.client_order_id)
-            if parsed is None or parsed[0] != self.namespace or parsed[1] != "p":
+            if self.ids.mine(o.client_order_id, Leg.STOP) is None:
                 continue
             held = self.stops.get(o.symbol)
             if held is None or held.client_order_id != o.client_order_id:

@@ -64,6 +64,7 @@ from protocol import (
 )
 
 from .ledger import Fill
+from .venue.coid import new_namespace
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -563,7 +564,7 @@ class Journal:
             row = self._conn.execute(_GET_META, ("coid_namespace",)).fetchone()
             if row is not None:
                 return str(row[0])
-        value = secrets.token_hex(4)
+        value = new_namespace()
         self._write_sql("the client order id namespace", _PUT_META, ("coid_namespace", value))
         return value
 

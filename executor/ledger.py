@@ -24,11 +24,17 @@ from typing import Any
 
 from protocol import Instrument, Side
 
-__all__ = ["DUST_REL_TOL", "Fill", "Ledger", "LedgerError", "Position"]
+__all__ = ["DUST_REL_TOL", "POSITION_REL_TOL", "Fill", "Ledger", "LedgerError", "Position"]
 
 DUST_REL_TOL = 1e-12
 """Relative tolerance under which a remaining position counts as zero and is removed: float
 rounding of a sum of buys minus the same quantity sold leaves ~1e-16 relative, far below it."""
+
+POSITION_REL_TOL = 1e-9
+"""A sell may exceed the position by this fraction of it (float rounding of a "sell all"); it is
+then clamped to the position held, so the ledger ends exactly flat. Applied before an order is
+sent — by the paper venue's fill rules and by the executor's exit planning
+(:func:`executor.planning.plan_decision`) — never by :meth:`Ledger.apply_fill`."""
 
 
 class LedgerError(ValueError):

@@ -1,5 +1,6 @@
 """Safe order primitives over a :class:`~executor.venue.base.Venue`: place without duplicating,
-cancel idempotently, wait for a fill. Used by the router and by the exit order gateway.
+cancel idempotently, wait for a fill. Used by the executor core (owner ``"core"``: entries, and
+exits on a venue without protective orders) and by the exit order gateway (owner ``"gateway"``).
 
 Rules (DESIGN.md invariant 4):
 
@@ -23,18 +24,27 @@ Rules (DESIGN.md invariant 4):
 - **Wait** (:meth:`OrderOps.settle`): an order still working is polled every ``poll_s`` until it is
   terminal or ``fill_timeout_s`` passes; then its remainder is cancelled and the final report
   returned (a partial fill stays a partial fill).
+
+Time is injected (:attr:`OrderOps.clock`, :attr:`OrderOps.sleep`; default ``time.monotonic`` and
+``asyncio.sleep``), so a test drives the waits above with a scripted clock. The retry policy of a
+single call (:class:`~executor.venue.retry.RetryPolicy`) keeps its own timing.
+
+Whether an order is protective — for the ownership check, and for the venue, which may keep those
+apart (``protective=`` on :meth:`~executor.venue.base.Venue.fetch_order`/``cancel``) — is read from
+its type when known, else from its client order id's leg (:func:`executor.venue.coid.parse`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from .venue.base import PROTECTIVE_TYPES, OrderReport, OrderRequest, OrderStatus, Venue
+from .venue.base import CORE, GATEWAY, PROTECTIVE_TYPES, OrderReport, OrderRequest, OrderStatus, Venue
 from .venue.coid import parse as parse_coid
 from .venue.errors import (
     AmbiguousVenueError,
@@ -45,10 +55,16 @@ from .venue.errors import (
 )
 from .venue.retry import RetryPolicy
 
-__all__ = ["GATEWAY", "OrderOps", "Unresolved"]
+__all__ = ["CORE", "GATEWAY", "OrderOps", "Unresolved", "is_protective"]
 
-GATEWAY = "gateway"
-"""The owner name of the exit order gateway, the only module allowed to touch protective orders."""
+
+def is_protective(client_order_id: str, kind: Any = None) -> bool:
+    """A protective order: by its type (``kind``, an :class:`~executor.venue.base.OrderType`) when
+    given, else by its client order id's leg (a stop's)."""
+    if kind in PROTECTIVE_TYPES:
+        return True
+    parsed = parse_coid(client_order_id)
+    return parsed is not None and parsed.protective
 
 
 def _duplicate_id(exc: PermanentVenueError) -> bool:
@@ -78,6 +94,9 @@ class OrderOps:
         absent_gap_s: pause between those lookups.
         resubmits: resubmissions allowed after proven absence.
         poll_s, fill_timeout_s: see :meth:`settle`.
+        clock: monotonic seconds (default ``time.monotonic``): the ambiguity window and the fill
+            timeout are measured on it.
+        sleep: awaited for each pause, seconds (default ``asyncio.sleep``).
     """
 
     venue: Venue
@@ -88,6 +107,8 @@ class OrderOps:
     resubmits: int = 2
     poll_s: float = 0.25
     fill_timeout_s: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
     def __post_init__(self) -> None:
         self.log = structlog.get_logger("orders").bind(venue=self.venue.name)
@@ -100,9 +121,7 @@ class OrderOps:
 
     def check_owner(self, req_type: Any, coid: str, owner: str, action: str) -> None:
         """Protective orders belong to the gateway; anything else is refused and counted."""
-        parsed = parse_coid(coid)
-        protective = req_type in PROTECTIVE_TYPES or (parsed is not None and parsed[1] == "p")
-        if not protective:
+        if not is_protective(coid, req_type):
             return
         kind = str(req_type) if req_type is not None else "protective"
         if owner != GATEWAY:
@@ -125,8 +144,8 @@ class OrderOps:
 
     async def lookup(self, coid: str, symbol: str, *, reason: str, sent_at: float | None = None) -> OrderReport | None:
         """The order by client order id, or ``None`` after ``absent_checks`` consistent "absent"
-        answers — and, when ``sent_at`` (``time.monotonic()`` of an ambiguous send) is given, not
-        before the venue's ambiguity window has passed since then.
+        answers — and, when ``sent_at`` (:attr:`clock` seconds of an ambiguous answer) is given,
+        not before the venue's ambiguity window has passed since then.
 
         Raises:
             Unresolved: a lookup failed (temporary errors past the retry budget, or any permanent
@@ -135,18 +154,20 @@ class OrderOps:
         self._count("lookups", reason=reason)
         until = (sent_at + self.venue.ambiguity_window_s) if sent_at is not None else 0.0
         checks = 0
+        protective = is_protective(coid)
         while True:
             try:
-                found = await self.call("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
+                found = await self.call("fetch_order", lambda: self.venue.fetch_order(coid, symbol,
+                                                                                      protective=protective))  # fmt: skip
             except (TemporaryVenueError, PermanentVenueError) as exc:
                 raise Unresolved(f"lookup of {coid} failed: {exc.detail}") from exc
             if found is not None:
                 self.log.info("order_found", client_order_id=coid, reason=reason, status=str(found.status))
                 return found
             checks += 1
-            if checks >= self.absent_checks and time.monotonic() >= until:
+            if checks >= self.absent_checks and self.clock() >= until:
                 return None
-            await asyncio.sleep(self.absent_gap_s)
+            await self.sleep(self.absent_gap_s)
 
     async def place(self, req: OrderRequest, *, lookup_first: bool = False) -> OrderReport:
         """Place ``req`` exactly once (see the module docstring); returns the venue's report.
@@ -163,7 +184,7 @@ class OrderOps:
             if found is not None:
                 return found
         for attempt in range(self.resubmits + 1):
-            sent_at = time.monotonic()
+            sent_at = self.clock()
             try:
                 return await self.call("create_order", lambda: self.venue.submit(req))
             except PermanentVenueError as exc:
@@ -180,19 +201,20 @@ class OrderOps:
                 # the window runs from the ambiguous answer, not the send: it then also covers an
                 # order that was accepted but is not visible to queries yet
                 found = await self.lookup(req.client_order_id, req.symbol, reason="ambiguous",
-                                          sent_at=time.monotonic())  # fmt: skip
+                                          sent_at=self.clock())  # fmt: skip
                 if found is not None:
                     return found
         raise Unresolved(f"order {req.client_order_id} still unresolved after {self.resubmits + 1} sends")
 
-    async def cancel(self, coid: str, symbol: str, *, owner: str = "router", kind: Any = None) -> OrderReport | None:
+    async def cancel(self, coid: str, symbol: str, *, owner: str = CORE, kind: Any = None) -> OrderReport | None:
         """Cancel idempotently; returns the final report (FILLED if it filled first) or ``None``
         once the venue confirms no such order exists. Raises :class:`Unresolved` if the order
         stays open through every retry."""
         self.check_owner(kind, coid, owner, "cancel")
+        protective = is_protective(coid, kind)
         for _ in range(self.resubmits + 1):
             try:
-                report = await self.call("cancel_order", lambda: self.venue.cancel(coid, symbol))
+                report = await self.call("cancel_order", lambda: self.venue.cancel(coid, symbol, protective=protective))
             except (AmbiguousVenueError, TemporaryVenueError):
                 report = None
             if report is not None and report.status.terminal:
@@ -202,14 +224,16 @@ class OrderOps:
                 return found
         raise Unresolved(f"cancel of {coid} unconfirmed: the order is still open")
 
-    async def settle(self, report: OrderReport, symbol: str, *, owner: str = "router") -> OrderReport:
+    async def settle(self, report: OrderReport, symbol: str, *, owner: str = CORE) -> OrderReport:
         """Poll a working order until terminal or the fill timeout; then cancel its remainder."""
-        deadline = time.monotonic() + self.fill_timeout_s
+        deadline = self.clock() + self.fill_timeout_s
         coid = report.client_order_id
-        while not report.status.terminal and time.monotonic() < deadline:
-            await asyncio.sleep(self.poll_s)
+        protective = is_protective(coid, report.type)
+        while not report.status.terminal and self.clock() < deadline:
+            await self.sleep(self.poll_s)
             try:
-                found = await self.call("fetch_order", lambda: self.venue.fetch_order(coid, symbol))
+                found = await self.call("fetch_order", lambda: self.venue.fetch_order(coid, symbol,
+                                                                                      protective=protective))  # fmt: skip
             except TemporaryVenueError:
                 continue
             if found is not None:

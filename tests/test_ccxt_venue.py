@@ -20,7 +20,8 @@ import pytest
 
 from executor.core import ExecutorCore, Outcome
 from executor.orders import OrderOps, Unresolved
-from executor.venue.base import OrderType
+from executor.planning import decision_order
+from executor.venue.base import CORE, OrderType
 from executor.venue.ccxt_venue import CcxtVenue
 from executor.venue.replay_clock import clock_sync
 from executor.venue.retry import RetryPolicy
@@ -140,7 +141,7 @@ async def test_entry_fills_and_places_reduce_only_stop_on_exchange(rig: Rig) -> 
     assert_end_state(rig, out, Status.FILLED)
     stop = [a for a in rig.state()["algo_orders"] if a["algoStatus"] == "NEW"][0]
     assert float(stop["triggerPrice"]) == pytest.approx(round(rig.bars.close[9] * 0.92, 1))
-    assert stop["clientAlgoId"] == f"td{rig.core.namespace}p1"
+    assert stop["clientAlgoId"] == rig.core.ids.stop(1)
 
 
 async def test_exit_closes_position_and_leaves_no_orphan_stop(rig: Rig) -> None:
@@ -161,8 +162,8 @@ async def test_protect_moves_stop_new_before_old_is_cancelled(rig: Rig) -> None:
     assert out.confirmation.status is Status.ACCEPTED and out.confirmation.executed_qty == 0
     assert_end_state(rig, out, Status.ACCEPTED)
     algos = {a["clientAlgoId"]: a["algoStatus"] for a in rig.state()["algo_orders"]}
-    ns = rig.core.namespace
-    assert algos == {f"td{ns}p1": "CANCELED", f"td{ns}p2": "NEW"}
+    ids = rig.core.ids
+    assert algos == {ids.stop(1): "CANCELED", ids.stop(2): "NEW"}
 
 
 async def test_stop_that_triggered_is_the_exit_no_second_order(rig: Rig, bars: Bars) -> None:
@@ -177,7 +178,7 @@ async def test_stop_that_triggered_is_the_exit_no_second_order(rig: Rig, bars: B
     assert c.status is Status.FILLED and c.side is Side.SELL and c.executed_qty == pytest.approx(0.02)
     assert c.avg_price <= stop  # filled at the stop (or a gap below it), not at the later bar
     orders = rig.state()["orders"]
-    assert not any(o["clientOrderId"] == f"td{rig.core.namespace}e2" for o in orders), "a second close was sent"
+    assert not any(o["clientOrderId"] == rig.core.ids.order(2) for o in orders), "a second close was sent"
     assert_end_state(rig, out, Status.FILLED)
 
 
@@ -246,7 +247,7 @@ async def test_restart_after_order_placed_before_outcome_journaled(rig: Rig, tmp
     d = entry(rig)
     admitted = rig.core.admit(d, NOW)
     assert not isinstance(admitted, Outcome)
-    req = rig.core._order(d, f"td{rig.core.namespace}e1", OrderType.MARKET)
+    req = decision_order(d, rig.core.ids.order(1), OrderType.MARKET)
     await rig.core.ops.place(req)  # reached the exchange ...
     await rig.core.aclose()  # ... and the process died before the outcome was journaled
     rig.core = await open_core(rig.emu, rig.path)
@@ -271,15 +272,15 @@ async def test_protective_order_from_another_module_is_refused_and_counted(rig: 
     metrics = ExecutorMetrics()
     rig.core.ops.metrics = metrics
     await on_decision(rig, entry(rig))
-    rogue = OrderRequest(client_order_id=f"td{rig.core.namespace}p99", decision_id=99, symbol=USDM, side=Side.SELL,
-                         type=OrderType.STOP_MARKET, amount=0.02, stop_price=40_000.0, owner="router")  # fmt: skip
+    rogue = OrderRequest(client_order_id=rig.core.ids.stop(99), decision_id=99, symbol=USDM, side=Side.SELL,
+                         type=OrderType.STOP_MARKET, amount=0.02, stop_price=40_000.0, owner=CORE)  # fmt: skip
     with pytest.raises(OwnershipConflict):
         await rig.core.ops.place(rogue)
     with pytest.raises(OwnershipConflict):
-        await rig.core.ops.cancel(f"td{rig.core.namespace}p1", USDM, owner="reconciler")
+        await rig.core.ops.cancel(rig.core.ids.stop(1), USDM, owner="reconciler")
     conflicts = {s.labels["module"]: s.value for s in metrics.ownership_conflicts.collect()[0].samples
                  if s.name.endswith("_total")}  # fmt: skip
-    assert conflicts == {"router": 1.0, "reconciler": 1.0}
+    assert conflicts == {"core": 1.0, "reconciler": 1.0}
     created = {(s.labels["module"], s.labels["kind"], s.labels["action"]) for s in metrics.protective.collect()[0].samples
                if s.name.endswith("_total")}  # fmt: skip
     assert created == {("gateway", "stop_market", "create")}
@@ -344,7 +345,7 @@ async def test_spot_ioc_entry_nets_base_commission_and_places_stop_loss_limit(sp
     assert c.executed_qty == pytest.approx(0.02 * 0.999)  # 0.1 % commission taken in BTC
     assert c.fee == pytest.approx(0.02 * 0.001 * c.avg_price)  # ... reported in quote
     orders = {o["clientOrderId"]: o for o in spot.state()["orders"]}
-    assert orders[f"td{spot.core.namespace}e1"]["timeInForce"] == "IOC"
+    assert orders[spot.core.ids.order(1)]["timeInForce"] == "IOC"
     assert_spot_end_state(spot, out, Status.FILLED)
 
 
@@ -367,8 +368,8 @@ async def test_spot_protect_and_exit_use_atomic_cancel_replace(spot: SpotRig) ->
     assert out.confirmation.executed_qty == pytest.approx(held)
     assert_spot_end_state(spot, out, Status.FILLED)
     statuses = {o["clientOrderId"]: o["status"] for o in spot.state()["orders"]}
-    ns = spot.core.namespace
-    assert statuses == {f"td{ns}e1": "FILLED", f"td{ns}p1": "CANCELED", f"td{ns}p2": "CANCELED", f"td{ns}e3": "FILLED"}
+    ids = spot.core.ids
+    assert statuses == {ids.order(1): "FILLED", ids.stop(1): "CANCELED", ids.stop(2): "CANCELED", ids.order(3): "FILLED"}
 
 
 async def test_spot_stop_that_filled_is_reported_by_the_exit(spot: SpotRig, bars: Bars) -> None:
@@ -380,7 +381,7 @@ async def test_spot_stop_that_filled_is_reported_by_the_exit(spot: SpotRig, bars
     out = await on_decision(spot, spot_decision(spot, 2, 70, side=Side.SELL, intent=Intent.CLOSE, qty=held))
     assert out.confirmation.executed_qty == pytest.approx(held)
     assert stop * (1 - 0.005) - 1e-6 <= out.confirmation.avg_price < ref  # the stop-limit's fill, not bar 70's
-    assert f"td{spot.core.namespace}e2" not in {o["clientOrderId"] for o in spot.state()["orders"]}
+    assert spot.core.ids.order(2) not in {o["clientOrderId"] for o in spot.state()["orders"]}
     assert_spot_end_state(spot, out, Status.FILLED)
 
 
@@ -438,12 +439,12 @@ async def test_app_keeps_an_unresolved_decision_in_flight_until_the_exchange_ans
                 await asyncio.sleep(0.05)
         conf = rig.core.journal.confirmation_for(1)
         # every line of the decision's path, retries and lookups included, names it and its order
-        ns = rig.core.namespace
+        ids = rig.core.ids
         events = {e["event"] for e in logs}
         assert {"order_ambiguous", "decision_unresolved", "stop_placed", "decision_executed"} <= events, events
         for e in logs:
             assert e.get("decision_id") == 1, e
-            assert e.get("client_order_id") in (f"td{ns}e1", f"td{ns}p1"), e
+            assert e.get("client_order_id") in (ids.order(1), ids.stop(1)), e
         assert [e["seq"] for e in logs if e["event"] == "decision_executed"] == [conf.seq]
         assert conf is not None and conf.status is Status.FILLED
         assert app.metrics.unresolved._value.get() >= 1

@@ -63,11 +63,11 @@ async def test_protect_above_the_market_becomes_a_market_exit_usdm(rig: Rig) -> 
     assert (c.status, c.intent, c.side) == (Status.FILLED, Intent.PROTECT, Side.SELL)
     assert c.executed_qty == pytest.approx(held) and c.avg_price == pytest.approx(rig.bars.open[15])
     assert_end_state(rig, out, Status.FILLED)
-    ns = rig.core.namespace
+    ids = rig.core.ids
     orders = {o["clientOrderId"] for o in rig.state()["orders"]}
-    assert f"td{ns}e2" in orders
+    assert ids.order(2) in orders
     algos = {a["clientAlgoId"]: a["algoStatus"] for a in rig.state()["algo_orders"]}
-    assert algos == {f"td{ns}p1": "CANCELED"}, algos
+    assert algos == {ids.stop(1): "CANCELED"}, algos
     assert rig.core.gateway.stops == {} and rig.core.gateway.unprotected == {}
 
 
@@ -84,8 +84,8 @@ async def test_protect_above_the_market_becomes_a_market_exit_spot(spot: SpotRig
     assert (c.status, c.intent) == (Status.FILLED, Intent.PROTECT) and c.executed_qty == pytest.approx(held)
     assert_spot_end_state(spot, out, Status.FILLED)
     statuses = {o["clientOrderId"]: o["status"] for o in spot.state()["orders"]}
-    ns = spot.core.namespace
-    assert statuses[f"td{ns}p1"] == "CANCELED" and statuses[f"td{ns}e2"] == "FILLED"
+    ids = spot.core.ids
+    assert statuses[ids.stop(1)] == "CANCELED" and statuses[ids.order(2)] == "FILLED"
 
 
 async def test_one_stop_level_on_the_exchange_and_in_the_plan(rig: Rig) -> None:

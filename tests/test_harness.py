@@ -139,12 +139,12 @@ async def test_decision_id_bound_on_every_line_of_its_path(harness) -> None:
     assert {e["event"] for e in lines} >= {"decision_sent", "confirmation_applied", "decision_executed"}
     assert all(isinstance(e.get("decision_id"), int) for e in lines)
     assert sorted({e["decision_id"] for e in lines}) == [1, 2]
-    namespace = harness.executor.core.namespace
+    ids = harness.executor.core.ids
     for e in lines:
         if e["event"] != "decision_sent":  # numbered from here on
             assert isinstance(e.get("seq"), int) and e["seq"] >= 1, e
         if e["event"].startswith("decision_") and e["event"] != "decision_sent":  # the executor's lines
-            assert e["client_order_id"] == f"td{namespace}e{e['decision_id']}", e
+            assert e["client_order_id"] == ids.order(e["decision_id"]), e
     assert structlog.contextvars.get_contextvars() == {}  # nothing leaks past the decision
 
 

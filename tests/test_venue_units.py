@@ -12,8 +12,8 @@ from ccxt.base import errors as cx
 from executor.main import build_venue
 from executor.settings import ExecutorSettings
 from executor.venue.ccxt_venue import translate
-from executor.venue.coid import MAX_LENGTH, client_order_id, new_namespace, parse
-from executor.venue.errors import AmbiguousVenueError, PermanentVenueError, TemporaryVenueError
+from executor.venue.coid import MAX_LENGTH, ClientOrderId, Leg, OrderIds, new_namespace, parse
+from executor.venue.errors import AmbiguousVenueError, OrderAbsent, PermanentVenueError, TemporaryVenueError
 from foundation.errors import ConfigError
 from foundation.settings import load_settings
 from protocol import RejectCode
@@ -22,26 +22,54 @@ BINANCE_COID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")  # Binance "New order" 
 
 
 @pytest.mark.parametrize("decision_id", [1, 42, 2**63, 2**64 - 1])
-@pytest.mark.parametrize("role", ["e", "p"])
-def test_client_order_id_is_deterministic_within_binance_rules_and_parses_back(decision_id: int, role: str) -> None:
-    ns = new_namespace()
-    coid = client_order_id(ns, decision_id, role)  # type: ignore[arg-type]
-    assert coid == client_order_id(ns, decision_id, role)  # type: ignore[arg-type]
+@pytest.mark.parametrize("leg", list(Leg))
+def test_client_order_id_is_deterministic_within_binance_rules_and_parses_back(decision_id: int, leg: Leg) -> None:
+    """Every leg's id is the same on every call, fits Binance's newClientOrderId rule, and parses back."""
+    ids = OrderIds(new_namespace())
+    coid = ids.id(leg, decision_id)
+    assert coid == OrderIds(ids.namespace).id(leg, decision_id)
     assert len(coid) <= MAX_LENGTH and BINANCE_COID.fullmatch(coid)
-    assert parse(coid) == (ns, role, decision_id)
+    assert parse(coid) == ClientOrderId(ids.namespace, leg, decision_id)
+    assert ids.mine(coid) == ids.mine(coid, leg) == parse(coid)
 
 
-def test_client_order_ids_differ_by_namespace_role_and_decision() -> None:
-    ids = {client_order_id(ns, d, r) for ns in ("00000000", "0000000a") for d in (1, 2, 11) for r in ("e", "p")}
+def test_client_order_id_strings_keep_their_stored_format() -> None:
+    """The factories write, and parse reads, the exact strings journals and exchanges already hold."""
+    ids = OrderIds("3fa9c1d2")
+    assert (ids.order(42), ids.stop(42)) == ("td3fa9c1d2e42", "td3fa9c1d2p42")
+    assert str(ClientOrderId("3fa9c1d2", Leg.ORDER, 2**64 - 1)) == "td3fa9c1d2e18446744073709551615"
+    written_before = parse("td0000000ap7")  # an id as an executor wrote it before OrderIds existed
+    assert written_before == ClientOrderId("0000000a", Leg.STOP, 7)
+    assert written_before.protective and not parse("td0000000ae7").protective  # type: ignore[union-attr]
+
+
+def test_client_order_ids_differ_by_namespace_leg_and_decision() -> None:
+    """Two namespaces, two legs and three decisions make twelve different ids; foreign ids parse to None."""
+    ids = {OrderIds(ns).id(leg, d) for ns in ("00000000", "0000000a") for d in (1, 2, 11) for leg in Leg}
     assert len(ids) == 12
-    assert parse("x-foreign-id") is None
+    for foreign in ("x-foreign-id", "td0000000ae", "td0000000axe1", "TD0000000ae1", "td0000000ae0",
+                    "td0000000ae1 ", "td0000000ae18446744073709551616"):  # fmt: skip
+        assert parse(foreign) is None, foreign
 
 
-@pytest.mark.parametrize("bad", [("ZZZZZZZZ", 1, "e"), ("0000000", 1, "e"), ("00000000", 0, "e"),
-                                 ("00000000", 2**64, "e"), ("00000000", 1, "x")])  # fmt: skip
+def test_order_ids_recognise_only_their_own_namespace_and_leg() -> None:
+    """mine() answers an id of its own namespace (and leg, if asked), and None for another run's id."""
+    ours, theirs = OrderIds("0000000a"), OrderIds("0000000b")
+    assert ours.mine(ours.stop(3), Leg.STOP) == ClientOrderId("0000000a", Leg.STOP, 3)
+    assert ours.mine(ours.order(3), Leg.STOP) is None
+    assert ours.mine(theirs.stop(3)) is None and ours.mine("x-foreign-id") is None
+
+
+@pytest.mark.parametrize("bad", [("ZZZZZZZZ", 1), ("0000000", 1), ("00000000", 0), ("00000000", 2**64)])
 def test_client_order_id_rejects_bad_parts(bad: tuple) -> None:
+    """A bad namespace or an out-of-range decision id is refused with ValueError; a bad leg with TypeError."""
+    ns, did = bad
     with pytest.raises(ValueError):
-        client_order_id(*bad)
+        OrderIds(ns).order(did)
+    with pytest.raises(ValueError):
+        ClientOrderId(ns, Leg.ORDER, did)
+    with pytest.raises(TypeError):
+        ClientOrderId("00000000", "x", 1)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -58,6 +86,8 @@ def test_client_order_id_rejects_bad_parts(bad: tuple) -> None:
         (cx.InvalidOrder("Filter failure: LOT_SIZE"), False, PermanentVenueError, RejectCode.INVALID_QUANTITY),
         (cx.BadSymbol("nope"), False, PermanentVenueError, RejectCode.UNKNOWN_INSTRUMENT),
         (cx.AuthenticationError("-2015"), True, PermanentVenueError, RejectCode.VENUE_ERROR),
+        (cx.OrderNotFound("-2013 Order does not exist."), True, OrderAbsent, RejectCode.VENUE_ERROR),
+        (cx.OrderNotFound("-2011 Unknown order sent."), False, OrderAbsent, RejectCode.VENUE_ERROR),
     ],
 )
 def test_ccxt_errors_translate_to_three_kinds(exc: Exception, idempotent: bool, kind: type, code: RejectCode | None) -> None:

@@ -7,6 +7,15 @@ and every foreign exception is translated once, at the adapter's edge, into
 
 Units: amounts in base-asset units, prices in quote per base unit, fees in quote currency (an
 adapter converts a fee charged in the base asset, see :class:`OrderReport`), times in Unix ns.
+
+The interface states everything the executor uses — capabilities as attributes
+(:attr:`Venue.supports_protective`, :attr:`Venue.supports_replace`, ...), the optional calls with a
+default (:meth:`Venue.replace` refuses, :meth:`Venue.bind` does nothing) — so no caller probes a
+venue with ``getattr`` or ``isinstance``. "No such order" is one answer: ``None`` from
+:meth:`Venue.fetch_order` and :meth:`Venue.cancel` (an adapter translates its client's
+not-found error into :class:`~executor.venue.errors.OrderAbsent` and answers that with ``None``).
+Client order ids are opaque here: whether an order is a protective (trigger) order is passed in
+(``protective=``), never read from the id (:mod:`executor.venue.coid` is the executor's).
 """
 
 from __future__ import annotations
@@ -14,10 +23,18 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from protocol import Side
+from protocol import RejectCode, Side
+
+from .errors import PermanentVenueError
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
 
 __all__ = [
+    "CORE",
+    "GATEWAY",
     "PROTECTIVE_TYPES",
     "Balance",
     "OrderReport",
@@ -40,6 +57,13 @@ class OrderType(enum.StrEnum):
 
 PROTECTIVE_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LOSS_LIMIT})
 """Protective order types: only the exit order gateway may create, amend or cancel them."""
+
+CORE = "core"
+"""Owner name of :mod:`executor.core`: entries, and exits on a venue without protective orders
+(the ``module`` label of the protective-order metrics)."""
+GATEWAY = "gateway"
+"""Owner name of the exit order gateway (:mod:`executor.gateway`), the only module allowed to touch
+protective orders."""
 
 
 class OrderStatus(enum.StrEnum):
@@ -76,7 +100,8 @@ class OrderRequest:
             price at or after it (DESIGN.md invariant 6). Ignored by live venues.
         reference_price: the brain's mark price (paper slippage check), quote per base unit.
         max_slippage_bps: refuse a fill worse than ``reference_price`` by more than this.
-        owner: the module placing it; protective orders must come from the gateway.
+        owner: the module placing it (:data:`CORE`, :data:`GATEWAY`); protective orders must come
+            from the gateway.
     """
 
     client_order_id: str
@@ -91,7 +116,7 @@ class OrderRequest:
     market_ts_ns: int = 0
     reference_price: float = 0.0
     max_slippage_bps: int = 10_000
-    owner: str = "router"
+    owner: str = CORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +179,7 @@ class Venue(abc.ABC):
     Attributes:
         name: for logs and metrics (``"paper"``, ``"binance"``, ...).
         supports_protective: the venue can hold protective stop orders.
+        supports_replace: :meth:`replace` cancels one order and places another in one venue call.
         derivatives: positions are venue positions (futures) rather than asset balances (spot).
         ambiguity_window_s: how long after a send a lost order request could still be accepted by
             the venue (Binance: its ``recvWindow``); an unanswered order is not taken as absent
@@ -164,6 +190,7 @@ class Venue(abc.ABC):
 
     name: str = "venue"
     supports_protective: bool = False
+    supports_replace: bool = False
     derivatives: bool = False
     ambiguity_window_s: float = 0.0
     orders_survive_restart: bool = True
@@ -174,6 +201,10 @@ class Venue(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Default: nothing to do."""
 
+    def bind(self, ledger: Ledger) -> None:
+        """Keep the account's balances in the executor's ``ledger`` — a simulated venue (paper)
+        does; a real venue holds its own. Default: nothing to do."""
+
     @abc.abstractmethod
     def lists(self, symbol: str) -> bool:
         """True when the venue trades ``symbol`` (after :meth:`start`)."""
@@ -183,13 +214,31 @@ class Venue(abc.ABC):
         """Place one order; returns the venue's report of it (possibly still OPEN)."""
 
     @abc.abstractmethod
-    async def cancel(self, client_order_id: str, symbol: str) -> OrderReport | None:
+    async def cancel(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
         """Cancel; idempotent. Returns the order's final report, or ``None`` when the venue
-        confirms no such order exists. An order already filled is returned as FILLED."""
+        confirms no such order exists. An order already filled is returned as FILLED.
+
+        Args:
+            protective: the order is a protective (trigger) order; a venue that keeps those apart
+                (Binance USDⓈ-M's algo service) looks there.
+        """
 
     @abc.abstractmethod
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
-        """The order with this client order id, or ``None`` when the venue says it does not exist."""
+    async def fetch_order(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
+        """The order with this client order id, or ``None`` when the venue says it does not exist
+        (``protective`` as for :meth:`cancel`)."""
+
+    async def replace(self, client_order_id: str, request: OrderRequest) -> OrderReport:
+        """Cancel ``client_order_id`` and place ``request`` in one venue call (only when
+        :attr:`supports_replace`); returns the new order's report.
+
+        Raises:
+            PermanentVenueError: the venue has no such call (the default), the cancel failed (e.g.
+                the old order already filled; nothing new was placed) or the new order was refused
+                (:class:`~executor.venue.errors.StopWouldTrigger` for a stop already crossed).
+            AmbiguousVenueError: as for :meth:`submit`.
+        """
+        raise PermanentVenueError(f"{self.name} cannot cancel/replace", RejectCode.VENUE_ERROR)
 
     @abc.abstractmethod
     async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:

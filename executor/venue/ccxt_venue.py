@@ -18,7 +18,8 @@ other OperationFailed (Binance 5xx with a
 -1001/-1008 body)
 RateLimitExceeded, DDoSProtection (429/418),    TemporaryVenueError (nothing happened: the request
 InvalidNonce (-1021), OnMaintenance             was refused before it was processed)
-OrderNotFound (-2011, -2013)                    ``None`` from fetch/cancel (see the Venue contract)
+OrderNotFound (-2011, -2013)                    OrderAbsent (Permanent, VENUE_ERROR): ``None`` from
+                                                fetch/cancel (see the Venue contract)
 BadResponse carrying -2022/-2021 (spot          Permanent, VENUE_ERROR (a definite failure, see
 cancelReplace)                                  ``_CANCEL_REPLACE_FAILED``); StopWouldTrigger when
                                                 the new leg was a stop refused as already triggered
@@ -34,8 +35,8 @@ Client order ids: orders are sent with ``newClientOrderId`` (Binance's parameter
 unknown params through) and looked up or cancelled with ``origClientOrderId``. Binance USDⓈ-M
 conditional orders live in the Algo service since 2025-12: ccxt 4.5.90 routes a stop order and any
 fetch/cancel with ``trigger=True`` to ``/fapi/v1/algoOrder``, keyed by ``clientAlgoId`` — so a
-protective order (role ``p`` in :mod:`executor.venue.coid`) on a derivatives market is fetched and
-cancelled with ``{"trigger": True}``.
+protective order (``protective=True``, told by the caller: the adapter never reads our ids) on a
+derivatives market is fetched and cancelled with ``{"trigger": True}``.
 
 Fees: Binance spot charges a buy's commission in the asset received. A fee in the base asset is
 taken off ``filled`` and converted to quote at the fill price (see
@@ -66,9 +67,9 @@ from .base import (
     PositionReport,
     Venue,
 )
-from .coid import parse as parse_coid
 from .errors import (
     AmbiguousVenueError,
+    OrderAbsent,
     PermanentVenueError,
     StopWouldTrigger,
     TemporaryVenueError,
@@ -128,6 +129,8 @@ def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError
         return PermanentVenueError(detail)  # a definite answer: the cancel (or the new order) failed
     if isinstance(exc, cx.OrderImmediatelyFillable):
         return StopWouldTrigger(detail)
+    if isinstance(exc, cx.OrderNotFound):
+        return OrderAbsent(detail)
     if isinstance(exc, _TEMPORARY):
         return TemporaryVenueError(detail)
     if isinstance(exc, cx.InsufficientFunds):
@@ -199,6 +202,11 @@ class CcxtVenue(Venue):
         self.log = structlog.get_logger("venue").bind(venue=exchange_id)
         self.derivatives = False
         self.supports_protective = True
+
+    @property  # type: ignore[override]
+    def supports_replace(self) -> bool:
+        """Spot markets of an exchange with ccxt's ``editOrder`` (Binance spot ``order/cancelReplace``)."""
+        return not self.derivatives and bool(self.exchange.has.get("editOrder"))
 
     async def _call(self, where: str, fn: Callable[[], Awaitable[T]], *, idempotent: bool) -> T:
         try:
@@ -307,26 +315,19 @@ class CcxtVenue(Venue):
         fees = [t["fee"] for t in trades if t.get("fee")]
         return self._report({**order, "fees": fees, "fee": None}, client_order_id)
 
-    def _lookup_params(self, client_order_id: str) -> dict[str, Any]:
-        parsed = parse_coid(client_order_id)
+    def _lookup_params(self, client_order_id: str, protective: bool) -> dict[str, Any]:
         params: dict[str, Any] = {"origClientOrderId": client_order_id}
-        if self.derivatives and parsed is not None and parsed[1] == "p":
+        if self.derivatives and protective:
             params["trigger"] = True
         return params
 
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
-        params = self._lookup_params(client_order_id)
+    async def fetch_order(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
+        params = self._lookup_params(client_order_id, protective)
         try:
             order = await self._call(f"fetch_order {symbol} {client_order_id}",
                                      lambda: self.exchange.fetch_order(None, symbol, params), idempotent=True)  # fmt: skip
-        except TemporaryVenueError as exc:
-            if isinstance(exc.__cause__, cx.OrderNotFound):
-                return None
-            raise
-        except PermanentVenueError as exc:
-            if isinstance(exc.__cause__, cx.OrderNotFound):
-                return None
-            raise
+        except OrderAbsent:
+            return None
         info = order.get("info") or {}
         actual = info.get("actualOrderId") if isinstance(info, dict) else None
         if self.derivatives and actual and actual not in ("0", 0) and not float(order.get("filled") or 0):
@@ -339,15 +340,13 @@ class CcxtVenue(Venue):
                            stop_price=float(stop) if stop else None)  # fmt: skip
         return await self._completed(order, client_order_id)
 
-    async def cancel(self, client_order_id: str, symbol: str) -> OrderReport | None:
-        params = self._lookup_params(client_order_id)
+    async def cancel(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
+        params = self._lookup_params(client_order_id, protective)
         try:
             order = await self._call(f"cancel_order {symbol} {client_order_id}",
                                      lambda: self.exchange.cancel_order(None, symbol, params), idempotent=False)  # fmt: skip
-        except PermanentVenueError as exc:
-            if isinstance(exc.__cause__, cx.OrderNotFound):
-                return None
-            raise
+        except OrderAbsent:
+            return None
         return await self._placed(order, client_order_id, f"cancel_order {symbol} {client_order_id}")
 
     async def replace(self, client_order_id: str, request: OrderRequest) -> OrderReport:
@@ -356,11 +355,12 @@ class CcxtVenue(Venue):
         ccxt's ``edit_order``), so no moment passes with neither order on the book.
 
         Raises:
-            PermanentVenueError: the cancel failed (e.g. the old order already filled; nothing new
-                was placed) or the new order was refused; AmbiguousVenueError as for submit.
+            PermanentVenueError: no such call here (not :attr:`supports_replace`), the cancel failed
+                (e.g. the old order already filled; nothing new was placed) or the new order was
+                refused; AmbiguousVenueError as for submit.
         """
         symbol, amount, price, params = self._prepare(request)
-        if self.derivatives or "editOrder" not in self.exchange.has or not self.exchange.has["editOrder"]:
+        if not self.supports_replace:
             raise PermanentVenueError(f"{self.name}: no atomic cancel/replace", RejectCode.VENUE_ERROR)
         if self.before_order is not None:
             await self.before_order(request)

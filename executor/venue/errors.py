@@ -16,6 +16,10 @@
     trigger (Binance USDⓈ-M -2021 "Order would immediately trigger.", spot -2010 "Stop price would
     trigger immediately."): the stop would have fired at once, so the exit order gateway sells
     instead (DESIGN.md invariant 3: a protective level is never silently dropped).
+  - :class:`OrderAbsent`: the venue says no order has this client order id (Binance -2013 "Order
+    does not exist.", -2011 "Unknown order sent."): the one form "absent" takes after translation.
+    :meth:`~executor.venue.base.Venue.fetch_order` and :meth:`~executor.venue.base.Venue.cancel`
+    answer it with ``None``; from any other call it is a refusal like its base class.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from protocol import RejectCode, Status
 
 __all__ = [
     "AmbiguousVenueError",
+    "OrderAbsent",
     "OwnershipConflict",
     "PermanentVenueError",
     "StopWouldTrigger",
@@ -68,6 +73,13 @@ class PermanentVenueError(VenueError):
 
 class StopWouldTrigger(PermanentVenueError):
     """A stop order the venue refused because its trigger is already crossed (it would fire at once)."""
+
+    kind = "permanent"
+
+
+class OrderAbsent(PermanentVenueError):
+    """The venue has no order with the client order id asked about (``kind`` stays ``permanent``:
+    the metric's ``kind`` label values do not change)."""
 
     kind = "permanent"
 

@@ -11,7 +11,7 @@ in this order:
    SLIPPAGE_EXCEEDED``. An exit (CLOSE, REDUCE) is never refused for slippage (DESIGN.md
    invariant 3): it fills at that open however far the market gapped from its reference;
 4. a buy whose ``qty*price + fee`` exceeds the ledger's cash → ``REJECTED / INSUFFICIENT_FUNDS``;
-   a sell larger than the position (beyond :data:`POSITION_REL_TOL`) →
+   a sell larger than the position (beyond :data:`~executor.ledger.POSITION_REL_TOL`) →
    ``REJECTED / INSUFFICIENT_POSITION``.
 
 No errors are raised for a decision; the constructor raises ``ValueError`` on a bad setting.
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from foundation.bars import Bars
 from protocol import Instrument, Intent, RejectCode, Side, Status, TradeDecision
 
-from ..ledger import Ledger
+from ..ledger import POSITION_REL_TOL, Ledger
 from .base import (
     Balance,
     OrderReport,
@@ -49,7 +49,6 @@ from .errors import PermanentVenueError
 
 __all__ = [
     "DEFAULT_FEE_BPS",
-    "POSITION_REL_TOL",
     "PaperFill",
     "PaperRefusal",
     "PaperVenue",
@@ -59,10 +58,6 @@ __all__ = [
 DEFAULT_FEE_BPS = 10.0
 """Binance spot base taker fee: VIP 0 spot taker 0.100 % = 10 bps (Binance fee schedule,
 https://www.binance.com/en/fee/schedule, without the BNB discount)."""
-
-POSITION_REL_TOL = 1e-9
-"""A sell may exceed the position by this fraction of it (float rounding of a "sell all"); the
-fill is then clamped to the position held, so the ledger ends exactly flat."""
 
 _PAPER_REF_PREFIX = b"paper-"
 
@@ -237,10 +232,10 @@ class PaperVenue(Venue):
         self._orders[request.client_order_id] = report
         return report
 
-    async def cancel(self, client_order_id: str, symbol: str) -> OrderReport | None:
+    async def cancel(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
         return self._orders.get(client_order_id)  # paper orders are filled at once: nothing to cancel
 
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
+    async def fetch_order(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
         return self._orders.get(client_order_id)
 
     async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:

@@ -13,10 +13,14 @@ Usage::
         emu.advance_to(ts_ms)          # bars before ts_ms happen: stops trigger, limits fill
         await ex.close()               # then emu closes the sessions it handed out
 
-Modules: ``engine`` (sans-IO state and matching), ``specs`` (exchangeInfo filters),
-``payloads`` (Binance JSON shapes), ``auth`` (HMAC/timestamp checks), ``errors`` (codes/texts),
-``faults`` (fault plan), ``server`` (aiohttp routes; the ccxt call → endpoint table is there),
-``tls`` (trustme CA), ``client`` (loopback session, ccxt config).
+Modules: ``engine`` (sans-IO state, clock and queries), ``matching`` (order placement and
+matching), ``algo`` (USDⓈ-M conditional orders), ``ledger`` (balances, fees, positions, margin),
+``model`` (orders, fills, accounts), ``specs`` (exchangeInfo filters), ``payloads`` (Binance JSON
+shapes), ``auth`` (HMAC/timestamp checks), ``errors`` (codes/texts), ``faults`` (fault plan),
+``server`` (aiohttp route table and dispatch; the ccxt call → endpoint table is there), ``params``
+(request parsing), ``marketdata`` / ``trading`` / ``control`` (the handlers: market data; orders
+and accounts; ``/_emulator/*``), ``tls`` (trustme CA); the loopback session and ccxt config come
+from :mod:`foundation.exchange_session`.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from aiohttp import web
 
 from foundation.exchange_session import LoopbackRefused, LoopbackResolver, ccxt_config, loopback_session
 
+from .control import snapshot
 from .engine import Bar, Engine, Venue
 from .errors import BinanceError
 from .faults import Endpoint, Fault, FaultKind, FaultPlan
-from .server import EmulatorServer, snapshot
+from .server import EmulatorServer
 from .specs import load_fixture, specs_from_exchange_info
 from .tls import BINANCE_HOSTS, EmulatorTLS
 

@@ -1,0 +1,88 @@
+"""Restart matching: a restarted brain's re-derived decisions paired with their journaled twins.
+
+**Restart**: a brain started on an existing journal re-runs the replay from the first bar. Each
+decision the core re-derives is matched with its journaled twin (same id, same bar, same fields;
+anything else means the data or settings changed and is refused): a journaled confirmation is
+applied at once, a journaled local resolution is re-applied, and the first decision with neither
+is resent byte-identical from the journal, after which the replay is live again. The link asks the
+executor to replay every confirmation after the last one journaled. (What is applied or resent is
+the app's job, :meth:`brain.app.BrainApp._resume`; the pairing and its checks are here.)
+
+"Same fields" is side, intent, reason, quantity, instrument and stop price.
+
+Errors: :class:`~brain.journal.BrainJournalError` when a pair differs, or when the replay ends with
+journaled decisions it never re-derived.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from protocol import ExecutionConfirmation, TradeDecision
+
+from .journal import BrainJournalError, JournaledDecision
+
+__all__ = ["RestartMatcher"]
+
+
+class RestartMatcher:
+    """The journaled decisions this incarnation has not re-derived yet, keyed by decision id.
+
+    Args:
+        path: the journal's path (for error messages).
+        history: :meth:`~brain.journal.BrainJournal.history` (empty for a fresh journal).
+    """
+
+    __slots__ = ("_history", "path")
+
+    def __init__(self, path: Path, history: dict[int, JournaledDecision]) -> None:
+        self.path = path
+        self._history = history
+
+    def __len__(self) -> int:
+        """Journaled decisions still to be re-derived (0: live)."""
+        return len(self._history)
+
+    def take(self, derived: TradeDecision, bar_index: int) -> JournaledDecision | None:
+        """The journaled twin of ``derived`` (made on bar ``bar_index``), no longer awaited; None if
+        it was never journaled (a new decision, to be sent).
+
+        Raises:
+            BrainJournalError: the twin was journaled on another bar or with other fields.
+        """
+        journaled = self._history.pop(derived.decision_id, None)
+        if journaled is None:
+            return None
+        d = journaled.decision
+        same = (d.side, d.intent, d.reason, d.quantity, d.instrument, d.stop_price) == (
+            derived.side, derived.intent, derived.reason, derived.quantity, derived.instrument,
+            derived.stop_price)  # fmt: skip
+        if not same or journaled.bar_index != bar_index:
+            raise BrainJournalError(
+                f"{self.path}: decision {d.decision_id} was journaled on bar {journaled.bar_index} as"
+                f" {d.side.name} {d.quantity} ({d.reason.name}); this replay derives it on bar {bar_index} as"
+                f" {derived.side.name} {derived.quantity} ({derived.reason.name}): data or settings changed"
+            )
+        return journaled
+
+    def awaits(self, decision_id: int) -> bool:
+        """Is ``decision_id`` journaled and not re-derived yet?"""
+        return decision_id in self._history
+
+    def attach(self, conf: ExecutionConfirmation) -> None:
+        """Keep ``conf`` (journaled already) with its decision, applied when the re-run reaches it."""
+        journaled = self._history[conf.decision_id]
+        self._history[conf.decision_id] = dataclasses.replace(journaled, confirmation=conf)
+
+    def check_done(self) -> None:
+        """At the end of the replay: every journaled decision must have been re-derived.
+
+        Raises:
+            BrainJournalError: journaled decisions were left that this replay did not re-derive.
+        """
+        if self._history:
+            raise BrainJournalError(
+                f"{self.path}: {len(self._history)} journaled decisions were not re-derived by this replay"
+                " (data or settings changed since the journal was written)"
+            )

@@ -1,0 +1,314 @@
+"""Order planning: what the executor sends for a decision, as pure functions of the decision, the
+ledger, the stops held and the (market) time.
+
+No I/O, no clock, no logging, no event loop (an import-linter contract in ``pyproject.toml`` holds
+it): :mod:`executor.core` and :mod:`executor.gateway` ask these functions what to do, then make the
+awaited venue calls (through :class:`~executor.orders.OrderOps`) and act on the answers.
+
+:func:`plan_decision` turns one journaled decision into one :data:`Plan`, checked in this order
+(the rules of :mod:`executor.core`):
+
+1. the venue does not list the instrument → :class:`Refusal` ``REJECTED / UNKNOWN_INSTRUMENT``;
+2. expired (a retry or restart after its expiry) → :class:`RecoverExpired`: only look its orders
+   up — a PROTECT's stop (leg ``p``), then the decision's own order (leg ``e``) — never place;
+3. PROTECT → :class:`MoveStop` of the whole position to ``stop_price``; refused
+   (``REJECTED / GUARD``) when protective orders are off, ``REJECTED / INSUFFICIENT_POSITION``
+   when nothing is held;
+4. a sell (CLOSE, REDUCE) with protective orders → :class:`ExitPosition` through the exit order
+   gateway, which owns the stop; a sell larger than the position beyond
+   :data:`~executor.ledger.POSITION_REL_TOL` → ``REJECTED / INSUFFICIENT_POSITION``, else the
+   quantity is clamped to the position. Without protective orders → :class:`PlaceOrder` of a
+   MARKET order with no slippage bound (DESIGN.md invariant 3: an exit is never refused for
+   slippage);
+5. an entry → :class:`PlaceOrder` of a LIMIT_IOC at ``max_slippage_bps`` from the reference
+   (:func:`decision_order`), or a MARKET order when ``max_slippage_bps`` >=
+   :data:`NO_SLIPPAGE_BOUND_BPS`; once it fills, :func:`entry_stop` places the stop at
+   :meth:`~protocol.TradeDecision.stop_for_fill` of the fill price.
+
+The exit order gateway's orders: :func:`stop_order` (a protective stop) and :func:`exit_order` (a
+reduce-only market sell); the bound on brain-driven stop moves: :func:`admit_move`.
+
+Units: quantities in base units, prices in quote per base unit, slippage and offsets in bps,
+market times in Unix ns (the move window in seconds of market time). Nothing here raises for a
+refusal: refusals are values (:class:`Refusal`), and the caller raises :meth:`Refusal.error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass
+
+from protocol import Intent, RejectCode, Side, Status, TradeDecision
+
+from .ledger import POSITION_REL_TOL, Ledger
+from .venue.base import CORE, GATEWAY, OrderReport, OrderRequest, OrderType
+from .venue.coid import OrderIds
+from .venue.errors import PermanentVenueError
+
+__all__ = [
+    "MOVE_WINDOW_S",
+    "NO_SLIPPAGE_BOUND_BPS",
+    "EntryStop",
+    "ExitPosition",
+    "MoveAdmission",
+    "MoveStop",
+    "PlaceOrder",
+    "Plan",
+    "RecoverExpired",
+    "Refusal",
+    "admit_move",
+    "decision_order",
+    "entry_stop",
+    "exit_order",
+    "plan_decision",
+    "stop_kind",
+    "stop_order",
+]
+
+NO_SLIPPAGE_BOUND_BPS = 10_000
+"""A ``max_slippage_bps`` at or above this (100 %) bounds nothing: an entry is then a MARKET order,
+and an exit's order carries it (the paper venue checks no slippage at 10,000 bps)."""
+MOVE_WINDOW_S = 60.0
+"""The window of the bound on brain-driven stop moves, seconds of market time (``max_moves_per_min``
+of :class:`~executor.gateway.ExitOrderGateway`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A decision refused before any order is sent.
+
+    Attributes:
+        detail: why, for logs and the caller's error.
+        reject_code: what the confirmation carries.
+        status: REJECTED (a pre-trade check) or FAILED.
+    """
+
+    detail: str
+    reject_code: RejectCode
+    status: Status = Status.REJECTED
+
+    def error(self) -> PermanentVenueError:
+        """The refusal as the error the venue call sites raise (confirmed with its status and code)."""
+        return PermanentVenueError(self.detail, self.reject_code, self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Send ``request`` (owner ``"core"``) and wait for its fill.
+
+    Attributes:
+        request: an entry, or an exit on a venue without protective orders.
+        held: base units held before it (the ledger's position).
+        protect: an entry on a venue with protective orders: once filled, protect the position
+            (:func:`entry_stop`).
+    """
+
+    request: OrderRequest
+    held: float
+    protect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MoveStop:
+    """A PROTECT: move the stop of ``symbol`` to ``stop`` for the whole position ``qty`` (base units)
+    through the exit order gateway."""
+
+    symbol: str
+    qty: float
+    stop: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPosition:
+    """A CLOSE or REDUCE through the exit order gateway: sell ``qty`` of a position of
+    ``position_qty`` (base units) at the market; ``reference_price`` is the decision's."""
+
+    symbol: str
+    qty: float
+    position_qty: float
+    reference_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverExpired:
+    """An expired decision met again (retry or restart): look its orders up, place nothing.
+
+    Attributes:
+        symbol: the venue symbol.
+        stop_id: a PROTECT's stop (leg ``p``), looked up first: found, it is the answer as it
+            stands (open: ACCEPTED); ``None`` for other intents.
+        order_id: the decision's own order (leg ``e``; for a PROTECT, the market exit a crossed
+            stop became): found, it is waited for (owner ``owner``) and confirmed.
+        owner: the module owning that order (:data:`~executor.venue.base.GATEWAY` for a sell on a
+            venue with protective orders, else :data:`~executor.venue.base.CORE`).
+    """
+
+    symbol: str
+    stop_id: str | None
+    order_id: str
+    owner: str
+
+
+Plan = Refusal | PlaceOrder | MoveStop | ExitPosition | RecoverExpired
+"""What :func:`plan_decision` answers."""
+
+
+def decision_order(d: TradeDecision, client_order_id: str, typ: OrderType, *, guarded: bool = True) -> OrderRequest:
+    """The order of decision ``d`` itself (owner ``"core"``).
+
+    A LIMIT_IOC's price sits ``max_slippage_bps`` from ``reference_price``, against the trader (above
+    for a buy, below for a sell); other types carry no price. ``guarded=False`` (an exit) drops the
+    slippage bound: ``max_slippage_bps`` becomes :data:`NO_SLIPPAGE_BOUND_BPS`.
+    """
+    limit = None
+    if typ is OrderType.LIMIT_IOC:
+        slip = d.max_slippage_bps / 1e4
+        limit = d.reference_price * (1 + slip) if d.side is Side.BUY else d.reference_price * (1 - slip)
+    return OrderRequest(
+        client_order_id=client_order_id, decision_id=d.decision_id, symbol=str(d.instrument), side=d.side, type=typ,
+        amount=d.quantity, price=limit, market_ts_ns=d.market_ts_ns, reference_price=d.reference_price,
+        max_slippage_bps=d.max_slippage_bps if guarded else NO_SLIPPAGE_BOUND_BPS, owner=CORE,
+    )  # fmt: skip
+
+
+def plan_decision(
+    d: TradeDecision, ledger: Ledger, ids: OrderIds, *, listed: bool, protective: bool, venue_name: str,
+    expired: bool,
+) -> Plan:  # fmt: skip
+    """What to do for the journaled decision ``d`` (see the module docstring for the rules).
+
+    Args:
+        d: the decision (for a repeated id, the journaled one).
+        ledger: the executor's ledger (its position in ``d.instrument``).
+        ids: this executor's client order ids.
+        listed: the venue lists ``d``'s instrument.
+        protective: protective orders are on, and the venue holds them.
+        venue_name: for refusal details.
+        expired: the decision has expired and may have been placed before (a retry or restart on a
+            venue whose orders survive a restart).
+    """
+    symbol = str(d.instrument)
+    if not listed:
+        return Refusal(f"{venue_name} does not list {symbol}", RejectCode.UNKNOWN_INSTRUMENT)
+    order_id = ids.order(d.decision_id)
+    if expired:
+        stop_id = ids.stop(d.decision_id) if d.intent is Intent.PROTECT else None
+        owner = GATEWAY if protective and d.side is Side.SELL else CORE
+        return RecoverExpired(symbol, stop_id, order_id, owner)
+    held = ledger.position(d.instrument)
+    if d.intent is Intent.PROTECT:
+        if not protective:
+            return Refusal(f"{venue_name}: protective orders are off on this venue", RejectCode.GUARD)
+        if held <= 0:
+            return Refusal(f"no {symbol} position to protect", RejectCode.INSUFFICIENT_POSITION)
+        return MoveStop(symbol, held, d.stop_price)
+    if d.side is Side.SELL:
+        if not protective:  # an exit is never refused for slippage
+            return PlaceOrder(decision_order(d, order_id, OrderType.MARKET, guarded=False), held)
+        if d.quantity > held * (1 + POSITION_REL_TOL):
+            return Refusal(f"sell {d.quantity!r} exceeds position {held!r}", RejectCode.INSUFFICIENT_POSITION)
+        return ExitPosition(symbol, min(d.quantity, held), held, d.reference_price)
+    typ = OrderType.MARKET if d.max_slippage_bps >= NO_SLIPPAGE_BOUND_BPS else OrderType.LIMIT_IOC
+    return PlaceOrder(decision_order(d, order_id, typ), held, protect=protective)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryStop:
+    """The stop a filled entry gets.
+
+    Attributes:
+        symbol: the venue symbol.
+        qty: the whole position after the fill, base units.
+        stop: :meth:`~protocol.TradeDecision.stop_for_fill` of the fill price — the level the brain's
+            exit plan computes from the same confirmation, not the decision's ``stop_price``.
+        move: a stop is held for the symbol already (the entry grew a position): move it, unbounded
+            by :func:`admit_move`; else place one.
+    """
+
+    symbol: str
+    qty: float
+    stop: float
+    move: bool
+
+
+def entry_stop(d: TradeDecision, held: float, report: OrderReport, stops: Container[str]) -> EntryStop | None:
+    """The stop for entry ``d`` once its order ended as ``report``; ``None`` when nothing filled or
+    the decision asks for no stop (``stop_price`` 0).
+
+    Args:
+        held: base units held before the entry.
+        stops: the symbols the exit order gateway holds a stop for.
+    """
+    if report.filled <= 0 or d.stop_price <= 0:
+        return None
+    symbol = str(d.instrument)
+    return EntryStop(symbol, held + report.filled, d.stop_for_fill(report.avg_price), symbol in stops)
+
+
+def stop_kind(derivatives: bool) -> OrderType:
+    """The protective order type: a reduce-only STOP_MARKET on derivatives, a STOP_LOSS_LIMIT on spot
+    (Binance spot has no stop-market)."""
+    return OrderType.STOP_MARKET if derivatives else OrderType.STOP_LOSS_LIMIT
+
+
+def stop_order(
+    ids: OrderIds, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int, *, derivatives: bool,
+    limit_offset_bps: float,
+) -> OrderRequest:  # fmt: skip
+    """The protective stop (leg ``p`` of ``decision_id``, owner ``"gateway"``): sell ``qty`` once the
+    price trades at ``stop``. On spot its limit sits ``limit_offset_bps`` below the trigger (room for
+    the fill in a fast market); on derivatives it is reduce-only."""
+    kind = stop_kind(derivatives)
+    offset = limit_offset_bps / 1e4
+    return OrderRequest(
+        client_order_id=ids.stop(decision_id), decision_id=decision_id,
+        symbol=symbol, side=Side.SELL, type=kind, amount=qty, stop_price=stop,
+        price=stop * (1 - offset) if kind is OrderType.STOP_LOSS_LIMIT else None,
+        reduce_only=derivatives, market_ts_ns=market_ts_ns, reference_price=stop, owner=GATEWAY,
+    )  # fmt: skip
+
+
+def exit_order(
+    ids: OrderIds, symbol: str, qty: float, decision_id: int, market_ts_ns: int, ref: float, *, derivatives: bool,
+) -> OrderRequest:  # fmt: skip
+    """The gateway's market sell of ``qty`` (leg ``e`` of ``decision_id``, owner ``"gateway"``;
+    reduce-only on derivatives), ``ref`` its reference price — a CLOSE, a REDUCE, or the exit a
+    crossed PROTECT becomes."""
+    return OrderRequest(
+        client_order_id=ids.order(decision_id), decision_id=decision_id,
+        symbol=symbol, side=Side.SELL, type=OrderType.MARKET, amount=qty, reduce_only=derivatives,
+        market_ts_ns=market_ts_ns, reference_price=ref, owner=GATEWAY,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MoveAdmission:
+    """What the bound on stop moves says about one more move of a symbol's stop.
+
+    Attributes:
+        window: the move times to keep, seconds of market time, oldest first: those within
+            :data:`MOVE_WINDOW_S` of this one, and this one when admitted.
+        refusal: ``None`` when admitted, else ``REJECTED / GUARD`` (the old stop stays).
+    """
+
+    window: tuple[float, ...]
+    refusal: Refusal | None = None
+
+
+def admit_move(window: tuple[float, ...], symbol: str, market_ts_ns: int, max_moves: int) -> MoveAdmission:
+    """At most ``max_moves`` brain-driven moves of ``symbol``'s stop per :data:`MOVE_WINDOW_S` of
+    market time — the decisions' ``market_ts_ns``: the wall clock live, the replay's own pace in a
+    replay.
+
+    Args:
+        window: the times kept from the last call (:attr:`MoveAdmission.window`), ``()`` at first.
+    """
+    now = market_ts_ns / 1e9
+    start = 0
+    while start < len(window) and now - window[start] > MOVE_WINDOW_S:
+        start += 1
+    kept = window[start:]
+    if len(kept) >= max_moves:
+        detail = f"{symbol}: more than {max_moves} stop moves in {MOVE_WINDOW_S:g} s"
+        return MoveAdmission(kept, Refusal(detail, RejectCode.GUARD))
+    return MoveAdmission((*kept, now))
