@@ -65,7 +65,7 @@ from typing import Any
 
 from structlog.contextvars import bound_contextvars
 
-from foundation.bars import Bars
+from foundation.bars import Bar, Bars
 from foundation.runtime import parse_address
 from foundation.shell import LinkShell
 from protocol import BrainLink, Codec, ExecutionConfirmation, TradeDecision
@@ -76,6 +76,7 @@ from .core import BrainCore
 from .equity import EquityCurve, EquityPoint
 from .gauges import ReplayGauges
 from .journal import BrainJournal, JournaledDecision
+from .livefeed import LiveFeed
 from .metrics import BrainMetrics
 from .pacing import Pacer, Pacing
 from .restart import RestartMatcher
@@ -165,6 +166,7 @@ class BrainApp(LinkShell):
         self.stats = ReplayStats()
         self.pacing = pacing
         self._exported_positions.add(str(core.config.instrument))  # exported at 0 from the start
+        metrics.mark_price.labels(str(core.config.instrument))
         self._gauges = ReplayGauges(metrics)
         if on_progress is not None:
             self.on_progress = on_progress  # type: ignore[method-assign]
@@ -198,52 +200,108 @@ class BrainApp(LinkShell):
         Raises:
             BrainJournalError: the journal holds decisions this replay does not re-derive.
         """
-        core, stats, metrics, link, gauges = self.core, self.stats, self.metrics, self.link, self._gauges
-        tracker = core.tracker
-        stats.equity_curve.start(tracker.equity())
-        metrics.replay_bars.set(len(bars))
+        self.stats.equity_curve.start(self.core.tracker.equity())
+        self.metrics.replay_bars.set(len(bars))
         loop = asyncio.get_running_loop()
         pacer = Pacer(self.pacing, loop)
         for i in range(len(bars)):
             await pacer.wait_for(i)
             pacer.progress(i, len(bars), self.on_progress)
-            self._check_journal_fault()
-            now = time.time_ns()
-            if not link.executor_alive(now):
-                await self._await_executor()
-                self._check_journal_fault()
-                now = time.time_ns()
-            bar = bars[i]
-            self._bar_index = i
-            trips_before = len(core.breakers.trips)
-            close_ns = bars.close_ns(i)
-            step = core.on_bar(bar, close_ns, now, executor_journal_ok=link.journal_fault is None)
-            stats.bars += 1
-            for skip in step.skips:
-                metrics.skips.labels(skip.reason.value).inc()
-                self.log.info("signal_skipped", reason=skip.reason.value, side=skip.side.name, detail=skip.detail,
-                              bar_ts_ms=bar.ts_ms)  # fmt: skip
-            for trip in core.breakers.trips[trips_before:]:  # one bar can trip two breakers
-                self._on_trip(trip)
-            before = (tracker.equity(), self._position_qty())  # the account before this bar's fills
-            self._fills_after = None
-            self._dispatch(step.decisions, i)
-            if core.pending:
-                await self._await_confirmations()
-                self._check_journal_fault()
-            elif i % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            if self._fills_after is not None and self._fills_after > close_ns:
-                # filled after the close (a gap): the fill shows in the next bar's row
-                stats.equity_curve.record(close_ns, bar.close, *before)
-            else:
-                stats.equity_curve.record(close_ns, bar.close, tracker.equity(), self._position_qty())
-            gauges.bar_due(loop.time, close_ns, stats, core)
+            await self._bar(bars[i], bars.close_ns(i), i, pause_on_silence=True)
         if len(bars):
-            gauges.bar(bars.close_ns(len(bars) - 1), stats, core)
+            self._gauges.bar(bars.close_ns(len(bars) - 1), self.stats, self.core)
         self._restart.check_done()
         pacer.finished(len(bars), self.on_progress)
-        return stats
+        return self.stats
+
+    async def run_feed(self, feed: LiveFeed) -> ReplayStats:
+        """Trade the closed bars of a live feed (started already) until it ends, in lockstep with
+        confirmations, as :meth:`replay` does with recorded bars: the same step per bar, so the
+        same bars give the same decisions. A bar's identity in the journal is its open time in
+        timeframes since the epoch (stable across restarts). Entries are decided only on a fresh
+        bar (:attr:`~brain.livefeed.FeedBar.fresh`) — except while a restarted brain re-derives its
+        journaled decisions, which must come out as they were. The executor going silent blocks
+        entries (the bar is not held back: the market does not wait).
+
+        Raises:
+            BrainJournalError: the journal holds decisions the feed's bars do not re-derive.
+        """
+        self.stats.equity_curve.start(self.core.tracker.equity())
+        timeframe_ms = feed.settings.timeframe_ms
+        feed.on_mark = self._on_mark
+        last_ns = None
+        was_fresh = True
+        while (item := await feed.next_bar()) is not None:
+            closed = item.closed
+            fresh = item.fresh or bool(self._restart)
+            if not fresh:
+                self.stats.stale_bars += 1
+            if fresh != was_fresh:  # one line per change: the stale stretches are in the log
+                if fresh:
+                    self.log.info("feed_bars_fresh", bar_ts_ms=closed.bar.ts_ms)
+                else:
+                    self.log.warning("feed_bars_stale", bar_ts_ms=closed.bar.ts_ms, detail="entries refused")
+                was_fresh = fresh
+            self.metrics.feed_last_closed_bar.set(closed.close_ns / 1e9)
+            self.metrics.feed_lag.set(max(0.0, time.time() - closed.close_ns / 1e9))
+            await self._bar(closed.bar, closed.close_ns, closed.bar.ts_ms // timeframe_ms, fresh=fresh,
+                            pause_on_silence=False)  # fmt: skip
+            last_ns = closed.close_ns
+        if last_ns is not None:
+            self._gauges.bar(last_ns, self.stats, self.core)
+        self.stats.feed = feed.figures()
+        self._restart.check_done()
+        return self.stats
+
+    async def _bar(self, bar: Bar, close_ns: int, index: int, *, fresh: bool = True,
+                   pause_on_silence: bool) -> None:  # fmt: skip
+        """One bar through the core: decide, send, await the confirmations (lockstep), record equity.
+
+        Args:
+            index: the bar's identity in the journal (restart matching).
+            fresh: entries may be decided on it (a live feed's verdict).
+            pause_on_silence: wait for a silent executor (a replay) instead of only blocking entries.
+        """
+        core, stats, metrics, link = self.core, self.stats, self.metrics, self.link
+        tracker = core.tracker
+        self._check_journal_fault()
+        now = time.time_ns()
+        if pause_on_silence and not link.executor_alive(now):
+            await self._await_executor()
+            self._check_journal_fault()
+            now = time.time_ns()
+        self._bar_index = index
+        trips_before = len(core.breakers.trips)
+        step = core.on_bar(bar, close_ns, now, executor_alive=link.executor_alive(now),
+                           executor_journal_ok=link.journal_fault is None, feed_fresh=fresh)  # fmt: skip
+        stats.bars += 1
+        for skip in step.skips:
+            metrics.skips.labels(skip.reason.value).inc()
+            self.log.info("signal_skipped", reason=skip.reason.value, side=skip.side.name, detail=skip.detail,
+                          bar_ts_ms=bar.ts_ms)  # fmt: skip
+        for trip in core.breakers.trips[trips_before:]:  # one bar can trip two breakers
+            self._on_trip(trip)
+        before = (tracker.equity(), self._position_qty())  # the account before this bar's fills
+        self._fills_after = None
+        self._dispatch(step.decisions, index)
+        if core.pending:
+            await self._await_confirmations()
+            self._check_journal_fault()
+        elif index % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        if self._fills_after is not None and self._fills_after > close_ns:
+            # filled after the close (a gap): the fill shows in the next bar's row
+            stats.equity_curve.record(close_ns, bar.close, *before)
+        else:
+            stats.equity_curve.record(close_ns, bar.close, tracker.equity(), self._position_qty())
+        self._gauges.bar_due(asyncio.get_running_loop().time, close_ns, stats, core)
+
+    def _on_mark(self, bar: Bar) -> None:
+        """A live feed's forming bar: the mark price and equity at it, for the gauges only — exits
+        are decided on closed bars, as in a replay (the stop on the venue protects in between)."""
+        inst = self.core.config.instrument
+        self.metrics.mark_price.labels(str(inst)).set(bar.close)
+        self.metrics.equity.set(self.core.tracker.equity_at(inst, bar.close))
 
     def _position_qty(self) -> float:
         position = self.core.tracker.position(self.core.config.instrument)

@@ -18,7 +18,7 @@ run the strategy; then decide. Rules (issue #2):
   ``awaiting_confirmation``; SELL with no position → skip ``no_position``; BUY while a breaker is
   tripped → skip ``breaker``; BUY while the executor has been silent past the link's threshold →
   skip ``executor_silent``; BUY after the executor's journal was replaced or went back → skip
-  ``executor_journal``;
+  ``executor_journal``; BUY on a bar from a stale live feed → skip ``feed_stale``;
 * an entry is sized at ``entry_fraction`` of equity (cash + positions at mark), and carries the
   hard stop of the exit plan at its reference price as ``stop_price``; the executor places the stop
   at the same distance below the *fill* (:meth:`~protocol.TradeDecision.stop_for_fill`), and the
@@ -79,6 +79,7 @@ class SkipReason(str, enum.Enum):
     BREAKER = "breaker"
     EXECUTOR_SILENT = "executor_silent"
     EXECUTOR_JOURNAL = "executor_journal"
+    FEED_STALE = "feed_stale"
     ZERO_SIZE = "zero_size"
 
 
@@ -162,12 +163,13 @@ class BrainCore:
         return any(d.instrument == instrument for d in self.pending.values())
 
     def on_bar(self, bar: Bar, market_ns: int, wall_ns: int, executor_alive: bool = True,
-               executor_journal_ok: bool = True) -> Step:  # fmt: skip
+               executor_journal_ok: bool = True, feed_fresh: bool = True) -> Step:  # fmt: skip
         """Process one bar whose close is known at ``market_ns``; stamp decisions with ``wall_ns``.
 
         ``executor_alive`` is the link's verdict; when False, entries are skipped (exits are not).
         ``executor_journal_ok`` False (the executor's journal was replaced or went back) skips
-        entries too.
+        entries too, and so does ``feed_fresh`` False (a live feed that is stale, or a bar that
+        closed too long ago: :attr:`~brain.livefeed.LiveFeed.stale`) — exits never.
         """
         inst = self.config.instrument
         tracker = self.tracker
@@ -204,6 +206,8 @@ class BrainCore:
                 skip = Skip(SkipReason.EXECUTOR_SILENT, signal, "no heartbeat from the executor")
             elif not executor_journal_ok:
                 skip = Skip(SkipReason.EXECUTOR_JOURNAL, signal, "the executor's journal was replaced or went back")
+            elif not feed_fresh:
+                skip = Skip(SkipReason.FEED_STALE, signal, "the live feed is stale or the bar closed too long ago")
             else:
                 qty = size_entry(tracker.equity(), price, self.config.entry_fraction, self.config.lot_size)
                 if qty <= 0:

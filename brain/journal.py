@@ -285,5 +285,21 @@ class BrainJournal:
         self._write("the executor journal's id", "INSERT OR IGNORE INTO meta VALUES ('executor_journal_id', ?)",
                     (str(journal_id),))  # fmt: skip
 
+    def feed_start_ms(self) -> int | None:
+        """Open time (Unix ms) of the first bar a live feed handed this brain, or ``None`` (a replay's
+        journal, or none yet): a restarted live brain loads its history from there, so it
+        re-derives its journaled decisions from the same first bar."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'feed_start_ms'").fetchone()
+        return None if row is None else int(row[0])
+
+    def record_feed_start(self, ts_ms: int) -> None:
+        """Remember the first bar of a live feed (kept for good: the first call wins).
+
+        Raises:
+            JournalWriteFailed: see :meth:`_write`.
+        """
+        self._write("the live feed's first bar", "INSERT OR IGNORE INTO meta VALUES ('feed_start_ms', ?)",
+                    (str(ts_ms),))  # fmt: skip
+
     def close(self) -> None:
         self._db.close()

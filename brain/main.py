@@ -30,6 +30,8 @@ from protocol import Codec
 from .app import BrainApp, ExecutorJournalFault, Pacing, confirm_bind, decision_peer, outputs
 from .core import BrainCore
 from .journal import BrainJournal, BrainJournalError, check_journal
+from .livefeed import FeedError, FeedSettings, LiveFeed
+from .marketclient import MarketClient, build_market_client, timeframe_ms
 from .metrics import BrainMetrics
 from .report import build_report, write_equity_curve, write_report, write_trade_log
 from .risk import CircuitBreakers
@@ -75,11 +77,17 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     codec = bus_codec(settings)
     bind = confirm_bind(settings)
     peer = decision_peer(settings)  # a malformed address is refused here, before anything is created
-    bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
+    bars = load_bars(settings.data or bundled_path(), limit=settings.bars) if settings.feed == "replay" else None
     strategy = load_strategy(settings.strategy, settings.strategy_params)
     paths = outputs(settings.run_dir)
-    held = claim(settings, bind, setting="confirm_addr", metrics_port=settings.metrics_port, role="brain",
-                 peer=peer, peer_setting="decision_addr")  # fmt: skip
+    market = build_market_client(settings) if settings.feed == "live" else None  # a bad exchange id: refused here
+    try:
+        held = claim(settings, bind, setting="confirm_addr", metrics_port=settings.metrics_port, role="brain",
+                     peer=peer, peer_setting="decision_addr")  # fmt: skip
+    except BaseException:
+        if market is not None:
+            await market.close()
+        raise
     try:
         if not settings.fresh_journal:  # refused before anything is created; checked again under the lock
             check_journal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
@@ -88,16 +96,21 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
         journal = BrainJournal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
     except BaseException:
         held.close()
+        if market is not None:
+            await market.close()
         raise
     try:
-        return await _replay(settings, ready, held, codec, bars, strategy, journal)
+        return await _replay(settings, ready, held, codec, bars, strategy, journal, market)
     finally:
+        if market is not None:
+            await market.close()
         held.close()  # the run dir's lock goes last: the outputs are written under it
 
 
-async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec, bars: Bars, strategy: Strategy,
-                  journal: BrainJournal) -> dict[str, Any]:  # fmt: skip
-    """:func:`run_brain` once its inputs are checked, its ports bound and its run dir locked."""
+async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec, bars: Bars | None,
+                  strategy: Strategy, journal: BrainJournal, market: MarketClient | None) -> dict[str, Any]:  # fmt: skip
+    """:func:`run_brain` once its inputs are checked, its ports bound and its run dir locked:
+    ``bars`` to replay, or (``bars`` None) the live feed on ``market``."""
     log = structlog.get_logger("brain")
     paths = outputs(settings.run_dir)
     # Decision ids are 1, 2, 3... in replay order. A restarted brain re-derives the same ids for
@@ -110,26 +123,49 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
     core = BrainCore(settings.brain_config(), strategy, tracker, breakers, ids.__next__)
     metrics = BrainMetrics()
     pacing = Pacing(settings.replay_bars_per_s, settings.progress_interval_s)
+    live = bars is None
     app = BrainApp(core, codec, journal, metrics, confirm_bind(settings), decision_peer(settings),
-                   settings.link_settings(), pacing, _print_progress, restamp=True)  # a replay: SPEC.md §10.1
+                   settings.link_settings(), pacing, _print_progress,
+                   restamp=not live)  # a replay re-stamps (SPEC.md §10.1); live rules resolve expired decisions
     app.bound_socket = held.take_udp()
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
                                         sock=held.take_metrics())  # fmt: skip
     await app.start()
+    feed = None
+    if live:
+        assert market is not None
+        feed = LiveFeed(market.exchange, settings.instrument, feed_settings(settings, strategy), metrics)
+        try:
+            await feed.start(since_ms=journal.feed_start_ms())
+            if feed.first_ms is not None:
+                journal.record_feed_start(feed.first_ms)
+        except BaseException:
+            await feed.close()
+            await close_serving(app, server)
+            raise
     task = asyncio.current_task()
     assert task is not None
     report: dict[str, Any] | None = None
     with signals_call(task.cancel):  # before the ready line: a SIGTERM right after it is handled
         if ready is not None:
             ready({"confirm_addr": "%s:%d" % app.address, "metrics_port": server.port if server else None})
-        log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
-                 metrics_port=server.port if server else None)  # fmt: skip
-        short = warmup_shortfall(strategy, settings.strategy, len(bars))
-        if short is not None:
-            log.warning("warmup_too_short", detail=short)
-            app.stats.warnings.append(short)
+        if bars is not None:
+            log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
+                     metrics_port=server.port if server else None)  # fmt: skip
+            short = warmup_shortfall(strategy, settings.strategy, len(bars))
+            if short is not None:
+                log.warning("warmup_too_short", detail=short)
+                app.stats.warnings.append(short)
+        else:
+            log.info("brain_started", feed="live", exchange=settings.exchange, instrument=settings.instrument,
+                     timeframe=settings.timeframe, strategy=settings.strategy,
+                     metrics_port=server.port if server else None)  # fmt: skip
         try:
-            await app.replay(bars)
+            if feed is not None:
+                await app.run_feed(feed)
+            else:
+                assert bars is not None
+                await app.replay(bars)
             report = _write_outputs(app, metrics, paths)
             log.info("brain_finished", trades=report["trades"], final_equity=report["final_equity"])
             if settings.hold:
@@ -142,11 +178,23 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
                 app.stats.interrupted = True
                 log.warning("brain_interrupted", bars=app.stats.bars)
         finally:
+            if feed is not None:
+                app.stats.feed = feed.figures()
+                await feed.close()
             await close_serving(app, server)
     if report is None:
         report = _write_outputs(app, metrics, paths)
     journal.close()
     return report
+
+
+def feed_settings(settings: BrainSettings, strategy: Strategy) -> FeedSettings:
+    """The live feed's settings: the brain's, with the warm-up the strategy asks for (its
+    ``warmup_bars``; 200 when it does not say: the slow EMA of the default strategy)."""
+    warmup = settings.feed_warmup_bars or getattr(strategy, "warmup_bars", None) or 200
+    return FeedSettings(settings.timeframe, timeframe_ms(settings.timeframe), warmup_bars=int(warmup),
+                        stale_after=settings.feed_stale_after, poll_s=settings.feed_poll_s,
+                        reconnect_max_s=settings.feed_reconnect_max_s, until_ms=settings.feed_until_ms)  # fmt: skip
 
 
 def _print_progress(bars_done: int, bars_total: int) -> None:
@@ -179,4 +227,4 @@ def main(argv: list[str] | None = None) -> int:
     2 = bad configuration or input). Prints
     one JSON line ``{"event": "brain_ready", ...}`` on stdout once it listens."""
     return process_main(argv, prog="tandem brain", settings_cls=BrainSettings, ready_event="brain_ready",
-                        serve=_serve, errors=(MarketDataError, StrategyError, BrainJournalError))  # fmt: skip
+                        serve=_serve, errors=(MarketDataError, StrategyError, BrainJournalError, FeedError))  # fmt: skip

@@ -15,7 +15,10 @@ from protocol import DecisionReason, RejectReason, Status
 from .core import SkipReason
 from .risk import BreakerKind
 
-__all__ = ["LATENCY_BUCKETS", "BrainMetrics"]
+__all__ = ["FEED_OUTCOMES", "LATENCY_BUCKETS", "BrainMetrics"]
+
+FEED_OUTCOMES = ("received", "duplicated", "refused", "bad", "gap_filled")
+"""Label values of ``tandem_brain_feed_bars_total`` (:class:`~brain.livebars.FeedCounts`)."""
 
 LATENCY_BUCKETS = (
     50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 2e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -105,6 +108,33 @@ class BrainMetrics:
         self.market_time = Gauge(
             f"{_NS}_market_time_seconds", "Close time of the last bar processed, unix seconds", registry=r
         )
+        # the live feed (feed=live)
+        self.feed_up = Gauge(f"{_NS}_feed_up", "1 while the live feed's stream is connected, else 0 (0 with feed=replay)",
+                             registry=r)  # fmt: skip
+        self.feed_stale = Gauge(
+            f"{_NS}_feed_stale",
+            "1 while the live feed is stale (stream down, or the market moved feed_stale_after intervals past its last update): entries blocked",
+            registry=r,
+        )  # fmt: skip
+        self.feed_last_closed_bar = Gauge(
+            f"{_NS}_feed_last_closed_bar_timestamp_seconds", "Close time of the last closed bar the live feed handed over, unix seconds",
+            registry=r,
+        )  # fmt: skip
+        self.feed_lag = Gauge(
+            f"{_NS}_feed_lag_seconds", "Wall clock minus the close time of the last closed bar handed over, when it was processed, seconds",
+            registry=r,
+        )  # fmt: skip
+        self.feed_bars = Counter(
+            f"{_NS}_feed_bars_total",
+            "Live feed klines by outcome: received (updates and REST rows), duplicated, refused (late, out of order), bad (invalid data), gap_filled (closed bars fetched through REST to fill a gap)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        self.mark_price = Gauge(
+            f"{_NS}_mark_price", "Last price of the bar forming now (live feed), quote currency; the equity gauge follows it between closes",
+            ["instrument"], registry=r,
+        )  # fmt: skip
+        self.feed_reconnects = Counter(f"{_NS}_feed_reconnects_total", "Times the live feed's stream dropped and was reconnected",
+                                       registry=r)  # fmt: skip
         self._initialize_labels()
 
     def _initialize_labels(self) -> None:
@@ -122,3 +152,5 @@ class BrainMetrics:
         for kind in BreakerKind:
             self.trips.labels(kind.value)
             self.tripped.labels(kind.value)
+        for outcome in FEED_OUTCOMES:
+            self.feed_bars.labels(outcome)

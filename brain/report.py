@@ -139,6 +139,7 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
         "anomalies": tracker.anomalies,
         "warnings": list(stats.warnings),
         "executor_journal_fault": stats.executor_journal_fault,
+        "feed": None if stats.feed is None else {**stats.feed, "stale_bars": stats.stale_bars},
         "latency_us": {
             "n": len(lat),
             "p50": _percentile(lat, 0.50) * 1e6,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -48,6 +50,28 @@ class BrainSettings(CommonSettings):
     hold: bool = Field(False, description="after the replay, keep the link and metrics up until SIGTERM (docker compose)")
     progress_interval_s: float = Field(0.0, ge=0, description="print replay_progress JSON lines on stdout this often, seconds (0 = off; else >= 0.01)")
     metrics_port: int = Field(9101, ge=-1, le=65535, description="Prometheus port (0 = any free port, -1 = off)")
+    # the market-data feed
+    feed: Literal["replay", "live"] = Field(
+        "replay", description="replay (the data file) or live (the exchange's kline stream through ccxt.pro)"
+    )
+    exchange: str = Field("binance", description="feed=live: ccxt exchange id (binance, binanceusdm, ...)")
+    sandbox: bool = Field(False, description="feed=live: the exchange's testnet market data")
+    timeframe: str = Field("1m", description="feed=live: kline interval in the exchange's words (1m, 5m, 1h, 4h, 1d)")
+    feed_warmup_bars: int | None = Field(
+        None, ge=1, le=100_000, description="feed=live: closed bars loaded before the first decision (default: the strategy's warm-up)"
+    )
+    feed_stale_after: int = Field(
+        3, ge=1, le=100_000, description="feed=live: intervals without the stream before entries are blocked (feed_stale)"
+    )
+    feed_poll_s: float = Field(
+        5.0, ge=0.01, le=600, description="feed=live: stream silence, seconds, before the exchange's clock and REST are asked (>= 0.01)"
+    )
+    feed_reconnect_max_s: float = Field(30.0, ge=0.01, le=3_600, description="feed=live: longest wait between reconnects, seconds")
+    feed_until_ms: int = Field(
+        0, ge=0, description="feed=live: stop after the bar opening at or after this Unix ms time (0 = run until SIGTERM)"
+    )
+    emulator_port: int = Field(0, ge=0, le=65535, description="feed=live on the local Binance: its port (tandem paper sets it)")
+    emulator_ca: Path | None = Field(None, description="feed=live on the local Binance: its CA certificate (PEM)")
 
     @field_validator("replay_bars_per_s", "progress_interval_s")
     @classmethod
@@ -56,6 +80,20 @@ class BrainSettings(CommonSettings):
         if 0 < value < 0.01:
             raise ValueError("must be 0 (off) or at least 0.01")
         return value
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        """A number and a unit, as ccxt and the exchanges write them (``1m``, ``15m``, ``4h``, ``1d``, ``1w``)."""
+        if re.fullmatch(r"[1-9][0-9]{0,3}[smhdwM]", value) is None:
+            raise ValueError("must be a number and a unit s, m, h, d, w or M, like 1m, 5m, 4h or 1d")
+        return value
+
+    @model_validator(mode="after")
+    def _live_feed(self) -> BrainSettings:
+        if self.feed == "live" and (self.emulator_port == 0) != (self.emulator_ca is None):
+            raise ValueError("emulator_port, emulator_ca: the local Binance needs both (tandem paper sets them)")
+        return self
 
     @model_validator(mode="after")
     def _retransmit_bounds(self) -> BrainSettings:

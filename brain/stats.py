@@ -42,6 +42,8 @@ class ReplayStats:
     equity_curve: EquityCurve = field(default_factory=lambda: EquityCurve())
     warnings: list[str] = field(default_factory=list)  # for the report (e.g. data too short to warm up)
     executor_journal_fault: str | None = None
+    stale_bars: int = 0  # live feed: bars handed over stale (no entry decided on them)
+    feed: dict[str, int] | None = None  # live feed: what it saw (received, duplicated, refused, ...), at the end
 
     @property
     def peak_equity(self) -> float:

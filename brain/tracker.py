@@ -159,6 +159,12 @@ class PositionTracker:
         """Cash + open positions at mark (quote currency)."""
         return self.cash + sum(self._marks.get(i, p.avg_entry_price) * p.quantity for i, p in self._positions.items())
 
+    def equity_at(self, instrument: Instrument, price: float) -> float:
+        """Equity with ``instrument`` marked at ``price`` instead of its last mark (a forming bar's
+        last price); changes nothing — marks that evaluate exits go through :meth:`mark`."""
+        return self.cash + sum((price if i == instrument else self._marks.get(i, p.avg_entry_price)) * p.quantity
+                               for i, p in self._positions.items())  # fmt: skip
+
     def exit_watch(self, instrument: Instrument) -> ExitWatch | None:
         return self._watches.get(instrument)
 

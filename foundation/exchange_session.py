@@ -44,10 +44,12 @@ BINANCE_HOSTS: tuple[str, ...] = (
     "testnet.binancefuture.com",  # USDⓈ-M sandbox
     "demo-api.binance.com",  # spot demo trading (enableDemoTrading)
     "demo-fapi.binance.com",  # USDⓈ-M demo trading
+    "stream.binance.com",  # spot market streams (ccxt.pro urls['api']['ws']['spot'], port 9443)
+    "fstream.binance.com",  # USDⓈ-M market streams (urls['api']['ws']['linear'], /market/ws for klines)
 )
 """Every host ccxt 4.5.90's ``binance``/``binanceusdm`` ``urls['api']``/``urls['test']``/``urls['demo']``
 use for the REST endpoints tandem calls (spot ``api.binance.com``, USDⓈ-M ``fapi.binance.com``,
-their testnet and demo hosts)."""
+their testnet and demo hosts), and the ccxt.pro market-stream hosts (``watch_ohlcv``)."""
 
 
 def client_context_from_file(ca_pem_path: str | Path) -> ssl.SSLContext:

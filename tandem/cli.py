@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 __all__ = ["COMMANDS_GROUP", "main"]
 
 COMMANDS_GROUP = "tandem.commands"
-"""The entry-point group of commands beside the product (``tandem bench``, ``tandem chaos``, ``tandem fuzz``)."""
+"""The entry-point group of commands beside the product (``tandem bench``, ``chaos``, ``fuzz``, ``parity``)."""
 
 _USAGE = """usage: tandem COMMAND [flags]
 
@@ -32,6 +32,7 @@ testbed (local exchange and fault tools beside the product):
   bench      measure decision->confirmation round trips between two processes, against a bare UDP echo
   chaos      paper-trade through a fault proxy with process kills; prove exactly-once and equal ledgers
   fuzz       send hostile datagrams to a live brain and executor; check each is rejected, counted, harmless
+  parity     trade the same bars replayed and streamed live by the local Binance; prove the trade logs equal
 
 Settings come from TANDEM_* environment variables, a .env file and flags; `tandem COMMAND --help`.
 """

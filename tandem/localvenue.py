@@ -61,9 +61,13 @@ class LocalVenueClass(Protocol):
         """The instrument (ccxt unified symbol) the brain trades on this exchange."""
 
     @classmethod
-    def start(cls, run_dir: Path, data: Path, bars: int | None, starting_cash: float, exchange: str) -> LocalVenue:
+    def start(cls, run_dir: Path, data: Path, bars: int | None, starting_cash: float, exchange: str,
+              stream: dict[str, Any] | None = None) -> LocalVenue:  # fmt: skip
         """Start it on ``data`` (the bars the brain replays, the first ``bars`` of them) with an
         account holding ``starting_cash``, writing its files (log, CA, key files) into ``run_dir``.
+        ``stream``: also stream the bars as klines for a live feed (``{"start": first bar streamed,
+        "bars_per_s": speed, "faults": JSON text}``); its :meth:`LocalVenue.brain_settings` then
+        say how to reach the stream.
 
         Raises:
             RuntimeError: it did not become ready (its log tail is in the message).

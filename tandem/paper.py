@@ -24,6 +24,7 @@ At the end :func:`tandem.runreport.render_report` draws ``report.png`` and ``rep
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from brain.journal import BrainJournalError
 from brain.journal import check_journal as check_brain_journal
@@ -81,6 +82,19 @@ class PaperSettings(BrainSettings):
     progress: Literal["auto", "on", "off"] = Field(
         "auto", description="replay progress bar on stderr (bars/s, ETA): auto = only when stderr is a terminal"
     )
+    stream_bars_per_s: float = Field(
+        100.0, gt=0, le=100_000, description="feed=live: the local exchange streams the bars at this many per second"
+    )
+    stream_faults: str = Field(
+        "[]", description='feed=live: faults of the local exchange\'s stream, JSON: [{"kind": "gap", "at_bar": 300, "bars": 3}, '
+        '{"kind": "disconnect"|"stall"|"duplicate_final"|"late", "at_bar": N, "seconds": S}]'
+    )
+
+    @model_validator(mode="after")
+    def _live_feed_needs_an_exchange(self) -> PaperSettings:
+        if self.feed == "live" and self.venue == "paper":
+            raise ValueError("feed=live reads an exchange's kline stream: pass --venue binance-emulator (the local Binance)")
+        return self
 
     def show_progress(self) -> bool:
         """Whether to draw the progress bar: ``on``, or ``auto`` with stderr on a terminal."""
@@ -153,6 +167,35 @@ def _check_strategy(path: str, params: dict[str, Any]) -> Strategy:
             sys.path.remove(cwd)
 
 
+def _live_stream(settings: PaperSettings) -> dict[str, Any]:
+    """The local exchange's kline stream for ``--feed live``: from the bar after the strategy's
+    warm-up (the bars before it are the REST history the brain loads first, so it starts from the
+    same first bar as a replay), at ``stream_bars_per_s``, with ``stream_faults``.
+
+    Raises:
+        ConfigError: the data has no bar after the warm-up.
+    """
+    bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
+    warmup = settings.feed_warmup_bars or getattr(_check_strategy(settings.strategy, settings.strategy_params),
+                                                  "warmup_bars", None) or 200  # fmt: skip
+    if warmup >= len(bars):
+        raise ConfigError(f"feed=live: the data has {len(bars)} bars, none after the {warmup} bars of warm-up")
+    return {"start": int(warmup), "bars_per_s": settings.stream_bars_per_s, "faults": settings.stream_faults,
+            "last_ms": bars.ts_ms[-1]}  # fmt: skip
+
+
+def _live_feed_settings(settings: PaperSettings, stream: dict[str, Any]) -> dict[str, Any]:
+    """The brain's live-feed settings for the local stream: stop after its last bar; ask the
+    exchange's clock after two bars of silence; unless given, call the feed stale only after two
+    wall seconds of lag (``2 x stream_bars_per_s`` bars, at least 3): a replay at hundreds of bars a
+    second must not call a decision's round trip staleness."""
+    speed = settings.stream_bars_per_s
+    out: dict[str, Any] = {"feed": "live", "feed_until_ms": stream["last_ms"], "feed_poll_s": max(0.01, 2 / speed)}
+    if "feed_stale_after" not in settings.model_fields_set:
+        out["feed_stale_after"] = max(3, math.ceil(2 * speed))
+    return out
+
+
 def _open_log(path: Path, process: str) -> Any:
     """``path`` opened for appending (a run dir's logs are audit records: a second run on the same
     run dir adds to them, never wipes them), with a first line marking this start."""
@@ -196,11 +239,14 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     exchange = None
     if settings.venue != "paper":  # a local exchange: its plugin (aiohttp's server, trustme) loads only when used
         venue_cls = local_venue(settings.venue)
+        stream = _live_stream(settings) if settings.feed == "live" else None
         exchange = venue_cls.start(run_dir, settings.data or bundled_path(), settings.bars, settings.starting_cash,
-                                   settings.exchange)  # fmt: skip
+                                   settings.exchange, stream=stream)  # fmt: skip
         common["instrument"] = venue_cls.instrument(settings.exchange)
         exe_extra = exchange.executor_settings()
         brain_extra = exchange.brain_settings()
+        if stream is not None:
+            brain_extra |= _live_feed_settings(settings, stream)
     brain_extra["hold"] = False  # a holding brain would outlive its replay, and paper waits for it to exit
     show_progress = settings.show_progress()
     if show_progress:

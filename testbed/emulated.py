@@ -56,8 +56,10 @@ class EmulatorProcess:
                 self.proc.wait()
 
 
-def start_emulator(run_dir: Path, data: Path, bars: int | None, starting_cash: float) -> EmulatorProcess:
-    """Start the emulator and wait for its ready line.
+def start_emulator(run_dir: Path, data: Path, bars: int | None, starting_cash: float,
+                   stream: dict[str, Any] | None = None) -> EmulatorProcess:  # fmt: skip
+    """Start the emulator and wait for its ready line (``stream``: see
+    :meth:`tandem.localvenue.LocalVenueClass.start`).
 
     Raises:
         RuntimeError: it exited or did not become ready within 30 s (its log tail is in the message).
@@ -74,6 +76,9 @@ def start_emulator(run_dir: Path, data: Path, bars: int | None, starting_cash: f
             "--api-key", api_key, "--secret", secret_text, "--spot", json.dumps({"USDT": cash}), "--usdm-usdt", cash]
     if bars is not None:
         args += ["--limit", str(bars)]
+    if stream is not None:
+        args += ["--stream-bars-per-s", repr(float(stream["bars_per_s"])), "--stream-start", str(stream["start"]),
+                 "--stream-faults", stream.get("faults", "[]")]
     with log.open("w") as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)  # noqa: S603 - our own module
     ready = wait_ready(proc, log, "binance emulator", lambda msg: "port" in msg, _READY_TIMEOUT_S)
@@ -138,8 +143,8 @@ class LocalBinance:
     (:class:`tandem.localvenue.LocalVenue`): the executor trades it through the real ccxt client
     with protective stops on the exchange; the brain moves them (``exchange_stops``)."""
 
-    def __init__(self, emu: EmulatorProcess, exchange: str) -> None:
-        self.emu, self.exchange = emu, exchange
+    def __init__(self, emu: EmulatorProcess, exchange: str, streaming: bool = False) -> None:
+        self.emu, self.exchange, self.streaming = emu, exchange, streaming
 
     @staticmethod
     def instrument(exchange: str) -> str:
@@ -147,9 +152,10 @@ class LocalBinance:
         return EXCHANGE_SYMBOLS[exchange]
 
     @classmethod
-    def start(cls, run_dir: Path, data: Path, bars: int | None, starting_cash: float, exchange: str) -> LocalBinance:
+    def start(cls, run_dir: Path, data: Path, bars: int | None, starting_cash: float, exchange: str,
+              stream: dict[str, Any] | None = None) -> LocalBinance:  # fmt: skip
         """Start the emulator (see :func:`start_emulator`)."""
-        return cls(start_emulator(run_dir, data, bars, starting_cash), exchange)
+        return cls(start_emulator(run_dir, data, bars, starting_cash, stream), exchange, stream is not None)
 
     def executor_settings(self) -> dict[str, Any]:
         emu = self.emu
@@ -158,7 +164,10 @@ class LocalBinance:
                 "api_secret_file": str(emu.api_secret_file)}  # fmt: skip
 
     def brain_settings(self) -> dict[str, Any]:
-        return {"exchange_stops": True}
+        out: dict[str, Any] = {"exchange_stops": True}
+        if self.streaming:  # the live feed reads the emulator's kline stream through ccxt.pro
+            out |= {"exchange": self.exchange, "emulator_port": self.emu.port, "emulator_ca": str(self.emu.ca_path)}
+        return out
 
     def running(self) -> bool:
         return self.emu.proc.poll() is None

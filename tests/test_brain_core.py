@@ -358,6 +358,28 @@ def test_silent_executor_blocks_entries_but_not_exits() -> None:
     assert (d.side, d.reason) == (Side.SELL, DecisionReason.STOP_LOSS)
 
 
+def test_stale_feed_skips_entries_but_never_exits() -> None:
+    """A bar from a stale live feed: a BUY is skipped (feed_stale); a SELL signal and a stop-loss
+    still exit, and a fresh bar enters again."""
+    r = Rig()
+    r.now += MIN
+    r.strategy.next = Side.BUY
+    step = r.core.on_bar(bar(100.0, r.now // MS - 60_000), r.now, r.now + WALL_LAG, feed_fresh=False)
+    assert step.decisions == () and [s.reason for s in step.skips] == [SkipReason.FEED_STALE]
+    r.open(100.0)
+    r.now += MIN
+    r.strategy.next = Side.SELL
+    step = r.core.on_bar(bar(100.5, r.now // MS - 60_000), r.now, r.now + WALL_LAG, feed_fresh=False)
+    [d] = step.decisions
+    assert (d.side, d.intent, d.reason) == (Side.SELL, Intent.CLOSE, DecisionReason.SIGNAL)
+    r.core.on_confirmation(fill(d))
+    r.open(100.0)
+    r.now += MIN
+    step = r.core.on_bar(bar(91.0, r.now // MS - 60_000), r.now, r.now + WALL_LAG, feed_fresh=False)
+    [d] = step.decisions
+    assert (d.side, d.reason) == (Side.SELL, DecisionReason.STOP_LOSS)
+
+
 # -- protective stops (protocol v2) -------------------------------------------------------
 
 

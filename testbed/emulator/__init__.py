@@ -43,12 +43,13 @@ from .errors import BinanceError
 from .faults import Endpoint, Fault, FaultKind, FaultPlan
 from .server import EmulatorServer
 from .specs import load_fixture, specs_from_exchange_info
+from .stream import KlineStream, StreamFault, StreamFaultKind, parse_stream_faults
 from .tls import BINANCE_HOSTS, EmulatorTLS
 
 __all__ = [
     "BINANCE_HOSTS", "Bar", "BinanceEmulator", "BinanceError", "Endpoint", "Engine", "Fault", "FaultKind",
-    "FaultPlan", "LoopbackRefused", "LoopbackResolver", "Venue", "bars_from_marketdata", "ccxt_config",
-    "loopback_session", "serve",
+    "FaultPlan", "KlineStream", "LoopbackRefused", "LoopbackResolver", "StreamFault", "StreamFaultKind", "Venue",
+    "bars_from_marketdata", "ccxt_config", "loopback_session", "parse_stream_faults", "serve",
 ]
 
 
@@ -69,12 +70,16 @@ class BinanceEmulator:
         port: TCP port, 0 for an ephemeral one.
         ca_path: where to write the CA PEM; default a temporary file removed on exit.
         start_ms: initial replay clock (default: first bar open).
+        stream: serve kline streams (:mod:`.stream`): ``{"start": bar index, "bars_per_s": speed,
+            "faults": [StreamFault, ...]}``; ``None``: REST only.
 
-    Attributes (after ``__aenter__``): ``port``, ``ca_path``, ``engine``, ``faults``, ``server``.
+    Attributes (after ``__aenter__``): ``port``, ``ca_path``, ``engine``, ``faults``, ``server``,
+    ``stream`` (a :class:`KlineStream` or ``None``).
     """
 
     def __init__(self, bars: object, symbols: Sequence[str] = ("BTCUSDT",), port: int = 0,
-                 ca_path: str | Path | None = None, start_ms: int | None = None) -> None:
+                 ca_path: str | Path | None = None, start_ms: int | None = None,
+                 stream: dict | None = None) -> None:
         usdm_fee = load_fixture("usdm_commission_rate_btcusdt.json")
         self._spot_info = load_fixture("spot_exchange_info.json")
         self._usdm_info = load_fixture("usdm_exchange_info.json")
@@ -85,6 +90,12 @@ class BinanceEmulator:
         self.faults = FaultPlan()
         self.server = EmulatorServer(self.engine, self.faults, self._spot_info, self._usdm_info, usdm_fee)
         self.tls = EmulatorTLS()
+        self.stream: KlineStream | None = None
+        if stream is not None:
+            eb = self.engine.bars
+            interval = eb[1].ts_ms - eb[0].ts_ms if len(eb) > 1 else 60_000
+            self.stream = KlineStream(eb, tuple(symbols), interval, start=stream.get("start", 0),
+                                      bars_per_s=stream.get("bars_per_s", 10.0), faults=stream.get("faults"))
         self._want_port = port
         self._ca_arg = ca_path
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -107,13 +118,15 @@ class BinanceEmulator:
         else:
             self.ca_path = Path(self._ca_arg)
         self.tls.write_ca(self.ca_path)
-        self._runner = web.AppRunner(self.server.app(), shutdown_timeout=1.0, access_log=None)
+        self._runner = web.AppRunner(self.server.app(self.stream), shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._want_port, ssl_context=self.tls.server_context())
         await site.start()
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        if self.stream is not None:
+            await self.stream.close()
         self.server.close()
         for s in self._sessions:
             await s.close()
@@ -162,8 +175,9 @@ class BinanceEmulator:
 async def serve(port: int = 0, bars_csv: str | None = None, ca_out: str | None = None, api_key: str = "emulator",
                 secret: str = "emulator-secret", spot: dict[str, str] | None = None, usdm_usdt: str = "10000",
                 limit: int | None = None, symbols: Iterable[str] = ("BTCUSDT",),
-                ready: asyncio.Event | None = None) -> None:
-    """Run the emulator as a standalone process until cancelled.
+                ready: asyncio.Event | None = None, stream: dict | None = None) -> None:
+    """Run the emulator as a standalone process until cancelled (``stream``: see
+    :class:`BinanceEmulator`).
 
     Prints one JSON line ``{"port": ..., "ca_path": ..., "api_key": ...}`` on stdout once listening,
     so a parent process can connect (``loopback_session(port, ca_path)``).
@@ -171,7 +185,7 @@ async def serve(port: int = 0, bars_csv: str | None = None, ca_out: str | None =
     from foundation.barcsv import bundled_path, load_bars
 
     bars = load_bars(bars_csv or bundled_path(), limit=limit)
-    emu = BinanceEmulator(bars, tuple(symbols), port=port, ca_path=ca_out)
+    emu = BinanceEmulator(bars, tuple(symbols), port=port, ca_path=ca_out, stream=stream)
     async with emu:
         emu.create_account(api_key, secret, spot if spot is not None else {"USDT": "10000"}, usdm_usdt)
         print(json.dumps({"port": emu.port, "ca_path": str(emu.ca_path), "api_key": api_key}), flush=True)

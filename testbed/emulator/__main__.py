@@ -17,11 +17,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--secret", default="emulator-secret")
     ap.add_argument("--spot", default='{"USDT": "10000"}', help='spot balances as JSON, e.g. {"USDT": "10000"}')
     ap.add_argument("--usdm-usdt", default="10000", help="USD-M USDT wallet balance")
+    ap.add_argument("--stream-bars-per-s", type=float, default=0.0,
+                    help="serve kline streams at this many bars per second (0: REST only)")
+    ap.add_argument("--stream-start", type=int, default=0, help="first bar streamed (those before: REST history)")
+    ap.add_argument("--stream-faults", default="[]",
+                    help='stream faults, JSON: [{"kind": "gap", "at_bar": 300, "bars": 3}, ...]')
     a = ap.parse_args(argv)
-    from . import serve
+    from . import parse_stream_faults, serve
 
+    stream = None
+    if a.stream_bars_per_s > 0:
+        try:
+            faults = parse_stream_faults(a.stream_faults)
+        except ValueError as exc:
+            ap.error(str(exc))
+        stream = {"start": a.stream_start, "bars_per_s": a.stream_bars_per_s, "faults": faults}
     try:
-        asyncio.run(serve(a.port, a.bars, a.ca_out, a.api_key, a.secret, json.loads(a.spot), a.usdm_usdt, a.limit))
+        asyncio.run(serve(a.port, a.bars, a.ca_out, a.api_key, a.secret, json.loads(a.spot), a.usdm_usdt, a.limit,
+                          stream=stream))
     except KeyboardInterrupt:
         pass
 

@@ -3,7 +3,9 @@
 Served for both venues (``/api/v3/...`` spot, ``/fapi/v1/...`` USDⓈ-M); the route table is
 :mod:`.server`'s. ``serverTime`` is the wall clock; tickers and klines follow the replay clock:
 they show only bars fully closed at ``clock_ms`` (:meth:`~.engine.Engine.closed_bars`), and the
-price is the mark (the last replayed close).
+price is the mark (the last replayed close). With kline streams (:mod:`.stream`), ``serverTime``
+and the klines follow the stream's clock instead: the bars it has closed, and the one forming with
+the values of its last update (:meth:`~.stream.KlineStream.rest_bars`).
 
 Klines: the intervals Binance names (``1m`` … ``1d``, :data:`INTERVALS`) that are a multiple of
 the bars' native interval; coarser ones are merged from native bars (open of the first, high/low
@@ -22,6 +24,7 @@ from .engine import Engine
 from .errors import E
 from .model import Bar, Venue
 from .params import Ctx, param_int, param_req, symbol
+from .stream import KlineStream
 
 __all__ = ["INTERVALS", "MarketData"]
 
@@ -42,9 +45,11 @@ class MarketData:
 
     def __init__(self, engine: Engine, spot_info: dict, usdm_info: dict, wall_ms: Callable[[], int]) -> None:
         self.engine, self.spot_info, self.usdm_info, self.wall_ms = engine, spot_info, usdm_info, wall_ms
+        self.stream: KlineStream | None = None
+        """Set when the emulator streams klines: REST klines and ``serverTime`` follow its clock."""
 
     def server_time(self, c: Ctx) -> dict:
-        return {"serverTime": self.wall_ms()}
+        return {"serverTime": self.stream.clock_ms() if self.stream is not None else self.wall_ms()}
 
     def exchange_info(self, c: Ctx) -> dict:
         info = self.spot_info if c.venue is Venue.SPOT else self.usdm_info
@@ -62,12 +67,16 @@ class MarketData:
     def klines(self, c: Ctx) -> list:
         symbol(self.engine, c)
         interval = INTERVALS.get(param_req(c.params, "interval"))
-        bars = self.engine.closed_bars()
+        stream = self.stream
+        bars = self.engine.closed_bars() if stream is None else stream.rest_bars()
+        clock_ms = self.engine.clock_ms if stream is None else stream.clock_ms()
         native = self.engine._ts[1] - self.engine._ts[0] if len(self.engine._ts) > 1 else 60_000
         if interval is None or interval % native:
             raise E.invalid_interval()
         if interval != native:
-            bars = _aggregate(bars, interval, self.engine.clock_ms)
+            if stream is not None and stream.index < len(stream.bars):
+                bars = bars[: stream.index]  # merged groups: closed bars only
+            bars = _aggregate(bars, interval, clock_ms)
         start, end = param_int(c.params, "startTime"), param_int(c.params, "endTime")
         limit = min(param_int(c.params, "limit") or 500, 1000 if c.venue is Venue.SPOT else 1500)
         bars = [b for b in bars if (start is None or b.ts_ms >= start) and (end is None or b.ts_ms <= end)]

@@ -50,6 +50,7 @@ Also served: ``/api/v3/ping``, ``/api/v3/ticker/price``, ``/fapi/v1/ping``,
 ``/fapi/v1/commissionRate``. Unknown paths answer 404 with an empty body.
 
 Control routes (not Binance's, ``/_emulator/*``: advance the clock, state, faults): :mod:`.control`.
+Websocket kline streams (``watch_ohlcv``; ``stream.binance.com``, ``fstream.binance.com``): :mod:`.stream`.
 
 Jobs: this module holds the route table and the dispatch (signature check, faults, error
 answers); requests are parsed by :mod:`.params`; the handlers are :mod:`.marketdata`,
@@ -81,6 +82,7 @@ from .faults import Endpoint, Fault, FaultKind, FaultPlan
 from .marketdata import MarketData
 from .model import Venue
 from .params import Ctx
+from .stream import STREAM_PATHS, KlineStream
 from .trading import Trading
 
 __all__ = ["EmulatorServer"]
@@ -169,8 +171,14 @@ class EmulatorServer:
         }
 
     # ---------------------------------------------------------------------------- plumbing
-    def app(self) -> web.Application:
+    def app(self, stream: KlineStream | None = None) -> web.Application:
+        """The aiohttp application: the kline streams' websocket paths when ``stream`` is given
+        (:mod:`.stream`; REST klines and ``serverTime`` then follow its clock), then every REST path."""
         app = web.Application()
+        if stream is not None:
+            self.market.stream = stream
+            for path in STREAM_PATHS:
+                app.router.add_get(path, stream.handle)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
