@@ -74,11 +74,12 @@ from protocol.udp import Address
 from .confirmlog import log_live_confirmation
 from .core import BrainCore
 from .equity import EquityCurve, EquityPoint
+from .feeds import Feed, ReplayFeed
 from .gauges import ReplayGauges
 from .journal import BrainJournal, JournaledDecision
 from .livefeed import LiveFeed
 from .metrics import BrainMetrics
-from .pacing import Pacer, Pacing
+from .pacing import Pacing
 from .restart import RestartMatcher
 from .stats import EXPIRED_UNCONFIRMED, OutcomeTally, ReplayStats
 from .tracker import Applied
@@ -195,40 +196,30 @@ class BrainApp(LinkShell):
     # -- replay -------------------------------------------------------------------------
 
     async def replay(self, bars: Bars) -> ReplayStats:
-        """Run every bar through the core, in lockstep with confirmations.
+        """Run every bar of ``bars`` through the core, in lockstep with confirmations, at the pace of
+        :attr:`pacing` (:class:`~brain.feeds.ReplayFeed`).
 
         Raises:
             BrainJournalError: the journal holds decisions this replay does not re-derive.
         """
-        self.stats.equity_curve.start(self.core.tracker.equity())
         self.metrics.replay_bars.set(len(bars))
-        loop = asyncio.get_running_loop()
-        pacer = Pacer(self.pacing, loop)
-        for i in range(len(bars)):
-            await pacer.wait_for(i)
-            pacer.progress(i, len(bars), self.on_progress)
-            await self._bar(bars[i], bars.close_ns(i), i, pause_on_silence=True)
-        if len(bars):
-            self._gauges.bar(bars.close_ns(len(bars) - 1), self.stats, self.core)
-        self._restart.check_done()
-        pacer.finished(len(bars), self.on_progress)
-        return self.stats
+        return await self.run_feed(ReplayFeed(bars, self.pacing, self.on_progress))
 
-    async def run_feed(self, feed: LiveFeed) -> ReplayStats:
-        """Trade the closed bars of a live feed (started already) until it ends, in lockstep with
-        confirmations, as :meth:`replay` does with recorded bars: the same step per bar, so the
-        same bars give the same decisions. A bar's identity in the journal is its open time in
-        timeframes since the epoch (stable across restarts). Entries are decided only on a fresh
-        bar (:attr:`~brain.livefeed.FeedBar.fresh`) — except while a restarted brain re-derives its
-        journaled decisions, which must come out as they were. The executor going silent blocks
-        entries (the bar is not held back: the market does not wait).
+    async def run_feed(self, feed: Feed) -> ReplayStats:
+        """Trade the closed bars of ``feed`` until it ends, in lockstep with confirmations: the same
+        step on every bar, replayed or live, so the same bars give the same decisions. Entries are
+        decided only on a fresh bar (:attr:`~brain.feeds.FeedBar.fresh`) — except while a restarted
+        brain re-derives its journaled decisions, which must come out as they were. A silent
+        executor pauses a replay (``feed.pauses_on_silence``) and blocks entries live (the market
+        does not wait).
 
         Raises:
             BrainJournalError: the journal holds decisions the feed's bars do not re-derive.
         """
         self.stats.equity_curve.start(self.core.tracker.equity())
-        timeframe_ms = feed.settings.timeframe_ms
-        feed.on_mark = self._on_mark
+        if isinstance(feed, LiveFeed):
+            feed.on_mark = self._on_mark
+        live = not feed.pauses_on_silence
         last_ns = None
         was_fresh = True
         while (item := await feed.next_bar()) is not None:
@@ -242,10 +233,11 @@ class BrainApp(LinkShell):
                 else:
                     self.log.warning("feed_bars_stale", bar_ts_ms=closed.bar.ts_ms, detail="entries refused")
                 was_fresh = fresh
-            self.metrics.feed_last_closed_bar.set(closed.close_ns / 1e9)
-            self.metrics.feed_lag.set(max(0.0, time.time() - closed.close_ns / 1e9))
-            await self._bar(closed.bar, closed.close_ns, closed.bar.ts_ms // timeframe_ms, fresh=fresh,
-                            pause_on_silence=False)  # fmt: skip
+            if live:
+                self.metrics.feed_last_closed_bar.set(closed.close_ns / 1e9)
+                self.metrics.feed_lag.set(max(0.0, time.time() - closed.close_ns / 1e9))
+            await self._bar(closed.bar, closed.close_ns, item.index, fresh=fresh,
+                            pause_on_silence=feed.pauses_on_silence)  # fmt: skip
             last_ns = closed.close_ns
         if last_ns is not None:
             self._gauges.bar(last_ns, self.stats, self.core)

@@ -54,6 +54,7 @@ class BarSource(str, enum.Enum):
 
     STREAM = "stream"  # a later update on the stream
     REST = "rest"  # listed before a later bar by the REST klines (warm-up, gap fill, a silent stream)
+    REPLAY = "replay"  # a data file's bar (:class:`brain.feeds.ReplayFeed`)
 
 
 @dataclass(frozen=True, slots=True)

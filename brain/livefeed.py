@@ -39,9 +39,10 @@ import structlog
 
 from foundation.bars import Bar
 
+from .feeds import FeedBar
 from .livebars import BarAssembler, ClosedBar, GapRequest
 
-__all__ = ["FeedBar", "FeedError", "FeedSettings", "LiveFeed"]
+__all__ = ["FeedError", "FeedSettings", "LiveFeed"]
 
 _REST_PAGE = 1000
 """Klines per REST page: Binance spot's maximum (USDⓈ-M allows 1,500), https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data."""
@@ -75,14 +76,6 @@ class FeedSettings:
     until_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class FeedBar:
-    """A closed bar for the brain, with whether entries may be decided on it."""
-
-    closed: ClosedBar
-    fresh: bool
-
-
 @dataclass
 class _State:
     connected: bool = False
@@ -95,7 +88,8 @@ class _State:
 
 
 class LiveFeed:
-    """Closed bars of ``symbol`` from ``exchange`` (a ccxt.pro exchange, markets not yet loaded).
+    """Closed bars of ``symbol`` from ``exchange`` (a ccxt.pro exchange, markets not yet loaded); a
+    :class:`brain.feeds.Feed`. A bar's journal identity is its open time in timeframes since the epoch.
 
     Args:
         exchange: the ccxt.pro client (its ``session`` may be a loopback one for a local exchange).
@@ -106,6 +100,8 @@ class LiveFeed:
         sleep: ``asyncio.sleep`` or a test's.
     """
 
+    pauses_on_silence = False  # the market does not wait for a silent executor: entries are blocked instead
+
     def __init__(self, exchange: Any, symbol: str, settings: FeedSettings, metrics: Any = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:  # fmt: skip
@@ -114,7 +110,7 @@ class LiveFeed:
         self.log = structlog.get_logger("brain.feed")
         self.assembler = BarAssembler(settings.timeframe_ms)
         self.state = _State()
-        self._queue: asyncio.Queue[FeedBar | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[ClosedBar | None] = asyncio.Queue()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Any = None
@@ -174,8 +170,7 @@ class LiveFeed:
         if item is None:
             self._queue.put_nowait(None)  # every later call sees the end too
             return None
-        fresh = self._fresh(item.closed)
-        return FeedBar(item.closed, fresh)
+        return FeedBar(item, self._fresh(item), item.bar.ts_ms // self.settings.timeframe_ms)
 
     @property
     def mark(self) -> Bar | None:
@@ -310,7 +305,7 @@ class LiveFeed:
             for closed in self.assembler.closed():
                 if self._done:
                     return
-                self._queue.put_nowait(FeedBar(closed, True))
+                self._queue.put_nowait(closed)
                 if self.settings.until_ms and closed.bar.ts_ms >= self.settings.until_ms:
                     self._done = True
                     self._queue.put_nowait(None)
