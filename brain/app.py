@@ -224,7 +224,9 @@ class BrainApp(LinkShell):
         was_fresh = True
         while (item := await feed.next_bar()) is not None:
             closed = item.closed
-            fresh = item.fresh or bool(self._restart)
+            if self._restart.passed(item.index):
+                self._restart.check_done()  # raises: journaled decisions this feed did not re-derive
+            fresh = item.fresh or self._restart.covers(item.index)
             if not fresh:
                 self.stats.stale_bars += 1
             if fresh != was_fresh:  # one line per change: the stale stretches are in the log

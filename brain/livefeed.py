@@ -79,6 +79,7 @@ class FeedSettings:
 @dataclass
 class _State:
     connected: bool = False
+    down: bool = False  # the stream failed, or dropped, and is not back (before its first try: not down)
     market_ms: int = 0  # the market's time as far as known (newest kline open, exchange clock)
     stream_ms: int = 0  # open time of the newest stream update
     last_stream_wall: float = 0.0
@@ -153,6 +154,7 @@ class LiveFeed:
         if not rows:
             raise FeedError(f"feed: {self.exchange.id} returned no {s.timeframe} klines for {self.symbol}")
         self._observe(rows, server_ms)
+        self.state.stream_ms = max(r[0] for r in rows if isinstance(r[0], int))  # until the stream speaks: REST's newest
         first = rows[0][0]
         self.first_ms = first if isinstance(first, int) else None
         self.assembler.on_rest(rows, GapRequest(first, None), warmup=True, server_time_ms=server_ms)
@@ -179,9 +181,10 @@ class LiveFeed:
 
     @property
     def stale(self) -> bool:
-        """The stream is down, or the market moved ``stale_after`` intervals past its last update."""
+        """The stream is down, or the market moved ``stale_after`` intervals past its last update (or,
+        before the stream's first update, past the newest bar REST gave)."""
         st, s = self.state, self.settings
-        if not st.connected:
+        if st.down:
             return True
         return st.market_ms - st.stream_ms >= s.stale_after * s.timeframe_ms
 
@@ -228,7 +231,7 @@ class LiveFeed:
                 self._disconnected("the exchange closed the stream; ccxt reconnected")  # values in between may be lost
             self._client = client
             if not self.state.connected:
-                self.state.connected = True
+                self.state.connected, self.state.down = True, False
                 self._gauge("feed_up", 1)
                 self.log.info("feed_connected", reconnects=self.state.reconnects)
             self.state.last_stream_wall = self.clock()
@@ -257,7 +260,7 @@ class LiveFeed:
             self.metrics.feed_reconnects.inc()
         if st.connected:
             self.log.warning("feed_disconnected", detail=why, reconnects=st.reconnects)
-        st.connected = False
+        st.connected, st.down = False, True
         self._gauge("feed_up", 0)
         self._gauge("feed_stale", 1)
         self.assembler.on_disconnect()

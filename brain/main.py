@@ -130,6 +130,13 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
     app.bound_socket = held.take_udp()
     server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
                                         sock=held.take_metrics())  # fmt: skip
+    journaled_live = journal.feed_start_ms() is not None
+    if journal.history() and journaled_live != live:
+        await close_serving(app, server)
+        raise BrainJournalError(
+            f"{journal.path}: this journal holds a {'live' if journaled_live else 'replay'} run's decisions; a "
+            f"{'live' if live else 'replay'} brain cannot resume it (use another run_dir, or --fresh-journal)"
+        )
     await app.start()
     feed = None
     if live:

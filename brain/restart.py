@@ -34,11 +34,12 @@ class RestartMatcher:
         history: :meth:`~brain.journal.BrainJournal.history` (empty for a fresh journal).
     """
 
-    __slots__ = ("_history", "path")
+    __slots__ = ("_history", "_last_bar", "path")
 
     def __init__(self, path: Path, history: dict[int, JournaledDecision]) -> None:
         self.path = path
         self._history = history
+        self._last_bar = max((j.bar_index for j in history.values()), default=-1)
 
     def __len__(self) -> int:
         """Journaled decisions still to be re-derived (0: live)."""
@@ -54,6 +55,8 @@ class RestartMatcher:
         journaled = self._history.pop(derived.decision_id, None)
         if journaled is None:
             return None
+        if journaled.bar_index == self._last_bar:
+            self._last_bar = max((j.bar_index for j in self._history.values()), default=-1)
         d = journaled.decision
         same = (d.side, d.intent, d.reason, d.quantity, d.instrument, d.stop_price) == (
             derived.side, derived.intent, derived.reason, derived.quantity, derived.instrument,
@@ -74,6 +77,16 @@ class RestartMatcher:
         """Keep ``conf`` (journaled already) with its decision, applied when the re-run reaches it."""
         journaled = self._history[conf.decision_id]
         self._history[conf.decision_id] = dataclasses.replace(journaled, confirmation=conf)
+
+    def passed(self, bar_index: int) -> bool:
+        """Has the run gone past every bar a journaled decision still awaited was made on? (Then
+        those decisions will never be re-derived: :meth:`check_done` would fail.)"""
+        return bool(self._history) and bar_index > self._last_bar
+
+    def covers(self, bar_index: int) -> bool:
+        """Is ``bar_index`` at or before the last bar a journaled decision still awaited was made on
+        (a bar being re-derived, whose decisions must come out as they were journaled)?"""
+        return bool(self._history) and bar_index <= self._last_bar
 
     def check_done(self) -> None:
         """At the end of the replay: every journaled decision must have been re-derived.

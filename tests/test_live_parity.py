@@ -2,16 +2,21 @@
 replayed and streamed live by the local Binance (executor through ccxt, brain through ccxt.pro),
 through a disconnect, a gap only REST can fill, a duplicated and a late final kline — and the trade
 logs must be byte-identical. Then a stalled feed: entries refused on stale bars, exits still sent,
-and no bar decided twice."""
+and no bar decided twice; and a live brain killed and restarted on its journal."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from procs import clean_env, refused, tandem
+from procs import clean_env, free_port, make_key, refused, tandem
+
+from foundation.bussecret import write_secret_file
 
 from protocol import Side
 
@@ -19,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "foundation" / "data" / "ftx_BTC-PERP_1m.csv"
 FAST = ('--strategy-params', '{"fast": 5, "slow": 20}', "--max-consecutive-losses", "100")
 """A fast crossover and no losing-streak breaker: many trades in a few hundred bars."""
+
+
+def _ports() -> tuple[str, ...]:
+    """Free bus ports and no metrics: a session that cannot collide with another on this machine."""
+    return ("--decision-addr", f"127.0.0.1:{free_port()}", "--confirm-addr", f"127.0.0.1:{free_port()}",
+            "--metrics-port", "-1", "--executor-metrics-port", "-1")  # fmt: skip
 
 
 def _bars(tmp_path: Path, n: int) -> Path:
@@ -76,7 +87,7 @@ def test_stale_feed_refuses_entries_and_still_exits(tmp_path: Path) -> None:
     data = _bars(tmp_path, 400)
     replay = tmp_path / "replay"
     proc = tandem("paper", "--venue", "binance-emulator", "--data", str(data), *FAST, "--run-dir", str(replay),
-                  "--metrics-port", "-1", "--executor-metrics-port", "-1", cwd=tmp_path, timeout=120)  # fmt: skip
+                  *_ports(), cwd=tmp_path, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     first_ms = int(data.read_text().splitlines()[1].split(",")[0])
     decided = _journal(replay / "brain.sqlite", "SELECT side, market_ts_ns FROM decisions ORDER BY decision_id")
@@ -89,7 +100,7 @@ def test_stale_feed_refuses_entries_and_still_exits(tmp_path: Path) -> None:
     faults = [{"kind": "stall", "at_bar": exit_bar - 8, "seconds": 0.6}, {"kind": "stall", "at_bar": entry - 8, "seconds": 0.6}]
     live = tmp_path / "live"
     proc = tandem("paper", "--feed", "live", "--venue", "binance-emulator", "--data", str(data), *FAST,
-                  "--run-dir", str(live), "--metrics-port", "-1", "--executor-metrics-port", "-1",
+                  "--run-dir", str(live), *_ports(),
                   "--stream-bars-per-s", "50", "--feed-stale-after", "5", "--stream-faults", json.dumps(faults),
                   cwd=tmp_path, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -114,3 +125,86 @@ def test_live_feed_needs_a_venue_that_streams(tmp_path: Path) -> None:
     line = refused(proc, "paper")
     assert "feed=live" in line and "binance-emulator" in line, line
     assert not (tmp_path / "run").exists()
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen[str]:
+    with log.open("w") as err:
+        return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=err, text=True,
+                                env=clean_env())  # fmt: skip
+
+
+def _ready(proc: subprocess.Popen[str], log: Path, key: str) -> dict:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        msg = json.loads(line)
+        if key in msg:
+            return msg
+    raise AssertionError(f"exited with {proc.wait()}: {log.read_text()[-2000:]}")
+
+
+def test_live_brain_killed_and_restarted_resumes_from_its_journal(tmp_path: Path) -> None:
+    """A live brain SIGKILLed mid-stream and started again on its run dir reloads every bar from its
+    journaled first bar through REST, re-derives its journaled decisions (matched, not resent as
+    new), catches up and trades on: the trade log equals the replay's, and no bar got two decisions
+    of a kind. A replay brain refuses the live journal."""
+    n = 400
+    data = _bars(tmp_path, n)
+    replay = tmp_path / "replay"
+    proc = tandem("paper", "--venue", "binance-emulator", "--data", str(data), *FAST, "--run-dir", str(replay),
+                  *_ports(), cwd=tmp_path, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "live"
+    run.mkdir()
+    key = make_key(run)
+    (run / "k").write_text("live-key\n")
+    write_secret_file(run / "s", b"live-secret")
+    secret = (run / "s").read_text().strip()
+    (run / "k").chmod(0o600)
+    emulator = _start(["-m", "testbed.emulator", "--bars", str(data), "--ca-out", str(run / "ca.pem"), "--api-key",
+                       "live-key", "--secret", secret, "--spot", '{"USDT": "10000.0"}', "--usdm-usdt", "10000.0",
+                       "--stream-bars-per-s", "25", "--stream-start", "20"], run / "emulator.log")  # fmt: skip
+    executor = brain = None
+    try:
+        port = _ready(emulator, run / "emulator.log", "port")["port"]
+        decision, confirm = free_port(), free_port()
+        common = ["--run-dir", str(run), "--bus-secret-file", str(key), "--instrument", "BTC/USDT:USDT",
+                  "--decision-addr", f"127.0.0.1:{decision}", "--confirm-addr", f"127.0.0.1:{confirm}",
+                  "--metrics-port", "-1", "--emulator-port", str(port), "--emulator-ca", str(run / "ca.pem")]  # fmt: skip
+        executor = _start(["-m", "executor", *common, "--venue", "binance-emulator", "--exchange", "binanceusdm",
+                           "--api-key-file", str(run / "k"), "--api-secret-file", str(run / "s")],
+                          run / "executor.log")  # fmt: skip
+        _ready(executor, run / "executor.log", "decision_addr")
+        last_ms = int(data.read_text().splitlines()[-1].split(",")[0])
+        brain_args = ["-m", "brain", *common, "--feed", "live", "--exchange", "binanceusdm", "--exchange-stops",
+                      "--feed-until-ms", str(last_ms), "--feed-poll-s", "0.08", "--feed-stale-after", "200",
+                      *FAST]  # fmt: skip
+        brain = _start(brain_args, run / "brain-1.log")
+        _ready(brain, run / "brain-1.log", "confirm_addr")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_journal(run / "brain.sqlite", "SELECT 1 FROM confirmations")) < 6:
+            time.sleep(0.1)
+        brain.kill()
+        brain.wait()
+        journaled = len(_journal(run / "brain.sqlite", "SELECT 1 FROM decisions"))
+        assert journaled >= 6
+        brain = _start(brain_args, run / "brain-2.log")
+        assert brain.wait(timeout=90) == 0, (run / "brain-2.log").read_text()[-3000:]
+        log = [json.loads(line) for line in (run / "brain-2.log").read_text().splitlines() if line.startswith("{")]
+        assert any(e.get("event") == "feed_warmed_up" and e["first_ms"] == int(data.read_text().splitlines()[1].split(",")[0])
+                   for e in log), "the restarted brain did not reload from its first bar"  # fmt: skip
+        report = json.loads((run / "report.json").read_text())
+        assert report["resumed_decisions"] >= journaled - 1, report
+        assert (run / "trades.csv").read_bytes() == (replay / "trades.csv").read_bytes()
+        per_bar = _journal(run / "brain.sqlite", "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM decisions"
+                                                 " GROUP BY bar_index, side, intent)")  # fmt: skip
+        assert per_bar == [(1,)]
+        again = tandem("brain", *common, *FAST, "--data", str(data), cwd=tmp_path)  # a replay brain on it
+        assert again.returncode == 2 and "live run's decisions" in again.stderr, again.stderr
+    finally:
+        for p in (brain, executor, emulator):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
