@@ -17,7 +17,6 @@ from pathlib import Path
 from procs import clean_env, free_port, make_key, refused, tandem
 
 from foundation.bussecret import write_secret_file
-
 from protocol import Side
 
 ROOT = Path(__file__).resolve().parents[1]
