@@ -53,6 +53,21 @@ async def test_stream_serves_ccxt_pro_three_updates_a_bar_and_rest_agrees() -> N
             await ex.close()
 
 
+async def test_spot_stream_serves_ccxt_pro_binance_too() -> None:
+    """The spot stream (``stream.binance.com:9443/ws``) serves ccxt.pro's ``binance`` the same bars."""
+    async with BinanceEmulator(BARS, stream={"start": 20, "bars_per_s": 20}) as emu:
+        ex = ccxtpro.binance(ccxt_config(emu.session(), "", "", "spot"))
+        try:
+            last: dict[int, list[float | int]] = {}
+            while len(last) < 3:
+                for candle in await asyncio.wait_for(ex.watch_ohlcv("BTC/USDT", "1m"), 5):
+                    last[candle[0]] = list(candle)
+            assert last[BARS.ts_ms[20]] == _recorded(20) and last[BARS.ts_ms[21]] == _recorded(21)
+            assert any("/ws" in str(url) for url in ex.clients)
+        finally:
+            await ex.close()
+
+
 async def test_stream_faults_as_ccxt_pro_sees_them() -> None:
     """A gap leaves bars out of the stream (REST has them); a disconnect makes ccxt.pro open a
     second connection."""
