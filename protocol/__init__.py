@@ -1,4 +1,4 @@
-"""tandem wire protocol v3: messages, codec, authentication (sans-IO) and one UDP endpoint.
+"""tandem wire protocol v4: messages, codec, authentication (sans-IO) and one UDP endpoint.
 
 See ``protocol/SPEC.md`` for the byte tables, rules and golden vectors.
 """
@@ -18,7 +18,17 @@ from .codec import (
     derive_key,
     framing_error,
 )
-from .enums import DecisionReason, InstrumentKind, Intent, MessageType, RejectCode, Role, Side, Status
+from .enums import (
+    BeliefMode,
+    DecisionReason,
+    InstrumentKind,
+    Intent,
+    MessageType,
+    RejectCode,
+    Role,
+    Side,
+    Status,
+)
 from .errors import (
     AuthenticationFailed,
     DatagramSizeError,
@@ -34,9 +44,12 @@ from .errors import (
 )
 from .link import BrainLink, DecisionReceived, ExecutorLink, LinkStats, ReplayRequested
 from .messages import (
+    FULL_ENTRY_SCALE_BP,
+    RECONCILE_ID_BASE,
     ExecutionConfirmation,
     Heartbeat,
     Instrument,
+    Posture,
     ReplayRequest,
     TradeDecision,
     slippage_bps,
@@ -47,12 +60,15 @@ __all__ = [
     "DECISION_SIZE",
     "DEFAULT_MAX_AGE_NS",
     "DEFAULT_MAX_SKEW_NS",
+    "FULL_ENTRY_SCALE_BP",
     "HEARTBEAT_SIZE",
     "MESSAGE_SIZES",
     "PROTOCOL_VERSION",
+    "RECONCILE_ID_BASE",
     "REPLAY_REQUEST_SIZE",
     "TAG_SIZE",
     "AuthenticationFailed",
+    "BeliefMode",
     "BrainLink",
     "Codec",
     "DatagramSizeError",
@@ -69,6 +85,7 @@ __all__ = [
     "LocalProtocolError",
     "Message",
     "MessageType",
+    "Posture",
     "ProtocolError",
     "RejectCode",
     "RejectReason",

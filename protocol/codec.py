@@ -1,4 +1,4 @@
-"""Sans-IO codec for protocol v3: bytes in, checked messages out; messages in, tagged bytes out.
+"""Sans-IO codec for protocol v4: bytes in, checked messages out; messages in, tagged bytes out.
 
 Every datagram is checked in this order before any field is read: size (at least the 2-byte
 prefix), version, type, exact size of that type, MAC tag, fields, freshness. The first failing
@@ -13,7 +13,7 @@ import hmac
 import struct
 from typing import Final
 
-from .enums import InstrumentKind, MessageType, Role
+from .enums import BeliefMode, InstrumentKind, MessageType, Role
 from .errors import (
     AuthenticationFailed,
     DatagramSizeError,
@@ -50,9 +50,9 @@ __all__ = [
     "framing_error",
 ]
 
-PROTOCOL_VERSION: Final = 3
-"""Version byte of every datagram; 3 since the heartbeat carries ``in_flight`` and ``journal_id``
-and the confirmation the ``SLIPPAGE_OVER_LIMIT`` flag (SPEC changelog)."""
+PROTOCOL_VERSION: Final = 4
+"""Version byte of every datagram; 4 since the heartbeat carries the executor's risk posture and
+the confirmation the ``RECONCILED`` flag (SPEC changelog)."""
 TAG_SIZE: Final = 16
 """Bytes of the BLAKE2b keyed-MAC tag that ends every datagram (128-bit security)."""
 
@@ -64,18 +64,26 @@ DEFAULT_MAX_SKEW_NS: Final = 5 * 1_000_000_000
 FLAG_MINT: Final = 0x01
 FLAG_VENUE_REF_TRUNCATED: Final = 0x02
 FLAG_SLIPPAGE_OVER_LIMIT: Final = 0x04
-_CONFIRMATION_FLAGS: Final = FLAG_MINT | FLAG_VENUE_REF_TRUNCATED | FLAG_SLIPPAGE_OVER_LIMIT
+FLAG_RECONCILED: Final = 0x08
+"""Confirmation flag (since v4): a correction of the executor's ledger to the venue, not the outcome of a
+decision; its ``decision_id`` is executor-issued (>= 2**63). SPEC.md §6.2, "Reconciliation"."""
+_CONFIRMATION_FLAGS: Final = FLAG_MINT | FLAG_VENUE_REF_TRUNCATED | FLAG_SLIPPAGE_OVER_LIMIT | FLAG_RECONCILED
+
+# Heartbeat byte 41, ``guard_flags`` (since v4; SPEC.md §6.4). Not the flags byte (2), which stays 0.
+GUARD_ENTRIES_ALLOWED: Final = 0x01
+GUARD_KILL_SWITCH: Final = 0x02
+_GUARD_FLAGS: Final = GUARD_ENTRIES_ALLOWED | GUARD_KILL_SWITCH
 
 # <  little-endian, no padding.  Body = everything the tag covers.
 _DECISION_BODY = struct.Struct("<BBBBBBHQ32sddQQQd")
 _CONFIRMATION_BODY = struct.Struct("<BBBBBBBBQQQ32sdddQ16s")
 _REPLAY_BODY = struct.Struct("<BBBBIQQ")
-_HEARTBEAT_BODY = struct.Struct("<BBBBIQQQQ")
+_HEARTBEAT_BODY = struct.Struct("<BBBBIQQQQBBHId")
 DECISION_SIZE: Final = _DECISION_BODY.size + TAG_SIZE
 CONFIRMATION_SIZE: Final = _CONFIRMATION_BODY.size + TAG_SIZE
 REPLAY_REQUEST_SIZE: Final = _REPLAY_BODY.size + TAG_SIZE
 HEARTBEAT_SIZE: Final = _HEARTBEAT_BODY.size + TAG_SIZE
-assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (112, 128, 40, 56)
+assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (112, 128, 40, 72)
 
 MESSAGE_SIZES: Final = {
     MessageType.DECISION: DECISION_SIZE,
@@ -152,7 +160,7 @@ def _stamp(sent: int) -> int:
 
 
 class Codec:
-    """Encodes and decodes authenticated protocol v3 datagrams.
+    """Encodes and decodes authenticated protocol v4 datagrams.
 
     Args:
         key: the 32-byte MAC key from :func:`derive_key`.
@@ -208,6 +216,8 @@ class Codec:
                 flags |= FLAG_VENUE_REF_TRUNCATED
             if msg.slippage_over_limit:
                 flags |= FLAG_SLIPPAGE_OVER_LIMIT
+            if msg.reconciled:
+                flags |= FLAG_RECONCILED
             sent = msg.sent_at_ns if sent_at_ns is None else sent_at_ns
             if not 0 <= sent < 2**64:
                 raise LocalProtocolError(f"sent_at_ns must fit in u64, got {sent}")
@@ -221,9 +231,11 @@ class Codec:
             body = _REPLAY_BODY.pack(PROTOCOL_VERSION, MessageType.REPLAY_REQUEST, 0, 0, 0, sent, msg.from_seq)
         elif isinstance(msg, Heartbeat):
             sent = _stamp(msg.sent_at_ns if sent_at_ns is None else sent_at_ns)
+            guard = GUARD_ENTRIES_ALLOWED * msg.entries_allowed | GUARD_KILL_SWITCH * msg.kill_switch
             body = _HEARTBEAT_BODY.pack(
                 PROTOCOL_VERSION, MessageType.HEARTBEAT, 0, msg.role, msg.in_flight, sent, msg.last_seq,
-                msg.incarnation, msg.journal_id,
+                msg.incarnation, msg.journal_id, msg.mode, guard, msg.entry_scale_bp, msg.entry_cooldown_ms,
+                msg.max_notional,
             )  # fmt: skip
         else:
             raise LocalProtocolError(f"cannot encode {type(msg).__name__}")
@@ -294,11 +306,17 @@ class Codec:
 
     @staticmethod
     def _parse_heartbeat(body: bytes) -> Heartbeat:
-        _, _, flags, role, in_flight, sent, last_seq, incarnation, journal_id = _HEARTBEAT_BODY.unpack(body)
+        (_, _, flags, role, in_flight, sent, last_seq, incarnation, journal_id, mode, guard, scale, cooldown,
+         max_notional) = _HEARTBEAT_BODY.unpack(body)  # fmt: skip
         if flags:
             raise LocalProtocolError("flags must be zero")
+        if guard & ~_GUARD_FLAGS:
+            raise LocalProtocolError(f"unknown guard_flags bits 0x{guard:02x}")
+        entries, kill = bool(guard & GUARD_ENTRIES_ALLOWED), bool(guard & GUARD_KILL_SWITCH)
         return Heartbeat(role=Role(role), last_seq=last_seq, incarnation=incarnation, in_flight=in_flight,
-                         journal_id=journal_id, sent_at_ns=sent)  # fmt: skip
+                         journal_id=journal_id, mode=BeliefMode(mode), entries_allowed=entries,
+                         kill_switch=kill, entry_scale_bp=scale, entry_cooldown_ms=cooldown,
+                         max_notional=max_notional, sent_at_ns=sent)  # fmt: skip
 
     @staticmethod
     def _parse_decision(body: bytes) -> TradeDecision:
@@ -319,5 +337,6 @@ class Codec:
             raise LocalProtocolError("venue_ref length/padding is inconsistent")
         return ExecutionConfirmation.from_columns((
             decision_id, seq, _decode_instrument(flags, inst), side, intent, status, code, qty, price, fee,
-            executed_at, ref[:ref_len], flags & FLAG_VENUE_REF_TRUNCATED, flags & FLAG_SLIPPAGE_OVER_LIMIT, sent,
+            executed_at, ref[:ref_len], flags & FLAG_VENUE_REF_TRUNCATED, flags & FLAG_SLIPPAGE_OVER_LIMIT,
+            flags & FLAG_RECONCILED, sent,
         ))  # fmt: skip

@@ -1,10 +1,11 @@
-"""Wire enumerations of protocol v3 (one byte each on the wire; see ``protocol/SPEC.md``)."""
+"""Wire enumerations of protocol v4 (one byte each on the wire; see ``protocol/SPEC.md``)."""
 
 from __future__ import annotations
 
 import enum
 
 __all__ = [
+    "BeliefMode",
     "DecisionReason",
     "Intent",
     "InstrumentKind",
@@ -96,3 +97,23 @@ class RejectCode(enum.IntEnum):
     UNKNOWN_INSTRUMENT = 7  # the venue does not list the instrument
     VENUE_ERROR = 8  # the venue answered with an error
     GUARD = 9  # an executor-side guard refused it
+    # v4: an entry (OPEN, with status REJECTED) refused by the executor's belief guard, i.e. its risk
+    # posture: entries not allowed, kill switch, entry too large for max_notional, cooldown, too many
+    # open orders (SPEC.md §6.4, "Risk posture")
+    BELIEF_GUARD = 10
+
+
+class BeliefMode(enum.IntEnum):
+    """The executor's risk posture level, carried by its heartbeats (byte 40, since v4).
+
+    Set by the executor's belief controller; a brain's heartbeat carries ``NONE``. The levels name
+    how wary the controller is; what they allow is in the heartbeat's other posture fields
+    (``entries_allowed``, ``kill_switch``, ``entry_scale_bp``, ``entry_cooldown_ms``,
+    ``max_notional``), not in the level itself (SPEC.md §6.4).
+    """
+
+    NONE = 0  # no belief controller (every brain heartbeat; an executor without one)
+    GREEN = 1  # normal
+    YELLOW = 2  # cautious
+    ORANGE = 3  # defensive
+    RED = 4  # halted

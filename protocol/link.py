@@ -48,7 +48,10 @@ time passed in, and hands back the datagrams to send; it never touches a socket 
     * heeds an executor heartbeat only if it is stamped later than every one heeded before (a late
       one, or a captured one re-sent, is counted in ``stats.stale_heartbeats`` and ignored): an old
       incarnation's heartbeat re-sent cannot fake a restart, and each restart makes the brain
-      resend its outbox at once.
+      resend its outbox at once;
+    * keeps the executor's risk posture from the newest heartbeat it heeded
+      (:attr:`BrainLink.executor_posture`, ``None`` before the first), for the application to scale
+      or suppress entries by (SPEC.md §6.4, since v4); an older heartbeat cannot roll it back.
 
 :class:`ExecutorLink`
     * stamps and sends confirmations, tracking the highest ``seq`` issued;
@@ -65,7 +68,8 @@ time passed in, and hands back the datagrams to send; it never touches a socket 
     * sends a heartbeat every ``heartbeat_interval_ns``, and at once when a new brain incarnation
       appears, so a restarted brain learns the executor's ``last_seq`` without waiting; each
       carries the number of decisions in flight (set by the application in
-      :attr:`ExecutorLink.in_flight`) and the journal's identity.
+      :attr:`ExecutorLink.in_flight`), the journal's identity, and the executor's risk posture (set
+      by the application in :attr:`ExecutorLink.posture`; neutral by default; SPEC.md §6.4).
 
 Errors: :class:`~protocol.errors.UnexpectedMessage` (an authentic message sent to the wrong side).
 Defaults are engineering choices for loopback and LAN links: first retransmit after 100 ms (a few
@@ -80,7 +84,7 @@ from dataclasses import dataclass
 from .codec import Codec, Message
 from .enums import Role
 from .errors import UnexpectedMessage
-from .messages import ExecutionConfirmation, Heartbeat, ReplayRequest, TradeDecision
+from .messages import ExecutionConfirmation, Heartbeat, Posture, ReplayRequest, TradeDecision
 
 __all__ = ["BrainLink", "DecisionReceived", "ExecutorLink", "LinkStats", "ReplayRequested"]
 
@@ -168,6 +172,7 @@ class BrainLink:
         self.peer_last_seq = 0
         self.peer_heartbeat_sent_ns = 0  # executor clock, from its latest heartbeat
         self.peer_in_flight = 0  # from that same heartbeat
+        self.executor_posture: Posture | None = None  # from that same heartbeat; None before the first
         self._peer_latest_sent_ns = 0  # executor clock, latest stamp on anything received
         self._buffer: dict[int, ExecutionConfirmation] = {}
         self._need_replay = False
@@ -287,6 +292,7 @@ class BrainLink:
         self._check_journal(hb)
         self.peer_heartbeat_sent_ns = hb.sent_at_ns
         self.peer_in_flight = hb.in_flight
+        self.executor_posture = hb.posture
         self.peer_last_seq = max(self.peer_last_seq, hb.last_seq)
         if hb.last_seq >= self.expected_seq:
             self._need_replay = True  # a confirmation we have not applied exists
@@ -421,6 +427,8 @@ class ExecutorLink:
         incarnation: random per process start, carried in heartbeats.
         last_seq: highest confirmation seq already issued (from the journal).
         journal_id: the journal's identity, carried in heartbeats (0 = no journal).
+        posture: the risk posture its heartbeats carry (default: the neutral :class:`Posture`, mode
+            ``NONE``); the application replaces :attr:`posture` as its belief controller moves.
         replay_min_interval_ns: a replay request from the same source (host, port) within this
             interval of the last one served to it is ignored, whatever its ``from_seq`` (a captured
             request re-sent in a burst cannot make the executor amplify it); SPEC.md §10.3.
@@ -436,12 +444,14 @@ class ExecutorLink:
         replay_min_interval_ns: int = 50 * _MS,
         replay_budget_per_s: float = 40.0,
         journal_id: int = 0,
+        posture: Posture | None = None,
     ) -> None:
         self.codec = codec
         self.incarnation = incarnation
         self.last_seq = last_seq
         self.journal_id = journal_id
         self.in_flight = 0  # decisions journaled and not yet confirmed; the application keeps it current
+        self.posture = posture or Posture()  # carried from the next heartbeat on; the application updates it
         self.heartbeat_interval_ns = heartbeat_interval_ns
         self.replay_min_interval_ns = replay_min_interval_ns
         self.replay_budget_per_s = replay_budget_per_s
@@ -474,8 +484,11 @@ class ExecutorLink:
             self._send_heartbeat(now_ns)
 
     def _send_heartbeat(self, now_ns: int) -> None:
+        p = self.posture
         hb = Heartbeat(Role.EXECUTOR, self.last_seq, self.incarnation, in_flight=self.in_flight,
-                       journal_id=self.journal_id)  # fmt: skip
+                       journal_id=self.journal_id, mode=p.mode, entries_allowed=p.entries_allowed,
+                       kill_switch=p.kill_switch, entry_scale_bp=p.entry_scale_bp,
+                       entry_cooldown_ms=p.entry_cooldown_ms, max_notional=p.max_notional)  # fmt: skip
         self._out.append(self.codec.encode(hb, sent_at_ns=now_ns))
         self.stats.heartbeats_sent += 1
         self._next_heartbeat_ns = now_ns + self.heartbeat_interval_ns

@@ -1,9 +1,10 @@
-"""Protocol v3 messages: frozen, slotted dataclasses that validate on construction.
+"""Protocol v4 messages: frozen, slotted dataclasses that validate on construction.
 
 Constructing a message with a bad field raises :class:`~protocol.errors.LocalProtocolError`;
 the codec turns that into :class:`~protocol.errors.InvalidField` when the bad value came off
 the wire. Units: quantities in base-asset units, prices in quote currency per base unit, fees in
-quote currency, times in Unix nanoseconds (UTC), slippage in basis points (1 bps = 0.01 %).
+quote currency, times in Unix nanoseconds (UTC), slippage and entry scale in basis points
+(1 bps = 0.01 %), cooldowns in milliseconds, notionals in quote currency.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .enums import DecisionReason, InstrumentKind, Intent, RejectCode, Role, Side, Status
+from .enums import BeliefMode, DecisionReason, InstrumentKind, Intent, RejectCode, Role, Side, Status
 from .errors import LocalProtocolError
 
 __all__ = [
     "CONFIRMATION_COLUMNS",
     "DECISION_COLUMNS",
+    "FULL_ENTRY_SCALE_BP",
     "INSTRUMENT_SIZE",
+    "RECONCILE_ID_BASE",
     "VENUE_REF_SIZE",
     "ExecutionConfirmation",
     "Heartbeat",
     "Instrument",
+    "Posture",
     "ReplayRequest",
     "TradeDecision",
     "slippage_bps",
@@ -37,7 +41,16 @@ INSTRUMENT_SIZE = 32
 VENUE_REF_SIZE = 16
 """Bytes of the venue reference carried in a confirmation (see SPEC.md, "venue reference")."""
 
+RECONCILE_ID_BASE = 2**63
+"""The reserved decision-id space (since v4): ids ``>= 2**63`` are issued by the executor, for the
+confirmations of its reconciliation with the venue (flag ``RECONCILED``), never by the brain. A
+decision's id is ``1 .. 2**63 - 1``; SPEC.md §6.2, "Reconciliation"."""
+
+FULL_ENTRY_SCALE_BP = 10_000
+"""``entry_scale_bp`` of full entry size (100 %, in basis points): the neutral heartbeat value."""
+
 _U64_MAX = 2**64 - 1
+_U32_MAX = 2**32 - 1
 
 
 def _fail(msg: str) -> None:
@@ -129,7 +142,8 @@ class TradeDecision:
     """Brain → executor: trade ``quantity`` of ``instrument`` on ``side`` (type 1, 112 bytes).
 
     Attributes:
-        decision_id: unique per brain, >= 1; identical on every retransmit. Idempotency key.
+        decision_id: unique per brain, 1 .. 2**63 - 1 (ids from :data:`RECONCILE_ID_BASE` up are the
+            executor's, since v4); identical on every retransmit. Idempotency key.
         instrument: what to trade.
         side: buy or sell.
         intent: open, close or reduce a position, or (``PROTECT``) place or move its protective
@@ -152,8 +166,8 @@ class TradeDecision:
             ``reference_price``. Added in protocol v2; taken relative to the fill since v3.
 
     Raises:
-        LocalProtocolError: any field out of range, a PROTECT without a stop, or a BUY/OPEN
-            whose stop is not below its reference price.
+        LocalProtocolError: any field out of range (``decision_id`` 0 or >= 2**63 included), a
+            PROTECT without a stop, or a BUY/OPEN whose stop is not below its reference price.
     """
 
     decision_id: int
@@ -176,6 +190,8 @@ class TradeDecision:
         _check_u64("decision_id", self.decision_id)
         if self.decision_id == 0:
             _fail("decision_id must be >= 1")
+        if self.decision_id >= RECONCILE_ID_BASE:
+            _fail(f"decision_id must be < 2**63 (ids from 2**63 are the executor's), got {self.decision_id}")
         _check_finite("quantity", self.quantity, positive=True)
         _check_finite("reference_price", self.reference_price, positive=True)
         if not 0 <= self.max_slippage_bps <= 10_000:
@@ -260,10 +276,18 @@ class ExecutionConfirmation:
             than its ``max_slippage_bps``. Only an exit (CLOSE, REDUCE, or a PROTECT whose stop
             filled) executes past the limit — protective exits are never refused for slippage
             (DESIGN.md invariant 3) — so the flag records that it did. Executed statuses only.
+        reconciled: the confirmation reports a correction the executor made so that its ledger
+            matches the venue — a position found on the venue and adopted, a ledger position the
+            venue no longer has cleared, a size drift corrected — not the outcome of a brain
+            decision (flag ``RECONCILED``, since v4). Set if and only if ``decision_id`` >=
+            :data:`RECONCILE_ID_BASE` (an executor-issued id); only with status FILLED, and with
+            intent OPEN and side BUY (adopt, drift up) or intent CLOSE / REDUCE and side SELL
+            (clear, drift down). SPEC.md §6.2, "Reconciliation".
         sent_at_ns: wall clock at transmission, for freshness; set by the sender each time.
 
     Raises:
-        LocalProtocolError: any field out of range or inconsistent with ``status``.
+        LocalProtocolError: any field out of range or inconsistent with ``status``, or
+            ``reconciled`` inconsistent with ``decision_id``, ``status``, ``intent`` or ``side``.
     """
 
     decision_id: int
@@ -280,6 +304,7 @@ class ExecutionConfirmation:
     venue_ref: bytes = b""
     venue_ref_truncated: bool = False
     slippage_over_limit: bool = False
+    reconciled: bool = False
     sent_at_ns: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -317,20 +342,39 @@ class ExecutionConfirmation:
                 _fail(f"{self.status.name} must have zero executed_qty, avg_price and fee")
             if self.reject_code is RejectCode.NONE:
                 _fail(f"{self.status.name} must carry a reject_code")
+        self._check_reconciled()
+
+    def _check_reconciled(self) -> None:
+        """The ``RECONCILED`` rules (SPEC.md §6.2, "Reconciliation"; since v4)."""
+        executor_id = self.decision_id >= RECONCILE_ID_BASE
+        if not self.reconciled:
+            if executor_id:
+                _fail(f"decision_id {self.decision_id} >= 2**63 is an executor-issued id: only a reconciled"
+                      " confirmation carries one")  # fmt: skip
+            return
+        if not executor_id:
+            _fail(f"a reconciled confirmation needs an executor-issued decision_id >= 2**63,"
+                  f" got {self.decision_id}")  # fmt: skip
+        if self.status is not Status.FILLED:
+            _fail(f"a reconciled confirmation must be FILLED, got {self.status.name}")
+        if (self.intent, self.side) not in _RECONCILED_LEGS:
+            _fail(f"a reconciled confirmation is OPEN/BUY, CLOSE/SELL or REDUCE/SELL, got"
+                  f" {self.intent.name}/{self.side.name}")  # fmt: skip
 
     @classmethod
     def from_columns(cls, row: Sequence[Any]) -> ExecutionConfirmation:
         """A confirmation from its fields in :data:`CONFIRMATION_COLUMNS` order (``sent_at_ns`` and
         the flags after ``venue_ref`` may be left off) — the one place a confirmation is rebuilt
         from stored or wire columns (the codec, the brain's and the executor's journals). Enum
-        fields may be their integer codes, flags 0/1.
+        fields may be their integer codes, flags any int (nonzero is set: 0/1 from SQLite, the
+        masked flag bit from the wire).
 
         Raises:
             LocalProtocolError: a field out of range or inconsistent with ``status``, or a code no
                 enum member has.
         """
         values = list(row)
-        for i in (12, 13):  # venue_ref_truncated, slippage_over_limit: SQLite keeps 0/1
+        for i in (12, 13, 14):  # venue_ref_truncated, slippage_over_limit, reconciled: ints to bools
             if i < len(values):
                 values[i] = bool(values[i])
         return cls(*values)
@@ -340,6 +384,9 @@ class ExecutionConfirmation:
         """Executed quantity × average price, in quote currency."""
         return self.executed_qty * self.avg_price
 
+
+_RECONCILED_LEGS = frozenset({(Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL)})
+"""(intent, side) of a reconciled confirmation: adopt or drift up; clear; drift down."""
 
 CONFIRMATION_COLUMNS = tuple(f.name for f in dataclasses.fields(ExecutionConfirmation))
 """The fields of an :class:`ExecutionConfirmation` in constructor order, for
@@ -367,9 +414,64 @@ class ReplayRequest:
             _fail("from_seq must be >= 1")
 
 
+def _check_posture(msg: Posture | Heartbeat) -> None:
+    """Validate (and coerce) the six risk-posture fields shared by :class:`Posture` and
+    :class:`Heartbeat` (SPEC.md §6.4)."""
+    _coerce_enum(msg, "mode", BeliefMode)
+    for name in ("entries_allowed", "kill_switch"):
+        value = getattr(msg, name)
+        if type(value) is not bool:
+            if not (type(value) is int and value in (0, 1)):
+                _fail(f"{name} must be a bool, got {value!r}")
+            object.__setattr__(msg, name, bool(value))  # frozen dataclass: the documented escape hatch
+    if not (isinstance(msg.entry_scale_bp, int) and 0 <= msg.entry_scale_bp <= FULL_ENTRY_SCALE_BP):
+        _fail(f"entry_scale_bp must be 0..{FULL_ENTRY_SCALE_BP}, got {msg.entry_scale_bp!r}")
+    if not (isinstance(msg.entry_cooldown_ms, int) and 0 <= msg.entry_cooldown_ms <= _U32_MAX):
+        _fail(f"entry_cooldown_ms must be a u32, got {msg.entry_cooldown_ms!r}")
+    _check_finite("max_notional", msg.max_notional, nonneg=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Posture:
+    """The executor's risk posture, as its heartbeats carry it (SPEC.md §6.4, since v4).
+
+    The executor's belief controller sets it; the brain scales or suppresses its entries by it, and
+    the executor enforces the same knobs as a backstop (refusing an entry with ``BELIEF_GUARD``).
+    Exits and PROTECT moves are never refused for it. The defaults are the neutral posture — what a
+    brain's heartbeat carries, and an executor's without a belief controller: nothing limited.
+
+    Attributes:
+        mode: the controller's level (``NONE``: no controller).
+        entries_allowed: new entries (OPEN) may be sent; False: none.
+        kill_switch: the kill switch is on: no entries, whatever else says.
+        entry_scale_bp: entry size multiplier, basis points 0..10000 (10000 = full size).
+        entry_cooldown_ms: least time between two entries in one instrument, ms (u32; 0 = none).
+        max_notional: largest notional of one entry, quote currency; finite, >= 0 (0 = no cap).
+
+    Raises:
+        LocalProtocolError: a field out of range or an unknown mode.
+    """
+
+    mode: BeliefMode = BeliefMode.NONE
+    entries_allowed: bool = True
+    kill_switch: bool = False
+    entry_scale_bp: int = FULL_ENTRY_SCALE_BP
+    entry_cooldown_ms: int = 0
+    max_notional: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_posture(self)
+
+    @property
+    def allows_entries(self) -> bool:
+        """Entries may be sent at all: allowed, no kill switch, and a nonzero size."""
+        return self.entries_allowed and not self.kill_switch and self.entry_scale_bp > 0
+
+
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """Either direction, periodically: "I am here, and this is my last sequence" (type 4, 56 bytes).
+    """Either direction, periodically: "I am here, this is my last sequence and my posture" (type 4,
+    72 bytes).
 
     Attributes:
         role: who sends it.
@@ -381,10 +483,15 @@ class Heartbeat:
         journal_id: the sender's journal identity (random u64 made with the journal and kept
             for its life; 0 = the sender has none). A change tells the peer the journal was
             replaced (SPEC.md §10.6).
+        mode, entries_allowed, kill_switch, entry_scale_bp, entry_cooldown_ms, max_notional: the
+            executor's risk posture (:class:`Posture`, since v4); a brain sends the neutral
+            defaults, and the executor ignores them.
         sent_at_ns: wall clock at transmission, for freshness.
 
     Raises:
-        LocalProtocolError: a field outside u64 (``in_flight`` outside u32) or an unknown role.
+        LocalProtocolError: a field outside u64 (``in_flight``, ``entry_cooldown_ms`` outside
+            u32), an unknown role or mode, ``entry_scale_bp`` above 10000, or ``max_notional``
+            negative or not finite.
     """
 
     role: Role
@@ -392,11 +499,24 @@ class Heartbeat:
     incarnation: int
     in_flight: int = 0
     journal_id: int = 0
+    mode: BeliefMode = BeliefMode.NONE
+    entries_allowed: bool = True
+    kill_switch: bool = False
+    entry_scale_bp: int = FULL_ENTRY_SCALE_BP
+    entry_cooldown_ms: int = 0
+    max_notional: float = 0.0
     sent_at_ns: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         _coerce_enum(self, "role", Role)
         for name in ("last_seq", "incarnation", "journal_id", "sent_at_ns"):
             _check_u64(name, getattr(self, name))
-        if not (isinstance(self.in_flight, int) and 0 <= self.in_flight < 2**32):
+        if not (isinstance(self.in_flight, int) and 0 <= self.in_flight <= _U32_MAX):
             _fail(f"in_flight must be a u32, got {self.in_flight!r}")
+        _check_posture(self)
+
+    @property
+    def posture(self) -> Posture:
+        """The risk posture this heartbeat carries."""
+        return Posture(self.mode, self.entries_allowed, self.kill_switch, self.entry_scale_bp,
+                       self.entry_cooldown_ms, self.max_notional)  # fmt: skip

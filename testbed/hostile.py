@@ -26,7 +26,9 @@ from protocol import (
     DEFAULT_MAX_SKEW_NS,
     MESSAGE_SIZES,
     PROTOCOL_VERSION,
+    RECONCILE_ID_BASE,
     TAG_SIZE,
+    BeliefMode,
     Codec,
     DecisionReason,
     ExecutionConfirmation,
@@ -52,6 +54,8 @@ __all__ = ["INSTRUMENT", "HostileDatagrams", "Kind", "Target", "expected_reason"
 INSTRUMENT = Instrument.symbol("BTC-PERP")
 _UNKNOWN_TYPES = [t for t in range(256) if t not in MESSAGE_SIZES]
 _U64_MAX = 2**64 - 1
+_U32_MAX = 2**32 - 1
+_RECONCILED_LEGS = ((Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL))
 _S = 1_000_000_000
 
 
@@ -106,7 +110,7 @@ def _reserved(allowed: int) -> list[int]:
 
 
 _BAD = {name: _not_in(cls) for name, cls in (("side", Side), ("intent", Intent), ("reason", DecisionReason),
-        ("status", Status), ("code", RejectCode), ("role", Role))}  # fmt: skip
+        ("status", Status), ("code", RejectCode), ("role", Role), ("mode", BeliefMode))}  # fmt: skip
 _BAD_SYMBOLS = (b"", b"BTC\0USDT", b"BTC USDT", b"BTC/\x7fUSDT", b"\xff" * 32, b"\x01BTC")
 Breaker = Callable[[random.Random, bytearray], None]
 
@@ -160,6 +164,42 @@ def _slippage_flag_not_executed(r: random.Random, b: bytearray) -> None:
     b[96:112] = bytes(16)
 
 
+def _small_id(r: random.Random, b: bytes) -> int:
+    """A decision's id: 1 .. 2**63 - 1."""
+    return r.randint(1, RECONCILE_ID_BASE - 1)
+
+
+def _executor_id(r: random.Random, b: bytes) -> int:
+    """An executor-issued id (reconciled confirmations only, v4): 2**63 .. 2**64 - 1."""
+    return r.randint(RECONCILE_ID_BASE, _U64_MAX)
+
+
+def _reconciled_small_id(r: random.Random, b: bytearray) -> None:
+    b[2] |= 0x08  # RECONCILED needs an executor-issued decision_id >= 2**63 (SPEC §6.2, v4)
+    struct.pack_into("<Q", b, 16, _small_id(r, b))
+
+
+def _executor_id_unflagged(r: random.Random, b: bytearray) -> None:
+    b[2] &= ~0x08  # a decision_id >= 2**63 needs RECONCILED
+    struct.pack_into("<Q", b, 16, _executor_id(r, b))
+
+
+def _reconciled_partial(r: random.Random, b: bytearray) -> None:
+    b[2] |= 0x08  # RECONCILED needs FILLED: here an otherwise valid PARTIALLY_FILLED adoption
+    struct.pack_into("<Q", b, 16, _executor_id(r, b))
+    b[3], b[4], b[5], b[6] = Side.BUY, Intent.OPEN, Status.PARTIALLY_FILLED, 0
+    struct.pack_into("<dd", b, 64, r.uniform(1e-6, 10.0), r.uniform(0.01, 1e5))
+
+
+def _reconciled_wrong_leg(r: random.Random, b: bytearray) -> None:
+    b[2] |= 0x08  # a reconciled FILLED is OPEN/BUY, CLOSE/SELL or REDUCE/SELL only
+    struct.pack_into("<Q", b, 16, _executor_id(r, b))
+    b[3], b[4] = r.choice(((Side.SELL, Intent.OPEN), (Side.BUY, Intent.CLOSE), (Side.BUY, Intent.REDUCE),
+                           (Side.BUY, Intent.PROTECT), (Side.SELL, Intent.PROTECT)))  # fmt: skip
+    b[5], b[6] = Status.FILLED, 0
+    struct.pack_into("<dd", b, 64, r.uniform(1e-6, 10.0), r.uniform(0.01, 1e5))
+
+
 def _protect_without_stop(r: random.Random, b: bytearray) -> None:
     b[4] = Intent.PROTECT  # a PROTECT needs stop_price > 0 (SPEC §6.1)
     struct.pack_into("<d", b, 88, r.choice((0.0, -0.0)))
@@ -169,19 +209,21 @@ _FIELD_BREAKERS: dict[int, tuple[Breaker, ...]] = {
     MessageType.DECISION: (
         _put("B", 2, _choice(_reserved(0x01))), _put("B", 3, _choice(_BAD["side"])),
         _put("B", 4, _choice(_BAD["intent"])), _put("B", 5, _choice(_BAD["reason"])),
-        _put("H", 6, lambda r, b: r.randint(10_001, 65_535)), _put("Q", 8, lambda r, b: 0), _bad_symbol,
+        _put("H", 6, lambda r, b: r.randint(10_001, 65_535)), _put("Q", 8, lambda r, b: 0),
+        _put("Q", 8, _executor_id), _bad_symbol,
         _put("d", 48, _bad_positive_float), _put("d", 56, _bad_positive_float),
         _put("Q", 72, lambda r, b: r.randint(0, struct.unpack_from("<Q", b, 64)[0])),  # expires <= created
         _put("d", 88, _bad_nonneg_float), _protect_without_stop,
     ),
     MessageType.CONFIRMATION: (
-        _put("B", 2, _choice(_reserved(0x07))), _put("B", 3, _choice(_BAD["side"])),
+        _put("B", 2, _choice(_reserved(0x0F))), _put("B", 3, _choice(_BAD["side"])),
         _put("B", 4, _choice(_BAD["intent"])), _put("B", 5, _choice(_BAD["status"])),
         _put("B", 6, _choice(_BAD["code"])), _put("B", 7, lambda r, b: r.randint(17, 255)),
         _bad_venue_padding,
         _put("Q", 16, lambda r, b: 0), _put("Q", 24, lambda r, b: 0), _put("d", 64, _bad_nonneg_float),
         _put("d", 72, _bad_nonneg_float), _put("d", 80, _choice((math.nan, math.inf, -math.inf))),
         _executed_but_refused, _filled_with_code, _accepted_but_traded, _slippage_flag_not_executed,
+        _reconciled_small_id, _executor_id_unflagged, _reconciled_partial, _reconciled_wrong_leg,
     ),
     MessageType.REPLAY_REQUEST: (
         _put("B", 2, _choice(_reserved(0))), _put("B", 3, lambda r, b: r.randint(1, 255)),
@@ -189,6 +231,8 @@ _FIELD_BREAKERS: dict[int, tuple[Breaker, ...]] = {
     ),
     MessageType.HEARTBEAT: (  # bytes 4..7 are in_flight since v3: any value is valid
         _put("B", 2, _choice(_reserved(0))), _put("B", 3, _choice(_BAD["role"])),
+        _put("B", 40, _choice(_BAD["mode"])), _put("B", 41, _choice(_reserved(0x03))),  # posture, v4
+        _put("H", 42, lambda r, b: r.randint(10_001, 65_535)), _put("d", 48, _bad_nonneg_float),
     ),
 }  # fmt: skip
 
@@ -276,7 +320,7 @@ class HostileDatagrams:
             ref = r.uniform(0.01, 1e5)
             stop = ref * r.uniform(0.5, 0.99) if intent is Intent.PROTECT or r.random() < 0.5 else 0.0
             return TradeDecision(
-                decision_id=r.randint(1, _U64_MAX), instrument=inst, side=side, intent=intent,
+                decision_id=r.randint(1, RECONCILE_ID_BASE - 1), instrument=inst, side=side, intent=intent,
                 reason=r.choice(list(DecisionReason)), quantity=r.uniform(1e-6, 10.0),
                 reference_price=ref, max_slippage_bps=r.randint(0, 10_000),
                 created_at_ns=now, expires_at_ns=now + 10 * _S, market_ts_ns=now, stop_price=stop,
@@ -286,18 +330,30 @@ class HostileDatagrams:
             done = status.executed
             if status is Status.ACCEPTED:  # answers a PROTECT only, reject code NONE
                 intent = Intent.PROTECT
+            reconciled = status is Status.FILLED and r.random() < 0.25  # an executor's correction (v4)
+            decision_id = _small_id(r, b"")
+            if reconciled:
+                intent, side = r.choice(_RECONCILED_LEGS)
+                decision_id = _executor_id(r, b"")
             return ExecutionConfirmation(
-                decision_id=r.randint(1, _U64_MAX), seq=r.randint(1, _U64_MAX), instrument=inst, side=side,
-                intent=intent, status=status,
-                reject_code=RejectCode(0 if status in (Status.FILLED, Status.ACCEPTED) else r.randint(1 - done, 9)),
+                decision_id=decision_id, seq=r.randint(1, _U64_MAX), instrument=inst, side=side, intent=intent,
+                status=status,
+                reject_code=RejectCode(0 if status in (Status.FILLED, Status.ACCEPTED)
+                                       else r.randint(1 - done, max(RejectCode))),
                 executed_qty=r.uniform(1e-6, 10.0) if done else 0.0,
                 avg_price=r.uniform(0.01, 1e5) if done else 0.0, fee=r.uniform(-1.0, 10.0) if done else 0.0,
                 executed_at_ns=now if done else 0, venue_ref=r.randbytes(r.randint(1, 16)) if done else b"",
-                venue_ref_truncated=done and r.random() < 0.5, sent_at_ns=now,
+                venue_ref_truncated=done and r.random() < 0.5, reconciled=reconciled, sent_at_ns=now,
             )  # fmt: skip
         if mtype == 2:
             return ReplayRequest(from_seq=r.randint(1, _U64_MAX), sent_at_ns=now)
-        return Heartbeat(r.choice(list(Role)), r.randint(0, _U64_MAX), r.randint(0, _U64_MAX), sent_at_ns=now)
+        return Heartbeat(
+            r.choice(list(Role)), r.randint(0, _U64_MAX), r.randint(0, _U64_MAX),
+            in_flight=r.randint(0, _U32_MAX), journal_id=r.randint(0, _U64_MAX), mode=r.choice(list(BeliefMode)),
+            entries_allowed=r.random() < 0.5, kill_switch=r.random() < 0.2, entry_scale_bp=r.randint(0, 10_000),
+            entry_cooldown_ms=r.randint(0, _U32_MAX), max_notional=r.choice((0.0, r.uniform(0.0, 1e6))),
+            sent_at_ns=now,
+        )  # fmt: skip
 
     @staticmethod
     def _encode(codec: Codec, msg: Message, stamp: int) -> bytes:

@@ -34,6 +34,7 @@ from typing import Final
 from protocol import (
     MESSAGE_SIZES,
     PROTOCOL_VERSION,
+    BeliefMode,
     Codec,
     DecisionReason,
     ExecutionConfirmation,
@@ -176,4 +177,5 @@ def random_message(
     if mtype is MessageType.REPLAY_REQUEST:
         return ReplayRequest(from_seq=r.randrange(1, 1 << 16), sent_at_ns=now_ns)
     return Heartbeat(role=r.choice(list(Role)), last_seq=r.randrange(0, 1 << 16), incarnation=r.getrandbits(64),
-                     sent_at_ns=now_ns)  # fmt: skip
+                     mode=r.choice(list(BeliefMode)), entries_allowed=r.random() < 0.5,
+                     entry_scale_bp=r.randrange(0, 10_001), sent_at_ns=now_ns)  # fmt: skip

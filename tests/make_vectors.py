@@ -1,4 +1,4 @@
-"""Generate ``protocol/vectors.json``, the golden vectors of protocol v3, from the codec.
+"""Generate ``protocol/vectors.json``, the golden vectors of protocol v4, from the codec.
 
 Usage::
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 import struct
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 
 import protocol
 from protocol import (
+    RECONCILE_ID_BASE,
+    BeliefMode,
     Codec,
     DecisionReason,
     ExecutionConfirmation,
@@ -310,13 +313,21 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
         (
             "heartbeat_executor",
             "Executor heartbeat: it has issued confirmations up to seq 7 (the brain is missing 6 and 7) "
-            "and holds 2 decisions in flight (received in time, still executing); its journal's identity.",
+            "and holds 2 decisions in flight (received in time, still executing); its journal's identity; "
+            "its risk posture GREEN: entries allowed (guard_flags 0x01) at full size (10000 bp), 15 s "
+            "between two entries per instrument, no notional cap (0.0).",
             Heartbeat(
                 role=Role.EXECUTOR,
                 last_seq=7,
                 incarnation=EXECUTOR_INCARNATION,
                 in_flight=2,
                 journal_id=EXECUTOR_JOURNAL_ID,
+                mode=BeliefMode.GREEN,
+                entries_allowed=True,
+                kill_switch=False,
+                entry_scale_bp=10_000,
+                entry_cooldown_ms=15_000,
+                max_notional=0.0,
                 sent_at_ns=NOW_NS - 300 * MS,
             ),
         ),
@@ -326,6 +337,7 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
             ReplayRequest(from_seq=6, sent_at_ns=NOW_NS - 250 * MS),
         ),
         *_edge_messages(btc),
+        *_v4_messages(btc),
     ]
 
 
@@ -446,6 +458,98 @@ def _edge_messages(btc: Instrument) -> list[tuple[str, str, protocol.Message]]:
     ]
 
 
+def _v4_messages(btc: Instrument) -> list[tuple[str, str, protocol.Message]]:
+    """Cases of protocol v4 (issue #14), appended after the v3 ones: reconciled confirmations, the largest
+    decision id, a BELIEF_GUARD refusal, and executor heartbeats with every risk posture mode and both
+    guard bits."""
+
+    def reconciled(n: int, seq: int, intent: Intent, side: Side, qty: float, price: float, at: int,
+                   **kw: Any) -> ExecutionConfirmation:  # fmt: skip
+        return ExecutionConfirmation(
+            decision_id=RECONCILE_ID_BASE + n, seq=seq, instrument=btc, side=side, intent=intent,
+            status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=qty, avg_price=price, fee=0.0,
+            executed_at_ns=at, reconciled=True, **kw,
+        )  # fmt: skip
+
+    def executor_beat(last_seq: int, sent: int, **posture: Any) -> Heartbeat:
+        return Heartbeat(role=Role.EXECUTOR, last_seq=last_seq, incarnation=EXECUTOR_INCARNATION, in_flight=0,
+                         journal_id=EXECUTOR_JOURNAL_ID, sent_at_ns=sent, **posture)  # fmt: skip
+
+    return [
+        (
+            "confirmation_reconciled_adopted",
+            "RECONCILED (flag 0x08): the executor found a 0.03125 BTC/USDT long on the venue that its ledger "
+            "did not hold and adopted it at the venue's entry price 37500.5: FILLED, OPEN, BUY, with the "
+            "executor-issued decision_id 2^63 + 1, numbered seq 11 like any confirmation; no fee.",
+            reconciled(1, 11, Intent.OPEN, Side.BUY, 0.03125, 37500.5, NOW_NS - 700 * MS,
+                       sent_at_ns=NOW_NS - 690 * MS),
+        ),
+        (
+            "confirmation_reconciled_cleared",
+            "RECONCILED: the venue no longer holds the 0.0625 BTC/USDT long of the executor's ledger (closed "
+            "outside tandem); the ledger position is cleared at the mark 38250.75: FILLED, CLOSE, SELL, "
+            "decision_id 2^63 + 2, seq 12; the venue_ref is the venue's last order id for it.",
+            reconciled(2, 12, Intent.CLOSE, Side.SELL, 0.0625, 38250.75, NOW_NS - 650 * MS,
+                       venue_ref=b"41220583999", sent_at_ns=NOW_NS - 640 * MS),
+        ),
+        (
+            "confirmation_reconciled_drift_down",
+            "RECONCILED: the venue holds 0.001953125 BTC/USDT less than the executor's ledger (a size "
+            "drift); the ledger is reduced to match: FILLED, REDUCE, SELL, decision_id 2^63 + 3, seq 13.",
+            reconciled(3, 13, Intent.REDUCE, Side.SELL, 0.001953125, 38250.75, NOW_NS - 600 * MS,
+                       sent_at_ns=NOW_NS - 590 * MS),
+        ),
+        (
+            "decision_id_largest",
+            "BUY OPEN with decision_id 2^63 - 1, the largest a decision may carry: ids from 2^63 up are "
+            "the executor's (reconciled confirmations).",
+            TradeDecision(
+                decision_id=RECONCILE_ID_BASE - 1, instrument=btc, side=Side.BUY, intent=Intent.OPEN,
+                reason=DecisionReason.SIGNAL, quantity=0.0625, reference_price=37125.25, max_slippage_bps=50,
+                created_at_ns=NOW_NS - 1 * S, expires_at_ns=NOW_NS + 29 * S, market_ts_ns=NOW_NS - 1 * S,
+            ),
+        ),
+        (
+            "confirmation_rejected_belief_guard",
+            "Decision 17, a BUY OPEN, REJECTED with reject code BELIEF_GUARD (10): the executor's belief guard "
+            "refused the entry (here: its posture allowed no entries); nothing executed.",
+            ExecutionConfirmation(
+                decision_id=17, seq=14, instrument=btc, side=Side.BUY, intent=Intent.OPEN,
+                status=Status.REJECTED, reject_code=RejectCode.BELIEF_GUARD, executed_qty=0.0, avg_price=0.0,
+                fee=0.0, executed_at_ns=0, sent_at_ns=NOW_NS - 150 * MS,
+            ),
+        ),
+        (
+            "heartbeat_executor_posture_yellow",
+            "Executor heartbeat, posture YELLOW (2): entries allowed (guard_flags 0x01) at half size (5000 bp), "
+            "60 s between two entries per instrument, at most 2500.0 quote per entry.",
+            executor_beat(14, NOW_NS - 280 * MS, mode=BeliefMode.YELLOW, entries_allowed=True, kill_switch=False,
+                          entry_scale_bp=5_000, entry_cooldown_ms=60_000, max_notional=2500.0),
+        ),
+        (
+            "heartbeat_executor_posture_orange",
+            "Executor heartbeat, posture ORANGE (3): no entries (guard_flags 0x00), entry_scale_bp 0, a 15 min "
+            "cooldown and a 500.25 cap kept for when entries resume.",
+            executor_beat(14, NOW_NS - 260 * MS, mode=BeliefMode.ORANGE, entries_allowed=False, kill_switch=False,
+                          entry_scale_bp=0, entry_cooldown_ms=900_000, max_notional=500.25),
+        ),
+        (
+            "heartbeat_executor_posture_red_kill_switch",
+            "Executor heartbeat, posture RED (4): kill switch on, no entries (guard_flags 0x02), entry_scale_bp 0, "
+            "entry_cooldown_ms at its u32 maximum 4294967295, no notional cap. Exits and PROTECT still pass.",
+            executor_beat(14, NOW_NS - 240 * MS, mode=BeliefMode.RED, entries_allowed=False, kill_switch=True,
+                          entry_scale_bp=0, entry_cooldown_ms=2**32 - 1, max_notional=0.0),
+        ),
+        (
+            "heartbeat_executor_kill_switch_with_entries_allowed",
+            "Executor heartbeat, posture GREEN with both guard bits set (0x03): the controller allows entries, "
+            "but an operator's kill switch is on, and the kill switch wins: no entries.",
+            executor_beat(14, NOW_NS - 220 * MS, mode=BeliefMode.GREEN, entries_allowed=True, kill_switch=True,
+                          entry_scale_bp=10_000, entry_cooldown_ms=0, max_notional=0.0),
+        ),
+    ]
+
+
 def _retag(key: bytes, body: bytes) -> bytes:
     return body + hashlib.blake2b(body, key=key, digest_size=16).digest()
 
@@ -508,12 +612,13 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
         ("confirmation_slippage_flag_not_executed", "Authentic REJECTED confirmation with flag "
          "SLIPPAGE_OVER_LIMIT (0x04): only an executed status may carry it.",
          _patched(key, valid["confirmation_rejected_insufficient_funds"], 2, b"\x04")),
-        ("confirmation_reserved_flag", "Authentic confirmation with flag bit 0x08 set (reserved).",
-         _patched(key, conf, 2, b"\x08")),
+        ("confirmation_reserved_flag", "Authentic confirmation with flag bit 0x10 set (reserved; 0x08 is "
+         "RECONCILED since v4).", _patched(key, conf, 2, b"\x10")),
         ("stale_decision", "Authentic decision created 60 s + 1 ns before now_ns.", codec.encode(decision)),
         ("future_confirmation", "Authentic confirmation sent 5 s + 1 ns after now_ns.",
          codec.encode(future, sent_at_ns=NOW_NS + 5 * S + 1)),
         *_edge_invalid_cases(codec, key, valid),
+        *_v4_invalid_cases(key, valid),
     ]  # fmt: skip
 
 
@@ -546,6 +651,53 @@ def _edge_invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> li
          "byte at offset 105, after the reference (the padding must be 0x00).", _patched(key, nuls, 105, b"\x01")),
         ("confirmation_venue_ref_len_17", "Authentic confirmation with venue_ref_len 17 (must be 0..16).",
          _patched(key, valid["confirmation_filled_binance_order_id"], 7, b"\x11")),
+    ]  # fmt: skip
+
+
+def _v4_invalid_cases(key: bytes, valid: dict[str, bytes]) -> list[tuple[str, str, bytes]]:
+    """Invalid cases of protocol v4 (issue #14), appended after the v3 ones: the RECONCILED rules, the
+    decision-id space, the heartbeat's posture fields, and v3 datagrams."""
+    adopted = valid["confirmation_reconciled_adopted"]
+    rejected = valid["confirmation_rejected_insufficient_funds"]
+    beat = valid["heartbeat_executor"]
+    dec = valid["decision_buy_open_btc_usdt"]
+    executor_id = struct.pack("<Q", RECONCILE_ID_BASE + 4)
+    v3_heartbeat = struct.pack(  # the v3 layout (SPEC.md §13): 40-byte body <BBBBIQQQQ, then the tag
+        "<BBBBIQQQQ", 3, MessageType.HEARTBEAT, 0, Role.EXECUTOR, 2, NOW_NS - 300 * MS, 7, EXECUTOR_INCARNATION,
+        EXECUTOR_JOURNAL_ID,
+    )  # fmt: skip
+    return [
+        ("confirmation_reconciled_rejected", "Authentic REJECTED (INSUFFICIENT_FUNDS) confirmation with flag "
+         "RECONCILED (0x08) and the executor-issued decision_id 2^63 + 4: RECONCILED requires FILLED.",
+         _patched(key, _patched(key, rejected, 16, executor_id), 2, b"\x08")),
+        ("confirmation_reconciled_partially_filled", "The reconciled adoption with status PARTIALLY_FILLED (2): "
+         "RECONCILED requires FILLED.", _patched(key, adopted, 5, b"\x02")),
+        ("confirmation_reconciled_small_decision_id", "The reconciled adoption with decision_id 1: RECONCILED "
+         "requires an executor-issued decision_id >= 2^63.", _patched(key, adopted, 16, struct.pack("<Q", 1))),
+        ("confirmation_executor_id_not_reconciled", "The reconciled adoption with flag RECONCILED cleared "
+         "(flags 0x00) and decision_id still 2^63 + 1: such an id needs RECONCILED.",
+         _patched(key, adopted, 2, b"\x00")),
+        ("confirmation_reconciled_open_sell", "The reconciled adoption (OPEN) with side SELL: a reconciled "
+         "confirmation is OPEN/BUY, CLOSE/SELL or REDUCE/SELL.", _patched(key, adopted, 3, b"\x02")),
+        ("decision_id_2_pow_63", "Authentic BUY OPEN decision with decision_id 2^63: ids from 2^63 up are the "
+         "executor's.", _patched(key, dec, 8, struct.pack("<Q", RECONCILE_ID_BASE))),
+        ("heartbeat_guard_flags_unknown_bit", "Authentic executor heartbeat with guard_flags 0x05 (bit 2 is "
+         "reserved; 0x01 ENTRIES_ALLOWED and 0x02 KILL_SWITCH only).", _patched(key, beat, 41, b"\x05")),
+        ("heartbeat_entry_scale_bp_10001", "Authentic executor heartbeat with entry_scale_bp 10001 (must be "
+         "0..10000).", _patched(key, beat, 42, struct.pack("<H", 10_001))),
+        ("heartbeat_mode_5", "Authentic executor heartbeat with mode 5 (BeliefMode is 0..4).",
+         _patched(key, beat, 40, b"\x05")),
+        ("heartbeat_max_notional_negative", "Authentic executor heartbeat with max_notional -1.0 (must be >= 0).",
+         _patched(key, beat, 48, struct.pack("<d", -1.0))),
+        ("heartbeat_max_notional_nan", "Authentic executor heartbeat with max_notional NaN (must be finite).",
+         _patched(key, beat, 48, struct.pack("<d", math.nan))),
+        ("heartbeat_max_notional_inf", "Authentic executor heartbeat with max_notional +infinity (must be "
+         "finite).", _patched(key, beat, 48, struct.pack("<d", math.inf))),
+        ("v3_heartbeat", "A v3 executor heartbeat (version byte 3, the 56-byte v3 layout, tagged with the "
+         "vector key), as a v3 peer sends it: rejected on its version before its size.",
+         _retag(key, v3_heartbeat)),
+        ("v3_decision", "The decision of decision_buy_open_btc_usdt as a v3 peer sends it: version byte 3 (a "
+         "v3 decision has the v4 layout), tagged with the vector key.", _patched(key, dec, 0, b"\x03")),
     ]  # fmt: skip
 
 
@@ -594,7 +746,7 @@ def build() -> str:
             }
         )
     doc = {
-        "description": "Golden vectors of tandem protocol v3; see protocol/SPEC.md, 'Golden vectors'.",
+        "description": "Golden vectors of tandem protocol v4; see protocol/SPEC.md, 'Golden vectors'.",
         "protocol_version": protocol.PROTOCOL_VERSION,
         "secret_hex": SECRET.hex(),
         "key_hex": key.hex(),

@@ -211,20 +211,21 @@ async def test_sell_within_tolerance_is_clamped_to_position(tmp_path: Path, bars
 
 
 async def test_long_decision_id_venue_ref_truncated_and_full_ref_journaled(tmp_path: Path, bars: Bars) -> None:
-    """A u64 decision id round-trips; its venue ref is cut to 16 bytes, flagged, and kept whole."""
-    big = 2**64 - 1
+    """The largest decision id (2**63 - 1 since protocol v4; ids from 2**63 are the executor's) round-trips;
+    its venue ref is cut to 16 bytes, flagged, and kept whole."""
+    big = 2**63 - 1
     path = tmp_path / "j.db"
     core = await open_core(path, bars)
     d = TradeDecision(**{**{f: getattr(decision(), f) for f in TradeDecision.__slots__}, "decision_id": big,
                          "expires_at_ns": 2**64 - 1})  # fmt: skip
     c = (await core.on_decision(d, NOW)).confirmation
-    assert (c.venue_ref, c.venue_ref_truncated) == (b"paper-1844674407", True)
+    assert (c.venue_ref, c.venue_ref_truncated) == (b"paper-9223372036", True)
     assert core.journal.decision(big).decision == d
     assert core.journal.confirmation_for(big) == c
     core.close()
     with sqlite3.connect(path) as conn:
         full = conn.execute("SELECT venue_ref_full FROM fills").fetchone()[0]
-    assert full == b"paper-18446744073709551615"
+    assert full == b"paper-9223372036854775807"
 
 
 # --- exactly once ------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ async def test_duplicate_decision_datagram_executes_once(harness) -> None:
 
 async def test_forged_datagram_is_dropped_and_counted(harness) -> None:
     """A datagram tagged with another secret is dropped, counted by reason, and changes nothing."""
-    from protocol import Codec, derive_key
+    from protocol import PROTOCOL_VERSION, Codec, derive_key
 
     await harness.brain.replay(BARS.head(20))
     datagram = harness.brain.journal.datagram(1)
@@ -120,7 +120,7 @@ async def test_forged_datagram_is_dropped_and_counted(harness) -> None:
     forged = other.encode(harness.codec.decode(datagram, time.time_ns()))
     before = harness.executor.core.ledger.cash
     harness.brain.endpoint.send_raw(forged)
-    harness.brain.endpoint.send_raw(b"\x03\x01garbage")  # protocol v3, a decision of the wrong size
+    harness.brain.endpoint.send_raw(bytes((PROTOCOL_VERSION, 1)) + b"garbage")  # a decision of the wrong size
     await asyncio.sleep(0.2)
     assert sample(harness.executor.metrics.rejected, reason="auth") == 1
     assert sample(harness.executor.metrics.rejected, reason="size") == 1

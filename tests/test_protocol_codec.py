@@ -1,4 +1,4 @@
-"""Properties of the protocol v2 codec (``protocol/codec.py``, rules in ``protocol/SPEC.md``).
+"""Properties of the protocol v4 codec (``protocol/codec.py``, rules in ``protocol/SPEC.md``).
 
 Hypothesis builds arbitrary valid messages of all four types (decision, confirmation, replay
 request, heartbeat); hand-made datagrams probe every codec check of SPEC §8: size, version, type,
@@ -25,8 +25,11 @@ from protocol import (
     DEFAULT_MAX_AGE_NS,
     DEFAULT_MAX_SKEW_NS,
     HEARTBEAT_SIZE,
+    PROTOCOL_VERSION,
+    RECONCILE_ID_BASE,
     REPLAY_REQUEST_SIZE,
     AuthenticationFailed,
+    BeliefMode,
     Codec,
     DatagramSizeError,
     DecisionReason,
@@ -38,6 +41,7 @@ from protocol import (
     InvalidField,
     LocalProtocolError,
     MessageType,
+    Posture,
     RejectCode,
     RemoteProtocolError,
     ReplayRequest,
@@ -50,6 +54,7 @@ from protocol import (
     VersionMismatch,
     derive_key,
 )
+from protocol.messages import CONFIRMATION_COLUMNS
 
 SECRET = b"codec property tests"
 KEY = derive_key(SECRET)
@@ -70,6 +75,9 @@ instruments = st.one_of(
 )
 u64 = st.integers(0, U64_MAX)
 ids = st.integers(1, U64_MAX)
+decision_ids = st.integers(1, RECONCILE_ID_BASE - 1)  # ids from 2**63 are the executor's (SPEC §6.2, v4)
+executor_ids = st.integers(RECONCILE_ID_BASE, U64_MAX)
+RECONCILED_LEGS = [(Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL)]
 positive = st.floats(min_value=0.0, exclude_min=True, allow_nan=False, allow_infinity=False)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
@@ -84,7 +92,7 @@ def decisions(draw: st.DrawFn) -> TradeDecision:
     if side is Side.BUY and intent is Intent.OPEN and stop >= ref:
         stop = ref / 2  # an entry's stop is below its reference (0.0 when ref is the least subnormal)
     return TradeDecision(
-        decision_id=draw(ids),
+        decision_id=draw(decision_ids),
         instrument=draw(instruments),
         side=side,
         intent=intent,
@@ -102,6 +110,7 @@ def decisions(draw: st.DrawFn) -> TradeDecision:
 @st.composite
 def confirmations(draw: st.DrawFn) -> ExecutionConfirmation:
     status = draw(st.sampled_from(Status))
+    reconciled = status is Status.FILLED and draw(st.booleans())
     if status is Status.FILLED:
         code, qty, price, fee = RejectCode.NONE, draw(positive), draw(positive), draw(finite)
     elif status is Status.PARTIALLY_FILLED:
@@ -112,12 +121,17 @@ def confirmations(draw: st.DrawFn) -> ExecutionConfirmation:
     else:
         code = draw(st.sampled_from([c for c in RejectCode if c is not RejectCode.NONE]))
         qty = price = fee = 0.0
+    if reconciled:
+        intent, side = draw(st.sampled_from(RECONCILED_LEGS))
+    else:
+        intent = Intent.PROTECT if status is Status.ACCEPTED else draw(st.sampled_from(Intent))
+        side = draw(st.sampled_from(Side))
     return ExecutionConfirmation(
-        decision_id=draw(ids),
+        decision_id=draw(executor_ids if reconciled else decision_ids),
         seq=draw(ids),
         instrument=draw(instruments),
-        side=draw(st.sampled_from(Side)),
-        intent=Intent.PROTECT if status is Status.ACCEPTED else draw(st.sampled_from(Intent)),
+        side=side,
+        intent=intent,
         status=status,
         reject_code=code,
         executed_qty=qty,
@@ -127,13 +141,18 @@ def confirmations(draw: st.DrawFn) -> ExecutionConfirmation:
         venue_ref=draw(st.binary(max_size=16)),
         venue_ref_truncated=draw(st.booleans()),
         slippage_over_limit=status.executed and draw(st.booleans()),
+        reconciled=reconciled,
         sent_at_ns=draw(u64),
     )
 
 
 replay_requests = st.builds(ReplayRequest, from_seq=ids, sent_at_ns=u64)
 heartbeats = st.builds(Heartbeat, role=st.sampled_from(Role), last_seq=u64, incarnation=u64,
-                       in_flight=st.integers(0, 2**32 - 1), journal_id=u64, sent_at_ns=u64)  # fmt: skip
+                       in_flight=st.integers(0, 2**32 - 1), journal_id=u64, mode=st.sampled_from(BeliefMode),
+                       entries_allowed=st.booleans(), kill_switch=st.booleans(),
+                       entry_scale_bp=st.integers(0, 10_000), entry_cooldown_ms=st.integers(0, 2**32 - 1),
+                       max_notional=st.floats(min_value=0.0, allow_nan=False, allow_infinity=False),
+                       sent_at_ns=u64)  # fmt: skip
 SIZES = {TradeDecision: DECISION_SIZE, ExecutionConfirmation: CONFIRMATION_SIZE,
          ReplayRequest: REPLAY_REQUEST_SIZE, Heartbeat: HEARTBEAT_SIZE}  # fmt: skip
 
@@ -187,6 +206,14 @@ DATAGRAMS = {
                                               sent_at_ns=NOW)),
     "heartbeat_executor": CODEC.encode(Heartbeat(Role.EXECUTOR, last_seq=U64_MAX, incarnation=U64_MAX,
                                                  sent_at_ns=NOW)),
+    "heartbeat_executor_posture": CODEC.encode(Heartbeat(Role.EXECUTOR, last_seq=9, incarnation=3, in_flight=1,
+                                                         journal_id=0x51, mode=BeliefMode.YELLOW,
+                                                         entry_scale_bp=2_500, entry_cooldown_ms=30_000,
+                                                         max_notional=1_000.0, sent_at_ns=NOW)),
+    "confirmation_reconciled": CODEC.encode(
+        _confirmation(decision_id=RECONCILE_ID_BASE + 7, instrument=Instrument.symbol("BTC/USDT"), side=Side.BUY,
+                      intent=Intent.OPEN, venue_ref=b"", venue_ref_truncated=False, fee=0.0, reconciled=True)
+    ),
 }  # fmt: skip
 
 
@@ -241,7 +268,7 @@ def test_confirmation_round_trip(msg: ExecutionConfirmation) -> None:
 @FAST
 @given(st.one_of(replay_requests, heartbeats))
 def test_replay_request_and_heartbeat_round_trip(msg: ReplayRequest | Heartbeat) -> None:
-    """Any valid replay request (40 bytes) or heartbeat (48 bytes) round-trips, sent_at_ns included."""
+    """Any valid replay request (40 bytes) or heartbeat (72 bytes) round-trips, sent_at_ns included."""
     data = CODEC.encode(msg)
     assert len(data) == SIZES[type(msg)]
     decoded = CODEC.decode(data, msg.sent_at_ns)
@@ -255,17 +282,19 @@ def test_replay_request_and_heartbeat_round_trip(msg: ReplayRequest | Heartbeat)
 @given(st.one_of(replay_requests, heartbeats))
 def test_replay_request_and_heartbeat_follow_the_spec_layout(msg: ReplayRequest | Heartbeat) -> None:
     """Bytes 0..7: version, type, zero flags, role (or 0), zero reserved (replay) or in_flight (heartbeat);
-    sent_at_ns at 8; a heartbeat's journal_id at 32 (SPEC §6.3-6.4)."""
+    sent_at_ns at 8; a heartbeat's journal_id at 32 and its posture at 40..55 (SPEC §6.3-6.4)."""
     data = CODEC.encode(msg)
     if isinstance(msg, ReplayRequest):
-        assert data[:8] == bytes([3, 3, 0, 0, 0, 0, 0, 0])
+        assert data[:8] == bytes([4, 3, 0, 0, 0, 0, 0, 0])
         assert int.from_bytes(data[16:24], "little") == msg.from_seq
     else:
-        assert data[:4] == bytes([3, 4, 0, msg.role])
+        assert data[:4] == bytes([4, 4, 0, msg.role])
         assert int.from_bytes(data[4:8], "little") == msg.in_flight
         assert int.from_bytes(data[16:24], "little") == msg.last_seq
         assert int.from_bytes(data[24:32], "little") == msg.incarnation
         assert int.from_bytes(data[32:40], "little") == msg.journal_id
+        assert data[40] == msg.mode and data[41] == msg.entries_allowed | msg.kill_switch << 1
+        assert struct.unpack_from("<HId", data, 42) == (msg.entry_scale_bp, msg.entry_cooldown_ms, msg.max_notional)
     assert int.from_bytes(data[8:16], "little") == msg.sent_at_ns
     assert _retag(data[:-16]) == data
 
@@ -319,7 +348,7 @@ def test_authentic_random_bodies_decode_or_raise_invalid_field(
 ) -> None:
     """A correctly tagged random body, received at its own stamp, decodes or raises InvalidField."""
     mtype, size = kind
-    body = bytes([3, mtype]) + data.draw(st.binary(min_size=size - 18, max_size=size - 18))
+    body = bytes([PROTOCOL_VERSION, mtype]) + data.draw(st.binary(min_size=size - 18, max_size=size - 18))
     stamp_at = 64 if mtype == 1 else 8  # created_at_ns / sent_at_ns (types 2, 3, 4), SPEC §9
     now = int.from_bytes(body[stamp_at : stamp_at + 8], "little")
     try:
@@ -390,9 +419,9 @@ def test_other_secret_fails_authentication(name: str) -> None:
         other.decode(DATAGRAMS[name], NOW)
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 4, 255])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 5, 255])
 def test_other_versions_fail_version(version: int) -> None:
-    """Any version byte but 3 raises VersionMismatch, even with a valid tag (1, 2: protocol v1, v2 peers)."""
+    """Any version byte but 4 raises VersionMismatch, even with a valid tag (1, 2, 3: protocol v1-v3 peers)."""
     with pytest.raises(VersionMismatch):
         CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 0, bytes([version])), NOW)
 
@@ -420,9 +449,9 @@ def test_check_order_earlier_failure_wins() -> None:
     with pytest.raises(VersionMismatch):  # bad version and wrong length
         CODEC.decode(b"\x01\x01" + dec[2:50], NOW)
     with pytest.raises(UnknownMessageType):  # unknown type and wrong length
-        CODEC.decode(b"\x03\x09" + dec[2:50], NOW)
+        CODEC.decode(b"\x04\x09" + dec[2:50], NOW)
     with pytest.raises(DatagramSizeError):  # known type of another size and garbage tag
-        CODEC.decode(b"\x03\x04" + dec[2:], NOW)
+        CODEC.decode(b"\x04\x04" + dec[2:], NOW)
     bad_role = _patch(DATAGRAMS["heartbeat_brain"], 3, b"\x03")
     with pytest.raises(AuthenticationFailed):  # bad role under a wrong tag
         CODEC.decode(bad_role[:-1] + bytes([bad_role[-1] ^ 1]), NOW)
@@ -498,6 +527,8 @@ REJ = DATAGRAMS["confirmation_symbol_rejected"]
 RR = DATAGRAMS["replay_request"]
 HB = DATAGRAMS["heartbeat_brain"]
 HB_EXEC = DATAGRAMS["heartbeat_executor"]
+HB_POSTURE = DATAGRAMS["heartbeat_executor_posture"]
+RECON = DATAGRAMS["confirmation_reconciled"]
 
 BAD_FIELDS = {
     # decision (offsets from SPEC §6.1)
@@ -511,6 +542,8 @@ BAD_FIELDS = {
     "decision_reason_7": (DEC, 5, b"\x07"),
     "decision_slippage_10001": (DEC, 6, (10_001).to_bytes(2, "little")),
     "decision_id_0": (DEC, 8, _u64(0)),
+    "decision_id_2_pow_63": (DEC, 8, _u64(RECONCILE_ID_BASE)),
+    "decision_id_u64_max": (DEC, 8, _u64(U64_MAX)),
     "decision_symbol_embedded_nul": (DEC, 16, b"BTC\0USDT"),
     "decision_symbol_all_nul": (DEC, 16, bytes(32)),
     "decision_symbol_space": (DEC, 16, b"BTC USDT"),
@@ -533,7 +566,7 @@ BAD_FIELDS = {
     "decision_entry_price_under_its_stop": (DEC_STOP, 56, _f64(34000.0)),
     "decision_mint_flag_cleared": (DEC_MINT, 2, b"\x00"),  # USDC bytes hold non-printable bytes
     # confirmation (offsets from SPEC §6.2)
-    "confirmation_flag_reserved_bit": (CONF, 2, b"\x08"),
+    "confirmation_flag_reserved_bit": (CONF, 2, b"\x10"),
     "confirmation_flag_high_bit": (CONF, 2, b"\x80"),
     "confirmation_slippage_flag_on_rejected": (REJ, 2, b"\x04"),
     "confirmation_slippage_flag_on_accepted": (ACC, 2, b"\x04"),
@@ -546,7 +579,7 @@ BAD_FIELDS = {
     "confirmation_accepted_with_qty": (ACC, 64, _f64(0.5)),
     "confirmation_accepted_with_fee": (ACC, 80, _f64(0.01)),
     "confirmation_accepted_intent_close": (ACC, 4, b"\x02"),
-    "confirmation_reject_code_10": (CONF, 6, b"\x0a"),
+    "confirmation_reject_code_11": (REJ, 6, b"\x0b"),
     "confirmation_filled_with_reject_code": (CONF, 6, b"\x01"),
     "confirmation_venue_ref_len_17": (CONF, 7, b"\x11"),
     "confirmation_venue_ref_padding_nonzero": (REJ, 96, b"\x01"),
@@ -562,6 +595,15 @@ BAD_FIELDS = {
     "confirmation_rejected_with_fee": (REJ, 80, _f64(0.01)),
     "confirmation_rejected_code_none": (REJ, 6, b"\x00"),
     "confirmation_rejected_as_filled": (REJ, 5, b"\x01"),
+    # reconciled confirmations (SPEC §6.2, "Reconciliation"; v4)
+    "confirmation_reconciled_small_id": (CONF, 2, b"\x09"),  # MINT | RECONCILED on decision 7
+    "confirmation_reconciled_id_2_pow_63_minus_1": (RECON, 16, _u64(RECONCILE_ID_BASE - 1)),
+    "confirmation_executor_id_without_flag": (CONF, 16, _u64(RECONCILE_ID_BASE)),
+    "confirmation_reconciled_flag_cleared": (RECON, 2, b"\x00"),
+    "confirmation_reconciled_partially_filled": (RECON, 5, b"\x02"),
+    "confirmation_reconciled_open_sell": (RECON, 3, b"\x02"),
+    "confirmation_reconciled_close_buy": (RECON, 4, b"\x02"),
+    "confirmation_reconciled_protect_sell": (RECON, 3, bytes([Side.SELL, Intent.PROTECT])),
     # replay request (offsets from SPEC §6.3)
     "replay_flags_mint": (RR, 2, b"\x01"),
     "replay_flags_truncated": (RR, 2, b"\x02"),
@@ -578,6 +620,18 @@ BAD_FIELDS = {
     "heartbeat_role_255": (HB, 3, b"\xff"),
     "heartbeat_flags_slippage_bit": (HB, 2, b"\x04"),
     "heartbeat_executor_role_0": (HB_EXEC, 3, b"\x00"),
+    "heartbeat_flags_reconciled_bit": (HB, 2, b"\x08"),
+    # heartbeat posture (SPEC §6.4, v4)
+    "heartbeat_mode_5": (HB_POSTURE, 40, b"\x05"),
+    "heartbeat_mode_255": (HB, 40, b"\xff"),
+    "heartbeat_guard_flags_bit_2": (HB_POSTURE, 41, b"\x04"),
+    "heartbeat_guard_flags_high_bit": (HB, 41, b"\x81"),
+    "heartbeat_entry_scale_bp_10001": (HB_POSTURE, 42, (10_001).to_bytes(2, "little")),
+    "heartbeat_entry_scale_bp_65535": (HB, 42, b"\xff\xff"),
+    "heartbeat_max_notional_negative": (HB_POSTURE, 48, _f64(-1.0)),
+    "heartbeat_max_notional_nan": (HB, 48, _f64(math.nan)),
+    "heartbeat_max_notional_inf": (HB_POSTURE, 48, _f64(math.inf)),
+    "heartbeat_max_notional_neg_inf": (HB, 48, _f64(-math.inf)),
 }
 
 
@@ -624,7 +678,7 @@ def test_venue_ref_may_contain_nul_bytes() -> None:
 def test_stop_price_sits_at_offset_88_before_the_tag() -> None:
     """stop_price is the f64 at bytes 88..95 (SPEC §6.1 v2) and the tag covers it (bytes 96..111)."""
     data = DATAGRAMS["decision_protect"]
-    assert len(data) == 112 and data[0] == 3
+    assert len(data) == 112 and data[0] == 4
     assert struct.unpack_from("<d", data, 88)[0] == 38950.0
     assert _retag(data[:96]) == data
     assert struct.unpack_from("<d", DATAGRAMS["decision_symbol"], 88)[0] == 0.0  # default: no stop
@@ -638,6 +692,65 @@ def test_stop_price_rules_that_decode() -> None:
                  {"side": Side.BUY, "intent": Intent.PROTECT, "stop_price": 1e-300}):  # fmt: skip
         msg = _decision(**over)
         assert CODEC.decode(CODEC.encode(msg), NOW) == msg
+
+
+def test_reconciled_confirmation_sets_flag_0x08_and_round_trips() -> None:
+    """RECONCILED is flag bit 3 (0x08) on an executor-issued decision_id (>= 2**63); it decodes back, and the
+    largest decision id, 2**63 - 1, still belongs to an ordinary confirmation (SPEC §4, §6.2)."""
+    assert RECON[2] == 0x08 and int.from_bytes(RECON[16:24], "little") == RECONCILE_ID_BASE + 7
+    msg = CODEC.decode(RECON, NOW)
+    assert isinstance(msg, ExecutionConfirmation) and msg.reconciled and msg.status is Status.FILLED
+    assert CODEC.encode(msg) == RECON
+    for intent, side in RECONCILED_LEGS:
+        leg = _confirmation(decision_id=U64_MAX, intent=intent, side=side, reconciled=True)
+        assert CODEC.decode(CODEC.encode(leg), NOW) == leg
+    top = _confirmation(decision_id=RECONCILE_ID_BASE - 1)
+    decoded = CODEC.decode(CODEC.encode(top), NOW)
+    assert isinstance(decoded, ExecutionConfirmation) and not decoded.reconciled
+    assert decoded != replace(top, decision_id=RECONCILE_ID_BASE, reconciled=True)  # the flag is content
+
+
+def test_from_columns_turns_the_three_flags_into_bools() -> None:
+    """CONFIRMATION_COLUMNS ends venue_ref_truncated, slippage_over_limit, reconciled, sent_at_ns (indexes
+    12..15); from_columns turns 0/1 (SQLite) or a masked flag bit into bools, and may stop after venue_ref."""
+    assert CONFIRMATION_COLUMNS[11:] == ("venue_ref", "venue_ref_truncated", "slippage_over_limit", "reconciled",
+                                         "sent_at_ns")  # fmt: skip
+    base = _confirmation(decision_id=RECONCILE_ID_BASE + 1, intent=Intent.REDUCE, reconciled=True,
+                         slippage_over_limit=True)  # fmt: skip
+    row = [getattr(base, name) for name in CONFIRMATION_COLUMNS]
+    row[12:15] = [2, 1, 8]
+    rebuilt = ExecutionConfirmation.from_columns(row)
+    assert rebuilt == base and rebuilt.sent_at_ns == NOW
+    assert (rebuilt.venue_ref_truncated, rebuilt.slippage_over_limit, rebuilt.reconciled) == (True, True, True)
+    short = ExecutionConfirmation.from_columns([getattr(_confirmation(), n) for n in CONFIRMATION_COLUMNS[:13]])
+    assert short.reconciled is False and short.slippage_over_limit is False and short.sent_at_ns == 0
+    with pytest.raises(LocalProtocolError):  # a journal row of an executor id without the flag
+        ExecutionConfirmation.from_columns(row[:14] + [0])
+
+
+def test_heartbeat_posture_defaults_are_neutral() -> None:
+    """A heartbeat's posture defaults to the neutral Posture (mode NONE, entries allowed, no kill switch,
+    10000 bp, no cooldown, no cap): bytes 40..55 = 00 01 1027 00000000 0.0; 0/1 ints become bools."""
+    hb = Heartbeat(Role.BRAIN, 0, 1)
+    assert hb.posture == Posture() and Posture().allows_entries
+    data = CODEC.encode(hb, sent_at_ns=NOW)
+    assert data[40:56] == bytes([0, 1]) + (10_000).to_bytes(2, "little") + bytes(4) + _f64(0.0)
+    coerced = Heartbeat(Role.EXECUTOR, 0, 1, mode=3, entries_allowed=0, kill_switch=1)  # type: ignore[arg-type]
+    assert coerced.mode is BeliefMode.ORANGE and coerced.entries_allowed is False and coerced.kill_switch is True
+    assert not coerced.posture.allows_entries
+    assert not Posture(entry_scale_bp=0).allows_entries and not Posture(kill_switch=True).allows_entries
+    for mode in BeliefMode:
+        msg = Heartbeat(Role.EXECUTOR, 1, 2, mode=mode, entries_allowed=False, kill_switch=True, entry_scale_bp=0,
+                        entry_cooldown_ms=2**32 - 1, max_notional=1e300, sent_at_ns=NOW)  # fmt: skip
+        assert CODEC.decode(CODEC.encode(msg), NOW) == msg
+
+
+def test_authentic_guard_flags_decode_to_the_two_bools() -> None:
+    """guard_flags (byte 41) 0x00..0x03 decode to entries_allowed (0x01) and kill_switch (0x02)."""
+    for guard in range(4):
+        msg = CODEC.decode(_patch(HB_POSTURE, 41, bytes([guard])), NOW)
+        assert isinstance(msg, Heartbeat)
+        assert (msg.entries_allowed, msg.kill_switch) == (bool(guard & 1), bool(guard & 2))
 
 
 def test_accepted_status_is_not_executed() -> None:
@@ -660,6 +773,8 @@ BAD_DECISIONS: dict[str, dict[str, Any]] = {
     "decision_id_0": {"decision_id": 0},
     "decision_id_negative": {"decision_id": -1},
     "decision_id_over_u64": {"decision_id": 2**64},
+    "decision_id_2_pow_63": {"decision_id": RECONCILE_ID_BASE},
+    "decision_id_u64_max": {"decision_id": U64_MAX},
     "side_3": {"side": 3},
     "intent_0": {"intent": 0},
     "reason_99": {"reason": 99},
@@ -688,7 +803,16 @@ BAD_CONFIRMATIONS: dict[str, dict[str, Any]] = {
     "seq_0": {"seq": 0},
     "seq_over_u64": {"seq": 2**64},
     "status_0": {"status": 0},
-    "reject_code_10": {"reject_code": 10},
+    "reject_code_11": {"reject_code": 11},
+    "reconciled_small_id": {"reconciled": True, "intent": Intent.OPEN, "side": Side.BUY},
+    "executor_id_not_reconciled": {"decision_id": RECONCILE_ID_BASE},
+    "reconciled_rejected": {"decision_id": RECONCILE_ID_BASE, "reconciled": True, "status": Status.REJECTED,
+                            "reject_code": RejectCode.GUARD, "executed_qty": 0.0, "avg_price": 0.0, "fee": 0.0},
+    "reconciled_partially_filled": {"decision_id": RECONCILE_ID_BASE, "reconciled": True,
+                                    "status": Status.PARTIALLY_FILLED},
+    "reconciled_protect": {"decision_id": RECONCILE_ID_BASE, "reconciled": True, "intent": Intent.PROTECT},
+    "reconciled_open_sell": {"decision_id": RECONCILE_ID_BASE, "reconciled": True, "intent": Intent.OPEN},
+    "reconciled_close_buy": {"decision_id": RECONCILE_ID_BASE, "reconciled": True, "side": Side.BUY},
     "filled_with_reject_code": {"reject_code": RejectCode.SLIPPAGE_EXCEEDED},
     "filled_zero_qty": {"executed_qty": 0.0},
     "filled_zero_price": {"avg_price": 0.0},
@@ -727,6 +851,19 @@ BAD_HEARTBEATS: dict[str, dict[str, Any]] = {
     "incarnation_negative": {"incarnation": -1},
     "incarnation_over_u64": {"incarnation": 2**64},
     "sent_at_over_u64": {"sent_at_ns": 2**64},
+    "mode_5": {"mode": 5},
+    "mode_negative": {"mode": -1},
+    "entries_allowed_2": {"entries_allowed": 2},
+    "entries_allowed_none": {"entries_allowed": None},
+    "kill_switch_str": {"kill_switch": "yes"},
+    "entry_scale_bp_negative": {"entry_scale_bp": -1},
+    "entry_scale_bp_10001": {"entry_scale_bp": 10_001},
+    "entry_scale_bp_float": {"entry_scale_bp": 5000.0},
+    "entry_cooldown_ms_negative": {"entry_cooldown_ms": -1},
+    "entry_cooldown_ms_over_u32": {"entry_cooldown_ms": 2**32},
+    "max_notional_negative": {"max_notional": -0.5},
+    "max_notional_nan": {"max_notional": math.nan},
+    "max_notional_inf": {"max_notional": math.inf},
 }
 
 
@@ -739,10 +876,15 @@ def test_invalid_replay_request_raises_local_protocol_error(case: str) -> None:
 
 @pytest.mark.parametrize("case", sorted(BAD_HEARTBEATS))
 def test_invalid_heartbeat_raises_local_protocol_error(case: str) -> None:
-    """A heartbeat with an unknown role or a field outside u64 cannot be built."""
+    """A heartbeat with an unknown role or mode, a field outside u64 (u32) or a posture field out of range
+    cannot be built; nor can a Posture with the same posture field."""
     fields: dict[str, Any] = {"role": Role.BRAIN, "last_seq": 0, "incarnation": 1, **BAD_HEARTBEATS[case]}
     with pytest.raises(LocalProtocolError):
         Heartbeat(**fields)
+    posture = {k: v for k, v in BAD_HEARTBEATS[case].items() if k in Posture.__dataclass_fields__}
+    if posture:
+        with pytest.raises(LocalProtocolError):
+            Posture(**posture)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_DECISIONS))

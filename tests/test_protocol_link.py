@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import (
+    RECONCILE_ID_BASE,
+    BeliefMode,
     BrainLink,
     Codec,
     DecisionReason,
@@ -35,6 +37,7 @@ from protocol import (
     Instrument,
     Intent,
     Message,
+    Posture,
     RejectCode,
     RejectReason,
     RemoteProtocolError,
@@ -723,6 +726,75 @@ def test_executor_restart_makes_brain_resend_pending_decisions_at_once() -> None
     assert brain.outbox[1].backoff_ns == brain.retransmit_initial_ns
     brain.handle_timer(t2)
     assert brain.datagrams_to_send() == [original]
+
+
+def test_executor_heartbeats_carry_the_posture_the_application_sets() -> None:
+    """ExecutorLink.posture starts neutral and each heartbeat carries the posture set at its time
+    (SPEC §6.4); the brain's own heartbeats carry the neutral posture."""
+    codec = Codec(KEY)
+    ex = ExecutorLink(codec, incarnation=EXEC_INC, last_seq=2, journal_id=0x51)
+    assert ex.posture == Posture()
+    ex.handle_timer(T0)
+    [hb] = decoded(codec, ex.datagrams_to_send(), T0)
+    assert isinstance(hb, Heartbeat) and hb.posture == Posture() and hb.mode is BeliefMode.NONE
+    red = Posture(BeliefMode.RED, entries_allowed=False, kill_switch=True, entry_scale_bp=0,
+                  entry_cooldown_ms=60_000, max_notional=250.5)  # fmt: skip
+    ex.posture = red
+    t = ex.get_timer()
+    ex.handle_timer(t)
+    [hb] = decoded(codec, ex.datagrams_to_send(), t)
+    assert isinstance(hb, Heartbeat) and hb.posture == red and (hb.last_seq, hb.journal_id) == (2, 0x51)
+    yellow = Posture(BeliefMode.YELLOW, entry_scale_bp=5_000)
+    assert ExecutorLink(codec, incarnation=1, posture=yellow).posture is yellow
+    brain = BrainLink(codec, incarnation=BRAIN_INC)
+    brain.handle_timer(T0)
+    [beat] = decoded(codec, brain.datagrams_to_send(), T0)
+    assert isinstance(beat, Heartbeat) and beat.role is Role.BRAIN and beat.posture == Posture()
+
+
+def test_brain_keeps_the_posture_of_the_newest_executor_heartbeat() -> None:
+    """BrainLink.executor_posture is None until an executor heartbeat is heeded, then that heartbeat's
+    posture; an older heartbeat (late, or a captured one re-sent) cannot roll it back (SPEC §10.4)."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec)
+    assert brain.executor_posture is None
+    green = Posture(BeliefMode.GREEN, entry_cooldown_ms=15_000)
+    orange = Posture(BeliefMode.ORANGE, entries_allowed=False, entry_scale_bp=0, max_notional=500.0)
+    t1, t2 = T0 + S, T0 + 2 * S
+    old = wire(codec, Heartbeat(Role.EXECUTOR, 0, EXEC_INC, journal_id=0x51, mode=green.mode,
+                                entry_cooldown_ms=green.entry_cooldown_ms), t1)  # fmt: skip
+    new = wire(codec, Heartbeat(Role.EXECUTOR, 0, EXEC_INC, journal_id=0x51, mode=orange.mode, entries_allowed=False,
+                                entry_scale_bp=0, max_notional=500.0), t2)  # fmt: skip
+    brain.receive(old, t1)
+    assert brain.executor_posture == green
+    brain.receive(new, t2)
+    assert brain.executor_posture == orange
+    brain.receive(old, t2 + MS)  # older than the one heeded: ignored
+    assert brain.executor_posture == orange and brain.stats.stale_heartbeats == 1
+    brain.receive(new, t2 + 2 * MS)  # the same one again: not newer either
+    assert brain.executor_posture == orange and brain.stats.stale_heartbeats == 2
+
+
+def test_reconciled_confirmation_is_applied_in_seq_order_and_touches_no_decision() -> None:
+    """A RECONCILED confirmation (executor-issued id >= 2**63, SPEC §6.2) takes its place in the seq order
+    like any other and removes nothing from the outbox: its id is in no decision's space."""
+    codec = Codec(KEY)
+    brain = quiet_brain(codec)
+    d = make_decision(1, T0)
+    brain.send_decision(d, T0)
+    adopt = ExecutionConfirmation(
+        decision_id=RECONCILE_ID_BASE + 1, seq=1, instrument=BTC, side=Side.BUY, intent=Intent.OPEN,
+        status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=0.25, avg_price=50_000.0, fee=0.0,
+        executed_at_ns=T0, reconciled=True,
+    )  # fmt: skip
+    t = T0 + MS
+    [ready] = brain.receive(wire(codec, adopt, t), t)
+    assert ready == adopt and ready.reconciled
+    brain.applied(ready)
+    assert brain.expected_seq == 2 and set(brain.outbox) == {1}
+    [answer] = brain.receive(wire(codec, make_confirmation(2, decision_id=1), t), t)
+    brain.applied(answer)
+    assert brain.expected_seq == 3 and not brain.outbox
 
 
 def test_executor_heartbeats_new_brain_at_once_and_rate_limits_identical_replays() -> None:

@@ -1,4 +1,4 @@
-"""Golden vectors of protocol v3 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
+"""Golden vectors of protocol v4 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
 
 Valid vectors are checked three ways: the codec decodes them to the documented fields, encoding
 the documented fields reproduces the bytes exactly, and an independent reader built only from the
@@ -18,6 +18,8 @@ import pytest
 
 import protocol
 from protocol import (
+    RECONCILE_ID_BASE,
+    BeliefMode,
     Codec,
     DecisionReason,
     ExecutionConfirmation,
@@ -64,6 +66,7 @@ def _message(case: dict[str, Any]) -> protocol.Message:
         return ReplayRequest(**f)
     if case["type"] == "HEARTBEAT":
         f["role"] = Role[f["role"]]
+        f["mode"] = BeliefMode[f["mode"]]
         return Heartbeat(**f)
     f["instrument"] = _instrument(f["instrument"])
     f["side"] = Side[f["side"]]
@@ -120,14 +123,21 @@ def _spec_read(b: bytes) -> dict[str, Any]:
         assert b[2:8] == bytes(6)  # flags, reserved u8, reserved u32
         return {"from_seq": _u64(b, 16), "sent_at_ns": _u64(b, 8)}
     if b[1] == 4:  # §6.4
-        assert len(b) == 56
+        assert len(b) == 72
         assert b[2] == 0  # flags
+        assert b[41] & ~0x03 == 0  # guard_flags: ENTRIES_ALLOWED 0x01, KILL_SWITCH 0x02
         return {
             "role": {1: "BRAIN", 2: "EXECUTOR"}[b[3]],
             "last_seq": _u64(b, 16),
             "incarnation": _u64(b, 24),
             "in_flight": int.from_bytes(b[4:8], "little"),
             "journal_id": _u64(b, 32),
+            "mode": {0: "NONE", 1: "GREEN", 2: "YELLOW", 3: "ORANGE", 4: "RED"}[b[40]],
+            "entries_allowed": bool(b[41] & 0x01),
+            "kill_switch": bool(b[41] & 0x02),
+            "entry_scale_bp": int.from_bytes(b[42:44], "little"),
+            "entry_cooldown_ms": int.from_bytes(b[44:48], "little"),
+            "max_notional": _f64(b, 48),
             "sent_at_ns": _u64(b, 8),
         }
     if b[1] == 1:
@@ -164,6 +174,7 @@ def _spec_read(b: bytes) -> dict[str, Any]:
         "venue_ref_hex": b[96 : 96 + ref_len].hex(),
         "venue_ref_truncated": bool(flags & 0x02),
         "slippage_over_limit": bool(flags & 0x04),
+        "reconciled": bool(flags & 0x08),
         "sent_at_ns": _u64(b, 8),
     }
 
@@ -200,10 +211,19 @@ def test_vector_file_covers_the_documented_cases() -> None:
         "confirmation_expired_negative_zero",
         "decision_sell_close_mint_with_zero_ends",
         "confirmation_venue_ref_with_zero_bytes",
+        *V4_VALID,
     } <= names
     assert {c["type"] for c in VALID} == {t.name for t in MessageType}
     roles = {c["fields"]["role"] for c in VALID if c["type"] == "HEARTBEAT"}
     assert roles == {r.name for r in Role}
+    beats = [c["fields"] for c in VALID if c["type"] == "HEARTBEAT"]
+    assert {b["mode"] for b in beats} == {m.name for m in BeliefMode}
+    assert {(b["entries_allowed"], b["kill_switch"]) for b in beats} == {(True, False), (False, False),
+                                                                        (False, True), (True, True)}  # fmt: skip
+    assert {0, 10_000} <= {b["entry_scale_bp"] for b in beats}
+    assert 0.0 in {b["max_notional"] for b in beats} and any(b["max_notional"] > 0 for b in beats)
+    codes = {c["fields"]["reject_code"] for c in VALID if c["type"] == "CONFIRMATION"}
+    assert "BELIEF_GUARD" in codes
     reasons = {c["reason"] for c in INVALID}
     # every codec check has a vector; "direction" is the link's check (SPEC §8 #8), not the bytes'
     assert reasons == {r.value for r in RejectReason if r.value != "direction"}
@@ -221,6 +241,7 @@ def test_vector_file_covers_the_documented_cases() -> None:
         "decision_expires_at_created_at",
         "confirmation_venue_ref_padding_not_zero",
         "confirmation_venue_ref_len_17",
+        *V4_INVALID,
     } <= set(_ids(INVALID))
     assert VECTORS["protocol_version"] == protocol.PROTOCOL_VERSION
 
@@ -250,15 +271,15 @@ def test_encoding_documented_fields_gives_exact_bytes(case: dict[str, Any]) -> N
 def test_spec_byte_table_reads_valid_vector(case: dict[str, Any]) -> None:
     """A reader built from the SPEC offsets and hashlib agrees with the fields and the tag."""
     data = bytes.fromhex(case["hex"])
-    types = {"DECISION": (1, 112), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 56)}
-    assert (data[0], (data[1], len(data))) == (3, types[case["type"]])
+    types = {"DECISION": (1, 112), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 72)}
+    assert (data[0], (data[1], len(data))) == (4, types[case["type"]])
     body, tag = data[:-16], data[-16:]
     assert hashlib.blake2b(body, key=KEY, digest_size=16).digest() == tag
     expected = dict(case["fields"])
     if "instrument" in expected:
         expected["instrument"] = {k: v for k, v in expected["instrument"].items() if k != "mint"}
     assert _spec_read(data) == expected
-    assert data[2] & ~0x07 == 0
+    assert data[2] & ~0x0F == 0
 
 
 def test_truncated_signature_vector_carries_first_16_bytes() -> None:
@@ -324,16 +345,16 @@ def test_v2_peer_is_rejected_with_version_mismatch() -> None:
     """A datagram stamped version 2 (a protocol v2 peer) is refused with VersionMismatch, nothing else read."""
     (case,) = [c for c in INVALID if c["name"] == "wrong_version"]
     data = bytes.fromhex(case["hex"])
-    assert data[0] == 2 and protocol.PROTOCOL_VERSION == 3
+    assert data[0] == 2 and protocol.PROTOCOL_VERSION == 4
     assert (case["reason"], case["error"]) == ("version", "VersionMismatch")
 
 
-def test_v3_heartbeat_carries_in_flight_and_journal_id() -> None:
+def test_heartbeat_carries_in_flight_and_journal_id() -> None:
     """The executor heartbeat vector holds in_flight (u32 at bytes 4..7) and journal_id (u64 at 32..39),
-    and is 56 bytes."""
+    and is 72 bytes (v4)."""
     (case,) = [c for c in VALID if c["name"] == "heartbeat_executor"]
     data = bytes.fromhex(case["hex"])
-    assert len(data) == 56 == protocol.HEARTBEAT_SIZE
+    assert len(data) == 72 == protocol.HEARTBEAT_SIZE
     assert int.from_bytes(data[4:8], "little") == case["fields"]["in_flight"] == 2
     assert int.from_bytes(data[32:40], "little") == case["fields"]["journal_id"] != 0
 
@@ -360,6 +381,113 @@ def test_protect_vectors_carry_stop_price_and_accepted_status() -> None:
     assert (accepted["status"], accepted["intent"], accepted["reject_code"]) == ("ACCEPTED", "PROTECT", "NONE")
     assert accepted["executed_qty"] == accepted["avg_price"] == accepted["fee"] == 0
     assert accepted["decision_id"] == protect["fields"]["decision_id"]
+
+
+V4_VALID = (
+    "confirmation_reconciled_adopted",
+    "confirmation_reconciled_cleared",
+    "confirmation_reconciled_drift_down",
+    "decision_id_largest",
+    "confirmation_rejected_belief_guard",
+    "heartbeat_executor_posture_yellow",
+    "heartbeat_executor_posture_orange",
+    "heartbeat_executor_posture_red_kill_switch",
+    "heartbeat_executor_kill_switch_with_entries_allowed",
+)
+V4_INVALID = {  # name -> reason (SPEC.md §12, added with issue #14)
+    "confirmation_reconciled_rejected": "field",
+    "confirmation_reconciled_partially_filled": "field",
+    "confirmation_reconciled_small_decision_id": "field",
+    "confirmation_executor_id_not_reconciled": "field",
+    "confirmation_reconciled_open_sell": "field",
+    "decision_id_2_pow_63": "field",
+    "heartbeat_guard_flags_unknown_bit": "field",
+    "heartbeat_entry_scale_bp_10001": "field",
+    "heartbeat_mode_5": "field",
+    "heartbeat_max_notional_negative": "field",
+    "heartbeat_max_notional_nan": "field",
+    "heartbeat_max_notional_inf": "field",
+    "v3_heartbeat": "version",
+    "v3_decision": "version",
+}
+
+
+# -- v4 vectors (issue #14) ---------------------------------------------------------------------
+
+
+def test_reconciled_vectors_carry_flag_0x08_and_executor_ids() -> None:
+    """SPEC §6.2 "Reconciliation": each reconciled vector is FILLED with flag 0x08 and a decision_id >= 2^63
+    (bytes 16..23), OPEN/BUY or CLOSE|REDUCE/SELL; every other confirmation vector has neither."""
+    legs = set()
+    for case in VALID:
+        if case["type"] != "CONFIRMATION":
+            continue
+        data = bytes.fromhex(case["hex"])
+        decoded = _codec().decode(data, NOW_NS)
+        assert isinstance(decoded, ExecutionConfirmation)
+        reconciled = bool(data[2] & 0x08)
+        assert reconciled is case["fields"]["reconciled"] is decoded.reconciled
+        assert reconciled is (_u64(data, 16) >= 2**63) is (decoded.decision_id >= RECONCILE_ID_BASE)
+        if reconciled:
+            assert decoded.status is Status.FILLED and data[5] == 1
+            legs.add((decoded.intent, decoded.side))
+    assert legs == {(Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL)}
+    adopted = _case(VALID, "confirmation_reconciled_adopted")["fields"]
+    assert adopted["decision_id"] == 2**63 + 1 == RECONCILE_ID_BASE + 1
+
+
+def test_decision_ids_stop_below_2_pow_63() -> None:
+    """The largest decision id, 2^63 - 1, decodes; 2^63 is InvalidField (the executor's id space)."""
+    data = bytes.fromhex(_case(VALID, "decision_id_largest")["hex"])
+    assert _u64(data, 8) == 2**63 - 1 == _codec().decode(data, NOW_NS).decision_id  # type: ignore[union-attr]
+    bad = bytes.fromhex(_case(INVALID, "decision_id_2_pow_63")["hex"])
+    assert _u64(bad, 8) == 2**63
+    with pytest.raises(protocol.InvalidField):
+        _codec().decode(bad, NOW_NS)
+
+
+def test_belief_guard_vector_is_reject_code_10() -> None:
+    """BELIEF_GUARD is RejectCode 10, carried by a REJECTED answer to an OPEN (byte 6)."""
+    data = bytes.fromhex(_case(VALID, "confirmation_rejected_belief_guard")["hex"])
+    assert RejectCode.BELIEF_GUARD == 10 and data[6] == 10
+    assert (data[4], data[5]) == (Intent.OPEN, Status.REJECTED)
+
+
+def test_posture_vectors_follow_the_spec_layout() -> None:
+    """Heartbeat bytes 40..55 (SPEC §6.4): mode u8, guard_flags u8, entry_scale_bp u16, entry_cooldown_ms
+    u32, max_notional f64; byte 2 stays 0; the decoded Posture matches."""
+    for case in VALID:
+        if case["type"] != "HEARTBEAT":
+            continue
+        data, f = bytes.fromhex(case["hex"]), case["fields"]
+        assert data[2] == 0 and data[40] == BeliefMode[f["mode"]]
+        assert data[41] == f["entries_allowed"] * 0x01 | f["kill_switch"] * 0x02
+        assert struct.unpack_from("<HId", data, 42) == (f["entry_scale_bp"], f["entry_cooldown_ms"],
+                                                        f["max_notional"])  # fmt: skip
+        hb = _codec().decode(data, NOW_NS)
+        assert isinstance(hb, Heartbeat)
+        assert hb.posture == protocol.Posture(BeliefMode[f["mode"]], f["entries_allowed"], f["kill_switch"],
+                                              f["entry_scale_bp"], f["entry_cooldown_ms"], f["max_notional"])
+        if f["role"] == "BRAIN":  # a brain sends the neutral posture
+            assert hb.posture == protocol.Posture()
+    red = _case(VALID, "heartbeat_executor_posture_red_kill_switch")["fields"]
+    assert red["kill_switch"] and red["entry_cooldown_ms"] == 2**32 - 1
+
+
+@pytest.mark.parametrize(("name", "reason"), V4_INVALID.items(), ids=list(V4_INVALID))
+def test_v4_invalid_vectors(name: str, reason: str) -> None:
+    """Each v4 invalid vector is rejected with its reason; the v3 datagrams at the version check (a v3
+    heartbeat is 56 bytes, so the version must be checked before the size)."""
+    case = _case(INVALID, name)
+    data = bytes.fromhex(case["hex"])
+    assert case["reason"] == reason
+    with pytest.raises(RemoteProtocolError) as info:
+        _codec().decode(data, NOW_NS)
+    assert info.value.reason is RejectReason(reason)
+    if name.startswith("v3_"):
+        assert data[0] == 3 and hashlib.blake2b(data[:-16], key=KEY, digest_size=16).digest() == data[-16:]
+    if name == "v3_heartbeat":
+        assert (len(data), data[1]) == (56, MessageType.HEARTBEAT)
 
 
 # -- edge vectors (issue #12 §3 j) ------------------------------------------------------------

@@ -251,3 +251,42 @@ class Venue(abc.ABC):
     @abc.abstractmethod
     async def positions(self) -> list[PositionReport]:
         """Open positions (derivatives venues; spot venues derive them from balances)."""
+
+    async def holdings(self, symbols: list[str]) -> dict[str, PositionReport]:
+        """What the account holds of each of ``symbols`` (reconciliation's evidence): a derivatives
+        venue's positions; on spot, the base asset's total balance (free + locked in orders), with
+        entry price 0.0 (spot keeps none). Symbols held by nothing are left out.
+
+        Raises:
+            VenueError: a call failed (the caller counts a failed fetch; nothing is concluded).
+        """
+        if self.derivatives:
+            return {p.symbol: p for p in await self.positions() if p.qty and p.symbol in symbols}
+        balances = await self.balances()
+        out = {}
+        for symbol in symbols:
+            base = self.base_asset(symbol)
+            held = balances.get(base) if base is not None else None
+            if held is not None and held.total > 0:
+                out[symbol] = PositionReport(symbol, held.total, 0.0)
+        return out
+
+    def base_asset(self, symbol: str) -> str | None:
+        """The asset bought and sold in ``symbol`` (``BTC`` for ``BTC/USDT``), or ``None`` when
+        unknown. Default: the unified symbol's part before ``/``."""
+        base, sep, _ = symbol.partition("/")
+        return base if sep and base else None
+
+    async def mark_price(self, symbol: str) -> float | None:
+        """The last traded price of ``symbol`` (quote per base unit), or ``None`` when the venue
+        has none to give. Default: ``None``.
+
+        Raises:
+            VenueError: the call failed.
+        """
+        return None
+
+    def min_amount(self, symbol: str) -> float:
+        """The venue's minimum order amount for ``symbol``, base units (a smaller position is dust:
+        it cannot be sold or protected). Default: 0."""
+        return 0.0

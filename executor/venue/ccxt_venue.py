@@ -407,6 +407,19 @@ class CcxtVenue(Venue):
                 out.append(PositionReport(p["symbol"], sign * contracts, float(p.get("entryPrice") or 0.0)))
         return out
 
+    def base_asset(self, symbol: str) -> str | None:
+        market = (self.exchange.markets or {}).get(symbol)
+        return market.get("base") if market else None
+
+    async def mark_price(self, symbol: str) -> float | None:
+        ticker = await self._call(f"fetch_ticker {symbol}", lambda: self.exchange.fetch_ticker(symbol), idempotent=True)
+        last = ticker.get("last") or ticker.get("close")
+        return float(last) if last else None
+
+    def min_amount(self, symbol: str) -> float:
+        market = (self.exchange.markets or {}).get(symbol) or {}
+        return float(((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0)
+
     # -- parsing ----------------------------------------------------------------------------
 
     def _report(self, o: dict[str, Any], client_order_id: str) -> OrderReport:

@@ -249,3 +249,7 @@ class PaperVenue(Venue):
         if self.ledger is None:
             return []
         return [PositionReport(str(i), p.qty, p.avg_cost) for i, p in self.ledger.positions().items()]
+
+    async def holdings(self, symbols: list[str]) -> dict[str, PositionReport]:
+        """The paper account is the ledger itself: reconciliation finds it equal, always (GREEN)."""
+        return {p.symbol: p for p in await self.positions() if p.symbol in symbols}
