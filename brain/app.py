@@ -68,7 +68,7 @@ from structlog.contextvars import bound_contextvars
 from foundation.bars import Bar, Bars
 from foundation.runtime import parse_address
 from foundation.shell import LinkShell
-from protocol import BrainLink, Codec, ExecutionConfirmation, TradeDecision
+from protocol import BrainLink, Codec, ExecutionConfirmation, Posture, TradeDecision
 from protocol.udp import Address
 
 from .confirmlog import log_live_confirmation
@@ -181,6 +181,7 @@ class BrainApp(LinkShell):
         self._fault_seen = False
         self._executor_journal_known = journal.executor_journal_id() != 0
         self._fills_after: int | None = None  # latest executed_at_ns of the fills applied during this bar
+        self._mode: str | None = None  # the executor's belief mode last seen (its heartbeats' posture)
 
     async def start(self) -> None:
         """Bind and send the first heartbeat (the executor answers with its ``last_seq``)."""
@@ -267,7 +268,8 @@ class BrainApp(LinkShell):
         self._bar_index = index
         trips_before = len(core.breakers.trips)
         step = core.on_bar(bar, close_ns, now, executor_alive=link.executor_alive(now),
-                           executor_journal_ok=link.journal_fault is None, feed_fresh=fresh)  # fmt: skip
+                           executor_journal_ok=link.journal_fault is None, feed_fresh=fresh,
+                           posture=self._posture(close_ns))  # fmt: skip
         stats.bars += 1
         for skip in step.skips:
             metrics.skips.labels(skip.reason.value).inc()
@@ -289,6 +291,22 @@ class BrainApp(LinkShell):
         else:
             stats.equity_curve.record(close_ns, bar.close, tracker.equity(), self._position_qty())
         self._gauges.bar_due(asyncio.get_running_loop().time, close_ns, stats, core)
+
+    def _posture(self, close_ns: int) -> Posture | None:
+        """The executor's risk posture from its newest heartbeat (protocol v4), for this bar's entry;
+        a change of mode is recorded at the bar's close (the run report's mode over time) and
+        exported."""
+        posture = self.link.executor_posture
+        mode = posture.mode.name if posture is not None else None
+        if mode is not None and mode != self._mode:
+            self._mode = mode
+            self.stats.belief_modes.append((close_ns, mode))
+            self.metrics.executor_belief_mode.set(int(posture.mode))
+            self.metrics.executor_kill_switch.set(1 if posture.kill_switch else 0)
+            if len(self.stats.belief_modes) > 1 or mode != "GREEN":
+                self.log.warning("executor_belief_mode", mode=mode, kill_switch=posture.kill_switch,
+                                 entries_allowed=posture.entries_allowed, entry_scale_bp=posture.entry_scale_bp)  # fmt: skip
+        return posture
 
     def _on_mark(self, bar: Bar) -> None:
         """A live feed's forming bar: the mark price and equity at it, for the gauges only — exits
@@ -492,7 +510,8 @@ class BrainApp(LinkShell):
             latency = time.perf_counter() - sent
             self.metrics.latency.observe(latency)
             self.stats.latencies_s.append(latency)
-        counted = self._outcomes.confirmed(conf.decision_id, conf.status.name, conf.status.executed)
+        counted = False if conf.reconciled else self._outcomes.confirmed(conf.decision_id, conf.status.name,
+                                                                          conf.status.executed)  # fmt: skip
         if journal:  # live: count and log; a re-run of journaled history only rebuilds state
             log_live_confirmation(self.metrics, log, conf, result, awaited=awaited, resolved=resolved,
                                   counted=counted)

@@ -39,6 +39,18 @@ def log_live_confirmation(metrics: BrainMetrics, log: Any, conf: ExecutionConfir
         resolved: the decision had been resolved ``EXPIRED_UNCONFIRMED``.
         counted: its outcome was counted (:meth:`brain.stats.OutcomeTally.confirmed`).
     """
+    if conf.reconciled:  # the executor's correction to match the venue (protocol v4): no decision of ours
+        metrics.reconciled.labels(conf.intent.name).inc()
+        log.warning("reconciled_confirmation_applied", intent=conf.intent.name, side=conf.side.name,
+                    executed_qty=conf.executed_qty, avg_price=conf.avg_price, applied=result.applied.value,
+                    detail="the executor corrected its ledger to the venue")  # fmt: skip
+        if result.applied is Applied.OPENED:
+            metrics.positions_opened.inc()
+        elif result.applied is Applied.CLOSED:
+            metrics.positions_closed.inc()
+        if result.trade is not None:
+            metrics.exits.labels(result.trade.exit_reason.name if result.trade.exit_reason else "UNKNOWN").inc()
+        return
     if resolved and conf.status.executed:
         metrics.resolution_contradicted.inc()
         log.error("expired_decision_executed", status=conf.status.name,

@@ -54,10 +54,12 @@ from dataclasses import dataclass
 
 from foundation.bars import Bar
 from protocol import (
+    FULL_ENTRY_SCALE_BP,
     DecisionReason,
     ExecutionConfirmation,
     Instrument,
     Intent,
+    Posture,
     RejectCode,
     Side,
     Status,
@@ -65,7 +67,7 @@ from protocol import (
 )
 
 from .exits import ExitPlan
-from .risk import Approved, CircuitBreakers, Trip, size_entry
+from .risk import Approved, CircuitBreakers, Trip, guard_entry, size_entry
 from .strategy import Strategy
 from .tracker import Applied, ApplyResult, Position, PositionTracker
 
@@ -80,6 +82,7 @@ class SkipReason(str, enum.Enum):
     EXECUTOR_SILENT = "executor_silent"
     EXECUTOR_JOURNAL = "executor_journal"
     FEED_STALE = "feed_stale"
+    BELIEF_GUARD = "belief_guard"
     ZERO_SIZE = "zero_size"
 
 
@@ -156,6 +159,7 @@ class BrainCore:
         self._stops: dict[Instrument, float] = {}  # protective level on the venue, as last confirmed
         self._sent: dict[Instrument, float] = {}  # protective level last sent (entry or PROTECT)
         self._protect_due: dict[Instrument, tuple[float, int]] = {}  # at once: (fill price, fill time)
+        self._last_entry_ns: dict[Instrument, int] = {}  # market time of the last entry that executed
         self._closing: dict[Instrument, DecisionReason] = {}  # exit partly filled: finish it
         self.dust: set[Instrument] = set()  # a remainder the venue will not trade (see the module docstring)
 
@@ -163,13 +167,16 @@ class BrainCore:
         return any(d.instrument == instrument for d in self.pending.values())
 
     def on_bar(self, bar: Bar, market_ns: int, wall_ns: int, executor_alive: bool = True,
-               executor_journal_ok: bool = True, feed_fresh: bool = True) -> Step:  # fmt: skip
+               executor_journal_ok: bool = True, feed_fresh: bool = True, posture: Posture | None = None) -> Step:  # fmt: skip
         """Process one bar whose close is known at ``market_ns``; stamp decisions with ``wall_ns``.
 
         ``executor_alive`` is the link's verdict; when False, entries are skipped (exits are not).
         ``executor_journal_ok`` False (the executor's journal was replaced or went back) skips
         entries too, and so does ``feed_fresh`` False (a live feed that is stale, or a bar that
-        closed too long ago: :attr:`~brain.livefeed.LiveFeed.stale`) — exits never.
+        closed too long ago: :attr:`~brain.livefeed.LiveFeed.stale`) — exits never. ``posture`` (the
+        executor's risk posture from its heartbeats, protocol v4) scales an entry and caps its
+        notional, and refuses it (``belief_guard``) while entries are off, the kill switch is on or
+        the instrument's entry cooldown (market time) has not passed; it never touches an exit.
         """
         inst = self.config.instrument
         tracker = self.tracker
@@ -208,9 +215,15 @@ class BrainCore:
                 skip = Skip(SkipReason.EXECUTOR_JOURNAL, signal, "the executor's journal was replaced or went back")
             elif not feed_fresh:
                 skip = Skip(SkipReason.FEED_STALE, signal, "the live feed is stale or the bar closed too long ago")
+            elif (why := self._guarded(posture, market_ns)) is not None:
+                skip = Skip(SkipReason.BELIEF_GUARD, signal, why)
             else:
                 qty = size_entry(tracker.equity(), price, self.config.entry_fraction, self.config.lot_size)
-                if qty <= 0:
+                if posture is not None:
+                    qty = guard_entry(posture, qty, price, self.config.lot_size)
+                if qty <= 0 and posture is not None and posture.entry_scale_bp < FULL_ENTRY_SCALE_BP:
+                    skip = Skip(SkipReason.BELIEF_GUARD, signal, "scaled to nothing by the executor's posture")
+                elif qty <= 0:
                     skip = Skip(SkipReason.ZERO_SIZE, signal)
                 else:
                     stop = ExitPlan.for_entry(tracker.exit_rules, price, market_ns).stop_price
@@ -225,6 +238,19 @@ class BrainCore:
         self.skips[skip.reason] += 1
         return Step(self._protect(position, price, market_ns, wall_ns, busy), (skip,), trip)
 
+    def _guarded(self, posture: Posture | None, market_ns: int) -> str | None:
+        """Why the executor's posture refuses an entry now, or ``None``."""
+        if posture is None:
+            return None
+        if posture.kill_switch:
+            return f"the executor's kill switch is on (mode {posture.mode.name})"
+        if not posture.entries_allowed:
+            return f"the executor allows no entries (mode {posture.mode.name})"
+        last = self._last_entry_ns.get(self.config.instrument)
+        if posture.entry_cooldown_ms and last is not None and market_ns - last < posture.entry_cooldown_ms * 1_000_000:
+            return f"entry cooldown {posture.entry_cooldown_ms} ms (mode {posture.mode.name})"
+        return None
+
     def on_confirmation(self, conf: ExecutionConfirmation) -> ApplyResult:
         """Apply a confirmation to the tracker and settle the decision it answers.
 
@@ -233,7 +259,10 @@ class BrainCore:
         filled, remembers to finish it on the next bar.
         """
         decision = self.pending.pop(conf.decision_id, None)
-        result = self.tracker.apply(conf, decision.reason if decision else None, decision=decision)
+        reason = decision.reason if decision else (DecisionReason.MANUAL if conf.reconciled else None)
+        result = self.tracker.apply(conf, reason, decision=decision)
+        if decision is not None and decision.intent is Intent.OPEN and conf.status.executed:
+            self._last_entry_ns[conf.instrument] = decision.market_ts_ns  # the posture's entry cooldown
         if decision is not None and conf.status is Status.EXPIRED:
             self._retry_exit(decision)
         if result.trade is not None:

@@ -32,12 +32,14 @@ from protocol import (
     DecisionReason,
     ExecutionConfirmation,
     Instrument,
+    RejectCode,
+    Status,
     TradeDecision,
 )
 
 __all__ = ["JOURNAL_KIND", "BrainJournal", "BrainJournalError", "JournaledDecision", "check_journal"]
 
-SCHEMA_VERSION = 2  # 2: decisions.stop_price (protocol v2)
+SCHEMA_VERSION = 3  # 2: decisions.stop_price (protocol v2); 3: reconciled confirmations (protocol v4)
 JOURNAL_KIND = "tandem-brain"
 
 _SCHEMA = """
@@ -58,10 +60,17 @@ CREATE TABLE IF NOT EXISTS confirmations (
     fee REAL NOT NULL, executed_at_ns INTEGER NOT NULL, venue_ref BLOB NOT NULL,
     venue_ref_truncated INTEGER NOT NULL, received_at_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reconciled (
+    seq INTEGER PRIMARY KEY, decision_id INTEGER NOT NULL UNIQUE, instrument_kind INTEGER NOT NULL,
+    instrument BLOB NOT NULL, side INTEGER NOT NULL, intent INTEGER NOT NULL, executed_qty REAL NOT NULL,
+    avg_price REAL NOT NULL, fee REAL NOT NULL, executed_at_ns INTEGER NOT NULL, received_at_ns INTEGER NOT NULL
+);
 """
 
 _INSERT_DECISION = "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _INSERT_CONFIRMATION = "INSERT OR IGNORE INTO confirmations VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_RECONCILED = "INSERT OR IGNORE INTO reconciled VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_I64_WRAP = 1 << 64  # a reconciled decision id (>= 2**63, protocol v4) stored as SQLite's signed INTEGER
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +224,12 @@ class BrainJournal:
         Raises:
             JournalWriteFailed: see :meth:`_write`.
         """
+        if c.reconciled:  # the executor's correction (protocol v4): no decision of ours to join with
+            self._write(f"reconciled confirmation seq {c.seq}", _INSERT_RECONCILED, (
+                c.seq, c.decision_id - _I64_WRAP, c.instrument.kind, c.instrument.value, c.side, c.intent,
+                c.executed_qty, c.avg_price, c.fee, c.executed_at_ns, received_at_ns,
+            ))  # fmt: skip
+            return
         self._write(f"confirmation seq {c.seq}", _INSERT_CONFIRMATION, (
             c.decision_id, c.seq, c.status, c.reject_code, c.executed_qty, c.avg_price, c.fee,
             c.executed_at_ns, c.venue_ref, int(c.venue_ref_truncated), received_at_ns,
@@ -230,8 +245,9 @@ class BrainJournal:
                     (decision_id, kind, at_ns))  # fmt: skip
 
     def last_applied_seq(self) -> int:
-        """Highest confirmation seq applied (0 if none)."""
-        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM confirmations").fetchone()[0])
+        """Highest confirmation seq applied (0 if none), reconciled ones included."""
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM (SELECT seq FROM confirmations"
+                                    " UNION ALL SELECT seq FROM reconciled)").fetchone()[0])  # fmt: skip
 
     def history(self) -> dict[int, JournaledDecision]:
         """Every journaled decision with its datagram, bar index, confirmation and resolution."""
@@ -259,19 +275,26 @@ class BrainJournal:
         return {i: DecisionReason(r) for i, r in self._db.execute("SELECT decision_id, reason FROM decisions")}
 
     def confirmations(self) -> Iterator[ExecutionConfirmation]:
-        """Applied confirmations joined with their decisions, in application order (seq)."""
+        """Applied confirmations in application order (seq): those of our decisions, joined with
+        them, and the executor's reconciled ones (protocol v4)."""
         rows = self._db.execute(
             "SELECT c.decision_id, c.seq, d.instrument_kind, d.instrument, d.side, d.intent, c.status,"
             " c.reject_code, c.executed_qty, c.avg_price, c.fee, c.executed_at_ns, c.venue_ref,"
-            " c.venue_ref_truncated FROM confirmations c JOIN decisions d USING (decision_id) ORDER BY c.seq"
-        )
-        for (did, seq, kind, inst, side, intent, status, code, qty, price, fee, at, ref, trunc) in rows:
+            " c.venue_ref_truncated, 0 FROM confirmations c JOIN decisions d USING (decision_id)"
+            " UNION ALL SELECT r.decision_id, r.seq, r.instrument_kind, r.instrument, r.side, r.intent, ?, ?,"
+            " r.executed_qty, r.avg_price, r.fee, r.executed_at_ns, X'', 0, 1 FROM reconciled r ORDER BY 2",
+            (int(Status.FILLED), int(RejectCode.NONE)),
+        )  # fmt: skip
+        for (did, seq, kind, inst, side, intent, status, code, qty, price, fee, at, ref, trunc, rec) in rows:
+            if rec:
+                did += _I64_WRAP  # stored as a signed 64-bit INTEGER
             yield ExecutionConfirmation.from_columns((did, seq, Instrument(kind, inst), side, intent, status, code,
-                                                      qty, price, fee, at, ref, trunc))  # fmt: skip
+                                                      qty, price, fee, at, bytes(ref), trunc, 0, rec))  # fmt: skip
 
     def last_applied_received_at(self) -> int:
         """When (Unix ns, brain clock) the highest-seq applied confirmation was received; 0 if none."""
-        row = self._db.execute("SELECT received_at_ns FROM confirmations ORDER BY seq DESC LIMIT 1").fetchone()
+        row = self._db.execute("SELECT received_at_ns FROM (SELECT seq, received_at_ns FROM confirmations UNION ALL"
+                               " SELECT seq, received_at_ns FROM reconciled) ORDER BY seq DESC LIMIT 1").fetchone()  # fmt: skip
         return 0 if row is None else int(row[0])
 
     def executor_journal_id(self) -> int:

@@ -129,6 +129,19 @@ class BrainMetrics:
             "Live feed klines by outcome: received (updates and REST rows), duplicated, refused (late, out of order), bad (invalid data), gap_filled (closed bars fetched through REST to fill a gap)",
             ["outcome"], registry=r,
         )  # fmt: skip
+        # the executor's belief (protocol v4: its heartbeats carry its posture; its corrections come as confirmations)
+        self.executor_belief_mode = Gauge(
+            f"{_NS}_executor_belief_mode", "The executor's belief mode from its heartbeats: 0 none yet, 1 GREEN, 2 YELLOW, 3 ORANGE, 4 RED",
+            registry=r,
+        )  # fmt: skip
+        self.executor_kill_switch = Gauge(
+            f"{_NS}_executor_kill_switch", "1 while the executor's kill switch is on (no entries), from its heartbeats", registry=r
+        )
+        self.reconciled = Counter(
+            f"{_NS}_reconciled_confirmations_total",
+            "The executor's corrections applied (RECONCILED confirmations), by intent (OPEN: adopted or grew, CLOSE: cleared, REDUCE: shrank)",
+            ["intent"], registry=r,
+        )  # fmt: skip
         self.mark_price = Gauge(
             f"{_NS}_mark_price", "Last price of the bar forming now (live feed), quote currency; the equity gauge follows it between closes",
             ["instrument"], registry=r,
@@ -154,3 +167,5 @@ class BrainMetrics:
             self.tripped.labels(kind.value)
         for outcome in FEED_OUTCOMES:
             self.feed_bars.labels(outcome)
+        for intent in ("OPEN", "CLOSE", "REDUCE"):
+            self.reconciled.labels(intent)

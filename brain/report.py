@@ -140,6 +140,7 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
         "warnings": list(stats.warnings),
         "executor_journal_fault": stats.executor_journal_fault,
         "feed": None if stats.feed is None else {**stats.feed, "stale_bars": stats.stale_bars},
+        "belief_modes": [[_iso(ns), mode] for ns, mode in stats.belief_modes],
         "latency_us": {
             "n": len(lat),
             "p50": _percentile(lat, 0.50) * 1e6,

@@ -20,10 +20,12 @@ import enum
 import math
 from dataclasses import dataclass
 
+from protocol import FULL_ENTRY_SCALE_BP, Posture
+
 from .drawdown import drawdown
 from .exits import DAY_NS
 
-__all__ = ["Approved", "BreakerKind", "BreakerRules", "CircuitBreakers", "Denied", "Trip", "size_entry"]
+__all__ = ["Approved", "BreakerKind", "BreakerRules", "CircuitBreakers", "Denied", "Trip", "guard_entry", "size_entry"]
 
 
 class BreakerKind(str, enum.Enum):
@@ -157,3 +159,25 @@ def size_entry(equity: float, price: float, fraction: float, lot_size: float = 0
         # floor(qty / lot) with a 1e-9-lot tolerance: ``5.0 // 0.1`` is 49.0 in binary floating point.
         qty = math.floor(qty / lot_size + 1e-9) * lot_size
     return qty
+
+
+def guard_entry(posture: Posture, qty: float, price: float, lot_size: float = 0.0) -> float:
+    """An entry of ``qty`` at ``price`` as the executor's risk posture allows it (protocol v4,
+    SPEC.md §6.4): scaled by ``entry_scale_bp`` / 10,000, then capped so ``qty * price`` does not
+    exceed ``max_notional`` (0: no cap; rounded down a last ulp so the executor's check of the same
+    product never refuses it), then rounded down to ``lot_size``. Base units; 0 when nothing is left.
+    Whether entries are allowed at all is the caller's check (the kill switch, ``entries_allowed``).
+
+    Raises:
+        ValueError: a non-positive price.
+    """
+    if price <= 0:
+        raise ValueError(f"price must be > 0, got {price}")
+    qty = qty * posture.entry_scale_bp / FULL_ENTRY_SCALE_BP
+    if posture.max_notional > 0 and qty * price > posture.max_notional:
+        qty = math.nextafter(posture.max_notional / price, 0.0)
+        while qty * price > posture.max_notional:
+            qty = math.nextafter(qty, 0.0)
+    if lot_size > 0:
+        qty = math.floor(qty / lot_size + 1e-9) * lot_size
+    return max(qty, 0.0)

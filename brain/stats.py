@@ -44,6 +44,7 @@ class ReplayStats:
     executor_journal_fault: str | None = None
     stale_bars: int = 0  # live feed: bars handed over stale (no entry decided on them)
     feed: dict[str, int] | None = None  # live feed: what it saw (received, duplicated, refused, ...), at the end
+    belief_modes: list[tuple[int, str]] = field(default_factory=list)  # (bar close ns, the executor's mode) at each change
 
     @property
     def peak_equity(self) -> float:

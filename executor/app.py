@@ -23,6 +23,13 @@ and a restart resumes from the journal, looking in-flight orders up on the venue
 On a venue with protective orders, every ``maintenance_s`` the worker (between two decisions) also
 re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and cancels
 stops of ours whose position the ledger no longer holds (:meth:`ExitOrderGateway.orphans`).
+
+**Reconciliation** (issue #14, :class:`~executor.reconciler.Reconciler`): the worker runs a reconcile
+cycle at start, after every decision the venue left ambiguous, and then every
+``reconcile_interval_s`` of wall time — or, on a venue that replays recorded bars (the paper venue,
+the local Binance on the replay clock), after each executed decision instead, at that decision's
+market time, so a replay stays deterministic. Its corrections' confirmations go to the brain like
+any other; its posture rides on every heartbeat; its guard refuses the entries the posture forbids.
 The link (:class:`~protocol.link.ExecutorLink`) stamps confirmations, serves replay requests from
 the journal and sends heartbeats; the endpoint, the timer that drives the link and the accounting
 of dropped datagrams come from :class:`~foundation.shell.LinkShell`. Datagrams go to the configured
@@ -38,18 +45,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from structlog.contextvars import bound_contextvars
 
 from foundation.errors import StorageFault
 from foundation.logs import RateLimitedLog
 from foundation.shell import LinkShell
-from protocol import Codec, DecisionReceived, ExecutorLink, ReplayRequested, TradeDecision
+from protocol import Codec, DecisionReceived, ExecutorLink, Posture, ReplayRequested, TradeDecision
 from protocol.udp import Address
 
 from .core import ExecutorCore, Outcome, Pending
 from .metrics import ExecutorMetrics
 from .orders import Unresolved
+from .reconciler import Reconciler
 
 __all__ = ["DUPLICATE_ANSWER_INTERVAL_S", "REPLAY_BATCH", "ExecutorApp"]
 
@@ -59,6 +68,7 @@ DUPLICATE_ANSWER_INTERVAL_S = 0.05
 """Least time between two answers to the same decision id, seconds: half the brain's first
 retransmit interval (100 ms), so a retransmit after a lost answer is answered."""
 _ANSWERED_MAX = 4096  # decision ids remembered for the duplicate limiter
+_RECONCILE = object()  # a queued reconcile cycle (None: a maintenance round)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +113,8 @@ class ExecutorApp(LinkShell):
         silence_s: float = 3.0,
         retry_unresolved_s: float = 2.0,
         maintenance_s: float = 5.0,
+        reconciler: Reconciler | None = None,
+        reconcile_interval_s: float = 10.0,
     ) -> None:
         super().__init__(codec, metrics, "executor")
         self.core = core
@@ -117,7 +129,7 @@ class ExecutorApp(LinkShell):
         )
         self.retry_unresolved_s = retry_unresolved_s
         self.maintenance_s = maintenance_s
-        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()  # None: a maintenance round
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()  # a _Job, None (maintenance) or _RECONCILE
         self._active: set[int] = set()
         self._worker: asyncio.Task[None] | None = None
         self.silence_s = silence_s
@@ -131,6 +143,14 @@ class ExecutorApp(LinkShell):
         if core.ops.metrics is None:
             core.ops.metrics = metrics
             core.gateway.metrics = metrics
+        self.reconciler = reconciler
+        self.reconcile_interval_s = reconcile_interval_s
+        self._reconcile_timer: asyncio.TimerHandle | None = None
+        self._market_ns = 0  # the newest market time executed (a replay venue's clock)
+        if reconciler is not None:
+            core.entry_guard = reconciler.admit
+            reconciler.on_posture = self._set_posture
+            self.link.posture = reconciler.posture
 
     async def start(self) -> None:
         """Bind, then send the confirmations of decisions resolved during recovery."""
@@ -150,6 +170,11 @@ class ExecutorApp(LinkShell):
         self._worker = asyncio.get_running_loop().create_task(self._work())
         if self.core.protective:
             self._ticker = asyncio.get_running_loop().call_later(self.maintenance_s, self._tick)
+        if self.reconciler is not None:
+            self._queue.put_nowait(_RECONCILE)  # at start: before the first decision is executed
+            if not self.core.venue.replay_clock:
+                self._reconcile_timer = asyncio.get_running_loop().call_later(self.reconcile_interval_s,
+                                                                              self._reconcile_tick)  # fmt: skip
         self.link.handle_timer(now)  # first heartbeat at once
         self._flush()
 
@@ -161,6 +186,8 @@ class ExecutorApp(LinkShell):
     def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._reconcile_timer is not None:
+            self._reconcile_timer.cancel()
         if self._worker is not None:
             self._worker.cancel()
         super().close()
@@ -207,12 +234,42 @@ class ExecutorApp(LinkShell):
         self._queue.put_nowait(None)
         self._ticker = asyncio.get_running_loop().call_later(self.maintenance_s, self._tick)
 
+    def _reconcile_tick(self) -> None:
+        """Queue a reconcile cycle behind the decisions, and the next tick (a live venue)."""
+        self._queue.put_nowait(_RECONCILE)
+        self._reconcile_timer = asyncio.get_running_loop().call_later(self.reconcile_interval_s, self._reconcile_tick)
+
+    def _set_posture(self, posture: Posture) -> None:
+        """A new risk posture: every heartbeat from now on carries it (the next one at once)."""
+        self.link.posture = posture
+        self.link.handle_timer(time.time_ns())  # heartbeats are due on the timer; send the news now
+        self._flush()
+
+    async def reconcile(self) -> None:
+        """One reconcile cycle (module docstring); its confirmations go to the brain. Runs in the
+        worker, between decisions: never concurrent with an execution."""
+        assert self.reconciler is not None
+        now = self._market_ns if self.core.venue.replay_clock else time.time_ns()
+        busy = frozenset(str(self.core.journal.decision(did).decision.instrument)  # type: ignore[union-attr]
+                         for did in self._active if self.core.journal.decision(did) is not None)  # fmt: skip
+        report = await self.reconciler.cycle(now, busy=busy)
+        if report.confirmations:
+            wall = time.time_ns()
+            for conf in report.confirmations:
+                self.link.send_confirmation(conf, wall)
+                self.metrics.confirmations.labels(conf.status.name).inc()
+            self._export_ledger()
+            self._flush()
+
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
             try:
                 if job is None:
                     await self.maintain()
+                    continue
+                if job is _RECONCILE:
+                    await self.reconcile()
                     continue
                 with bound_contextvars(**self._context(job.pending.decision)):
                     await self._execute(job)
@@ -240,6 +297,8 @@ class ExecutorApp(LinkShell):
         except Unresolved as exc:
             self.metrics.unresolved.inc()
             self.log.error("decision_unresolved", detail=exc.detail, retry_in_s=self.retry_unresolved_s)
+            if self.reconciler is not None:  # an ambiguous venue episode: look at the venue's truth
+                self._queue.put_nowait(_RECONCILE)
             asyncio.get_running_loop().call_later(self.retry_unresolved_s, self._queue.put_nowait, retry)
             return
         except StorageFault:
@@ -256,6 +315,11 @@ class ExecutorApp(LinkShell):
         self._report(outcome, d)
         self._answer(outcome, job.started, time.time_ns())
         self._flush()
+        if self.reconciler is not None:
+            self.reconciler.entered(d, outcome)
+            if self.core.venue.replay_clock and outcome.executed:  # a replay: reconcile at the decision's time
+                self._market_ns = max(self._market_ns, d.market_ts_ns)
+                self._queue.put_nowait(_RECONCILE)
 
     def _on_link_event(self, event: DecisionReceived | ReplayRequested | None, now: int) -> None:
         if isinstance(event, DecisionReceived):

@@ -53,6 +53,7 @@ committed first. Venue refusals become REJECTED/FAILED confirmations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +160,9 @@ class ExecutorCore:
         self.gateway = ExitOrderGateway(self.ops, self.namespace, store=journal, metrics=self.ops.metrics)
         self.protective = protective and venue.supports_protective
         self.recovered: tuple[Outcome, ...] = ()
+        self.entry_guard: Callable[[TradeDecision], object | None] | None = None
+        """The belief guard's backstop (:meth:`executor.reconciler.Reconciler.admit`): a refusal
+        (anything with a ``reason``) for an OPEN about to execute, else ``None``; exits always pass."""
         self.log = structlog.get_logger("executor")
         venue.bind(ledger)  # a simulated venue keeps its account in the ledger; a real one ignores it
 
@@ -247,6 +251,11 @@ class ExecutorCore:
         if expired and not may_exist:
             detail = f"received at {received_at_ns} ns, expired at {d.expires_at_ns} ns"
             return self._refuse(d, Status.EXPIRED, RejectCode.EXPIRED, detail, duplicate, conflict)
+        if self.entry_guard is not None and d.intent is Intent.OPEN and not recovering:
+            refused = self.entry_guard(d)
+            if refused is not None:  # the belief guard (issue #14): entries only, never an exit
+                return self._refuse(d, Status.REJECTED, RejectCode.BELIEF_GUARD, str(getattr(refused, "reason", refused)),
+                                    duplicate, conflict)  # fmt: skip
         try:
             report = await self._execute(d, recovering=recovering, expired=expired)
         except PermanentVenueError as exc:

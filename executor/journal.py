@@ -46,6 +46,7 @@ disk full, an I/O error — is retried a bounded number of times and then raises
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -56,6 +57,8 @@ from typing import Any, Literal
 
 from foundation import journalfile
 from protocol import (
+    RECONCILE_ID_BASE,
+    DecisionReason,
     ExecutionConfirmation,
     Instrument,
     InstrumentKind,
@@ -63,6 +66,25 @@ from protocol import (
     TradeDecision,
 )
 
+from .journalschema import (
+    GET_META,
+    INSERT_CONFIRMATION,
+    INSERT_DECISION,
+    INSERT_DONE_DECISION,
+    INSERT_FILL,
+    INSERT_RECONCILIATION,
+    MARK_DONE,
+    MAX_ACTION_ID,
+    MAX_SEQ,
+    MIGRATE_3_TO_4,
+    PUT_META,
+    SCHEMA,
+    SELECT_CONFIRMATION,
+    SELECT_CONFIRMATIONS_FROM,
+    SELECT_DECISION,
+    SELECT_FILLS,
+    SELECT_IN_FLIGHT,
+)
 from .ledger import Fill
 from .venue.coid import new_namespace
 
@@ -81,7 +103,8 @@ __all__ = [
     "new_journal_id",
 ]
 
-SCHEMA_VERSION = 3  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue)
+SCHEMA_VERSION = 4  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation
+_MIGRATABLE = (3,)  # older schemas the executor upgrades in place when it opens the journal
 JOURNAL_KIND = "tandem-executor"
 
 DecisionState = Literal["received", "done"]
@@ -118,100 +141,6 @@ class JournaledDecision:
     state: DecisionState
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id INTEGER PRIMARY KEY,
-    instrument_kind INTEGER NOT NULL,
-    instrument BLOB NOT NULL,
-    side INTEGER NOT NULL,
-    intent INTEGER NOT NULL,
-    reason INTEGER NOT NULL,
-    quantity REAL NOT NULL,
-    reference_price REAL NOT NULL,
-    max_slippage_bps INTEGER NOT NULL,
-    created_at_ns INTEGER NOT NULL,
-    expires_at_ns INTEGER NOT NULL,
-    market_ts_ns INTEGER NOT NULL,
-    stop_price REAL NOT NULL,
-    received_at_ns INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('received', 'done'))
-);
-CREATE TABLE IF NOT EXISTS fills (
-    decision_id INTEGER PRIMARY KEY REFERENCES decisions (decision_id),
-    instrument_kind INTEGER NOT NULL,
-    instrument BLOB NOT NULL,
-    side INTEGER NOT NULL,
-    qty REAL NOT NULL,
-    price REAL NOT NULL,
-    fee REAL NOT NULL,
-    executed_at_ns INTEGER NOT NULL,
-    venue_ref_full BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS protective (
-    symbol TEXT PRIMARY KEY,
-    client_order_id TEXT NOT NULL,
-    stop_price REAL NOT NULL,
-    qty REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS confirmations (
-    seq INTEGER PRIMARY KEY,
-    decision_id INTEGER NOT NULL UNIQUE REFERENCES decisions (decision_id),
-    instrument_kind INTEGER NOT NULL,
-    instrument BLOB NOT NULL,
-    side INTEGER NOT NULL,
-    intent INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    reject_code INTEGER NOT NULL,
-    executed_qty REAL NOT NULL,
-    avg_price REAL NOT NULL,
-    fee REAL NOT NULL,
-    executed_at_ns INTEGER NOT NULL,
-    venue_ref BLOB NOT NULL,
-    venue_ref_truncated INTEGER NOT NULL,
-    venue_ref_full BLOB NOT NULL,
-    slippage_over_limit INTEGER NOT NULL DEFAULT 0
-);
-"""
-
-_GET_META = "SELECT value FROM meta WHERE key = ?"
-_PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?)"
-_INSERT_DECISION = (
-    "INSERT INTO decisions (decision_id, instrument_kind, instrument, side, intent, reason, quantity,"
-    " reference_price, max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price,"
-    " received_at_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')"
-)
-_DECISION_COLS = (
-    "decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price,"
-    " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price, received_at_ns, state"
-)
-_SELECT_DECISION = f"SELECT {_DECISION_COLS} FROM decisions WHERE decision_id = ?"
-_SELECT_IN_FLIGHT = (
-    f"SELECT {_DECISION_COLS} FROM decisions d WHERE state = 'received'"
-    " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id)"
-)
-_MARK_DONE = "UPDATE decisions SET state = 'done' WHERE decision_id = ? AND state = 'received'"
-_INSERT_FILL = (
-    "INSERT INTO fills (decision_id, instrument_kind, instrument, side, qty, price, fee, executed_at_ns,"
-    " venue_ref_full) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SELECT_FILLS = (
-    "SELECT f.decision_id, f.instrument_kind, f.instrument, f.side, f.qty, f.price, f.fee, f.executed_at_ns"
-    " FROM fills f JOIN confirmations c ON c.decision_id = f.decision_id ORDER BY c.seq"
-)
-_INSERT_CONFIRMATION = (
-    "INSERT INTO confirmations (seq, decision_id, instrument_kind, instrument, side, intent, status,"
-    " reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated,"
-    " venue_ref_full, slippage_over_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_CONFIRMATION_COLS = (
-    "decision_id, seq, instrument_kind, instrument, side, intent, status, reject_code, executed_qty,"
-    " avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated, slippage_over_limit"
-)
-_SELECT_CONFIRMATION = f"SELECT {_CONFIRMATION_COLS} FROM confirmations WHERE decision_id = ?"
-_SELECT_CONFIRMATIONS_FROM = f"SELECT {_CONFIRMATION_COLS} FROM confirmations WHERE seq >= ? ORDER BY seq"
-_MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM confirmations"
-
 _SYNCHRONOUS = ("NORMAL", "FULL")
 _CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _I64_WRAP = 1 << 64
@@ -234,7 +163,7 @@ def _identity(path: str, conn: sqlite3.Connection, venue: str | None) -> dict[st
     if "schema_version" not in meta:
         what = f"a {kind} journal" if kind else "no schema_version in its meta table"
         raise JournalMismatch(f"{path}: not a {JOURNAL_KIND} journal ({what})")
-    if meta["schema_version"] != SCHEMA_VERSION:
+    if meta["schema_version"] != SCHEMA_VERSION and meta["schema_version"] not in _MIGRATABLE:
         raise JournalMismatch(f"{path}: journal has schema_version={meta['schema_version']!r}, "
                               f"opened with {SCHEMA_VERSION!r}")  # fmt: skip
     if kind != JOURNAL_KIND:
@@ -319,9 +248,9 @@ def _decision_row(row: tuple) -> JournaledDecision:
 
 
 def _confirmation_row(row: tuple) -> ExecutionConfirmation:
-    (did, seq, kind, instr, side, intent, status, code, qty, price, fee, at, ref, truncated, over) = row
+    (did, seq, kind, instr, side, intent, status, code, qty, price, fee, at, ref, truncated, over, rec) = row
     return ExecutionConfirmation.from_columns((_u64(did), seq, Instrument(kind, instr), side, intent, status, code, qty,
-                                               price, fee, _u64(at), ref, truncated, over))  # fmt: skip
+                                               price, fee, _u64(at), ref, truncated, over, rec))  # fmt: skip
 
 
 class Journal:
@@ -386,10 +315,10 @@ class Journal:
             meta["venue"] = venue
 
         def init(conn: sqlite3.Connection) -> None:
-            for stmt in _SCHEMA.split(";"):
+            for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
-            conn.executemany(_PUT_META, meta.items())
+            conn.executemany(PUT_META, meta.items())
 
         with _translated(self.path):
             journalfile.create(path, init)
@@ -408,7 +337,10 @@ class Journal:
         conn.execute(f"PRAGMA synchronous={sync}")
         conn.execute("PRAGMA foreign_keys=ON")
         with self._tx():
-            for stmt in _SCHEMA.split(";"):
+            if conn.execute(GET_META, ("schema_version",)).fetchone()[0] in _MIGRATABLE:
+                for stmt in MIGRATE_3_TO_4:
+                    conn.execute(stmt)
+            for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
             if self.venue is not None:
@@ -416,14 +348,14 @@ class Journal:
             cash = None if starting_cash is None else float(starting_cash)
             stored = self._check_meta("starting_cash", cash)
         self.starting_cash = float(stored)
-        self._next_seq = conn.execute(_MAX_SEQ).fetchone()[0] + 1
+        self._next_seq = conn.execute(MAX_SEQ).fetchone()[0] + 1
 
     def _check_meta(self, key: str, value: float | int | None) -> float | int:
-        row = self._conn.execute(_GET_META, (key,)).fetchone()
+        row = self._conn.execute(GET_META, (key,)).fetchone()
         if row is None:
             if value is None:
                 raise JournalMismatch(f"{self.path}: new journal needs a {key}")
-            self._conn.execute(_PUT_META, (key, value))
+            self._conn.execute(PUT_META, (key, value))
             return value
         if value is not None and row[0] != value:
             raise JournalMismatch(f"{self.path}: journal has {key}={row[0]!r}, opened with {value!r}")
@@ -476,7 +408,7 @@ class Journal:
             d.quantity, d.reference_price, d.max_slippage_bps, _i64(d.created_at_ns),
             _i64(d.expires_at_ns), _i64(d.market_ts_ns), d.stop_price, _i64(received_at_ns),
         )  # fmt: skip
-        self._write_sql(f"decision {d.decision_id}", _INSERT_DECISION, params)
+        self._write_sql(f"decision {d.decision_id}", INSERT_DECISION, params)
 
     def record_outcome(self, conf: ExecutionConfirmation, fill: Fill | None, venue_ref_full: bytes) -> None:
         """Journal a decision's outcome in ONE transaction: fill (if any), confirmation, state done.
@@ -504,32 +436,103 @@ class Journal:
             conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent,
             conf.status, conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee,
             _i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
-            int(conf.slippage_over_limit),
+            int(conf.slippage_over_limit), int(conf.reconciled),
         )  # fmt: skip
         def body() -> None:
-            if self._conn.execute(_MARK_DONE, (did,)).rowcount != 1:
+            if self._conn.execute(MARK_DONE, (did,)).rowcount != 1:
                 raise JournalConflict(f"{self.path}: decision {conf.decision_id} is not in flight")
             if fill is not None:
                 self._conn.execute(
-                    _INSERT_FILL,
+                    INSERT_FILL,
                     (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty, fill.price,
                      fill.fee, _i64(fill.executed_at_ns), venue_ref_full),
                 )  # fmt: skip
-            self._conn.execute(_INSERT_CONFIRMATION, conf_params)
+            self._conn.execute(INSERT_CONFIRMATION, conf_params)
 
         self._write(f"outcome of decision {conf.decision_id} (seq {conf.seq})", body)
         self._next_seq += 1
 
+    def record_reconciled(self, conf: ExecutionConfirmation, fill: Fill, *, kind: str, detail: str,
+                          at_ns: int) -> None:  # fmt: skip
+        """Journal a reconciliation's correction in ONE transaction: its action (a done decision row
+        under the reserved id, so the fill and confirmation keep their references), the fill, the
+        confirmation (``reconciled``) and the audit row. The ledger is changed only after.
+
+        Raises:
+            JournalConflict: ``conf.seq`` is not :meth:`next_seq`, the id is used, or ``conf`` is
+                not a reconciled confirmation with ``fill``'s id.
+        """
+        if conf.seq != self._next_seq or not conf.reconciled or fill.decision_id != conf.decision_id:
+            raise JournalConflict(f"{self.path}: reconciled confirmation {conf.decision_id} (seq {conf.seq}) does"
+                                  f" not fit (next seq {self._next_seq})")  # fmt: skip
+        did, at = _i64(conf.decision_id), _i64(at_ns)
+        symbol = str(conf.instrument)
+
+        def body() -> None:
+            self._conn.execute(INSERT_DONE_DECISION, (
+                did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent, DecisionReason.MANUAL,
+                conf.executed_qty, conf.avg_price, at, at + 1, at, at,
+            ))  # fmt: skip
+            self._conn.execute(INSERT_FILL, (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty,
+                                             fill.price, fill.fee, _i64(fill.executed_at_ns), b""))  # fmt: skip
+            self._conn.execute(INSERT_CONFIRMATION, (
+                conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent, conf.status,
+                conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee, _i64(conf.executed_at_ns), b"", 0, b"",
+                0, 1,
+            ))  # fmt: skip
+            self._conn.execute(INSERT_RECONCILIATION, (at, kind, symbol, did, detail))
+
+        self._write(f"{kind} of {symbol} (reconciled {conf.decision_id}, seq {conf.seq})", body)
+        self._next_seq += 1
+
+    def record_reconcile_action(self, *, kind: str, symbol: str, action_id: int, detail: str, at_ns: int) -> None:
+        """Journal a reconciliation action that moves no position (a stop placed, resized or
+        cancelled; a kill-switch clear): the audit row, committed before the action is taken.
+
+        Raises:
+            JournalWriteFailed: see :meth:`_write`.
+        """
+        self._write_sql(f"{kind} of {symbol}", INSERT_RECONCILIATION,
+                        (_i64(at_ns), kind, symbol, _i64(action_id), detail))  # fmt: skip
+
+    def next_action_id(self) -> int:
+        """The next id of the reserved space (:data:`~protocol.RECONCILE_ID_BASE` + 1, + 2, ...) for a
+        reconciliation's confirmation or action; never one used before."""
+        with _translated(self.path):
+            row = self._conn.execute(MAX_ACTION_ID).fetchone()
+        last = _u64(int(row[0])) if row is not None and row[0] is not None else RECONCILE_ID_BASE
+        return last + 1
+
+    def reconciliations(self) -> list[dict[str, Any]]:
+        """The audit of every reconciliation action, oldest first: ``at_ns``, ``kind``, ``symbol``,
+        ``action_id``, ``detail``."""
+        with _translated(self.path):
+            rows = self._conn.execute(
+                "SELECT at_ns, kind, symbol, action_id, detail FROM reconciliations ORDER BY id").fetchall()
+        return [{"at_ns": _u64(a), "kind": k, "symbol": sym, "action_id": _u64(i), "detail": d}
+                for a, k, sym, i, d in rows]  # fmt: skip
+
+    def belief_state(self) -> dict[str, Any] | None:
+        """The belief controller's state as last journaled (mode, kill switch), or ``None``."""
+        with _translated(self.path):
+            row = self._conn.execute(GET_META, ("belief_state",)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def record_belief_state(self, state: dict[str, Any]) -> None:
+        """Journal the belief controller's state (a latched kill switch survives a restart)."""
+        self._write_sql("the belief state", "INSERT OR REPLACE INTO meta (key, value) VALUES ('belief_state', ?)",
+                        (json.dumps(state, sort_keys=True),))  # fmt: skip
+
     def decision(self, decision_id: int) -> JournaledDecision | None:
         """The journaled decision with this id, or ``None``."""
         with _translated(self.path):
-            row = self._conn.execute(_SELECT_DECISION, (_i64(decision_id),)).fetchone()
+            row = self._conn.execute(SELECT_DECISION, (_i64(decision_id),)).fetchone()
         return None if row is None else _decision_row(row)
 
     def confirmation_for(self, decision_id: int) -> ExecutionConfirmation | None:
         """The stored confirmation of a decision (``sent_at_ns`` 0), or ``None``."""
         with _translated(self.path):
-            row = self._conn.execute(_SELECT_CONFIRMATION, (_i64(decision_id),)).fetchone()
+            row = self._conn.execute(SELECT_CONFIRMATION, (_i64(decision_id),)).fetchone()
         return None if row is None else _confirmation_row(row)
 
     def next_seq(self) -> int:
@@ -561,23 +564,23 @@ class Journal:
         """This journal's client order id namespace (8 hex digits, created once and kept; see
         :mod:`executor.venue.coid`), so ids stay stable across restarts and unique across runs."""
         with _translated(self.path):
-            row = self._conn.execute(_GET_META, ("coid_namespace",)).fetchone()
+            row = self._conn.execute(GET_META, ("coid_namespace",)).fetchone()
             if row is not None:
                 return str(row[0])
         value = new_namespace()
-        self._write_sql("the client order id namespace", _PUT_META, ("coid_namespace", value))
+        self._write_sql("the client order id namespace", PUT_META, ("coid_namespace", value))
         return value
 
     def in_flight(self) -> list[TradeDecision]:
         """Decisions received but without an outcome, in decision-id order."""
         with _translated(self.path):
-            rows = self._conn.execute(_SELECT_IN_FLIGHT).fetchall()
+            rows = self._conn.execute(SELECT_IN_FLIGHT).fetchall()
         return sorted((_decision_row(r).decision for r in rows), key=lambda d: d.decision_id)
 
     def fills(self) -> Iterator[Fill]:
         """All fills in the order they were journaled (confirmation seq), to rebuild the ledger."""
         with _translated(self.path):
-            rows = self._conn.execute(_SELECT_FILLS).fetchall()
+            rows = self._conn.execute(SELECT_FILLS).fetchall()
         for did, kind, instr, side, qty, price, fee, at in rows:
             instrument = Instrument(InstrumentKind(kind), instr)
             yield Fill(_u64(did), instrument, Side(side), qty, price, fee, _u64(at))
@@ -585,7 +588,7 @@ class Journal:
     def confirmations_from(self, seq: int, limit: int = -1) -> list[ExecutionConfirmation]:
         """Confirmations with ``seq >= seq``, in seq order, at most ``limit`` (-1 = all), for replay."""
         with _translated(self.path):
-            rows = self._conn.execute(_SELECT_CONFIRMATIONS_FROM + " LIMIT ?", (seq, limit)).fetchall()
+            rows = self._conn.execute(SELECT_CONFIRMATIONS_FROM + " LIMIT ?", (seq, limit)).fetchall()
         return [_confirmation_row(r) for r in rows]
 
     def close(self) -> None:

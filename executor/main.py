@@ -33,6 +33,7 @@ from .core import ExecutorCore
 from .journal import Journal, JournalError, check_journal
 from .metrics import ExecutorMetrics
 from .orders import OrderOps
+from .reconciler import Reconciler
 from .settings import ExecutorSettings
 from .venue.base import Venue
 from .venue.errors import VenueError
@@ -73,7 +74,9 @@ def build_venue(settings: ExecutorSettings) -> Venue:
         session = loopback_session(settings.emulator_port, settings.emulator_ca)
         config = ccxt_config(session, key, secret, market="usdm" if settings.exchange == "binanceusdm" else "spot",
                              timeout_ms=settings.order_timeout_ms)  # fmt: skip
-        return CcxtVenue(settings.exchange, config, before_order=clock_sync(session, key, secret), session=session)
+        venue = CcxtVenue(settings.exchange, config, before_order=clock_sync(session, key, secret), session=session)
+        venue.replay_clock = True  # the local Binance replays bars on the clock the executor moves
+        return venue
     config = {"apiKey": key, "secret": secret, "timeout": settings.order_timeout_ms}
     return CcxtVenue(settings.exchange, config, sandbox=settings.sandbox)
 
@@ -154,7 +157,11 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
             held.close()
         await venue.close()
         raise
-    app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s, silence_s=settings.silence_s)
+    reconciler = Reconciler(core, [settings.instrument], run_dir=settings.run_dir, rules=settings.reconcile_rules(),
+                            debt_rules=settings.debt_rules(), controller_rules=settings.controller_rules(),
+                            metrics=metrics)  # fmt: skip
+    app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s, silence_s=settings.silence_s,
+                      reconciler=reconciler, reconcile_interval_s=settings.reconcile_interval_s)  # fmt: skip
     app.bound_socket = held.take_udp()
     server = None
     stop = asyncio.Event()

@@ -7,18 +7,23 @@ quantities in base units. The README's metrics catalogue lists every one.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, ProcessCollector
 
 from protocol import RejectReason, Status
 
-__all__ = ["EXIT_SLIPPAGE_BUCKETS", "LOOKUP_REASONS", "VENUE_CALLS", "VENUE_ERROR_KINDS", "ExecutorMetrics"]
+__all__ = ["EXIT_SLIPPAGE_BUCKETS", "GUARDS", "LOOKUP_REASONS", "REPAIR_KINDS", "VENUE_CALLS", "VENUE_ERROR_KINDS", "ExecutorMetrics"]
 
-VENUE_CALLS = ("create_order", "fetch_order", "cancel_order", "cancel_replace")
+VENUE_CALLS = ("create_order", "fetch_order", "cancel_order", "cancel_replace", "holdings", "open_orders", "mark_price")
 """``call`` label values: the venue calls :meth:`executor.orders.OrderOps.call` makes."""
 VENUE_ERROR_KINDS = ("temporary", "ambiguous", "permanent")
 """``kind`` label values: :mod:`executor.venue.errors` classes."""
 LOOKUP_REASONS = ("ambiguous", "cancel", "recovery", "refresh", "replace")
 """``reason`` label values of order lookups by clientOrderId (executor.orders, executor.gateway)."""
+
+REPAIR_KINDS = ("stop_missing", "stop_short", "stop_extra")
+"""``kind`` label values of the reconcile repair counters (:class:`executor.belief.MismatchKind`)."""
+GUARDS = ("kill_switch", "entries_paused", "max_notional", "cooldown", "open_orders")
+"""``guard`` label values of entries refused by the belief guard (:class:`executor.controller.EntryGuard`)."""
 
 _PROCESSING_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
 EXIT_SLIPPAGE_BUCKETS = (-0.01, -0.0025, 0.0, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -105,6 +110,66 @@ class ExecutorMetrics:
         self.brain_heard = Gauge(
             "tandem_executor_brain_last_heard_timestamp_seconds", "Unix time the brain was last heard", registry=r
         )
+        # reconciliation and the belief controller (issue #14)
+        self.reconcile_runs = Counter("tandem_executor_reconcile_runs_total", "Reconcile cycles run", registry=r)
+        self.reconcile_failures = Counter(
+            "tandem_executor_reconcile_failures_total",
+            "Reconcile cycles whose evidence fetch failed or one of whose corrections the venue refused", registry=r,
+        )  # fmt: skip
+        self.reconcile_duration = Histogram(
+            "tandem_executor_reconcile_duration_seconds", "One reconcile cycle, evidence fetch and corrections, seconds",
+            buckets=(1e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r,
+        )  # fmt: skip
+        self.reconcile_adoptions = Counter(
+            "tandem_executor_reconcile_adoptions_total", "Positions found on the venue and adopted into the ledger (and protected)",
+            registry=r,
+        )  # fmt: skip
+        self.reconcile_phantoms = Counter(
+            "tandem_executor_reconcile_phantoms_cleared_total", "Ledger positions the venue no longer held, cleared after the grace period",
+            registry=r,
+        )  # fmt: skip
+        self.reconcile_drift_fixes = Counter(
+            "tandem_executor_reconcile_drift_fixes_total", "Ledger positions set to the venue's size", registry=r
+        )
+        self.reconcile_repairs = Counter(
+            "tandem_executor_reconcile_repairs_total", "Protective stops repaired, by kind (stop_missing, stop_short, stop_extra)",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.reconcile_repairs_skipped = Counter(
+            "tandem_executor_reconcile_repairs_skipped_total",
+            "Stop repairs held back by the cooldown or the per-cycle bound, by kind", ["kind"], registry=r,
+        )  # fmt: skip
+        self.belief_debt_seconds = Gauge(
+            "tandem_executor_belief_debt_seconds", "Age of the oldest unresolved mismatch between the ledger and the venue, seconds",
+            registry=r,
+        )  # fmt: skip
+        self.belief_debt_instruments = Gauge(
+            "tandem_executor_belief_debt_instruments", "Instruments with an unresolved mismatch", registry=r
+        )
+        self.mismatch_streak = Gauge(
+            "tandem_executor_mismatch_streak", "Consecutive reconcile cycles with a mismatch or a failed fetch", registry=r
+        )
+        self.belief_debt_score = Gauge(
+            "tandem_executor_belief_debt_score",
+            "Belief debt score: debt_seconds / debt_ref_s + instruments x instrument_weight + streak x streak_weight", registry=r,
+        )  # fmt: skip
+        self.belief_mode = Enum(
+            "tandem_executor_belief_mode", "The belief controller's risk posture (1 for the current state)",
+            states=["GREEN", "YELLOW", "ORANGE", "RED"], registry=r,
+        )  # fmt: skip
+        self.kill_switch = Gauge(
+            "tandem_executor_kill_switch", "1 while the kill switch is on (no entries until the operator clears it), else 0",
+            registry=r,
+        )  # fmt: skip
+        self.kill_switch_clears = Counter(
+            "tandem_executor_kill_switch_clears_total", "Operator requests to clear the kill switch taken (tandem killswitch clear)",
+            registry=r,
+        )  # fmt: skip
+        self.guard_refusals = Counter(
+            "tandem_executor_entries_refused_by_guard_total",
+            "Entries refused by the belief guard (REJECTED / BELIEF_GUARD), by guard (kill_switch, entries_paused, max_notional, cooldown, open_orders)",
+            ["guard"], registry=r,
+        )  # fmt: skip
         self._initialize_labels()
 
     def _initialize_labels(self) -> None:
@@ -120,3 +185,8 @@ class ExecutorMetrics:
                 self.venue_errors.labels(call, kind)
         for reason in LOOKUP_REASONS:
             self.lookups.labels(reason)
+        for kind in REPAIR_KINDS:
+            self.reconcile_repairs.labels(kind)
+            self.reconcile_repairs_skipped.labels(kind)
+        for guard in GUARDS:
+            self.guard_refusals.labels(guard)

@@ -265,7 +265,7 @@ def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: 
             positions[symbol] = theirs
     skipped: list[tuple[str, MismatchKind, str]] = []
     if protective:
-        repairs = _stop_repairs(belief, evidence, positions, corrections, mismatches, is_our_stop)
+        repairs = _stop_repairs(belief, evidence, positions, corrections, mismatches, is_our_stop, rules)
         budget = rules.max_repairs
         for kind, fix in repairs:
             last = state.last_repair_ns.get(fix.symbol)
@@ -286,7 +286,7 @@ def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: 
 
 def _stop_repairs(belief: BeliefView, evidence: Evidence, positions: Mapping[str, float],
                   corrections: Sequence[Correction], mismatches: list[tuple[str, MismatchKind]],
-                  is_our_stop: Callable[[str], bool]) -> list[tuple[MismatchKind, Correction]]:  # fmt: skip
+                  is_our_stop: Callable[[str], bool], rules: ReconcileRules) -> list[tuple[MismatchKind, Correction]]:  # fmt: skip
     """Stop coverage: one stop of ours per position above the venue's minimum, covering it."""
     assert evidence.open_orders is not None
     ours: dict[str, list[OrderReport]] = {}
@@ -313,10 +313,12 @@ def _stop_repairs(belief: BeliefView, evidence: Evidence, positions: Mapping[str
             level = held.stop_price if held is not None else 0.0
             if level <= 0:
                 cost = belief.avg_cost.get(symbol, 0.0) or evidence.marks.get(symbol, 0.0)
-                level = cost * 0.92 if cost > 0 else 0.0  # no known level: the default plan's 8 % below cost
+                level = cost * (1 - rules.adopt_stop_pct / 100) if cost > 0 else 0.0  # no known level
             if level > 0:
                 out.append((MismatchKind.STOP_MISSING, PlaceStop(symbol, qty, level)))
-        elif keep.amount < qty * (1 - 1e-6):
+        elif qty - keep.amount > max(evidence.min_amount.get(symbol, 0.0), qty * 1e-6):
+            # short by more than the venue can cover: less than its minimum amount is the lot-step
+            # rounding of the stop itself (and a spot buy's commission), which no order can protect
             mismatches.append((symbol, MismatchKind.STOP_SHORT))
             out.append((MismatchKind.STOP_SHORT, ResizeStop(symbol, qty, keep.stop_price or held.stop_price)))  # type: ignore[union-attr]
     return out

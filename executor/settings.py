@@ -17,6 +17,10 @@ from pydantic import Field, SecretStr
 from foundation.errors import ConfigError
 from foundation.settings import CommonSettings
 
+from .belief import DebtRules
+from .controller import ControllerRules
+from .reconcile import ReconcileRules
+
 __all__ = ["ExecutorSettings", "venue_id"]
 
 
@@ -55,6 +59,29 @@ class ExecutorSettings(CommonSettings):
         "NORMAL", description="SQLite synchronous: NORMAL survives a process kill, FULL also power loss"
     )
     metrics_port: int = Field(9102, ge=-1, le=65535, description="Prometheus port (0 = any free port, -1 = off)")
+    # reconciliation and the belief controller (issue #14)
+    reconcile_interval_s: float = Field(10.0, ge=0.05, le=3_600, description="reconcile with the venue this often, seconds (live venues)")
+    reconcile_phantom_grace_s: float = Field(30.0, ge=0, le=86_400, description="a ledger position the venue lacks is cleared only this long after it was first missed, seconds")
+    reconcile_phantom_misses: int = Field(3, ge=1, le=1_000, description="... and only after this many reconcile cycles in a row missed it")
+    reconcile_repair_cooldown_s: float = Field(60.0, ge=0, le=86_400, description="least time between two stop repairs of one symbol, seconds")
+    reconcile_max_repairs: int = Field(4, ge=1, le=1_000, description="stop repairs per reconcile cycle at most")
+    reconcile_stop_pct: float = Field(8.0, gt=0, lt=100, description="an adopted position's stop, percent below its entry (keep equal to the brain's stop_loss_pct)")
+    belief_debt_ref_s: float = Field(60.0, gt=0, le=86_400, description="belief debt: a mismatch this old scores 1, seconds")
+    belief_persistence_s: float = Field(30.0, ge=0, le=86_400, description="belief controller: a higher mode must be called for this long, seconds")
+    belief_recovery_s: float = Field(120.0, ge=0, le=86_400, description="belief controller: a lower mode must be called for this long, one mode at a time, seconds")
+    belief_burst_per_min: float = Field(9.0, gt=0, le=1_000, description="belief controller: debt score growth per minute that trips RED (and the kill switch) at once")
+
+    def reconcile_rules(self) -> ReconcileRules:
+        return ReconcileRules(phantom_grace_s=self.reconcile_phantom_grace_s, phantom_misses=self.reconcile_phantom_misses,
+                              repair_cooldown_s=self.reconcile_repair_cooldown_s, max_repairs=self.reconcile_max_repairs,
+                              adopt_stop_pct=self.reconcile_stop_pct)  # fmt: skip
+
+    def debt_rules(self) -> DebtRules:
+        return DebtRules(debt_ref_s=self.belief_debt_ref_s)
+
+    def controller_rules(self) -> ControllerRules:
+        return ControllerRules(persistence_s=self.belief_persistence_s, recovery_s=self.belief_recovery_s,
+                               burst_per_min=self.belief_burst_per_min)  # fmt: skip
 
     def venue_id(self) -> str:
         """This executor's venue identity (see :func:`venue_id`)."""

@@ -39,15 +39,38 @@ def test_brain_journal_keeps_stop_price(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_brain_journal_of_the_old_schema_is_refused(tmp_path: Path) -> None:
-    """A brain journal written with schema 1 (no stop_price) is refused, naming the schema."""
+@pytest.mark.parametrize("old", ["1", "2"])
+def test_brain_journal_of_an_old_schema_is_refused(tmp_path: Path, old: str) -> None:
+    """A brain journal written with an older schema (1: no stop_price; 2: protocol v3 datagrams, no
+    reconciled confirmations) is refused, naming the schema: its journaled datagrams are of an old
+    protocol version, so it cannot be resumed."""
     path = tmp_path / "brain.sqlite"
     BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
-    assert BRAIN_SCHEMA == 2
-    with pytest.raises(BrainJournalError, match="schema=1"):
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (old,))
+    assert BRAIN_SCHEMA == 3
+    with pytest.raises(BrainJournalError, match=f"schema={old}"):
         BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0)
+
+
+def test_reconciled_confirmations_are_journaled_and_folded_back_in_seq_order(tmp_path: Path) -> None:
+    """A reconciled confirmation (a reserved decision id >= 2**63, no decision of ours) is kept beside
+    the decisions' confirmations and comes back from confirmations() in seq order, equal."""
+    from protocol import RECONCILE_ID_BASE, ExecutionConfirmation, Instrument, Intent, RejectCode, Side, Status
+
+    path = tmp_path / "brain.sqlite"
+    journal = BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0)
+    adopted = ExecutionConfirmation(decision_id=RECONCILE_ID_BASE + 1, seq=1, instrument=Instrument.symbol("BTC-PERP"),
+                                    side=Side.BUY, intent=Intent.OPEN, status=Status.FILLED, reject_code=RejectCode.NONE,
+                                    executed_qty=0.5, avg_price=100.0, fee=0.0, executed_at_ns=7, reconciled=True)  # fmt: skip
+    journal.record_confirmation(adopted, 11)
+    journal.close()
+    again = BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0)
+    try:
+        assert list(again.confirmations()) == [adopted]
+        assert again.last_applied_seq() == 1 and again.last_applied_received_at() == 11
+    finally:
+        again.close()
 
 
 def test_executor_journal_keeps_stop_price(tmp_path: Path) -> None:
@@ -67,7 +90,7 @@ def test_executor_journal_of_the_old_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:  # what a v1 executor left behind: meta only is enough
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value)")
         db.execute("INSERT INTO meta VALUES ('schema_version', 1), ('starting_cash', 10000.0)")
-    assert EXECUTOR_SCHEMA == 3
+    assert EXECUTOR_SCHEMA == 4
     with pytest.raises(JournalMismatch, match="schema_version=1"):
         Journal(path, starting_cash=10_000.0)
 

@@ -84,7 +84,7 @@ def test_journal_id_stable_across_reopen_and_unique(tmp_path: Path) -> None:
         assert again.journal_id == first and again.venue == "paper"
     with Journal(tmp_path / "b.sqlite", starting_cash=1_000.0, venue="paper") as b:
         assert b.journal_id != first
-    assert 0 < first < 2**64 and SCHEMA_VERSION == 3
+    assert 0 < first < 2**64 and SCHEMA_VERSION == 4
 
 
 def test_foreign_and_partial_journals_refused(tmp_path: Path) -> None:
@@ -139,3 +139,36 @@ def test_set_aside_renames_the_journal_with_its_wal(tmp_path: Path) -> None:
     path.write_text("db2")
     assert set_aside(path, now) == tmp_path / "executor.sqlite.20261205T074000Z.1.bak"
     assert set_aside(path, now) is None
+
+
+def test_a_schema_3_journal_is_migrated_in_place_and_keeps_its_history(tmp_path: Path) -> None:
+    """An executor journal written before reconciliation (schema 3) opens: the ``reconciled`` column
+    and the reconciliations table are added, every old confirmation reads back unreconciled, and
+    the next reserved action id starts the reserved space."""
+    from protocol import RECONCILE_ID_BASE, Instrument, Intent, RejectCode, Side, Status, TradeDecision
+    from protocol import ExecutionConfirmation
+
+    path = tmp_path / "executor.sqlite"
+    j = Journal(path, starting_cash=1000.0, venue="paper")
+    d = TradeDecision(decision_id=7, instrument=Instrument.symbol("BTC-PERP"), side=Side.BUY, intent=Intent.OPEN,
+                      reason=1, quantity=0.1, reference_price=100.0, max_slippage_bps=50, created_at_ns=1,
+                      expires_at_ns=2, market_ts_ns=1)  # fmt: skip
+    j.record_decision(d, 1)
+    conf = ExecutionConfirmation(decision_id=7, seq=1, instrument=d.instrument, side=Side.BUY, intent=Intent.OPEN,
+                                 status=Status.REJECTED, reject_code=RejectCode.GUARD, executed_qty=0.0, avg_price=0.0,
+                                 fee=0.0, executed_at_ns=0)  # fmt: skip
+    j.record_outcome(conf, None, b"")
+    j.close()
+    with sqlite3.connect(path) as db:  # back to schema 3, as an executor before issue #14 wrote it
+        db.execute("ALTER TABLE confirmations DROP COLUMN reconciled")
+        db.execute("DROP TABLE reconciliations")
+        db.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    check_journal(path, venue="paper", starting_cash=1000.0)  # a schema-3 journal passes the pre-check
+    again = Journal(path, starting_cash=1000.0, venue="paper")
+    try:
+        assert again.confirmation_for(7) == conf and not again.confirmation_for(7).reconciled
+        assert again.next_action_id() == RECONCILE_ID_BASE + 1 and again.reconciliations() == []
+    finally:
+        again.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 4

@@ -186,6 +186,9 @@ class Venue(abc.ABC):
             before this has passed (:mod:`executor.orders`).
         orders_survive_restart: an order placed before a crash may exist afterwards (every real
             venue); False for the paper venue, whose orders live in the process's memory.
+        replay_clock: the venue replays recorded bars on a clock the executor moves with its orders
+            (the paper venue, the local Binance): reconciliation then runs after each decision, at
+            its market time, so a replay stays deterministic (:mod:`executor.app`).
     """
 
     name: str = "venue"
@@ -194,6 +197,7 @@ class Venue(abc.ABC):
     derivatives: bool = False
     ambiguity_window_s: float = 0.0
     orders_survive_restart: bool = True
+    replay_clock: bool = False
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect and load markets (once). Default: nothing to do."""

@@ -115,6 +115,7 @@ class PaperVenue(Venue):
 
     name = "paper"
     orders_survive_restart = False
+    replay_clock = True
 
     def __init__(
         self,

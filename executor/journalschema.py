@@ -1,0 +1,151 @@
+"""The executor journal's SQL: the schema, its statements, and the one migration (schema 3 → 4).
+
+Schema 4 (issue #14): ``confirmations.reconciled`` (the confirmation reports a reconciliation, not a
+decision's outcome; protocol v4 flag ``RECONCILED``) and the ``reconciliations`` table, the audit
+of every correction and repair the reconcile loop made (and every kill-switch clear). A schema-3
+journal is migrated in place when the executor opens it: the column is added (0 for every old
+row, which were all decisions' outcomes) and the table created.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CONFIRMATION_COLS",
+    "DECISION_COLS",
+    "GET_META",
+    "INSERT_CONFIRMATION",
+    "INSERT_DECISION",
+    "INSERT_DONE_DECISION",
+    "INSERT_FILL",
+    "INSERT_RECONCILIATION",
+    "MARK_DONE",
+    "MAX_ACTION_ID",
+    "MAX_SEQ",
+    "MIGRATE_3_TO_4",
+    "PUT_META",
+    "SCHEMA",
+    "SELECT_CONFIRMATION",
+    "SELECT_CONFIRMATIONS_FROM",
+    "SELECT_DECISION",
+    "SELECT_FILLS",
+    "SELECT_IN_FLIGHT",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id INTEGER PRIMARY KEY,
+    instrument_kind INTEGER NOT NULL,
+    instrument BLOB NOT NULL,
+    side INTEGER NOT NULL,
+    intent INTEGER NOT NULL,
+    reason INTEGER NOT NULL,
+    quantity REAL NOT NULL,
+    reference_price REAL NOT NULL,
+    max_slippage_bps INTEGER NOT NULL,
+    created_at_ns INTEGER NOT NULL,
+    expires_at_ns INTEGER NOT NULL,
+    market_ts_ns INTEGER NOT NULL,
+    stop_price REAL NOT NULL,
+    received_at_ns INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('received', 'done'))
+);
+CREATE TABLE IF NOT EXISTS fills (
+    decision_id INTEGER PRIMARY KEY REFERENCES decisions (decision_id),
+    instrument_kind INTEGER NOT NULL,
+    instrument BLOB NOT NULL,
+    side INTEGER NOT NULL,
+    qty REAL NOT NULL,
+    price REAL NOT NULL,
+    fee REAL NOT NULL,
+    executed_at_ns INTEGER NOT NULL,
+    venue_ref_full BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS protective (
+    symbol TEXT PRIMARY KEY,
+    client_order_id TEXT NOT NULL,
+    stop_price REAL NOT NULL,
+    qty REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS confirmations (
+    seq INTEGER PRIMARY KEY,
+    decision_id INTEGER NOT NULL UNIQUE REFERENCES decisions (decision_id),
+    instrument_kind INTEGER NOT NULL,
+    instrument BLOB NOT NULL,
+    side INTEGER NOT NULL,
+    intent INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    reject_code INTEGER NOT NULL,
+    executed_qty REAL NOT NULL,
+    avg_price REAL NOT NULL,
+    fee REAL NOT NULL,
+    executed_at_ns INTEGER NOT NULL,
+    venue_ref BLOB NOT NULL,
+    venue_ref_truncated INTEGER NOT NULL,
+    venue_ref_full BLOB NOT NULL,
+    slippage_over_limit INTEGER NOT NULL DEFAULT 0,
+    reconciled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS reconciliations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    action_id INTEGER NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+GET_META = "SELECT value FROM meta WHERE key = ?"
+PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?)"
+INSERT_DECISION = (
+    "INSERT INTO decisions (decision_id, instrument_kind, instrument, side, intent, reason, quantity,"
+    " reference_price, max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price,"
+    " received_at_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')"
+)
+DECISION_COLS = (
+    "decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price,"
+    " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price, received_at_ns, state"
+)
+SELECT_DECISION = f"SELECT {DECISION_COLS} FROM decisions WHERE decision_id = ?"
+SELECT_IN_FLIGHT = (
+    f"SELECT {DECISION_COLS} FROM decisions d WHERE state = 'received'"
+    " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id)"
+)
+MARK_DONE = "UPDATE decisions SET state = 'done' WHERE decision_id = ? AND state = 'received'"
+INSERT_FILL = (
+    "INSERT INTO fills (decision_id, instrument_kind, instrument, side, qty, price, fee, executed_at_ns,"
+    " venue_ref_full) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_FILLS = (
+    "SELECT f.decision_id, f.instrument_kind, f.instrument, f.side, f.qty, f.price, f.fee, f.executed_at_ns"
+    " FROM fills f JOIN confirmations c ON c.decision_id = f.decision_id ORDER BY c.seq"
+)
+INSERT_CONFIRMATION = (
+    "INSERT INTO confirmations (seq, decision_id, instrument_kind, instrument, side, intent, status,"
+    " reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated,"
+    " venue_ref_full, slippage_over_limit, reconciled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+CONFIRMATION_COLS = (
+    "decision_id, seq, instrument_kind, instrument, side, intent, status, reject_code, executed_qty,"
+    " avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated, slippage_over_limit, reconciled"
+)
+INSERT_DONE_DECISION = (
+    "INSERT INTO decisions (decision_id, instrument_kind, instrument, side, intent, reason, quantity,"
+    " reference_price, max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price,"
+    " received_at_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 10000, ?, ?, ?, 0.0, ?, 'done')"
+)
+INSERT_RECONCILIATION = (
+    "INSERT INTO reconciliations (at_ns, kind, symbol, action_id, detail) VALUES (?, ?, ?, ?, ?)"
+)
+MAX_ACTION_ID = (
+    "SELECT MAX(x) FROM (SELECT MAX(decision_id) AS x FROM decisions WHERE decision_id < 0"
+    " UNION ALL SELECT MAX(action_id) FROM reconciliations WHERE action_id < 0)"
+)
+MIGRATE_3_TO_4 = (
+    "ALTER TABLE confirmations ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0",
+    "UPDATE meta SET value = 4 WHERE key = 'schema_version'",
+)
+SELECT_CONFIRMATION = f"SELECT {CONFIRMATION_COLS} FROM confirmations WHERE decision_id = ?"
+SELECT_CONFIRMATIONS_FROM = f"SELECT {CONFIRMATION_COLS} FROM confirmations WHERE seq >= ? ORDER BY seq"
+MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM confirmations"

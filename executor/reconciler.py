@@ -1,0 +1,382 @@
+"""The reconcile loop: evidence from the venue, the pure diff, corrections applied, belief debt, the
+controller's posture — and the entry guard the executor enforces with it (issue #14).
+
+One :meth:`Reconciler.cycle`:
+
+1. **kill switch**: an operator's clear request (``kill-switch.clear`` in the run directory,
+   written by ``tandem killswitch clear``) is taken: journaled, logged, counted, the file removed;
+2. **evidence**: the venue's holdings of the traded symbols, its open orders and mark prices
+   (each fetch through :class:`~executor.orders.OrderOps`, so a temporary error is retried within
+   its bounds); a fetch that still fails is *evidence of nothing* — the cycle changes nothing and
+   the belief debt grows;
+3. **diff** (:func:`executor.reconcile.diff`) and **corrections**: an adoption, a phantom cleared
+   or a drift fixed is journaled as a reconciled fill and confirmation (protocol v4 ``RECONCILED``,
+   reserved decision ids; the brain learns it only through that confirmation), then applied to the
+   ledger; an adopted position gets its stop at once; stop repairs go through the exit order
+   gateway, journaled first (``reconciliations``). A correction the venue refuses is logged and
+   counted, and the mismatch stays open for the next cycle;
+4. **belief**: the cycle's mismatches into :class:`~executor.belief.BeliefDebt`, its aggregates into
+   :class:`~executor.controller.BeliefController`; a new mode or kill switch is journaled (a latched
+   kill switch survives a restart), logged (``execution.belief_state``) and exported; the posture
+   goes into the executor's heartbeats (:attr:`Reconciler.posture`).
+
+Each cycle logs ``reconcile.summary``. :meth:`Reconciler.admit` is the backstop: an OPEN the knobs
+refuse is answered REJECTED / ``BELIEF_GUARD``; REDUCE, CLOSE and PROTECT always pass.
+
+Times: ``now_ns`` is the caller's — the wall clock live, the replay's market time on a replay venue
+(so a replay stays deterministic: the executor runs a cycle after each decision there, not on a
+timer).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from protocol import (
+    FULL_ENTRY_SCALE_BP,
+    BeliefMode,
+    ExecutionConfirmation,
+    Instrument,
+    Intent,
+    Posture,
+    RejectCode,
+    Side,
+    Status,
+    TradeDecision,
+)
+
+from .belief import BeliefDebt, DebtAggregates, DebtRules
+from .controller import BeliefController, ControllerRules, ControllerState, Denied, GuardKnobs, admit_entry
+from .core import ExecutorCore, Outcome
+from .ledger import Fill
+from .orders import GATEWAY, Unresolved
+from .reconcile import (
+    Adopt,
+    BeliefView,
+    CancelStop,
+    ClearPhantom,
+    Correction,
+    Evidence,
+    FixDrift,
+    PlaceStop,
+    ReconcilePlan,
+    ReconcileRules,
+    ReconcileState,
+    ResizeStop,
+    StopView,
+    diff,
+)
+from .venue.base import OrderType
+from .venue.coid import Leg
+from .venue.errors import PermanentVenueError, VenueError
+
+__all__ = ["KILL_SWITCH_CLEAR_FILE", "CycleReport", "Reconciler", "posture_of"]
+
+KILL_SWITCH_CLEAR_FILE = "kill-switch.clear"
+"""The operator's request to clear the kill switch, in the executor's run directory."""
+
+
+def posture_of(knobs: GuardKnobs) -> Posture:
+    """The knobs as the heartbeat's posture (protocol v4: scale in bps, cooldown in ms, 0 = no cap)."""
+    return Posture(
+        mode=BeliefMode(int(knobs.mode)),
+        entries_allowed=knobs.allow_entries,
+        kill_switch=knobs.kill_switch,
+        entry_scale_bp=round(knobs.entry_scale * FULL_ENTRY_SCALE_BP),
+        entry_cooldown_ms=min(int(knobs.entry_cooldown_s * 1000), 2**32 - 1),
+        max_notional=0.0 if math.isinf(knobs.max_notional) else knobs.max_notional,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """One cycle: its plan, the confirmations it produced (to send), the debt and the knobs after it."""
+
+    plan: ReconcilePlan
+    confirmations: tuple[ExecutionConfirmation, ...]
+    debt: DebtAggregates
+    knobs: GuardKnobs
+    failed: tuple[str, ...] = ()  # corrections the venue refused, one line each
+    seconds: float = 0.0
+
+
+class Reconciler:
+    """The reconcile loop of one executor (module docstring).
+
+    Args:
+        core: the executor core (ledger, journal, gateway, venue through its order ops).
+        symbols: the symbols traded (the evidence asked for; ledger symbols are added).
+        run_dir: where the operator's kill-switch clear request appears (``None``: none is taken).
+        rules, debt_rules, controller_rules: the thresholds (defaults: the modules' documented ones).
+        metrics: the executor's metrics (``reconcile_*``, ``belief_*``, ``kill_switch*``), or ``None``.
+    """
+
+    def __init__(self, core: ExecutorCore, symbols: list[str], *, run_dir: Path | None = None,
+                 rules: ReconcileRules | None = None, debt_rules: DebtRules | None = None,
+                 controller_rules: ControllerRules | None = None, metrics: Any = None) -> None:  # fmt: skip
+        self.core, self.symbols, self.run_dir = core, list(symbols), run_dir
+        self.rules = rules or ReconcileRules()
+        self.state = ReconcileState()
+        self.debt = BeliefDebt(debt_rules)
+        saved = core.journal.belief_state()
+        self.controller = (BeliefController.from_state(ControllerState.from_dict(saved), controller_rules)
+                           if saved else BeliefController(controller_rules))  # fmt: skip
+        self.metrics = metrics
+        self.log = structlog.get_logger("reconcile")
+        self.last_entry_ns: dict[str, int] = {}
+        self.open_entry_orders: dict[str, int] = {}
+        self.last: CycleReport | None = None
+        self.on_posture: Callable[[Posture], None] | None = None
+        """Called with the new posture whenever the knobs change (the app puts it in its heartbeats)."""
+        self._export(self.controller.knobs, DebtAggregates())
+
+    @property
+    def knobs(self) -> GuardKnobs:
+        return self.controller.knobs
+
+    @property
+    def posture(self) -> Posture:
+        return posture_of(self.controller.knobs)
+
+    # -- the backstop ------------------------------------------------------------------------
+
+    def admit(self, d: TradeDecision) -> Denied | None:
+        """The entry guard for one decision about to execute: a :class:`Denied` for an OPEN the knobs
+        refuse (its reason goes into the REJECTED / BELIEF_GUARD confirmation), else ``None``."""
+        symbol = str(d.instrument)
+        verdict = admit_entry(self.controller.knobs, intent=d.intent, notional=d.quantity * d.reference_price,
+                              now_ns=d.market_ts_ns, last_entry_ns=self.last_entry_ns.get(symbol),
+                              open_orders=self.open_entry_orders.get(symbol, 0))  # fmt: skip
+        if isinstance(verdict, Denied):
+            if self.metrics is not None:
+                self.metrics.guard_refusals.labels(verdict.guard.value).inc()
+            self.log.warning("entry_refused_by_belief_guard", decision_id=d.decision_id, guard=verdict.guard.value,
+                             detail=verdict.reason, mode=self.controller.mode.name)  # fmt: skip
+            return verdict
+        return None
+
+    def entered(self, d: TradeDecision, outcome: Outcome) -> None:
+        """An OPEN that executed: its market time starts the instrument's entry cooldown."""
+        if d.intent is Intent.OPEN and outcome.executed:
+            self.last_entry_ns[str(d.instrument)] = d.market_ts_ns
+
+    # -- a cycle ---------------------------------------------------------------------------------
+
+    async def cycle(self, now_ns: int, *, busy: frozenset[str] = frozenset()) -> CycleReport:
+        """One reconcile cycle at ``now_ns`` (module docstring); ``busy``: symbols with a decision
+        executing, left alone.
+
+        Raises:
+            StorageFault: a journal write failed for good (the process stops).
+        """
+        started = time.perf_counter()
+        self._take_clear_request(now_ns)
+        core = self.core
+        evidence, fetch_error = await self._evidence()
+        belief = BeliefView(
+            positions={str(i): p.qty for i, p in core.ledger.positions().items()},
+            avg_cost={str(i): p.avg_cost for i, p in core.ledger.positions().items()},
+            stops={s: StopView(p.client_order_id, p.qty, p.stop_price) for s, p in core.gateway.stops.items()},
+            busy=busy,
+        )
+        plan = diff(belief, evidence, self.state, now_ns, self.rules, protective=core.protective,
+                    is_our_stop=lambda coid: core.ids.mine(coid, Leg.STOP) is not None)  # fmt: skip
+        confirmations: list[ExecutionConfirmation] = []
+        failed: list[str] = []
+        for correction in plan.corrections:
+            try:
+                conf = await self._apply(correction, now_ns, evidence)
+            except (PermanentVenueError, Unresolved, VenueError) as exc:
+                failed.append(f"{type(correction).__name__} {correction.symbol}: {exc}")
+                self.log.error("reconcile_correction_failed", correction=type(correction).__name__,
+                               symbol=correction.symbol, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                continue
+            if conf is not None:
+                confirmations.append(conf)
+        fetch_failed = fetch_error is not None
+        debt = self.debt.observe(now_ns, plan.mismatches, fetch_failed=fetch_failed)
+        before = self.controller.state()
+        knobs = self.controller.update(debt, now_ns)
+        if self.controller.state() != before:
+            self._belief_changed(before, now_ns, debt)
+        seconds = time.perf_counter() - started
+        report = CycleReport(plan, tuple(confirmations), debt, knobs, tuple(failed), seconds)
+        self.last = report
+        self._summarize(report, fetch_error)
+        return report
+
+    async def _evidence(self) -> tuple[Evidence, str | None]:
+        core, venue = self.core, self.core.venue
+        symbols = sorted(set(self.symbols) | {str(i) for i in core.ledger.positions()})
+        try:
+            holdings = await core.ops.call("holdings", lambda: venue.holdings(symbols))
+            orders = await core.ops.call("open_orders", lambda: venue.open_orders(None))
+            marks: dict[str, float] = {}
+            for symbol in symbols:
+                mark = await core.ops.call("mark_price", lambda s=symbol: venue.mark_price(s))
+                if mark:
+                    marks[symbol] = mark
+        except (VenueError, Unresolved) as exc:
+            return Evidence(None, None), f"{type(exc).__name__}: {exc}"
+        entry_orders: dict[str, int] = {}
+        for o in orders:
+            if core.ids.mine(o.client_order_id, Leg.ORDER) is not None:
+                entry_orders[o.symbol] = entry_orders.get(o.symbol, 0) + 1
+        self.open_entry_orders = entry_orders
+        return Evidence(
+            holdings={s: (p.qty, p.entry_price) for s, p in holdings.items()},
+            open_orders=orders, marks=marks, min_amount={s: venue.min_amount(s) for s in symbols},
+        ), None  # fmt: skip
+
+    # -- corrections -----------------------------------------------------------------------------
+
+    async def _apply(self, c: Correction, now_ns: int, evidence: Evidence) -> ExecutionConfirmation | None:
+        core = self.core
+        if isinstance(c, Adopt):
+            conf = self._reconciled(c.symbol, Side.BUY, Intent.OPEN, c.qty, c.price, now_ns, "adopt",
+                                    f"on the venue, not in the ledger: {c.qty} at {c.price}")  # fmt: skip
+            self._count("adoptions")
+            if core.protective:
+                await core.gateway.protect(c.symbol, c.qty, c.stop_price, conf.decision_id, now_ns)
+            return conf
+        if isinstance(c, ClearPhantom):
+            conf = self._reconciled(c.symbol, Side.SELL, Intent.CLOSE, c.qty, c.price, now_ns, "clear_phantom",
+                                    f"in the ledger, not on the venue: {c.qty}, cleared at the mark {c.price}")  # fmt: skip
+            self._count("phantoms")
+            core.gateway.stops.pop(c.symbol, None)
+            core.journal.clear_protective(c.symbol)
+            return conf
+        if isinstance(c, FixDrift):
+            up = c.venue_qty > c.ledger_qty
+            qty = abs(c.venue_qty - c.ledger_qty)
+            conf = self._reconciled(c.symbol, Side.BUY if up else Side.SELL, Intent.OPEN if up else Intent.REDUCE, qty,
+                                    c.price, now_ns, "fix_drift",
+                                    f"ledger {c.ledger_qty}, venue {c.venue_qty}: set to the venue's")  # fmt: skip
+            self._count("drift_fixes")
+            return conf
+        action_id = core.journal.next_action_id()
+        if isinstance(c, PlaceStop):
+            core.journal.record_reconcile_action(kind="stop_placed", symbol=c.symbol, action_id=action_id,
+                                                 detail=f"no stop: placing one for {c.qty} at {c.stop_price}",
+                                                 at_ns=now_ns)  # fmt: skip
+            self._repair("stop_missing")
+            await core.gateway.protect(c.symbol, c.qty, c.stop_price, action_id, now_ns)
+        elif isinstance(c, ResizeStop):
+            core.journal.record_reconcile_action(kind="stop_resized", symbol=c.symbol, action_id=action_id,
+                                                 detail=f"stop short of the position: now {c.qty} at {c.stop_price}",
+                                                 at_ns=now_ns)  # fmt: skip
+            self._repair("stop_short")
+            await core.gateway.move(c.symbol, c.qty, c.stop_price, action_id, now_ns, bounded=False,
+                                    crossed_exits=False)  # fmt: skip
+        elif isinstance(c, CancelStop):
+            kind = next((o.type for o in evidence.open_orders or () if o.client_order_id == c.client_order_id),
+                        OrderType.STOP_MARKET)  # fmt: skip
+            core.journal.record_reconcile_action(kind="stop_cancelled", symbol=c.symbol, action_id=action_id,
+                                                 detail=f"extra or orphaned stop {c.client_order_id}", at_ns=now_ns)  # fmt: skip
+            self._repair("stop_extra")
+            await core.ops.cancel(c.client_order_id, c.symbol, owner=GATEWAY, kind=kind)
+        return None
+
+    def _reconciled(self, symbol: str, side: Side, intent: Intent, qty: float, price: float, now_ns: int,
+                    kind: str, detail: str) -> ExecutionConfirmation:  # fmt: skip
+        """Journal a ledger correction as a reconciled fill and confirmation, then apply it."""
+        core = self.core
+        action_id = core.journal.next_action_id()
+        instrument = Instrument.symbol(symbol)
+        fill = Fill(action_id, instrument, side, qty, price, 0.0, now_ns)
+        conf = ExecutionConfirmation(
+            decision_id=action_id, seq=core.journal.next_seq(), instrument=instrument, side=side, intent=intent,
+            status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=qty, avg_price=price, fee=0.0,
+            executed_at_ns=now_ns, reconciled=True,
+        )  # fmt: skip
+        core.journal.record_reconciled(conf, fill, kind=kind, detail=detail, at_ns=now_ns)
+        core.ledger.apply(fill)
+        self.log.warning(f"reconcile_{kind}", symbol=symbol, decision_id=action_id, seq=conf.seq, side=side.name,
+                         intent=intent.name, qty=qty, price=price, detail=detail)  # fmt: skip
+        return conf
+
+    # -- the operator's kill-switch clear --------------------------------------------------------
+
+    def _take_clear_request(self, now_ns: int) -> None:
+        if self.run_dir is None:
+            return
+        request = self.run_dir / KILL_SWITCH_CLEAR_FILE
+        if not request.exists():
+            return
+        try:
+            asked = json.loads(request.read_text() or "{}")
+        except (OSError, ValueError):
+            asked = {}
+        before = self.controller.state()
+        was_set = self.controller.clear_kill_switch(now_ns)
+        by = str(asked.get("by", "unknown"))
+        self.core.journal.record_reconcile_action(
+            kind="kill_switch_cleared" if was_set else "kill_switch_clear_ignored", symbol="*",
+            action_id=self.core.journal.next_action_id(), detail=f"requested by {by}", at_ns=now_ns,
+        )  # fmt: skip
+        request.unlink(missing_ok=True)
+        if self.metrics is not None:
+            self.metrics.kill_switch_clears.inc()
+        self.log.warning("kill_switch_cleared" if was_set else "kill_switch_clear_ignored", by=by,
+                         mode=self.controller.mode.name)  # fmt: skip
+        if self.controller.state() != before:
+            self._belief_changed(before, now_ns, self.debt.aggregates)
+
+    # -- belief state, logs and metrics ----------------------------------------------------------
+
+    def _belief_changed(self, before: ControllerState, now_ns: int, debt: DebtAggregates) -> None:
+        after = self.controller.state()
+        self.core.journal.record_belief_state(after.as_dict())
+        last = self.controller.history[-1] if self.controller.history else None
+        self.log.warning("execution.belief_state", mode=after.mode.name, previous=before.mode.name,
+                         kill_switch=after.kill_switch, cause=last.cause.value if last else None,
+                         detail=last.detail if last else None, debt_score=debt.score, debt_seconds=debt.debt_seconds,
+                         instruments=debt.instruments, streak=debt.streak, at_ns=now_ns)  # fmt: skip
+        knobs = self.controller.knobs
+        self._export(knobs, debt)
+        if self.on_posture is not None:
+            self.on_posture(posture_of(knobs))
+
+    def _summarize(self, r: CycleReport, fetch_error: str | None) -> None:
+        kinds = [f"{s}:{k.value}" for s, k in r.plan.mismatches]
+        self.log.info("reconcile.summary", mismatches=kinds, corrections=[type(c).__name__ for c in r.plan.corrections],
+                      skipped=[f"{s}:{k.value}: {why}" for s, k, why in r.plan.skipped], failed=list(r.failed),
+                      fetch_error=fetch_error, mode=r.knobs.mode.name, debt_score=r.debt.score,
+                      debt_seconds=r.debt.debt_seconds, streak=r.debt.streak, seconds=round(r.seconds, 4))  # fmt: skip
+        m = self.metrics
+        if m is None:
+            return
+        m.reconcile_runs.inc()
+        if fetch_error is not None or r.failed:
+            m.reconcile_failures.inc()
+        m.reconcile_duration.observe(r.seconds)
+        for _symbol, kind, _why in r.plan.skipped:
+            m.reconcile_repairs_skipped.labels(kind.value).inc()
+        self._export(r.knobs, r.debt)
+
+    def _export(self, knobs: GuardKnobs, debt: DebtAggregates) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        m.belief_mode.state(knobs.mode.name)
+        m.kill_switch.set(1 if knobs.kill_switch else 0)
+        m.belief_debt_seconds.set(debt.debt_seconds)
+        m.belief_debt_instruments.set(debt.instruments)
+        m.mismatch_streak.set(debt.streak)
+        m.belief_debt_score.set(debt.score)
+
+    def _count(self, what: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, f"reconcile_{what}").inc()
+
+    def _repair(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.reconcile_repairs.labels(kind).inc()
