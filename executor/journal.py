@@ -101,6 +101,7 @@ __all__ = [
     "JournaledDecision",
     "check_journal",
     "new_journal_id",
+    "read_belief",
 ]
 
 SCHEMA_VERSION = 4  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation
@@ -205,6 +206,27 @@ def check_journal(path: Path, *, venue: str | None = None, starting_cash: float 
     if starting_cash is not None and meta.get("starting_cash") != float(starting_cash):
         raise JournalMismatch(f"{path}: journal has starting_cash={meta.get('starting_cash')!r}, "
                               f"opened with {float(starting_cash)!r}")  # fmt: skip
+
+
+def read_belief(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The belief state an executor journal last recorded (``None``: none yet) and its kill-switch
+    audit rows (``at_ns``, ``kind``, ``detail``), read without writing (the executor may be running:
+    read through SQLite's read-only URI, which sees the WAL).
+
+    Raises:
+        JournalError: the file is not a readable executor journal.
+    """
+    with _translated(str(path)):
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            _identity(str(path), conn, None)
+            row = conn.execute(GET_META, ("belief_state",)).fetchone()
+            tables = journalfile.table_names(conn)
+            clears = conn.execute("SELECT at_ns, kind, detail FROM reconciliations WHERE kind LIKE 'kill_switch%'"
+                                  " ORDER BY id").fetchall() if "reconciliations" in tables else []  # fmt: skip
+        finally:
+            conn.close()
+    return (json.loads(row[0]) if row else None), [{"at_ns": _u64(a), "kind": k, "detail": d} for a, k, d in clears]
 
 
 def new_journal_id() -> int:

@@ -230,6 +230,7 @@ def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: 
     mismatches: list[tuple[str, MismatchKind]] = []
     holdings = evidence.holdings
     positions: dict[str, float] = {}  # what is held after the ledger corrections, for the stop checks
+    undecided: set[str] = set()  # phantoms inside their grace period: no stop placed or cancelled
     for symbol in sorted(set(belief.positions) | set(holdings)):
         if symbol in belief.busy:
             continue
@@ -253,7 +254,7 @@ def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: 
                 corrections.append(ClearPhantom(symbol, mine, mark or belief.avg_cost[symbol]))
                 state.misses.pop(symbol, None)
             else:
-                positions[symbol] = mine  # still believed until the grace is over
+                undecided.add(symbol)  # still believed until the grace is over: its stops left as they are
             continue
         state.misses.pop(symbol, None)
         if mine > 0 and not _same(mine, theirs, rules.rel_tol):
@@ -265,7 +266,8 @@ def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: 
             positions[symbol] = theirs
     skipped: list[tuple[str, MismatchKind, str]] = []
     if protective:
-        repairs = _stop_repairs(belief, evidence, positions, corrections, mismatches, is_our_stop, rules)
+        repairs = _stop_repairs(belief, evidence, positions, corrections, mismatches, is_our_stop, rules,
+                                frozenset(undecided))  # fmt: skip
         budget = rules.max_repairs
         for kind, fix in repairs:
             last = state.last_repair_ns.get(fix.symbol)
@@ -286,7 +288,8 @@ def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: 
 
 def _stop_repairs(belief: BeliefView, evidence: Evidence, positions: Mapping[str, float],
                   corrections: Sequence[Correction], mismatches: list[tuple[str, MismatchKind]],
-                  is_our_stop: Callable[[str], bool], rules: ReconcileRules) -> list[tuple[MismatchKind, Correction]]:  # fmt: skip
+                  is_our_stop: Callable[[str], bool], rules: ReconcileRules,
+                  undecided: frozenset[str]) -> list[tuple[MismatchKind, Correction]]:  # fmt: skip
     """Stop coverage: one stop of ours per position above the venue's minimum, covering it."""
     assert evidence.open_orders is not None
     ours: dict[str, list[OrderReport]] = {}
@@ -296,7 +299,7 @@ def _stop_repairs(belief: BeliefView, evidence: Evidence, positions: Mapping[str
     adopted = {c.symbol for c in corrections if isinstance(c, Adopt)}
     out: list[tuple[MismatchKind, Correction]] = []
     for symbol in sorted(set(positions) | set(ours)):
-        if symbol in belief.busy:
+        if symbol in belief.busy or symbol in undecided:
             continue
         held = belief.stops.get(symbol)
         qty = positions.get(symbol, 0.0)

@@ -76,12 +76,21 @@ from .reconcile import (
 )
 from .venue.base import OrderType
 from .venue.coid import Leg
+from .venue.coid import parse as parse_coid
 from .venue.errors import PermanentVenueError, VenueError
 
 __all__ = ["KILL_SWITCH_CLEAR_FILE", "CycleReport", "Reconciler", "posture_of"]
 
 KILL_SWITCH_CLEAR_FILE = "kill-switch.clear"
 """The operator's request to clear the kill switch, in the executor's run directory."""
+
+
+def _tandem_stop(client_order_id: str) -> bool:
+    """A protective stop placed by a tandem executor, of any journal's namespace: one executor trades
+    one account, so a stop a previous journal of it left (a deleted journal, ``--fresh-journal``) is
+    its own to keep or cancel."""
+    parsed = parse_coid(client_order_id)
+    return parsed is not None and parsed.leg is Leg.STOP
 
 
 def posture_of(knobs: GuardKnobs) -> Posture:
@@ -188,7 +197,7 @@ class Reconciler:
             busy=busy,
         )
         plan = diff(belief, evidence, self.state, now_ns, self.rules, protective=core.protective,
-                    is_our_stop=lambda coid: core.ids.mine(coid, Leg.STOP) is not None)  # fmt: skip
+                    is_our_stop=_tandem_stop)  # fmt: skip
         confirmations: list[ExecutionConfirmation] = []
         failed: list[str] = []
         for correction in plan.corrections:

@@ -27,6 +27,7 @@ commands:
   executor   run the executor alone (paper venue, journal) until SIGTERM
   report     re-render a run directory's report (report.png, report.html) from its CSV and JSON files
   keygen     write a fresh 32-byte bus secret file (hex, mode 0600); --if-missing keeps an existing one
+  killswitch see (status) or clear (clear) the executor's kill switch: --run-dir DIR
 
 testbed (local exchange and fault tools beside the product):
   bench      measure decision->confirmation round trips between two processes, against a bare UDP echo
@@ -49,6 +50,8 @@ def _command(name: str) -> Callable[[list[str]], int] | None:
         from .runreport import main
     elif name == "keygen":
         from .keygen import main
+    elif name == "killswitch":
+        from .killswitch import main
     else:
         found = entry_points(group=COMMANDS_GROUP, name=name)
         return next(iter(found)).load() if found else None
