@@ -66,6 +66,8 @@ class Figures(BaseModel):
     ledger_agrees: bool | None = None
     exchange_reconciliation: dict[str, Any] | None = None
     wall_time_s: float | None = None
+    belief_modes: list[tuple[str, str]] = []
+    """The executor's belief mode over time, as the brain heard it: (bar close ISO UTC, mode) at each change."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,26 @@ def _plot_price(ax: Any, curve: Curve, trades: list[Trade]) -> None:
               framealpha=0.9, columnspacing=1.4)  # fmt: skip
 
 
+_MODE_COLOURS = {"YELLOW": "#f2c94c", "ORANGE": "#f2994a", "RED": "#eb5757"}
+"""Background of the equity panel while the executor's belief mode was not GREEN."""
+
+
+def _plot_modes(ax: Any, curve: Curve, modes: list[tuple[str, str]]) -> None:
+    """Shade the stretches the executor's belief mode was YELLOW, ORANGE or RED (issue #14)."""
+    if not modes or len(curve.ts) == 0:
+        return
+    starts = [np.datetime64(t.rstrip("Z"), "s") for t, _ in modes]
+    ends = [*starts[1:], curve.ts[-1]]
+    shown: set[str] = set()
+    for (_, mode), start, end in zip(modes, starts, ends, strict=True):
+        colour = _MODE_COLOURS.get(mode)
+        if colour is None:
+            continue
+        ax.axvspan(start, end, color=colour, alpha=0.18, lw=0, zorder=0,
+                   label=None if mode in shown else f"belief {mode}")  # fmt: skip
+        shown.add(mode)
+
+
 def _plot_equity(ax: Any, curve: Curve, starting_cash: float) -> None:
     ax.plot(curve.ts, curve.equity, color=_EQUITY, lw=1.3, label="equity", zorder=3)
     ax.axhline(starting_cash, color="#555555", ls="--", lw=1.0, label=f"starting cash {starting_cash:,.2f}", zorder=2)
@@ -194,6 +214,7 @@ def _draw(figures: Figures, curve: Curve, trades: list[Trade], instrument: str) 
         ax_equity = fig.add_subplot(grid[1], sharex=ax_price)
         ax_dd = fig.add_subplot(grid[2], sharex=ax_price)
         _plot_price(ax_price, curve, trades)
+        _plot_modes(ax_equity, curve, figures.belief_modes)
         _plot_equity(ax_equity, curve, figures.starting_cash)
         _plot_drawdown(ax_dd, curve)
         for ax in (ax_price, ax_equity):
@@ -309,6 +330,11 @@ def _summary_rows(f: Figures, curve: Curve, instrument: str, trades: list[Trade]
         ok = bool(rec.get("agrees"))
         rows.append(("exchange account", "agrees with the ledger" if ok else "DISAGREES with the ledger",
                      "" if ok else "bad"))  # fmt: skip
+    if f.belief_modes:
+        changes = [f"{t} {m}" for t, m in f.belief_modes]
+        text = f"{f.belief_modes[0][1]} throughout" if len(changes) == 1 else " → ".join(changes)
+        bad = "" if all(m == "GREEN" for _, m in f.belief_modes) else "bad"
+        rows.append(("executor belief mode", text, bad))
     if f.wall_time_s is not None:
         rows.append(("wall time", f"{f.wall_time_s:.2f} s", ""))
     return rows

@@ -57,6 +57,18 @@ def test_paper_prints_report_and_writes_outputs(two_runs) -> None:
     assert sum(float(r["net_pnl"]) for r in rows) == pytest.approx(report["realized_pnl"] - report["fees"], abs=0.01)
 
 
+def test_paper_venue_reconciles_after_each_decision_and_stays_green(two_runs) -> None:
+    """The paper venue is reconciled too (at start and after each decision): every cycle finds the
+    account equal to the ledger — no mismatch, no correction — and the mode stays GREEN."""
+    run_dir, _, _ = two_runs
+    report = json.loads((run_dir / "report.json").read_text())
+    cycles = [json.loads(line) for line in (run_dir / "executor.log").read_text().splitlines()
+              if '"reconcile.summary"' in line]  # fmt: skip
+    assert len(cycles) >= report["decisions_sent"] + 1
+    assert all(c["mode"] == "GREEN" and c["mismatches"] == [] and c["corrections"] == [] for c in cycles)
+    assert [mode for _, mode in report["belief_modes"]] == ["GREEN"]
+
+
 def test_paper_trade_logs_are_byte_identical(two_runs) -> None:
     """Two runs with the same data and settings write byte-identical trade logs."""
     a, b, _ = two_runs
