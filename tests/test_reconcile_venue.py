@@ -175,6 +175,12 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 _ids = itertools.count(1)
 
 
+def _report(scenario: str, since: float, rig: Rig) -> None:
+    """One line for the closing note (shown with ``pytest -s``): the scenario, the time from the
+    fault to its correction, and the mode timeline so far."""
+    print(f"\nRECONCILE {scenario}: {time.monotonic() - since:.2f} s; modes {' -> '.join(rig.modes())}")
+
+
 def _decision(side: Side, intent: Intent, qty: float, *, stop: float = 0.0) -> TradeDecision:
     ref = BARS.close[START - 1]
     now = time.time_ns()
@@ -195,8 +201,10 @@ async def test_a_manual_market_buy_is_adopted_stopped_and_confirmed_to_the_brain
     """A person buys by hand: the next cycle adopts the position (a reconciled fill in the ledger,
     a RECONCILED confirmation the brain applies with an exit plan), places its stop at once, and the
     mode stays GREEN."""
+    fault = time.monotonic()
     await rig.person.create_order(USDM, "market", "buy", 0.02)
     await rig.until(lambda: rig.core.ledger.position(INST) > 0, why="adoption")
+    _report("hand buy adopted", fault, rig)
     await rig.until(lambda: rig.brain.core.tracker.position(INST) is not None, why="the brain to apply it")
     [adopted] = [c for c in rig.core.journal.confirmations_from(1) if c.reconciled]
     assert adopted.decision_id > RECONCILE_ID_BASE and (adopted.side, adopted.intent) == (Side.BUY, Intent.OPEN)
@@ -213,8 +221,10 @@ async def test_a_stop_cancelled_by_hand_is_repaired_once(rig: Rig) -> None:
     await _decide(rig, _decision(Side.BUY, Intent.OPEN, 0.02, stop=BARS.close[START - 1] * 0.92))
     await rig.until(lambda: rig.brain.core.tracker.position(INST) is not None)
     [stop] = [a for a in rig.exchange()["algo_orders"] if a["algoStatus"] == "NEW"]
+    fault = time.monotonic()
     await rig.person.cancel_order(None, USDM, {"clientAlgoId": stop["clientAlgoId"], "trigger": True})
     await rig.until(lambda: any(a["kind"] == "stop_placed" for a in rig.core.journal.reconciliations()), why="repair")
+    _report("stop cancelled by hand, repaired", fault, rig)
     await rig.until(lambda: not rig.reconciler.last.plan.mismatches, why="a clean cycle")
     await asyncio.sleep(1.0)  # more cycles: no second repair
     rig.agree(0.02)
@@ -233,6 +243,7 @@ async def test_a_position_closed_by_hand_is_cleared_after_the_grace_and_the_brai
     await rig.person.create_order(USDM, "market", "sell", 0.02, None, {"reduceOnly": True})
     await rig.until(lambda: rig.core.ledger.position(INST) == 0, why="the phantom cleared")
     assert time.monotonic() - gone_at >= 1.0  # not before the grace period
+    _report("position closed by hand, phantom cleared (grace 1 s, 2 misses)", gone_at, rig)
     await rig.until(lambda: rig.brain.core.tracker.position(INST) is None, why="the brain told")
     [cleared] = [c for c in rig.core.journal.confirmations_from(1) if c.reconciled]
     assert (cleared.side, cleared.intent) == (Side.SELL, Intent.CLOSE)
@@ -251,9 +262,11 @@ async def test_endpoints_failing_30s_escalate_entries_refused_exits_and_protect_
     await _restart_reconciler(rig, interval_s=1.0, debt_ref_s=20.0, burst_per_min=60.0)  # a slow climb, no burst
     await _decide(rig, _decision(Side.BUY, Intent.OPEN, 0.04, stop=BARS.close[START - 1] * 0.92))
     await rig.until(lambda: rig.brain.core.tracker.position(INST) is not None)
+    fault = time.monotonic()
     rig.emu.install_faults(Fault("http_5xx", count=1_000_000, status=503))
     await asyncio.sleep(30.0)
     rig.emu.faults.clear()
+    back = time.monotonic()
     escalated = rig.reconciler.controller.mode
     assert Mode.ORANGE <= escalated < Mode.RED, rig.modes()  # climbed, below the kill switch
     assert rig.executor.link.posture.entries_allowed is False
@@ -266,6 +279,7 @@ async def test_endpoints_failing_30s_escalate_entries_refused_exits_and_protect_
     reduce = await _decide(rig, _decision(Side.SELL, Intent.REDUCE, 0.02))
     assert reduce.status is Status.FILLED, reduce
     await rig.until(lambda: rig.reconciler.controller.mode is Mode.GREEN, timeout_s=30.0, why="recovery")
+    _report(f"30 s outage (back after {back - fault:.1f} s), GREEN again", fault, rig)
     modes = rig.modes()
     climb, fall = modes[: modes.index(escalated.name) + 1], modes[modes.index(escalated.name):]
     assert [Mode[m] for m in climb] == sorted(Mode[m] for m in climb), modes
@@ -293,8 +307,10 @@ async def test_a_burst_trips_red_and_the_kill_switch_until_the_operator_clears_i
     entries refused, an exit executes — and it stays on after the venue is back, until the
     operator's ``tandem killswitch clear``; the executor journals, logs and counts the clear."""
     await _decide(rig, _decision(Side.BUY, Intent.OPEN, 0.02, stop=BARS.close[START - 1] * 0.92))
+    fault = time.monotonic()
     rig.emu.install_faults(Fault("http_5xx", count=1_000_000, status=503))
     await rig.until(lambda: rig.reconciler.controller.kill_switch, why="the kill switch")
+    _report("evidence failing: burst to RED, kill switch", fault, rig)
     rig.emu.faults.clear()
     assert rig.modes()[-1] == "RED" and rig.executor.link.posture.kill_switch
     await rig.until(lambda: not rig.reconciler.last.plan.mismatches, why="the venue back")
@@ -307,7 +323,9 @@ async def test_a_burst_trips_red_and_the_kill_switch_until_the_operator_clears_i
     proc = subprocess.run([sys.executable, "-m", "tandem.cli", "killswitch", "clear", "--run-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    asked = time.monotonic()
     await rig.until(lambda: not rig.reconciler.controller.kill_switch, why="the clear taken")
+    _report("tandem killswitch clear taken", asked, rig)
     assert not (tmp_path / "kill-switch.clear").exists()
     assert [a["kind"] for a in rig.core.journal.reconciliations() if a["kind"].startswith("kill")] == ["kill_switch_cleared"]
     assert rig.reconciler.metrics.kill_switch_clears._value.get() == 1
@@ -329,10 +347,12 @@ async def test_a_restarted_executor_whose_journal_was_deleted_adopts_the_positio
     for suffix in ("", "-wal", "-shm"):
         Path(f"{rig.path}{suffix}").unlink(missing_ok=True)
     codec = rig.executor.codec
+    started = time.monotonic()
     core, reconciler, executor = await _start_executor(rig.emu, tmp_path / "executor.sqlite", tmp_path,
                                                        rig.brain.address, codec)  # fmt: skip
     rig.core, rig.reconciler, rig.executor = core, reconciler, executor
     await rig.until(lambda: core.ledger.position(INST) > 0, why="adoption at start")
+    _report("journal deleted, restarted: adopted at start", started, rig)
     [adopted] = [c for c in core.journal.confirmations_from(1) if c.reconciled]
     assert adopted.seq == 1 and adopted.executed_qty == pytest.approx(0.03)
     await rig.until(lambda: not reconciler.last.plan.mismatches, why="a clean cycle")
