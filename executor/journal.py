@@ -89,9 +89,9 @@ from .ledger import Fill
 from .venue.coid import new_namespace
 
 __all__ = [
+    "JOURNAL_KIND",
     "SCHEMA_VERSION",
     "DecisionState",
-    "JOURNAL_KIND",
     "Journal",
     "JournalConflict",
     "JournalCorrupt",
@@ -372,7 +372,7 @@ class Journal:
         self.starting_cash = float(stored)
         self._next_seq = conn.execute(MAX_SEQ).fetchone()[0] + 1
 
-    def _check_meta(self, key: str, value: float | int | None) -> float | int:
+    def _check_meta(self, key: str, value: float | None) -> float | int:
         row = self._conn.execute(GET_META, (key,)).fetchone()
         if row is None:
             if value is None:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from structlog.contextvars import bound_contextvars
 
 from protocol import (
     FULL_ENTRY_SCALE_BP,
@@ -143,6 +144,7 @@ class Reconciler:
         self.last_entry_ns: dict[str, int] = {}
         self.open_entry_orders: dict[str, int] = {}
         self.last: CycleReport | None = None
+        self.cycles = 0  # the correlation id ``reconcile_cycle`` on every log line of a cycle
         self.on_posture: Callable[[Posture], None] | None = None
         """Called with the new posture whenever the knobs change (the app puts it in its heartbeats)."""
         self._export(self.controller.knobs, DebtAggregates())
@@ -186,6 +188,11 @@ class Reconciler:
         Raises:
             StorageFault: a journal write failed for good (the process stops).
         """
+        self.cycles += 1
+        with bound_contextvars(reconcile_cycle=self.cycles):
+            return await self._cycle(now_ns, busy)
+
+    async def _cycle(self, now_ns: int, busy: frozenset[str]) -> CycleReport:
         started = time.perf_counter()
         self._take_clear_request(now_ns)
         core = self.core
@@ -193,7 +200,9 @@ class Reconciler:
         belief = BeliefView(
             positions={str(i): p.qty for i, p in core.ledger.positions().items()},
             avg_cost={str(i): p.avg_cost for i, p in core.ledger.positions().items()},
-            stops={s: StopView(p.client_order_id, p.qty, p.stop_price) for s, p in core.gateway.stops.items()},
+            stops={
+                s: StopView(p.client_order_id, p.qty, p.stop_price) for s, p in core.gateway.stops.items()
+            },
             busy=busy,
         )
         plan = diff(belief, evidence, self.state, now_ns, self.rules, protective=core.protective,
@@ -356,7 +365,7 @@ class Reconciler:
 
     def _summarize(self, r: CycleReport, fetch_error: str | None) -> None:
         kinds = [f"{s}:{k.value}" for s, k in r.plan.mismatches]
-        self.log.info("reconcile.summary", mismatches=kinds, corrections=[type(c).__name__ for c in r.plan.corrections],
+        self.log.info("reconcile.summary", decision_ids=[c.decision_id for c in r.confirmations], mismatches=kinds, corrections=[type(c).__name__ for c in r.plan.corrections],
                       skipped=[f"{s}:{k.value}: {why}" for s, k, why in r.plan.skipped], failed=list(r.failed),
                       fetch_error=fetch_error, mode=r.knobs.mode.name, debt_score=r.debt.score,
                       debt_seconds=r.debt.debt_seconds, streak=r.debt.streak, seconds=round(r.seconds, 4))  # fmt: skip

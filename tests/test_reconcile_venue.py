@@ -24,6 +24,8 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 import pytest
+import structlog
+import structlog.testing
 
 from brain.app import BrainApp
 from brain.core import BrainConfig, BrainCore
@@ -202,9 +204,17 @@ async def test_a_manual_market_buy_is_adopted_stopped_and_confirmed_to_the_brain
     a RECONCILED confirmation the brain applies with an exit plan), places its stop at once, and the
     mode stays GREEN."""
     fault = time.monotonic()
-    await rig.person.create_order(USDM, "market", "buy", 0.02)
-    await rig.until(lambda: rig.core.ledger.position(INST) > 0, why="adoption")
-    _report("hand buy adopted", fault, rig)
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        await rig.person.create_order(USDM, "market", "buy", 0.02)
+        await rig.until(lambda: rig.core.ledger.position(INST) > 0, why="adoption")
+        _report("hand buy adopted", fault, rig)
+        await rig.until(lambda: any(e["event"] == "reconcile.summary" and e["corrections"] for e in logs),
+                        why="the adopting cycle's summary")  # fmt: skip
+    # One correlation id ties the adoption to its cycle's summary, which names the decision id.
+    [adopt_log] = [e for e in logs if e["event"] == "reconcile_adopt"]
+    [summary] = [e for e in logs if e["event"] == "reconcile.summary" and e["corrections"] == ["Adopt"]]
+    assert adopt_log["reconcile_cycle"] == summary["reconcile_cycle"]
+    assert summary["decision_ids"] == [adopt_log["decision_id"]]
     await rig.until(lambda: rig.brain.core.tracker.position(INST) is not None, why="the brain to apply it")
     [adopted] = [c for c in rig.core.journal.confirmations_from(1) if c.reconciled]
     assert adopted.decision_id > RECONCILE_ID_BASE and (adopted.side, adopted.intent) == (Side.BUY, Intent.OPEN)
@@ -284,9 +294,9 @@ async def test_endpoints_failing_30s_escalate_entries_refused_exits_and_protect_
     climb, fall = modes[: modes.index(escalated.name) + 1], modes[modes.index(escalated.name):]
     assert [Mode[m] for m in climb] == sorted(Mode[m] for m in climb), modes
     assert [Mode[m] for m in fall] == sorted((Mode[m] for m in fall), reverse=True), modes
-    assert all(Mode[a] - Mode[b] == 1 for a, b in zip(fall, fall[1:], strict=False)), f"one level at a time: {modes}"
+    assert all(Mode[a] - Mode[b] == 1 for a, b in itertools.pairwise(fall)), f"one level at a time: {modes}"
     times = [t.at_ns for t in rig.reconciler.controller.history if t.after < t.before]
-    assert all(b - a >= 3e9 for a, b in zip(times, times[1:], strict=False)), "a recovery window between steps"
+    assert all(b - a >= 3e9 for a, b in itertools.pairwise(times)), "a recovery window between steps"
     await rig.until(lambda: not rig.reconciler.last.plan.mismatches, why="a clean cycle")
     rig.agree(0.02)
     await rig.until(lambda: rig.brain.link.executor_posture.mode == 1, why="GREEN again in the heartbeats")
@@ -320,8 +330,8 @@ async def test_a_burst_trips_red_and_the_kill_switch_until_the_operator_clears_i
     assert (refused.status, refused.reject_code) == (Status.REJECTED, RejectCode.BELIEF_GUARD)
     closed = await _decide(rig, _decision(Side.SELL, Intent.CLOSE, 0.02))
     assert closed.status is Status.FILLED
-    proc = subprocess.run([sys.executable, "-m", "tandem.cli", "killswitch", "clear", "--run-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tandem.cli", "killswitch", "clear", "--run-dir",
+                                 str(tmp_path)], check=False, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     asked = time.monotonic()
     await rig.until(lambda: not rig.reconciler.controller.kill_switch, why="the clear taken")
@@ -329,8 +339,8 @@ async def test_a_burst_trips_red_and_the_kill_switch_until_the_operator_clears_i
     assert not (tmp_path / "kill-switch.clear").exists()
     assert [a["kind"] for a in rig.core.journal.reconciliations() if a["kind"].startswith("kill")] == ["kill_switch_cleared"]
     assert rig.reconciler.metrics.kill_switch_clears._value.get() == 1
-    status = subprocess.run([sys.executable, "-m", "tandem.cli", "killswitch", "status", "--run-dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    status = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tandem.cli", "killswitch", "status",
+                                   "--run-dir", str(tmp_path)], check=False, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert status.returncode == 0 and '"kill_switch": false' in status.stdout, status.stdout + status.stderr
     await rig.until(lambda: rig.reconciler.controller.mode is Mode.GREEN, timeout_s=30.0, why="recovery after the clear")
     rig.agree(0.0)

@@ -199,10 +199,10 @@ class Venue(abc.ABC):
     orders_survive_restart: bool = True
     replay_clock: bool = False
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
+    async def start(self) -> None:
         """Connect and load markets (once). Default: nothing to do."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release connections. Default: nothing to do."""
 
     def bind(self, ledger: Ledger) -> None:
