@@ -173,7 +173,8 @@ def guard_entry(posture: Posture, qty: float, price: float, lot_size: float = 0.
     """
     if price <= 0:
         raise ValueError(f"price must be > 0, got {price}")
-    qty = qty * posture.entry_scale_bp / FULL_ENTRY_SCALE_BP
+    if posture.entry_scale_bp < FULL_ENTRY_SCALE_BP:  # full scale leaves qty exact (x * 10000 / 10000 may not)
+        qty = qty * posture.entry_scale_bp / FULL_ENTRY_SCALE_BP
     if posture.max_notional > 0 and qty * price > posture.max_notional:
         qty = math.nextafter(posture.max_notional / price, 0.0)
         while qty * price > posture.max_notional:

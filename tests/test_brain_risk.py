@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from factories import DAY, HOUR, T0
 
-from brain.risk import Approved, BreakerKind, BreakerRules, CircuitBreakers, Denied, size_entry
+from brain.risk import Approved, BreakerKind, BreakerRules, CircuitBreakers, Denied, guard_entry, size_entry
+from protocol import BeliefMode, Posture
 
 
 def breakers() -> CircuitBreakers:
@@ -166,3 +169,30 @@ def test_invalid_breaker_rules_raise(kwargs: dict) -> None:
     """Out-of-range breaker thresholds raise ValueError."""
     with pytest.raises(ValueError):
         BreakerRules(**kwargs)
+
+
+# -- the executor's posture on an entry (issue #14) ---------------------------------------------
+
+
+@given(qty=st.floats(1e-6, 1e3), price=st.floats(1.0, 1e6))
+def test_a_full_posture_leaves_the_entry_bit_identical(qty: float, price: float) -> None:
+    """GREEN (full scale, no cap) must not touch the sized quantity, not even its last ulp: the
+    bundled month's trades are byte-identical with and without the posture."""
+    assert guard_entry(Posture(mode=BeliefMode.GREEN), qty, price) == qty
+
+
+@given(qty=st.floats(1e-6, 1e3), price=st.floats(1.0, 1e6), scale_bp=st.integers(0, 10_000),
+       cap=st.floats(0.0, 1e6))  # fmt: skip
+def test_the_posture_only_narrows_an_entry(qty: float, price: float, scale_bp: int, cap: float) -> None:
+    """Scaled and capped, an entry is never larger than asked and never over the notional cap."""
+    guarded = guard_entry(Posture(mode=BeliefMode.YELLOW, entry_scale_bp=scale_bp, max_notional=cap), qty, price)
+    assert 0.0 <= guarded <= qty
+    if cap > 0:
+        assert guarded * price <= cap
+
+
+def test_the_posture_scales_then_rounds_to_the_lot() -> None:
+    posture = Posture(mode=BeliefMode.YELLOW, entry_scale_bp=5_000)
+    assert guard_entry(posture, 0.37, 100.0, lot_size=0.1) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="price"):
+        guard_entry(posture, 1.0, 0.0)
