@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -196,8 +198,13 @@ def test_an_executor_down_past_the_freshness_window_is_ridden_out_by_restamping(
         deadline = time.monotonic() + 30
         while _confirmed(run) < 6 and time.monotonic() < deadline:
             time.sleep(0.05)
+        # Between two decisions: with the brain stopped the executor finishes the one in flight
+        # (its outcome written), so the write that fails is the next decision's admission.
+        os.kill(brain.pid, signal.SIGSTOP)
+        time.sleep(0.5)
         db = sqlite3.connect(run / "executor.sqlite", timeout=30, isolation_level=None)
         db.execute("BEGIN EXCLUSIVE")  # the executor's next write fails for good
+        os.kill(brain.pid, signal.SIGCONT)
         assert executor.wait(timeout=30) == STORAGE_FAULT_EXIT
         stopped = time.monotonic()
         while time.monotonic() - stopped < 4.5:  # down past the 1 s expiry and the 3 s freshness window
@@ -214,6 +221,7 @@ def test_an_executor_down_past_the_freshness_window_is_ridden_out_by_restamping(
                 p.wait(timeout=20)
     errors = (tmp_path / "stderr-0.log").read_text()
     assert "storage fault" in errors and "database is locked" in errors, errors[-2000:]
+    assert re.search(r"executor\.sqlite: decision \d+ could not be written", errors), errors[-2000:]  # admitting
     report = json.loads((run / "report.json").read_text())
     assert report["decisions_restamped"] >= 1, report
     assert report["decisions_by_outcome"] == json.loads((reference / "report.json").read_text())["decisions_by_outcome"]
