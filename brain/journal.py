@@ -127,7 +127,17 @@ def check_journal(path: Path, *, instrument: str, starting_cash: float) -> None:
     expected = {"schema": str(SCHEMA_VERSION), "instrument": instrument, "starting_cash": repr(starting_cash)}
     for key, value in expected.items():
         if key in meta and meta[key] != value:
-            raise BrainJournalError(f"{path}: journal has {key}={meta[key]}, settings say {value}")
+            raise BrainJournalError(_mismatch(path, key, meta[key], value))
+
+
+def _mismatch(path: Path, key: str, stored: str, wanted: str) -> str:
+    """The refusal of a journal whose ``key`` meta row is ``stored`` where the settings say ``wanted``."""
+    if key == "schema":
+        # A brain journal is not migrated: its outbox holds datagrams encoded in the older protocol.
+        return (f"{path}: journal schema {stored} was written by another tandem version (this one reads and "
+                f"writes schema {wanted}); start both processes with --fresh-journal: the executor adopts any "
+                f"position open on the venue at start and confirms it to the brain (README: Reconciliation)")  # fmt: skip
+    return f"{path}: journal has {key}={stored}, settings say {wanted}"
 
 
 def _init(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
@@ -164,8 +174,8 @@ class BrainJournal:
             self._check_identity()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous.upper() == 'FULL' else 'NORMAL'}")
+            self._check_meta(expected)  # before any table is created in a journal that is refused
             self._db.executescript(_SCHEMA)
-            self._check_meta(expected)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise BrainJournalError(f"{path}: not a usable brain journal: {exc}") from None
@@ -185,7 +195,7 @@ class BrainJournal:
             if key not in stored:
                 self._db.execute("INSERT INTO meta VALUES (?, ?)", (key, value))
             elif stored[key] != value:
-                raise BrainJournalError(f"{self.path}: journal has {key}={stored[key]}, settings say {value}")
+                raise BrainJournalError(_mismatch(self.path, key, stored[key], value))
 
     def _write(self, what: str, sql: str, params: tuple[object, ...]) -> None:
         """One statement, committed (autocommit), with :func:`~foundation.journalfile.write_retrying`.

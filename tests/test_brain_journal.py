@@ -10,7 +10,7 @@ import pytest
 from factories import BTC, T0
 
 from brain.journal import SCHEMA_VERSION as BRAIN_SCHEMA
-from brain.journal import BrainJournal, BrainJournalError
+from brain.journal import BrainJournal, BrainJournalError, check_journal
 from executor.journal import SCHEMA_VERSION as EXECUTOR_SCHEMA
 from executor.journal import Journal, JournalMismatch
 from protocol import Codec, DecisionReason, Intent, Side, TradeDecision, derive_key
@@ -46,11 +46,18 @@ def test_brain_journal_of_an_old_schema_is_refused(tmp_path: Path, old: str) -> 
     protocol version, so it cannot be resumed."""
     path = tmp_path / "brain.sqlite"
     BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0).close()
-    with sqlite3.connect(path) as db:
+    db = sqlite3.connect(path)
+    with db:
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (old,))
+    db.close()  # the last connection closed: the WAL is checkpointed into the file
     assert BRAIN_SCHEMA == 3
-    with pytest.raises(BrainJournalError, match=f"schema={old}"):
+    before = path.read_bytes()
+    with pytest.raises(BrainJournalError, match=f"journal schema {old} was written by another tandem version") as err:
         BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0)
+    assert "--fresh-journal" in str(err.value) and "adopts any position" in str(err.value)
+    with pytest.raises(BrainJournalError, match=f"journal schema {old}"):
+        check_journal(path, instrument="BTC-PERP", starting_cash=10_000.0)
+    assert path.read_bytes() == before  # refused without a table created or a row written
 
 
 def test_reconciled_confirmations_are_journaled_and_folded_back_in_seq_order(tmp_path: Path) -> None:
