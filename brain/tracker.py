@@ -19,8 +19,9 @@ not position changes: :meth:`mark` records the latest price per instrument and e
 exit plan.
 
 Accounting (quote currency): a buy costs ``qty * price + fee``; a sell returns
-``qty * price - fee``; realized P&L is gross ``(exit - avg_entry) * qty``; fees are kept apart,
-and net = gross - fees.
+``qty * price - fee``; a REJECTED or FAILED confirmation's fee (a failed execution's, protocol v5)
+is deducted from cash and counted in ``fees``; realized P&L is gross ``(exit - avg_entry) * qty``;
+fees are kept apart, and net = gross - fees.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ class PositionTracker:
         if conf.status is Status.ACCEPTED:
             return ApplyResult(Applied.ACCEPTED, self._positions.get(conf.instrument))
         if not conf.status.executed:
+            if conf.fee:  # a failed execution's fee (protocol v5, SPEC §6.2): paid, nothing traded
+                self.cash -= conf.fee
+                self.fees += conf.fee
             return ApplyResult(Applied.NOT_EXECUTED, self._positions.get(conf.instrument))
         if conf.side is Side.BUY:
             return self._buy(conf, decision.stop_for_fill(conf.avg_price) if decision is not None else 0.0)

@@ -1,4 +1,4 @@
-"""Protocol v4 messages: frozen, slotted dataclasses that validate on construction.
+"""Protocol v5 messages: frozen, slotted dataclasses that validate on construction.
 
 Constructing a message with a bad field raises :class:`~protocol.errors.LocalProtocolError`;
 the codec turns that into :class:`~protocol.errors.InvalidField` when the bad value came off
@@ -267,7 +267,10 @@ class ExecutionConfirmation:
         reject_code: why it was not (fully) filled; ``NONE`` when filled or accepted.
         executed_qty: base units traded (0 unless executed).
         avg_price: volume-weighted fill price, quote per base unit (0 unless executed).
-        fee: quote currency paid (negative for a rebate).
+        fee: quote currency paid (negative for a rebate). An executed status may carry any fee;
+            REJECTED and FAILED carry the fee a venue charged for an execution that failed (since
+            v5: a Solana swap that landed with an instruction error still pays its network fee),
+            else 0; EXPIRED and ACCEPTED carry 0.
         venue_ref: up to 16 bytes identifying the fill at the venue (order id or the first 16
             bytes of a transaction signature); ``venue_ref_truncated`` says it was cut, and the
             executor journal keeps the full value.
@@ -338,8 +341,10 @@ class ExecutionConfirmation:
             if self.reject_code is not RejectCode.NONE:
                 _fail("ACCEPTED must carry reject_code NONE")
         else:
-            if self.executed_qty != 0 or self.avg_price != 0 or self.fee != 0:
-                _fail(f"{self.status.name} must have zero executed_qty, avg_price and fee")
+            if self.executed_qty != 0 or self.avg_price != 0:
+                _fail(f"{self.status.name} must have zero executed_qty and avg_price")
+            if self.fee != 0 and self.status is Status.EXPIRED:  # v5: a failed execution's fee is allowed
+                _fail("EXPIRED must have zero fee (nothing reached the venue)")
             if self.reject_code is RejectCode.NONE:
                 _fail(f"{self.status.name} must carry a reject_code")
         self._check_reconciled()

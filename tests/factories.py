@@ -60,8 +60,10 @@ def failed(
     *,
     instrument: Instrument = BTC,
     seq: int | None = None,
+    fee: float = 0.0,
 ) -> ExecutionConfirmation:
-    """A confirmation that nothing executed (REJECTED, EXPIRED or FAILED, zero quantity)."""
+    """A confirmation that nothing executed (REJECTED, EXPIRED or FAILED, zero quantity; ``fee``: a
+    failed execution's, REJECTED and FAILED only)."""
     return ExecutionConfirmation(
         decision_id=decision_id,
         seq=seq or decision_id,
@@ -72,7 +74,7 @@ def failed(
         reject_code=_REJECT_CODES[status],
         executed_qty=0.0,
         avg_price=0.0,
-        fee=0.0,
+        fee=fee,
         executed_at_ns=at_ns,
     )
 

@@ -338,6 +338,7 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
         ),
         *_edge_messages(btc),
         *_v4_messages(btc),
+        *_v5_messages(),
     ]
 
 
@@ -550,6 +551,37 @@ def _v4_messages(btc: Instrument) -> list[tuple[str, str, protocol.Message]]:
     ]
 
 
+def _v5_messages() -> list[tuple[str, str, protocol.Message]]:
+    """Cases of protocol v5 (issue #15), appended after the v4 ones: failed executions that paid a fee."""
+    usdc = Instrument.mint(USDC_MINT)
+    failed_swap_signature = hashlib.blake2b(b"tandem golden vector failed swap", digest_size=64).digest()
+    return [
+        (
+            "confirmation_rejected_swap_failed_with_fee",
+            "Decision 18, a BUY OPEN on the USDC mint, whose Solana swap landed with an instruction error "
+            "(the swap's slippage check failed): REJECTED, SLIPPAGE_EXCEEDED, nothing traded, and the network "
+            "fee it paid anyway, 0.0009765625 quote (since v5). venue_ref: the first 16 bytes of the failed "
+            "transaction's signature (flag 0x02).",
+            ExecutionConfirmation(
+                decision_id=18, seq=15, instrument=usdc, side=Side.BUY, intent=Intent.OPEN,
+                status=Status.REJECTED, reject_code=RejectCode.SLIPPAGE_EXCEEDED, executed_qty=0.0, avg_price=0.0,
+                fee=0.0009765625, executed_at_ns=0, venue_ref=failed_swap_signature[:16], venue_ref_truncated=True,
+                sent_at_ns=NOW_NS - 120 * MS,
+            ),
+        ),
+        (
+            "confirmation_failed_with_fee",
+            "Decision 19, a SELL CLOSE on the USDC mint, FAILED with VENUE_ERROR after a transaction that "
+            "landed and failed: nothing traded, fee 0.00048828125 quote (since v5).",
+            ExecutionConfirmation(
+                decision_id=19, seq=16, instrument=usdc, side=Side.SELL, intent=Intent.CLOSE,
+                status=Status.FAILED, reject_code=RejectCode.VENUE_ERROR, executed_qty=0.0, avg_price=0.0,
+                fee=0.00048828125, executed_at_ns=0, sent_at_ns=NOW_NS - 110 * MS,
+            ),
+        ),
+    ]  # fmt: skip
+
+
 def _retag(key: bytes, body: bytes) -> bytes:
     return body + hashlib.blake2b(body, key=key, digest_size=16).digest()
 
@@ -619,6 +651,7 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
          codec.encode(future, sent_at_ns=NOW_NS + 5 * S + 1)),
         *_edge_invalid_cases(codec, key, valid),
         *_v4_invalid_cases(key, valid),
+        *_v5_invalid_cases(key, valid),
     ]  # fmt: skip
 
 
@@ -701,6 +734,23 @@ def _v4_invalid_cases(key: bytes, valid: dict[str, bytes]) -> list[tuple[str, st
     ]  # fmt: skip
 
 
+def _v5_invalid_cases(key: bytes, valid: dict[str, bytes]) -> list[tuple[str, str, bytes]]:
+    """Invalid cases of protocol v5 (issue #15), appended after the v4 ones."""
+    expired = valid["confirmation_expired"]
+    with_fee = valid["confirmation_rejected_swap_failed_with_fee"]
+    dec = valid["decision_buy_open_btc_usdt"]
+    return [
+        ("confirmation_expired_with_fee", "Authentic EXPIRED confirmation with fee 0.5: an expired decision "
+         "never reached the venue, so only REJECTED and FAILED may carry a fee.",
+         _patched(key, expired, 80, struct.pack("<d", 0.5))),
+        ("confirmation_rejected_with_executed_qty", "The failed swap's REJECTED confirmation with executed_qty "
+         "1.0: a fee may come without a fill, never a quantity.",
+         _patched(key, with_fee, 64, struct.pack("<d", 1.0))),
+        ("v4_decision", "The decision of decision_buy_open_btc_usdt as a v4 peer sends it: version byte 4 (a "
+         "v4 decision has the v5 layout), tagged with the vector key.", _patched(key, dec, 0, b"\x04")),
+    ]  # fmt: skip
+
+
 def build() -> str:
     """Return the JSON text of the golden vectors (deterministic)."""
     key = derive_key(SECRET)
@@ -746,7 +796,7 @@ def build() -> str:
             }
         )
     doc = {
-        "description": "Golden vectors of tandem protocol v4; see protocol/SPEC.md, 'Golden vectors'.",
+        "description": "Golden vectors of tandem protocol v5; see protocol/SPEC.md, 'Golden vectors'.",
         "protocol_version": protocol.PROTOCOL_VERSION,
         "secret_hex": SECRET.hex(),
         "key_hex": key.hex(),

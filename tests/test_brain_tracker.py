@@ -111,6 +111,19 @@ def test_failure_confirmation_changes_nothing(status: Status) -> None:
     assert state(t) == before
 
 
+@pytest.mark.parametrize("status", [Status.REJECTED, Status.FAILED])
+def test_a_failed_execution_pays_its_fee_and_changes_nothing_else(status: Status) -> None:
+    """A swap that landed and failed pays its network fee (protocol v5): cash and fees move by the
+    fee, positions, P&L and plans do not; applied twice, once."""
+    t = tracker()
+    t.apply(filled(1, Side.BUY, 2, 100.0))
+    cash, fees, positions = t.cash, t.fees, t.positions
+    assert t.apply(failed(2, Side.SELL, status, fee=0.0009765625)).applied is Applied.NOT_EXECUTED
+    assert (t.cash, t.fees, t.positions) == (cash - 0.0009765625, fees + 0.0009765625, positions)
+    t.apply(failed(2, Side.SELL, status, fee=0.0009765625))
+    assert t.cash == cash - 0.0009765625
+
+
 def test_same_confirmation_twice_has_the_effect_of_once() -> None:
     """A re-delivered confirmation is recognised by decision_id and ignored."""
     t = tracker()

@@ -1,4 +1,4 @@
-"""Properties of the protocol v4 codec (``protocol/codec.py``, rules in ``protocol/SPEC.md``).
+"""Properties of the protocol v5 codec (``protocol/codec.py``, rules in ``protocol/SPEC.md``).
 
 Hypothesis builds arbitrary valid messages of all four types (decision, confirmation, replay
 request, heartbeat); hand-made datagrams probe every codec check of SPEC §8: size, version, type,
@@ -201,6 +201,10 @@ DATAGRAMS = {
     "confirmation_accepted": CODEC.encode(
         _confirmation(intent=Intent.PROTECT, status=Status.ACCEPTED, executed_qty=0.0, avg_price=0.0, fee=0.0)
     ),
+    "confirmation_expired": CODEC.encode(
+        _confirmation(status=Status.EXPIRED, reject_code=RejectCode.EXPIRED, executed_qty=0.0, avg_price=0.0,
+                      fee=0.0, venue_ref=b"", venue_ref_truncated=False)
+    ),
     "replay_request": CODEC.encode(ReplayRequest(from_seq=42, sent_at_ns=NOW)),
     "heartbeat_brain": CODEC.encode(Heartbeat(Role.BRAIN, last_seq=41, incarnation=0x1234_5678_9ABC_DEF0,
                                               sent_at_ns=NOW)),
@@ -285,10 +289,10 @@ def test_replay_request_and_heartbeat_follow_the_spec_layout(msg: ReplayRequest 
     sent_at_ns at 8; a heartbeat's journal_id at 32 and its posture at 40..55 (SPEC §6.3-6.4)."""
     data = CODEC.encode(msg)
     if isinstance(msg, ReplayRequest):
-        assert data[:8] == bytes([4, 3, 0, 0, 0, 0, 0, 0])
+        assert data[:8] == bytes([5, 3, 0, 0, 0, 0, 0, 0])
         assert int.from_bytes(data[16:24], "little") == msg.from_seq
     else:
-        assert data[:4] == bytes([4, 4, 0, msg.role])
+        assert data[:4] == bytes([5, 4, 0, msg.role])
         assert int.from_bytes(data[4:8], "little") == msg.in_flight
         assert int.from_bytes(data[16:24], "little") == msg.last_seq
         assert int.from_bytes(data[24:32], "little") == msg.incarnation
@@ -419,9 +423,9 @@ def test_other_secret_fails_authentication(name: str) -> None:
         other.decode(DATAGRAMS[name], NOW)
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3, 5, 255])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 6, 255])
 def test_other_versions_fail_version(version: int) -> None:
-    """Any version byte but 4 raises VersionMismatch, even with a valid tag (1, 2, 3: protocol v1-v3 peers)."""
+    """Any version byte but 5 raises VersionMismatch, even with a valid tag (1 to 4: protocol v1-v4 peers)."""
     with pytest.raises(VersionMismatch):
         CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 0, bytes([version])), NOW)
 
@@ -449,9 +453,9 @@ def test_check_order_earlier_failure_wins() -> None:
     with pytest.raises(VersionMismatch):  # bad version and wrong length
         CODEC.decode(b"\x01\x01" + dec[2:50], NOW)
     with pytest.raises(UnknownMessageType):  # unknown type and wrong length
-        CODEC.decode(b"\x04\x09" + dec[2:50], NOW)
+        CODEC.decode(b"\x05\x09" + dec[2:50], NOW)
     with pytest.raises(DatagramSizeError):  # known type of another size and garbage tag
-        CODEC.decode(b"\x04\x04" + dec[2:], NOW)
+        CODEC.decode(b"\x05\x04" + dec[2:], NOW)
     bad_role = _patch(DATAGRAMS["heartbeat_brain"], 3, b"\x03")
     with pytest.raises(AuthenticationFailed):  # bad role under a wrong tag
         CODEC.decode(bad_role[:-1] + bytes([bad_role[-1] ^ 1]), NOW)
@@ -524,6 +528,7 @@ PROT = DATAGRAMS["decision_protect"]
 ACC = DATAGRAMS["confirmation_accepted"]
 CONF = DATAGRAMS["confirmation_mint_filled"]
 REJ = DATAGRAMS["confirmation_symbol_rejected"]
+EXP = DATAGRAMS["confirmation_expired"]
 RR = DATAGRAMS["replay_request"]
 HB = DATAGRAMS["heartbeat_brain"]
 HB_EXEC = DATAGRAMS["heartbeat_executor"]
@@ -592,7 +597,7 @@ BAD_FIELDS = {
     "confirmation_fee_nan": (CONF, 80, _f64(math.nan)),
     "confirmation_fee_inf": (CONF, 80, _f64(math.inf)),
     "confirmation_rejected_with_qty": (REJ, 64, _f64(0.5)),
-    "confirmation_rejected_with_fee": (REJ, 80, _f64(0.01)),
+    "confirmation_expired_with_fee": (EXP, 80, _f64(0.01)),  # v5: REJECTED and FAILED may carry a fee
     "confirmation_rejected_code_none": (REJ, 6, b"\x00"),
     "confirmation_rejected_as_filled": (REJ, 5, b"\x01"),
     # reconciled confirmations (SPEC §6.2, "Reconciliation"; v4)
@@ -678,7 +683,7 @@ def test_venue_ref_may_contain_nul_bytes() -> None:
 def test_stop_price_sits_at_offset_88_before_the_tag() -> None:
     """stop_price is the f64 at bytes 88..95 (SPEC §6.1 v2) and the tag covers it (bytes 96..111)."""
     data = DATAGRAMS["decision_protect"]
-    assert len(data) == 112 and data[0] == 4
+    assert len(data) == 112 and data[0] == 5
     assert struct.unpack_from("<d", data, 88)[0] == 38950.0
     assert _retag(data[:96]) == data
     assert struct.unpack_from("<d", DATAGRAMS["decision_symbol"], 88)[0] == 0.0  # default: no stop
@@ -823,6 +828,8 @@ BAD_CONFIRMATIONS: dict[str, dict[str, Any]] = {
     "rejected_with_qty": {"status": Status.REJECTED, "reject_code": RejectCode.GUARD, "avg_price": 0.0,
                           "fee": 0.0},
     "rejected_code_none": {"status": Status.REJECTED, "executed_qty": 0.0, "avg_price": 0.0, "fee": 0.0},
+    "rejected_with_price": {"status": Status.REJECTED, "reject_code": RejectCode.VENUE_ERROR, "executed_qty": 0.0,
+                            "fee": 0.01},
     "expired_with_fee": {"status": Status.EXPIRED, "reject_code": RejectCode.EXPIRED, "executed_qty": 0.0,
                          "avg_price": 0.0},
     "venue_ref_17_bytes": {"venue_ref": bytes(17)},
@@ -955,3 +962,14 @@ def test_replace_revalidates() -> None:
     assert replace(_decision(), decision_id=8).decision_id == 8
     with pytest.raises(LocalProtocolError):
         replace(_decision(), quantity=-1.0)
+
+
+@pytest.mark.parametrize("status", [Status.REJECTED, Status.FAILED])
+@given(fee=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6))
+def test_a_failed_execution_round_trips_with_its_fee(status: Status, fee: float) -> None:
+    """Since v5 a REJECTED or FAILED confirmation carries the fee a failed execution paid (SPEC §6.2):
+    any finite fee round-trips; nothing traded."""
+    conf = _confirmation(status=status, reject_code=RejectCode.VENUE_ERROR, executed_qty=0.0, avg_price=0.0,
+                         fee=fee)  # fmt: skip
+    decoded = CODEC.decode(CODEC.encode(conf), NOW)
+    assert decoded == conf and decoded.fee == fee

@@ -1,4 +1,4 @@
-"""Golden vectors of protocol v4 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
+"""Golden vectors of protocol v5 (``protocol/vectors.json``, described in ``protocol/SPEC.md``).
 
 Valid vectors are checked three ways: the codec decodes them to the documented fields, encoding
 the documented fields reproduces the bytes exactly, and an independent reader built only from the
@@ -272,7 +272,7 @@ def test_spec_byte_table_reads_valid_vector(case: dict[str, Any]) -> None:
     """A reader built from the SPEC offsets and hashlib agrees with the fields and the tag."""
     data = bytes.fromhex(case["hex"])
     types = {"DECISION": (1, 112), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 72)}
-    assert (data[0], (data[1], len(data))) == (4, types[case["type"]])
+    assert (data[0], (data[1], len(data))) == (5, types[case["type"]])
     body, tag = data[:-16], data[-16:]
     assert hashlib.blake2b(body, key=KEY, digest_size=16).digest() == tag
     expected = dict(case["fields"])
@@ -345,13 +345,13 @@ def test_v2_peer_is_rejected_with_version_mismatch() -> None:
     """A datagram stamped version 2 (a protocol v2 peer) is refused with VersionMismatch, nothing else read."""
     (case,) = [c for c in INVALID if c["name"] == "wrong_version"]
     data = bytes.fromhex(case["hex"])
-    assert data[0] == 2 and protocol.PROTOCOL_VERSION == 4
+    assert data[0] == 2 and protocol.PROTOCOL_VERSION == 5
     assert (case["reason"], case["error"]) == ("version", "VersionMismatch")
 
 
 def test_heartbeat_carries_in_flight_and_journal_id() -> None:
     """The executor heartbeat vector holds in_flight (u32 at bytes 4..7) and journal_id (u64 at 32..39),
-    and is 72 bytes (v4)."""
+    and is 72 bytes (since v4)."""
     (case,) = [c for c in VALID if c["name"] == "heartbeat_executor"]
     data = bytes.fromhex(case["hex"])
     assert len(data) == 72 == protocol.HEARTBEAT_SIZE
@@ -631,3 +631,34 @@ def test_vector_file_is_what_make_vectors_writes() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.build() == (Path(protocol.__file__).parent / "vectors.json").read_text("utf-8")
+
+
+# -- v5 vectors (issue #15) ---------------------------------------------------------------------
+
+
+def test_v5_failed_executions_carry_their_fee() -> None:
+    """REJECTED and FAILED confirmations may carry a fee (a failed execution's, SPEC §6.2 since v5):
+    the vectors decode with it, nothing traded."""
+    for name, status in (("confirmation_rejected_swap_failed_with_fee", "REJECTED"),
+                         ("confirmation_failed_with_fee", "FAILED")):  # fmt: skip
+        case = _case(VALID, name)
+        conf = _codec().decode(bytes.fromhex(case["hex"]), NOW_NS)
+        assert conf.status.name == status and conf.fee == case["fields"]["fee"] > 0
+        assert conf.executed_qty == conf.avg_price == 0.0
+
+
+V5_INVALID = {"confirmation_expired_with_fee": "field", "confirmation_rejected_with_executed_qty": "field",
+              "v4_decision": "version"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "reason"), V5_INVALID.items(), ids=list(V5_INVALID))
+def test_v5_invalid_vectors(name: str, reason: str) -> None:
+    """Each v5 invalid vector is rejected with its reason; a v4 decision at the version check."""
+    case = _case(INVALID, name)
+    data = bytes.fromhex(case["hex"])
+    assert case["reason"] == reason
+    with pytest.raises(RemoteProtocolError) as info:
+        _codec().decode(data, NOW_NS)
+    assert info.value.reason is RejectReason(reason)
+    if name == "v4_decision":
+        assert data[0] == 4 and hashlib.blake2b(data[:-16], key=KEY, digest_size=16).digest() == data[-16:]
