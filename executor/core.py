@@ -86,7 +86,10 @@ def _exit_slippage_bps(d: TradeDecision, side: Side, avg_price: float) -> float 
 
 
 def _venue_ref(report: OrderReport) -> bytes:
-    """The full venue reference of an order: the venue's order id, else our client order id (ASCII)."""
+    """The full venue reference of an order: the venue's bytes (a Solana signature), else its order
+    id, else our client order id (ASCII)."""
+    if report.venue_ref:
+        return report.venue_ref
     return report.venue_order_id.encode("ascii", "replace") or report.client_order_id.encode("ascii")
 
 
@@ -322,12 +325,23 @@ class ExecutorCore:
                                detail=f"stop at {report.stop_price} ({report.client_order_id})")  # fmt: skip
             code = RejectCode.SLIPPAGE_EXCEEDED if report.type is OrderType.LIMIT_IOC else RejectCode.VENUE_ERROR
             detail = f"{self.venue.name} order {report.client_order_id} ended {report.status} with nothing filled"
-            return self._refuse(d, Status.FAILED, code, detail, duplicate, conflict)
+            status = Status.FAILED
+            if report.reject_code is not RejectCode.NONE:  # the venue says why (a transaction that landed and failed)
+                code = report.reject_code
+                status = Status.REJECTED if report.status is OrderStatus.REJECTED else Status.FAILED
+            if report.fee != 0:  # a failed execution that paid a fee (protocol v5): journaled as a fee-only fill
+                fee_only = Fill(d.decision_id, d.instrument, report.side, 0.0, 0.0, report.fee,
+                                report.updated_at_ns or 1, report.fee_native)  # fmt: skip
+                conf = self._confirm(d, status, code, fill=fee_only, ref=_venue_ref(report))
+                self.ledger.apply(fee_only)
+                return Outcome(conf, duplicate=duplicate, executed=False, conflict=conflict,
+                               detail=f"{detail}; fee {report.fee} paid")  # fmt: skip
+            return self._refuse(d, status, code, detail, duplicate, conflict)
         full = report.status is OrderStatus.FILLED
         code = RejectCode.NONE if full else (
             RejectCode.SLIPPAGE_EXCEEDED if report.type is OrderType.LIMIT_IOC else RejectCode.VENUE_ERROR)  # fmt: skip
         fill = Fill(d.decision_id, d.instrument, report.side, report.filled, report.avg_price, report.fee,
-                    report.updated_at_ns or 1)  # fmt: skip
+                    report.updated_at_ns or 1, report.fee_native)  # fmt: skip
         slip = _exit_slippage_bps(d, report.side, report.avg_price)
         over = slip is not None and slip > d.max_slippage_bps
         conf = self._confirm(d, Status.FILLED if full else Status.PARTIALLY_FILLED, code, fill=fill,
@@ -357,7 +371,7 @@ class ExecutorCore:
             executed_qty=fill.qty if fill is not None else 0.0,
             avg_price=fill.price if fill is not None else 0.0,
             fee=fill.fee if fill is not None else 0.0,
-            executed_at_ns=fill.executed_at_ns if fill is not None else 0,
+            executed_at_ns=fill.executed_at_ns if fill is not None and not fill.fee_only else 0,
             venue_ref=ref[:VENUE_REF_SIZE],
             venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
             slippage_over_limit=slippage_over_limit,

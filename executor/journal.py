@@ -73,10 +73,11 @@ from .journalschema import (
     INSERT_DONE_DECISION,
     INSERT_FILL,
     INSERT_RECONCILIATION,
+    INSERT_SWAP,
     MARK_DONE,
     MAX_ACTION_ID,
     MAX_SEQ,
-    MIGRATE_3_TO_4,
+    MIGRATIONS,
     PUT_META,
     SCHEMA,
     SELECT_CONFIRMATION,
@@ -84,9 +85,12 @@ from .journalschema import (
     SELECT_DECISION,
     SELECT_FILLS,
     SELECT_IN_FLIGHT,
+    SELECT_SWAPS,
+    UPDATE_SWAP,
 )
 from .ledger import Fill
 from .venue.coid import new_namespace
+from .venue.solana.records import SwapRecord, SwapState
 
 __all__ = [
     "JOURNAL_KIND",
@@ -104,8 +108,8 @@ __all__ = [
     "read_belief",
 ]
 
-SCHEMA_VERSION = 4  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation
-_MIGRATABLE = (3,)  # older schemas the executor upgrades in place when it opens the journal
+SCHEMA_VERSION = 5  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation; 5: swaps, fee_native
+_MIGRATABLE = (3, 4)  # older schemas the executor upgrades in place when it opens the journal
 JOURNAL_KIND = "tandem-executor"
 
 DecisionState = Literal["received", "done"]
@@ -359,9 +363,11 @@ class Journal:
         conn.execute(f"PRAGMA synchronous={sync}")
         conn.execute("PRAGMA foreign_keys=ON")
         with self._tx():
-            if conn.execute(GET_META, ("schema_version",)).fetchone()[0] in _MIGRATABLE:
-                for stmt in MIGRATE_3_TO_4:
+            version = conn.execute(GET_META, ("schema_version",)).fetchone()[0]
+            while version in MIGRATIONS:  # one step at a time, in this one transaction
+                for stmt in MIGRATIONS[version]:
                     conn.execute(stmt)
+                version += 1
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
@@ -467,7 +473,7 @@ class Journal:
                 self._conn.execute(
                     INSERT_FILL,
                     (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty, fill.price,
-                     fill.fee, _i64(fill.executed_at_ns), venue_ref_full),
+                     fill.fee, _i64(fill.executed_at_ns), venue_ref_full, fill.fee_native),
                 )  # fmt: skip
             self._conn.execute(INSERT_CONFIRMATION, conf_params)
 
@@ -496,7 +502,7 @@ class Journal:
                 conf.executed_qty, conf.avg_price, at, at + 1, at, at,
             ))  # fmt: skip
             self._conn.execute(INSERT_FILL, (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty,
-                                             fill.price, fill.fee, _i64(fill.executed_at_ns), b""))  # fmt: skip
+                                             fill.price, fill.fee, _i64(fill.executed_at_ns), b"", 0))  # fmt: skip
             self._conn.execute(INSERT_CONFIRMATION, (
                 conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent, conf.status,
                 conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee, _i64(conf.executed_at_ns), b"", 0, b"",
@@ -599,13 +605,47 @@ class Journal:
             rows = self._conn.execute(SELECT_IN_FLIGHT).fetchall()
         return sorted((_decision_row(r).decision for r in rows), key=lambda d: d.decision_id)
 
+    # -- Solana swap attempts (schema 5; executor.venue.solana.records) ----------------------
+
+    def record_swap(self, record: SwapRecord) -> None:
+        """Journal a signed transaction (state ``signed``) before its first send.
+
+        Raises:
+            JournalConflict: the (order, attempt) or the signature is already journaled.
+            JournalWriteFailed: see :meth:`_write`.
+        """
+        r = record
+        params = (r.client_order_id, r.attempt, r.signature, r.tx, r.last_valid_block_height, r.input_mint,
+                  r.output_mint, r.in_amount, r.out_amount, _i64(r.created_at_ns))  # fmt: skip
+        self._write_sql(f"swap {r.signature} (order {r.client_order_id}, attempt {r.attempt})", INSERT_SWAP, params)
+
+    def swaps(self, client_order_id: str) -> list[SwapRecord]:
+        """The attempts of an order, by attempt number."""
+        with _translated(self.path):
+            rows = self._conn.execute(SELECT_SWAPS, (client_order_id,)).fetchall()
+        return [SwapRecord(coid, attempt, sig, bytes(tx), lvbh, imint, omint, ina, outa, _u64(at), SwapState(state),
+                           detail) for coid, attempt, sig, tx, lvbh, imint, omint, ina, outa, at, state, detail in rows]  # fmt: skip
+
+    def mark_swap(self, signature: str, state: SwapState, detail: str = "") -> None:
+        """Record what became of a journaled attempt.
+
+        Raises:
+            JournalConflict: no attempt has this signature.
+        """
+
+        def body() -> None:
+            if self._conn.execute(UPDATE_SWAP, (str(state), detail, signature)).rowcount != 1:
+                raise JournalConflict(f"{self.path}: no swap with signature {signature}")
+
+        self._write(f"swap {signature} {state}", body)
+
     def fills(self) -> Iterator[Fill]:
         """All fills in the order they were journaled (confirmation seq), to rebuild the ledger."""
         with _translated(self.path):
             rows = self._conn.execute(SELECT_FILLS).fetchall()
-        for did, kind, instr, side, qty, price, fee, at in rows:
+        for did, kind, instr, side, qty, price, fee, at, native in rows:
             instrument = Instrument(InstrumentKind(kind), instr)
-            yield Fill(_u64(did), instrument, Side(side), qty, price, fee, _u64(at))
+            yield Fill(_u64(did), instrument, Side(side), qty, price, fee, _u64(at), native)
 
     def confirmations_from(self, seq: int, limit: int = -1) -> list[ExecutionConfirmation]:
         """Confirmations with ``seq >= seq``, in seq order, at most ``limit`` (-1 = all), for replay."""

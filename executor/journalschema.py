@@ -1,4 +1,10 @@
-"""The executor journal's SQL: the schema, its statements, and the one migration (schema 3 → 4).
+"""The executor journal's SQL: the schema, its statements, and the migrations (3 → 4 → 5).
+
+Schema 5 (issue #15): ``fills.fee_native`` (a fee paid in the venue's native unit, Solana
+lamports; 0 for older rows) and the ``swaps`` table: every signed Solana transaction, journaled
+**before its first send** with its signature and ``last_valid_block_height``, and what became of it
+(``signed`` → ``landed`` | ``failed`` | ``expired`` | ``refused``; :mod:`executor.venue.solana`).
+A schema-4 journal gains the column (0) and the table when the executor opens it.
 
 Schema 4 (issue #14): ``confirmations.reconciled`` (the confirmation reports a reconciliation, not a
 decision's outcome; protocol v4 flag ``RECONCILED``) and the ``reconciliations`` table, the audit
@@ -22,6 +28,8 @@ __all__ = [
     "MAX_ACTION_ID",
     "MAX_SEQ",
     "MIGRATE_3_TO_4",
+    "MIGRATE_4_TO_5",
+    "MIGRATIONS",
     "PUT_META",
     "SCHEMA",
     "SELECT_CONFIRMATION",
@@ -29,6 +37,10 @@ __all__ = [
     "SELECT_DECISION",
     "SELECT_FILLS",
     "SELECT_IN_FLIGHT",
+    "INSERT_SWAP",
+    "SELECT_SWAPS",
+    "SWAP_COLS",
+    "UPDATE_SWAP",
 ]
 
 SCHEMA = """
@@ -59,7 +71,8 @@ CREATE TABLE IF NOT EXISTS fills (
     price REAL NOT NULL,
     fee REAL NOT NULL,
     executed_at_ns INTEGER NOT NULL,
-    venue_ref_full BLOB NOT NULL
+    venue_ref_full BLOB NOT NULL,
+    fee_native INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS protective (
     symbol TEXT PRIMARY KEY,
@@ -85,6 +98,21 @@ CREATE TABLE IF NOT EXISTS confirmations (
     venue_ref_full BLOB NOT NULL,
     slippage_over_limit INTEGER NOT NULL DEFAULT 0,
     reconciled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS swaps (
+    client_order_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    signature TEXT NOT NULL UNIQUE,
+    tx BLOB NOT NULL,
+    last_valid_block_height INTEGER NOT NULL,
+    input_mint TEXT NOT NULL,
+    output_mint TEXT NOT NULL,
+    in_amount INTEGER NOT NULL,
+    out_amount INTEGER NOT NULL,
+    created_at_ns INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('signed', 'landed', 'failed', 'expired', 'refused')),
+    detail TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (client_order_id, attempt)
 );
 CREATE TABLE IF NOT EXISTS reconciliations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -115,12 +143,22 @@ SELECT_IN_FLIGHT = (
 MARK_DONE = "UPDATE decisions SET state = 'done' WHERE decision_id = ? AND state = 'received'"
 INSERT_FILL = (
     "INSERT INTO fills (decision_id, instrument_kind, instrument, side, qty, price, fee, executed_at_ns,"
-    " venue_ref_full) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " venue_ref_full, fee_native) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SELECT_FILLS = (
-    "SELECT f.decision_id, f.instrument_kind, f.instrument, f.side, f.qty, f.price, f.fee, f.executed_at_ns"
-    " FROM fills f JOIN confirmations c ON c.decision_id = f.decision_id ORDER BY c.seq"
+    "SELECT f.decision_id, f.instrument_kind, f.instrument, f.side, f.qty, f.price, f.fee, f.executed_at_ns,"
+    " f.fee_native FROM fills f JOIN confirmations c ON c.decision_id = f.decision_id ORDER BY c.seq"
 )
+INSERT_SWAP = (
+    "INSERT INTO swaps (client_order_id, attempt, signature, tx, last_valid_block_height, input_mint, output_mint,"
+    " in_amount, out_amount, created_at_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'signed')"
+)
+SWAP_COLS = (
+    "client_order_id, attempt, signature, tx, last_valid_block_height, input_mint, output_mint, in_amount,"
+    " out_amount, created_at_ns, state, detail"
+)
+SELECT_SWAPS = f"SELECT {SWAP_COLS} FROM swaps WHERE client_order_id = ? ORDER BY attempt"
+UPDATE_SWAP = "UPDATE swaps SET state = ?, detail = ? WHERE signature = ?"
 INSERT_CONFIRMATION = (
     "INSERT INTO confirmations (seq, decision_id, instrument_kind, instrument, side, intent, status,"
     " reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated,"
@@ -146,6 +184,12 @@ MIGRATE_3_TO_4 = (
     "ALTER TABLE confirmations ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0",
     "UPDATE meta SET value = 4 WHERE key = 'schema_version'",
 )
+MIGRATE_4_TO_5 = (
+    "ALTER TABLE fills ADD COLUMN fee_native INTEGER NOT NULL DEFAULT 0",
+    "UPDATE meta SET value = 5 WHERE key = 'schema_version'",
+)
+MIGRATIONS = {3: MIGRATE_3_TO_4, 4: MIGRATE_4_TO_5}
+"""Schema version → the statements that upgrade it one step (the swaps table comes with ``SCHEMA``)."""
 SELECT_CONFIRMATION = f"SELECT {CONFIRMATION_COLS} FROM confirmations WHERE decision_id = ?"
 SELECT_CONFIRMATIONS_FROM = f"SELECT {CONFIRMATION_COLS} FROM confirmations WHERE seq >= ? ORDER BY seq"
 MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM confirmations"

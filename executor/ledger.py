@@ -8,11 +8,21 @@ Units: cash and fees in quote currency, quantities in base units, prices in quot
 Average entry cost is the volume-weighted fill *price* of the open quantity; fees are charged to
 cash, not folded into the cost (a sell leaves the average cost of what remains unchanged).
 
+**Fees paid in another asset** (Solana: the network fee, paid in SOL lamports, issue #15): a fill's
+``fee`` is always its quote-currency value, charged to :attr:`Ledger.cash` like any fee, so cash is
+what the account is worth in quote terms; ``fee_native`` keeps what was actually paid in the
+venue's native unit. The ledger sums both (:attr:`Ledger.native_fees`,
+:attr:`Ledger.native_fees_quote`), so the quote balance the venue should hold is
+:attr:`Ledger.quote_balance` (cash plus the fees it did not pay in quote), and the native balance
+spent on fees is exact. A **fee-only fill** (``qty`` 0, ``price`` 0: a transaction that landed and
+failed, protocol v5) moves only cash and those sums.
+
 Errors::
 
     LedgerError (ValueError)   a fill that would break the account: a non-finite or non-positive
-                               quantity or price, a non-finite fee, or a sell of more than is held
-                               (beyond :data:`DUST_REL_TOL`); the ledger is left unchanged.
+                               quantity or price (but for a fee-only fill), a non-finite fee, a
+                               negative ``fee_native``, or a sell of more than is held (beyond
+                               :data:`DUST_REL_TOL`); the ledger is left unchanged.
 """
 
 from __future__ import annotations
@@ -51,8 +61,13 @@ class Fill:
         side: buy or sell.
         qty: base units, > 0.
         price: quote per base unit, > 0 (slippage included).
-        fee: quote currency (negative for a rebate).
+        fee: quote currency (negative for a rebate); for a fee paid in another asset, its value in
+            quote at the fill.
         executed_at_ns: when the venue executed (market time for the paper venue), Unix ns.
+        fee_native: the fee as paid in the venue's native unit when it was not paid in quote
+            (Solana: lamports), else 0.
+
+    A fee-only fill has ``qty`` 0 and ``price`` 0 (a failed execution that paid a fee).
     """
 
     decision_id: int
@@ -62,6 +77,12 @@ class Fill:
     price: float
     fee: float
     executed_at_ns: int
+    fee_native: int = 0
+
+    @property
+    def fee_only(self) -> bool:
+        """Nothing traded; only a fee was paid."""
+        return self.qty == 0 and self.price == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +103,7 @@ class Ledger:
         LedgerError: ``starting_cash`` negative or not finite.
     """
 
-    __slots__ = ("_cash", "_positions", "starting_cash")
+    __slots__ = ("_cash", "_native_fees", "_native_fees_quote", "_positions", "starting_cash")
 
     def __init__(self, starting_cash: float) -> None:
         if not math.isfinite(starting_cash) or starting_cash < 0:
@@ -90,6 +111,8 @@ class Ledger:
         self.starting_cash = float(starting_cash)
         self._cash = float(starting_cash)
         self._positions: dict[Instrument, Position] = {}
+        self._native_fees = 0
+        self._native_fees_quote = 0.0
 
     @classmethod
     def from_fills(cls, starting_cash: float, fills: Iterable[Fill]) -> Ledger:
@@ -103,6 +126,22 @@ class Ledger:
     def cash(self) -> float:
         """Quote currency available."""
         return self._cash
+
+    @property
+    def native_fees(self) -> int:
+        """Fees paid in the venue's native unit (Solana: lamports), summed."""
+        return self._native_fees
+
+    @property
+    def native_fees_quote(self) -> float:
+        """The quote value of those fees (charged to :attr:`cash`, not paid in quote)."""
+        return self._native_fees_quote
+
+    @property
+    def quote_balance(self) -> float:
+        """The quote currency the venue account should hold: :attr:`cash` plus the fees paid in
+        another asset."""
+        return self._cash + self._native_fees_quote
 
     def position(self, instrument: Instrument) -> float:
         """Base units held of ``instrument`` (0.0 when flat)."""
@@ -119,8 +158,22 @@ class Ledger:
         return dict(self._positions)
 
     def apply(self, fill: Fill) -> None:
-        """Apply a :class:`Fill` record (see :meth:`apply_fill`)."""
-        self.apply_fill(fill.side, fill.instrument, fill.qty, fill.price, fill.fee)
+        """Apply a :class:`Fill` record (see :meth:`apply_fill`; a fee-only fill moves cash only).
+
+        Raises:
+            LedgerError: as :meth:`apply_fill`, or a negative ``fee_native``.
+        """
+        if fill.fee_native < 0:
+            raise LedgerError(f"fee_native must be >= 0, got {fill.fee_native!r}")
+        if fill.fee_only:
+            if not math.isfinite(fill.fee):
+                raise LedgerError(f"fill fee must be finite, got {fill.fee!r}")
+            self._cash -= fill.fee
+        else:
+            self.apply_fill(fill.side, fill.instrument, fill.qty, fill.price, fill.fee)
+        if fill.fee_native:
+            self._native_fees += fill.fee_native
+            self._native_fees_quote += fill.fee
 
     def apply_fill(self, side: Side, instrument: Instrument, qty: float, price: float, fee: float) -> None:
         """Apply one fill.
@@ -159,12 +212,14 @@ class Ledger:
         """Plain values, for logs and comparison.
 
         Returns:
-            ``{"starting_cash": float, "cash": float,
+            ``{"starting_cash": float, "cash": float, "native_fees": int, "native_fees_quote": float,
             "positions": {str(instrument): {"qty": float, "avg_cost": float}}}``.
         """
         return {
             "starting_cash": self.starting_cash,
             "cash": self._cash,
+            "native_fees": self._native_fees,
+            "native_fees_quote": self._native_fees_quote,
             "positions": {
                 str(i): {"qty": p.qty, "avg_cost": p.avg_cost} for i, p in sorted(
                     self._positions.items(), key=lambda kv: (kv[0].kind, kv[0].value)

@@ -84,7 +84,7 @@ def test_journal_id_stable_across_reopen_and_unique(tmp_path: Path) -> None:
         assert again.journal_id == first and again.venue == "paper"
     with Journal(tmp_path / "b.sqlite", starting_cash=1_000.0, venue="paper") as b:
         assert b.journal_id != first
-    assert 0 < first < 2**64 and SCHEMA_VERSION == 4
+    assert 0 < first < 2**64 and SCHEMA_VERSION == 5
 
 
 def test_foreign_and_partial_journals_refused(tmp_path: Path) -> None:
@@ -141,34 +141,47 @@ def test_set_aside_renames_the_journal_with_its_wal(tmp_path: Path) -> None:
     assert set_aside(path, now) is None
 
 
-def test_a_schema_3_journal_is_migrated_in_place_and_keeps_its_history(tmp_path: Path) -> None:
-    """An executor journal written before reconciliation (schema 3) opens: the ``reconciled`` column
-    and the reconciliations table are added, every old confirmation reads back unreconciled, and
-    the next reserved action id starts the reserved space."""
+@pytest.mark.parametrize("old", [3, 4])
+def test_an_older_journal_is_migrated_in_place_and_keeps_its_history(tmp_path: Path, old: int) -> None:
+    """An executor journal written before reconciliation (schema 3) or before the Solana venue
+    (schema 4) opens: the missing columns (``confirmations.reconciled``, ``fills.fee_native``) and
+    tables (``reconciliations``, ``swaps``) are added, every old confirmation reads back
+    unreconciled, old fills with no native fee, and the next reserved action id starts the
+    reserved space."""
+    from executor.ledger import Fill
     from protocol import RECONCILE_ID_BASE, Instrument, Intent, RejectCode, Side, Status, TradeDecision
     from protocol import ExecutionConfirmation
 
     path = tmp_path / "executor.sqlite"
     j = Journal(path, starting_cash=1000.0, venue="paper")
-    d = TradeDecision(decision_id=7, instrument=Instrument.symbol("BTC-PERP"), side=Side.BUY, intent=Intent.OPEN,
+    inst = Instrument.symbol("BTC-PERP")
+    d = TradeDecision(decision_id=7, instrument=inst, side=Side.BUY, intent=Intent.OPEN,
                       reason=1, quantity=0.1, reference_price=100.0, max_slippage_bps=50, created_at_ns=1,
                       expires_at_ns=2, market_ts_ns=1)  # fmt: skip
     j.record_decision(d, 1)
-    conf = ExecutionConfirmation(decision_id=7, seq=1, instrument=d.instrument, side=Side.BUY, intent=Intent.OPEN,
-                                 status=Status.REJECTED, reject_code=RejectCode.GUARD, executed_qty=0.0, avg_price=0.0,
-                                 fee=0.0, executed_at_ns=0)  # fmt: skip
-    j.record_outcome(conf, None, b"")
+    conf = ExecutionConfirmation(decision_id=7, seq=1, instrument=inst, side=Side.BUY, intent=Intent.OPEN,
+                                 status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=0.1, avg_price=100.0,
+                                 fee=0.01, executed_at_ns=5)  # fmt: skip
+    j.record_outcome(conf, Fill(7, inst, Side.BUY, 0.1, 100.0, 0.01, 5), b"paper-7")
     j.close()
-    with sqlite3.connect(path) as db:  # back to schema 3, as an executor before issue #14 wrote it
-        db.execute("ALTER TABLE confirmations DROP COLUMN reconciled")
-        db.execute("DROP TABLE reconciliations")
-        db.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
-    check_journal(path, venue="paper", starting_cash=1000.0)  # a schema-3 journal passes the pre-check
+    db = sqlite3.connect(path)
+    with db:  # back to the old schema, as an executor before issue #15 (and #14) wrote it
+        db.execute("ALTER TABLE fills DROP COLUMN fee_native")
+        db.execute("DROP TABLE swaps")
+        if old == 3:
+            db.execute("ALTER TABLE confirmations DROP COLUMN reconciled")
+            db.execute("DROP TABLE reconciliations")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (old,))
+    db.close()
+    check_journal(path, venue="paper", starting_cash=1000.0)  # an older journal passes the pre-check
     again = Journal(path, starting_cash=1000.0, venue="paper")
     try:
         assert again.confirmation_for(7) == conf and not again.confirmation_for(7).reconciled
+        assert list(again.fills()) == [Fill(7, inst, Side.BUY, 0.1, 100.0, 0.01, 5, 0)]
         assert again.next_action_id() == RECONCILE_ID_BASE + 1 and again.reconciliations() == []
+        assert again.swaps("any") == []
     finally:
         again.close()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 4
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 5
+    db.close()

@@ -135,6 +135,14 @@ class OrderReport:
             ``filled`` this keeps ``filled*avg_price + fee`` equal to the quote paid on a buy.
         stop_price: trigger price for a stop, else ``None``.
         updated_at_ns: the venue's last update (fill time for a fill), Unix ns; 0 if unknown.
+        venue_ref: the full venue reference as bytes when it is not ``venue_order_id`` in ASCII
+            (Solana: the transaction's 64 signature bytes, SPEC.md §5.2), else ``b""``.
+        fee_native: the fee as paid in the venue's native unit when not in quote (Solana: lamports;
+            ``fee`` is its quote value), else 0.
+        reject_code: why nothing (or not all) executed, when the venue's answer says (a Solana
+            transaction that landed with an instruction error), else ``NONE``; with ``fee`` != 0
+            and nothing filled, the executor confirms a failed execution that paid a fee
+            (protocol v5).
     """
 
     client_order_id: str
@@ -149,6 +157,9 @@ class OrderReport:
     fee: float
     stop_price: float | None = None
     updated_at_ns: int = 0
+    venue_ref: bytes = b""
+    fee_native: int = 0
+    reject_code: RejectCode = RejectCode.NONE
 
 
 @dataclass(frozen=True, slots=True)
