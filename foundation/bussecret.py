@@ -7,9 +7,7 @@ processes derive the same key whichever source each was given.
 
 from __future__ import annotations
 
-import os
 import secrets
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +17,7 @@ from protocol import Codec, derive_key
 
 from .atomicfile import write_atomic
 from .errors import ConfigError
+from .privatefile import read_private_file
 
 if TYPE_CHECKING:
     from .settings import CommonSettings
@@ -53,10 +52,6 @@ def write_secret_file(path: Path, secret: bytes) -> None:
 MIN_BUS_SECRET_BYTES = 32
 """Every bus secret, text or file, loopback included, is at least 256 bits: the BLAKE2b key
 strength (``derive_key`` makes a 32-byte key), and what ``tandem keygen`` writes."""
-
-_SECRET_FILE_MODE_MASK = 0o077
-"""Permission bits a key file must not have: any access by group or others (as ssh refuses a
-private key that has them, ``sshkey_perm_ok`` in OpenSSH's authfile.c)."""
 
 
 def decode_secret(text: str) -> bytes:
@@ -122,24 +117,9 @@ still fits many times over. Only this much (plus one byte, to tell) is ever read
 
 
 def _read_key_file(path: Path) -> bytes:
-    """The secret in ``path``, refused when it is not a regular file (a FIFO would block, a device
-    never end), is larger than :data:`MAX_KEY_FILE_BYTES`, or when group or others may read or write
-    it (checked on the open file, so the file checked is the file read)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO without a writer does not block
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise ConfigError(f"bus_secret_file: {path} is not a regular file")
-            if st.st_mode & _SECRET_FILE_MODE_MASK:
-                raise ConfigError(
-                    f"bus_secret_file: permissions {st.st_mode & 0o777:04o} for '{path}' are too open; chmod 600 it"
-                )
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"bus_secret_file: cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise ConfigError(f"bus_secret_file: {path} holds more than {MAX_KEY_FILE_BYTES} bytes: not a key file")
+    """The secret in ``path`` (:func:`~foundation.privatefile.read_private_file`: a regular file of at
+    most :data:`MAX_KEY_FILE_BYTES`, open to its owner only), decoded as text."""
+    data = read_private_file(path, setting="bus_secret_file", max_bytes=MAX_KEY_FILE_BYTES)
     try:
         return decode_secret(data.decode())
     except UnicodeDecodeError:
