@@ -141,7 +141,7 @@ class BrainSettings(CommonSettings):
         from protocol import Instrument
 
         return BrainConfig(
-            instrument=Instrument.symbol(self.instrument),
+            instrument=Instrument.parse(self.instrument),
             entry_fraction=self.entry_fraction,
             lot_size=self.lot_size,
             decision_ttl_ns=int(self.decision_ttl_s * 1e9),

@@ -168,6 +168,7 @@ class ExecutorCore:
         (anything with a ``reason``) for an OPEN about to execute, else ``None``; exits always pass."""
         self.log = structlog.get_logger("executor")
         venue.bind(ledger)  # a simulated venue keeps its account in the ledger; a real one ignores it
+        venue.keep_records(journal)  # the Solana venue journals each signed transaction before sending it
 
     @classmethod
     async def open(
@@ -327,8 +328,8 @@ class ExecutorCore:
             detail = f"{self.venue.name} order {report.client_order_id} ended {report.status} with nothing filled"
             status = Status.FAILED
             if report.reject_code is not RejectCode.NONE:  # the venue says why (a transaction that landed and failed)
-                code = report.reject_code
-                status = Status.REJECTED if report.status is OrderStatus.REJECTED else Status.FAILED
+                code = report.reject_code  # REJECTED with its reason; FAILED for funds, as a venue's refusal is
+                status = Status.FAILED if code is RejectCode.INSUFFICIENT_FUNDS else Status.REJECTED
             if report.fee != 0:  # a failed execution that paid a fee (protocol v5): journaled as a fee-only fill
                 fee_only = Fill(d.decision_id, d.instrument, report.side, 0.0, 0.0, report.fee,
                                 report.updated_at_ns or 1, report.fee_native)  # fmt: skip

@@ -616,15 +616,16 @@ class Journal:
         """
         r = record
         params = (r.client_order_id, r.attempt, r.signature, r.tx, r.last_valid_block_height, r.input_mint,
-                  r.output_mint, r.in_amount, r.out_amount, _i64(r.created_at_ns))  # fmt: skip
+                  r.output_mint, r.in_amount, r.out_amount, _i64(r.created_at_ns), _i64(r.market_ts_ns))  # fmt: skip
         self._write_sql(f"swap {r.signature} (order {r.client_order_id}, attempt {r.attempt})", INSERT_SWAP, params)
 
     def swaps(self, client_order_id: str) -> list[SwapRecord]:
         """The attempts of an order, by attempt number."""
         with _translated(self.path):
             rows = self._conn.execute(SELECT_SWAPS, (client_order_id,)).fetchall()
-        return [SwapRecord(coid, attempt, sig, bytes(tx), lvbh, imint, omint, ina, outa, _u64(at), SwapState(state),
-                           detail) for coid, attempt, sig, tx, lvbh, imint, omint, ina, outa, at, state, detail in rows]  # fmt: skip
+        return [SwapRecord(coid, attempt, sig, bytes(tx), lvbh, imint, omint, ina, outa, _u64(at), _u64(mts),
+                           SwapState(state), detail)
+                for coid, attempt, sig, tx, lvbh, imint, omint, ina, outa, at, mts, state, detail in rows]  # fmt: skip
 
     def mark_swap(self, signature: str, state: SwapState, detail: str = "") -> None:
         """Record what became of a journaled attempt.

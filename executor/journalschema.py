@@ -24,6 +24,7 @@ __all__ = [
     "INSERT_DONE_DECISION",
     "INSERT_FILL",
     "INSERT_RECONCILIATION",
+    "INSERT_SWAP",
     "MARK_DONE",
     "MAX_ACTION_ID",
     "MAX_SEQ",
@@ -37,7 +38,6 @@ __all__ = [
     "SELECT_DECISION",
     "SELECT_FILLS",
     "SELECT_IN_FLIGHT",
-    "INSERT_SWAP",
     "SELECT_SWAPS",
     "SWAP_COLS",
     "UPDATE_SWAP",
@@ -110,6 +110,7 @@ CREATE TABLE IF NOT EXISTS swaps (
     in_amount INTEGER NOT NULL,
     out_amount INTEGER NOT NULL,
     created_at_ns INTEGER NOT NULL,
+    market_ts_ns INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('signed', 'landed', 'failed', 'expired', 'refused')),
     detail TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (client_order_id, attempt)
@@ -151,11 +152,11 @@ SELECT_FILLS = (
 )
 INSERT_SWAP = (
     "INSERT INTO swaps (client_order_id, attempt, signature, tx, last_valid_block_height, input_mint, output_mint,"
-    " in_amount, out_amount, created_at_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'signed')"
+    " in_amount, out_amount, created_at_ns, market_ts_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'signed')"
 )
 SWAP_COLS = (
     "client_order_id, attempt, signature, tx, last_valid_block_height, input_mint, output_mint, in_amount,"
-    " out_amount, created_at_ns, state, detail"
+    " out_amount, created_at_ns, market_ts_ns, state, detail"
 )
 SELECT_SWAPS = f"SELECT {SWAP_COLS} FROM swaps WHERE client_order_id = ? ORDER BY attempt"
 UPDATE_SWAP = "UPDATE swaps SET state = ?, detail = ? WHERE signature = ?"

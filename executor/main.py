@@ -62,6 +62,8 @@ def build_venue(settings: ExecutorSettings) -> Venue:
             bars, instrument=Instrument.symbol(settings.instrument), fee_bps=settings.fee_bps,
             slippage_bps=settings.slippage_bps,
         )  # fmt: skip
+    if settings.venue in ("solana", "solana-emulator"):
+        return _solana_venue(settings)
     from .venue.ccxt_venue import CcxtVenue  # ccxt loads in ~1 s: only when it is used
 
     key, secret = settings.exchange_keys()
@@ -79,6 +81,51 @@ def build_venue(settings: ExecutorSettings) -> Venue:
         return venue
     config = {"apiKey": key, "secret": secret, "timeout": settings.order_timeout_ms}
     return CcxtVenue(settings.exchange, config, sandbox=settings.sandbox)
+
+
+def _solana_venue(settings: ExecutorSettings) -> Venue:
+    """The Solana venue (:mod:`executor.venue.solana`), or the same on a local cluster whose swap
+    service follows the replay clock (``solana-emulator``).
+
+    Raises:
+        ConfigError: the keypair file is unreadable, open to others or not a keypair; the API key
+            file is unreadable.
+    """
+    from .settings import check_solana_cluster
+    from .venue.errors import PermanentVenueError
+    from .venue.solana.jupiter import Jupiter
+    from .venue.solana.keys import load_keypair
+    from .venue.solana.rpc import Rpc
+    from .venue.solana.venue import SolanaVenue
+
+    assert settings.solana_keypair_file is not None  # check_venue
+    keypair = load_keypair(settings.solana_keypair_file)
+    emulated = settings.venue == "solana-emulator"
+    cluster = "localnet" if emulated else settings.solana_cluster
+
+    def check_cluster(genesis: str) -> None:
+        why = check_solana_cluster(genesis, cluster, live=settings.live)
+        if why is not None:
+            raise PermanentVenueError(why)
+
+    before_order = None
+    if emulated:
+        from .venue.replay_clock import advance_url_clock
+
+        before_order = advance_url_clock(f"http://127.0.0.1:{settings.emulator_port}/_emulator/advance")
+    timeout_s = settings.order_timeout_ms / 1000
+    venue = SolanaVenue(
+        rpc=Rpc(settings.solana_rpc_url, timeout_s=timeout_s),
+        jupiter=Jupiter(settings.swap_api_url, settings.price_api_url, api_key=settings.swap_api_key_value(),
+                        timeout_s=timeout_s),
+        keypair=keypair, base_mint=settings.instrument, quote_mint=settings.quote_mint,
+        priority_fee_micro_lamports=settings.priority_fee_micro_lamports,
+        compute_unit_limit=settings.compute_unit_limit, confirm_timeout_s=settings.solana_confirm_timeout_s,
+        poll_s=settings.solana_poll_s, lookup_wait_s=max(2 * settings.solana_poll_s, 1.0),
+        max_attempts=settings.solana_max_attempts, before_order=before_order, check_cluster=check_cluster,
+    )  # fmt: skip
+    venue.replay_clock = emulated  # the local swap service prices the bar at the decision's market time
+    return venue
 
 
 async def build_core(
@@ -151,7 +198,9 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
         if (backup := held.take_run_dir(settings, "executor", journal)) is not None:
             log.warning("journal_set_aside", journal=str(journal), backup=str(backup), reason="fresh_journal")
         metrics = ExecutorMetrics()
+        venue.metrics = metrics  # the Solana venue counts its sends and verdicts
         core = await build_core(settings, metrics, venue)
+        metrics.protective_supported.set(1 if core.protective else 0)
     except BaseException:
         if held is not None:
             held.close()

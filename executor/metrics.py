@@ -24,6 +24,13 @@ REPAIR_KINDS = ("stop_missing", "stop_short", "stop_extra")
 """``kind`` label values of the reconcile repair counters (:class:`executor.belief.MismatchKind`)."""
 GUARDS = ("kill_switch", "entries_paused", "max_notional", "cooldown", "open_orders")
 """``guard`` label values of entries refused by the belief guard (:class:`executor.controller.EntryGuard`)."""
+SOLANA_SEND_KINDS = ("first", "resend")
+"""``kind`` label values of Solana sends: the first (with preflight) and re-sends of the same bytes."""
+SOLANA_VERDICTS = ("landed", "failed", "expired", "refused", "pending")
+"""``verdict`` label values: what a Solana transaction came to (:mod:`executor.venue.solana.sender`)."""
+SOLANA_CALLS = ("getEpochInfo", "getSignatureStatuses", "getTransaction", "getTokenAccountBalance", "getBalance",
+                "quote", "swap", "price")  # fmt: skip
+"""``call`` label values of Solana RPC and Jupiter retries."""
 
 _PROCESSING_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
 EXIT_SLIPPAGE_BUCKETS = (-0.01, -0.0025, 0.0, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -170,6 +177,26 @@ class ExecutorMetrics:
             "Entries refused by the belief guard (REJECTED / BELIEF_GUARD), by guard (kill_switch, entries_paused, max_notional, cooldown, open_orders)",
             ["guard"], registry=r,
         )  # fmt: skip
+        # the venue's capabilities and the Solana venue (issue #15)
+        self.protective_supported = Gauge(
+            "tandem_executor_protective_stops_supported",
+            "1 when the venue holds protective stop orders; 0 (an AMM, Solana): positions are protected by the brain's exit plan alone",
+            registry=r,
+        )  # fmt: skip
+        self.solana_sends = Counter(
+            "tandem_executor_solana_sends_total",
+            "Solana transactions sent, by kind: first (with preflight) or resend (the same signed bytes)", ["kind"],
+            registry=r,
+        )  # fmt: skip
+        self.solana_verdicts = Counter(
+            "tandem_executor_solana_verdicts_total",
+            "What Solana transactions came to: landed, failed (landed with an error), expired, refused (preflight), pending (no conclusion yet)",
+            ["verdict"], registry=r,
+        )  # fmt: skip
+        self.solana_rpc_retries = Counter(
+            "tandem_executor_solana_rpc_retries_total", "Retries of Solana RPC and Jupiter calls (429, 5xx, timeouts), by call",
+            ["call"], registry=r,
+        )  # fmt: skip
         self._initialize_labels()
 
     def _initialize_labels(self) -> None:
@@ -190,3 +217,9 @@ class ExecutorMetrics:
             self.reconcile_repairs_skipped.labels(kind)
         for guard in GUARDS:
             self.guard_refusals.labels(guard)
+        for kind in SOLANA_SEND_KINDS:
+            self.solana_sends.labels(kind)
+        for verdict in SOLANA_VERDICTS:
+            self.solana_verdicts.labels(verdict)
+        for call in SOLANA_CALLS:
+            self.solana_rpc_retries.labels(call)

@@ -168,6 +168,7 @@ def decision_order(d: TradeDecision, client_order_id: str, typ: OrderType, *, gu
         client_order_id=client_order_id, decision_id=d.decision_id, symbol=str(d.instrument), side=d.side, type=typ,
         amount=d.quantity, price=limit, market_ts_ns=d.market_ts_ns, reference_price=d.reference_price,
         max_slippage_bps=d.max_slippage_bps if guarded else NO_SLIPPAGE_BOUND_BPS, owner=CORE,
+        expires_at_ns=d.expires_at_ns,
     )  # fmt: skip
 
 

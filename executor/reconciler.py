@@ -308,7 +308,7 @@ class Reconciler:
         """Journal a ledger correction as a reconciled fill and confirmation, then apply it."""
         core = self.core
         action_id = core.journal.next_action_id()
-        instrument = Instrument.symbol(symbol)
+        instrument = Instrument.parse(symbol)
         fill = Fill(action_id, instrument, side, qty, price, 0.0, now_ns)
         conf = ExecutionConfirmation(
             decision_id=action_id, seq=core.journal.next_seq(), instrument=instrument, side=side, intent=intent,

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from protocol import Instrument, LocalProtocolError
+
 from .errors import ConfigError
 from .runtime import describe_validation_error, parse_address
 
@@ -40,7 +42,8 @@ class CommonSettings(BaseSettings):
 
     data: Path | None = Field(None, description="OHLCV CSV to replay (default: the bundled FTX BTC-PERP month)")
     bars: int | None = Field(None, ge=1, description="replay only the first N bars of the data")
-    instrument: str = Field("BTC-PERP", min_length=1, max_length=32, description="symbol traded")
+    instrument: str = Field("BTC-PERP", min_length=1, max_length=44,
+                            description="what is traded: an exchange symbol (BTC/USDT) or a Solana mint (base58)")
     starting_cash: float = Field(10_000.0, gt=0, description="paper account starting cash, quote currency")
     decision_addr: str = Field("127.0.0.1:45110", description="host:port the executor listens on for decisions")
     confirm_addr: str = Field("127.0.0.1:45115", description="host:port the brain listens on for confirmations")
@@ -103,6 +106,10 @@ class CommonSettings(BaseSettings):
     def _ascii(cls, value: str) -> str:
         if not value.isascii() or not value.isprintable() or " " in value:
             raise ValueError("must be printable ASCII without spaces")
+        try:
+            Instrument.parse(value)
+        except LocalProtocolError as exc:
+            raise ValueError(f"neither a symbol of at most 32 bytes nor a base58 mint: {exc}") from None
         return value
 
 

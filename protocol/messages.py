@@ -103,6 +103,25 @@ class Instrument:
                 raise LocalProtocolError(f"invalid base58 mint address {address!r}: {exc}") from None
         return cls(InstrumentKind.MINT, address)
 
+    @classmethod
+    def parse(cls, text: str) -> Instrument:
+        """An instrument from its text: a Solana mint when ``text`` is base58 of exactly 32 bytes
+        (a mint address, 32..44 characters), else an exchange symbol. No exchange symbol is 32
+        bytes of base58 — ``/``, ``-``, ``:`` and ``_`` are not base58 digits, and a base58 text of
+        32 bytes is at least 32 characters long.
+
+        Raises:
+            LocalProtocolError: neither a mint nor a valid symbol.
+        """
+        if 32 <= len(text) <= 44:
+            from solders.pubkey import Pubkey
+
+            try:
+                return cls(InstrumentKind.MINT, bytes(Pubkey.from_string(text)))
+            except ValueError:
+                pass
+        return cls.symbol(text)
+
     def __str__(self) -> str:
         if self.kind is InstrumentKind.SYMBOL:
             return self.value.decode("ascii")

@@ -69,14 +69,14 @@ def test_fee_only_and_native_fills_fold_back_from_the_journal(tmp_path: Path) ->
 
 def test_swap_attempts_are_journaled_once_and_marked(tmp_path: Path) -> None:
     j = Journal(tmp_path / "executor.sqlite", starting_cash=1_000.0, venue="paper")
-    first = SwapRecord("tdabc-1e", 1, "sig1", b"\x01\x02", 150, "in", "out", 100, 7, 42)
+    first = SwapRecord("tdabc-1e", 1, "sig1", b"\x01\x02", 150, "in", "out", 100, 7, 42, 40)
     j.record_swap(first)
     with pytest.raises(JournalConflict):
         j.record_swap(first)  # the same attempt twice
     with pytest.raises(JournalConflict):
-        j.record_swap(SwapRecord("tdabc-1e", 2, "sig1", b"\x03", 300, "in", "out", 100, 7, 43))  # same signature
+        j.record_swap(SwapRecord("tdabc-1e", 2, "sig1", b"\x03", 300, "in", "out", 100, 7, 43, 40))  # same signature
     j.mark_swap("sig1", SwapState.EXPIRED, "height 151 > 150, no status")
-    j.record_swap(SwapRecord("tdabc-1e", 2, "sig2", b"\x03", 300, "in", "out", 100, 7, 43))
+    j.record_swap(SwapRecord("tdabc-1e", 2, "sig2", b"\x03", 300, "in", "out", 100, 7, 43, 40))
     got = j.swaps("tdabc-1e")
     assert [(r.attempt, r.state, r.tx) for r in got] == [(1, SwapState.EXPIRED, b"\x01\x02"), (2, SwapState.SIGNED, b"\x03")]
     assert got[0].detail == "height 151 > 150, no status" and j.swaps("other") == []

@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from protocol import RejectCode, Side
 
@@ -102,6 +102,9 @@ class OrderRequest:
         max_slippage_bps: refuse a fill worse than ``reference_price`` by more than this.
         owner: the module placing it (:data:`CORE`, :data:`GATEWAY`); protective orders must come
             from the gateway.
+        expires_at_ns: the decision's expiry, Unix ns (0: none given). A venue that may have to
+            build a second execution for the order (Solana, after a transaction expired unlanded)
+            builds none after it.
     """
 
     client_order_id: str
@@ -117,6 +120,7 @@ class OrderRequest:
     reference_price: float = 0.0
     max_slippage_bps: int = 10_000
     owner: str = CORE
+    expires_at_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +223,11 @@ class Venue(abc.ABC):
     def bind(self, ledger: Ledger) -> None:
         """Keep the account's balances in the executor's ``ledger`` — a simulated venue (paper)
         does; a real venue holds its own. Default: nothing to do."""
+
+    def keep_records(self, store: Any) -> None:
+        """Keep the venue's own exactly-once records in ``store`` (the executor journal) — the
+        Solana venue journals each signed transaction before sending it
+        (:class:`~executor.venue.solana.records.SwapStore`). Default: nothing to keep."""
 
     @abc.abstractmethod
     def lists(self, symbol: str) -> bool:

@@ -22,7 +22,7 @@ from foundation.exchange_session import binance_signature
 from .base import OrderRequest
 from .errors import TemporaryVenueError
 
-__all__ = ["ADVANCE_URL", "clock_sync"]
+__all__ = ["ADVANCE_URL", "advance_url_clock", "clock_sync"]
 
 ADVANCE_URL = "https://api.binance.com/_emulator/advance"
 
@@ -49,6 +49,32 @@ def clock_sync(session: aiohttp.ClientSession, api_key: str, secret: str) -> Cal
             raise TemporaryVenueError(f"emulator clock to {ts_ms}: {type(exc).__name__}: {exc}") from exc
         if resp.status != 200:
             raise TemporaryVenueError(f"emulator clock to {ts_ms}: HTTP {resp.status} {body}")
+        last = max(last, int(body.get("clock_ms", ts_ms)))
+
+    return advance
+
+
+def advance_url_clock(url: str) -> Callable[[OrderRequest], Awaitable[None]]:
+    """A ``before_order`` hook for a local venue whose clock is moved by an unsigned loopback call:
+    ``POST {url}?ts_ms=N`` answered ``{"clock_ms": ...}`` (the local Solana cluster's swap service).
+
+    The hook raises :class:`TemporaryVenueError` when it cannot be reached or refuses.
+    """
+    last = 0
+
+    async def advance(req: OrderRequest) -> None:
+        nonlocal last
+        ts_ms = req.market_ts_ns // 1_000_000
+        if ts_ms <= last:
+            return
+        try:  # a session per move: nothing left open when the venue closes
+            async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+                        session.post(url, params={"ts_ms": str(ts_ms)}) as resp):  # fmt: skip
+                body: Any = await resp.json(content_type=None)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            raise TemporaryVenueError(f"local clock to {ts_ms}: {type(exc).__name__}: {exc}") from exc
+        if resp.status != 200 or not isinstance(body, dict):
+            raise TemporaryVenueError(f"local clock to {ts_ms}: HTTP {resp.status} {body}")
         last = max(last, int(body.get("clock_ms", ts_ms)))
 
     return advance

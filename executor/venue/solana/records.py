@@ -59,6 +59,7 @@ class SwapRecord:
         input_mint, output_mint: base58 mints swapped from and to.
         in_amount, out_amount: raw token units of the quote (out is what the quote promised).
         created_at_ns: wall clock when it was signed, Unix ns.
+        market_ts_ns: the decision's market time (a replay venue's fill time), Unix ns.
         state: see :class:`SwapState`.
         detail: why it ended as it did (an error text), else ``""``.
     """
@@ -73,6 +74,7 @@ class SwapRecord:
     in_amount: int
     out_amount: int
     created_at_ns: int
+    market_ts_ns: int
     state: SwapState = SwapState.SIGNED
     detail: str = ""
 
