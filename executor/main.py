@@ -162,9 +162,14 @@ async def build_core(
 
 
 def ledger_snapshot(core: ExecutorCore) -> dict[str, Any]:
-    """The ledger as plain values: cash and positions (base units, average cost)."""
+    """The ledger as plain values: cash and positions (base units, average cost); with fees paid in
+    another asset (Solana), the quote balance the venue should hold and those fees (lamports, and
+    their quote value)."""
     return {
         "cash": core.ledger.cash,
+        "quote_balance": core.ledger.quote_balance,
+        "native_fees": core.ledger.native_fees,
+        "native_fees_quote": core.ledger.native_fees_quote,
         "positions": {str(i): {"quantity": p.qty, "avg_cost": p.avg_cost} for i, p in core.ledger.positions().items()},
     }
 
