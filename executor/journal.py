@@ -85,6 +85,7 @@ from .journalschema import (
     SELECT_DECISION,
     SELECT_FILLS,
     SELECT_IN_FLIGHT,
+    SELECT_SWAP_BY_SIGNATURE,
     SELECT_SWAPS,
     UPDATE_SWAP,
 )
@@ -271,6 +272,12 @@ def _decision_row(row: tuple) -> JournaledDecision:
     decision = TradeDecision.from_columns((_u64(did), Instrument(kind, instr), side, intent, reason, qty, ref, slip,
                                            _u64(created), _u64(expires), _u64(market), stop))  # fmt: skip
     return JournaledDecision(decision, _u64(received), state)
+
+
+def _swap_row(row: tuple) -> SwapRecord:
+    coid, attempt, sig, tx, lvbh, imint, omint, ina, outa, at, mts, state, detail = row
+    return SwapRecord(coid, attempt, sig, bytes(tx), lvbh, imint, omint, ina, outa, _u64(at), _u64(mts),
+                      SwapState(state), detail)  # fmt: skip
 
 
 def _confirmation_row(row: tuple) -> ExecutionConfirmation:
@@ -623,9 +630,13 @@ class Journal:
         """The attempts of an order, by attempt number."""
         with _translated(self.path):
             rows = self._conn.execute(SELECT_SWAPS, (client_order_id,)).fetchall()
-        return [SwapRecord(coid, attempt, sig, bytes(tx), lvbh, imint, omint, ina, outa, _u64(at), _u64(mts),
-                           SwapState(state), detail)
-                for coid, attempt, sig, tx, lvbh, imint, omint, ina, outa, at, mts, state, detail in rows]  # fmt: skip
+        return [_swap_row(row) for row in rows]
+
+    def swap_by_signature(self, signature: str) -> SwapRecord | None:
+        """The attempt with this signature, of whichever order, or ``None``."""
+        with _translated(self.path):
+            row = self._conn.execute(SELECT_SWAP_BY_SIGNATURE, (signature,)).fetchone()
+        return None if row is None else _swap_row(row)
 
     def mark_swap(self, signature: str, state: SwapState, detail: str = "") -> None:
         """Record what became of a journaled attempt.

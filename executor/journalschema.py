@@ -39,6 +39,7 @@ __all__ = [
     "SELECT_FILLS",
     "SELECT_IN_FLIGHT",
     "SELECT_SWAPS",
+    "SELECT_SWAP_BY_SIGNATURE",
     "SWAP_COLS",
     "UPDATE_SWAP",
 ]
@@ -159,6 +160,7 @@ SWAP_COLS = (
     " out_amount, created_at_ns, market_ts_ns, state, detail"
 )
 SELECT_SWAPS = f"SELECT {SWAP_COLS} FROM swaps WHERE client_order_id = ? ORDER BY attempt"
+SELECT_SWAP_BY_SIGNATURE = f"SELECT {SWAP_COLS} FROM swaps WHERE signature = ?"
 UPDATE_SWAP = "UPDATE swaps SET state = ?, detail = ? WHERE signature = ?"
 INSERT_CONFIRMATION = (
     "INSERT INTO confirmations (seq, decision_id, instrument_kind, instrument, side, intent, status,"

@@ -100,16 +100,24 @@ def test_a_swap_that_moved_another_token_is_refused() -> None:
         swap_fill(Meta([_balance(1, other, ME, 5, 0)], [_balance(1, other, ME, 0, 0)], 5_000), ME, BASE, QUOTE)
 
 
-@pytest.mark.parametrize(("err", "programs", "code"), [
+MINE, THEIRS = frozenset({ME, "x"}), frozenset({MAKER, "y"})
+
+
+@pytest.mark.parametrize(("err", "instructions", "code"), [
     (TransactionErrorFieldless.InsufficientFundsForFee, [], RejectCode.INSUFFICIENT_FUNDS),
-    (TransactionErrorInstructionError(2, InstructionErrorCustom(1)), [COMPUTE, COMPUTE, TOKEN], RejectCode.INSUFFICIENT_FUNDS),
-    (TransactionErrorInstructionError(1, InstructionErrorCustom(6001)), [COMPUTE, JUPITER_PROGRAM], RejectCode.SLIPPAGE_EXCEEDED),
-    (TransactionErrorInstructionError(1, InstructionErrorCustom(4)), [COMPUTE, TOKEN], RejectCode.VENUE_ERROR),
-    (TransactionErrorInstructionError(7, InstructionErrorCustom(1)), [TOKEN], RejectCode.VENUE_ERROR),  # no such index
-    (TransactionErrorFieldless.AccountInUse, [TOKEN], RejectCode.VENUE_ERROR),
+    (TransactionErrorInstructionError(2, InstructionErrorCustom(1)),
+     [(COMPUTE, frozenset()), (TOKEN, THEIRS), (TOKEN, MINE)], RejectCode.INSUFFICIENT_FUNDS),
+    (TransactionErrorInstructionError(1, InstructionErrorCustom(1)),  # the counterparty's shortfall
+     [(TOKEN, MINE), (TOKEN, THEIRS)], RejectCode.VENUE_ERROR),
+    (TransactionErrorInstructionError(1, InstructionErrorCustom(6001)),
+     [(COMPUTE, frozenset()), (JUPITER_PROGRAM, MINE)], RejectCode.SLIPPAGE_EXCEEDED),
+    (TransactionErrorInstructionError(1, InstructionErrorCustom(4)), [(COMPUTE, frozenset()), (TOKEN, MINE)],
+     RejectCode.VENUE_ERROR),
+    (TransactionErrorInstructionError(7, InstructionErrorCustom(1)), [(TOKEN, MINE)], RejectCode.VENUE_ERROR),
+    (TransactionErrorFieldless.AccountInUse, [(TOKEN, MINE)], RejectCode.VENUE_ERROR),
 ])  # fmt: skip
-def test_reject_codes(err: object, programs: list[str], code: RejectCode) -> None:
-    assert reject_code(err, programs) is code
+def test_reject_codes(err: object, instructions: list[tuple[str, frozenset[str]]], code: RejectCode) -> None:
+    assert reject_code(err, instructions, ME) is code
 
 
 def test_a_keypair_file_is_read_only_when_private_and_well_formed(tmp_path: Path) -> None:

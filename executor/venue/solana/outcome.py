@@ -24,7 +24,8 @@ average price. The network fee is ``meta.fee`` (lamports, paid by the fee payer)
 
 **Reject codes** (:func:`reject_code`), for a transaction refused at preflight or landed with an
 error: the SPL Token program's ``InsufficientFunds`` (custom error 1, spl-token
-``TokenError::InsufficientFunds``) and the runtime's ``InsufficientFundsForFee`` /
+``TokenError::InsufficientFunds``) in an instruction our wallet takes part in (it moves our
+tokens; the counterparty's shortfall is not ours) and the runtime's ``InsufficientFundsForFee`` /
 ``InsufficientFundsForRent`` → ``INSUFFICIENT_FUNDS``; Jupiter's ``SlippageToleranceExceeded``
 (custom error 6001 of program ``JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4``, from its IDL) →
 ``SLIPPAGE_EXCEEDED``; anything else → ``VENUE_ERROR``.
@@ -155,22 +156,24 @@ def swap_fill(meta: Any, owner: str, base_mint: str, quote_mint: str) -> SwapFil
     return SwapFill(deltas.get(base_mint, 0), deltas.get(quote_mint, 0), int(meta.fee))
 
 
-def reject_code(err: Any, program_ids: list[str]) -> RejectCode:
+def reject_code(err: Any, instructions: list[tuple[str, frozenset[str]]], wallet: str) -> RejectCode:
     """The reject code of a transaction error (module docstring).
 
     Args:
         err: a solders ``TransactionError`` (a fieldless enum, or ``TransactionErrorInstructionError``).
-        program_ids: the program id of each of the transaction's instructions, in order.
+        instructions: each instruction of the transaction, in order: its program id and the
+            addresses of its accounts (base58).
+        wallet: our wallet's address.
     """
     if _name(err) in _FUNDS_ERRORS:
         return RejectCode.INSUFFICIENT_FUNDS
     index = getattr(err, "index", None)
     code = getattr(getattr(err, "err", None), "code", None)
-    if index is None or code is None or not 0 <= index < len(program_ids):
+    if index is None or code is None or not 0 <= index < len(instructions):
         return RejectCode.VENUE_ERROR
-    program = program_ids[index]
+    program, accounts = instructions[index]
     if program in TOKEN_PROGRAMS and code == TOKEN_INSUFFICIENT_FUNDS:
-        return RejectCode.INSUFFICIENT_FUNDS
+        return RejectCode.INSUFFICIENT_FUNDS if wallet in accounts else RejectCode.VENUE_ERROR
     if program == JUPITER_PROGRAM and code == JUPITER_SLIPPAGE_ERROR:
         return RejectCode.SLIPPAGE_EXCEEDED
     return RejectCode.VENUE_ERROR

@@ -92,5 +92,8 @@ class SwapStore(Protocol):
     def swaps(self, client_order_id: str) -> list[SwapRecord]:
         """Every attempt of an order, by attempt number."""
 
+    def swap_by_signature(self, signature: str) -> SwapRecord | None:
+        """The attempt with this signature, of whichever order, or ``None``."""
+
     def mark_swap(self, signature: str, state: SwapState, detail: str = "") -> None:
         """Record what became of an attempt."""

@@ -13,7 +13,10 @@ signed with the wallet's keypair, sent through solana-py — each order landing 
   compute-unit limit is within ``compute_unit_limit`` and its compute-unit price within the
   priority fee asked for, and every other signature it carries verifies;
 - signed, **journaled** (:class:`~.records.SwapRecord`, state ``signed``), then sent and driven to
-  a verdict by :class:`~.sender.Sender`;
+  a verdict by :class:`~.sender.Sender`. The same swap under the same blockhash is byte for byte
+  the same transaction — for a second order it would be taken for the first (``AlreadyProcessed``)
+  and one landing counted twice — so a transaction whose signature the journal already holds is
+  never sent: the venue fetches the swap again once a block has passed;
 - the fill is read from the landed transaction (:func:`.outcome.swap_fill`): base received or
   given, quote paid or received, their ratio the price; the network fee (lamports) is reported in
   quote currency at the SOL price of the Price API, and as ``fee_native``.
@@ -45,6 +48,7 @@ quote currency, ``fee_native`` in lamports.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
 import time
@@ -79,6 +83,9 @@ COMPUTE_BUDGET_PROGRAM = "ComputeBudget111111111111111111111111111111"
 """Its instructions: 2 = SetComputeUnitLimit(u32), 3 = SetComputeUnitPrice(u64 micro-lamports)."""
 _FEE_PRICE_TTL_S = 60.0
 """How long a SOL price fetched for fee conversion is reused, seconds."""
+_SIGNATURE_CLASH_RETRIES = 20
+"""Swap transactions fetched at most for one attempt while each repeats an earlier order's
+signature (a block passes between two)."""
 
 
 class SolanaVenue(Venue):
@@ -223,7 +230,7 @@ class SolanaVenue(Venue):
             if isinstance(verdict, Landed):
                 return await self._report(rec, request)
             if isinstance(verdict, Refused):
-                code = reject_code(verdict.err, _program_ids(VersionedTransaction.from_bytes(rec.tx)))
+                code = reject_code(verdict.err, _instructions(VersionedTransaction.from_bytes(rec.tx)), self.wallet)
                 status = Status.FAILED if code is RejectCode.INSUFFICIENT_FUNDS else Status.REJECTED
                 raise PermanentVenueError(f"solana: refused at preflight: {verdict.message[:300]}", code, status)
             if isinstance(verdict, Pending):
@@ -248,9 +255,20 @@ class SolanaVenue(Venue):
         slippage = max(0, min(int(req.max_slippage_bps), 10_000))
         quote = await self._call("quote", lambda: self.jupiter.quote(pair[0], pair[1], amount, slippage))
         self._check_quote(req, quote)
-        swap = await self._call("swap", lambda: self.jupiter.swap(quote, self.wallet,
-                                                                   cu_price_micro_lamports=self.priority_fee))  # fmt: skip
-        signed = self._sign(swap.tx)
+        store, _ = self._records()
+        for _ in range(_SIGNATURE_CLASH_RETRIES):
+            swap = await self._call("swap", lambda: self.jupiter.swap(quote, self.wallet,
+                                                                       cu_price_micro_lamports=self.priority_fee))  # fmt: skip
+            signed = self._sign(swap.tx)
+            if store.swap_by_signature(str(signed.signatures[0])) is None:
+                break
+            # The same swap under the same blockhash is the same transaction: sent for a second
+            # order it would be taken for the first (AlreadyProcessed). Wait for another blockhash.
+            self.log.info("swap_signature_clash", signature=str(signed.signatures[0]), client_order_id=req.client_order_id)
+            await asyncio.sleep(self.poll_s)
+        else:
+            raise TemporaryVenueError(f"solana: the swap for {req.client_order_id} kept the signature of an earlier "
+                                      "order (the same blockhash); nothing sent")  # fmt: skip
         return SwapRecord(req.client_order_id, attempt, str(signed.signatures[0]), bytes(signed),
                           swap.last_valid_block_height, quote.input_mint, quote.output_mint, quote.in_amount,
                           quote.out_amount, time.time_ns(), req.market_ts_ns)  # fmt: skip
@@ -285,7 +303,7 @@ class SolanaVenue(Venue):
         if not keys or keys[0] != me:
             raise PermanentVenueError(f"solana: the swap transaction's fee payer is {keys[0] if keys else None}, "
                                       f"not the wallet {me}")  # fmt: skip
-        for program, data in zip(_program_ids(tx), (bytes(ix.data) for ix in msg.instructions), strict=True):
+        for (program, _), data in zip(_instructions(tx), (bytes(ix.data) for ix in msg.instructions), strict=True):
             if program != COMPUTE_BUDGET_PROGRAM or not data:
                 continue
             if data[0] == 2 and len(data) >= 5 and struct.unpack_from("<I", data, 1)[0] > self.compute_unit_limit:
@@ -319,7 +337,7 @@ class SolanaVenue(Venue):
         typ = req.type if req is not None else OrderType.MARKET
         amount = req.amount if req is not None else fill.quantity(self.base_decimals)
         if meta.err is not None:
-            code = reject_code(meta.err, _program_ids(VersionedTransaction.from_bytes(rec.tx)))
+            code = reject_code(meta.err, _instructions(VersionedTransaction.from_bytes(rec.tx)), self.wallet)
             return OrderReport(rec.client_order_id, rec.signature, self.base_mint, side, typ, OrderStatus.REJECTED,
                                amount, 0.0, 0.0, fee, updated_at_ns=at_ns, venue_ref=bytes(signature),
                                fee_native=fill.fee_lamports, reject_code=code)  # fmt: skip
@@ -412,7 +430,9 @@ class SolanaVenue(Venue):
         return await self.policy.call(fn, what=what, log=self.log, on_retry=on_retry)
 
 
-def _program_ids(tx: VersionedTransaction) -> list[str]:
-    """The program id of each instruction of ``tx``, in order (program ids are static keys)."""
+def _instructions(tx: VersionedTransaction) -> list[tuple[str, frozenset[str]]]:
+    """Each instruction of ``tx``, in order: its program id and its (static) accounts' addresses.
+    Program ids and signers are always static keys; accounts from lookup tables are left out."""
     keys = list(tx.message.account_keys)
-    return [str(keys[ix.program_id_index]) for ix in tx.message.instructions]
+    return [(str(keys[ix.program_id_index]), frozenset(str(keys[i]) for i in bytes(ix.accounts) if i < len(keys)))
+            for ix in tx.message.instructions]  # fmt: skip
