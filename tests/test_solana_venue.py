@@ -29,7 +29,16 @@ from executor.venue.solana.records import SwapState
 from executor.venue.solana.rpc import Rpc
 from executor.venue.solana.venue import SolanaVenue
 from foundation.barcsv import bundled_path, load_bars
-from protocol import DecisionReason, ExecutionConfirmation, Instrument, Intent, RejectCode, Side, Status, TradeDecision
+from protocol import (
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    Intent,
+    RejectCode,
+    Side,
+    Status,
+    TradeDecision,
+)
 from testbed.solana import BASE_MINT, QUOTE_MINT, LocalCluster
 
 BARS = load_bars(bundled_path(), limit=200)
