@@ -8,6 +8,12 @@ and a fresh bus secret (``bus.key``, mode 0600); start
 replayed the data, stop the executor (SIGTERM), compare the brain's positions with the executor's
 ledger, and print the report. Logs go to ``brain.log`` and ``executor.log`` in the run directory.
 
+``--venue solana-emulator`` trades the bars as an SPL token against USDC on a local Solana cluster
+(:mod:`testbed.solana_local`): the executor's Solana venue quotes, signs and sends real
+transactions through solana-py to a LiteSVM cluster and a Jupiter-shaped swap service that prices
+the same bars; no stop rests on an AMM, so the brain's exit plan alone protects positions; at the
+end the token, USDC and SOL balances on the cluster are reconciled with the executor's ledger.
+
 ``--venue binance-emulator`` puts the real ccxt client and a local Binance between the executor and
 the market (:mod:`testbed.emulated`): the emulator replays the same bars as a third process, the
 executor trades through ``ccxt.async_support`` over HTTPS on loopback with protective stops on the
@@ -72,8 +78,9 @@ class PaperSettings(BrainSettings):
     slippage_bps: float = Field(2.0, ge=0, lt=10_000, description="paper fills move against the trader by this, bps")
     journal_synchronous: Literal["NORMAL", "FULL"] = Field("NORMAL", description="executor journal SQLite synchronous")
     executor_metrics_port: int = Field(9102, ge=-1, le=65535, description="executor Prometheus port (-1 = off)")
-    venue: Literal["paper", "binance-emulator"] = Field(
-        "paper", description="paper (the paper venue) or binance-emulator (ccxt against a local Binance)"
+    venue: Literal["paper", "binance-emulator", "solana-emulator"] = Field(
+        "paper", description="paper (the paper venue), binance-emulator (ccxt against a local Binance) or "
+        "solana-emulator (Jupiter-shaped swaps on a local Solana cluster)",
     )
     exchange: Literal["binanceusdm", "binance"] = Field(
         "binanceusdm", description="binance-emulator: binanceusdm (USDⓈ-M perpetual) or binance (spot)"
@@ -92,7 +99,7 @@ class PaperSettings(BrainSettings):
 
     @model_validator(mode="after")
     def _live_feed_needs_an_exchange(self) -> PaperSettings:
-        if self.feed == "live" and self.venue == "paper":
+        if self.feed == "live" and self.venue != "binance-emulator":
             raise ValueError("feed=live reads an exchange's kline stream: pass --venue binance-emulator (the local Binance)")
         return self
 
@@ -305,9 +312,10 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
         abs(brain_pos[k] - exe_pos[k]) <= 1e-9 * max(1.0, abs(exe_pos[k])) for k in exe_pos
     )
     report["venue"] = settings.venue if exchange is None else exchange.describe()
+    report["exchange_stops"] = bool(brain_extra.get("exchange_stops", False))
     if exchange is not None:
         if account is None:
-            raise RuntimeError(f"{settings.venue} exited mid-run; {run_dir / 'emulator.log'}")
+            raise RuntimeError(f"{settings.venue} exited mid-run; see its log in {run_dir}")
         rec = exchange.reconcile(account, ledger)
         report["exchange_reconciliation"] = rec
         _write_output(run_dir / "exchange-account.json", json.dumps(account, indent=2) + "\n")
@@ -376,9 +384,15 @@ def format_report(r: dict[str, Any]) -> str:
     if rec is not None:
         lines.append(
             f"  exchange account       {'agrees with the ledger' if rec['agrees'] else 'DISAGREES with the ledger'}"
-            f"  (balance {rec['exchange_cash']:,.6f} vs {rec['ledger_cash']:,.6f}, position {rec['exchange_position']:g}"
-            f" vs {rec['ledger_position']:g}, open orders {rec['open_orders']}, orphaned stops {len(rec['orphans'])})"
+            f"  (balance {rec['exchange_cash']:,.6f} vs {rec.get('ledger_quote_balance', rec['ledger_cash']):,.6f},"
+            f" position {rec['exchange_position']:g}"
+            f" vs {rec['ledger_position']:g}, open orders {rec['open_orders']}, orphaned stops {len(rec['orphans'])}"
+            + (f", SOL {rec['sol_lamports']:,} vs {rec['expected_sol_lamports']:,} lamports" if "sol_lamports" in rec else "")
+            + ")"
         )
+    if "exchange_stops" in r:
+        lines.append("  protective stops       " + ("on the exchange (the brain moves them)" if r["exchange_stops"] else
+                                                  "none on this venue: the brain's exit plan alone protects positions"))  # fmt: skip
     lines += [f"  WARNING                {w}" for w in r.get("warnings", [])]
     picture = r.get("run_report")
     if picture is not None:

@@ -65,6 +65,8 @@ class Figures(BaseModel):
     venue: str | None = None
     ledger_agrees: bool | None = None
     exchange_reconciliation: dict[str, Any] | None = None
+    exchange_stops: bool | None = None
+    """Whether protective stops rested on the exchange (else the brain's exit plan alone protected positions)."""
     wall_time_s: float | None = None
     belief_modes: list[tuple[str, str]] = []
     """The executor's belief mode over time, as the brain heard it: (bar close ISO UTC, mode) at each change."""

@@ -330,6 +330,9 @@ def _summary_rows(f: Figures, curve: Curve, instrument: str, trades: list[Trade]
         ok = bool(rec.get("agrees"))
         rows.append(("exchange account", "agrees with the ledger" if ok else "DISAGREES with the ledger",
                      "" if ok else "bad"))  # fmt: skip
+    if f.exchange_stops is not None:
+        rows.append(("protective stops", "on the exchange (the brain moves them)" if f.exchange_stops
+                     else "none on this venue: the brain's exit plan alone protects positions", ""))  # fmt: skip
     if f.belief_modes:
         changes = [f"{t} {m}" for t, m in f.belief_modes]
         text = f"{f.belief_modes[0][1]} throughout" if len(changes) == 1 else " → ".join(changes)

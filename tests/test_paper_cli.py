@@ -136,3 +136,32 @@ def test_paper_through_ccxt_and_the_binance_emulator(tmp_path: Path, exchange: s
     assert log.count('"event":"stop_placed"') >= report["trades"], "an entry filled without a stop on the exchange"
     account = json.loads((run_dir / "exchange-account.json").read_text())
     assert account, "the exchange account was not saved"
+
+
+def test_paper_through_solana_and_the_local_cluster(tmp_path: Path) -> None:
+    """The full cycle on Solana — brain → executor → Jupiter-shaped quote and swap → a signed
+    transaction through solana-py → the local cluster (LiteSVM, the real SPL Token program) →
+    fills read from the landed balances → confirmation → tracker — on 3,000 real bars, with the
+    token as a mint on the wire. The cluster's USDC, token and SOL balances equal the executor's
+    ledger; every decision landed one swap; the report says no stop rests on the AMM."""
+    from testbed.solana import BASE_MINT
+
+    run_dir = tmp_path / "solana"
+    proc = paper(run_dir, "--venue", "solana-emulator")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "exchange account       agrees" in proc.stdout
+    assert "protective stops       none on this venue: the brain's exit plan alone protects positions" in proc.stdout
+    report = json.loads((run_dir / "report.json").read_text())
+    rec = report["exchange_reconciliation"]
+    assert rec["agrees"] and rec["mismatches"] == [] and rec["sol_lamports"] == rec["expected_sol_lamports"]
+    assert report["instrument"] == str(BASE_MINT) and report["exchange_stops"] is False
+    filled = report["decisions_by_outcome"].get("FILLED", 0)
+    assert report["trades"] > 0 and filled >= 2 * report["trades"]
+    account = json.loads((run_dir / "exchange-account.json").read_text())
+    landed_ok = [r for r in account["landed"] if r["err"] is None]
+    assert len(landed_ok) == filled, "a decision landed other than exactly one swap"
+    ledger = json.loads((run_dir / "executor-ledger.json").read_text())
+    assert ledger["native_fees"] == sum(r["fee"] for r in account["landed"]) > 0
+    with (run_dir / "trades.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == report["trades"] and {r["instrument"] for r in rows} == {str(BASE_MINT)}
