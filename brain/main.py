@@ -141,7 +141,7 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
     feed = None
     if live:
         assert market is not None
-        feed = LiveFeed(market.exchange, settings.instrument, feed_settings(settings, strategy), metrics)
+        feed = LiveFeed(market.exchange, settings.market_symbol(), feed_settings(settings, strategy), metrics)
         try:
             await feed.start(since_ms=journal.feed_start_ms())
             if feed.first_ms is not None:

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from foundation.settings import CommonSettings
+from protocol import Instrument, InstrumentKind
 
 from .app import LinkSettings
 from .core import BrainConfig
@@ -70,6 +71,10 @@ class BrainSettings(CommonSettings):
     feed_until_ms: int = Field(
         0, ge=0, description="feed=live: stop after the bar opening at or after this Unix ms time (0 = run until SIGTERM)"
     )
+    feed_symbol: str = Field(
+        "", max_length=64, description="feed=live: the ccxt symbol whose klines price the instrument (default: the "
+        "instrument itself; a Solana mint needs one: the same asset on the exchange, e.g. BTC/USDT for wrapped BTC)",
+    )
     emulator_port: int = Field(0, ge=0, le=65535, description="feed=live on the local Binance: its port (tandem paper sets it)")
     emulator_ca: Path | None = Field(None, description="feed=live on the local Binance: its CA certificate (PEM)")
 
@@ -93,7 +98,14 @@ class BrainSettings(CommonSettings):
     def _live_feed(self) -> BrainSettings:
         if self.feed == "live" and (self.emulator_port == 0) != (self.emulator_ca is None):
             raise ValueError("emulator_port, emulator_ca: the local Binance needs both (tandem paper sets them)")
+        if self.feed == "live" and not self.feed_symbol and Instrument.parse(self.instrument).kind is InstrumentKind.MINT:
+            raise ValueError("feed_symbol: the instrument is a Solana mint, which no exchange streams klines for; set "
+                             "feed_symbol to the exchange's symbol of the same asset (e.g. BTC/USDT)")  # fmt: skip
         return self
+
+    def market_symbol(self) -> str:
+        """The ccxt symbol the live feed watches: ``feed_symbol``, else the instrument."""
+        return self.feed_symbol or self.instrument
 
     @model_validator(mode="after")
     def _retransmit_bounds(self) -> BrainSettings:
@@ -138,8 +150,6 @@ class BrainSettings(CommonSettings):
         return LinkSettings(self.retransmit_s, self.retransmit_max_s, self.heartbeat_s, self.silence_s)
 
     def brain_config(self) -> BrainConfig:
-        from protocol import Instrument
-
         return BrainConfig(
             instrument=Instrument.parse(self.instrument),
             entry_fraction=self.entry_fraction,

@@ -99,8 +99,9 @@ class PaperSettings(BrainSettings):
 
     @model_validator(mode="after")
     def _live_feed_needs_an_exchange(self) -> PaperSettings:
-        if self.feed == "live" and self.venue != "binance-emulator":
-            raise ValueError("feed=live reads an exchange's kline stream: pass --venue binance-emulator (the local Binance)")
+        if self.feed == "live" and self.venue == "paper":
+            raise ValueError("feed=live reads an exchange's kline stream: pass --venue binance-emulator (the local "
+                             "Binance) or solana-emulator (priced by the local Binance's stream)")  # fmt: skip
         return self
 
     def show_progress(self) -> bool:
@@ -243,15 +244,30 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     common: dict[str, Any] = {"run_dir": str(run_dir), "bus_secret_file": str(key)}
     exe_extra: dict[str, Any] = {}
     brain_extra: dict[str, Any] = {}
-    exchange = None
+    exchange = feed_source = None
     if settings.venue != "paper":  # a local exchange: its plugin (aiohttp's server, trustme) loads only when used
         venue_cls = local_venue(settings.venue)
         stream = _live_stream(settings) if settings.feed == "live" else None
-        exchange = venue_cls.start(run_dir, settings.data or bundled_path(), settings.bars, settings.starting_cash,
-                                   settings.exchange, stream=stream)  # fmt: skip
+        data = settings.data or bundled_path()
+        if stream is not None and settings.venue != "binance-emulator":
+            # a mint has no kline stream: the local Binance streams the same bars as the ccxt feed of
+            # the same asset (feed_symbol), and the venue trades the mint
+            feed_cls = local_venue("binance-emulator")
+            feed_source = feed_cls.start(run_dir, data, settings.bars, settings.starting_cash, settings.exchange,
+                                         stream=stream)  # fmt: skip
+        try:
+            exchange = venue_cls.start(run_dir, data, settings.bars, settings.starting_cash, settings.exchange,
+                                       stream=None if feed_source is not None else stream)  # fmt: skip
+        except BaseException:
+            if feed_source is not None:
+                feed_source.stop()
+            raise
         common["instrument"] = venue_cls.instrument(settings.exchange)
         exe_extra = exchange.executor_settings()
         brain_extra = exchange.brain_settings()
+        if feed_source is not None:
+            brain_extra |= feed_source.brain_settings() | {"exchange_stops": brain_extra.get("exchange_stops", False),
+                                                           "feed_symbol": feed_cls.instrument(settings.exchange)}  # fmt: skip
         if stream is not None:
             brain_extra |= _live_feed_settings(settings, stream)
     brain_extra["hold"] = False  # a holding brain would outlive its replay, and paper waits for it to exit
@@ -298,6 +314,8 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
                 executor.kill()
                 executor.wait()
         account = None
+        if feed_source is not None:
+            feed_source.stop()
         if exchange is not None:
             try:
                 account = exchange.account() if exchange.running() else None

@@ -1,8 +1,10 @@
 """``tandem parity``: the live feed against the replay of the same bars — the proof that a live
 session trades what a replay of the same bars trades.
 
-Two ``tandem paper`` sessions on the local Binance (``--venue binance-emulator``), each with the
-executor trading through the real ccxt client:
+Two ``tandem paper`` sessions on the local Binance (``--venue binance-emulator``, the executor
+trading through the real ccxt client), or on the local Solana cluster (``--venue solana-emulator``,
+the executor swapping a mint through solana-py, the live brain priced by the local Binance's
+stream of the same bars — the ccxt feed of the same asset):
 
 1. **replay** in ``run_dir/replay``: the brain reads the bars from the data file;
 2. **live** in ``run_dir/live``: the brain reads the same bars as the exchange streams them
@@ -44,9 +46,12 @@ __all__ = ["ParitySettings", "main", "run_parity"]
 
 
 class ParitySettings(PaperSettings):
-    """Paper settings for both sessions; the venue is the local Binance."""
+    """Paper settings for both sessions; the venue is a local one."""
 
-    venue: Literal["binance-emulator"] = Field("binance-emulator", description="the local Binance (both sessions)")
+    venue: Literal["binance-emulator", "solana-emulator"] = Field(  # type: ignore[assignment]
+        "binance-emulator", description="binance-emulator (the local Binance) or solana-emulator (the local Solana "
+        "cluster, priced live by the local Binance's stream), both sessions",
+    )
     run_dir: Path | None = Field(None, description="new output folder (default: runs/<UTC timestamp>-parity)")
     decision_addr: str = Field("127.0.0.1:45110", description="ignored: parity picks free loopback ports")
     confirm_addr: str = Field("127.0.0.1:45115", description="ignored: parity picks free loopback ports")

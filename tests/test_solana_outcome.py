@@ -154,3 +154,36 @@ def test_an_instrument_text_is_a_mint_or_a_symbol() -> None:
         assert Instrument.parse(symbol) == Instrument.symbol(symbol)
     with pytest.raises(LocalProtocolError):
         Instrument.parse("x" * 45)
+
+
+MINT_TEXT = "AMV25WH4hF6jB1q5GrtdEj7GLHfF2EnkVK56hjFmMRMr"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--venue=solana", f"--instrument={MINT_TEXT}"], "solana_rpc_url, solana_keypair_file: venue=solana needs both"),
+    (["--venue=solana", f"--instrument={MINT_TEXT}", "--solana-rpc-url=http://x", "--solana-keypair-file=k",
+      "--solana-cluster=mainnet-beta"], "mainnet-beta trades real money: pass --live"),
+    (["--venue=solana", f"--instrument={MINT_TEXT}", "--solana-rpc-url=http://x", "--solana-keypair-file=k", "--live"],
+     "--live trades real money on mainnet-beta, the settings say devnet"),
+    (["--venue=solana", "--instrument=BTC/USDT", "--solana-rpc-url=http://x", "--solana-keypair-file=k"],
+     "instrument: venue=solana trades a mint"),
+    (["--venue=solana-emulator", f"--instrument={MINT_TEXT}", "--solana-rpc-url=http://x", "--solana-keypair-file=k"],
+     "emulator_port: venue=solana-emulator needs"),
+])  # fmt: skip
+def test_unsafe_or_incomplete_solana_settings_are_refused(argv: list[str], message: str) -> None:
+    from executor.settings import ExecutorSettings
+    from foundation.settings import load_settings
+
+    settings = load_settings(ExecutorSettings, argv, "tandem executor")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        settings.check_venue()
+
+
+def test_a_live_feed_for_a_mint_needs_the_symbol_of_the_same_asset() -> None:
+    from brain.settings import BrainSettings
+    from foundation.settings import load_settings
+
+    with pytest.raises(ConfigError, match="feed_symbol: the instrument is a Solana mint"):
+        load_settings(BrainSettings, ["--feed=live", f"--instrument={MINT_TEXT}"], "tandem brain")
+    ok = load_settings(BrainSettings, ["--feed=live", f"--instrument={MINT_TEXT}", "--feed-symbol=BTC/USDT"], "tandem brain")
+    assert ok.market_symbol() == "BTC/USDT" and ok.brain_config().instrument == Instrument.mint(MINT_TEXT)
