@@ -42,7 +42,7 @@ from tandem.keygen import main as keygen_main
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS: dict[str, type[CommonSettings]] = {"executor": ExecutorSettings, "brain": BrainSettings}
 COMMANDS = {"executor": ["tandem", "executor"], "brain": ["tandem", "brain"]}
-MODES = ("paper", "live")
+MODES = ("paper", "live", "solana")
 LONG_RUNNING = ("executor", "brain", "prometheus", "grafana")
 RESTART = {
     "keygen": "no",
@@ -104,7 +104,7 @@ def env_files(service: dict[str, Any], mode: str) -> list[Path]:
     paths = []
     for entry in entries:
         path = ROOT / interpolate(entry if isinstance(entry, str) else entry["path"], {"TANDEM_MODE": mode})
-        paths.append(path.with_name("live.env.example") if path.name == "live.env" else path)
+        paths.append(path.with_name(path.name + ".example") if path.name in ("live.env", "solana.env") else path)
     return paths
 
 
@@ -289,6 +289,22 @@ def test_live_mode_is_ccxt_testnet_refused_only_for_the_placeholder_keys(setting
     brain = settings_of("brain", "live")
     assert brain.instrument == executor.instrument and "/" in brain.instrument  # a ccxt symbol
     assert brain.exchange_stops is True
+
+
+def test_solana_mode_is_devnet_with_a_keypair_in_the_secrets_volume(settings_of: Any) -> None:
+    """solana.env.example: the Solana venue on devnet (mainnet-beta would need --live), the keypair
+    read from the read-only secrets volume, a mint as the instrument; the brain trades the same mint,
+    priced by the live feed of the same asset, with no stop on the AMM."""
+    executor = settings_of("executor", "solana")
+    assert executor.venue == "solana" and executor.solana_cluster == "devnet" and executor.live is False
+    assert executor.solana_keypair_file == Path("/secrets/solana-keypair.json")
+    executor.check_venue()
+    with pytest.raises(ConfigError, match="mainnet-beta trades real money"):
+        settings_of("executor", "solana", TANDEM_SOLANA_CLUSTER="mainnet-beta").check_venue()
+    settings_of("executor", "solana", TANDEM_SOLANA_CLUSTER="mainnet-beta", TANDEM_LIVE="true").check_venue()
+    brain = settings_of("brain", "solana")
+    assert brain.instrument == executor.instrument and brain.feed == "live" and brain.feed_symbol
+    assert brain.exchange_stops is False and brain.run_dir == Path("/data/solana")
 
 
 def test_live_env_example_mentions_tandem_live_and_holds_no_keys() -> None:
