@@ -95,6 +95,14 @@ class Rig:
         return bytes(full)
 
 
+def _note(what: str, rig: Rig, conf: ExecutionConfirmation, started: float) -> None:
+    """One line for the closing note (``pytest -s``): the fault, the outcome and what it took."""
+    attempts = [str(a.state) for a in rig.core.journal.swaps(rig.core.ids.order(conf.decision_id))]
+    sends = sum(rig.cl.state()["sends"].values())
+    print(f"SOLANA {what}: {conf.status.name}/{conf.reject_code.name}, attempts {attempts}, sends so far {sends}, "
+          f"landed {len(rig.cl.state()['landed'])}, fee {conf.fee:.6f}, {time.monotonic() - started:.2f} s")
+
+
 def _venue(cl: LocalCluster, **kw: object) -> SolanaVenue:
     venue = SolanaVenue(
         rpc=Rpc(cl.rpc_url, timeout_s=2.0), jupiter=Jupiter(cl.swap_url, cl.price_url, timeout_s=2.0), keypair=cl.user,
@@ -125,7 +133,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 async def test_a_buy_then_a_sell_fill_from_the_chain_with_their_fees(rig: Rig) -> None:
     """Happy path: each decision one landed swap, FILLED at the price the balances say, the
     lamport fee in quote at the SOL price; the ledger equals the chain."""
+    t0 = time.monotonic()
     buy = await rig.decide(rig.decision(Side.BUY, Intent.OPEN, 0.05, 40))
+    _note("happy buy", rig, buy, t0)
     assert buy.status is Status.FILLED and buy.executed_qty > 0
     price = BARS.open[40] * (1 + 2 / 1e4)  # the maker's 2 bps spread on the bar's open
     assert buy.avg_price == pytest.approx(price, rel=1e-6)
@@ -173,7 +183,9 @@ async def test_two_identical_orders_in_one_block_are_two_transactions(tmp_path: 
 
 async def test_sends_dropped_twice_land_once_on_a_resend(rig: Rig) -> None:
     rig.cl.faults.update({"drop_sends": 2})
+    t0 = time.monotonic()
     conf = await rig.decide(rig.decision(Side.BUY, Intent.OPEN, 0.02, 40))
+    _note("send dropped twice", rig, conf, t0)
     assert conf.status is Status.FILLED
     sig = str(Signature.from_bytes(rig.signature_of(conf)))
     assert rig.cl.state()["sends"][sig] >= 3 and len(rig.cl.state()["landed"]) == 1
@@ -184,7 +196,9 @@ async def test_a_transaction_that_never_lands_expires_and_a_second_one_fills_wit
     """The first signature never lands; once the height is past its lastValidBlockHeight at a node
     that saw it, a new transaction is built (attempt 2) and lands. Never two landings."""
     rig.cl.faults.update({"never_land": 1})
+    t0 = time.monotonic()
     conf = await rig.decide(rig.decision(Side.BUY, Intent.OPEN, 0.02, 40, ttl_s=60))
+    _note("never lands, ttl 60 s (150 blocks of 0.02 s)", rig, conf, t0)
     assert conf.status is Status.FILLED
     attempts = rig.core.journal.swaps(rig.core.ids.order(conf.decision_id))
     assert [a.state for a in attempts] == [SwapState.EXPIRED, SwapState.LANDED]
@@ -195,7 +209,9 @@ async def test_a_transaction_that_never_lands_expires_and_a_second_one_fills_wit
 
 async def test_an_expiry_after_the_decisions_ttl_is_confirmed_expired(rig: Rig) -> None:
     rig.cl.faults.update({"never_land": 1})
+    t0 = time.monotonic()
     conf = await rig.decide(rig.decision(Side.BUY, Intent.OPEN, 0.02, 40, ttl_s=1))
+    _note("never lands, ttl 1 s", rig, conf, t0)
     assert (conf.status, conf.reject_code) == (Status.EXPIRED, RejectCode.EXPIRED)
     assert rig.cl.state()["landed"] == [] and rig.core.ledger.position(MINT) == 0.0
     rig.agree()
@@ -205,7 +221,9 @@ async def test_a_swap_that_lands_and_fails_is_rejected_with_its_fee(rig: Rig) ->
     """Landed with an instruction error: REJECTED with its reason, the fee paid (protocol v5), no
     token moved; the ledger's cash and SOL carry the fee."""
     rig.cl.faults.update({"fail_swaps": 1})
+    t0 = time.monotonic()
     conf = await rig.decide(rig.decision(Side.BUY, Intent.OPEN, 0.02, 40))
+    _note("landed but failed", rig, conf, t0)
     assert (conf.status, conf.reject_code) == (Status.REJECTED, RejectCode.VENUE_ERROR)
     assert conf.executed_qty == 0 and conf.fee == pytest.approx(10_000 / 1e9 * 150.0)
     rig.signature_of(conf)
@@ -216,7 +234,9 @@ async def test_a_swap_that_lands_and_fails_is_rejected_with_its_fee(rig: Rig) ->
 
 async def test_rpc_429_and_500_are_retried_with_backoff(rig: Rig) -> None:
     rig.cl.faults.update({"http_429": 3, "http_500": 2})
+    t0 = time.monotonic()
     conf = await rig.decide(rig.decision(Side.BUY, Intent.OPEN, 0.02, 40))
+    _note("3 x 429 then 2 x 500", rig, conf, t0)
     assert conf.status is Status.FILLED and len(rig.cl.state()["landed"]) == 1
     rig.agree()
 
@@ -224,7 +244,9 @@ async def test_rpc_429_and_500_are_retried_with_backoff(rig: Rig) -> None:
 async def test_insufficient_usdc_or_sol_fails_at_preflight_with_nothing_paid(rig: Rig) -> None:
     for balance in ({"usdc": 1}, {"usdc": 10**12, "sol": 1_000}):
         await _set_balance(rig, balance)
+        t0 = time.monotonic()
         conf = await rig.decide(rig.decision(Side.BUY, Intent.OPEN, 0.02, 40))
+        _note(f"insufficient funds {balance}", rig, conf, t0)
         assert (conf.status, conf.reject_code) == (Status.FAILED, RejectCode.INSUFFICIENT_FUNDS), balance
         assert conf.fee == 0.0
     assert rig.cl.state()["landed"] == []
@@ -276,7 +298,9 @@ async def test_a_lagging_node_draws_no_conclusion_until_it_catches_up(tmp_path: 
             attempts = core.journal.swaps(core.ids.order(d.decision_id))
             assert [a.state for a in attempts] == [SwapState.SIGNED], attempts
             cl.faults.update({"lag_blocks": 0})
+            t0 = time.monotonic()
             conf = await rig.decide(d)
+            _note("lagging node caught up (after 2 x Unresolved)", rig, conf, t0)
             assert conf.status is Status.FILLED
             assert [a.state for a in core.journal.swaps(core.ids.order(d.decision_id))] == [
                 SwapState.EXPIRED, SwapState.LANDED]  # fmt: skip
@@ -305,10 +329,12 @@ async def test_a_restart_resumes_a_journaled_transaction_and_never_requotes(tmp_
         [journaled] = core.journal.swaps(core.ids.order(d.decision_id))
         assert journaled.state is SwapState.SIGNED and cl.state()["landed"] == []
         await core.aclose()
+        t0 = time.monotonic()
         again = await _open(cl, path, confirm_timeout_s=5.0)
         rig = Rig(cl, again.venue, again, path)  # type: ignore[arg-type]
         try:
             [outcome] = again.recovered
+            _note("journaled then killed before the send; reopened", rig, outcome.confirmation, t0)
             assert outcome.confirmation.status is Status.FILLED
             assert rig.signature_of(outcome.confirmation) == bytes(Signature.from_string(journaled.signature))
             assert [a.state for a in again.journal.swaps(again.ids.order(d.decision_id))] == [SwapState.LANDED]
