@@ -148,7 +148,8 @@ def test_an_entry_is_a_limit_ioc_at_its_slippage_bound(protective: bool) -> None
     assert isinstance(got, PlaceOrder) and got.protect is protective and got.held == 0.25
     assert got.request == OrderRequest(client_order_id=IDS.order(7), decision_id=7, symbol=SYMBOL, side=Side.BUY,
                                        type=OrderType.LIMIT_IOC, amount=0.5, price=100.0 * (1 + 50 / 1e4),
-                                       market_ts_ns=T0, reference_price=100.0, max_slippage_bps=50, owner=CORE)  # fmt: skip
+                                       market_ts_ns=T0, reference_price=100.0, max_slippage_bps=50, owner=CORE,
+                                       expires_at_ns=d.expires_at_ns)  # fmt: skip
 
 
 def test_an_entry_without_a_slippage_bound_is_a_market_order() -> None:
