@@ -39,7 +39,7 @@ from protocol import (
 
 __all__ = ["JOURNAL_KIND", "BrainJournal", "BrainJournalError", "JournaledDecision", "check_journal"]
 
-SCHEMA_VERSION = 4  # 2: decisions.stop_price (protocol v2); 3: reconciled confirmations (protocol v4); 4: protocol v5 datagrams
+SCHEMA_VERSION = 5  # 2: decisions.stop_price (protocol v2); 3: reconciled confirmations (protocol v4); 4: protocol v5 datagrams; 5: protocol v6 (shorts)
 JOURNAL_KIND = "tandem-brain"
 
 _SCHEMA = """

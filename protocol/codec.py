@@ -1,4 +1,4 @@
-"""Sans-IO codec for protocol v5: bytes in, checked messages out; messages in, tagged bytes out.
+"""Sans-IO codec for protocol v6: bytes in, checked messages out; messages in, tagged bytes out.
 
 Every datagram is checked in this order before any field is read: size (at least the 2-byte
 prefix), version, type, exact size of that type, MAC tag, fields, freshness. The first failing
@@ -50,7 +50,7 @@ __all__ = [
     "framing_error",
 ]
 
-PROTOCOL_VERSION: Final = 5
+PROTOCOL_VERSION: Final = 6
 """Version byte of every datagram; 4 since the heartbeat carries the executor's risk posture and
 the confirmation the ``RECONCILED`` flag (SPEC changelog)."""
 TAG_SIZE: Final = 16
@@ -160,7 +160,7 @@ def _stamp(sent: int) -> int:
 
 
 class Codec:
-    """Encodes and decodes authenticated protocol v5 datagrams.
+    """Encodes and decodes authenticated protocol v6 datagrams.
 
     Args:
         key: the 32-byte MAC key from :func:`derive_key`.

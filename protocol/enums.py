@@ -1,4 +1,4 @@
-"""Wire enumerations of protocol v5 (one byte each on the wire; see ``protocol/SPEC.md``)."""
+"""Wire enumerations of protocol v6 (one byte each on the wire; see ``protocol/SPEC.md``)."""
 
 from __future__ import annotations
 

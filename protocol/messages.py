@@ -1,4 +1,4 @@
-"""Protocol v5 messages: frozen, slotted dataclasses that validate on construction.
+"""Protocol v6 messages: frozen, slotted dataclasses that validate on construction.
 
 Constructing a message with a bad field raises :class:`~protocol.errors.LocalProtocolError`;
 the codec turns that into :class:`~protocol.errors.InvalidField` when the bad value came off
@@ -167,7 +167,7 @@ class TradeDecision:
         side: buy or sell.
         intent: open, close or reduce a position, or (``PROTECT``) place or move its protective
             stop to ``stop_price``; a PROTECT's ``quantity`` is the position's and its ``side`` the
-            closing side (SELL for a long), and nothing trades unless the venue reports the stop
+            closing side (SELL for a long, BUY for a short), and nothing trades unless the venue reports the stop
             already filled.
         reason: why the brain decided (strategy signal or which exit rule).
         quantity: base-asset units, finite and > 0.
@@ -182,11 +182,13 @@ class TradeDecision:
             the executor places the stop at :meth:`stop_for_fill` — the same distance below the
             fill — and the brain's exit plan uses that same level (one stop level, computed from
             the fill). On a PROTECT, the new stop as is (> 0). A BUY/OPEN's stop must be below
-            ``reference_price``. Added in protocol v2; taken relative to the fill since v3.
+            ``reference_price``, a SELL/OPEN's (a short entry, since v6) above it. Added in
+            protocol v2; taken relative to the fill since v3.
 
     Raises:
         LocalProtocolError: any field out of range (``decision_id`` 0 or >= 2**63 included), a
-            PROTECT without a stop, or a BUY/OPEN whose stop is not below its reference price.
+            PROTECT without a stop, a BUY/OPEN whose stop is not below its reference price, or a
+            SELL/OPEN whose stop is not above it.
     """
 
     decision_id: int
@@ -222,10 +224,13 @@ class TradeDecision:
         _check_finite("stop_price", self.stop_price, nonneg=True)
         if self.intent is Intent.PROTECT and self.stop_price <= 0:
             _fail("a PROTECT decision needs stop_price > 0")
-        if (self.side is Side.BUY and self.intent is Intent.OPEN
-                and self.stop_price > 0 and self.stop_price >= self.reference_price):  # fmt: skip
-            _fail(f"a BUY/OPEN stop_price must be below reference_price, got {self.stop_price!r}"
-                  f" >= {self.reference_price!r}")  # fmt: skip
+        if self.intent is Intent.OPEN and self.stop_price > 0:
+            if self.side is Side.BUY and self.stop_price >= self.reference_price:
+                _fail(f"a BUY/OPEN stop_price must be below reference_price, got {self.stop_price!r}"
+                      f" >= {self.reference_price!r}")  # fmt: skip
+            if self.side is Side.SELL and self.stop_price <= self.reference_price:
+                _fail(f"a SELL/OPEN (short entry) stop_price must be above reference_price, got"
+                      f" {self.stop_price!r} <= {self.reference_price!r}")  # fmt: skip
 
     @classmethod
     def from_columns(cls, row: Sequence[Any]) -> TradeDecision:
@@ -382,7 +387,7 @@ class ExecutionConfirmation:
         if self.status is not Status.FILLED:
             _fail(f"a reconciled confirmation must be FILLED, got {self.status.name}")
         if (self.intent, self.side) not in _RECONCILED_LEGS:
-            _fail(f"a reconciled confirmation is OPEN/BUY, CLOSE/SELL or REDUCE/SELL, got"
+            _fail(f"a reconciled confirmation is OPEN, CLOSE or REDUCE (any side), got"
                   f" {self.intent.name}/{self.side.name}")  # fmt: skip
 
     @classmethod
@@ -409,8 +414,12 @@ class ExecutionConfirmation:
         return self.executed_qty * self.avg_price
 
 
-_RECONCILED_LEGS = frozenset({(Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL)})
-"""(intent, side) of a reconciled confirmation: adopt or drift up; clear; drift down."""
+_RECONCILED_LEGS = frozenset({
+    (Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL),
+    (Intent.OPEN, Side.SELL), (Intent.CLOSE, Side.BUY), (Intent.REDUCE, Side.BUY),
+})  # fmt: skip
+"""(intent, side) of a reconciled confirmation: for a long, adopt or drift up (OPEN/BUY), clear
+(CLOSE/SELL), drift down (REDUCE/SELL); for a short (since v6) the same with the sides swapped."""
 
 CONFIRMATION_COLUMNS = tuple(f.name for f in dataclasses.fields(ExecutionConfirmation))
 """The fields of an :class:`ExecutionConfirmation` in constructor order, for

@@ -339,6 +339,7 @@ def _valid_messages() -> list[tuple[str, str, protocol.Message]]:
         *_edge_messages(btc),
         *_v4_messages(btc),
         *_v5_messages(),
+        *_v6_messages(btc),
     ]
 
 
@@ -652,6 +653,7 @@ def _invalid_cases(codec: Codec, key: bytes, valid: dict[str, bytes]) -> list[tu
         *_edge_invalid_cases(codec, key, valid),
         *_v4_invalid_cases(key, valid),
         *_v5_invalid_cases(key, valid),
+        *_v6_invalid_cases(key, valid),
     ]  # fmt: skip
 
 
@@ -710,8 +712,9 @@ def _v4_invalid_cases(key: bytes, valid: dict[str, bytes]) -> list[tuple[str, st
         ("confirmation_executor_id_not_reconciled", "The reconciled adoption with flag RECONCILED cleared "
          "(flags 0x00) and decision_id still 2^63 + 1: such an id needs RECONCILED.",
          _patched(key, adopted, 2, b"\x00")),
-        ("confirmation_reconciled_open_sell", "The reconciled adoption (OPEN) with side SELL: a reconciled "
-         "confirmation is OPEN/BUY, CLOSE/SELL or REDUCE/SELL.", _patched(key, adopted, 3, b"\x02")),
+        ("confirmation_reconciled_protect", "The reconciled adoption with intent PROTECT (4): a reconciled "
+         "confirmation is OPEN, CLOSE or REDUCE (since v6 on either side; v4 and v5 allowed OPEN/BUY, "
+         "CLOSE/SELL and REDUCE/SELL only).", _patched(key, adopted, 4, b"\x04")),
         ("decision_id_2_pow_63", "Authentic BUY OPEN decision with decision_id 2^63: ids from 2^63 up are the "
          "executor's.", _patched(key, dec, 8, struct.pack("<Q", RECONCILE_ID_BASE))),
         ("heartbeat_guard_flags_unknown_bit", "Authentic executor heartbeat with guard_flags 0x05 (bit 2 is "
@@ -748,6 +751,82 @@ def _v5_invalid_cases(key: bytes, valid: dict[str, bytes]) -> list[tuple[str, st
          _patched(key, with_fee, 64, struct.pack("<d", 1.0))),
         ("v4_decision", "The decision of decision_buy_open_btc_usdt as a v4 peer sends it: version byte 4 (a "
          "v4 decision has the v5 layout), tagged with the vector key.", _patched(key, dec, 0, b"\x04")),
+    ]  # fmt: skip
+
+
+def _v6_messages(btc: Instrument) -> list[tuple[str, str, protocol.Message]]:
+    """Cases of protocol v6 (issue #16: short positions), appended after the v5 ones."""
+    perp = Instrument.symbol("BTC/USDT:USDT")
+    return [
+        (
+            "decision_sell_open_short_with_stop",
+            "Decision 20, a short entry: SELL OPEN 0.25 BTC/USDT:USDT at the reference 40000.0 with its "
+            "protective stop 43200.0 above it (8 % above; since v6 a SELL/OPEN stop must be above the "
+            "reference).",
+            TradeDecision(
+                decision_id=20, instrument=perp, side=Side.SELL, intent=Intent.OPEN, reason=DecisionReason.SIGNAL,
+                quantity=0.25, reference_price=40_000.0, max_slippage_bps=50, created_at_ns=NOW_NS - 100 * MS,
+                expires_at_ns=NOW_NS + 9_900 * MS, market_ts_ns=NOW_NS - 100 * MS, stop_price=43_200.0,
+            ),
+        ),
+        (
+            "decision_buy_close_short",
+            "Decision 21: BUY CLOSE 0.25 BTC/USDT:USDT, the exit of the short (a trailing take-profit); "
+            "no stop.",
+            TradeDecision(
+                decision_id=21, instrument=perp, side=Side.BUY, intent=Intent.CLOSE,
+                reason=DecisionReason.TRAILING_TAKE_PROFIT, quantity=0.25, reference_price=36_000.0,
+                max_slippage_bps=50, created_at_ns=NOW_NS - 90 * MS, expires_at_ns=NOW_NS + 9_910 * MS,
+                market_ts_ns=NOW_NS - 90 * MS,
+            ),
+        ),
+        (
+            "decision_buy_protect_short",
+            "Decision 22: BUY PROTECT, move the short's stop down to 37800.0 (the closing side of a short "
+            "is BUY).",
+            TradeDecision(
+                decision_id=22, instrument=perp, side=Side.BUY, intent=Intent.PROTECT,
+                reason=DecisionReason.TRAILING_TAKE_PROFIT, quantity=0.25, reference_price=36_000.0,
+                max_slippage_bps=50, created_at_ns=NOW_NS - 80 * MS, expires_at_ns=NOW_NS + 9_920 * MS,
+                market_ts_ns=NOW_NS - 80 * MS, stop_price=37_800.0,
+            ),
+        ),
+        (
+            "confirmation_reconciled_adopted_short",
+            "RECONCILED: a 0.5 BTC/USDT:USDT short found on the venue and adopted at its entry price 41000.25: "
+            "FILLED, OPEN, SELL (since v6), decision_id 2^63 + 5, seq 17.",
+            ExecutionConfirmation(
+                decision_id=RECONCILE_ID_BASE + 5, seq=17, instrument=perp, side=Side.SELL, intent=Intent.OPEN,
+                status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=0.5, avg_price=41_000.25, fee=0.0,
+                executed_at_ns=NOW_NS - 70 * MS, reconciled=True, sent_at_ns=NOW_NS - 60 * MS,
+            ),
+        ),
+        (
+            "confirmation_reconciled_cleared_short",
+            "RECONCILED: the ledger's 0.5 BTC/USDT:USDT short is gone from the venue and is cleared at the "
+            "mark 40500.5: FILLED, CLOSE, BUY (since v6), decision_id 2^63 + 6, seq 18.",
+            ExecutionConfirmation(
+                decision_id=RECONCILE_ID_BASE + 6, seq=18, instrument=perp, side=Side.BUY, intent=Intent.CLOSE,
+                status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=0.5, avg_price=40_500.5, fee=0.0,
+                executed_at_ns=NOW_NS - 50 * MS, reconciled=True, sent_at_ns=NOW_NS - 40 * MS,
+            ),
+        ),
+    ]  # fmt: skip
+
+
+def _v6_invalid_cases(key: bytes, valid: dict[str, bytes]) -> list[tuple[str, str, bytes]]:
+    """Invalid cases of protocol v6 (issue #16), appended after the v5 ones."""
+    short = valid["decision_sell_open_short_with_stop"]
+    dec = valid["decision_buy_open_btc_usdt"]
+    return [
+        ("decision_sell_open_stop_below_reference", "The short entry with stop_price 36800.0, below its "
+         "reference 40000.0: a SELL/OPEN stop must be above the reference (since v6).",
+         _patched(key, short, 88, struct.pack("<d", 36_800.0))),
+        ("decision_sell_open_stop_at_reference", "The short entry with stop_price equal to its reference "
+         "40000.0: a SELL/OPEN stop must be strictly above it.",
+         _patched(key, short, 88, struct.pack("<d", 40_000.0))),
+        ("v5_decision", "The decision of decision_buy_open_btc_usdt as a v5 peer sends it: version byte 5 (a "
+         "v5 decision has the v6 layout), tagged with the vector key.", _patched(key, dec, 0, b"\x05")),
     ]  # fmt: skip
 
 
@@ -796,7 +875,7 @@ def build() -> str:
             }
         )
     doc = {
-        "description": "Golden vectors of tandem protocol v5; see protocol/SPEC.md, 'Golden vectors'.",
+        "description": "Golden vectors of tandem protocol v6; see protocol/SPEC.md, 'Golden vectors'.",
         "protocol_version": protocol.PROTOCOL_VERSION,
         "secret_hex": SECRET.hex(),
         "key_hex": key.hex(),

@@ -39,10 +39,10 @@ def test_brain_journal_keeps_stop_price(tmp_path: Path) -> None:
     reopened.close()
 
 
-@pytest.mark.parametrize("old", ["1", "2", "3"])
+@pytest.mark.parametrize("old", ["1", "2", "3", "4"])
 def test_brain_journal_of_an_old_schema_is_refused(tmp_path: Path, old: str) -> None:
     """A brain journal written with an older schema (1: no stop_price; 2: protocol v3 datagrams, no
-    reconciled confirmations; 3: protocol v4 datagrams) is refused, naming the schema: its journaled
+    reconciled confirmations; 3: protocol v4 datagrams; 4: protocol v5 datagrams) is refused, naming the schema: its journaled
     datagrams are of an old
     protocol version, so it cannot be resumed."""
     path = tmp_path / "brain.sqlite"
@@ -51,7 +51,7 @@ def test_brain_journal_of_an_old_schema_is_refused(tmp_path: Path, old: str) -> 
     with db:
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (old,))
     db.close()  # the last connection closed: the WAL is checkpointed into the file
-    assert BRAIN_SCHEMA == 4
+    assert BRAIN_SCHEMA == 5
     before = path.read_bytes()
     with pytest.raises(BrainJournalError, match=f"journal schema {old} was written by another tandem version") as err:
         BrainJournal(path, instrument="BTC-PERP", starting_cash=10_000.0)

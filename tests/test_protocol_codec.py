@@ -77,7 +77,8 @@ u64 = st.integers(0, U64_MAX)
 ids = st.integers(1, U64_MAX)
 decision_ids = st.integers(1, RECONCILE_ID_BASE - 1)  # ids from 2**63 are the executor's (SPEC §6.2, v4)
 executor_ids = st.integers(RECONCILE_ID_BASE, U64_MAX)
-RECONCILED_LEGS = [(Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL)]
+RECONCILED_LEGS = [(Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL),
+                   (Intent.OPEN, Side.SELL), (Intent.CLOSE, Side.BUY), (Intent.REDUCE, Side.BUY)]  # shorts: v6
 positive = st.floats(min_value=0.0, exclude_min=True, allow_nan=False, allow_infinity=False)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
@@ -91,6 +92,8 @@ def decisions(draw: st.DrawFn) -> TradeDecision:
         stop = 1.0  # a PROTECT needs a stop (SPEC §6.1)
     if side is Side.BUY and intent is Intent.OPEN and stop >= ref:
         stop = ref / 2  # an entry's stop is below its reference (0.0 when ref is the least subnormal)
+    if side is Side.SELL and intent is Intent.OPEN and 0 < stop <= ref:
+        stop = 0.0 if ref * 2 == math.inf else ref * 2  # a short entry's stop is above its reference (v6)
     return TradeDecision(
         decision_id=draw(decision_ids),
         instrument=draw(instruments),
@@ -289,10 +292,10 @@ def test_replay_request_and_heartbeat_follow_the_spec_layout(msg: ReplayRequest 
     sent_at_ns at 8; a heartbeat's journal_id at 32 and its posture at 40..55 (SPEC §6.3-6.4)."""
     data = CODEC.encode(msg)
     if isinstance(msg, ReplayRequest):
-        assert data[:8] == bytes([5, 3, 0, 0, 0, 0, 0, 0])
+        assert data[:8] == bytes([6, 3, 0, 0, 0, 0, 0, 0])
         assert int.from_bytes(data[16:24], "little") == msg.from_seq
     else:
-        assert data[:4] == bytes([5, 4, 0, msg.role])
+        assert data[:4] == bytes([6, 4, 0, msg.role])
         assert int.from_bytes(data[4:8], "little") == msg.in_flight
         assert int.from_bytes(data[16:24], "little") == msg.last_seq
         assert int.from_bytes(data[24:32], "little") == msg.incarnation
@@ -423,9 +426,9 @@ def test_other_secret_fails_authentication(name: str) -> None:
         other.decode(DATAGRAMS[name], NOW)
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 6, 255])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 5, 7, 255])
 def test_other_versions_fail_version(version: int) -> None:
-    """Any version byte but 5 raises VersionMismatch, even with a valid tag (1 to 4: protocol v1-v4 peers)."""
+    """Any version byte but 6 raises VersionMismatch, even with a valid tag (1 to 5: protocol v1-v5 peers)."""
     with pytest.raises(VersionMismatch):
         CODEC.decode(_patch(DATAGRAMS["decision_symbol"], 0, bytes([version])), NOW)
 
@@ -453,9 +456,9 @@ def test_check_order_earlier_failure_wins() -> None:
     with pytest.raises(VersionMismatch):  # bad version and wrong length
         CODEC.decode(b"\x01\x01" + dec[2:50], NOW)
     with pytest.raises(UnknownMessageType):  # unknown type and wrong length
-        CODEC.decode(b"\x05\x09" + dec[2:50], NOW)
+        CODEC.decode(b"\x06\x09" + dec[2:50], NOW)
     with pytest.raises(DatagramSizeError):  # known type of another size and garbage tag
-        CODEC.decode(b"\x05\x04" + dec[2:], NOW)
+        CODEC.decode(b"\x06\x04" + dec[2:], NOW)
     bad_role = _patch(DATAGRAMS["heartbeat_brain"], 3, b"\x03")
     with pytest.raises(AuthenticationFailed):  # bad role under a wrong tag
         CODEC.decode(bad_role[:-1] + bytes([bad_role[-1] ^ 1]), NOW)
@@ -606,8 +609,6 @@ BAD_FIELDS = {
     "confirmation_executor_id_without_flag": (CONF, 16, _u64(RECONCILE_ID_BASE)),
     "confirmation_reconciled_flag_cleared": (RECON, 2, b"\x00"),
     "confirmation_reconciled_partially_filled": (RECON, 5, b"\x02"),
-    "confirmation_reconciled_open_sell": (RECON, 3, b"\x02"),
-    "confirmation_reconciled_close_buy": (RECON, 4, b"\x02"),
     "confirmation_reconciled_protect_sell": (RECON, 3, bytes([Side.SELL, Intent.PROTECT])),
     # replay request (offsets from SPEC §6.3)
     "replay_flags_mint": (RR, 2, b"\x01"),
@@ -683,7 +684,7 @@ def test_venue_ref_may_contain_nul_bytes() -> None:
 def test_stop_price_sits_at_offset_88_before_the_tag() -> None:
     """stop_price is the f64 at bytes 88..95 (SPEC §6.1 v2) and the tag covers it (bytes 96..111)."""
     data = DATAGRAMS["decision_protect"]
-    assert len(data) == 112 and data[0] == 5
+    assert len(data) == 112 and data[0] == 6
     assert struct.unpack_from("<d", data, 88)[0] == 38950.0
     assert _retag(data[:96]) == data
     assert struct.unpack_from("<d", DATAGRAMS["decision_symbol"], 88)[0] == 0.0  # default: no stop
@@ -800,6 +801,8 @@ BAD_DECISIONS: dict[str, dict[str, Any]] = {
     "stop_price_inf": {"stop_price": math.inf},
     "buy_open_stop_equals_reference": {"stop_price": 37000.0},
     "buy_open_stop_above_reference": {"stop_price": 37000.5},
+    "sell_open_stop_below_reference": {"side": Side.SELL, "stop_price": 36999.5},  # a short's stop is above (v6)
+    "sell_open_stop_equals_reference": {"side": Side.SELL, "stop_price": 37000.0},
     "protect_without_stop": {"side": Side.SELL, "intent": Intent.PROTECT},
 }
 
@@ -816,8 +819,6 @@ BAD_CONFIRMATIONS: dict[str, dict[str, Any]] = {
     "reconciled_partially_filled": {"decision_id": RECONCILE_ID_BASE, "reconciled": True,
                                     "status": Status.PARTIALLY_FILLED},
     "reconciled_protect": {"decision_id": RECONCILE_ID_BASE, "reconciled": True, "intent": Intent.PROTECT},
-    "reconciled_open_sell": {"decision_id": RECONCILE_ID_BASE, "reconciled": True, "intent": Intent.OPEN},
-    "reconciled_close_buy": {"decision_id": RECONCILE_ID_BASE, "reconciled": True, "side": Side.BUY},
     "filled_with_reject_code": {"reject_code": RejectCode.SLIPPAGE_EXCEEDED},
     "filled_zero_qty": {"executed_qty": 0.0},
     "filled_zero_price": {"avg_price": 0.0},

@@ -272,7 +272,7 @@ def test_spec_byte_table_reads_valid_vector(case: dict[str, Any]) -> None:
     """A reader built from the SPEC offsets and hashlib agrees with the fields and the tag."""
     data = bytes.fromhex(case["hex"])
     types = {"DECISION": (1, 112), "CONFIRMATION": (2, 128), "REPLAY_REQUEST": (3, 40), "HEARTBEAT": (4, 72)}
-    assert (data[0], (data[1], len(data))) == (5, types[case["type"]])
+    assert (data[0], (data[1], len(data))) == (6, types[case["type"]])
     body, tag = data[:-16], data[-16:]
     assert hashlib.blake2b(body, key=KEY, digest_size=16).digest() == tag
     expected = dict(case["fields"])
@@ -345,7 +345,7 @@ def test_v2_peer_is_rejected_with_version_mismatch() -> None:
     """A datagram stamped version 2 (a protocol v2 peer) is refused with VersionMismatch, nothing else read."""
     (case,) = [c for c in INVALID if c["name"] == "wrong_version"]
     data = bytes.fromhex(case["hex"])
-    assert data[0] == 2 and protocol.PROTOCOL_VERSION == 5
+    assert data[0] == 2 and protocol.PROTOCOL_VERSION == 6
     assert (case["reason"], case["error"]) == ("version", "VersionMismatch")
 
 
@@ -399,7 +399,7 @@ V4_INVALID = {  # name -> reason (SPEC.md §12, added with issue #14)
     "confirmation_reconciled_partially_filled": "field",
     "confirmation_reconciled_small_decision_id": "field",
     "confirmation_executor_id_not_reconciled": "field",
-    "confirmation_reconciled_open_sell": "field",
+    "confirmation_reconciled_protect": "field",  # v4's open_sell, valid since v6 (a short adopted)
     "decision_id_2_pow_63": "field",
     "heartbeat_guard_flags_unknown_bit": "field",
     "heartbeat_entry_scale_bp_10001": "field",
@@ -417,7 +417,8 @@ V4_INVALID = {  # name -> reason (SPEC.md §12, added with issue #14)
 
 def test_reconciled_vectors_carry_flag_0x08_and_executor_ids() -> None:
     """SPEC §6.2 "Reconciliation": each reconciled vector is FILLED with flag 0x08 and a decision_id >= 2^63
-    (bytes 16..23), OPEN/BUY or CLOSE|REDUCE/SELL; every other confirmation vector has neither."""
+    (bytes 16..23), OPEN, CLOSE or REDUCE of a long or (since v6) a short; every other confirmation
+    vector has neither."""
     legs = set()
     for case in VALID:
         if case["type"] != "CONFIRMATION":
@@ -431,7 +432,8 @@ def test_reconciled_vectors_carry_flag_0x08_and_executor_ids() -> None:
         if reconciled:
             assert decoded.status is Status.FILLED and data[5] == 1
             legs.add((decoded.intent, decoded.side))
-    assert legs == {(Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL)}
+    assert {(Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL),
+            (Intent.OPEN, Side.SELL), (Intent.CLOSE, Side.BUY)} <= legs  # the last two: a short's, since v6
     adopted = _case(VALID, "confirmation_reconciled_adopted")["fields"]
     assert adopted["decision_id"] == 2**63 + 1 == RECONCILE_ID_BASE + 1
 
@@ -662,3 +664,37 @@ def test_v5_invalid_vectors(name: str, reason: str) -> None:
     assert info.value.reason is RejectReason(reason)
     if name == "v4_decision":
         assert data[0] == 4 and hashlib.blake2b(data[:-16], key=KEY, digest_size=16).digest() == data[-16:]
+
+
+# -- v6 vectors (issue #16: short positions) ----------------------------------------------------
+
+
+def test_v6_short_decisions_decode_with_their_stop_above_the_reference() -> None:
+    """A short entry (SELL OPEN) carries its stop above the reference; its exit is a BUY CLOSE and its
+    stop move a BUY PROTECT (SPEC §6.1 since v6)."""
+    short = _codec().decode(bytes.fromhex(_case(VALID, "decision_sell_open_short_with_stop")["hex"]), NOW_NS)
+    assert isinstance(short, TradeDecision) and (short.side, short.intent) == (Side.SELL, Intent.OPEN)
+    assert short.stop_price > short.reference_price
+    assert short.stop_for_fill(41_000.0) == 41_000.0 * (43_200.0 / 40_000.0) > 41_000.0
+    close = _codec().decode(bytes.fromhex(_case(VALID, "decision_buy_close_short")["hex"]), NOW_NS)
+    protect = _codec().decode(bytes.fromhex(_case(VALID, "decision_buy_protect_short")["hex"]), NOW_NS)
+    assert (close.side, close.intent) == (Side.BUY, Intent.CLOSE)
+    assert (protect.side, protect.intent) == (Side.BUY, Intent.PROTECT)
+
+
+V6_INVALID = {"decision_sell_open_stop_below_reference": "field", "decision_sell_open_stop_at_reference": "field",
+              "v5_decision": "version"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "reason"), V6_INVALID.items(), ids=list(V6_INVALID))
+def test_v6_invalid_vectors(name: str, reason: str) -> None:
+    """Each v6 invalid vector is rejected with its reason: a short's stop at or below its reference, and a
+    v5 decision at the version check."""
+    case = _case(INVALID, name)
+    data = bytes.fromhex(case["hex"])
+    assert case["reason"] == reason
+    with pytest.raises(RemoteProtocolError) as info:
+        _codec().decode(data, NOW_NS)
+    assert info.value.reason is RejectReason(reason)
+    if name == "v5_decision":
+        assert data[0] == 5 and hashlib.blake2b(data[:-16], key=KEY, digest_size=16).digest() == data[-16:]
