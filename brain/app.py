@@ -317,7 +317,7 @@ class BrainApp(LinkShell):
 
     def _position_qty(self) -> float:
         position = self.core.tracker.position(self.core.config.instrument)
-        return position.quantity if position else 0.0
+        return position.signed_quantity if position else 0.0
 
     def on_progress(self, bars_done: int, bars_total: int) -> None:
         """Called with the replay's progress (see :class:`Pacing`); the default does nothing."""
@@ -327,7 +327,8 @@ class BrainApp(LinkShell):
         positions the executor holds already (the mismatch alert would fire on a healthy restart)."""
         if self._restart:
             return
-        self._export_position_gauges({str(inst): pos.quantity for inst, pos in self.core.tracker.positions.items()})
+        self._export_position_gauges({str(inst): pos.signed_quantity
+                                      for inst, pos in self.core.tracker.positions.items()})  # fmt: skip
 
     def _on_trip(self, trip: Any) -> None:
         self.metrics.trips.labels(trip.kind.value).inc()

@@ -13,7 +13,13 @@ run the strategy; then decide. Rules (issue #2):
   (answered EXPIRED, or resolved as never executed, :meth:`BrainCore.abandon`) — a signal exit
   decided on a crossover that does not repeat included: an exit whose datagram lost a race with a
   flood or an outage is decided again, never forgotten with the position left open;
-* BUY while positioned → skip ``already_positioned``; BUY or SELL while a decision for that
+* **shorts** (``allow_short``, issue #16; a derivatives venue): a SELL signal while flat opens a
+  short (SELL/OPEN, its stop above the price), a BUY signal while short closes it; every rule here
+  mirrors for a short. A signal against a held position is an exit, never a netted reversal: with
+  ``allow_short`` the opposite entry is due once the exit has closed the position — the next bar
+  after it decides it (if no new signal came), through every entry guard: two decisions, close
+  then open. Without ``allow_short`` a SELL signal while flat is skipped ``no_position``;
+* BUY while long (SELL while short) → skip ``already_positioned``; BUY or SELL while a decision for that
   instrument awaits its confirmation — including the exit decided on this very bar — → skip
   ``awaiting_confirmation``; SELL with no position → skip ``no_position``; BUY while a breaker is
   tripped → skip ``breaker``; BUY while the executor has been silent past the link's threshold →
@@ -28,7 +34,8 @@ run the strategy; then decide. Rules (issue #2):
 sent for the position and nothing awaits confirmation for it, the position's protective level —
 ``max(plan stop, trailing stop once active)`` — is compared with the level last sent for it (the
 entry's ``stop_price``, counted as sent when the entry's confirmation is applied, then each
-PROTECT's). When it has risen by ``protect_step_bps`` or more, a SELL/PROTECT moves the venue's
+PROTECT's). When it has risen by ``protect_step_bps`` or more (for a short, fallen), a PROTECT on the
+closing side (SELL for a long, BUY for a short) moves the venue's
 stop there (reason TRAILING_TAKE_PROFIT once trailing is active, else STOP_LOSS). A refused
 PROTECT is not retried at the same level (a venue that refuses stops would be asked every bar):
 the next one goes when the level has risen another step. The stop
@@ -108,7 +115,8 @@ class Step:
 class BrainConfig:
     """Decision parameters. Fractions are of equity; times in ns; slippage and steps in bps.
 
-    ``exchange_stops`` turns on PROTECT decisions that move the venue's protective stop up with the
+    ``allow_short`` lets a SELL signal while flat open a short (a derivatives venue only; the
+    executor refuses it otherwise). ``exchange_stops`` turns on PROTECT decisions that move the venue's protective stop up with the
     exit plan; ``protect_step_bps`` (> 0) is how far the level must rise above the one last sent
     before a new PROTECT is worth a round trip.
 
@@ -123,6 +131,7 @@ class BrainConfig:
     max_slippage_bps: int = 50
     exchange_stops: bool = False
     protect_step_bps: float = 25.0
+    allow_short: bool = False
 
     def __post_init__(self) -> None:
         if not self.protect_step_bps > 0:
@@ -162,6 +171,7 @@ class BrainCore:
         self._last_entry_ns: dict[Instrument, int] = {}  # market time of the last entry that executed
         self._closing: dict[Instrument, DecisionReason] = {}  # exit partly filled: finish it
         self.dust: set[Instrument] = set()  # a remainder the venue will not trade (see the module docstring)
+        self._reverse: dict[Instrument, Side] = {}  # a signal exit's opposite entry, due once flat (allow_short)
 
     def awaiting(self, instrument: Instrument) -> bool:
         return any(d.instrument == instrument for d in self.pending.values())
@@ -189,25 +199,31 @@ class BrainCore:
             position, exit_reason = None, None  # dust is held, not traded
         busy = self.awaiting(inst)
 
+        if signal is not None or (position is not None and exit_reason is not None):
+            self._reverse.pop(inst, None)  # a new signal, or an exit rule firing, supersedes a pending reversal
         exit_reason = exit_reason or self._closing.get(inst)
         if position is not None and exit_reason is not None and not busy:
-            d = self._decide(Side.SELL, Intent.CLOSE, exit_reason, position.quantity, price, market_ns, wall_ns)
+            d = self._decide(position.closing_side, Intent.CLOSE, exit_reason, position.quantity, price, market_ns,
+                             wall_ns)  # fmt: skip
             if signal is None:
                 return Step((d,), (), trip)
             skip = Skip(SkipReason.AWAITING_CONFIRMATION, signal, f"the {exit_reason.name} exit decided on this bar")
             self.skips[skip.reason] += 1
             return Step((d,), (skip,), trip)
+        if signal is None and position is None and not busy and inst in self._reverse:
+            signal = self._reverse.pop(inst)  # the second decision of a reversal: the entry, guarded as any
         if signal is None:
             return Step(self._protect(position, price, market_ns, wall_ns, busy), (), trip)
 
         skip: Skip | None = None
+        entry = position is None and (signal is Side.BUY or self.config.allow_short)
         if busy:
             skip = Skip(SkipReason.AWAITING_CONFIRMATION, signal)
-        elif signal is Side.BUY:
+        elif position is not None and signal is position.side:
+            skip = Skip(SkipReason.ALREADY_POSITIONED, signal)
+        elif entry:
             verdict = self.breakers.check_entry(market_ns)
-            if position is not None:
-                skip = Skip(SkipReason.ALREADY_POSITIONED, signal)
-            elif not isinstance(verdict, Approved):
+            if not isinstance(verdict, Approved):
                 skip = Skip(SkipReason.BREAKER, signal, verdict.reason)
             elif not executor_alive:
                 skip = Skip(SkipReason.EXECUTOR_SILENT, signal, "no heartbeat from the executor")
@@ -226,14 +242,17 @@ class BrainCore:
                 elif qty <= 0:
                     skip = Skip(SkipReason.ZERO_SIZE, signal)
                 else:
-                    stop = ExitPlan.for_entry(tracker.exit_rules, price, market_ns).stop_price
-                    d = self._decide(Side.BUY, Intent.OPEN, DecisionReason.SIGNAL, qty, price, market_ns, wall_ns,
+                    stop = ExitPlan.for_entry(tracker.exit_rules, price, market_ns, side=signal).stop_price
+                    d = self._decide(signal, Intent.OPEN, DecisionReason.SIGNAL, qty, price, market_ns, wall_ns,
                                      stop)  # fmt: skip
                     return Step((d,), (), trip)
         elif position is None:
             skip = Skip(SkipReason.NO_POSITION, signal)
         else:
-            d = self._decide(Side.SELL, Intent.CLOSE, DecisionReason.SIGNAL, position.quantity, price, market_ns, wall_ns)
+            d = self._decide(position.closing_side, Intent.CLOSE, DecisionReason.SIGNAL, position.quantity, price,
+                             market_ns, wall_ns)  # fmt: skip
+            if self.config.allow_short:
+                self._reverse[inst] = signal  # the opposite entry, once this exit has closed the position
             return Step((d,), (), trip)
         self.skips[skip.reason] += 1
         return Step(self._protect(position, price, market_ns, wall_ns, busy), (skip,), trip)
@@ -269,7 +288,7 @@ class BrainCore:
             self.breakers.on_trade_closed(result.trade.net_pnl, conf.executed_at_ns)
         inst = conf.instrument
         position = result.position
-        if (decision is not None and decision.side is Side.SELL and decision.intent in (Intent.CLOSE, Intent.REDUCE)
+        if (decision is not None and decision.intent in (Intent.CLOSE, Intent.REDUCE)
                 and conf.reject_code is RejectCode.INVALID_QUANTITY and position is not None):  # fmt: skip
             self.dust.add(inst)  # below the venue's minimum: hold it, stop trying to sell it
             self._closing.pop(inst, None)
@@ -281,7 +300,7 @@ class BrainCore:
             sent = decision.stop_for_fill(conf.avg_price) if decision is not None else 0.0  # what the venue holds
             self._stops[inst] = self._sent[inst] = sent
             self._closing.pop(inst, None)
-            if self.config.exchange_stops and position.plan.stop_price > sent:
+            if self.config.exchange_stops and _tighter(position.plan.stop_price, sent, position.short):
                 self._protect_due[inst] = (conf.avg_price, conf.executed_at_ns)
         elif result.applied is Applied.REDUCED and decision is not None and decision.intent is not Intent.REDUCE:
             # an exit (CLOSE, or a PROTECT whose stop filled) partly filled: finish it next bar
@@ -308,14 +327,15 @@ class BrainCore:
 
     def protective_level(self, instrument: Instrument) -> float | None:
         """The stop the position in ``instrument`` should have on the venue: the plan's hard stop,
-        or the trailing stop once active and higher (quote per base unit); ``None`` when flat."""
+        or the trailing stop once active and tighter — higher for a long, lower for a short (quote
+        per base unit); ``None`` when flat."""
         position = self.tracker.position(instrument)
         if position is None:
             return None
         level = position.plan.stop_price
         watch = self.tracker.exit_watch(instrument)
         trail = None if watch is None else watch.trailing_stop
-        return level if trail is None or trail <= level else trail
+        return trail if trail is not None and _tighter(trail, level, position.short) else level
 
     def stop_on_venue(self, instrument: Instrument) -> float | None:
         """The protective level last confirmed on the venue for the position, if any."""
@@ -324,8 +344,9 @@ class BrainCore:
     def _protect(
         self, position: Position | None, price: float, market_ns: int, wall_ns: int, busy: bool
     ) -> tuple[TradeDecision, ...]:
-        """A SELL/PROTECT when the protective level rose ``protect_step_bps`` above the one last sent
-        (or at once, see :meth:`protect_now`); at most one in flight per position."""
+        """A PROTECT when the protective level rose ``protect_step_bps`` above the one last sent (for a
+        short: fell that far below it), or at once (:meth:`protect_now`); at most one in flight per
+        position."""
         if not self.config.exchange_stops or position is None or busy:
             return ()
         inst = position.instrument
@@ -333,7 +354,12 @@ class BrainCore:
         assert level is not None
         sent = self._sent.get(inst, 0.0)
         due = inst in self._protect_due
-        if not (level > sent and (due or level >= sent * (1 + self.config.protect_step_bps / 10_000))):
+        step = self.config.protect_step_bps / 10_000
+        if position.short:
+            moved = sent <= 0 or (level < sent and (due or level <= sent * (1 - step)))
+        else:
+            moved = level > sent and (due or level >= sent * (1 + step))
+        if not moved:
             return ()
         self._protect_due.pop(inst, None)
         self._sent[inst] = level
@@ -341,7 +367,7 @@ class BrainCore:
         trailing = watch is not None and watch.peak is not None
         reason = DecisionReason.TRAILING_TAKE_PROFIT if trailing else DecisionReason.STOP_LOSS
         qty = position.quantity
-        return (self._decide(Side.SELL, Intent.PROTECT, reason, qty, price, market_ns, wall_ns, level),)
+        return (self._decide(position.closing_side, Intent.PROTECT, reason, qty, price, market_ns, wall_ns, level),)
 
     def _forget(self, inst: Instrument) -> None:
         self._stops.pop(inst, None)
@@ -372,9 +398,9 @@ class BrainCore:
         return decision
 
     def _retry_exit(self, decision: TradeDecision) -> None:
-        """An exit (SELL CLOSE or REDUCE) that never executed: finish it on the next bar, same reason."""
-        if decision.side is Side.SELL and decision.intent in (Intent.CLOSE, Intent.REDUCE) \
-                and self.tracker.position(decision.instrument) is not None:  # fmt: skip
+        """An exit (CLOSE or REDUCE, of a long or a short) that never executed: finish it on the next
+        bar, same reason."""
+        if decision.intent in (Intent.CLOSE, Intent.REDUCE) and self.tracker.position(decision.instrument) is not None:
             self._closing[decision.instrument] = decision.reason
 
     def _decide(
@@ -404,3 +430,11 @@ class BrainCore:
         )
         self.pending[decision.decision_id] = decision
         return decision
+
+
+def _tighter(level: float, than: float, short: bool) -> bool:
+    """Whether stop ``level`` is tighter than ``than``: higher for a long, lower for a short (a short's
+    ``than`` of 0, no stop sent, is never tighter)."""
+    if short:
+        return than <= 0 or level < than
+    return level > than

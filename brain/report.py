@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from foundation.atomicfile import write_atomic
-from protocol import LinkStats
+from protocol import LinkStats, Side
 
 from .equity import EquityCurve
 from .stats import ReplayStats
@@ -31,11 +31,11 @@ __all__ = ["EQUITY_CURVE_COLUMNS", "TRADE_LOG_COLUMNS", "build_report", "write_e
            "write_trade_log"]
 
 TRADE_LOG_COLUMNS = (
-    "trade", "instrument", "entry_decision_id", "exit_decision_id", "opened_at", "closed_at", "quantity",
+    "trade", "instrument", "side", "entry_decision_id", "exit_decision_id", "opened_at", "closed_at", "quantity",
     "entry_price", "exit_price", "gross_pnl", "fees", "net_pnl", "return_pct", "exit_reason",
     "exit_reference_price", "exit_slippage_bps",
 )  # fmt: skip
-"""``exit_reference_price``: the price the exit decision referred to (the mark it saw; for a stop
+"""``side``: ``LONG`` or ``SHORT`` (issue #16). ``exit_reference_price``: the price the exit decision referred to (the mark it saw; for a stop
 that filled on the venue, its stop level); ``exit_slippage_bps``: how much worse the exit filled,
 bps (negative: better). Exits execute whatever the slippage (DESIGN.md invariant 3); this is where
 it shows. Both empty when the exit decision is not known."""
@@ -60,7 +60,8 @@ def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
     for n, t in enumerate(trades, start=1):
         slip = t.exit_slippage_bps
         w.writerow((
-            n, str(t.instrument), t.entry_decision_id, t.exit_decision_id, _iso(t.opened_at_ns),
+            n, str(t.instrument), "SHORT" if t.side is Side.SELL else "LONG", t.entry_decision_id,
+            t.exit_decision_id, _iso(t.opened_at_ns),
             _iso(t.closed_at_ns), repr(t.quantity), repr(t.entry_price), repr(t.exit_price),
             repr(t.gross_pnl), repr(t.fees), repr(t.net_pnl), repr(t.return_pct),
             t.exit_reason.name if t.exit_reason else "UNKNOWN",
@@ -120,6 +121,7 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
         "silent_pauses": stats.silent_pauses,
         "decisions_restamped": stats.restamped,
         "trades": len(trades),
+        "trades_by_side": _by_side(trades),
         "wins": wins,
         "losses": len(trades) - wins,
         "win_rate_pct": wins / len(trades) * 100 if trades else 0.0,
@@ -134,7 +136,7 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
         "exits_by_reason": dict(sorted(Counter(t.exit_reason.name if t.exit_reason else "UNKNOWN" for t in trades).items())),
         "breaker_trips": dict(sorted(breaker_trips.items())),
         "signals_skipped": dict(sorted(skips.items())),
-        "open_positions": {str(i): p.quantity for i, p in tracker.positions.items()},
+        "open_positions": {str(i): p.signed_quantity for i, p in tracker.positions.items()},
         "datagrams_rejected": rejected,
         "anomalies": tracker.anomalies,
         "warnings": list(stats.warnings),
@@ -149,6 +151,16 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
             "mean": (statistics.fmean(lat) if lat else 0.0) * 1e6,
         },
     }
+
+
+def _by_side(trades: list[ClosedTrade]) -> dict[str, dict[str, float]]:
+    """Trades, wins and net P&L (quote currency) of the longs and of the shorts."""
+    out: dict[str, dict[str, float]] = {}
+    for name, side in (("LONG", Side.BUY), ("SHORT", Side.SELL)):
+        mine = [t for t in trades if t.side is side]
+        out[name] = {"trades": len(mine), "wins": sum(1 for t in mine if t.net_pnl > 0),
+                     "net_pnl": sum(t.net_pnl for t in mine)}  # fmt: skip
+    return out
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:

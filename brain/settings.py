@@ -33,10 +33,11 @@ class BrainSettings(CommonSettings):
     )
     entry_fraction: float = Field(0.05, gt=0, le=1, description="entry size as a fraction of equity")
     lot_size: float = Field(0.0, ge=0, description="round entry quantity down to this step (0 = none)")
-    stop_loss_pct: float = Field(8.0, gt=0, lt=100, description="hard stop-loss, percent below entry")
-    trailing_activation_pct: float = Field(12.0, gt=0, description="trailing take-profit activates this far above entry, percent")
-    trailing_pct: float = Field(5.0, gt=0, lt=100, description="trailing stop distance below the peak, percent")
+    stop_loss_pct: float = Field(8.0, gt=0, lt=100, description="hard stop-loss, percent below entry (above, for a short)")
+    trailing_activation_pct: float = Field(12.0, gt=0, description="trailing take-profit activates this far above entry (below, for a short), percent")
+    trailing_pct: float = Field(5.0, gt=0, lt=100, description="trailing stop distance below the peak (above the trough, for a short), percent")
     time_stop_days: float = Field(14.0, gt=0, description="close a position this many days after it opened")
+    allow_short: bool = Field(False, description="a SELL signal while flat opens a short (derivatives venues only: a perpetual)")
     exchange_stops: bool = Field(False, description="move the protective stop on the venue up with the exit plan (PROTECT decisions)")
     protect_step_bps: float = Field(25.0, gt=0, description="min rise of the protective level over the venue's stop before a PROTECT, bps")
     daily_loss_pct: float = Field(5.0, gt=0, lt=100, description="block entries after this loss from start-of-day equity, percent")
@@ -158,4 +159,5 @@ class BrainSettings(CommonSettings):
             max_slippage_bps=self.max_slippage_bps,
             exchange_stops=self.exchange_stops,
             protect_step_bps=self.protect_step_bps,
+            allow_short=self.allow_short,
         )

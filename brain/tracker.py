@@ -2,9 +2,18 @@
 
 Nothing but :meth:`PositionTracker.apply` changes positions, cash or P&L, and it takes only a
 confirmation. Executed confirmations (filled or partially filled) open, add to, reduce or close a
-long position — an entry partially filled opens a position of the executed quantity, an exit
-partially filled leaves a reduced position whose exit plan stays active; any other status
-changes nothing; a confirmation whose ``decision_id`` was already applied is ignored.
+long or (issue #16) a short position — an entry partially filled opens a position of the executed
+quantity, an exit partially filled leaves a reduced position whose exit plan stays active; any
+other status changes nothing; a confirmation whose ``decision_id`` was already applied is ignored.
+
+**Sides** (the executor's ledger folds fills by the same rules): a BUY covers a short when one is
+held, else — when its intent is OPEN — opens or adds to a long; a SELL reduces a long when one is
+held, else — when its intent is OPEN (a short entry, or a
+reconciled short) — opens or adds to a short. A fill that is neither an entry (intent OPEN) nor
+on the position's closing side — a SELL CLOSE with no long, a BUY CLOSE with no short, a SELL
+CLOSE while short — is an anomaly: its cash is booked, no position changes. An
+exit larger than the position closes the position and counts the excess as an anomaly: it is
+never netted into a position on the other side (a reversal is two decisions, close then open).
 
 A PROTECT decision (protocol v2: move the protective stop on the venue) trades nothing when it is
 carried out (``ACCEPTED``: nothing changes). When the venue reports that stop already filled, its
@@ -19,9 +28,11 @@ not position changes: :meth:`mark` records the latest price per instrument and e
 exit plan.
 
 Accounting (quote currency): a buy costs ``qty * price + fee``; a sell returns
-``qty * price - fee``; a REJECTED or FAILED confirmation's fee (a failed execution's, protocol v5)
-is deducted from cash and counted in ``fees``; realized P&L is gross ``(exit - avg_entry) * qty``;
-fees are kept apart, and net = gross - fees.
+``qty * price - fee`` (a short sale too: a perpetual's position held in cash terms, so equity =
+cash + Σ signed quantity × mark); a REJECTED or FAILED confirmation's fee (a failed execution's,
+protocol v5) is deducted from cash and counted in ``fees``; realized P&L is gross
+``(exit - avg_entry) * qty`` for a long and ``(avg_entry - exit) * qty`` for a short; fees are
+kept apart, and net = gross - fees.
 """
 
 from __future__ import annotations
@@ -49,7 +60,8 @@ _QTY_EPS = 1e-12  # relative: a remainder below this fraction of the position co
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """An open long position. Prices in quote per base unit, quantity in base units."""
+    """An open position. Prices in quote per base unit; ``quantity`` in base units, > 0 whatever
+    the side; ``side`` BUY for a long, SELL for a short (:attr:`signed_quantity` < 0)."""
 
     instrument: Instrument
     quantity: float
@@ -58,6 +70,21 @@ class Position:
     entry_decision_id: int
     entry_fees: float
     plan: ExitPlan
+    side: Side = Side.BUY
+
+    @property
+    def short(self) -> bool:
+        return self.side is Side.SELL
+
+    @property
+    def signed_quantity(self) -> float:
+        """Base units, negative for a short."""
+        return -self.quantity if self.side is Side.SELL else self.quantity
+
+    @property
+    def closing_side(self) -> Side:
+        """The side that exits this position: SELL for a long, BUY for a short."""
+        return Side.BUY if self.side is Side.SELL else Side.SELL
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +103,7 @@ class ClosedTrade:
     fees: float
     exit_reason: DecisionReason | None
     exit_reference_price: float = 0.0
+    side: Side = Side.BUY  # the position's: BUY a long, SELL a short
 
     @property
     def net_pnl(self) -> float:
@@ -87,7 +115,8 @@ class ClosedTrade:
         better); ``None`` when the exit decision is not known."""
         if self.exit_reference_price <= 0:
             return None
-        return slippage_bps(Side.SELL, self.exit_reference_price, self.exit_price)
+        closing = Side.BUY if self.side is Side.SELL else Side.SELL
+        return slippage_bps(closing, self.exit_reference_price, self.exit_price)
 
     @property
     def return_pct(self) -> float:
@@ -105,7 +134,7 @@ class Applied(str, enum.Enum):
     NOT_EXECUTED = "not_executed"  # rejected / expired / failed: nothing changes
     ACCEPTED = "accepted"  # a PROTECT carried out: the stop moved on the venue, nothing changes
     DUPLICATE = "duplicate"  # decision_id already applied: nothing changes
-    ANOMALY = "anomaly"  # a sell with no long position: recorded, flagged, not netted short
+    ANOMALY = "anomaly"  # an exit with no position to exit: recorded, flagged, never netted
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +145,7 @@ class ApplyResult:
 
 
 class PositionTracker:
-    """Long-only positions, cash and P&L, folded from confirmations.
+    """Long and short positions, cash and P&L, folded from confirmations.
 
     Args:
         starting_cash: quote currency.
@@ -150,20 +179,21 @@ class PositionTracker:
         return decision_id in self._applied
 
     def unrealized_pnl(self) -> float:
-        """Σ (mark − avg entry) × qty over open positions; entry price where no mark yet."""
+        """Σ (mark − avg entry) × signed qty over open positions; entry price where no mark yet."""
         return sum(
-            (self._marks.get(i, p.avg_entry_price) - p.avg_entry_price) * p.quantity
+            (self._marks.get(i, p.avg_entry_price) - p.avg_entry_price) * p.signed_quantity
             for i, p in self._positions.items()
         )
 
     def equity(self) -> float:
-        """Cash + open positions at mark (quote currency)."""
-        return self.cash + sum(self._marks.get(i, p.avg_entry_price) * p.quantity for i, p in self._positions.items())
+        """Cash + open positions at mark, signed (quote currency)."""
+        return self.cash + sum(self._marks.get(i, p.avg_entry_price) * p.signed_quantity
+                               for i, p in self._positions.items())  # fmt: skip
 
     def equity_at(self, instrument: Instrument, price: float) -> float:
         """Equity with ``instrument`` marked at ``price`` instead of its last mark (a forming bar's
         last price); changes nothing — marks that evaluate exits go through :meth:`mark`."""
-        return self.cash + sum((price if i == instrument else self._marks.get(i, p.avg_entry_price)) * p.quantity
+        return self.cash + sum((price if i == instrument else self._marks.get(i, p.avg_entry_price)) * p.signed_quantity
                                for i, p in self._positions.items())  # fmt: skip
 
     def exit_watch(self, instrument: Instrument) -> ExitWatch | None:
@@ -195,46 +225,59 @@ class PositionTracker:
                 self.cash -= conf.fee
                 self.fees += conf.fee
             return ApplyResult(Applied.NOT_EXECUTED, self._positions.get(conf.instrument))
-        if conf.side is Side.BUY:
-            return self._buy(conf, decision.stop_for_fill(conf.avg_price) if decision is not None else 0.0)
+        old = self._positions.get(conf.instrument)
+        if (old is None or old.side is conf.side) and conf.intent is Intent.OPEN:
+            return self._enter(conf, decision.stop_for_fill(conf.avg_price) if decision is not None else 0.0)
+        if old is not None and old.side is conf.side:  # not an entry, and not the position's closing side
+            self._book_cash(conf)
+            self.anomalies += 1
+            return ApplyResult(Applied.ANOMALY, old)
         if conf.intent is Intent.PROTECT:
             reason = DecisionReason.STOP_LOSS
         reference = 0.0  # what the exit's slippage is measured against: a stop fill's is its stop level
         if decision is not None:
             reference = decision.stop_price if decision.intent is Intent.PROTECT else decision.reference_price
-        return self._sell(conf, reason, reference)
+        return self._exit(conf, reason, reference)
 
-    def _buy(self, conf: ExecutionConfirmation, stop: float) -> ApplyResult:
-        qty, price, inst = conf.executed_qty, conf.avg_price, conf.instrument
-        self.cash -= qty * price + conf.fee
+    def _book_cash(self, conf: ExecutionConfirmation) -> None:
+        notional = conf.executed_qty * conf.avg_price
+        self.cash += -(notional + conf.fee) if conf.side is Side.BUY else notional - conf.fee
         self.fees += conf.fee
+
+    def _enter(self, conf: ExecutionConfirmation, stop: float) -> ApplyResult:
+        """Open or add to a position on ``conf.side`` (BUY: long, SELL: short)."""
+        qty, price, inst = conf.executed_qty, conf.avg_price, conf.instrument
+        self._book_cash(conf)
         old = self._positions.get(inst)
         if old is None:
-            plan = ExitPlan.for_entry(self.exit_rules, price, conf.executed_at_ns, stop)
-            pos = Position(inst, qty, price, conf.executed_at_ns, conf.decision_id, conf.fee, plan)
+            plan = ExitPlan.for_entry(self.exit_rules, price, conf.executed_at_ns, stop, conf.side)
+            pos = Position(inst, qty, price, conf.executed_at_ns, conf.decision_id, conf.fee, plan, conf.side)
             applied = Applied.OPENED
         else:
             total = old.quantity + qty
             avg = (old.avg_entry_price * old.quantity + price * qty) / total
-            plan = ExitPlan.for_entry(self.exit_rules, avg, old.opened_at_ns)
-            pos = Position(inst, total, avg, old.opened_at_ns, old.entry_decision_id, old.entry_fees + conf.fee, plan)
+            plan = ExitPlan.for_entry(self.exit_rules, avg, old.opened_at_ns, side=old.side)
+            pos = Position(inst, total, avg, old.opened_at_ns, old.entry_decision_id, old.entry_fees + conf.fee, plan,
+                           old.side)  # fmt: skip
             applied = Applied.ADDED
         self._positions[inst] = pos
         self._watches[inst] = ExitWatch(plan)  # same step as the open: never unprotected
         return ApplyResult(applied, pos)
 
-    def _sell(self, conf: ExecutionConfirmation, reason: DecisionReason | None, reference: float) -> ApplyResult:
+    def _exit(self, conf: ExecutionConfirmation, reason: DecisionReason | None, reference: float) -> ApplyResult:
+        """Reduce or close the position ``conf`` exits (its side is the position's closing side)."""
         qty, price, inst = conf.executed_qty, conf.avg_price, conf.instrument
-        self.cash += qty * price - conf.fee
-        self.fees += conf.fee
+        self._book_cash(conf)
         old = self._positions.get(inst)
         if old is None:
             self.anomalies += 1
             return ApplyResult(Applied.ANOMALY, None)
         closed_qty = min(qty, old.quantity)
         if qty > old.quantity * (1 + _QTY_EPS):
-            self.anomalies += 1  # sold more than held; the excess is not netted into a short
+            self.anomalies += 1  # exited more than held; the excess is never netted into the other side
         gross = (price - old.avg_entry_price) * closed_qty
+        if old.short:
+            gross = (old.avg_entry_price - price) * closed_qty
         self.realized_pnl += gross
         share = closed_qty / old.quantity
         trade = ClosedTrade(
@@ -250,6 +293,7 @@ class PositionTracker:
             fees=old.entry_fees * share + conf.fee,
             exit_reason=reason,
             exit_reference_price=reference,
+            side=old.side,
         )
         self.closed_trades.append(trade)
         remaining = old.quantity - closed_qty
@@ -258,6 +302,6 @@ class PositionTracker:
             del self._watches[inst]
             return ApplyResult(Applied.CLOSED, None, trade)
         pos = Position(inst, remaining, old.avg_entry_price, old.opened_at_ns, old.entry_decision_id,
-                       old.entry_fees * (1 - share), old.plan)  # fmt: skip
+                       old.entry_fees * (1 - share), old.plan, old.side)  # fmt: skip
         self._positions[inst] = pos
         return ApplyResult(Applied.REDUCED, pos, trade)

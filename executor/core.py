@@ -143,6 +143,7 @@ class ExecutorCore:
         ledger: the ledger matching the journal's fills (see :meth:`open`).
         ops: order primitives over ``venue`` (default: :class:`OrderOps` with a default policy).
         protective: place protective stops on the venue when it supports them.
+        allow_short: short entries (SELL OPEN) are executed; the ledger must allow them too.
 
     Attributes:
         recovered: outcomes of the in-flight decisions :meth:`open` resolved; their
@@ -153,8 +154,10 @@ class ExecutorCore:
 
     def __init__(
         self, journal: Journal, venue: Venue, ledger: Ledger, *, ops: OrderOps | None = None, protective: bool = True,
+        allow_short: bool = False,
     ) -> None:  # fmt: skip
         self.journal = journal
+        self.allow_short = allow_short
         self.venue = venue
         self.ledger = ledger
         self.ops = ops if ops is not None else OrderOps(venue, RetryPolicy())
@@ -173,7 +176,7 @@ class ExecutorCore:
     @classmethod
     async def open(
         cls, journal_path: str | Path, venue: Venue, starting_cash: float, *, synchronous: str = "NORMAL",
-        ops: OrderOps | None = None, protective: bool = True,
+        ops: OrderOps | None = None, protective: bool = True, allow_short: bool = False,
     ) -> ExecutorCore:  # fmt: skip
         """Open (or create) the journal, rebuild the ledger, start the venue, adopt its protective
         orders and resolve in-flight decisions (an unresolved one stays in flight).
@@ -184,8 +187,8 @@ class ExecutorCore:
         """
         journal = Journal(journal_path, starting_cash=starting_cash, synchronous=synchronous)
         try:
-            core = cls(journal, venue, Ledger.from_fills(journal.starting_cash, journal.fills()), ops=ops,
-                       protective=protective)  # fmt: skip
+            ledger = Ledger.from_fills(journal.starting_cash, journal.fills(), allow_short=allow_short)
+            core = cls(journal, venue, ledger, ops=ops, protective=protective, allow_short=allow_short)
             await venue.start()
             if core.protective:
                 await core.gateway.adopt(core.held())
@@ -196,7 +199,7 @@ class ExecutorCore:
         return core
 
     def held(self) -> dict[str, float]:
-        """The ledger's positions by venue symbol, base units."""
+        """The ledger's positions by venue symbol, base units, signed (< 0 short)."""
         return {str(i): p.qty for i, p in self.ledger.positions().items()}
 
     async def recover(self) -> list[Outcome]:
@@ -277,7 +280,8 @@ class ExecutorCore:
             PermanentVenueError: refused by the plan or by the venue. Unresolved: see :meth:`resolve`.
         """
         plan = planning.plan_decision(d, self.ledger, self.ids, listed=self.venue.lists(str(d.instrument)),
-                                      protective=self.protective, venue_name=self.venue.name, expired=expired)  # fmt: skip
+                                      protective=self.protective, venue_name=self.venue.name, expired=expired,
+                                      allow_short=self.allow_short)  # fmt: skip
         if isinstance(plan, planning.Refusal):
             raise plan.error()
         if isinstance(plan, planning.RecoverExpired):
@@ -289,10 +293,10 @@ class ExecutorCore:
             return None if found is None else await self.ops.settle(found, plan.symbol, owner=plan.owner)
         if isinstance(plan, planning.MoveStop):
             return await self.gateway.move(plan.symbol, plan.qty, plan.stop, d.decision_id, d.market_ts_ns,
-                                           recovering=recovering)  # fmt: skip
+                                           recovering=recovering, side=plan.side)  # fmt: skip
         if isinstance(plan, planning.ExitPosition):  # exits go through the gateway, which owns the stop
             return await self.gateway.exit(plan.symbol, plan.qty, plan.position_qty, d.decision_id, d.market_ts_ns,
-                                           plan.reference_price, recovering=recovering)  # fmt: skip
+                                           plan.reference_price, recovering=recovering, side=plan.side)  # fmt: skip
         req = plan.request
         report = await self.ops.settle(await self.ops.place(req, lookup_first=recovering), req.symbol, owner=req.owner)
         if plan.protect:
@@ -309,13 +313,15 @@ class ExecutorCore:
         try:
             if stop.move:
                 r = await gw.move(stop.symbol, stop.qty, stop.stop, d.decision_id, d.market_ts_ns,
-                                  recovering=recovering, bounded=False, crossed_exits=False)  # fmt: skip
+                                  recovering=recovering, bounded=False, crossed_exits=False, side=stop.side)  # fmt: skip
                 if r.status.terminal and r.filled > 0:
                     gw.fired[stop.symbol] = r  # the old stop had fired: reported with the next exit
             else:
-                await gw.protect(stop.symbol, stop.qty, stop.stop, d.decision_id, d.market_ts_ns, recovering=recovering)
+                await gw.protect(stop.symbol, stop.qty, stop.stop, d.decision_id, d.market_ts_ns, recovering=recovering,
+                                 side=stop.side)  # fmt: skip
         except PermanentVenueError as exc:
-            gw.mark_unprotected(stop.symbol, stop.qty, stop.stop, d.decision_id, d.market_ts_ns, exc.detail)
+            gw.mark_unprotected(stop.symbol, stop.qty, stop.stop, d.decision_id, d.market_ts_ns, exc.detail,
+                                side=stop.side)  # fmt: skip
 
     def settle(self, d: TradeDecision, report: OrderReport, *, duplicate: bool, conflict: bool) -> Outcome:
         """The venue's final report → confirmation, journaled with its fill, then applied."""

@@ -41,6 +41,12 @@ The orders themselves and the bound on moves are planned by pure functions
 from :class:`~executor.venue.coid.OrderIds`, and the venue's cancel/replace is the interface's
 (:meth:`~executor.venue.base.Venue.replace`, :attr:`~executor.venue.base.Venue.supports_replace`).
 
+**Sides** (issue #16): a long's stop is a SELL below the price, a short's a BUY above it; every
+rule above mirrors for a short (a move places the new BUY stop before the old one goes; an exit is
+a reduce-only BUY). Each operation takes the stop's side — the position's closing side — and a
+held :class:`Protection` keeps it. Positions passed in (:meth:`adopt`, :meth:`reprotect`,
+:meth:`orphans`) are signed, as the ledger's: > 0 long, < 0 short.
+
 State is a cache of the venue and the journal: :meth:`adopt` rebuilds it after a restart.
 """
 
@@ -51,7 +57,7 @@ from typing import Protocol
 
 import structlog
 
-from protocol import RejectCode
+from protocol import RejectCode, Side
 
 from . import planning
 from .orders import GATEWAY, OrderOps, Unresolved
@@ -65,12 +71,13 @@ __all__ = ["ExitOrderGateway", "Protection", "ProtectiveStore"]
 
 @dataclass
 class Protection:
-    """The protective stop held for one symbol (a long position: a SELL stop)."""
+    """The protective stop held for one symbol: a SELL stop for a long, a BUY stop for a short."""
 
     client_order_id: str
     stop_price: float
     qty: float
     kind: OrderType
+    side: Side = Side.SELL
 
 
 class ProtectiveStore(Protocol):
@@ -121,7 +128,7 @@ class ExitOrderGateway:
         self.stops: dict[str, Protection] = {}
         self.fired: dict[str, OrderReport] = {}  # stop fills not yet reported through a decision
         self.unprotected: dict[str, float] = {}  # symbol -> qty that should have a stop and has none
-        self._retry: dict[str, tuple[float, int, int]] = {}  # symbol -> (stop, decision_id, market_ts_ns)
+        self._retry: dict[str, tuple[float, int, int, Side]] = {}  # symbol -> (stop, decision_id, market_ts_ns, side)
         self._moves: dict[str, tuple[float, ...]] = {}  # symbol -> market times of recent moves (planning.admit_move)
         self.log = structlog.get_logger("gateway")
 
@@ -130,9 +137,10 @@ class ExitOrderGateway:
         """The protective order type on this venue (:func:`~executor.planning.stop_kind`)."""
         return planning.stop_kind(self.venue.derivatives)
 
-    def _request(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int) -> OrderRequest:
+    def _request(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int,
+                 side: Side = Side.SELL) -> OrderRequest:  # fmt: skip
         return planning.stop_order(self.ids, symbol, qty, stop, decision_id, market_ts_ns,
-                                   derivatives=self.venue.derivatives, limit_offset_bps=self.offset_bps)  # fmt: skip
+                                   derivatives=self.venue.derivatives, limit_offset_bps=self.offset_bps, side=side)  # fmt: skip
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -146,11 +154,11 @@ class ExitOrderGateway:
             self.metrics.unprotected.set(len(self.unprotected))
 
     def mark_unprotected(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int,
-                         detail: str) -> None:  # fmt: skip
+                         detail: str, *, side: Side = Side.SELL) -> None:  # fmt: skip
         """A position of ``qty`` has no stop on the venue: count it, log it, retry in :meth:`reprotect`."""
-        self.log.critical("position_unprotected", symbol=symbol, qty=qty, stop=stop, detail=detail)
+        self.log.critical("position_unprotected", symbol=symbol, qty=qty, stop=stop, side=side.name, detail=detail)
         self._set_unprotected(symbol, qty)
-        self._retry[symbol] = (stop, decision_id, market_ts_ns)
+        self._retry[symbol] = (stop, decision_id, market_ts_ns, side)
 
     def _hold(self, symbol: str, prot: Protection) -> None:
         self.stops[symbol] = prot
@@ -163,7 +171,8 @@ class ExitOrderGateway:
     # -- the three operations --------------------------------------------------------------
 
     async def protect(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int,
-                      *, recovering: bool = False, crossed_raises: bool = False) -> OrderReport | None:  # fmt: skip
+                      *, recovering: bool = False, crossed_raises: bool = False,
+                      side: Side = Side.SELL) -> OrderReport | None:  # fmt: skip
         """Place the stop for a position of ``qty``; ``None`` if the venue refused it (the position
         is then counted unprotected, unless ``qty`` is dust below the venue's minimum).
 
@@ -171,7 +180,7 @@ class ExitOrderGateway:
             StopWouldTrigger: with ``crossed_raises``, the market is already through ``stop``
                 (:meth:`move` then exits instead).
         """
-        req = self._request(symbol, qty, stop, decision_id, market_ts_ns)
+        req = self._request(symbol, qty, stop, decision_id, market_ts_ns, side)
         self.store.record_protective(symbol, req.client_order_id, stop, qty)
         try:
             report = await self.ops.place(req, lookup_first=recovering)
@@ -185,15 +194,15 @@ class ExitOrderGateway:
                 self.log.warning("dust_not_protected", symbol=symbol, qty=qty, detail=exc.detail)
                 self._set_unprotected(symbol, 0.0)
                 return None
-            self.mark_unprotected(symbol, qty, stop, decision_id, market_ts_ns, exc.detail)
+            self.mark_unprotected(symbol, qty, stop, decision_id, market_ts_ns, exc.detail, side=side)
             return None
         if report.status.terminal and report.filled > 0:
             self.fired[symbol] = report  # it triggered already
             self._forget(symbol)
             return report
-        self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type))
+        self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type, side))
         self.log.info("stop_placed", symbol=symbol, client_order_id=req.client_order_id, stop=stop, qty=qty,
-                      status=str(report.status))  # fmt: skip
+                      side=side.name, status=str(report.status))  # fmt: skip
         return report
 
     async def check_fired(self, symbol: str) -> OrderReport | None:
@@ -214,7 +223,8 @@ class ExitOrderGateway:
         return None
 
     async def move(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int, *,
-                   recovering: bool = False, bounded: bool = True, crossed_exits: bool = True) -> OrderReport:  # fmt: skip
+                   recovering: bool = False, bounded: bool = True, crossed_exits: bool = True,
+                   side: Side = Side.SELL) -> OrderReport:  # fmt: skip
         """Move the stop to ``stop`` for ``qty``. Returns the new stop's report (OPEN), a stop's
         fill if it had triggered (the position is gone), or — the market already through ``stop``,
         for a PROTECT decision (``crossed_exits``) — the fill of the market exit that replaces the
@@ -227,7 +237,7 @@ class ExitOrderGateway:
         """
         if not crossed_exits:  # an entry's stop for a grown position: ``decision_id``'s "e" order is the entry
             return await self._move(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering,
-                                    bounded=bounded)  # fmt: skip
+                                    bounded=bounded, side=side)  # fmt: skip
         if recovering:  # a move that became an exit before a restart: that exit is the answer
             found = await self.ops.lookup(self.ids.order(decision_id), symbol, reason="recovery")
             if found is not None:
@@ -236,16 +246,16 @@ class ExitOrderGateway:
                 return report
         try:
             return await self._move(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering,
-                                    bounded=bounded)  # fmt: skip
+                                    bounded=bounded, side=side)  # fmt: skip
         except StopWouldTrigger as exc:
-            self.log.warning("stop_above_market_exit", symbol=symbol, stop=stop, qty=qty, detail=exc.detail,
-                             action="the stop would fire at once: selling at the market instead")  # fmt: skip
+            self.log.warning("stop_above_market_exit", symbol=symbol, stop=stop, qty=qty, side=side.name,
+                             detail=exc.detail, action="the stop would fire at once: exiting at the market instead")  # fmt: skip
             if self.metrics is not None:
                 self.metrics.stops_crossed.inc()
-            return await self.exit(symbol, qty, qty, decision_id, market_ts_ns, stop)
+            return await self.exit(symbol, qty, qty, decision_id, market_ts_ns, stop, side=side)
 
     async def _move(self, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int, *,
-                    recovering: bool, bounded: bool) -> OrderReport:  # fmt: skip
+                    recovering: bool, bounded: bool, side: Side = Side.SELL) -> OrderReport:  # fmt: skip
         fired = await self.check_fired(symbol)
         if fired is not None:
             return fired
@@ -254,11 +264,11 @@ class ExitOrderGateway:
             self._moves[symbol] = admitted.window
             if admitted.refusal is not None:
                 raise admitted.refusal.error()
-        req = self._request(symbol, qty, stop, decision_id, market_ts_ns)
+        req = self._request(symbol, qty, stop, decision_id, market_ts_ns, side)
         held = self.stops.get(symbol)
         if held is None:
             report = await self.protect(symbol, qty, stop, decision_id, market_ts_ns, recovering=recovering,
-                                        crossed_raises=True)  # fmt: skip
+                                        crossed_raises=True, side=side)  # fmt: skip
             if report is None:
                 raise PermanentVenueError(f"{symbol}: the venue refused the stop at {stop}", RejectCode.VENUE_ERROR)
             return report
@@ -270,7 +280,7 @@ class ExitOrderGateway:
         if self.venue.derivatives:
             self.store.record_protective(symbol, req.client_order_id, stop, qty)
             report = await self.ops.place(req, lookup_first=recovering)  # new first: never a moment without a stop
-            self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type))
+            self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type, side))
             gone = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=held.kind)
             if gone is not None and gone.filled > 0:
                 # the old stop fired while the new one went in: that fill is the answer, and the
@@ -282,7 +292,7 @@ class ExitOrderGateway:
             return report
         report = await self._replace(held, req)
         if report.client_order_id == req.client_order_id and not report.status.terminal:
-            self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type))
+            self._hold(symbol, Protection(req.client_order_id, stop, qty, req.type, side))
         return report
 
     async def _replace(self, held: Protection, req: OrderRequest) -> OrderReport:
@@ -313,7 +323,8 @@ class ExitOrderGateway:
                     return found
                 # -2021: the stop was cancelled but the new order refused — protect again at once
                 self.log.error("replace_half_failed", symbol=req.symbol, old=held.client_order_id)
-                await self.protect(req.symbol, held.qty, held.stop_price, req.decision_id, req.market_ts_ns)
+                await self.protect(req.symbol, held.qty, held.stop_price, req.decision_id, req.market_ts_ns,
+                                   side=held.side)  # fmt: skip
             else:
                 self.store.record_protective(req.symbol, held.client_order_id, held.stop_price, held.qty)
             raise
@@ -329,10 +340,11 @@ class ExitOrderGateway:
             raise Unresolved(f"cancel/replace of {held.client_order_id} unresolved") from None
 
     async def exit(self, symbol: str, qty: float, position_qty: float, decision_id: int, market_ts_ns: int,
-                   ref: float, *, recovering: bool = False) -> OrderReport:  # fmt: skip
-        """Close ``qty`` of a position of ``position_qty`` (CLOSE/REDUCE); returns the report to
-        confirm with."""
-        req = planning.exit_order(self.ids, symbol, qty, decision_id, market_ts_ns, ref, derivatives=self.venue.derivatives)
+                   ref: float, *, recovering: bool = False, side: Side = Side.SELL) -> OrderReport:  # fmt: skip
+        """Close ``qty`` of a position of ``position_qty`` (CLOSE/REDUCE) with an order on ``side``
+        (SELL a long, BUY a short); returns the report to confirm with."""
+        req = planning.exit_order(self.ids, symbol, qty, decision_id, market_ts_ns, ref,
+                                  derivatives=self.venue.derivatives, side=side)  # fmt: skip
         prot = self.stops.get(symbol)
         if recovering:
             found = await self.ops.lookup(req.client_order_id, symbol, reason="recovery")
@@ -375,7 +387,7 @@ class ExitOrderGateway:
         if remaining > max(prot.qty, remaining) * 1e-9:
             if held is not None and held.client_order_id == self.ids.stop(decision_id):
                 return  # done before a restart
-            await self.protect(symbol, remaining, prot.stop_price, decision_id, market_ts_ns)
+            await self.protect(symbol, remaining, prot.stop_price, decision_id, market_ts_ns, side=prot.side)
         else:
             self._set_unprotected(symbol, 0.0)
         if held is not None and held.client_order_id == prot.client_order_id and self.venue.derivatives:
@@ -390,32 +402,34 @@ class ExitOrderGateway:
 
     async def adopt(self, positions: dict[str, float]) -> int:
         """After a restart: look up each journaled stop (open → held; filled → ``fired``; gone →
-        the position is unprotected), and cancel any other open stop of ours. Returns the number
-        of stops held."""
+        the position is unprotected), and cancel any other open stop of ours. ``positions`` are
+        the ledger's, signed. Returns the number of stops held."""
         for symbol, (coid, stop, qty) in self.store.protective().items():
             found = await self.ops.lookup(coid, symbol, reason="recovery")
             parsed = parse_coid(coid)
             did = parsed.decision_id if parsed is not None else 0
+            held = positions.get(symbol, 0.0)
             if found is not None and not found.status.terminal:
-                self.stops[symbol] = Protection(coid, stop, found.amount or qty, found.type)
+                self.stops[symbol] = Protection(coid, stop, found.amount or qty, found.type, found.side)
             elif found is not None and found.filled > 0:
                 self.fired[symbol] = found
                 self.store.clear_protective(symbol)
-            elif positions.get(symbol, 0.0) > 0:
-                self.mark_unprotected(symbol, positions[symbol], stop, did, 0, f"stop {coid} not on the venue")
+            elif held:
+                self.mark_unprotected(symbol, abs(held), stop, did, 0, f"stop {coid} not on the venue",
+                                      side=planning.closing_side(held))  # fmt: skip
         for coid in await self.cancel_extras():
             self.log.warning("extra_stop_cancelled", client_order_id=coid)
         return len(self.stops)
 
     async def reprotect(self, positions: dict[str, float]) -> int:
-        """Try again to place every stop the venue refused, for the position now held; returns
-        how many positions are still unprotected."""
-        for symbol, (stop, decision_id, market_ts_ns) in list(self._retry.items()):
-            qty = positions.get(symbol, 0.0)
-            if qty <= 0 or symbol in self.stops:
+        """Try again to place every stop the venue refused, for the position now held (``positions``:
+        signed, the ledger's); returns how many positions are still unprotected."""
+        for symbol, (stop, decision_id, market_ts_ns, side) in list(self._retry.items()):
+            held = positions.get(symbol, 0.0)
+            if not held or planning.closing_side(held) is not side or symbol in self.stops:
                 self._set_unprotected(symbol, 0.0)
                 continue
-            await self.protect(symbol, qty, stop, decision_id, market_ts_ns, recovering=True)
+            await self.protect(symbol, abs(held), stop, decision_id, market_ts_ns, recovering=True, side=side)
         return len(self.unprotected)
 
     async def cancel_extras(self, symbol: str | None = None) -> list[str]:
@@ -435,9 +449,9 @@ class ExitOrderGateway:
         return cancelled
 
     async def orphans(self, positions: dict[str, float]) -> list[str]:
-        """Cancel our stops whose symbol has no position in ``positions`` (base units), and any
-        stop of ours that is not the one held for its symbol; returns the client order ids
+        """Cancel our stops whose symbol has no position in ``positions`` (base units, signed), and
+        any stop of ours that is not the one held for its symbol; returns the client order ids
         cancelled. The guard against freqtrade #12528."""
-        for symbol in [s for s in self.stops if positions.get(s, 0.0) <= 0]:
+        for symbol in [s for s in self.stops if not positions.get(s, 0.0)]:
             self._forget(symbol)
         return await self.cancel_extras()

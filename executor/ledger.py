@@ -6,7 +6,13 @@ rebuilt ledger equals the live one bit for bit.
 
 Units: cash and fees in quote currency, quantities in base units, prices in quote per base unit.
 Average entry cost is the volume-weighted fill *price* of the open quantity; fees are charged to
-cash, not folded into the cost (a sell leaves the average cost of what remains unchanged).
+cash, not folded into the cost (an exit leaves the average cost of what remains unchanged).
+
+**Signed positions** (issue #16): a long is > 0, a short < 0. A buy adds to a long or covers a
+short; a sell reduces a long or — on a ledger that allows shorts (a derivatives venue) — opens or
+adds to a short. A short is held in cash terms like a perpetual's: its sale adds the proceeds to
+cash, so the account's value is ``cash + Σ signed qty × mark`` on either side. No fill takes a
+position through zero (no netting: a reversal is two decisions, close then open).
 
 **Fees paid in another asset** (Solana: the network fee, paid in SOL lamports, issue #15): a fill's
 ``fee`` is always its quote-currency value, charged to :attr:`Ledger.cash` like any fee, so cash is
@@ -21,8 +27,9 @@ Errors::
 
     LedgerError (ValueError)   a fill that would break the account: a non-finite or non-positive
                                quantity or price (but for a fee-only fill), a non-finite fee, a
-                               negative ``fee_native``, or a sell of more than is held (beyond
-                               :data:`DUST_REL_TOL`); the ledger is left unchanged.
+                               negative ``fee_native``, a fill that would take a position
+                               through zero, or a sell from flat on a ledger without shorts
+                               (beyond :data:`DUST_REL_TOL`); the ledger is left unchanged.
 """
 
 from __future__ import annotations
@@ -87,37 +94,39 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """An open position: ``qty`` base units (> 0) at ``avg_cost`` quote per base unit."""
+    """An open position: ``qty`` base units (> 0 long, < 0 short) at ``avg_cost`` quote per base unit."""
 
     qty: float
     avg_cost: float
 
 
 class Ledger:
-    """Cash and long positions per instrument; mutated only by :meth:`apply_fill`.
+    """Cash and signed positions per instrument; mutated only by :meth:`apply_fill`.
 
     Args:
         starting_cash: quote currency at the start of the journal, finite and >= 0.
+        allow_short: a sell from flat opens a short (a derivatives venue); otherwise it is refused.
 
     Raises:
         LedgerError: ``starting_cash`` negative or not finite.
     """
 
-    __slots__ = ("_cash", "_native_fees", "_native_fees_quote", "_positions", "starting_cash")
+    __slots__ = ("_cash", "_native_fees", "_native_fees_quote", "_positions", "allow_short", "starting_cash")
 
-    def __init__(self, starting_cash: float) -> None:
+    def __init__(self, starting_cash: float, *, allow_short: bool = False) -> None:
         if not math.isfinite(starting_cash) or starting_cash < 0:
             raise LedgerError(f"starting_cash must be finite and >= 0, got {starting_cash!r}")
         self.starting_cash = float(starting_cash)
+        self.allow_short = allow_short
         self._cash = float(starting_cash)
         self._positions: dict[Instrument, Position] = {}
         self._native_fees = 0
         self._native_fees_quote = 0.0
 
     @classmethod
-    def from_fills(cls, starting_cash: float, fills: Iterable[Fill]) -> Ledger:
+    def from_fills(cls, starting_cash: float, fills: Iterable[Fill], *, allow_short: bool = False) -> Ledger:
         """Rebuild a ledger as a fold of ``fills`` (in the order they were applied) over cash."""
-        ledger = cls(starting_cash)
+        ledger = cls(starting_cash, allow_short=allow_short)
         for f in fills:
             ledger.apply(f)
         return ledger
@@ -144,7 +153,7 @@ class Ledger:
         return self._cash + self._native_fees_quote
 
     def position(self, instrument: Instrument) -> float:
-        """Base units held of ``instrument`` (0.0 when flat)."""
+        """Base units held of ``instrument``, signed (< 0 short; 0.0 when flat)."""
         pos = self._positions.get(instrument)
         return pos.qty if pos is not None else 0.0
 
@@ -178,13 +187,15 @@ class Ledger:
     def apply_fill(self, side: Side, instrument: Instrument, qty: float, price: float, fee: float) -> None:
         """Apply one fill.
 
-        Buy: ``cash -= qty*price + fee``; position grows and its average cost is re-weighted.
-        Sell: ``cash += qty*price - fee``; position shrinks and is removed when what remains is
-        within :data:`DUST_REL_TOL` of zero, relative to the quantity held.
+        Buy: ``cash -= qty*price + fee``; sell: ``cash += qty*price - fee``. A fill on the
+        position's side (or from flat) grows it and re-weights its average cost; a fill on the
+        other side shrinks it, and it is removed when what remains is within
+        :data:`DUST_REL_TOL` of zero, relative to the quantity held.
 
         Raises:
-            LedgerError: ``qty``/``price`` not finite and > 0, ``fee`` not finite, or a sell
-                larger than the position beyond the dust tolerance (no shorting on paper).
+            LedgerError: ``qty``/``price`` not finite and > 0, ``fee`` not finite, a fill larger
+                than the position it reduces beyond the dust tolerance (never netted through
+                zero), or a sell from flat without ``allow_short``.
         """
         if not (math.isfinite(qty) and qty > 0 and math.isfinite(price) and price > 0):
             raise LedgerError(f"fill needs finite qty > 0 and price > 0, got qty={qty!r} price={price!r}")
@@ -192,21 +203,27 @@ class Ledger:
             raise LedgerError(f"fill fee must be finite, got {fee!r}")
         held = self._positions.get(instrument)
         held_qty = held.qty if held is not None else 0.0
-        if side is Side.BUY:
-            new_qty = held_qty + qty
-            cost = (held_qty * held.avg_cost + qty * price) / new_qty if held is not None else price
-            self._positions[instrument] = Position(new_qty, cost)
+        buy = side is Side.BUY
+        if held_qty == 0 or (held_qty > 0) is buy:  # open, or grow on the position's side
+            if not buy and held_qty == 0 and not self.allow_short:
+                raise LedgerError(f"sell of {qty!r} {instrument} exceeds the position 0.0 (no shorts on this venue)")
+            size = abs(held_qty) + qty
+            cost = (abs(held_qty) * held.avg_cost + qty * price) / size if held is not None else price
+            self._positions[instrument] = Position(size if buy else -size, cost)
+        else:  # reduce
+            remaining = abs(held_qty) - qty
+            if abs(remaining) <= DUST_REL_TOL * max(abs(held_qty), qty):
+                self._positions.pop(instrument, None)
+            elif remaining < 0:
+                what = "sell" if not buy else "buy"
+                raise LedgerError(f"{what} of {qty!r} {instrument} exceeds the position {held_qty!r}")
+            else:
+                assert held is not None
+                self._positions[instrument] = Position(remaining if held_qty > 0 else -remaining, held.avg_cost)
+        if buy:
             self._cash -= qty * price + fee
-            return
-        remaining = held_qty - qty
-        if abs(remaining) <= DUST_REL_TOL * max(held_qty, qty):
-            self._positions.pop(instrument, None)
-        elif remaining < 0:
-            raise LedgerError(f"sell of {qty!r} {instrument} exceeds the position {held_qty!r}")
         else:
-            assert held is not None
-            self._positions[instrument] = Position(remaining, held.avg_cost)
-        self._cash += qty * price - fee
+            self._cash += qty * price - fee
 
     def snapshot(self) -> dict[str, Any]:
         """Plain values, for logs and comparison.

@@ -21,7 +21,7 @@ import structlog
 from foundation.atomicfile import write_atomic
 from foundation.barcsv import MarketDataError, bundled_path, load_bars
 from foundation.bussecret import bus_codec
-from foundation.errors import StorageFault
+from foundation.errors import ConfigError, StorageFault
 from foundation.metricsserver import start_metrics_server
 from foundation.process import claim, close_serving, process_main, signals_call
 from foundation.rundir import make_run_dir
@@ -145,6 +145,9 @@ async def build_core(
     owned = venue is None
     venue = build_venue(settings) if venue is None else venue
     try:
+        if settings.allow_short and not venue.supports_short:
+            raise ConfigError(f"allow_short: {venue.name} is a spot market and cannot hold a short; shorts need a "
+                              f"derivatives venue (paper, or a perpetual such as binanceusdm)")  # fmt: skip
         make_run_dir(settings.run_dir)
         path = outputs(settings.run_dir)["journal"]
         # creates the journal with its identity, or checks it (venue included) before the core opens it
@@ -154,6 +157,7 @@ async def build_core(
         return await ExecutorCore.open(
             path, venue, settings.starting_cash,
             synchronous=settings.journal_synchronous, ops=ops, protective=settings.protective_stops,
+            allow_short=settings.allow_short,
         )  # fmt: skip
     except BaseException:
         if owned:

@@ -13,22 +13,29 @@ awaited venue calls (through :class:`~executor.orders.OrderOps`) and act on the 
    up — a PROTECT's stop (leg ``p``), then the decision's own order (leg ``e``) — never place;
 3. PROTECT → :class:`MoveStop` of the whole position to ``stop_price``; refused
    (``REJECTED / GUARD``) when protective orders are off, ``REJECTED / INSUFFICIENT_POSITION``
-   when nothing is held;
-4. a sell (CLOSE, REDUCE) with protective orders → :class:`ExitPosition` through the exit order
-   gateway, which owns the stop; a sell larger than the position beyond
+   when nothing is held or the decision's side is not the position's closing side (SELL for a
+   long, BUY for a short);
+4. an exit (CLOSE, REDUCE; a SELL exits a long, a BUY a short) of a position not held on that
+   side → ``REJECTED / INSUFFICIENT_POSITION``; with protective orders → :class:`ExitPosition`
+   through the exit order gateway, which owns the stop; larger than the position beyond
    :data:`~executor.ledger.POSITION_REL_TOL` → ``REJECTED / INSUFFICIENT_POSITION``, else the
    quantity is clamped to the position. Without protective orders → :class:`PlaceOrder` of a
-   MARKET order with no slippage bound (DESIGN.md invariant 3: an exit is never refused for
-   slippage);
-5. an entry → :class:`PlaceOrder` of a LIMIT_IOC at ``max_slippage_bps`` from the reference
-   (:func:`decision_order`), or a MARKET order when ``max_slippage_bps`` >=
-   :data:`NO_SLIPPAGE_BOUND_BPS`; once it fills, :func:`entry_stop` places the stop at
-   :meth:`~protocol.TradeDecision.stop_for_fill` of the fill price.
+   reduce-only MARKET order with no slippage bound (DESIGN.md invariant 3: an exit is never
+   refused for slippage);
+5. an entry (OPEN): a short (SELL) without ``allow_short`` → ``REJECTED / GUARD``; an entry
+   against a held position (a BUY while short, a SELL while long) → ``REJECTED / GUARD`` (no
+   netting: a reversal is two decisions, SPEC.md §6.1); else → :class:`PlaceOrder` of a
+   LIMIT_IOC at ``max_slippage_bps`` from the reference (:func:`decision_order`), or a MARKET
+   order when ``max_slippage_bps`` >= :data:`NO_SLIPPAGE_BOUND_BPS`; once it fills,
+   :func:`entry_stop` places the stop at :meth:`~protocol.TradeDecision.stop_for_fill` of the
+   fill price, on the closing side.
 
 The exit order gateway's orders: :func:`stop_order` (a protective stop) and :func:`exit_order` (a
-reduce-only market sell); the bound on brain-driven stop moves: :func:`admit_move`.
+reduce-only market order on the closing side); the bound on brain-driven stop moves:
+:func:`admit_move`.
 
-Units: quantities in base units, prices in quote per base unit, slippage and offsets in bps,
+Units: positions are signed (the ledger's: > 0 long, < 0 short); order quantities in base units,
+> 0, prices in quote per base unit, slippage and offsets in bps,
 market times in Unix ns (the move window in seconds of market time). Nothing here raises for a
 refusal: refusals are values (:class:`Refusal`), and the caller raises :meth:`Refusal.error`.
 """
@@ -57,6 +64,7 @@ __all__ = [
     "RecoverExpired",
     "Refusal",
     "admit_move",
+    "closing_side",
     "decision_order",
     "entry_stop",
     "exit_order",
@@ -98,7 +106,7 @@ class PlaceOrder:
 
     Attributes:
         request: an entry, or an exit on a venue without protective orders.
-        held: base units held before it (the ledger's position).
+        held: base units held before it on the order's side (the ledger's position, unsigned).
         protect: an entry on a venue with protective orders: once filled, protect the position
             (:func:`entry_stop`).
     """
@@ -110,23 +118,26 @@ class PlaceOrder:
 
 @dataclass(frozen=True, slots=True)
 class MoveStop:
-    """A PROTECT: move the stop of ``symbol`` to ``stop`` for the whole position ``qty`` (base units)
-    through the exit order gateway."""
+    """A PROTECT: move the stop of ``symbol`` to ``stop`` for the whole position ``qty`` (base units,
+    unsigned) through the exit order gateway; ``side`` is the stop's, the position's closing side."""
 
     symbol: str
     qty: float
     stop: float
+    side: Side = Side.SELL
 
 
 @dataclass(frozen=True, slots=True)
 class ExitPosition:
-    """A CLOSE or REDUCE through the exit order gateway: sell ``qty`` of a position of
-    ``position_qty`` (base units) at the market; ``reference_price`` is the decision's."""
+    """A CLOSE or REDUCE through the exit order gateway: ``side`` (SELL a long, BUY a short) ``qty``
+    of a position of ``position_qty`` (base units, unsigned) at the market; ``reference_price`` is
+    the decision's."""
 
     symbol: str
     qty: float
     position_qty: float
     reference_price: float
+    side: Side = Side.SELL
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +169,8 @@ def decision_order(d: TradeDecision, client_order_id: str, typ: OrderType, *, gu
 
     A LIMIT_IOC's price sits ``max_slippage_bps`` from ``reference_price``, against the trader (above
     for a buy, below for a sell); other types carry no price. ``guarded=False`` (an exit) drops the
-    slippage bound: ``max_slippage_bps`` becomes :data:`NO_SLIPPAGE_BOUND_BPS`.
+    slippage bound — ``max_slippage_bps`` becomes :data:`NO_SLIPPAGE_BOUND_BPS` — and makes the
+    order reduce-only (it may only shrink the position it exits).
     """
     limit = None
     if typ is OrderType.LIMIT_IOC:
@@ -168,13 +180,13 @@ def decision_order(d: TradeDecision, client_order_id: str, typ: OrderType, *, gu
         client_order_id=client_order_id, decision_id=d.decision_id, symbol=str(d.instrument), side=d.side, type=typ,
         amount=d.quantity, price=limit, market_ts_ns=d.market_ts_ns, reference_price=d.reference_price,
         max_slippage_bps=d.max_slippage_bps if guarded else NO_SLIPPAGE_BOUND_BPS, owner=CORE,
-        expires_at_ns=d.expires_at_ns,
+        expires_at_ns=d.expires_at_ns, reduce_only=not guarded,
     )  # fmt: skip
 
 
 def plan_decision(
     d: TradeDecision, ledger: Ledger, ids: OrderIds, *, listed: bool, protective: bool, venue_name: str,
-    expired: bool,
+    expired: bool, allow_short: bool = False,
 ) -> Plan:  # fmt: skip
     """What to do for the journaled decision ``d`` (see the module docstring for the rules).
 
@@ -187,6 +199,7 @@ def plan_decision(
         venue_name: for refusal details.
         expired: the decision has expired and may have been placed before (a retry or restart on a
             venue whose orders survive a restart).
+        allow_short: short entries are on (a derivatives venue).
     """
     symbol = str(d.instrument)
     if not listed:
@@ -194,23 +207,43 @@ def plan_decision(
     order_id = ids.order(d.decision_id)
     if expired:
         stop_id = ids.stop(d.decision_id) if d.intent is Intent.PROTECT else None
-        owner = GATEWAY if protective and d.side is Side.SELL else CORE
+        owner = GATEWAY if protective and d.intent is not Intent.OPEN else CORE
         return RecoverExpired(symbol, stop_id, order_id, owner)
-    held = ledger.position(d.instrument)
+    held = ledger.position(d.instrument)  # signed: < 0 short
+    side_name = "long" if held > 0 else "short"
     if d.intent is Intent.PROTECT:
         if not protective:
             return Refusal(f"{venue_name}: protective orders are off on this venue", RejectCode.GUARD)
-        if held <= 0:
+        if held == 0:
             return Refusal(f"no {symbol} position to protect", RejectCode.INSUFFICIENT_POSITION)
-        return MoveStop(symbol, held, d.stop_price)
-    if d.side is Side.SELL:
+        if d.side is not closing_side(held):
+            return Refusal(f"a {d.side.name} PROTECT cannot protect the {side_name} {symbol} (its stop is a"
+                           f" {closing_side(held).name})", RejectCode.INSUFFICIENT_POSITION)  # fmt: skip
+        return MoveStop(symbol, abs(held), d.stop_price, closing_side(held))
+    if d.intent in (Intent.CLOSE, Intent.REDUCE):
+        pos = held if d.side is Side.SELL else -held  # what this exit can close: > 0 on its side
+        if pos <= 0:
+            what = "sell" if d.side is Side.SELL else "buy back"
+            have = f"the position is {side_name} {abs(held)!r}" if held else "no position is held"
+            return Refusal(f"{what} {d.quantity!r} {symbol}: {have}", RejectCode.INSUFFICIENT_POSITION)
         if not protective:  # an exit is never refused for slippage
-            return PlaceOrder(decision_order(d, order_id, OrderType.MARKET, guarded=False), held)
-        if d.quantity > held * (1 + POSITION_REL_TOL):
-            return Refusal(f"sell {d.quantity!r} exceeds position {held!r}", RejectCode.INSUFFICIENT_POSITION)
-        return ExitPosition(symbol, min(d.quantity, held), held, d.reference_price)
+            return PlaceOrder(decision_order(d, order_id, OrderType.MARKET, guarded=False), pos)
+        if d.quantity > pos * (1 + POSITION_REL_TOL):
+            return Refusal(f"{d.side.name.lower()} {d.quantity!r} exceeds position {pos!r}",
+                           RejectCode.INSUFFICIENT_POSITION)  # fmt: skip
+        return ExitPosition(symbol, min(d.quantity, pos), pos, d.reference_price, d.side)
+    if d.side is Side.SELL and not allow_short:
+        return Refusal(f"{venue_name}: short entries are off (allow_short)", RejectCode.GUARD)
+    if held and (held > 0) is not (d.side is Side.BUY):
+        return Refusal(f"{d.side.name} OPEN while {side_name} {abs(held)!r} {symbol}: no netting, close the"
+                       f" position first", RejectCode.GUARD)  # fmt: skip
     typ = OrderType.MARKET if d.max_slippage_bps >= NO_SLIPPAGE_BOUND_BPS else OrderType.LIMIT_IOC
-    return PlaceOrder(decision_order(d, order_id, typ), held, protect=protective)
+    return PlaceOrder(decision_order(d, order_id, typ), abs(held), protect=protective)
+
+
+def closing_side(position: float) -> Side:
+    """The side that exits a signed ``position``: SELL for a long (> 0), BUY for a short (< 0)."""
+    return Side.BUY if position < 0 else Side.SELL
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,17 +252,19 @@ class EntryStop:
 
     Attributes:
         symbol: the venue symbol.
-        qty: the whole position after the fill, base units.
+        qty: the whole position after the fill, base units (unsigned).
         stop: :meth:`~protocol.TradeDecision.stop_for_fill` of the fill price — the level the brain's
             exit plan computes from the same confirmation, not the decision's ``stop_price``.
         move: a stop is held for the symbol already (the entry grew a position): move it, unbounded
             by :func:`admit_move`; else place one.
+        side: the stop's side, the position's closing side (SELL for a long, BUY for a short).
     """
 
     symbol: str
     qty: float
     stop: float
     move: bool
+    side: Side = Side.SELL
 
 
 def entry_stop(d: TradeDecision, held: float, report: OrderReport, stops: Container[str]) -> EntryStop | None:
@@ -243,7 +278,8 @@ def entry_stop(d: TradeDecision, held: float, report: OrderReport, stops: Contai
     if report.filled <= 0 or d.stop_price <= 0:
         return None
     symbol = str(d.instrument)
-    return EntryStop(symbol, held + report.filled, d.stop_for_fill(report.avg_price), symbol in stops)
+    side = Side.BUY if d.side is Side.SELL else Side.SELL
+    return EntryStop(symbol, held + report.filled, d.stop_for_fill(report.avg_price), symbol in stops, side)
 
 
 def stop_kind(derivatives: bool) -> OrderType:
@@ -254,30 +290,33 @@ def stop_kind(derivatives: bool) -> OrderType:
 
 def stop_order(
     ids: OrderIds, symbol: str, qty: float, stop: float, decision_id: int, market_ts_ns: int, *, derivatives: bool,
-    limit_offset_bps: float,
+    limit_offset_bps: float, side: Side = Side.SELL,
 ) -> OrderRequest:  # fmt: skip
-    """The protective stop (leg ``p`` of ``decision_id``, owner ``"gateway"``): sell ``qty`` once the
-    price trades at ``stop``. On spot its limit sits ``limit_offset_bps`` below the trigger (room for
-    the fill in a fast market); on derivatives it is reduce-only."""
+    """The protective stop (leg ``p`` of ``decision_id``, owner ``"gateway"``): ``side`` (SELL for a
+    long, BUY for a short) ``qty`` once the price trades at ``stop``. On spot its limit sits
+    ``limit_offset_bps`` beyond the trigger, against the trader (room for the fill in a fast market);
+    on derivatives it is reduce-only."""
     kind = stop_kind(derivatives)
     offset = limit_offset_bps / 1e4
+    limit = stop * (1 - offset) if side is Side.SELL else stop * (1 + offset)
     return OrderRequest(
         client_order_id=ids.stop(decision_id), decision_id=decision_id,
-        symbol=symbol, side=Side.SELL, type=kind, amount=qty, stop_price=stop,
-        price=stop * (1 - offset) if kind is OrderType.STOP_LOSS_LIMIT else None,
+        symbol=symbol, side=side, type=kind, amount=qty, stop_price=stop,
+        price=limit if kind is OrderType.STOP_LOSS_LIMIT else None,
         reduce_only=derivatives, market_ts_ns=market_ts_ns, reference_price=stop, owner=GATEWAY,
     )  # fmt: skip
 
 
 def exit_order(
     ids: OrderIds, symbol: str, qty: float, decision_id: int, market_ts_ns: int, ref: float, *, derivatives: bool,
+    side: Side = Side.SELL,
 ) -> OrderRequest:  # fmt: skip
-    """The gateway's market sell of ``qty`` (leg ``e`` of ``decision_id``, owner ``"gateway"``;
-    reduce-only on derivatives), ``ref`` its reference price — a CLOSE, a REDUCE, or the exit a
-    crossed PROTECT becomes."""
+    """The gateway's market order for ``qty`` on ``side`` (SELL exits a long, BUY a short; leg ``e``
+    of ``decision_id``, owner ``"gateway"``; reduce-only on derivatives), ``ref`` its reference
+    price — a CLOSE, a REDUCE, or the exit a crossed PROTECT becomes."""
     return OrderRequest(
         client_order_id=ids.order(decision_id), decision_id=decision_id,
-        symbol=symbol, side=Side.SELL, type=OrderType.MARKET, amount=qty, reduce_only=derivatives,
+        symbol=symbol, side=side, type=OrderType.MARKET, amount=qty, reduce_only=derivatives,
         market_ts_ns=market_ts_ns, reference_price=ref, owner=GATEWAY,
     )  # fmt: skip
 

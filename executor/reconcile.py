@@ -25,7 +25,13 @@ A symbol with a decision executing (``BeliefView.busy``) is left alone this cycl
 moving the position. Every mismatch seen — corrected or not — is in :attr:`ReconcilePlan.mismatches`,
 the evidence of :class:`executor.belief.BeliefDebt`.
 
-Quantities in base units (> 0 long; tandem is long-only), prices in quote per base unit, times
+**Sides** (issue #16): positions are signed (> 0 long, < 0 short) on both sides of the diff. A
+venue position on the other side of the ledger's is a drift (:class:`FixDrift` with the two
+signed sizes), which the reconciler reports as two corrections, the ledger's cleared and the
+venue's adopted — never netted in one. A short's stop is a BUY above its price; an adopted short's
+stop sits ``adopt_stop_pct`` above its entry.
+
+Quantities in base units (signed, as said), prices in quote per base unit, times
 in Unix ns (the caller's clock: wall time live, market time on a replay clock, so a replay stays
 deterministic). Nothing here does I/O or raises for a mismatch; the corrections are values.
 """
@@ -34,6 +40,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from protocol import Side
 
 from .belief import MismatchKind
 from .venue.base import OrderReport
@@ -58,11 +66,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class StopView:
-    """The protective stop the gateway holds for a symbol: its client order id, quantity and level."""
+    """The protective stop the gateway holds for a symbol: its client order id, quantity, level and
+    side (SELL for a long's, BUY for a short's)."""
 
     client_order_id: str
     qty: float
     stop_price: float
+    side: Side = Side.SELL
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,7 @@ class BeliefView:
     """What the executor believes.
 
     Attributes:
-        positions: the ledger's positions by symbol, base units (flat symbols left out).
+        positions: the ledger's positions by symbol, base units, signed (flat symbols left out).
         avg_cost: their average cost, quote per base unit.
         stops: the gateway's protective stop per symbol.
         busy: symbols with a decision executing now (left alone this cycle).
@@ -87,7 +97,7 @@ class Evidence:
     """What the venue reported this cycle.
 
     Attributes:
-        holdings: position by symbol, base units, with the venue's entry price (0.0 when it gives
+        holdings: position by symbol, base units, signed, with the venue's entry price (0.0 when it gives
             none: spot); ``None`` when the fetch failed.
         open_orders: every working order (ours and others); ``None`` when the fetch failed.
         marks: mark price by symbol (for an adoption without an entry price, and a phantom's exit).
@@ -140,7 +150,7 @@ class ReconcileState:
 @dataclass(frozen=True, slots=True)
 class Adopt:
     """A position on the venue the ledger does not hold: take it in at ``price`` and protect it at
-    ``stop_price``."""
+    ``stop_price``; ``qty`` is signed (< 0: a short)."""
 
     symbol: str
     qty: float
@@ -150,7 +160,8 @@ class Adopt:
 
 @dataclass(frozen=True, slots=True)
 class ClearPhantom:
-    """A ledger position the venue no longer has: close it in the ledger at ``price`` (the mark)."""
+    """A ledger position the venue no longer has: close it in the ledger at ``price`` (the mark);
+    ``qty`` is the ledger's, signed."""
 
     symbol: str
     qty: float
@@ -159,7 +170,8 @@ class ClearPhantom:
 
 @dataclass(frozen=True, slots=True)
 class FixDrift:
-    """Both hold the symbol in other sizes: set the ledger's ``ledger_qty`` to ``venue_qty`` at ``price``."""
+    """Both hold the symbol in other sizes (or on other sides): set the ledger's ``ledger_qty`` to
+    ``venue_qty`` at ``price`` (both signed)."""
 
     symbol: str
     ledger_qty: float
@@ -169,7 +181,8 @@ class FixDrift:
 
 @dataclass(frozen=True, slots=True)
 class PlaceStop:
-    """A position without a stop of ours: place one for ``qty`` at ``stop_price``."""
+    """A position without a stop of ours: place one for ``qty`` (signed, the position's) at
+    ``stop_price``."""
 
     symbol: str
     qty: float
@@ -178,7 +191,8 @@ class PlaceStop:
 
 @dataclass(frozen=True, slots=True)
 class ResizeStop:
-    """A stop covering less than the position: move it to cover ``qty`` (same level)."""
+    """A stop covering less than the position: move it to cover ``qty`` (signed, the position's;
+    same level)."""
 
     symbol: str
     qty: float
@@ -215,6 +229,13 @@ def _same(a: float, b: float, rel_tol: float) -> bool:
     return abs(a - b) <= rel_tol * max(abs(a), abs(b), 1e-12)
 
 
+def _adopt_stop(price: float, qty: float, rules: ReconcileRules) -> float:
+    """The stop of a position of signed ``qty`` entered at ``price``: ``adopt_stop_pct`` below it
+    for a long, above it for a short."""
+    pct = rules.adopt_stop_pct / 100
+    return price * (1 + pct) if qty < 0 else price * (1 - pct)
+
+
 def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: int, rules: ReconcileRules, *,
          is_our_stop: Callable[[str], bool], protective: bool) -> ReconcilePlan:  # fmt: skip
     """One reconcile cycle (module docstring); updates ``state``.
@@ -237,15 +258,15 @@ def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: 
         mine = belief.positions.get(symbol, 0.0)
         theirs, entry = holdings.get(symbol, (0.0, 0.0))
         mark = evidence.marks.get(symbol, 0.0)
-        if theirs > 0 and mine <= 0:
+        if theirs and not mine:
             price = entry or mark
             mismatches.append((symbol, MismatchKind.ORPHAN))
             if price > 0:
-                corrections.append(Adopt(symbol, theirs, price, price * (1 - rules.adopt_stop_pct / 100)))
+                corrections.append(Adopt(symbol, theirs, price, _adopt_stop(price, theirs, rules)))
                 positions[symbol] = theirs
             state.misses.pop(symbol, None)
             continue
-        if mine > 0 and theirs <= 0:
+        if mine and not theirs:
             first, count = state.misses.get(symbol, (now_ns, 0))
             state.misses[symbol] = (first, count + 1)
             mismatches.append((symbol, MismatchKind.PHANTOM))
@@ -257,12 +278,12 @@ def diff(belief: BeliefView, evidence: Evidence, state: ReconcileState, now_ns: 
                 undecided.add(symbol)  # still believed until the grace is over: its stops left as they are
             continue
         state.misses.pop(symbol, None)
-        if mine > 0 and not _same(mine, theirs, rules.rel_tol):
+        if mine and not _same(mine, theirs, rules.rel_tol):  # other sizes, or other sides
             mismatches.append((symbol, MismatchKind.DRIFT))
             price = mark or entry or belief.avg_cost.get(symbol, 0.0)
             if price > 0:
                 corrections.append(FixDrift(symbol, mine, theirs, price))
-        if theirs > 0:
+        if theirs:
             positions[symbol] = theirs
     skipped: list[tuple[str, MismatchKind, str]] = []
     if protective:
@@ -302,9 +323,12 @@ def _stop_repairs(belief: BeliefView, evidence: Evidence, positions: Mapping[str
         if symbol in belief.busy or symbol in undecided:
             continue
         held = belief.stops.get(symbol)
-        qty = positions.get(symbol, 0.0)
+        signed = positions.get(symbol, 0.0)
+        qty = abs(signed)
+        closing = Side.BUY if signed < 0 else Side.SELL
         working = ours.get(symbol, [])
-        keep = next((o for o in working if held is not None and o.client_order_id == held.client_order_id), None)
+        keep = next((o for o in working if held is not None and o.client_order_id == held.client_order_id
+                     and o.side is closing), None)  # fmt: skip
         for o in working:
             if o is not keep or qty <= 0:
                 mismatches.append((symbol, MismatchKind.STOP_EXTRA))
@@ -313,15 +337,15 @@ def _stop_repairs(belief: BeliefView, evidence: Evidence, positions: Mapping[str
             continue  # flat, protected with its adoption, or dust below the venue's minimum
         if keep is None:
             mismatches.append((symbol, MismatchKind.STOP_MISSING))
-            level = held.stop_price if held is not None else 0.0
+            level = held.stop_price if held is not None and held.side is closing else 0.0
             if level <= 0:
                 cost = belief.avg_cost.get(symbol, 0.0) or evidence.marks.get(symbol, 0.0)
-                level = cost * (1 - rules.adopt_stop_pct / 100) if cost > 0 else 0.0  # no known level
+                level = _adopt_stop(cost, signed, rules) if cost > 0 else 0.0  # no known level
             if level > 0:
-                out.append((MismatchKind.STOP_MISSING, PlaceStop(symbol, qty, level)))
+                out.append((MismatchKind.STOP_MISSING, PlaceStop(symbol, signed, level)))
         elif qty - keep.amount > max(evidence.min_amount.get(symbol, 0.0), qty * 1e-6):
             # short by more than the venue can cover: less than its minimum amount is the lot-step
             # rounding of the stop itself (and a spot buy's commission), which no order can protect
             mismatches.append((symbol, MismatchKind.STOP_SHORT))
-            out.append((MismatchKind.STOP_SHORT, ResizeStop(symbol, qty, keep.stop_price or held.stop_price)))  # type: ignore[union-attr]
+            out.append((MismatchKind.STOP_SHORT, ResizeStop(symbol, signed, keep.stop_price or held.stop_price)))  # type: ignore[union-attr]
     return out

@@ -59,6 +59,7 @@ from .controller import BeliefController, ControllerRules, ControllerState, Deni
 from .core import ExecutorCore, Outcome
 from .ledger import Fill
 from .orders import GATEWAY, Unresolved
+from .planning import closing_side
 from .reconcile import (
     Adopt,
     BeliefView,
@@ -201,7 +202,7 @@ class Reconciler:
             positions={str(i): p.qty for i, p in core.ledger.positions().items()},
             avg_cost={str(i): p.avg_cost for i, p in core.ledger.positions().items()},
             stops={
-                s: StopView(p.client_order_id, p.qty, p.stop_price) for s, p in core.gateway.stops.items()
+                s: StopView(p.client_order_id, p.qty, p.stop_price, p.side) for s, p in core.gateway.stops.items()
             },
             busy=busy,
         )
@@ -211,14 +212,12 @@ class Reconciler:
         failed: list[str] = []
         for correction in plan.corrections:
             try:
-                conf = await self._apply(correction, now_ns, evidence)
+                confirmations.extend(await self._apply(correction, now_ns, evidence))
             except (PermanentVenueError, Unresolved, VenueError) as exc:
                 failed.append(f"{type(correction).__name__} {correction.symbol}: {exc}")
                 self.log.error("reconcile_correction_failed", correction=type(correction).__name__,
                                symbol=correction.symbol, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
                 continue
-            if conf is not None:
-                confirmations.append(conf)
         fetch_failed = fetch_error is not None
         debt = self.debt.observe(now_ns, plan.mismatches, fetch_failed=fetch_failed)
         before = self.controller.state()
@@ -256,43 +255,55 @@ class Reconciler:
 
     # -- corrections -----------------------------------------------------------------------------
 
-    async def _apply(self, c: Correction, now_ns: int, evidence: Evidence) -> ExecutionConfirmation | None:
+    async def _apply(self, c: Correction, now_ns: int, evidence: Evidence) -> list[ExecutionConfirmation]:
+        """Carry out one correction; returns the reconciled confirmations it made (a ledger
+        correction: one, or two for a position found on the other side; a stop repair: none)."""
         core = self.core
         if isinstance(c, Adopt):
-            conf = self._reconciled(c.symbol, Side.BUY, Intent.OPEN, c.qty, c.price, now_ns, "adopt",
+            conf = self._reconciled(c.symbol, _entry_side(c.qty), Intent.OPEN, abs(c.qty), c.price, now_ns, "adopt",
                                     f"on the venue, not in the ledger: {c.qty} at {c.price}")  # fmt: skip
             self._count("adoptions")
             if core.protective:
-                await core.gateway.protect(c.symbol, c.qty, c.stop_price, conf.decision_id, now_ns)
-            return conf
+                await core.gateway.protect(c.symbol, abs(c.qty), c.stop_price, conf.decision_id, now_ns,
+                                           side=closing_side(c.qty))  # fmt: skip
+            return [conf]
         if isinstance(c, ClearPhantom):
-            conf = self._reconciled(c.symbol, Side.SELL, Intent.CLOSE, c.qty, c.price, now_ns, "clear_phantom",
-                                    f"in the ledger, not on the venue: {c.qty}, cleared at the mark {c.price}")  # fmt: skip
+            conf = self._reconciled(c.symbol, closing_side(c.qty), Intent.CLOSE, abs(c.qty), c.price, now_ns,
+                                    "clear_phantom", f"in the ledger, not on the venue: {c.qty}, cleared at the mark"
+                                    f" {c.price}")  # fmt: skip
             self._count("phantoms")
             core.gateway.stops.pop(c.symbol, None)
             core.journal.clear_protective(c.symbol)
-            return conf
+            return [conf]
         if isinstance(c, FixDrift):
-            up = c.venue_qty > c.ledger_qty
-            qty = abs(c.venue_qty - c.ledger_qty)
-            conf = self._reconciled(c.symbol, Side.BUY if up else Side.SELL, Intent.OPEN if up else Intent.REDUCE, qty,
-                                    c.price, now_ns, "fix_drift",
-                                    f"ledger {c.ledger_qty}, venue {c.venue_qty}: set to the venue's")  # fmt: skip
             self._count("drift_fixes")
-            return conf
+            if (c.ledger_qty > 0) is not (c.venue_qty > 0):  # on the other side: two corrections, never netted
+                detail = f"ledger {c.ledger_qty}, venue {c.venue_qty} (the other side): cleared, then adopted"
+                cleared = self._reconciled(c.symbol, closing_side(c.ledger_qty), Intent.CLOSE, abs(c.ledger_qty),
+                                           c.price, now_ns, "fix_drift", detail)  # fmt: skip
+                adopted = self._reconciled(c.symbol, _entry_side(c.venue_qty), Intent.OPEN, abs(c.venue_qty),
+                                           c.price, now_ns, "fix_drift", detail)  # fmt: skip
+                return [cleared, adopted]
+            up = abs(c.venue_qty) > abs(c.ledger_qty)
+            qty = abs(c.venue_qty - c.ledger_qty)
+            side = _entry_side(c.ledger_qty) if up else closing_side(c.ledger_qty)
+            conf = self._reconciled(c.symbol, side, Intent.OPEN if up else Intent.REDUCE, qty, c.price, now_ns,
+                                    "fix_drift", f"ledger {c.ledger_qty}, venue {c.venue_qty}: set to the venue's")  # fmt: skip
+            return [conf]
         action_id = core.journal.next_action_id()
         if isinstance(c, PlaceStop):
             core.journal.record_reconcile_action(kind="stop_placed", symbol=c.symbol, action_id=action_id,
                                                  detail=f"no stop: placing one for {c.qty} at {c.stop_price}",
                                                  at_ns=now_ns)  # fmt: skip
             self._repair("stop_missing")
-            await core.gateway.protect(c.symbol, c.qty, c.stop_price, action_id, now_ns)
+            await core.gateway.protect(c.symbol, abs(c.qty), c.stop_price, action_id, now_ns, side=closing_side(c.qty))
         elif isinstance(c, ResizeStop):
             core.journal.record_reconcile_action(kind="stop_resized", symbol=c.symbol, action_id=action_id,
                                                  detail=f"stop short of the position: now {c.qty} at {c.stop_price}",
                                                  at_ns=now_ns)  # fmt: skip
             self._repair("stop_short")
-            await core.gateway.move(c.symbol, c.qty, c.stop_price, action_id, now_ns, bounded=False,
+            await core.gateway.move(c.symbol, abs(c.qty), c.stop_price, action_id, now_ns, bounded=False,
+                                    side=closing_side(c.qty),
                                     crossed_exits=False)  # fmt: skip
         elif isinstance(c, CancelStop):
             kind = next((o.type for o in evidence.open_orders or () if o.client_order_id == c.client_order_id),
@@ -301,7 +312,7 @@ class Reconciler:
                                                  detail=f"extra or orphaned stop {c.client_order_id}", at_ns=now_ns)  # fmt: skip
             self._repair("stop_extra")
             await core.ops.cancel(c.client_order_id, c.symbol, owner=GATEWAY, kind=kind)
-        return None
+        return []
 
     def _reconciled(self, symbol: str, side: Side, intent: Intent, qty: float, price: float, now_ns: int,
                     kind: str, detail: str) -> ExecutionConfirmation:  # fmt: skip
@@ -398,3 +409,8 @@ class Reconciler:
     def _repair(self, kind: str) -> None:
         if self.metrics is not None:
             self.metrics.reconcile_repairs.labels(kind).inc()
+
+
+def _entry_side(qty: float) -> Side:
+    """The side that opens a position of signed ``qty``: BUY for a long, SELL for a short."""
+    return Side.SELL if qty < 0 else Side.BUY

@@ -79,6 +79,7 @@ class ExecutorSettings(CommonSettings):
     emulator_port: int = Field(0, ge=0, le=65535, description="binance-emulator: port of the local exchange")
     emulator_ca: Path | None = Field(None, description="binance-emulator: CA certificate (PEM) of the local exchange")
     protective_stops: bool = Field(True, description="place the hard stop-loss on the exchange when an entry fills")
+    allow_short: bool = Field(False, description="execute short entries (SELL OPEN): derivatives venues only (paper, binanceusdm)")
     order_timeout_ms: int = Field(5_000, ge=100, le=120_000, description="ccxt request timeout, milliseconds")
     fill_timeout_s: float = Field(10.0, ge=0.1, le=600, description="wait this long for an order to fill, then cancel the rest (>= 0.1)")
     fee_bps: float = Field(10.0, ge=-100, le=1000, description="taker fee, bps of notional (Binance VIP 0 spot: 10)")
@@ -184,6 +185,12 @@ class ExecutorSettings(CommonSettings):
                     "api_key, api_secret: venue=ccxt needs both (TANDEM_API_KEY_FILE / TANDEM_API_SECRET_FILE, or "
                     "TANDEM_API_KEY / TANDEM_API_SECRET)"
                 )
+        if self.allow_short and self.venue in ("solana", "solana-emulator"):
+            raise ConfigError(f"allow_short: venue={self.venue} swaps tokens (spot): it cannot hold a short; shorts need a "
+                              f"derivatives venue (paper, or binanceusdm)")  # fmt: skip
+        if self.allow_short and self.venue in ("ccxt", "binance-emulator") and self.exchange == "binance":
+            raise ConfigError("allow_short: exchange=binance is Binance spot, which cannot hold a short; use binanceusdm "
+                              "(USDⓈ-M perpetuals)")  # fmt: skip
         if self.venue == "binance-emulator" and (not self.emulator_port or self.emulator_ca is None):
             raise ConfigError("emulator_port, emulator_ca: venue=binance-emulator needs both (tandem paper sets them)")
         if self.venue in ("solana", "solana-emulator"):

@@ -102,6 +102,11 @@ class PaperSettings(BrainSettings):
         if self.feed == "live" and self.venue == "paper":
             raise ValueError("feed=live reads an exchange's kline stream: pass --venue binance-emulator (the local "
                              "Binance) or solana-emulator (priced by the local Binance's stream)")  # fmt: skip
+        if self.allow_short and (self.venue == "solana-emulator" or (self.venue == "binance-emulator"
+                                                                     and self.exchange == "binance")):  # fmt: skip
+            where = "solana-emulator swaps tokens" if self.venue == "solana-emulator" else "exchange=binance is spot"
+            raise ValueError(f"allow_short: {where} and cannot hold a short; shorts need a derivatives venue: "
+                             f"--venue paper, or --venue binance-emulator --exchange binanceusdm")  # fmt: skip
         return self
 
     def show_progress(self) -> bool:
@@ -202,6 +207,15 @@ def _live_feed_settings(settings: PaperSettings, stream: dict[str, Any]) -> dict
     if "feed_stale_after" not in settings.model_fields_set:
         out["feed_stale_after"] = max(3, math.ceil(2 * speed))
     return out
+
+
+def _by_side_lines(r: dict[str, Any]) -> list[str]:
+    """A line for the longs and one for the shorts, when the run took any short."""
+    sides = r.get("trades_by_side") or {}
+    if not sides.get("SHORT", {}).get("trades"):
+        return []
+    return [f"    {name.lower():<5}                {s['trades']}  (wins {s['wins']}, net P&L {s['net_pnl']:+,.2f})"
+            for name, s in sides.items()]
 
 
 def _open_log(path: Path, process: str) -> Any:
@@ -385,6 +399,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"  bars replayed          {r['bars_replayed']}",
         f"  decisions sent         {r['decisions_sent']}  ({kv(r['decisions_by_outcome'])})",
         f"  trades                 {r['trades']}  (wins {r['wins']}, losses {r['losses']}, win rate {r['win_rate_pct']:.1f}%)",
+        *_by_side_lines(r),
         f"  total return           {r['total_return_pct']:+.2f}%  (equity {r['starting_cash']:,.2f} -> {r['final_equity']:,.2f})",
         f"  max drawdown           {r['max_drawdown_pct']:.2f}%",
         f"  realized P&L (gross)   {r['realized_pnl']:+,.2f}   unrealized {r['unrealized_pnl']:+,.2f}",

@@ -167,6 +167,8 @@ def load_trades(path: Path) -> list[Trade]:
             )
             for column in ("quantity", "gross_pnl", "fees", "return_pct"):
                 _number(raw[column], column)
+            if raw["side"] not in ("LONG", "SHORT"):
+                raise ValueError(f"side {raw['side']!r} is not LONG or SHORT")
             for column in ("trade", "entry_decision_id", "exit_decision_id"):
                 if not raw[column].isdigit():
                     raise ValueError(f"{column} {raw[column]!r} is not a whole number")

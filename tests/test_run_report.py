@@ -143,10 +143,18 @@ def test_tandem_report_rerenders_the_same_files(paper_run, tmp_path: Path) -> No
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(INPUTS + OUTPUTS), "temporary files left behind"
 
 
+def _bad_side_on_line_5(path: Path) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    fields = lines[4].split(",")
+    fields[2] = "oops"  # the side column (issue #16)
+    lines[4] = ",".join(fields)
+    path.write_text("".join(lines))
+
+
 def _bad_number_on_line_5(path: Path) -> None:
     lines = path.read_text().splitlines(keepends=True)
     fields = lines[4].split(",")
-    fields[2] = "oops"
+    fields[3] = "oops"  # entry_decision_id
     lines[4] = ",".join(fields)
     path.write_text("".join(lines))
 
@@ -158,6 +166,7 @@ CORRUPTIONS = {
                                                                     if k != "latency_us"})), "latency_us")],
     "trades.csv": [("missing", None, "missing"),
                    ("bad number", _bad_number_on_line_5, "trades.csv:5:"),
+                   ("bad side", _bad_side_on_line_5, "trades.csv:5: side 'oops'"),
                    ("short row", lambda p: p.write_text(p.read_text() + "99,BTC-PERP,1\n"), "fields"),
                    ("header", lambda p: p.write_text("a,b,c\n"), "trades.csv:1:")],
     "equity.csv": [("missing", None, "missing"),

@@ -210,6 +210,12 @@ class Venue(abc.ABC):
     supports_protective: bool = False
     supports_replace: bool = False
     derivatives: bool = False
+
+    @property
+    def supports_short(self) -> bool:
+        """Short positions can be opened here: a derivatives venue (a perpetual). The paper venue,
+        a perpetual, says so too."""
+        return self.derivatives
     ambiguity_window_s: float = 0.0
     orders_survive_restart: bool = True
     replay_clock: bool = False

@@ -10,9 +10,18 @@ in this order:
    worse than ``reference_price`` by more than ``max_slippage_bps`` → ``REJECTED /
    SLIPPAGE_EXCEEDED``. An exit (CLOSE, REDUCE) is never refused for slippage (DESIGN.md
    invariant 3): it fills at that open however far the market gapped from its reference;
-4. a buy whose ``qty*price + fee`` exceeds the ledger's cash → ``REJECTED / INSUFFICIENT_FUNDS``;
-   a sell larger than the position (beyond :data:`~executor.ledger.POSITION_REL_TOL`) →
-   ``REJECTED / INSUFFICIENT_POSITION``.
+4. an exit (a CLOSE or REDUCE decision, a reduce-only order; a sell while long; a buy while
+   short) larger than the position (beyond :data:`~executor.ledger.POSITION_REL_TOL`) →
+   ``REJECTED / INSUFFICIENT_POSITION``, else clamped to it; a long entry whose ``qty*price +
+   fee`` exceeds the ledger's cash → ``REJECTED / INSUFFICIENT_FUNDS``; a short entry (a sell
+   from flat or short, issue #16) on a ledger that does not allow shorts → ``REJECTED /
+   INSUFFICIENT_POSITION``, and one whose ``qty*price + fee`` exceeds the collateral left →
+   ``REJECTED / INSUFFICIENT_FUNDS``.
+
+The paper venue is a perpetual when its ledger allows shorts: one-way positions, 1× collateral —
+a short's notional is backed by the account's own equity, so the collateral left for a new short is
+``cash − 2 × |short| × price`` (cash holds the proceeds of the short already sold), no leverage, no
+funding payments (the bundled bars carry no funding rate).
 
 No errors are raised for a decision; the constructor raises ``ValueError`` on a bad setting.
 
@@ -116,6 +125,7 @@ class PaperVenue(Venue):
     name = "paper"
     orders_survive_restart = False
     replay_clock = True
+    supports_short = True  # type: ignore[assignment]  # a perpetual: shorts when the ledger allows them
 
     def __init__(
         self,
@@ -147,11 +157,11 @@ class PaperVenue(Venue):
         exit_ = decision.intent in (Intent.CLOSE, Intent.REDUCE)
         return self._quote(decision.side, decision.quantity, decision.reference_price,
                            10_000 if exit_ else decision.max_slippage_bps, decision.market_ts_ns, decision.decision_id,
-                           decision.instrument, ledger)  # fmt: skip
+                           decision.instrument, ledger, reduce_only=exit_)  # fmt: skip
 
     def _quote(
         self, side: Side, qty: float, ref: float, max_slippage_bps: int, market_ts_ns: int, decision_id: int,
-        instrument: Instrument, ledger: Ledger,
+        instrument: Instrument, ledger: Ledger, *, reduce_only: bool = False,
     ) -> PaperFill | PaperRefusal:  # fmt: skip
         i = self.bars.first_open_at_or_after(market_ts_ns)
         if i is None:
@@ -171,7 +181,19 @@ class PaperVenue(Venue):
                 RejectCode.SLIPPAGE_EXCEEDED,
                 f"fill {price!r} vs reference {ref!r} exceeds {max_slippage_bps} bps",
             )
-        if buy:
+        held = ledger.position(instrument)  # signed: < 0 short
+        exiting = reduce_only or (held > 0 and not buy) or (held < 0 and buy)
+        if exiting:
+            pos = held if not buy else -held  # what this order can close
+            if qty > pos * (1 + POSITION_REL_TOL):
+                return PaperRefusal(
+                    Status.REJECTED,
+                    RejectCode.INSUFFICIENT_POSITION,
+                    f"{'sell' if not buy else 'buy'} {qty!r} exceeds position {held!r}",
+                )
+            qty = min(qty, pos)
+            fee = qty * price * self.fee_bps / 1e4
+        elif buy:
             fee = qty * price * self.fee_bps / 1e4
             if qty * price + fee > ledger.cash:
                 return PaperRefusal(
@@ -180,15 +202,20 @@ class PaperVenue(Venue):
                     f"needs {qty * price + fee!r} quote, cash is {ledger.cash!r}",
                 )
         else:
-            held = ledger.position(instrument)
-            if qty > held * (1 + POSITION_REL_TOL):
+            if not ledger.allow_short:
                 return PaperRefusal(
                     Status.REJECTED,
                     RejectCode.INSUFFICIENT_POSITION,
-                    f"sell {qty!r} exceeds position {held!r}",
+                    f"sell {qty!r} exceeds position {held!r} (no shorts on this venue)",
                 )
-            qty = min(qty, held)
             fee = qty * price * self.fee_bps / 1e4
+            collateral = ledger.cash + 2 * held * price  # held <= 0: the short already open backs itself
+            if qty * price + fee > collateral:
+                return PaperRefusal(
+                    Status.REJECTED,
+                    RejectCode.INSUFFICIENT_FUNDS,
+                    f"a short of {qty * price + fee!r} quote needs that much collateral, {collateral!r} is left",
+                )
         return PaperFill(
             qty=qty,
             price=price,
@@ -222,7 +249,8 @@ class PaperVenue(Venue):
             raise PermanentVenueError(f"paper venue trades {self.instrument}, not {request.symbol}",
                                       RejectCode.UNKNOWN_INSTRUMENT, Status.REJECTED)  # fmt: skip
         q = self._quote(request.side, request.amount, request.reference_price, request.max_slippage_bps,
-                        request.market_ts_ns, request.decision_id, self.instrument, self.ledger)  # fmt: skip
+                        request.market_ts_ns, request.decision_id, self.instrument, self.ledger,
+                        reduce_only=request.reduce_only)  # fmt: skip
         if isinstance(q, PaperRefusal):
             raise PermanentVenueError(q.detail, q.reject_code, q.status)
         report = OrderReport(
