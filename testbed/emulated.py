@@ -107,9 +107,9 @@ def reconcile(account: dict[str, Any], ledger: dict[str, Any], exchange: str, sy
     """Compare the exchange's account with the executor's ledger snapshot.
 
     Spot: USDT balance (free + locked) against ledger cash, BTC balance against the position.
-    USDⓈ-M: the wallet against ledger cash plus the open position at cost (for a long-only
-    ledger, cash + qty * avg_cost = starting cash + realized P&L - fees = the futures wallet), and
-    ``positionAmt`` against the position. Open orders left on the exchange while flat are listed
+    USDⓈ-M: the wallet against ledger cash plus the open position at cost (cash + signed qty *
+    avg_cost = starting cash + realized P&L - fees = the futures wallet, for a long or a short),
+    and ``positionAmt`` (signed) against the position. Open orders left on the exchange while flat are listed
     as orphans.
 
     Returns:
@@ -133,7 +133,7 @@ def reconcile(account: dict[str, Any], ledger: dict[str, Any], exchange: str, sy
         ledger_cash = float(ledger["cash"])
         open_ids = [o["clientOrderId"] for o in spot["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")]
     agrees = abs(ex_cash - ledger_cash) <= 1e-6 * max(1.0, abs(ex_cash)) and abs(ex_pos - qty) <= 1e-9
-    orphans = open_ids if qty <= 0 else []
+    orphans = open_ids if qty == 0 else []  # a long's SELL stop or a short's BUY stop is expected
     return {"agrees": agrees and not orphans, "exchange_cash": ex_cash, "exchange_position": ex_pos,
             "ledger_cash": ledger_cash, "ledger_position": qty, "open_orders": len(open_ids), "orphans": orphans}  # fmt: skip
 

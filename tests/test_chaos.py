@@ -50,7 +50,8 @@ BTC = Instrument.symbol("BTC-PERP")
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, float]:
-    """8,000 real bars, fast EMAs (68 decisions), default fault rates, seed 7, 2 kills of each process.
+    """8,000 real bars, fast EMAs, shorts on (issue #16: 60 decisions, half of the 30 trades short), default
+    fault rates, seed 7, 2 kills of each process.
 
     Seed 7 hits every fault kind within the first 22 brain->executor datagrams, so "every kind
     happened" holds whatever the timing (test_seed_7_faults_every_kind_early).
@@ -58,7 +59,7 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     run_dir = tmp_path_factory.mktemp("chaos") / "run"
     args = [
         TANDEM, "chaos", "--run-dir", str(run_dir), "--bars", "8000", "--strategy-params", '{"fast": 10, "slow": 40}',
-        "--seed", "7", "--kills-executor", "2", "--kills-brain", "2", "--timeout-s", "100",
+        "--seed", "7", "--kills-executor", "2", "--kills-brain", "2", "--timeout-s", "100", "--allow-short",
     ]  # fmt: skip
     started = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, timeout=150)
@@ -81,7 +82,8 @@ def _counts(text: str) -> Counter[str]:
 
 
 def test_short_chaos_run_passes_with_every_fault_and_kill(short_run) -> None:
-    """Under loss, duplication, reordering, delay, corruption, injections and kills, every check passes."""
+    """Under loss, duplication, reordering, delay, corruption, injections and kills, every check passes,
+    with long and short trades."""
     proc, run_dir, seconds = short_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -104,6 +106,8 @@ def test_short_chaos_run_passes_with_every_fault_and_kill(short_run) -> None:
     assert "positions equal" in _line(out, "ledgers")
     assert _line(out, "unresolved decisions").split()[-1] == "0"
     assert "identical to the reference" in _line(out, "trades.csv")
+    sides = Counter(row.split(",")[2] for row in (run_dir / "chaos" / "trades.csv").read_text().splitlines()[1:])
+    assert sides["SHORT"] >= 5 and sides["LONG"] >= 5, sides  # shorts went through every fault too
     report = json.loads((run_dir / "chaos-report.json").read_text())
     assert report["violations"] == [] and report["max_executions_journal"] == 1 and report["cash_rel_diff"] <= 1e-9
     assert report["confirmations_mismatched"] == 0 and report["unresolved"] == 0

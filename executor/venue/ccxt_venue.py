@@ -148,6 +148,10 @@ def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError
     return PermanentVenueError(detail)
 
 
+_DERIVATIVE_TYPES = ("future", "swap", "delivery", "linear", "inverse")
+"""ccxt ``options['defaultType']`` values of a derivatives market."""
+
+
 class CcxtVenue(Venue):
     """One ccxt exchange, one market type.
 
@@ -218,11 +222,17 @@ class CcxtVenue(Venue):
         except (OSError, TimeoutError) as exc:  # below ccxt: a socket error ccxt did not wrap
             raise translate(cx.NetworkError(str(exc)), where=where, idempotent=idempotent) from exc
 
+    @property
+    def supports_short(self) -> bool:
+        """A derivatives market (ccxt's ``defaultType``: ``binanceusdm`` is ``future``), known from the
+        constructor on, before :meth:`start` sets :attr:`derivatives`."""
+        return self.exchange.options.get("defaultType", "spot") in _DERIVATIVE_TYPES
+
     async def start(self) -> None:
         """Load markets once (retry on temporary errors is the caller's policy)."""
         await self._call("load_markets", self.exchange.load_markets, idempotent=True)
         default = self.exchange.options.get("defaultType", "spot")
-        self.derivatives = default in ("future", "swap", "delivery", "linear", "inverse")
+        self.derivatives = default in _DERIVATIVE_TYPES
 
     async def close(self) -> None:
         try:
