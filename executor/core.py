@@ -187,7 +187,9 @@ class ExecutorCore:
         """
         journal = Journal(journal_path, starting_cash=starting_cash, synchronous=synchronous)
         try:
-            ledger = Ledger.from_fills(journal.starting_cash, journal.fills(), allow_short=allow_short)
+            # a derivatives venue's ledger can hold a short even when tandem opens none (allow_short off):
+            # one sold by hand is adopted by reconciliation, never refused — the venue is the truth
+            ledger = Ledger.from_fills(journal.starting_cash, journal.fills(), allow_short=venue.supports_short)
             core = cls(journal, venue, ledger, ops=ops, protective=protective, allow_short=allow_short)
             await venue.start()
             if core.protective:

@@ -845,3 +845,25 @@ def test_reconciled_short_adopted_by_the_core_gets_a_protect() -> None:
     [p] = r.bar(100.0).decisions
     assert (p.side, p.intent, p.quantity) == (Side.BUY, Intent.PROTECT, 3)
     assert p.stop_price == pytest.approx(108.0)
+
+
+@pytest.mark.parametrize("how", ["reversal", "buy-signal"])
+def test_no_long_entry_is_decided_while_a_dust_short_is_held(how: str) -> None:
+    """A short whose cover the venue refused for its minimum size (dust) is still held: the reversal's
+    BUY/OPEN (the close did not close it) or a BUY signal's must not be sent, because a BUY fill while
+    short covers the short (tracker rules) — the entry would be netted into the dust, the excess counted
+    as an anomaly, never the long the brain decided (a reversal is close, *then* open)."""
+    r = Rig()
+    r.short(100.0)
+    if how == "reversal":
+        [c] = r.bar(97.0, Side.BUY).decisions  # the signal cover: its opposite entry is pending
+    else:
+        [c] = r.bar(109.0).decisions  # the stop-loss cover: no reversal
+    assert (c.side, c.intent) == (Side.BUY, Intent.CLOSE)
+    r.core.on_confirmation(dataclasses.replace(refuse(c), reject_code=RejectCode.INVALID_QUANTITY))
+    assert BTC in r.core.dust and r.tracker.position(BTC).side is Side.SELL  # type: ignore[union-attr]
+    step = r.bar(97.0, None if how == "reversal" else Side.BUY)
+    for d in step.decisions:
+        assert not (d.side is Side.BUY and d.intent is Intent.OPEN), d
+        r.core.on_confirmation(fill(d))
+    assert r.tracker.anomalies == 0

@@ -100,18 +100,20 @@ class Rig:
             await asyncio.sleep(0.05)
 
     def agree(self, qty: float) -> None:
-        """Four-way agreement: exchange = ledger = brain = ``qty``; one stop of ours covers it."""
+        """Four-way agreement: exchange = ledger = brain = ``qty`` (signed: < 0 a short); one stop of ours,
+        on the closing side, covers it."""
         st = self.exchange()
         venue_qty = float(st["positions"].get("BTCUSDT", {}).get("positionAmt", 0.0))
         ledger_qty = self.core.ledger.position(INST)
         brain_pos = self.brain.core.tracker.position(INST)
-        brain_qty = brain_pos.quantity if brain_pos is not None else 0.0
+        brain_qty = brain_pos.signed_quantity if brain_pos is not None else 0.0
         assert venue_qty == pytest.approx(qty, abs=1e-9) and ledger_qty == pytest.approx(qty, abs=1e-9), (venue_qty, ledger_qty)
         assert brain_qty == pytest.approx(qty, abs=1e-9), brain_qty
         stops = [a for a in st["algo_orders"] if a["algoStatus"] == "NEW" and a["clientAlgoId"].startswith("td")]
-        if qty > 0:
+        if qty:
             assert len(stops) == 1, stops
-            assert float(stops[0]["quantity"]) == pytest.approx(qty, abs=1e-9)
+            assert float(stops[0]["quantity"]) == pytest.approx(abs(qty), abs=1e-9)
+            assert stops[0]["side"] == ("SELL" if qty > 0 else "BUY"), stops  # the closing side
         else:
             assert stops == [], stops
         ids = Counter(a["clientAlgoId"] for a in st["algo_orders"]) + Counter(
@@ -224,6 +226,36 @@ async def test_a_manual_market_buy_is_adopted_stopped_and_confirmed_to_the_brain
     audit = [a["kind"] for a in rig.core.journal.reconciliations()]
     assert audit == ["adopt"], audit
     assert rig.modes() == ["GREEN"]
+
+
+async def test_a_hand_short_is_adopted_with_a_buy_stop_and_a_hand_flip_is_cleared_then_adopted(rig: Rig) -> None:
+    """Issue #16: a person sells short by hand on an executor that opens no shorts itself — the venue is
+    the truth: the short is adopted (RECONCILED OPEN/SELL), protected at once by a reduce-only BUY stop
+    above its entry, and the brain holds a short with its plan. Then the person buys twice its size:
+    the venue is long; reconciliation clears the short and adopts the long (two confirmations, never
+    netted), and the BUY stop gives way to one SELL stop."""
+    fault = time.monotonic()
+    await rig.person.create_order(USDM, "market", "sell", 0.02)
+    await rig.until(lambda: rig.core.ledger.position(INST) < 0, why="the short adopted")
+    _report("hand short adopted", fault, rig)
+    await rig.until(lambda: rig.brain.core.tracker.position(INST) is not None, why="the brain to apply it")
+    short = rig.brain.core.tracker.position(INST)
+    assert short.short and short.plan.stop_price > short.avg_entry_price  # its stop above, in the same step
+    await rig.until(lambda: not rig.reconciler.last.plan.mismatches, why="a clean cycle")
+    rig.agree(-0.02)
+    flipped = time.monotonic()
+    await rig.person.create_order(USDM, "market", "buy", 0.04)
+    await rig.until(lambda: rig.core.ledger.position(INST) > 0, why="the flip reconciled")
+    _report("hand flip to a long: short cleared, long adopted", flipped, rig)
+    await rig.until(lambda: (p := rig.brain.core.tracker.position(INST)) is not None and not p.short,
+                    why="the brain to hold the long")  # fmt: skip
+    legs = [(c.intent, c.side, c.executed_qty) for c in rig.core.journal.confirmations_from(1) if c.reconciled]
+    assert legs[0] == (Intent.OPEN, Side.SELL, pytest.approx(0.02))
+    assert (Intent.CLOSE, Side.BUY, pytest.approx(0.02)) in legs and legs[-1] == (Intent.OPEN, Side.BUY,
+                                                                                    pytest.approx(0.02))  # fmt: skip
+    await rig.until(lambda: not rig.reconciler.last.plan.mismatches, why="a clean cycle after the flip")
+    rig.agree(0.02)
+    assert rig.brain.core.tracker.anomalies == 0
 
 
 async def test_a_stop_cancelled_by_hand_is_repaired_once(rig: Rig) -> None:
