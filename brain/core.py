@@ -48,8 +48,9 @@ confirmation (else the next bar does). PROTECTs are exits: breakers and executor
 or notional — what is left after a spot sale rounded down to the lot step, with the buy's
 commission taken in the base asset), the remainder is *dust*: it stays in the tracker (the
 executor's ledger holds it too, so they still agree, and it counts in equity) but it is not
-traded — no exit, no PROTECT — and the instrument counts as flat for entries. The next entry adds
-to it, and the exit after that sells it along.
+traded — no exit, no PROTECT — and the instrument counts as flat for entries on its side. The next
+entry on its side adds to it, and the exit after that sells it along; an entry on the other side is
+skipped ``already_positioned`` while it is held (its fill would cover the dust: no netting).
 """
 
 from __future__ import annotations
@@ -221,6 +222,9 @@ class BrainCore:
             skip = Skip(SkipReason.AWAITING_CONFIRMATION, signal)
         elif position is not None and signal is position.side:
             skip = Skip(SkipReason.ALREADY_POSITIONED, signal)
+        elif entry and (held := tracker.position(inst)) is not None and held.side is not signal:
+            # dust held on the other side: its fill would cover the dust, never open this side (no netting)
+            skip = Skip(SkipReason.ALREADY_POSITIONED, signal, f"dust {held.signed_quantity!r} held on the other side")
         elif entry:
             verdict = self.breakers.check_entry(market_ns)
             if not isinstance(verdict, Approved):

@@ -8,7 +8,7 @@ import itertools
 from typing import Any
 
 import pytest
-from factories import BTC, DAY, ETH, MIN, MS, T0, accept, bar, fill, filled, refuse
+from factories import BTC, DAY, ETH, MIN, MS, T0, accept, bar, failed, fill, filled, refuse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,7 +75,9 @@ def decision(decision_id: int, side: Side, intent: Intent, qty: float, reference
     )  # fmt: skip
 
 
-def reconciled(n: int, side: Side, intent: Intent, qty: float, price: float, at_ns: int = T0) -> ExecutionConfirmation:
+def reconciled(
+    n: int, side: Side, intent: Intent, qty: float, price: float, at_ns: int = T0
+) -> ExecutionConfirmation:
     """An executor-issued reconciliation confirmation (adopt, clear or drift)."""
     return ExecutionConfirmation(
         decision_id=RECONCILE_ID_BASE + n, seq=n, instrument=BTC, side=side, intent=intent, status=Status.FILLED,
@@ -109,7 +111,9 @@ class Rig:
                                   protect_step_bps=protect_step_bps, allow_short=allow_short)  # fmt: skip
         self.tracker = PositionTracker(CASH, rules)
         self.breakers = CircuitBreakers(breaker_rules or BreakerRules())
-        self.core = BrainCore(self.config, self.strategy, self.tracker, self.breakers, itertools.count(1).__next__)
+        self.core = BrainCore(
+            self.config, self.strategy, self.tracker, self.breakers, itertools.count(1).__next__
+        )
         self.now = T0
 
     def bar(self, close: float, signal: Side | None = None, *, advance: int = MIN) -> Step:
@@ -427,10 +431,12 @@ def test_replaying_short_confirmations_rebuilds_the_same_state() -> None:
         (filled(3, Side.BUY, 1, 3_000.0, T0 + MIN, fee=1.0, instrument=ETH), None),
         (cover(4, 1, 98.0, T0 + 2 * MIN, fee=0.1, partial=True), DecisionReason.SIGNAL),
         (filled(5, Side.SELL, 1, 97.0, T0 + 3 * MIN, intent=Intent.CLOSE), DecisionReason.SIGNAL),
-        (ExecutionConfirmation(6, 6, BTC, Side.BUY, Intent.CLOSE, Status.FAILED, RejectCode.VENUE_ERROR,
-                               0.0, 0.0, 0.05, T0 + 4 * MIN), DecisionReason.SIGNAL),  # fmt: skip
+        (failed(6, Side.BUY, Status.FAILED, T0 + 4 * MIN, fee=0.05), DecisionReason.SIGNAL),
         (cover(4, 1, 98.0, T0 + 2 * MIN, fee=0.1, partial=True), DecisionReason.SIGNAL),  # re-delivered
-        (filled(7, Side.BUY, 5, 110.0, T0 + 5 * MIN, fee=0.5, intent=Intent.PROTECT), DecisionReason.STOP_LOSS),
+        (
+            filled(7, Side.BUY, 5, 110.0, T0 + 5 * MIN, fee=0.5, intent=Intent.PROTECT),
+            DecisionReason.STOP_LOSS,
+        ),
         (reconciled(1, Side.SELL, Intent.OPEN, 2, 111.0, T0 + 6 * MIN), DecisionReason.MANUAL),
     ]
     first = tracker()
@@ -464,8 +470,7 @@ def short_sequences(draw: st.DrawFn) -> list[ExecutionConfirmation]:
         elif kind == "buy":
             conf = filled(n, Side.BUY, qty, price, at, fee=fee, intent=Intent.OPEN)
         else:
-            conf = ExecutionConfirmation(n, n, BTC, Side.BUY, Intent.CLOSE, Status.FAILED, RejectCode.VENUE_ERROR,
-                                         0.0, 0.0, fee, at)  # fmt: skip
+            conf = failed(n, Side.BUY, Status.FAILED, at, fee=fee)
         confs.append(conf)
     return confs
 
@@ -527,7 +532,12 @@ def test_buy_signal_while_short_covers_it() -> None:
     d = r.short(100.0)
     step = r.bar(95.0, Side.BUY)
     [c] = step.decisions
-    assert (c.side, c.intent, c.reason, c.quantity) == (Side.BUY, Intent.CLOSE, DecisionReason.SIGNAL, d.quantity)
+    assert (c.side, c.intent, c.reason, c.quantity) == (
+        Side.BUY,
+        Intent.CLOSE,
+        DecisionReason.SIGNAL,
+        d.quantity,
+    )
     assert c.stop_price == 0.0
     result = r.core.on_confirmation(fill(c))
     assert result.applied is Applied.CLOSED and result.trade is not None
@@ -633,7 +643,12 @@ def test_short_stop_loss_sends_a_buy_close() -> None:
     d = r.short(100.0)
     assert r.bar(107.0).decisions == ()
     [c] = r.bar(109.0).decisions
-    assert (c.side, c.intent, c.reason, c.quantity) == (Side.BUY, Intent.CLOSE, DecisionReason.STOP_LOSS, d.quantity)
+    assert (c.side, c.intent, c.reason, c.quantity) == (
+        Side.BUY,
+        Intent.CLOSE,
+        DecisionReason.STOP_LOSS,
+        d.quantity,
+    )
     result = r.core.on_confirmation(fill(c))
     assert result.trade is not None and result.trade.exit_reason is DecisionReason.STOP_LOSS
     assert result.trade.gross_pnl == pytest.approx(-45.0)
@@ -812,7 +827,10 @@ def test_short_entry_adding_to_dust_with_a_higher_plan_stop_sends_no_protect() -
     assert r.core.on_confirmation(fill(o)).applied is Applied.ADDED
     pos = r.tracker.position(BTC)
     assert pos is not None and pos.side is Side.SELL and 90.0 < pos.avg_entry_price < 100.0
-    assert pos.plan.stop_price == pytest.approx(pos.avg_entry_price * 1.08) and pos.plan.stop_price > o.stop_price
+    assert (
+        pos.plan.stop_price == pytest.approx(pos.avg_entry_price * 1.08)
+        and pos.plan.stop_price > o.stop_price
+    )
     assert r.core.protect_now(r.now + WALL_LAG) == ()
     assert r.bar(90.0).decisions == ()
 
@@ -827,7 +845,10 @@ def test_short_entry_adding_to_dust_with_a_lower_plan_stop_protects_at_once() ->
     assert r.core.on_confirmation(fill(o)).applied is Applied.ADDED
     pos = r.tracker.position(BTC)
     assert pos is not None and pos.side is Side.SELL and 100.0 < pos.avg_entry_price < 110.0
-    assert pos.plan.stop_price == pytest.approx(pos.avg_entry_price * 1.08) and pos.plan.stop_price < o.stop_price
+    assert (
+        pos.plan.stop_price == pytest.approx(pos.avg_entry_price * 1.08)
+        and pos.plan.stop_price < o.stop_price
+    )
     [p] = r.core.protect_now(r.now + WALL_LAG)
     assert (p.side, p.intent) == (Side.BUY, Intent.PROTECT)
     assert p.stop_price == pos.plan.stop_price == r.core.protective_level(BTC)
