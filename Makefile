@@ -9,6 +9,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
+JOBS   ?= 2  # test processes (pytest-xdist); JOBS=0 runs the suite in this process
 
 .PHONY: paper test bench install promtool clean
 
@@ -39,7 +40,7 @@ promtool:
 
 test: $(BIN)/tandem promtool
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(ARGS)
 
 bench: $(BIN)/tandem
 	$(BIN)/tandem bench $(ARGS)

@@ -55,7 +55,8 @@ INSTRUMENT = Instrument.symbol("BTC-PERP")
 _UNKNOWN_TYPES = [t for t in range(256) if t not in MESSAGE_SIZES]
 _U64_MAX = 2**64 - 1
 _U32_MAX = 2**32 - 1
-_RECONCILED_LEGS = ((Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL))
+_RECONCILED_LEGS = ((Intent.OPEN, Side.BUY), (Intent.CLOSE, Side.SELL), (Intent.REDUCE, Side.SELL),
+                    (Intent.OPEN, Side.SELL), (Intent.CLOSE, Side.BUY), (Intent.REDUCE, Side.BUY))  # shorts: v6
 _S = 1_000_000_000
 
 
@@ -192,10 +193,9 @@ def _reconciled_partial(r: random.Random, b: bytearray) -> None:
 
 
 def _reconciled_wrong_leg(r: random.Random, b: bytearray) -> None:
-    b[2] |= 0x08  # a reconciled FILLED is OPEN/BUY, CLOSE/SELL or REDUCE/SELL only
+    b[2] |= 0x08  # a reconciled FILLED is OPEN, CLOSE or REDUCE (either side since v6), never PROTECT
     struct.pack_into("<Q", b, 16, _executor_id(r, b))
-    b[3], b[4] = r.choice(((Side.SELL, Intent.OPEN), (Side.BUY, Intent.CLOSE), (Side.BUY, Intent.REDUCE),
-                           (Side.BUY, Intent.PROTECT), (Side.SELL, Intent.PROTECT)))  # fmt: skip
+    b[3], b[4] = r.choice(((Side.BUY, Intent.PROTECT), (Side.SELL, Intent.PROTECT)))
     b[5], b[6] = Status.FILLED, 0
     struct.pack_into("<dd", b, 64, r.uniform(1e-6, 10.0), r.uniform(0.01, 1e5))
 
@@ -319,6 +319,8 @@ class HostileDatagrams:
         if mtype == 0:
             ref = r.uniform(0.01, 1e5)
             stop = ref * r.uniform(0.5, 0.99) if intent is Intent.PROTECT or r.random() < 0.5 else 0.0
+            if side is Side.SELL and intent is Intent.OPEN and stop:
+                stop = ref * (ref / stop)  # a short entry's stop lies above its reference (v6)
             return TradeDecision(
                 decision_id=r.randint(1, RECONCILE_ID_BASE - 1), instrument=inst, side=side, intent=intent,
                 reason=r.choice(list(DecisionReason)), quantity=r.uniform(1e-6, 10.0),

@@ -7,10 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from procs import listing, make_key, refused, tandem
+from procs import free_port, listing, make_key, refused, tandem
 
 ARGS = ["--bars=3000", '--strategy-params={"fast": 10, "slow": 40}', "--progress=off", "--metrics-port=-1",
-        "--executor-metrics-port=-1"]  # fmt: skip
+        "--executor-metrics-port=-1", f"--decision-addr=127.0.0.1:{free_port()}",
+        f"--confirm-addr=127.0.0.1:{free_port()}"]  # fmt: skip
+"""The bus on ports of its own: another test process (pytest -n) may be using the defaults."""
 
 
 def _count(db: Path, table: str) -> int:

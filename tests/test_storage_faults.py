@@ -17,13 +17,15 @@ import time
 from pathlib import Path
 
 import pytest
-from procs import clean_env, make_key, refused, tandem
+from procs import clean_env, free_port, make_key, refused, tandem
 
 from foundation.errors import STORAGE_FAULT_EXIT
 
 TESTS = Path(__file__).parent
 FAST = ["--bars=8000", '--strategy-params={"fast": 10, "slow": 40}', "--progress=off", "--metrics-port=-1",
-        "--executor-metrics-port=-1"]  # fmt: skip
+        "--executor-metrics-port=-1", f"--decision-addr=127.0.0.1:{free_port()}",
+        f"--confirm-addr=127.0.0.1:{free_port()}"]  # fmt: skip
+"""The bus on ports of its own: another test process (pytest -n) may be using the defaults."""
 
 
 @pytest.fixture(scope="module")
