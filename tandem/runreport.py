@@ -318,6 +318,12 @@ def _summary_rows(f: Figures, curve: Curve, instrument: str, trades: list[Trade]
         ("round trip latency", f"p50 {f.latency_us.p50:,.0f} µs, p99 {f.latency_us.p99:,.0f} µs  (n={f.latency_us.n})",
          ""),
     ]  # fmt: skip
+    shorts = [t for t in trades if t.raw.get("side") == "SHORT"]
+    if shorts:  # a run with shorts (issue #16): longs and shorts apart
+        longs = [t for t in trades if t.raw.get("side") != "SHORT"]
+        by_side = "; ".join(f"{name} {len(ts):,} (wins {sum(t.net_pnl > 0 for t in ts)}, net {sum(t.net_pnl for t in ts):+,.2f})"
+                            for name, ts in (("long", longs), ("short", shorts)))  # fmt: skip
+        rows.insert(rows.index(next(r for r in rows if r[0] == "trades")) + 1, ("trades by side", by_side, ""))
     if f.venue:
         rows.insert(1, ("venue", f.venue, ""))
     if f.ledger_agrees is None:

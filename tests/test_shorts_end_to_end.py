@@ -49,6 +49,8 @@ def test_paper_perpetual_trades_longs_and_shorts_and_the_ledger_agrees(tmp_path:
     shorts = [r for r in rows if r["side"] == "SHORT"]
     assert {r["exit_reason"] for r in shorts} >= {"SIGNAL", "STOP_LOSS", "TRAILING_TAKE_PROFIT"}
     assert sum(float(r["net_pnl"]) for r in shorts) == pytest.approx(by_side["SHORT"]["net_pnl"], abs=1e-6)
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert f"short {by_side['SHORT']['trades']:,} (wins {by_side['SHORT']['wins']}" in html  # the HTML's side row
     positions = [float(line.rsplit(",", 1)[1]) for line in (tmp_path / "run" / "equity.csv").read_text().splitlines()[1:]]
     assert min(positions) < 0 < max(positions)
 
