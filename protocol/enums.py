@@ -55,6 +55,10 @@ class Intent(enum.IntEnum):
     # ``quantity`` is the position's, ``side`` the closing side (SELL for a long). Nothing trades
     # unless the venue reports the stop already filled.
     PROTECT = 4
+    # v6: place or move the resting take-profit of the position in ``instrument``: a reduce-only limit
+    # order on the closing side for ``quantity`` at ``stop_price`` (the limit price). Nothing trades
+    # at once unless the venue fills it at once (SPEC.md §6.1, "Exit legs").
+    TAKE_PROFIT = 5
 
 
 class DecisionReason(enum.IntEnum):
@@ -66,6 +70,10 @@ class DecisionReason(enum.IntEnum):
     TIME_STOP = 4
     BREAKER = 5  # a circuit breaker flattened the position
     MANUAL = 6
+    # v6 (exit legs): a REDUCE with this reason reports the resting take-profit's fill — the executor
+    # answers with what that order filled and sends no order of its own; a TAKE_PROFIT carries it too
+    PARTIAL_TAKE_PROFIT = 7
+    BREAKEVEN = 8  # a PROTECT moving the stop to the entry price plus fees
 
 
 class Status(enum.IntEnum):

@@ -165,8 +165,9 @@ class TradeDecision:
             executor's, since v4); identical on every retransmit. Idempotency key.
         instrument: what to trade.
         side: buy or sell.
-        intent: open, close or reduce a position, or (``PROTECT``) place or move its protective
-            stop to ``stop_price``; a PROTECT's ``quantity`` is the position's and its ``side`` the
+        intent: open, close or reduce a position, (``PROTECT``) place or move its protective
+            stop to ``stop_price``, or (``TAKE_PROFIT``, since v6) place or move its resting
+            take-profit, a reduce-only limit for ``quantity`` at ``stop_price``; a PROTECT's ``quantity`` is the position's and its ``side`` the
             closing side (SELL for a long, BUY for a short), and nothing trades unless the venue reports the stop
             already filled.
         reason: why the brain decided (strategy signal or which exit rule).
@@ -187,7 +188,7 @@ class TradeDecision:
 
     Raises:
         LocalProtocolError: any field out of range (``decision_id`` 0 or >= 2**63 included), a
-            PROTECT without a stop, a BUY/OPEN whose stop is not below its reference price, or a
+            PROTECT or TAKE_PROFIT without a price, a BUY/OPEN whose stop is not below its reference price, or a
             SELL/OPEN whose stop is not above it.
     """
 
@@ -224,6 +225,8 @@ class TradeDecision:
         _check_finite("stop_price", self.stop_price, nonneg=True)
         if self.intent is Intent.PROTECT and self.stop_price <= 0:
             _fail("a PROTECT decision needs stop_price > 0")
+        if self.intent is Intent.TAKE_PROFIT and self.stop_price <= 0:
+            _fail("a TAKE_PROFIT decision needs stop_price > 0 (its limit price)")
         if self.intent is Intent.OPEN and self.stop_price > 0:
             if self.side is Side.BUY and self.stop_price >= self.reference_price:
                 _fail(f"a BUY/OPEN stop_price must be below reference_price, got {self.stop_price!r}"
@@ -286,7 +289,7 @@ class ExecutionConfirmation:
         decision_id: the decision this answers.
         seq: per-executor confirmation sequence number, >= 1, gap-free in send order.
         instrument, side, intent: echoed from the decision.
-        status: filled, partially filled, rejected, expired, failed, or (a PROTECT carried out,
+        status: filled, partially filled, rejected, expired, failed, or (a PROTECT or TAKE_PROFIT carried out,
             nothing traded) accepted.
         reject_code: why it was not (fully) filled; ``NONE`` when filled or accepted.
         executed_qty: base units traded (0 unless executed).
@@ -358,8 +361,8 @@ class ExecutionConfirmation:
             if self.status is Status.FILLED and self.reject_code is not RejectCode.NONE:
                 _fail("FILLED must carry reject_code NONE")
         elif self.status is Status.ACCEPTED:
-            if self.intent is not Intent.PROTECT:
-                _fail(f"ACCEPTED answers a PROTECT decision only, got intent {self.intent.name}")
+            if self.intent not in (Intent.PROTECT, Intent.TAKE_PROFIT):
+                _fail(f"ACCEPTED answers a PROTECT or TAKE_PROFIT decision only, got intent {self.intent.name}")
             if self.executed_qty != 0 or self.avg_price != 0 or self.fee != 0:
                 _fail("ACCEPTED must have zero executed_qty, avg_price and fee")
             if self.reject_code is not RejectCode.NONE:

@@ -792,6 +792,49 @@ def _v6_messages(btc: Instrument) -> list[tuple[str, str, protocol.Message]]:
             ),
         ),
         (
+            "decision_take_profit_long",
+            "Decision 23, an exit leg (since v6): TAKE_PROFIT, rest a reduce-only SELL limit for 0.125 of a "
+            "0.25 BTC/USDT:USDT long at the limit 41200.0 (stop_price carries the limit price); reason "
+            "PARTIAL_TAKE_PROFIT.",
+            TradeDecision(
+                decision_id=23, instrument=perp, side=Side.SELL, intent=Intent.TAKE_PROFIT,
+                reason=DecisionReason.PARTIAL_TAKE_PROFIT, quantity=0.125, reference_price=40_000.0,
+                max_slippage_bps=50, created_at_ns=NOW_NS - 75 * MS, expires_at_ns=NOW_NS + 9_925 * MS,
+                market_ts_ns=NOW_NS - 75 * MS, stop_price=41_200.0,
+            ),
+        ),
+        (
+            "confirmation_take_profit_accepted",
+            "Decision 23's answer: ACCEPTED, the take-profit rests on the venue (nothing traded).",
+            ExecutionConfirmation(
+                decision_id=23, seq=19, instrument=perp, side=Side.SELL, intent=Intent.TAKE_PROFIT,
+                status=Status.ACCEPTED, reject_code=RejectCode.NONE, executed_qty=0.0, avg_price=0.0, fee=0.0,
+                executed_at_ns=0, venue_ref=b"41220584001", sent_at_ns=NOW_NS - 74 * MS,
+            ),
+        ),
+        (
+            "decision_reduce_partial_take_profit",
+            "Decision 24: SELL REDUCE 0.125 with reason PARTIAL_TAKE_PROFIT (since v6): a bar traded through "
+            "the take-profit's limit; the executor answers with that resting order's fill and sends no order.",
+            TradeDecision(
+                decision_id=24, instrument=perp, side=Side.SELL, intent=Intent.REDUCE,
+                reason=DecisionReason.PARTIAL_TAKE_PROFIT, quantity=0.125, reference_price=41_200.0,
+                max_slippage_bps=50, created_at_ns=NOW_NS - 73 * MS, expires_at_ns=NOW_NS + 9_927 * MS,
+                market_ts_ns=NOW_NS - 73 * MS,
+            ),
+        ),
+        (
+            "decision_protect_breakeven",
+            "Decision 25: SELL PROTECT with reason BREAKEVEN (since v6): the long's stop moves up to its entry "
+            "price plus fees, 40040.0.",
+            TradeDecision(
+                decision_id=25, instrument=perp, side=Side.SELL, intent=Intent.PROTECT,
+                reason=DecisionReason.BREAKEVEN, quantity=0.125, reference_price=41_150.0, max_slippage_bps=50,
+                created_at_ns=NOW_NS - 72 * MS, expires_at_ns=NOW_NS + 9_928 * MS, market_ts_ns=NOW_NS - 72 * MS,
+                stop_price=40_040.0,
+            ),
+        ),
+        (
             "confirmation_reconciled_adopted_short",
             "RECONCILED: a 0.5 BTC/USDT:USDT short found on the venue and adopted at its entry price 41000.25: "
             "FILLED, OPEN, SELL (since v6), decision_id 2^63 + 5, seq 17.",
@@ -825,6 +868,12 @@ def _v6_invalid_cases(key: bytes, valid: dict[str, bytes]) -> list[tuple[str, st
         ("decision_sell_open_stop_at_reference", "The short entry with stop_price equal to its reference "
          "40000.0: a SELL/OPEN stop must be strictly above it.",
          _patched(key, short, 88, struct.pack("<d", 40_000.0))),
+        ("decision_take_profit_without_limit", "The take-profit decision with stop_price 0.0: a TAKE_PROFIT "
+         "needs its limit price > 0.", _patched(key, valid["decision_take_profit_long"], 88, struct.pack("<d", 0.0))),
+        ("decision_intent_6", "The take-profit decision with intent 6 (Intent is 1..5).",
+         _patched(key, valid["decision_take_profit_long"], 4, b"\x06")),
+        ("decision_reason_9", "The take-profit decision with reason 9 (DecisionReason is 1..8).",
+         _patched(key, valid["decision_take_profit_long"], 5, b"\x09")),
         ("v5_decision", "The decision of decision_buy_open_btc_usdt as a v5 peer sends it: version byte 5 (a "
          "v5 decision has the v6 layout), tagged with the vector key.", _patched(key, dec, 0, b"\x05")),
     ]  # fmt: skip

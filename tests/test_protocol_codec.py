@@ -88,8 +88,8 @@ def decisions(draw: st.DrawFn) -> TradeDecision:
     created = draw(st.integers(0, U64_MAX - 1))
     side, intent, ref = draw(st.sampled_from(Side)), draw(st.sampled_from(Intent)), draw(positive)
     stop = draw(st.one_of(st.just(0.0), positive))
-    if intent is Intent.PROTECT and stop == 0:
-        stop = 1.0  # a PROTECT needs a stop (SPEC §6.1)
+    if intent in (Intent.PROTECT, Intent.TAKE_PROFIT) and stop == 0:
+        stop = 1.0  # a PROTECT needs a stop, a TAKE_PROFIT its limit (SPEC §6.1)
     if side is Side.BUY and intent is Intent.OPEN and stop >= ref:
         stop = ref / 2  # an entry's stop is below its reference (0.0 when ref is the least subnormal)
     if side is Side.SELL and intent is Intent.OPEN and 0 < stop <= ref:
@@ -544,10 +544,11 @@ BAD_FIELDS = {
     "decision_flag_reserved_bit": (DEC, 2, b"\x80"),
     "decision_side_0": (DEC, 3, b"\x00"),
     "decision_side_3": (DEC, 3, b"\x03"),
-    "decision_intent_5": (DEC, 4, b"\x05"),
+    "decision_intent_6": (DEC, 4, b"\x06"),
+    "decision_intent_take_profit_without_limit": (DEC, 4, b"\x05"),
     "decision_intent_protect_without_stop": (DEC, 4, b"\x04"),
     "decision_reason_0": (DEC, 5, b"\x00"),
-    "decision_reason_7": (DEC, 5, b"\x07"),
+    "decision_reason_9": (DEC, 5, b"\x09"),
     "decision_slippage_10001": (DEC, 6, (10_001).to_bytes(2, "little")),
     "decision_id_0": (DEC, 8, _u64(0)),
     "decision_id_2_pow_63": (DEC, 8, _u64(RECONCILE_ID_BASE)),

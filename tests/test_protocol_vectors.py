@@ -683,7 +683,24 @@ def test_v6_short_decisions_decode_with_their_stop_above_the_reference() -> None
 
 
 V6_INVALID = {"decision_sell_open_stop_below_reference": "field", "decision_sell_open_stop_at_reference": "field",
-              "v5_decision": "version"}  # fmt: skip
+              "decision_take_profit_without_limit": "field", "decision_intent_6": "field",
+              "decision_reason_9": "field", "v5_decision": "version"}  # fmt: skip
+
+
+def test_v6_exit_leg_vectors() -> None:
+    """The exit legs' decisions (SPEC §6.1 "Exit legs", since v6): a TAKE_PROFIT carries its limit in
+    stop_price and is answered ACCEPTED; a REDUCE reports the take-profit's fill by its reason; a PROTECT
+    to breakeven is a PROTECT with reason BREAKEVEN."""
+    codec = _codec()
+    tp = codec.decode(bytes.fromhex(_case(VALID, "decision_take_profit_long")["hex"]), NOW_NS)
+    assert (tp.intent, tp.reason, tp.stop_price, tp.side) == (Intent.TAKE_PROFIT, DecisionReason.PARTIAL_TAKE_PROFIT,
+                                                              41_200.0, Side.SELL)  # fmt: skip
+    accepted = codec.decode(bytes.fromhex(_case(VALID, "confirmation_take_profit_accepted")["hex"]), NOW_NS)
+    assert accepted.status is Status.ACCEPTED and accepted.intent is Intent.TAKE_PROFIT
+    report = codec.decode(bytes.fromhex(_case(VALID, "decision_reduce_partial_take_profit")["hex"]), NOW_NS)
+    assert (report.intent, report.reason) == (Intent.REDUCE, DecisionReason.PARTIAL_TAKE_PROFIT)
+    be = codec.decode(bytes.fromhex(_case(VALID, "decision_protect_breakeven")["hex"]), NOW_NS)
+    assert (be.intent, be.reason) == (Intent.PROTECT, DecisionReason.BREAKEVEN)
 
 
 @pytest.mark.parametrize(("name", "reason"), V6_INVALID.items(), ids=list(V6_INVALID))
