@@ -56,6 +56,7 @@ skipped ``already_positioned`` while it is held (its fill would cover the dust: 
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,6 +174,7 @@ class BrainCore:
         self._closing: dict[Instrument, DecisionReason] = {}  # exit partly filled: finish it
         self.dust: set[Instrument] = set()  # a remainder the venue will not trade (see the module docstring)
         self._reverse: dict[Instrument, Side] = {}  # a signal exit's opposite entry, due once flat (allow_short)
+        self._tp: dict[Instrument, _TakeProfit] = {}  # the take-profit leg of each position (exit legs)
 
     def awaiting(self, instrument: Instrument) -> bool:
         return any(d.instrument == instrument for d in self.pending.values())
@@ -198,6 +200,8 @@ class BrainCore:
         position = tracker.position(inst)
         if inst in self.dust:
             position, exit_reason = None, None  # dust is held, not traded
+        if position is not None and exit_reason is None:
+            self._breakeven(position, position.plan.breakeven_triggered(price), price, market_ns)
         busy = self.awaiting(inst)
 
         if signal is not None or (position is not None and exit_reason is not None):
@@ -214,7 +218,7 @@ class BrainCore:
         if signal is None and position is None and not busy and inst in self._reverse:
             signal = self._reverse.pop(inst)  # the second decision of a reversal: the entry, guarded as any
         if signal is None:
-            return Step(self._protect(position, price, market_ns, wall_ns, busy), (), trip)
+            return Step(self._legs(position, bar, market_ns, wall_ns, busy), (), trip)
 
         skip: Skip | None = None
         entry = position is None and (signal is Side.BUY or self.config.allow_short)
@@ -259,7 +263,7 @@ class BrainCore:
                 self._reverse[inst] = signal  # the opposite entry, once this exit has closed the position
             return Step((d,), (), trip)
         self.skips[skip.reason] += 1
-        return Step(self._protect(position, price, market_ns, wall_ns, busy), (skip,), trip)
+        return Step(self._legs(position, bar, market_ns, wall_ns, busy), (skip,), trip)
 
     def _guarded(self, posture: Posture | None, market_ns: int) -> str | None:
         """Why the executor's posture refuses an entry now, or ``None``."""
@@ -301,6 +305,7 @@ class BrainCore:
                 self._forget(inst)
         elif result.applied in (Applied.OPENED, Applied.ADDED):
             self.dust.discard(inst)
+            self._arm_take_profit(position)
             sent = decision.stop_for_fill(conf.avg_price) if decision is not None else 0.0  # what the venue holds
             self._stops[inst] = self._sent[inst] = sent
             self._closing.pop(inst, None)
@@ -312,6 +317,7 @@ class BrainCore:
             self._closing[inst] = result.trade.exit_reason
         elif result.applied is Applied.ACCEPTED and decision is not None and decision.intent is Intent.PROTECT:
             self._stops[inst] = decision.stop_price
+        self._settle_take_profit(decision, conf, result)
         return result
 
     def protect_now(self, wall_ns: int) -> tuple[TradeDecision, ...]:
@@ -327,6 +333,10 @@ class BrainCore:
                 del self._protect_due[inst]
                 continue
             out.extend(self._protect(position, price, at_ns, wall_ns, self.awaiting(inst)))
+        for inst, tp in list(self._tp.items()):
+            position = self.tracker.position(inst)
+            if tp.due and position is not None and not self.awaiting(inst):
+                out.append(self._place_take_profit(position, tp, position.avg_entry_price, tp.at_ns, wall_ns))
         return tuple(out)
 
     def protective_level(self, instrument: Instrument) -> float | None:
@@ -336,8 +346,8 @@ class BrainCore:
         position = self.tracker.position(instrument)
         if position is None:
             return None
-        level = position.plan.stop_price
         watch = self.tracker.exit_watch(instrument)
+        level = position.plan.stop_price if watch is None else watch.stop_price  # with the breakeven floor
         trail = None if watch is None else watch.trailing_stop
         return trail if trail is not None and _tighter(trail, level, position.short) else level
 
@@ -369,11 +379,82 @@ class BrainCore:
         self._sent[inst] = level
         watch = self.tracker.exit_watch(inst)
         trailing = watch is not None and watch.peak is not None
-        reason = DecisionReason.TRAILING_TAKE_PROFIT if trailing else DecisionReason.STOP_LOSS
+        breakeven = watch is not None and watch.floor is not None and watch.floor == level
+        reason = (DecisionReason.TRAILING_TAKE_PROFIT if trailing else DecisionReason.BREAKEVEN if breakeven
+                  else DecisionReason.STOP_LOSS)  # fmt: skip
         qty = position.quantity
         return (self._decide(position.closing_side, Intent.PROTECT, reason, qty, price, market_ns, wall_ns, level),)
 
+    # -- exit legs: the take-profit and breakeven (issue #16) --------------------------------------
+
+    def _legs(self, position: Position | None, bar: Bar, market_ns: int, wall_ns: int,
+              busy: bool) -> tuple[TradeDecision, ...]:  # fmt: skip
+        """At most one leg decision for the position, first due first: the take-profit placed (a
+        TAKE_PROFIT not yet sent), its fill reported (a REDUCE with reason PARTIAL_TAKE_PROFIT once a
+        bar traded through its limit), else a PROTECT (:meth:`_protect`)."""
+        if position is None or busy:
+            return ()
+        tp = self._tp.get(position.instrument)
+        if tp is not None and tp.due:
+            return (self._place_take_profit(position, tp, bar.close, market_ns, wall_ns),)
+        if tp is not None and tp.resting and position.plan.traded_through(bar.high, bar.low):
+            qty = min(tp.qty, position.quantity)
+            return (self._decide(position.closing_side, Intent.REDUCE, DecisionReason.PARTIAL_TAKE_PROFIT, qty, tp.price,
+                                 market_ns, wall_ns),)  # fmt: skip
+        return self._protect(position, bar.close, market_ns, wall_ns, busy)
+
+    def _arm_take_profit(self, position: Position) -> None:
+        """A position opened (or grew): its take-profit leg is due, for ``tp_fraction`` of it (rounded
+        down to the lot), unless the plan has none."""
+        plan = position.plan
+        qty = position.quantity * plan.tp_fraction
+        if self.config.lot_size > 0:
+            qty = math.floor(qty / self.config.lot_size) * self.config.lot_size
+        if plan.tp_price <= 0 or qty <= 0:
+            self._tp.pop(position.instrument, None)
+            return
+        self._tp[position.instrument] = _TakeProfit(plan.tp_price, qty, position.opened_at_ns)
+
+    def _place_take_profit(self, position: Position, tp: _TakeProfit, price: float, market_ns: int,
+                           wall_ns: int) -> TradeDecision:  # fmt: skip
+        tp.due = False
+        return self._decide(position.closing_side, Intent.TAKE_PROFIT, DecisionReason.PARTIAL_TAKE_PROFIT, tp.qty,
+                            price, market_ns, wall_ns, tp.price)  # fmt: skip
+
+    def _settle_take_profit(self, decision: TradeDecision | None, conf: ExecutionConfirmation,
+                            result: ApplyResult) -> None:  # fmt: skip
+        """The take-profit's answers: ACCEPTED, it rests; refused, the leg is off for this position; a
+        fill (of the TAKE_PROFIT at once, or reported by a REDUCE), the leg is done and the stop moves
+        to breakeven."""
+        if decision is None or decision.reason is not DecisionReason.PARTIAL_TAKE_PROFIT:
+            return
+        inst = decision.instrument
+        tp = self._tp.get(inst)
+        if conf.status.executed:
+            self._tp.pop(inst, None)
+            if result.position is not None:
+                self._breakeven(result.position, True, conf.avg_price, conf.executed_at_ns)
+        elif tp is not None and decision.intent is Intent.TAKE_PROFIT:
+            if conf.status is Status.ACCEPTED:
+                tp.resting = True
+            else:
+                self._tp.pop(inst, None)  # the venue cannot rest it: the leg is off for this position
+
+    def _breakeven(self, position: Position, due: bool, price: float, at_ns: int) -> None:
+        """Move the stop to the entry price plus fees (the entry's fee and an exit's, taken as equal)
+        once ``due`` and not yet: the brain's plan at once, and with ``exchange_stops`` a PROTECT to it
+        (reason BREAKEVEN)."""
+        watch = self.tracker.exit_watch(position.instrument)
+        if not due or watch is None or watch.floor is not None:
+            return
+        per_unit = 2 * position.entry_fees / position.quantity
+        level = position.avg_entry_price - per_unit if position.short else position.avg_entry_price + per_unit
+        watch.floor = level
+        if self.config.exchange_stops:
+            self._protect_due[position.instrument] = (price, at_ns)
+
     def _forget(self, inst: Instrument) -> None:
+        self._tp.pop(inst, None)
         self._stops.pop(inst, None)
         self._sent.pop(inst, None)
         self._protect_due.pop(inst, None)
@@ -442,3 +523,15 @@ def _tighter(level: float, than: float, short: bool) -> bool:
     if short:
         return than <= 0 or level < than
     return level > than
+
+
+@dataclass(slots=True)
+class _TakeProfit:
+    """A position's take-profit leg: its limit and quantity; ``due`` until the TAKE_PROFIT is sent,
+    ``resting`` once the venue holds it (ACCEPTED)."""
+
+    price: float
+    qty: float
+    at_ns: int
+    due: bool = True
+    resting: bool = False

@@ -37,6 +37,9 @@ class BrainSettings(CommonSettings):
     trailing_activation_pct: float = Field(12.0, gt=0, description="trailing take-profit activates this far above entry (below, for a short), percent")
     trailing_pct: float = Field(5.0, gt=0, lt=100, description="trailing stop distance below the peak (above the trough, for a short), percent")
     time_stop_days: float = Field(14.0, gt=0, description="close a position this many days after it opened")
+    partial_tp_pct: float = Field(0.0, ge=0, lt=100, description="exit leg PARTIAL_TP: a resting reduce-only limit this far in profit, percent (0 = off)")
+    partial_tp_fraction: float = Field(0.5, gt=0, lt=1, description="exit leg PARTIAL_TP: the fraction of the position it takes")
+    breakeven_trigger_pct: float = Field(0.0, ge=0, lt=100, description="exit leg BREAKEVEN: move the stop to entry plus fees at this profit, percent (0 = only after the take-profit filled)")
     allow_short: bool = Field(False, description="a SELL signal while flat opens a short (derivatives venues only: a perpetual)")
     exchange_stops: bool = Field(False, description="move the protective stop on the venue up with the exit plan (PROTECT decisions)")
     protect_step_bps: float = Field(25.0, gt=0, description="min rise of the protective level over the venue's stop before a PROTECT, bps")
@@ -137,6 +140,9 @@ class BrainSettings(CommonSettings):
             trailing_activation_pct=self.trailing_activation_pct,
             trailing_pct=self.trailing_pct,
             time_stop_ns=int(self.time_stop_days * DAY_NS),
+            partial_tp_pct=self.partial_tp_pct,
+            partial_tp_fraction=self.partial_tp_fraction,
+            breakeven_trigger_pct=self.breakeven_trigger_pct,
         )
 
     def breaker_rules(self) -> BreakerRules:

@@ -194,6 +194,8 @@ class ExecutorCore:
             await venue.start()
             if core.protective:
                 await core.gateway.adopt(core.held())
+            elif venue.supports_resting_limits and venue.orders_survive_restart:
+                await core.gateway.adopt_take_profits()
             core.recovered = tuple(await core.recover())
         except BaseException:
             journal.close()
@@ -281,9 +283,11 @@ class ExecutorCore:
         Raises:
             PermanentVenueError: refused by the plan or by the venue. Unresolved: see :meth:`resolve`.
         """
+        self.venue.observe_time(d.market_ts_ns)  # a replay venue's clock: its resting orders fill up to it
         plan = planning.plan_decision(d, self.ledger, self.ids, listed=self.venue.lists(str(d.instrument)),
                                       protective=self.protective, venue_name=self.venue.name, expired=expired,
-                                      allow_short=self.allow_short)  # fmt: skip
+                                      allow_short=self.allow_short,
+                                      resting_limits=self.venue.supports_resting_limits)  # fmt: skip
         if isinstance(plan, planning.Refusal):
             raise plan.error()
         if isinstance(plan, planning.RecoverExpired):
@@ -296,10 +300,23 @@ class ExecutorCore:
         if isinstance(plan, planning.MoveStop):
             return await self.gateway.move(plan.symbol, plan.qty, plan.stop, d.decision_id, d.market_ts_ns,
                                            recovering=recovering, side=plan.side)  # fmt: skip
+        if isinstance(plan, planning.PlaceTakeProfit):  # the exit legs are the gateway's too
+            return await self.gateway.place_take_profit(plan.symbol, plan.qty, plan.price, d.decision_id,
+                                                        d.market_ts_ns, side=plan.side, recovering=recovering)  # fmt: skip
+        if isinstance(plan, planning.ReportTakeProfit):
+            report = await self.gateway.take_profit_fill(plan.symbol, plan.position_qty, d.decision_id, d.market_ts_ns)
+            if report is None:
+                raise PermanentVenueError(f"{plan.symbol}: the take-profit rests unfilled (or none rests)",
+                                          RejectCode.VENUE_ERROR, Status.REJECTED)  # fmt: skip
+            return report
         if isinstance(plan, planning.ExitPosition):  # exits go through the gateway, which owns the stop
             return await self.gateway.exit(plan.symbol, plan.qty, plan.position_qty, d.decision_id, d.market_ts_ns,
                                            plan.reference_price, recovering=recovering, side=plan.side)  # fmt: skip
         req = plan.request
+        if req.reduce_only:  # an exit on a venue without stops: its take-profit goes first, as every leg does
+            took = await self.gateway.cancel_take_profit(req.symbol)
+            if took is not None:
+                return took  # it had filled: that fill answers the exit, the brain finishes it on its next bar
         report = await self.ops.settle(await self.ops.place(req, lookup_first=recovering), req.symbol, owner=req.owner)
         if plan.protect:
             stop = planning.entry_stop(d, plan.held, report, self.gateway.stops)
@@ -328,7 +345,7 @@ class ExecutorCore:
     def settle(self, d: TradeDecision, report: OrderReport, *, duplicate: bool, conflict: bool) -> Outcome:
         """The venue's final report → confirmation, journaled with its fill, then applied."""
         if report.filled <= 0:
-            if d.intent is Intent.PROTECT and not report.status.terminal:
+            if d.intent in (Intent.PROTECT, Intent.TAKE_PROFIT) and not report.status.terminal:
                 conf = self._confirm(d, Status.ACCEPTED, RejectCode.NONE, ref=_venue_ref(report))
                 return Outcome(conf, duplicate=duplicate, executed=False, conflict=conflict,
                                detail=f"stop at {report.stop_price} ({report.client_order_id})")  # fmt: skip

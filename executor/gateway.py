@@ -47,6 +47,15 @@ a reduce-only BUY). Each operation takes the stop's side — the position's clos
 held :class:`Protection` keeps it. Positions passed in (:meth:`adopt`, :meth:`reprotect`,
 :meth:`orphans`) are signed, as the ledger's: > 0 long, < 0 short.
 
+**The take-profit leg** (issue #16): a resting reduce-only LIMIT on the closing side
+(:func:`~executor.planning.take_profit_order`, leg ``t``), one per symbol, journaled before it is
+sent (``store.record_take_profit``). :meth:`place_take_profit` places it (replacing the previous
+one); :meth:`take_profit_fill` answers a REDUCE with reason PARTIAL_TAKE_PROFIT with what it filled
+— a partly filled one has its rest cancelled, so its fill is final — and shrinks the stop to what
+remains; :meth:`cancel_take_profit` cancels it when the position exits (a CLOSE, or its stop fired)
+and returns its fill if it had filled meanwhile, which then answers that decision (as a fired stop
+does). No take-profit outlives its position (:meth:`orphans`).
+
 State is a cache of the venue and the journal: :meth:`adopt` rebuilds it after a restart.
 """
 
@@ -80,12 +89,26 @@ class Protection:
     side: Side = Side.SELL
 
 
+@dataclass
+class TakeProfitLeg:
+    """The resting take-profit held for one symbol: a reduce-only limit on the closing side."""
+
+    client_order_id: str
+    limit_price: float
+    qty: float
+    side: Side
+
+
 class ProtectiveStore(Protocol):
-    """Where the gateway journals its stops (the executor's :class:`~executor.journal.Journal`)."""
+    """Where the gateway journals its stops and take-profits (the executor's
+    :class:`~executor.journal.Journal`)."""
 
     def record_protective(self, symbol: str, client_order_id: str, stop_price: float, qty: float) -> None: ...
     def clear_protective(self, symbol: str) -> None: ...
     def protective(self) -> dict[str, tuple[str, float, float]]: ...
+    def record_take_profit(self, symbol: str, client_order_id: str, limit_price: float, qty: float) -> None: ...
+    def clear_take_profit(self, symbol: str) -> None: ...
+    def take_profits(self) -> dict[str, tuple[str, float, float]]: ...
 
 
 class _NoStore:
@@ -96,6 +119,15 @@ class _NoStore:
         pass
 
     def protective(self) -> dict[str, tuple[str, float, float]]:
+        return {}
+
+    def record_take_profit(self, symbol: str, client_order_id: str, limit_price: float, qty: float) -> None:
+        pass
+
+    def clear_take_profit(self, symbol: str) -> None:
+        pass
+
+    def take_profits(self) -> dict[str, tuple[str, float, float]]:
         return {}
 
 
@@ -127,6 +159,8 @@ class ExitOrderGateway:
         self.metrics = metrics
         self.stops: dict[str, Protection] = {}
         self.fired: dict[str, OrderReport] = {}  # stop fills not yet reported through a decision
+        self.take_profits: dict[str, TakeProfitLeg] = {}
+        self.tp_fired: dict[str, OrderReport] = {}  # take-profit fills not yet reported through a decision
         self.unprotected: dict[str, float] = {}  # symbol -> qty that should have a stop and has none
         self._retry: dict[str, tuple[float, int, int, Side]] = {}  # symbol -> (stop, decision_id, market_ts_ns, side)
         self._moves: dict[str, tuple[float, ...]] = {}  # symbol -> market times of recent moves (planning.admit_move)
@@ -219,6 +253,7 @@ class ExitOrderGateway:
             return None
         if found.status.terminal:
             self._forget(symbol)
+            await self._drop_take_profit(symbol)  # the stop closed the position: no take-profit outlives it
             return found
         return None
 
@@ -358,6 +393,11 @@ class ExitOrderGateway:
             self.log.info("exit_already_done_by_stop", symbol=symbol, client_order_id=fired.client_order_id,
                           filled=fired.filled, price=fired.avg_price)  # fmt: skip
             return fired
+        took = await self.cancel_take_profit(symbol)  # every leg goes with the exit
+        if took is not None:
+            self.log.info("exit_found_take_profit_filled", symbol=symbol, client_order_id=took.client_order_id,
+                          filled=took.filled, price=took.avg_price)  # fmt: skip
+            return took  # that fill answers the exit; the brain finishes the rest on its next bar
         prot = self.stops.get(symbol)
         if prot is None or self.venue.derivatives:
             try:
@@ -398,6 +438,96 @@ class ExitOrderGateway:
             if self.stops.get(symbol) is held:
                 self._forget(symbol)
 
+    # -- the take-profit leg ---------------------------------------------------------------------
+
+    async def place_take_profit(self, symbol: str, qty: float, price: float, decision_id: int, market_ts_ns: int,
+                                *, side: Side, recovering: bool = False) -> OrderReport:  # fmt: skip
+        """Rest the take-profit (replacing the symbol's previous one); returns its report: OPEN once
+        it rests, or a fill — the previous one's, found filled while it was replaced, or this one's,
+        filled at once (its rest cancelled, so the fill is final).
+
+        Raises:
+            PermanentVenueError: refused by the venue (nothing rests). Unresolved: ambiguous answers.
+        """
+        req = planning.take_profit_order(self.ids, symbol, qty, price, decision_id, market_ts_ns, side)
+        old = self.take_profits.get(symbol)
+        if old is not None and old.client_order_id != req.client_order_id:
+            gone = await self.cancel_take_profit(symbol)
+            if gone is not None:
+                return gone
+        self.store.record_take_profit(symbol, req.client_order_id, price, qty)
+        try:
+            report = await self.ops.place(req, lookup_first=recovering)
+        except PermanentVenueError:
+            self.store.clear_take_profit(symbol)
+            raise
+        if report.filled > 0 and not report.status.terminal:  # partly filled at once: the fill is final
+            report = await self.ops.cancel(req.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT) or report
+        if report.status.terminal:
+            self.store.clear_take_profit(symbol)
+            return report
+        self.take_profits[symbol] = TakeProfitLeg(req.client_order_id, price, qty, side)
+        self.log.info("take_profit_placed", symbol=symbol, client_order_id=req.client_order_id, limit=price, qty=qty,
+                      side=side.name)  # fmt: skip
+        return report
+
+    async def take_profit_fill(self, symbol: str, position_qty: float, decision_id: int,
+                               market_ts_ns: int) -> OrderReport | None:  # fmt: skip
+        """What the take-profit filled (its rest cancelled: the fill is final), or ``None`` while it
+        rests unfilled (or when none rests). After a fill the stop shrinks to what remains of
+        ``position_qty`` (base units, before the fill) — at the same level, never a moment without
+        one — or is cancelled when nothing remains."""
+        report = self.tp_fired.pop(symbol, None)
+        if report is None:
+            held = self.take_profits.get(symbol)
+            if held is None:
+                return None
+            found = await self.ops.lookup(held.client_order_id, symbol, reason="refresh")
+            if found is None or (found.status.terminal and found.filled <= 0):
+                self.log.error("take_profit_gone", symbol=symbol, client_order_id=held.client_order_id)
+                self._forget_take_profit(symbol)
+                return None
+            if found.filled <= 0:
+                return None
+            if not found.status.terminal:
+                found = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT) or found
+            self._forget_take_profit(symbol)
+            report = found
+        stop = self.stops.get(symbol)
+        remaining = position_qty - report.filled
+        if stop is not None:
+            try:
+                if remaining > position_qty * 1e-9:
+                    await self.move(symbol, remaining, stop.stop_price, decision_id, market_ts_ns, bounded=False,
+                                    crossed_exits=False, side=stop.side)  # fmt: skip
+                else:
+                    await self._after_exit(symbol, stop, 0.0, decision_id, market_ts_ns)
+            except (PermanentVenueError, Unresolved) as exc:  # the fill stands; reconciliation resizes the stop
+                self.log.error("stop_resize_after_take_profit_failed", symbol=symbol, detail=str(exc))
+        return report
+
+    async def cancel_take_profit(self, symbol: str) -> OrderReport | None:
+        """Cancel the symbol's take-profit; returns its fill when it had filled (in part) meanwhile —
+        or one found before and not yet reported — else ``None``."""
+        held = self.take_profits.get(symbol)
+        if held is None:
+            return self.tp_fired.pop(symbol, None)
+        gone = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT)
+        self._forget_take_profit(symbol)
+        return gone if gone is not None and gone.filled > 0 else self.tp_fired.pop(symbol, None)
+
+    async def _drop_take_profit(self, symbol: str) -> None:
+        """The position closed another way (its stop): cancel the take-profit; a fill found meanwhile is
+        kept for the next decision of the symbol (:attr:`tp_fired`)."""
+        took = await self.cancel_take_profit(symbol)
+        if took is not None:
+            self.log.error("take_profit_filled_with_the_stop", symbol=symbol, client_order_id=took.client_order_id)
+            self.tp_fired[symbol] = took
+
+    def _forget_take_profit(self, symbol: str) -> None:
+        self.take_profits.pop(symbol, None)
+        self.store.clear_take_profit(symbol)
+
     # -- restart and maintenance -----------------------------------------------------------
 
     async def adopt(self, positions: dict[str, float]) -> int:
@@ -419,7 +549,21 @@ class ExitOrderGateway:
                                       side=planning.closing_side(held))  # fmt: skip
         for coid in await self.cancel_extras():
             self.log.warning("extra_stop_cancelled", client_order_id=coid)
+        await self.adopt_take_profits()
         return len(self.stops)
+
+    async def adopt_take_profits(self) -> int:
+        """After a restart: look up each journaled take-profit (open → held; filled → kept for the
+        next decision; gone → forgotten). Returns the number held."""
+        for symbol, (coid, price, qty) in self.store.take_profits().items():
+            found = await self.ops.lookup(coid, symbol, reason="recovery")
+            if found is not None and not found.status.terminal:
+                self.take_profits[symbol] = TakeProfitLeg(coid, price, found.amount or qty, found.side)
+            else:
+                self.store.clear_take_profit(symbol)
+                if found is not None and found.filled > 0:
+                    self.tp_fired[symbol] = found
+        return len(self.take_profits)
 
     async def reprotect(self, positions: dict[str, float]) -> int:
         """Try again to place every stop the venue refused, for the position now held (``positions``:
@@ -454,4 +598,9 @@ class ExitOrderGateway:
         cancelled. The guard against freqtrade #12528."""
         for symbol in [s for s in self.stops if not positions.get(s, 0.0)]:
             self._forget(symbol)
-        return await self.cancel_extras()
+        cancelled = []
+        for symbol in [s for s in self.take_profits if not positions.get(s, 0.0)]:
+            coid = self.take_profits[symbol].client_order_id
+            await self._drop_take_profit(symbol)
+            cancelled.append(coid)
+        return cancelled + await self.cancel_extras()

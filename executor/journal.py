@@ -109,8 +109,8 @@ __all__ = [
     "read_belief",
 ]
 
-SCHEMA_VERSION = 5  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation; 5: swaps, fee_native
-_MIGRATABLE = (3, 4)  # older schemas the executor upgrades in place when it opens the journal
+SCHEMA_VERSION = 6  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation; 5: swaps, fee_native; 6: take_profits
+_MIGRATABLE = (3, 4, 5)  # older schemas the executor upgrades in place when it opens the journal
 JOURNAL_KIND = "tandem-executor"
 
 DecisionState = Literal["received", "done"]
@@ -593,6 +593,27 @@ class Journal:
         """``{symbol: (client_order_id, stop_price, qty)}`` of the protective orders last recorded."""
         with _translated(self.path):
             rows = self._conn.execute("SELECT symbol, client_order_id, stop_price, qty FROM protective").fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def record_take_profit(self, symbol: str, client_order_id: str, limit_price: float, qty: float) -> None:
+        """Remember the resting take-profit of ``symbol`` — committed *before* it is sent (the exit
+        order gateway's write-ahead, as for stops)."""
+        self._write_sql(
+            f"take-profit {client_order_id}",
+            "INSERT INTO take_profits (symbol, client_order_id, limit_price, qty) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (symbol) DO UPDATE SET client_order_id = excluded.client_order_id,"
+            " limit_price = excluded.limit_price, qty = excluded.qty",
+            (symbol, client_order_id, limit_price, qty),
+        )
+
+    def clear_take_profit(self, symbol: str) -> None:
+        """Forget ``symbol``'s take-profit (it filled, was cancelled, or its position closed)."""
+        self._write_sql(f"take-profit of {symbol} cleared", "DELETE FROM take_profits WHERE symbol = ?", (symbol,))
+
+    def take_profits(self) -> dict[str, tuple[str, float, float]]:
+        """``{symbol: (client_order_id, limit_price, qty)}`` of the take-profits last recorded."""
+        with _translated(self.path):
+            rows = self._conn.execute("SELECT symbol, client_order_id, limit_price, qty FROM take_profits").fetchall()
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def namespace(self) -> str:

@@ -1,4 +1,8 @@
-"""The executor journal's SQL: the schema, its statements, and the migrations (3 → 4 → 5).
+"""The executor journal's SQL: the schema, its statements, and the migrations (3 → 4 → 5 → 6).
+
+Schema 6 (issue #16): the ``take_profits`` table — the resting take-profit of each symbol (the exit
+leg PARTIAL_TP), journaled *before* it is sent, like ``protective``'s stops, so a restart looks up
+exactly that order. A schema-5 journal gains the table when the executor opens it.
 
 Schema 5 (issue #15): ``fills.fee_native`` (a fee paid in the venue's native unit, Solana
 lamports; 0 for older rows) and the ``swaps`` table: every signed Solana transaction, journaled
@@ -30,6 +34,7 @@ __all__ = [
     "MAX_SEQ",
     "MIGRATE_3_TO_4",
     "MIGRATE_4_TO_5",
+    "MIGRATE_5_TO_6",
     "MIGRATIONS",
     "PUT_META",
     "SCHEMA",
@@ -79,6 +84,12 @@ CREATE TABLE IF NOT EXISTS protective (
     symbol TEXT PRIMARY KEY,
     client_order_id TEXT NOT NULL,
     stop_price REAL NOT NULL,
+    qty REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS take_profits (
+    symbol TEXT PRIMARY KEY,
+    client_order_id TEXT NOT NULL,
+    limit_price REAL NOT NULL,
     qty REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS confirmations (
@@ -191,8 +202,10 @@ MIGRATE_4_TO_5 = (
     "ALTER TABLE fills ADD COLUMN fee_native INTEGER NOT NULL DEFAULT 0",
     "UPDATE meta SET value = 5 WHERE key = 'schema_version'",
 )
-MIGRATIONS = {3: MIGRATE_3_TO_4, 4: MIGRATE_4_TO_5}
-"""Schema version → the statements that upgrade it one step (the swaps table comes with ``SCHEMA``)."""
+MIGRATE_5_TO_6 = ("UPDATE meta SET value = 6 WHERE key = 'schema_version'",)
+MIGRATIONS = {3: MIGRATE_3_TO_4, 4: MIGRATE_4_TO_5, 5: MIGRATE_5_TO_6}
+"""Schema version → the statements that upgrade it one step (the swaps and take_profits tables come with
+``SCHEMA``)."""
 SELECT_CONFIRMATION = f"SELECT {CONFIRMATION_COLS} FROM confirmations WHERE decision_id = ?"
 SELECT_CONFIRMATIONS_FROM = f"SELECT {CONFIRMATION_COLS} FROM confirmations WHERE seq >= ? ORDER BY seq"
 MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM confirmations"

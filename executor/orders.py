@@ -44,7 +44,7 @@ from typing import Any
 
 import structlog
 
-from .venue.base import CORE, GATEWAY, PROTECTIVE_TYPES, OrderReport, OrderRequest, OrderStatus, Venue
+from .venue.base import CORE, GATEWAY, PROTECTIVE_TYPES, OrderReport, OrderRequest, OrderStatus, OrderType, Venue
 from .venue.coid import parse as parse_coid
 from .venue.errors import (
     AmbiguousVenueError,
@@ -55,16 +55,29 @@ from .venue.errors import (
 )
 from .venue.retry import RetryPolicy
 
-__all__ = ["CORE", "GATEWAY", "OrderOps", "Unresolved", "is_protective"]
+__all__ = ["CORE", "GATEWAY", "OrderOps", "Unresolved", "is_exit_leg", "is_protective"]
+
+
+_TRIGGER_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LOSS_LIMIT})
 
 
 def is_protective(client_order_id: str, kind: Any = None) -> bool:
-    """A protective order: by its type (``kind``, an :class:`~executor.venue.base.OrderType`) when
-    given, else by its client order id's leg (a stop's)."""
+    """A protective stop — a trigger order, which a venue may keep apart (USDⓈ-M's algo orders): by
+    its type (``kind``, an :class:`~executor.venue.base.OrderType`) when given, else by its client
+    order id's leg (a stop's)."""
+    if kind is not None:
+        return kind in _TRIGGER_TYPES
+    parsed = parse_coid(client_order_id)
+    return parsed is not None and parsed.protective
+
+
+def is_exit_leg(client_order_id: str, kind: Any = None) -> bool:
+    """An exit-leg order the exit order gateway owns: a protective stop or the resting take-profit
+    (by its type when given, else by its client order id's leg)."""
     if kind in PROTECTIVE_TYPES:
         return True
     parsed = parse_coid(client_order_id)
-    return parsed is not None and parsed.protective
+    return parsed is not None and parsed.exit_leg
 
 
 def _duplicate_id(exc: PermanentVenueError) -> bool:
@@ -120,8 +133,9 @@ class OrderOps:
             getattr(self.metrics, name).labels(**labels).inc()
 
     def check_owner(self, req_type: Any, coid: str, owner: str, action: str) -> None:
-        """Protective orders belong to the gateway; anything else is refused and counted."""
-        if not is_protective(coid, req_type):
+        """Exit-leg orders (stops, the take-profit) belong to the gateway; anything else is refused and
+        counted."""
+        if not is_exit_leg(coid, req_type):
             return
         kind = str(req_type) if req_type is not None else "protective"
         if owner != GATEWAY:

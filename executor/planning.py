@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 
-from protocol import Intent, RejectCode, Side, Status, TradeDecision
+from protocol import DecisionReason, Intent, RejectCode, Side, Status, TradeDecision
 
 from .ledger import POSITION_REL_TOL, Ledger
 from .venue.base import CORE, GATEWAY, OrderReport, OrderRequest, OrderType
@@ -60,9 +60,11 @@ __all__ = [
     "MoveAdmission",
     "MoveStop",
     "PlaceOrder",
+    "PlaceTakeProfit",
     "Plan",
     "RecoverExpired",
     "Refusal",
+    "ReportTakeProfit",
     "admit_move",
     "closing_side",
     "decision_order",
@@ -71,6 +73,7 @@ __all__ = [
     "plan_decision",
     "stop_kind",
     "stop_order",
+    "take_profit_order",
 ]
 
 NO_SLIPPAGE_BOUND_BPS = 10_000
@@ -141,6 +144,26 @@ class ExitPosition:
 
 
 @dataclass(frozen=True, slots=True)
+class PlaceTakeProfit:
+    """A TAKE_PROFIT (exit leg, issue #16): rest a reduce-only limit on ``side`` (the closing side)
+    for ``qty`` at ``price`` through the exit order gateway, replacing the position's previous one."""
+
+    symbol: str
+    qty: float
+    price: float
+    side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTakeProfit:
+    """A REDUCE with reason PARTIAL_TAKE_PROFIT: answer with what the resting take-profit filled; send
+    no order. ``position_qty`` (base units, unsigned) is the position before that fill."""
+
+    symbol: str
+    position_qty: float
+
+
+@dataclass(frozen=True, slots=True)
 class RecoverExpired:
     """An expired decision met again (retry or restart): look its orders up, place nothing.
 
@@ -160,7 +183,7 @@ class RecoverExpired:
     owner: str
 
 
-Plan = Refusal | PlaceOrder | MoveStop | ExitPosition | RecoverExpired
+Plan = Refusal | PlaceOrder | MoveStop | ExitPosition | RecoverExpired | PlaceTakeProfit | ReportTakeProfit
 """What :func:`plan_decision` answers."""
 
 
@@ -186,7 +209,7 @@ def decision_order(d: TradeDecision, client_order_id: str, typ: OrderType, *, gu
 
 def plan_decision(
     d: TradeDecision, ledger: Ledger, ids: OrderIds, *, listed: bool, protective: bool, venue_name: str,
-    expired: bool, allow_short: bool = False,
+    expired: bool, allow_short: bool = False, resting_limits: bool = False,
 ) -> Plan:  # fmt: skip
     """What to do for the journaled decision ``d`` (see the module docstring for the rules).
 
@@ -200,13 +223,15 @@ def plan_decision(
         expired: the decision has expired and may have been placed before (a retry or restart on a
             venue whose orders survive a restart).
         allow_short: short entries are on (a derivatives venue).
+        resting_limits: the venue can rest the take-profit leg (a reduce-only limit).
     """
     symbol = str(d.instrument)
     if not listed:
         return Refusal(f"{venue_name} does not list {symbol}", RejectCode.UNKNOWN_INSTRUMENT)
     order_id = ids.order(d.decision_id)
     if expired:
-        stop_id = ids.stop(d.decision_id) if d.intent is Intent.PROTECT else None
+        stop_id = (ids.stop(d.decision_id) if d.intent is Intent.PROTECT
+                   else ids.take_profit(d.decision_id) if d.intent is Intent.TAKE_PROFIT else None)  # fmt: skip
         owner = GATEWAY if protective and d.intent is not Intent.OPEN else CORE
         return RecoverExpired(symbol, stop_id, order_id, owner)
     held = ledger.position(d.instrument)  # signed: < 0 short
@@ -220,6 +245,8 @@ def plan_decision(
             return Refusal(f"a {d.side.name} PROTECT cannot protect the {side_name} {symbol} (its stop is a"
                            f" {closing_side(held).name})", RejectCode.INSUFFICIENT_POSITION)  # fmt: skip
         return MoveStop(symbol, abs(held), d.stop_price, closing_side(held))
+    if d.intent is Intent.TAKE_PROFIT or (d.intent is Intent.REDUCE and d.reason is DecisionReason.PARTIAL_TAKE_PROFIT):
+        return _take_profit_plan(d, held, symbol, venue_name, resting_limits)
     if d.intent in (Intent.CLOSE, Intent.REDUCE):
         pos = held if d.side is Side.SELL else -held  # what this exit can close: > 0 on its side
         if pos <= 0:
@@ -239,6 +266,34 @@ def plan_decision(
                        f" position first", RejectCode.GUARD)  # fmt: skip
     typ = OrderType.MARKET if d.max_slippage_bps >= NO_SLIPPAGE_BOUND_BPS else OrderType.LIMIT_IOC
     return PlaceOrder(decision_order(d, order_id, typ), abs(held), protect=protective)
+
+
+def _take_profit_plan(d: TradeDecision, held: float, symbol: str, venue_name: str, resting_limits: bool) -> Plan:
+    """The take-profit leg's decisions (SPEC.md §6.1 "Exit legs"): refused where no limit can rest, or
+    with no position on the closing side (or a take-profit larger than it)."""
+    if not resting_limits:
+        return Refusal(f"{venue_name} cannot rest a take-profit (a reduce-only limit)", RejectCode.GUARD)
+    pos = held if d.side is Side.SELL else -held
+    if pos <= 0:
+        return Refusal(f"no {symbol} position on the closing side of a {d.side.name} take-profit",
+                       RejectCode.INSUFFICIENT_POSITION)  # fmt: skip
+    if d.intent is Intent.REDUCE:
+        return ReportTakeProfit(symbol, pos)
+    if d.quantity > pos * (1 + POSITION_REL_TOL):
+        return Refusal(f"take-profit {d.quantity!r} exceeds position {pos!r}", RejectCode.INSUFFICIENT_POSITION)
+    return PlaceTakeProfit(symbol, min(d.quantity, pos), d.stop_price, d.side)
+
+
+def take_profit_order(
+    ids: OrderIds, symbol: str, qty: float, price: float, decision_id: int, market_ts_ns: int, side: Side,
+) -> OrderRequest:  # fmt: skip
+    """The take-profit leg (leg ``t`` of ``decision_id``, owner ``"gateway"``): a resting reduce-only
+    LIMIT on ``side`` (the closing side) for ``qty`` at ``price``."""
+    return OrderRequest(
+        client_order_id=ids.take_profit(decision_id), decision_id=decision_id, symbol=symbol, side=side,
+        type=OrderType.LIMIT, amount=qty, price=price, reduce_only=True, market_ts_ns=market_ts_ns,
+        reference_price=price, owner=GATEWAY,
+    )  # fmt: skip
 
 
 def closing_side(position: float) -> Side:

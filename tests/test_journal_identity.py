@@ -84,7 +84,7 @@ def test_journal_id_stable_across_reopen_and_unique(tmp_path: Path) -> None:
         assert again.journal_id == first and again.venue == "paper"
     with Journal(tmp_path / "b.sqlite", starting_cash=1_000.0, venue="paper") as b:
         assert b.journal_id != first
-    assert 0 < first < 2**64 and SCHEMA_VERSION == 5
+    assert 0 < first < 2**64 and SCHEMA_VERSION == 6
 
 
 def test_foreign_and_partial_journals_refused(tmp_path: Path) -> None:
@@ -141,10 +141,10 @@ def test_set_aside_renames_the_journal_with_its_wal(tmp_path: Path) -> None:
     assert set_aside(path, now) is None
 
 
-@pytest.mark.parametrize("old", [3, 4])
+@pytest.mark.parametrize("old", [3, 4, 5])
 def test_an_older_journal_is_migrated_in_place_and_keeps_its_history(tmp_path: Path, old: int) -> None:
-    """An executor journal written before reconciliation (schema 3) or before the Solana venue
-    (schema 4) opens: the missing columns (``confirmations.reconciled``, ``fills.fee_native``) and
+    """An executor journal written before reconciliation (schema 3), before the Solana venue (schema 4)
+    or before the exit legs (schema 5, no ``take_profits`` table) opens: the missing columns (``confirmations.reconciled``, ``fills.fee_native``) and
     tables (``reconciliations``, ``swaps``) are added, every old confirmation reads back
     unreconciled, old fills with no native fee, and the next reserved action id starts the
     reserved space."""
@@ -165,9 +165,11 @@ def test_an_older_journal_is_migrated_in_place_and_keeps_its_history(tmp_path: P
     j.record_outcome(conf, Fill(7, inst, Side.BUY, 0.1, 100.0, 0.01, 5), b"paper-7")
     j.close()
     db = sqlite3.connect(path)
-    with db:  # back to the old schema, as an executor before issue #15 (and #14) wrote it
-        db.execute("ALTER TABLE fills DROP COLUMN fee_native")
-        db.execute("DROP TABLE swaps")
+    with db:  # back to the old schema, as an executor before issue #16 (#15, #14) wrote it
+        db.execute("DROP TABLE take_profits")
+        if old <= 4:
+            db.execute("ALTER TABLE fills DROP COLUMN fee_native")
+            db.execute("DROP TABLE swaps")
         if old == 3:
             db.execute("ALTER TABLE confirmations DROP COLUMN reconciled")
             db.execute("DROP TABLE reconciliations")
@@ -183,5 +185,6 @@ def test_an_older_journal_is_migrated_in_place_and_keeps_its_history(tmp_path: P
     finally:
         again.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 5
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 6
+    assert db.execute("SELECT COUNT(*) FROM take_profits").fetchone()[0] == 0  # the table came with the migration
     db.close()

@@ -44,9 +44,9 @@ def test_client_order_id_strings_keep_their_stored_format() -> None:
 
 
 def test_client_order_ids_differ_by_namespace_leg_and_decision() -> None:
-    """Two namespaces, two legs and three decisions make twelve different ids; foreign ids parse to None."""
+    """Two namespaces, three legs (order, stop, take-profit) and three decisions make eighteen different ids; foreign ids parse to None."""
     ids = {OrderIds(ns).id(leg, d) for ns in ("00000000", "0000000a") for d in (1, 2, 11) for leg in Leg}
-    assert len(ids) == 12
+    assert len(ids) == 18
     for foreign in ("x-foreign-id", "td0000000ae", "td0000000axe1", "TD0000000ae1", "td0000000ae0",
                     "td0000000ae1 ", "td0000000ae18446744073709551616"):  # fmt: skip
         assert parse(foreign) is None, foreign

@@ -53,10 +53,12 @@ class OrderType(enum.StrEnum):
     LIMIT_IOC = "limit_ioc"  # marketable limit, immediate-or-cancel: the price caps slippage
     STOP_MARKET = "stop_market"  # futures protective stop: reduce-only, market once triggered
     STOP_LOSS_LIMIT = "stop_loss_limit"  # spot protective stop: a limit order once triggered
+    LIMIT = "limit"  # a resting (good-till-cancelled) reduce-only limit: the take-profit exit leg
 
 
-PROTECTIVE_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LOSS_LIMIT})
-"""Protective order types: only the exit order gateway may create, amend or cancel them."""
+PROTECTIVE_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LOSS_LIMIT, OrderType.LIMIT})
+"""Exit-leg order types (protective stops, the resting take-profit): only the exit order gateway may
+create, amend or cancel them."""
 
 CORE = "core"
 """Owner name of :mod:`executor.core`: entries, and exits on a venue without protective orders
@@ -219,6 +221,12 @@ class Venue(abc.ABC):
     ambiguity_window_s: float = 0.0
     orders_survive_restart: bool = True
     replay_clock: bool = False
+    supports_resting_limits: bool = False
+    """A reduce-only limit order can rest here (the take-profit leg, issue #16)."""
+
+    def observe_time(self, market_ts_ns: int) -> None:
+        """The market time of the decision about to be planned: a replay venue's clock (its resting
+        orders fill against the bars before it); a live venue ignores it. Default: nothing."""
 
     async def start(self) -> None:
         """Connect and load markets (once). Default: nothing to do."""

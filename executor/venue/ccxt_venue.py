@@ -102,6 +102,7 @@ _CCXT_TYPE = {
     OrderType.LIMIT_IOC: "limit",
     OrderType.STOP_MARKET: "STOP_MARKET",
     OrderType.STOP_LOSS_LIMIT: "STOP_LOSS_LIMIT",
+    OrderType.LIMIT: "limit",
 }
 
 
@@ -222,6 +223,12 @@ class CcxtVenue(Venue):
         except (OSError, TimeoutError) as exc:  # below ccxt: a socket error ccxt did not wrap
             raise translate(cx.NetworkError(str(exc)), where=where, idempotent=idempotent) from exc
 
+    @property  # type: ignore[override]
+    def supports_resting_limits(self) -> bool:
+        """A derivatives market: a reduce-only GTC limit rests beside the reduce-only stop (on spot both
+        would lock the same base asset)."""
+        return self.derivatives
+
     @property
     def supports_short(self) -> bool:
         """A derivatives market (ccxt's ``defaultType``: ``binanceusdm`` is ``future``), known from the
@@ -280,6 +287,8 @@ class CcxtVenue(Venue):
             params["timeInForce"] = "GTC"
         elif req.type is OrderType.STOP_MARKET:
             params["stopPrice"] = stop
+        elif req.type is OrderType.LIMIT:
+            params["timeInForce"] = "GTC"
         if req.reduce_only and self.derivatives:
             params["reduceOnly"] = True
         return symbol, amount, price, params

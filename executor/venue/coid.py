@@ -44,6 +44,7 @@ class Leg(enum.StrEnum):
 
     ORDER = "e"  # the decision's own order: an entry, an exit, or the market exit of a crossed PROTECT
     STOP = "p"  # the protective stop placed because of the decision
+    TAKE_PROFIT = "t"  # the resting take-profit placed because of the decision (issue #16)
 
 
 _NAMESPACE = re.compile(r"[0-9a-f]{8}")
@@ -89,6 +90,11 @@ class ClientOrderId:
         """The id of a protective stop (a trigger order on the venue)."""
         return self.leg is Leg.STOP
 
+    @property
+    def exit_leg(self) -> bool:
+        """The id of an order the exit order gateway owns: a stop or the take-profit."""
+        return self.leg in (Leg.STOP, Leg.TAKE_PROFIT)
+
 
 def parse(text: str) -> ClientOrderId | None:
     """The parts of one of our ids, or ``None`` for a foreign id (any namespace is ours here;
@@ -130,6 +136,10 @@ class OrderIds:
     def stop(self, decision_id: int) -> str:
         """The id of the protective stop placed because of the decision: leg ``p``."""
         return self.id(Leg.STOP, decision_id)
+
+    def take_profit(self, decision_id: int) -> str:
+        """The id of the resting take-profit placed because of the decision: leg ``t``."""
+        return self.id(Leg.TAKE_PROFIT, decision_id)
 
     def mine(self, text: str, leg: Leg | None = None) -> ClientOrderId | None:
         """``text`` parsed, when it is an id of this namespace (and of ``leg``, if given); else ``None``."""

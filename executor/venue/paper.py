@@ -34,12 +34,22 @@ again, with the same outcome (the price depends only on the bars and ``market_ts
 raise :class:`~executor.venue.errors.PermanentVenueError` with the status and code above. The paper
 venue holds no protective orders (``supports_protective`` is False): on paper the brain's own exit
 plan is the stop.
+
+**Resting limits** (the take-profit exit leg, issue #16; ``supports_resting_limits``): a reduce-only
+``LIMIT`` order rests from the decision's market time. The venue's clock is the newest market time
+it has seen (:meth:`PaperVenue.observe_time`, every order's ``market_ts_ns``); before any look at
+its orders, each resting order is matched against the bars that opened since it was placed and
+before that clock — bars that have happened. The first bar that trades through the limit (its high
+at or above a sell's, its low at or below a buy's) fills it, at the limit, or at that bar's open
+when the bar gapped through (better for the trader, as an exchange fills), for at most the
+position it reduces, with the taker fee (the paper venue has one fee rate). The fill exists at the
+venue only: the executor books it when the gateway reports it for a decision, as an exchange's.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from foundation.bars import Bars
 from protocol import Instrument, Intent, RejectCode, Side, Status, TradeDecision
@@ -126,6 +136,7 @@ class PaperVenue(Venue):
     orders_survive_restart = False
     replay_clock = True
     supports_short = True  # type: ignore[assignment]  # a perpetual: shorts when the ledger allows them
+    supports_resting_limits = True  # the take-profit leg rests here, filled against the bars (module docstring)
 
     def __init__(
         self,
@@ -145,6 +156,8 @@ class PaperVenue(Venue):
         self.slippage_bps = float(slippage_bps)
         self.ledger: Ledger | None = None
         self._orders: dict[str, OrderReport] = {}
+        self._resting: dict[str, _Resting] = {}
+        self._clock_ns = 0
 
     def quote(self, decision: TradeDecision, ledger: Ledger) -> PaperFill | PaperRefusal:
         """Decide what ``decision`` would do now against ``ledger``; mutates nothing."""
@@ -234,6 +247,38 @@ class PaperVenue(Venue):
     def lists(self, symbol: str) -> bool:
         return symbol == str(self.instrument)
 
+    def observe_time(self, market_ts_ns: int) -> None:
+        """Move the venue's clock to ``market_ts_ns`` (never back): resting orders fill against the bars
+        that opened before it."""
+        self._clock_ns = max(self._clock_ns, market_ts_ns)
+
+    def _match_resting(self) -> None:
+        """Fill each resting limit against the bars that opened since it was placed and before the
+        clock (module docstring)."""
+        bars = self.bars
+        for coid, r in list(self._resting.items()):
+            req, i = r.request, r.next_bar
+            while i < len(bars) and bars.ts_ms[i] * 1_000_000 < self._clock_ns:
+                limit, sell = req.price or 0.0, req.side is Side.SELL
+                if (sell and bars.high[i] >= limit) or (not sell and bars.low[i] <= limit):
+                    price = max(limit, bars.open[i]) if sell else min(limit, bars.open[i])
+                    self._fill_resting(coid, price, bars.ts_ms[i] * 1_000_000)
+                    break
+                i += 1
+            else:
+                r.next_bar = i
+
+    def _fill_resting(self, coid: str, price: float, at_ns: int) -> None:
+        req = self._resting.pop(coid).request
+        held = self.ledger.position(self.instrument) if self.ledger is not None else 0.0
+        pos = held if req.side is Side.SELL else -held  # what a reduce-only order can reduce
+        qty = min(req.amount, max(pos, 0.0))
+        if qty <= 0:  # nothing left to reduce: a reduce-only order expires
+            self._orders[coid] = replace(self._orders[coid], status=OrderStatus.EXPIRED, updated_at_ns=at_ns)
+            return
+        self._orders[coid] = replace(self._orders[coid], status=OrderStatus.FILLED, filled=qty, avg_price=price,
+                                     fee=qty * price * self.fee_bps / 1e4, updated_at_ns=at_ns)  # fmt: skip
+
     async def submit(self, request: OrderRequest) -> OrderReport:
         """Fill a MARKET or LIMIT_IOC order at once, or raise.
 
@@ -243,6 +288,9 @@ class PaperVenue(Venue):
         """
         if self.ledger is None:
             raise PermanentVenueError("paper venue: submit before bind(ledger)")
+        self.observe_time(request.market_ts_ns)
+        if request.type is OrderType.LIMIT:
+            return self._rest(request)
         if request.type not in (OrderType.MARKET, OrderType.LIMIT_IOC):
             raise PermanentVenueError(f"paper venue holds no {request.type} orders", RejectCode.GUARD)
         if not self.lists(request.symbol):
@@ -261,14 +309,46 @@ class PaperVenue(Venue):
         self._orders[request.client_order_id] = report
         return report
 
+    def _rest(self, request: OrderRequest) -> OrderReport:
+        """A resting reduce-only limit (the take-profit): OPEN now, matched against later bars.
+
+        Raises:
+            PermanentVenueError: not reduce-only, no limit price, or an unlisted symbol (REJECTED).
+        """
+        if not request.reduce_only or not request.price or request.price <= 0:
+            raise PermanentVenueError("paper venue rests reduce-only limits with a price only (the take-profit)",
+                                      RejectCode.GUARD, Status.REJECTED)  # fmt: skip
+        if not self.lists(request.symbol):
+            raise PermanentVenueError(f"paper venue trades {self.instrument}, not {request.symbol}",
+                                      RejectCode.UNKNOWN_INSTRUMENT, Status.REJECTED)  # fmt: skip
+        if request.client_order_id in self._orders:  # the same order again (a retry): as it stands
+            self._match_resting()
+            return self._orders[request.client_order_id]
+        report = OrderReport(
+            client_order_id=request.client_order_id, venue_order_id=paper_venue_ref(request.decision_id).decode() + "t",
+            symbol=request.symbol, side=request.side, type=OrderType.LIMIT, status=OrderStatus.OPEN,
+            amount=request.amount, filled=0.0, avg_price=0.0, fee=0.0, updated_at_ns=request.market_ts_ns,
+            stop_price=request.price,
+        )  # fmt: skip
+        self._orders[request.client_order_id] = report
+        start = self.bars.first_open_at_or_after(request.market_ts_ns)
+        self._resting[request.client_order_id] = _Resting(request, len(self.bars) if start is None else start)
+        return report
+
     async def cancel(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
-        return self._orders.get(client_order_id)  # paper orders are filled at once: nothing to cancel
+        self._match_resting()  # a limit the bars already traded through filled before the cancel
+        if client_order_id in self._resting:
+            del self._resting[client_order_id]
+            self._orders[client_order_id] = replace(self._orders[client_order_id], status=OrderStatus.CANCELED)
+        return self._orders.get(client_order_id)  # market and IOC orders filled at once: nothing to cancel
 
     async def fetch_order(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
+        self._match_resting()
         return self._orders.get(client_order_id)
 
     async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
-        return []
+        self._match_resting()
+        return [self._orders[c] for c in self._resting if symbol is None or self._orders[c].symbol == symbol]
 
     async def balances(self) -> dict[str, Balance]:
         cash = self.ledger.cash if self.ledger is not None else 0.0
@@ -282,3 +362,11 @@ class PaperVenue(Venue):
     async def holdings(self, symbols: list[str]) -> dict[str, PositionReport]:
         """The paper account is the ledger itself: reconciliation finds it equal, always (GREEN)."""
         return {p.symbol: p for p in await self.positions() if p.symbol in symbols}
+
+
+@dataclass(slots=True)
+class _Resting:
+    """A resting limit and the index of the next bar to match it against."""
+
+    request: OrderRequest
+    next_bar: int
