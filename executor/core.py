@@ -283,7 +283,7 @@ class ExecutorCore:
         Raises:
             PermanentVenueError: refused by the plan or by the venue. Unresolved: see :meth:`resolve`.
         """
-        self.venue.observe_time(d.market_ts_ns)  # a replay venue's clock: its resting orders fill up to it
+        await self.venue.observe_time(d.market_ts_ns)  # a replay venue's clock: its resting orders fill up to it
         plan = planning.plan_decision(d, self.ledger, self.ids, listed=self.venue.lists(str(d.instrument)),
                                       protective=self.protective, venue_name=self.venue.name, expired=expired,
                                       allow_short=self.allow_short,

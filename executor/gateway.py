@@ -498,8 +498,12 @@ class ExitOrderGateway:
         if stop is not None:
             try:
                 if remaining > position_qty * 1e-9:
-                    await self.move(symbol, remaining, stop.stop_price, decision_id, market_ts_ns, bounded=False,
-                                    crossed_exits=False, side=stop.side)  # fmt: skip
+                    moved = await self.move(symbol, remaining, stop.stop_price, decision_id, market_ts_ns,
+                                            bounded=False, crossed_exits=False, side=stop.side)  # fmt: skip
+                    if moved.status.terminal and moved.filled > 0:  # the stop had fired too: the next exit's answer
+                        self.log.warning("stop_filled_with_the_take_profit", symbol=symbol,
+                                         client_order_id=moved.client_order_id)  # fmt: skip
+                        self.fired[symbol] = moved
                 else:
                     await self._after_exit(symbol, stop, 0.0, decision_id, market_ts_ns)
             except (PermanentVenueError, Unresolved) as exc:  # the fill stands; reconciliation resizes the stop

@@ -224,7 +224,7 @@ class Venue(abc.ABC):
     supports_resting_limits: bool = False
     """A reduce-only limit order can rest here (the take-profit leg, issue #16)."""
 
-    def observe_time(self, market_ts_ns: int) -> None:
+    async def observe_time(self, market_ts_ns: int) -> None:
         """The market time of the decision about to be planned: a replay venue's clock (its resting
         orders fill against the bars before it); a live venue ignores it. Default: nothing."""
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt_async
@@ -150,6 +150,13 @@ def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError
 
 
 _DERIVATIVE_TYPES = ("future", "swap", "delivery", "linear", "inverse")
+
+
+@dataclass(frozen=True, slots=True)
+class _At:
+    """A market time for the replay clock hook, which reads ``market_ts_ns`` alone."""
+
+    market_ts_ns: int
 """ccxt ``options['defaultType']`` values of a derivatives market."""
 
 
@@ -161,7 +168,9 @@ class CcxtVenue(Venue):
         config: passed to the ccxt constructor (``apiKey``, ``secret``, ``options``, ``session``,
             ``timeout`` in ms, ...). Keys are never logged.
         sandbox: call ``set_sandbox_mode(True)`` (Binance testnet URLs).
-        before_order: awaited with each request before it is sent (the emulator's replay clock);
+        before_order: awaited with each request before it is sent (the emulator's replay clock; it
+            reads the request's ``market_ts_ns`` alone, and is also awaited with a bare market time
+            by :meth:`observe_time`);
             may raise :class:`TemporaryVenueError`.
         session: an aiohttp session passed in ``config`` that this venue closes on :meth:`close`
             (ccxt does not close a session it did not create).
@@ -181,7 +190,7 @@ class CcxtVenue(Venue):
         config: dict[str, Any],
         *,
         sandbox: bool = False,
-        before_order: Callable[[OrderRequest], Awaitable[None]] | None = None,
+        before_order: Callable[[Any], Awaitable[None]] | None = None,
         session: Any = None,
         recv_window_ms: int = 5_000,
         ambiguity_margin_s: float = 1.0,
@@ -228,6 +237,12 @@ class CcxtVenue(Venue):
         """A derivatives market: a reduce-only GTC limit rests beside the reduce-only stop (on spot both
         would lock the same base asset)."""
         return self.derivatives
+
+    async def observe_time(self, market_ts_ns: int) -> None:
+        """A replay clock (``before_order``, the local Binance) on a market where a take-profit may
+        rest: move it to the decision's time first, so a lookup sees what the bars before it filled."""
+        if self.before_order is not None and self.supports_resting_limits:
+            await self.before_order(_At(market_ts_ns))
 
     @property
     def supports_short(self) -> bool:

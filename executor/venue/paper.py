@@ -247,9 +247,12 @@ class PaperVenue(Venue):
     def lists(self, symbol: str) -> bool:
         return symbol == str(self.instrument)
 
-    def observe_time(self, market_ts_ns: int) -> None:
+    async def observe_time(self, market_ts_ns: int) -> None:
         """Move the venue's clock to ``market_ts_ns`` (never back): resting orders fill against the bars
         that opened before it."""
+        self._tick(market_ts_ns)
+
+    def _tick(self, market_ts_ns: int) -> None:
         self._clock_ns = max(self._clock_ns, market_ts_ns)
 
     def _match_resting(self) -> None:
@@ -288,7 +291,7 @@ class PaperVenue(Venue):
         """
         if self.ledger is None:
             raise PermanentVenueError("paper venue: submit before bind(ledger)")
-        self.observe_time(request.market_ts_ns)
+        self._tick(request.market_ts_ns)
         if request.type is OrderType.LIMIT:
             return self._rest(request)
         if request.type not in (OrderType.MARKET, OrderType.LIMIT_IOC):

@@ -35,7 +35,7 @@ def clock_sync(session: aiohttp.ClientSession, api_key: str, secret: str) -> Cal
     """
     last = 0
 
-    async def advance(req: OrderRequest) -> None:
+    async def advance(req: Any) -> None:  # an OrderRequest, or anything with its market_ts_ns
         nonlocal last
         ts_ms = req.market_ts_ns // 1_000_000
         if ts_ms <= last:
@@ -62,7 +62,7 @@ def advance_url_clock(url: str) -> Callable[[OrderRequest], Awaitable[None]]:
     """
     last = 0
 
-    async def advance(req: OrderRequest) -> None:
+    async def advance(req: Any) -> None:  # an OrderRequest, or anything with its market_ts_ns
         nonlocal last
         ts_ms = req.market_ts_ns // 1_000_000
         if ts_ms <= last:

@@ -21,6 +21,9 @@ Matching rules (one symbol's bars, shared by spot and USDⓈ-M):
   EXPIRES at once (status EXPIRED, executedQty < origQty, 0 if it did not cross); FOK fills all
   or EXPIRES with nothing (so a ``partial_fill`` fault expires it unfilled). Locked spot funds of
   the expired rest are released.
+* A resting USDⓈ-M reduce-only limit fills at most what is left of the position it reduces when a
+  bar trades through it (another order may have closed it in the same bar), and expires with
+  nothing left — as Binance expires a reduce-only order that would grow the other side.
 * USDⓈ-M admission: reduce-only needs a position to reduce (-2022; a market one is cut to its
   size); otherwise the margin the order adds (initial margin of what increases the position, plus
   the taker fee on the whole quantity) must fit in ``available`` (:func:`~.ledger.available_usdm`;
@@ -143,7 +146,21 @@ class OrderMatching:
                 crosses = bar.low <= order.price if order.side is Side.BUY else bar.high >= order.price
                 if crosses:
                     px = min(order.price, bar.open) if order.side is Side.BUY else max(order.price, bar.open)
-                    self._fill(acct, order, px, order.remaining, bar.ts_ms, maker=True)
+                    qty = order.remaining
+                    if order.venue is Venue.USDM and (order.reduce_only or order.close_position):
+                        # a reduce-only order never opens or grows a position: it fills what is left of the
+                        # position it reduces (another order may have closed it in this bar), else expires
+                        pos = acct.positions[order.symbol].amt
+                        left = -pos if order.side is Side.BUY else pos
+                        qty = min(qty, max(left, D0))
+                        if qty <= 0:
+                            self._expire(acct, order, bar.ts_ms)
+                            changed.append(order.order_id)
+                            continue
+                    clamped = qty < order.remaining
+                    self._fill(acct, order, px, qty, bar.ts_ms, maker=True)
+                    if clamped and order.is_open:
+                        self._expire(acct, order, bar.ts_ms)  # the rest would grow the other side: gone
                     changed.append(order.order_id)
         return changed
 
