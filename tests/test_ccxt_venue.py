@@ -56,14 +56,14 @@ class Rig:
         return self.emu.state()["accounts"][KEY]["usdm"]
 
 
-async def open_core(emu: BinanceEmulator, path: Path, market: str = "usdm") -> ExecutorCore:
+async def open_core(emu: BinanceEmulator, path: Path, market: str = "usdm", *, allow_short: bool = False) -> ExecutorCore:
     config = emu.ccxt_config(market, KEY, SECRET, timeout_ms=1_000)
     exchange = "binanceusdm" if market == "usdm" else "binance"
     venue = CcxtVenue(exchange, config, before_order=clock_sync(config["session"], KEY, SECRET),
                       recv_window_ms=500, ambiguity_margin_s=0.2)  # a lost request is dead after 0.7 s
     ops = OrderOps(venue, RetryPolicy(attempts=4, deadline_s=5.0, base_s=0.02, cap_s=0.1),
                    absent_checks=3, absent_gap_s=0.05, poll_s=0.05, fill_timeout_s=1.5)  # fmt: skip
-    return await ExecutorCore.open(path, venue, CASH, ops=ops)
+    return await ExecutorCore.open(path, venue, CASH, ops=ops, allow_short=allow_short)
 
 
 @pytest.fixture

@@ -1,0 +1,159 @@
+"""The take-profit leg on the executor's side (issue #16), pure or in-process on the paper venue: the
+planning rules, the paper venue's resting limits matched against the bars (no look-ahead: only bars
+that opened before the venue's clock), and the executor core with its journal answering TAKE_PROFIT
+and its report, cancelling the leg with every exit."""
+
+from __future__ import annotations
+
+from array import array
+from pathlib import Path
+
+import pytest
+
+from executor.core import ExecutorCore
+from executor.ledger import Ledger
+from executor.planning import PlaceTakeProfit, Refusal, ReportTakeProfit, plan_decision, take_profit_order
+from executor.venue.base import GATEWAY, OrderStatus, OrderType
+from executor.venue.coid import OrderIds
+from executor.venue.paper import PaperVenue
+from foundation.bars import Bars
+from protocol import DecisionReason, Instrument, Intent, RejectCode, Side, Status, TradeDecision
+
+PERP = Instrument.symbol("BTC-PERP")
+IDS = OrderIds("0000000a")
+T0 = 1_700_000_000_000  # ms
+MIN = 60_000
+NOW = 1_900_000_000_000_000_000
+
+
+def _bars() -> Bars:
+    """Six 1-minute bars: opens 100, 101, 102, 104, 99, 100; highs open + 1, lows open - 1."""
+    opens = [100.0, 101.0, 102.0, 104.0, 99.0, 100.0]
+    ts = array("q", [T0 + i * MIN for i in range(len(opens))])
+    return Bars(ts, array("d", opens), array("d", [o + 1 for o in opens]), array("d", [o - 1 for o in opens]),
+                array("d", opens), array("d", [1.0] * len(opens)), "test")  # fmt: skip
+
+
+def ns(bar: int) -> int:
+    return (T0 + bar * MIN) * 1_000_000
+
+
+def decision(did: int, bar: int, *, side: Side = Side.SELL, intent: Intent = Intent.TAKE_PROFIT, qty: float = 0.5,
+             price: float = 102.5, reason: DecisionReason = DecisionReason.PARTIAL_TAKE_PROFIT,
+             ref: float = 100.0) -> TradeDecision:  # fmt: skip
+    return TradeDecision(
+        decision_id=did, instrument=PERP, side=side, intent=intent, reason=reason, quantity=qty, reference_price=ref,
+        max_slippage_bps=10_000, created_at_ns=NOW - 1, expires_at_ns=2**64 - 1, market_ts_ns=ns(bar),
+        stop_price=price if intent in (Intent.TAKE_PROFIT, Intent.PROTECT) else 0.0,
+    )  # fmt: skip
+
+
+def holding(position: float) -> Ledger:
+    ledger = Ledger(10_000.0, allow_short=True)
+    if position:
+        ledger.apply_fill(Side.BUY if position > 0 else Side.SELL, PERP, abs(position), 100.0, 0.0)
+    return ledger
+
+
+def plan(d: TradeDecision, position: float, resting: bool = True) -> object:
+    return plan_decision(d, holding(position), IDS, listed=True, protective=False, venue_name="v", expired=False,
+                         resting_limits=resting)  # fmt: skip
+
+
+# -- planning -------------------------------------------------------------------------------------
+
+
+def test_a_take_profit_rests_on_the_closing_side_where_a_limit_can_rest() -> None:
+    """TAKE_PROFIT → PlaceTakeProfit (a reduce-only LIMIT, leg t, owned by the gateway); a REDUCE with reason
+    PARTIAL_TAKE_PROFIT → ReportTakeProfit, no order; refused where no limit rests, with no position on
+    the closing side, or larger than the position."""
+    assert plan(decision(2, 1), 1.0) == PlaceTakeProfit("BTC-PERP", 0.5, 102.5, Side.SELL)
+    assert plan(decision(3, 2, intent=Intent.REDUCE, ref=102.5), 1.0) == ReportTakeProfit("BTC-PERP", 1.0)
+    assert plan(decision(2, 1, side=Side.BUY, price=97.5), -1.0) == PlaceTakeProfit("BTC-PERP", 0.5, 97.5, Side.BUY)
+    for d, pos, resting, code in ((decision(2, 1), 1.0, False, RejectCode.GUARD),
+                                  (decision(2, 1), 0.0, True, RejectCode.INSUFFICIENT_POSITION),
+                                  (decision(2, 1), -1.0, True, RejectCode.INSUFFICIENT_POSITION),
+                                  (decision(2, 1, qty=1.5), 1.0, True, RejectCode.INSUFFICIENT_POSITION)):  # fmt: skip
+        refused = plan(d, pos, resting)
+        assert isinstance(refused, Refusal) and refused.reject_code is code, (d, pos, resting)
+    req = take_profit_order(IDS, "BTC-PERP", 0.5, 102.5, 2, ns(1), Side.SELL)
+    assert (req.type, req.reduce_only, req.price, req.owner, req.client_order_id) == (
+        OrderType.LIMIT, True, 102.5, GATEWAY, IDS.take_profit(2))
+
+
+# -- the paper venue's resting limits -------------------------------------------------------------
+
+
+async def test_a_resting_limit_fills_at_its_limit_on_the_first_bar_through_it_and_never_before() -> None:
+    """Placed at bar 1's open: bar 1 (high 102) does not reach 102.5; bar 2 (high 103) does — but only once
+    the clock has passed bar 2's open; it fills at the limit, for at most the position, with the fee."""
+    venue = PaperVenue(_bars(), instrument=PERP, fee_bps=10.0)
+    ledger = holding(1.0)
+    venue.bind(ledger)
+    req = take_profit_order(IDS, "BTC-PERP", 0.5, 102.5, 2, ns(1), Side.SELL)
+    placed = await venue.submit(req)
+    assert placed.status is OrderStatus.OPEN and [o.client_order_id for o in await venue.open_orders()] == [IDS.take_profit(2)]
+    await venue.observe_time(ns(2))  # bar 1 happened: below the limit
+    assert (await venue.fetch_order(req.client_order_id, "BTC-PERP")).status is OrderStatus.OPEN
+    await venue.observe_time(ns(3))  # bar 2 happened: through it
+    filled = await venue.fetch_order(req.client_order_id, "BTC-PERP")
+    assert (filled.status, filled.filled, filled.avg_price, filled.updated_at_ns) == (OrderStatus.FILLED, 0.5, 102.5, ns(2))
+    assert filled.fee == pytest.approx(0.5 * 102.5 * 10 / 1e4) and await venue.open_orders() == []
+    assert ledger.position(PERP) == 1.0  # the venue filled it; the executor books it when it reports it
+
+
+async def test_a_gap_fills_at_the_open_a_cancel_before_the_bar_cancels_and_nothing_left_expires() -> None:
+    """A sell limit at 103 when bar 3 opens at 104 fills at 104 (better); a buy limit cancelled before any
+    bar reaches it is CANCELED; a reduce-only limit with no position left expires unfilled."""
+    venue = PaperVenue(_bars(), instrument=PERP)
+    venue.bind(holding(1.0))
+    gap = take_profit_order(IDS, "BTC-PERP", 0.5, 103.0, 2, ns(3), Side.SELL)
+    await venue.submit(gap)
+    await venue.observe_time(ns(4))
+    assert (await venue.fetch_order(gap.client_order_id, "BTC-PERP")).avg_price == 104.0
+    short = PaperVenue(_bars(), instrument=PERP)
+    short.bind(holding(-1.0))
+    cover = take_profit_order(IDS, "BTC-PERP", 0.5, 97.5, 3, ns(1), Side.BUY)
+    await short.submit(cover)
+    gone = await short.cancel(cover.client_order_id, "BTC-PERP")
+    assert gone.status is OrderStatus.CANCELED and gone.filled == 0.0
+    flat = PaperVenue(_bars(), instrument=PERP)
+    flat.bind(holding(0.0))
+    await flat.submit(take_profit_order(IDS, "BTC-PERP", 0.5, 100.5, 4, ns(0), Side.SELL))
+    await flat.observe_time(ns(2))
+    assert (await flat.fetch_order(IDS.take_profit(4), "BTC-PERP")).status is OrderStatus.EXPIRED
+
+
+# -- the executor core on the paper venue -----------------------------------------------------------
+
+
+async def _core(tmp_path: Path) -> ExecutorCore:
+    return await ExecutorCore.open(tmp_path / "executor.sqlite", PaperVenue(_bars(), instrument=PERP, fee_bps=0.0),
+                                   10_000.0, allow_short=True)  # fmt: skip
+
+
+async def test_the_core_rests_reports_and_cancels_the_take_profit_through_its_journal(tmp_path: Path) -> None:
+    """Entry; TAKE_PROFIT → ACCEPTED, journaled; its report before a bar trades through → REJECTED, it rests
+    on; after → FILLED at the limit, the ledger reduced, the journal cleared. A second take-profit is
+    cancelled by the CLOSE, which fills at the market."""
+    core = await _core(tmp_path)
+    try:
+        buy = decision(1, 0, side=Side.BUY, intent=Intent.OPEN, qty=1.0, reason=DecisionReason.SIGNAL)
+        assert (await core.on_decision(buy, NOW)).confirmation.status is Status.FILLED
+        accepted = (await core.on_decision(decision(2, 1), NOW)).confirmation
+        assert accepted.status is Status.ACCEPTED and core.journal.take_profits() == {
+            "BTC-PERP": (IDS.take_profit(2).replace("0000000a", core.namespace), 102.5, 0.5)}
+        early = (await core.on_decision(decision(3, 2, intent=Intent.REDUCE, ref=102.5), NOW)).confirmation
+        assert (early.status, early.reject_code) == (Status.REJECTED, RejectCode.VENUE_ERROR)
+        report = (await core.on_decision(decision(4, 3, intent=Intent.REDUCE, ref=102.5), NOW)).confirmation
+        assert (report.status, report.executed_qty, report.avg_price) == (Status.FILLED, 0.5, 102.5)
+        assert core.ledger.position(PERP) == 0.5 and core.journal.take_profits() == {}
+        again = (await core.on_decision(decision(5, 3, price=110.0, qty=0.25), NOW)).confirmation
+        assert again.status is Status.ACCEPTED
+        close = (await core.on_decision(decision(6, 4, intent=Intent.CLOSE, reason=DecisionReason.SIGNAL,
+                                                 ref=104.0), NOW)).confirmation  # fmt: skip
+        assert close.status is Status.FILLED and close.executed_qty == 0.5 and core.ledger.position(PERP) == 0.0
+        assert core.gateway.take_profits == {} and core.journal.take_profits() == {}
+        assert (await core.venue.fetch_order(core.ids.take_profit(5), "BTC-PERP")).status is OrderStatus.CANCELED
+    finally:
+        core.close()
