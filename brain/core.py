@@ -311,7 +311,8 @@ class BrainCore:
             self._closing.pop(inst, None)
             if self.config.exchange_stops and _tighter(position.plan.stop_price, sent, position.short):
                 self._protect_due[inst] = (conf.avg_price, conf.executed_at_ns)
-        elif result.applied is Applied.REDUCED and decision is not None and decision.intent is not Intent.REDUCE:
+        elif (result.applied is Applied.REDUCED and decision is not None
+              and decision.intent not in (Intent.REDUCE, Intent.TAKE_PROFIT)):  # fmt: skip
             # an exit (CLOSE, or a PROTECT whose stop filled) partly filled: finish it next bar
             assert result.trade is not None and result.trade.exit_reason is not None
             self._closing[inst] = result.trade.exit_reason
@@ -485,6 +486,8 @@ class BrainCore:
     def _retry_exit(self, decision: TradeDecision) -> None:
         """An exit (CLOSE or REDUCE, of a long or a short) that never executed: finish it on the next
         bar, same reason."""
+        if decision.reason is DecisionReason.PARTIAL_TAKE_PROFIT:
+            return  # a take-profit's report: the order still rests; the next bar through it asks again
         if decision.intent in (Intent.CLOSE, Intent.REDUCE) and self.tracker.position(decision.instrument) is not None:
             self._closing[decision.instrument] = decision.reason
 

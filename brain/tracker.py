@@ -236,7 +236,8 @@ class PositionTracker:
             reason = DecisionReason.STOP_LOSS
         reference = 0.0  # what the exit's slippage is measured against: a stop fill's is its stop level
         if decision is not None:
-            reference = decision.stop_price if decision.intent is Intent.PROTECT else decision.reference_price
+            reference = (decision.stop_price if decision.intent in (Intent.PROTECT, Intent.TAKE_PROFIT)
+                         else decision.reference_price)  # a stop's level, a take-profit's limit  # fmt: skip
         return self._exit(conf, reason, reference)
 
     def _book_cash(self, conf: ExecutionConfirmation) -> None:
