@@ -318,7 +318,8 @@ class HostileDatagrams:
         side, intent = r.choice(list(Side)), r.choice(list(Intent))
         if mtype == 0:
             ref = r.uniform(0.01, 1e5)
-            stop = ref * r.uniform(0.5, 0.99) if intent is Intent.PROTECT or r.random() < 0.5 else 0.0
+            priced = intent in (Intent.PROTECT, Intent.TAKE_PROFIT)  # a stop, a limit: > 0 (SPEC §6.1)
+            stop = ref * r.uniform(0.5, 0.99) if priced or r.random() < 0.5 else 0.0
             if side is Side.SELL and intent is Intent.OPEN and stop:
                 stop = ref * (ref / stop)  # a short entry's stop lies above its reference (v6)
             return TradeDecision(
