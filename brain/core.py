@@ -440,6 +440,8 @@ class BrainCore:
                 tp.resting = True
             else:
                 self._tp.pop(inst, None)  # the venue cannot rest it: the leg is off for this position
+        elif tp is not None and conf.status is Status.FAILED:
+            self._tp.pop(inst, None)  # no take-profit rests any more (the venue expired it): the leg is off
 
     def _breakeven(self, position: Position, due: bool, price: float, at_ns: int) -> None:
         """Move the stop to the entry price plus fees (the entry's fee and an exit's, taken as equal)

@@ -234,6 +234,10 @@ class PositionTracker:
             return ApplyResult(Applied.ANOMALY, old)
         if conf.intent is Intent.PROTECT:
             reason = DecisionReason.STOP_LOSS
+        stop_answered = (decision is not None and decision.reason is DecisionReason.PARTIAL_TAKE_PROFIT
+                         and conf.executed_qty > decision.quantity * (1 + _QTY_EPS))  # fmt: skip
+        if stop_answered:  # more than the take-profit's quantity: the stop's fill answered its report
+            reason, decision = DecisionReason.STOP_LOSS, None
         reference = 0.0  # what the exit's slippage is measured against: a stop fill's is its stop level
         if decision is not None:
             reference = (decision.stop_price if decision.intent in (Intent.PROTECT, Intent.TAKE_PROFIT)

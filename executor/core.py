@@ -305,9 +305,11 @@ class ExecutorCore:
                                                         d.market_ts_ns, side=plan.side, recovering=recovering)  # fmt: skip
         if isinstance(plan, planning.ReportTakeProfit):
             report = await self.gateway.take_profit_fill(plan.symbol, plan.position_qty, d.decision_id, d.market_ts_ns)
-            if report is None:
-                raise PermanentVenueError(f"{plan.symbol}: the take-profit rests unfilled (or none rests)",
-                                          RejectCode.VENUE_ERROR, Status.REJECTED)  # fmt: skip
+            if report is None and plan.symbol in self.gateway.take_profits:
+                raise PermanentVenueError(f"{plan.symbol}: the take-profit rests unfilled", RejectCode.VENUE_ERROR,
+                                          Status.REJECTED)  # fmt: skip
+            if report is None:  # the brain drops the leg (SPEC.md §6.1 "Exit legs")
+                raise PermanentVenueError(f"{plan.symbol}: no take-profit rests", RejectCode.VENUE_ERROR, Status.FAILED)
             return report
         if isinstance(plan, planning.ExitPosition):  # exits go through the gateway, which owns the stop
             return await self.gateway.exit(plan.symbol, plan.qty, plan.position_qty, d.decision_id, d.market_ts_ns,

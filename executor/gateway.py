@@ -474,25 +474,29 @@ class ExitOrderGateway:
     async def take_profit_fill(self, symbol: str, position_qty: float, decision_id: int,
                                market_ts_ns: int) -> OrderReport | None:  # fmt: skip
         """What the take-profit filled (its rest cancelled: the fill is final), or ``None`` while it
-        rests unfilled (or when none rests). After a fill the stop shrinks to what remains of
-        ``position_qty`` (base units, before the fill) — at the same level, never a moment without
-        one — or is cancelled when nothing remains."""
+        rests unfilled or when none rests. When none rests any more (the venue expired it: its stop
+        closed the position first), the stop's fill answers instead — the position is gone. After a
+        take-profit's fill the stop shrinks to what remains of ``position_qty`` (base units, before
+        the fill) — at the same level, never a moment without one — or is cancelled when nothing
+        remains."""
         report = self.tp_fired.pop(symbol, None)
         if report is None:
             held = self.take_profits.get(symbol)
             if held is None:
-                return None
+                return await self.check_fired(symbol)  # none rests: the position may have gone by its stop
             found = await self.ops.lookup(held.client_order_id, symbol, reason="refresh")
             if found is None or (found.status.terminal and found.filled <= 0):
                 self.log.error("take_profit_gone", symbol=symbol, client_order_id=held.client_order_id)
                 self._forget_take_profit(symbol)
-                return None
+                return await self.check_fired(symbol)  # a reduce-only order expires when its stop closed the position
             if found.filled <= 0:
                 return None
             if not found.status.terminal:
                 found = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT) or found
             self._forget_take_profit(symbol)
             report = found
+        if self.ids.mine(report.client_order_id, Leg.STOP) is not None:  # the stop's fill (above): nothing to resize
+            return report
         stop = self.stops.get(symbol)
         remaining = position_qty - report.filled
         if stop is not None:

@@ -152,6 +152,11 @@ def translate(exc: BaseException, *, where: str, idempotent: bool) -> VenueError
 _DERIVATIVE_TYPES = ("future", "swap", "delivery", "linear", "inverse")
 
 
+_FLOAT_TAIL = 1e-12
+"""Relative nudge before the lot-step truncation: far above a float subtraction's error (~1e-16), far
+below any lot step relative to an order (Binance BTCUSDT: 0.001 of a 0.01 order is 10 %)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _At:
     """A market time for the replay clock hook, which reads ``market_ts_ns`` alone."""
@@ -277,7 +282,9 @@ class CcxtVenue(Venue):
         market = self.exchange.market(symbol)
         ex = self.exchange
         try:
-            amount = float(ex.amount_to_precision(symbol, req.amount))
+            # ccxt truncates to the lot step: nudge a float tail first (0.011 - 0.005 is 0.005999999999999999,
+            # which would truncate a whole step away and leave dust the venue will not trade)
+            amount = float(ex.amount_to_precision(symbol, req.amount * (1 + _FLOAT_TAIL)))
             price = float(ex.price_to_precision(symbol, req.price)) if req.price is not None else None
             stop = float(ex.price_to_precision(symbol, req.stop_price)) if req.stop_price is not None else None
         except cx.BaseError as exc:
