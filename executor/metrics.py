@@ -79,7 +79,8 @@ class ExecutorMetrics:
             "tandem_executor_order_lookups_total", "Orders looked up by clientOrderId, by reason (ambiguous, cancel, recovery, refresh, replace)", ["reason"], registry=r
         )
         self.protective = Counter(
-            "tandem_executor_protective_orders_total", "Protective order calls, by owning module, order kind and action",
+            "tandem_executor_protective_orders_total",
+            "Exit-leg order calls, by owning module, order kind (stop_market, stop_loss_limit: the stop legs; limit: the take-profit) and action",
             ["module", "kind", "action"], registry=r,
         )  # fmt: skip
         self.ownership_conflicts = Counter(
