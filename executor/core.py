@@ -196,11 +196,18 @@ class ExecutorCore:
                 await core.gateway.adopt(core.held())
             elif venue.supports_resting_limits and venue.orders_survive_restart:
                 await core.gateway.adopt_take_profits()
+            elif venue.supports_resting_limits:  # the paper venue: its resting orders died with the process
+                await core.gateway.restore_take_profits(core.held(), core._decision_time)
             core.recovered = tuple(await core.recover())
         except BaseException:
             journal.close()
             raise
         return core
+
+    def _decision_time(self, decision_id: int) -> int | None:
+        """The market time of a journaled decision (``None`` when the journal has no such decision)."""
+        rec = self.journal.decision(decision_id)
+        return None if rec is None else rec.decision.market_ts_ns
 
     def held(self) -> dict[str, float]:
         """The ledger's positions by venue symbol, base units, signed (< 0 short)."""

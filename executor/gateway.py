@@ -61,6 +61,7 @@ State is a cache of the venue and the journal: :meth:`adopt` rebuilds it after a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -559,6 +560,30 @@ class ExitOrderGateway:
             self.log.warning("extra_stop_cancelled", client_order_id=coid)
         await self.adopt_take_profits()
         return len(self.stops)
+
+    async def restore_take_profits(self, positions: dict[str, float], placed_at: Callable[[int], int | None]) -> int:
+        """After a restart on a venue whose orders die with the process (the paper venue): rest each
+        journaled take-profit again, same client order id, from the market time its decision was made
+        (``placed_at(decision_id)``), on the closing side of the ledger's signed ``positions`` — the
+        venue then matches it against the same bars as if it had never gone. Returns the number held.
+        """
+        for symbol, (coid, price, qty) in self.store.take_profits().items():
+            parsed = parse_coid(coid)
+            held = positions.get(symbol, 0.0)
+            at = placed_at(parsed.decision_id) if parsed is not None else None
+            if parsed is None or at is None or not held:
+                self.store.clear_take_profit(symbol)
+                continue
+            side = planning.closing_side(held)
+            req = planning.take_profit_order(self.ids, symbol, qty, price, parsed.decision_id, at, side)
+            report = await self.ops.place(req)
+            if report.status.terminal:
+                self.store.clear_take_profit(symbol)
+                if report.filled > 0:
+                    self.tp_fired[symbol] = report
+                continue
+            self.take_profits[symbol] = TakeProfitLeg(coid, price, qty, side)
+        return len(self.take_profits)
 
     async def adopt_take_profits(self) -> int:
         """After a restart: look up each journaled take-profit (open → held; filled → kept for the

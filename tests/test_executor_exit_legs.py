@@ -157,3 +157,24 @@ async def test_the_core_rests_reports_and_cancels_the_take_profit_through_its_jo
         assert (await core.venue.fetch_order(core.ids.take_profit(5), "BTC-PERP")).status is OrderStatus.CANCELED
     finally:
         core.close()
+
+
+async def test_a_restart_on_the_paper_venue_rests_the_journaled_take_profit_again(tmp_path: Path) -> None:
+    """The paper venue's orders die with the process; its journaled take-profit does not: a restarted
+    executor rests it again from its decision's market time, so it fills where the uninterrupted run's
+    would (bar 2, at the limit) — a kill cannot change a paper run's trades."""
+    core = await _core(tmp_path)
+    try:
+        buy = decision(1, 0, side=Side.BUY, intent=Intent.OPEN, qty=1.0, reason=DecisionReason.SIGNAL)
+        await core.on_decision(buy, NOW)
+        assert (await core.on_decision(decision(2, 1), NOW)).confirmation.status is Status.ACCEPTED
+    finally:
+        core.close()
+    core = await _core(tmp_path)  # a new process: a new paper venue, empty
+    try:
+        assert set(core.gateway.take_profits) == {"BTC-PERP"}
+        report = (await core.on_decision(decision(3, 3, intent=Intent.REDUCE, ref=102.5), NOW)).confirmation
+        assert (report.status, report.executed_qty, report.avg_price) == (Status.FILLED, 0.5, 102.5)
+        assert core.ledger.position(PERP) == 0.5 and core.journal.take_profits() == {}
+    finally:
+        core.close()
