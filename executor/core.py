@@ -68,7 +68,7 @@ from .journal import Journal, JournalError
 from .ledger import Fill, Ledger
 from .orders import OrderOps
 from .venue.base import OrderReport, OrderStatus, OrderType, Venue
-from .venue.coid import OrderIds
+from .venue.coid import Leg, OrderIds
 from .venue.errors import PermanentVenueError
 from .venue.retry import RetryPolicy
 
@@ -379,8 +379,11 @@ class ExecutorCore:
                     report.updated_at_ns or 1, report.fee_native)  # fmt: skip
         slip = _exit_slippage_bps(d, report.side, report.avg_price)
         over = slip is not None and slip > d.max_slippage_bps
+        leg = self.ids.mine(report.client_order_id, Leg.TAKE_PROFIT)
         conf = self._confirm(d, Status.FILLED if full else Status.PARTIALLY_FILLED, code, fill=fill,
-                             ref=_venue_ref(report), slippage_over_limit=over)  # fmt: skip
+                             ref=_venue_ref(report), slippage_over_limit=over,
+                             settled_take_profit=report.client_order_id if leg is not None else None)  # fmt: skip
+        self.gateway.claim(report.client_order_id)  # booked now: it answers no other decision
         self.ledger.apply(fill)
         return Outcome(conf, duplicate=duplicate, executed=True, conflict=conflict, exit_slippage_bps=slip)
 
@@ -392,7 +395,7 @@ class ExecutorCore:
 
     def _confirm(
         self, d: TradeDecision, status: Status, code: RejectCode, *, fill: Fill | None = None, ref: bytes = b"",
-        slippage_over_limit: bool = False,
+        slippage_over_limit: bool = False, settled_take_profit: str | None = None,
     ) -> ExecutionConfirmation:  # fmt: skip
         """Build the next confirmation for ``d`` and journal it (with ``fill``, one transaction)."""
         conf = ExecutionConfirmation(
@@ -411,7 +414,7 @@ class ExecutorCore:
             venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
             slippage_over_limit=slippage_over_limit,
         )
-        self.journal.record_outcome(conf, fill, ref)
+        self.journal.record_outcome(conf, fill, ref, settled_take_profit=settled_take_profit)
         return conf
 
     def close(self) -> None:

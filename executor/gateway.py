@@ -74,7 +74,7 @@ from .orders import GATEWAY, OrderOps, Unresolved
 from .venue.base import OrderReport, OrderRequest, OrderType
 from .venue.coid import Leg, OrderIds
 from .venue.coid import parse as parse_coid
-from .venue.errors import PermanentVenueError, StopWouldTrigger
+from .venue.errors import PermanentVenueError, StopWouldTrigger, VenueError
 
 __all__ = ["ExitOrderGateway", "Protection", "ProtectiveStore"]
 
@@ -254,7 +254,10 @@ class ExitOrderGateway:
             return None
         if found.status.terminal:
             self._forget(symbol)
-            await self._drop_take_profit(symbol)  # the stop closed the position: no take-profit outlives it
+            try:
+                await self._drop_take_profit(symbol)  # the stop closed the position: no take-profit outlives it
+            except (PermanentVenueError, Unresolved, VenueError) as exc:  # the stop's fill is returned whatever
+                self.log.error("take_profit_cancel_failed", symbol=symbol, detail=str(exc))
             return found
         return None
 
@@ -465,7 +468,8 @@ class ExitOrderGateway:
         if report.filled > 0 and not report.status.terminal:  # partly filled at once: the fill is final
             report = await self.ops.cancel(req.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT) or report
         if report.status.terminal:
-            self.store.clear_take_profit(symbol)
+            if report.filled <= 0:
+                self.store.clear_take_profit(symbol)  # else its row goes with the outcome that books the fill
             return report
         self.take_profits[symbol] = TakeProfitLeg(req.client_order_id, price, qty, side)
         self.log.info("take_profit_placed", symbol=symbol, client_order_id=req.client_order_id, limit=price, qty=qty,
@@ -494,7 +498,7 @@ class ExitOrderGateway:
                 return None
             if not found.status.terminal:
                 found = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT) or found
-            self._forget_take_profit(symbol)
+            self.take_profits.pop(symbol, None)  # its journal row goes with the outcome that books this fill
             report = found
         if self.ids.mine(report.client_order_id, Leg.STOP) is not None:  # the stop's fill (above): nothing to resize
             return report
@@ -522,8 +526,11 @@ class ExitOrderGateway:
         if held is None:
             return self.tp_fired.pop(symbol, None)
         gone = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT)
+        if gone is not None and gone.filled > 0:
+            self.take_profits.pop(symbol, None)  # its journal row goes with the outcome that books this fill
+            return gone
         self._forget_take_profit(symbol)
-        return gone if gone is not None and gone.filled > 0 else self.tp_fired.pop(symbol, None)
+        return self.tp_fired.pop(symbol, None)
 
     async def _drop_take_profit(self, symbol: str) -> None:
         """The position closed another way (its stop): cancel the take-profit; a fill found meanwhile is
@@ -532,6 +539,23 @@ class ExitOrderGateway:
         if took is not None:
             self.log.error("take_profit_filled_with_the_stop", symbol=symbol, client_order_id=took.client_order_id)
             self.tp_fired[symbol] = took
+
+    def claim(self, client_order_id: str) -> None:
+        """A fill of ``client_order_id`` is being booked: it answers no later decision (a stop or
+        take-profit fill found on recovery and kept in :attr:`fired` / :attr:`tp_fired`)."""
+        for kept in (self.fired, self.tp_fired):
+            for symbol in [s for s, r in kept.items() if r.client_order_id == client_order_id]:
+                del kept[symbol]
+
+    def pending_fills(self) -> dict[str, float]:
+        """Fills the venue made and no outcome has booked yet (a fired stop, a filled take-profit kept
+        for the next decision), signed per symbol: what the venue's position differs from the ledger's
+        by, for now."""
+        out: dict[str, float] = {}
+        for kept in (self.fired, self.tp_fired):
+            for symbol, r in kept.items():
+                out[symbol] = out.get(symbol, 0.0) + (r.filled if r.side is Side.BUY else -r.filled)
+        return out
 
     def _forget_take_profit(self, symbol: str) -> None:
         self.take_profits.pop(symbol, None)

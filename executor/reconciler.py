@@ -199,7 +199,7 @@ class Reconciler:
         core = self.core
         evidence, fetch_error = await self._evidence()
         belief = BeliefView(
-            positions={str(i): p.qty for i, p in core.ledger.positions().items()},
+            positions=await self._expected_positions(),
             avg_cost={str(i): p.avg_cost for i, p in core.ledger.positions().items()},
             stops={
                 s: StopView(p.client_order_id, p.qty, p.stop_price, p.side) for s, p in core.gateway.stops.items()
@@ -229,6 +229,29 @@ class Reconciler:
         self.last = report
         self._summarize(report, fetch_error)
         return report
+
+    async def _expected_positions(self) -> dict[str, float]:
+        """The ledger's positions plus the fills the venue made that no outcome has booked yet — a
+        take-profit that filled while it rested (looked up now), a fired stop or a take-profit fill
+        kept for the next decision: the brain's next decision books those, so they are no drift.
+        A take-profit that cannot be looked up now counts as unfilled."""
+        core = self.core
+        out = {str(i): p.qty for i, p in core.ledger.positions().items()}
+        pending = core.gateway.pending_fills()
+        for symbol, leg in list(core.gateway.take_profits.items()):
+            try:
+                found = await core.ops.lookup(leg.client_order_id, symbol, reason="reconcile")
+            except (VenueError, Unresolved):
+                continue
+            if found is not None and found.filled > 0:
+                pending[symbol] = pending.get(symbol, 0.0) + (found.filled if found.side is Side.BUY else -found.filled)
+        for symbol, qty in pending.items():
+            total = out.get(symbol, 0.0) + qty
+            if abs(total) <= 1e-12 * max(abs(qty), 1.0):
+                out.pop(symbol, None)
+            else:
+                out[symbol] = total
+        return out
 
     async def _evidence(self) -> tuple[Evidence, str | None]:
         core, venue = self.core, self.core.venue

@@ -199,3 +199,51 @@ async def test_a_kill_between_placing_the_take_profit_and_journaling_its_outcome
     assert set(rig.core.gateway.take_profits) == {USDM}
     st = _agree(rig)
     assert Counter(o["clientOrderId"] for o in st["orders"])[req.client_order_id] == 1
+
+
+async def test_a_take_profit_filled_while_it_rests_is_no_drift_and_is_booked_once(rig: Rig) -> None:
+    """The take-profit fills on the exchange between two decisions: a reconcile cycle then sees the venue
+    short of the ledger by exactly that fill, which no outcome has booked yet — no drift, no correction;
+    the brain's report books it, once."""
+    from executor.reconcile import ReconcileRules
+    from executor.reconciler import Reconciler
+
+    await _open_short(rig, bar=46)
+    limit = round(rig.bars.close[45] * 0.998, 1)
+    await on_decision(rig, decision(2, rig.bar_ns(47), side=Side.BUY, intent=Intent.TAKE_PROFIT, qty=QTY / 2,
+                                    ref=rig.bars.close[46], stop=limit, reason=DecisionReason.PARTIAL_TAKE_PROFIT))
+    through = _first_bar_trading_below(rig, limit, 47) + 1
+    await rig.core.venue.observe_time(rig.bar_ns(through))  # the exchange fills it; the executor has not looked
+    report = await Reconciler(rig.core, [USDM], rules=ReconcileRules(phantom_grace_s=0, phantom_misses=1)).cycle(
+        rig.bar_ns(through))  # fmt: skip
+    assert report.plan.corrections == () and report.plan.mismatches == (), report.plan
+    assert _held(rig) == pytest.approx(-QTY)  # not booked by the reconcile
+    out = await on_decision(rig, decision(3, rig.bar_ns(through), side=Side.BUY, intent=Intent.REDUCE, qty=QTY / 2,
+                                          ref=limit, reason=DecisionReason.PARTIAL_TAKE_PROFIT))
+    assert out.confirmation.executed_qty == pytest.approx(QTY / 2) and _held(rig) == pytest.approx(-QTY / 2)
+    _agree(rig)
+
+
+async def test_a_take_profit_that_filled_while_the_executor_was_down_is_booked_once(rig: Rig) -> None:
+    """Killed after the take-profit reached the exchange and before its outcome was journaled; it fills while
+    the executor is down. The restarted executor answers the in-flight TAKE_PROFIT with that fill — and
+    nothing else is answered with it again: the next CLOSE sells the rest at the market."""
+    await _open_short(rig, bar=46)
+    limit = round(rig.bars.close[45] * 0.998, 1)
+    d = decision(2, rig.bar_ns(47), side=Side.BUY, intent=Intent.TAKE_PROFIT, qty=QTY / 2, ref=rig.bars.close[46],
+                 stop=limit, reason=DecisionReason.PARTIAL_TAKE_PROFIT)  # fmt: skip
+    assert not isinstance(rig.core.admit(d, test_ccxt_venue.NOW), Outcome)
+    req = take_profit_order(rig.core.ids, USDM, QTY / 2, limit, 2, d.market_ts_ns, Side.BUY)
+    rig.core.journal.record_take_profit(USDM, req.client_order_id, limit, QTY / 2)
+    await rig.core.ops.place(req)
+    through = _first_bar_trading_below(rig, limit, 47) + 1
+    await rig.core.venue.observe_time(rig.bar_ns(through))  # it fills (the replay clock moves on) ...
+    await rig.core.aclose()  # ... and the executor dies with the outcome unjournaled
+    rig.core = await open_core(rig.emu, rig.path, allow_short=True)
+    [recovered] = rig.core.recovered
+    assert recovered.confirmation.status is Status.FILLED and recovered.confirmation.executed_qty == pytest.approx(QTY / 2)
+    assert rig.core.gateway.tp_fired == {} and rig.core.journal.take_profits() == {}
+    out = await on_decision(rig, decision(3, rig.bar_ns(through + 1), side=Side.BUY, intent=Intent.CLOSE, qty=QTY / 2,
+                                          ref=rig.bars.close[through]))  # fmt: skip
+    assert out.confirmation.status is Status.FILLED and _held(rig) == 0.0
+    _agree(rig)  # the exchange is flat too: the take-profit's fill was booked once

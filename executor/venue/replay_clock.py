@@ -5,7 +5,8 @@ at (DESIGN.md invariant 6: the first price at or after the decision's time, no l
 This is the one non-Binance call the executor makes, and only with ``venue=binance-emulator``:
 ``POST https://api.binance.com/_emulator/advance`` signed like any Binance SIGNED request
 (``X-MBX-APIKEY`` header, HMAC-SHA256 ``signature`` over the query string). The clock never moves
-backwards, so a retransmitted or recovered decision cannot rewind the market.
+backwards, so a retransmitted or recovered decision cannot rewind the market: the emulator's answer
+to a time it has passed (-1104) means the market is there already, and the order goes ahead.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def clock_sync(session: aiohttp.ClientSession, api_key: str, secret: str) -> Cal
                 body: Any = await resp.json(content_type=None)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             raise TemporaryVenueError(f"emulator clock to {ts_ms}: {type(exc).__name__}: {exc}") from exc
+        if resp.status == 400 and isinstance(body, dict) and body.get("code") == -1104:
+            last = max(last, ts_ms)  # the market is past it already (a restarted executor's recovery): so be it
+            return
         if resp.status != 200:
             raise TemporaryVenueError(f"emulator clock to {ts_ms}: HTTP {resp.status} {body}")
         last = max(last, int(body.get("clock_ms", ts_ms)))
