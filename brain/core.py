@@ -440,8 +440,12 @@ class BrainCore:
                 tp.resting = True
             else:
                 self._tp.pop(inst, None)  # the venue cannot rest it: the leg is off for this position
-        elif tp is not None and conf.status is Status.FAILED:
-            self._tp.pop(inst, None)  # no take-profit rests any more (the venue expired it): the leg is off
+        elif tp is not None and (conf.status is Status.FAILED or (conf.status is Status.REJECTED
+                                                                 and conf.reject_code is not RejectCode.VENUE_ERROR)):
+            # no take-profit rests any more (the venue expired it), or the report was refused for another
+            # reason than "rests unfilled" (no position on its side): the leg is off; an EXPIRED report
+            # reached no venue, and the take-profit rests on
+            self._tp.pop(inst, None)
 
     def _breakeven(self, position: Position, due: bool, price: float, at_ns: int) -> None:
         """Move the stop to the entry price plus fees (the entry's fee and an exit's, taken as equal)

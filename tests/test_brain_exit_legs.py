@@ -725,3 +725,21 @@ def test_legs_off_trailing_with_exchange_stops_is_as_before(side: Side) -> None:
     assert (c.intent, c.reason, c.quantity) == (Intent.CLOSE, DecisionReason.TRAILING_TAKE_PROFIT, 5.0)
     assert not any(d.intent is Intent.TAKE_PROFIT or d.reason in (DecisionReason.PARTIAL_TAKE_PROFIT,
                                                                    DecisionReason.BREAKEVEN) for d in (p1, p2, c))  # fmt: skip
+
+
+@pytest.mark.parametrize("answer", ["gone", "no_position"])
+@SIDES
+def test_a_report_refused_for_good_turns_the_leg_off(side: Side, answer: str) -> None:
+    """A report answered FAILED / VENUE_ERROR (no take-profit rests any more: the venue expired it) or
+    REJECTED / INSUFFICIENT_POSITION (nothing on its side to take profit on) turns the leg off: the next
+    bar through the limit asks nothing, unlike a REJECTED / VENUE_ERROR ("rests unfilled")."""
+    r = Rig()
+    tp = r.resting(side)
+    [d1] = r.reach(side, tp.stop_price, profit(side, 4.0)).decisions
+    if answer == "gone":
+        conf = dataclasses.replace(refuse(d1), status=Status.FAILED, reject_code=RejectCode.VENUE_ERROR)
+    else:
+        conf = dataclasses.replace(refuse(d1), reject_code=RejectCode.INSUFFICIENT_POSITION)
+    assert r.core.on_confirmation(conf).applied is Applied.NOT_EXECUTED
+    step = r.reach(side, beyond(side, tp.stop_price), profit(side, 4.5))
+    assert [d for d in step.decisions if d.reason is DecisionReason.PARTIAL_TAKE_PROFIT] == []
