@@ -38,12 +38,13 @@ _DISCARD: Address = ("127.0.0.1", 9)  # a placeholder peer: datagrams sent there
 
 async def start_executor(
     workdir: Path, bars: Bars, codec: Codec, brain_addr: Address, *, bind: Address = _EPHEMERAL,
-    starting_cash: float = 10_000.0, fee_bps: float = 10.0, slippage_bps: float = 0.0,
+    starting_cash: float = 10_000.0, fee_bps: float = 10.0, slippage_bps: float = 0.0, allow_short: bool = False,
 ) -> ExecutorApp:  # fmt: skip
     """An executor (paper venue on ``bars``) on ``bind``, journal ``workdir/executor.sqlite``
-    (reopened and recovered if it exists), sending to ``brain_addr``."""
+    (reopened and recovered if it exists), sending to ``brain_addr``; ``allow_short``: it executes
+    short entries."""
     venue = PaperVenue(bars, instrument=INSTRUMENT, fee_bps=fee_bps, slippage_bps=slippage_bps)
-    core = await ExecutorCore.open(workdir / "executor.sqlite", venue, starting_cash)
+    core = await ExecutorCore.open(workdir / "executor.sqlite", venue, starting_cash, allow_short=allow_short)
     executor = ExecutorApp(core, codec, ExecutorMetrics(), bind, brain_addr)
     await executor.start()
     return executor
@@ -82,7 +83,8 @@ async def start_pair(
     brain = await start_brain(workdir, strategy, codec, _DISCARD, starting_cash=starting_cash, config=config,
                               exit_rules=exit_rules, breaker_rules=breaker_rules)  # fmt: skip
     executor = await start_executor(workdir, bars, codec, brain.address, starting_cash=starting_cash,
-                                    fee_bps=fee_bps, slippage_bps=slippage_bps)  # fmt: skip
+                                    fee_bps=fee_bps, slippage_bps=slippage_bps,
+                                    allow_short=config is not None and config.allow_short)  # fmt: skip
     assert brain.endpoint is not None
     brain.endpoint.peer = brain.endpoint.peer_name = brain.decision_peer = executor.address
     return brain, executor

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from brain.app import BrainApp
+from brain.core import BrainConfig
 from brain.exits import ExitRules
 from brain.risk import BreakerRules
 from executor.app import ExecutorApp
@@ -48,11 +49,14 @@ async def start_harness(
     breaker_rules: BreakerRules | None = None,
     fee_bps: float = 10.0,
     slippage_bps: float = 0.0,
+    config: BrainConfig | None = None,
 ) -> Harness:
-    """Start an executor and a brain on ephemeral loopback ports, wired to each other."""
+    """Start an executor and a brain on ephemeral loopback ports, wired to each other (the executor
+    executes shorts when ``config.allow_short``)."""
     codec = Codec(derive_key(SECRET))
     brain, executor = await start_pair(tmp, bars, strategy, codec, starting_cash=starting_cash, exit_rules=exit_rules,
-                                       breaker_rules=breaker_rules, fee_bps=fee_bps, slippage_bps=slippage_bps)  # fmt: skip
+                                       breaker_rules=breaker_rules, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                                       config=config)  # fmt: skip
     return Harness(brain, executor, codec)
 
 
