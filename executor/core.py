@@ -65,7 +65,7 @@ from protocol.messages import VENUE_REF_SIZE
 from . import planning
 from .gateway import ExitOrderGateway
 from .journal import Journal, JournalError
-from .ledger import Fill, Ledger
+from .ledger import LedgerError, Fill, Ledger
 from .orders import OrderOps
 from .venue.base import OrderReport, OrderStatus, OrderType, Venue
 from .venue.coid import Leg, OrderIds
@@ -301,6 +301,8 @@ class ExecutorCore:
             if plan.stop_id is not None:  # a PROTECT's stop (open: ACCEPTED), or the exit a crossed stop became
                 found = await self.ops.lookup(plan.stop_id, plan.symbol, reason="recovery")
                 if found is not None:
+                    if d.intent is Intent.TAKE_PROFIT and not found.status.terminal:
+                        self.gateway.hold_take_profit(plan.symbol, found, d.stop_price)  # it rests: the gateway's
                     return found
             found = await self.ops.lookup(plan.order_id, plan.symbol, reason="recovery")
             return None if found is None else await self.ops.settle(found, plan.symbol, owner=plan.owner)
@@ -379,10 +381,17 @@ class ExecutorCore:
                     report.updated_at_ns or 1, report.fee_native)  # fmt: skip
         slip = _exit_slippage_bps(d, report.side, report.avg_price)
         over = slip is not None and slip > d.max_slippage_bps
-        leg = self.ids.mine(report.client_order_id, Leg.TAKE_PROFIT)
+        leg = self.ids.mine(report.client_order_id)
+        settled = report.client_order_id if leg is not None and leg.exit_leg else None
+        try:  # never journal a fill the ledger would refuse: a journal that cannot be folded cannot be opened
+            self.ledger.copy().apply(fill)
+        except LedgerError as exc:
+            self.log.critical("fill_refused_by_the_ledger", client_order_id=report.client_order_id, detail=str(exc))
+            return self._refuse(d, Status.FAILED, RejectCode.VENUE_ERROR,
+                                f"the venue's fill is refused by the ledger ({exc}); reconciliation settles it",
+                                duplicate, conflict)  # fmt: skip
         conf = self._confirm(d, Status.FILLED if full else Status.PARTIALLY_FILLED, code, fill=fill,
-                             ref=_venue_ref(report), slippage_over_limit=over,
-                             settled_take_profit=report.client_order_id if leg is not None else None)  # fmt: skip
+                             ref=_venue_ref(report), slippage_over_limit=over, settled_leg=settled)  # fmt: skip
         self.gateway.claim(report.client_order_id)  # booked now: it answers no other decision
         self.ledger.apply(fill)
         return Outcome(conf, duplicate=duplicate, executed=True, conflict=conflict, exit_slippage_bps=slip)
@@ -395,7 +404,7 @@ class ExecutorCore:
 
     def _confirm(
         self, d: TradeDecision, status: Status, code: RejectCode, *, fill: Fill | None = None, ref: bytes = b"",
-        slippage_over_limit: bool = False, settled_take_profit: str | None = None,
+        slippage_over_limit: bool = False, settled_leg: str | None = None,
     ) -> ExecutionConfirmation:  # fmt: skip
         """Build the next confirmation for ``d`` and journal it (with ``fill``, one transaction)."""
         conf = ExecutionConfirmation(
@@ -414,7 +423,7 @@ class ExecutorCore:
             venue_ref_truncated=len(ref) > VENUE_REF_SIZE,
             slippage_over_limit=slippage_over_limit,
         )
-        self.journal.record_outcome(conf, fill, ref, settled_take_profit=settled_take_profit)
+        self.journal.record_outcome(conf, fill, ref, settled_leg=settled_leg)
         return conf
 
     def close(self) -> None:

@@ -253,7 +253,7 @@ class ExitOrderGateway:
             self._forget(symbol)
             return None
         if found.status.terminal:
-            self._forget(symbol)
+            self.stops.pop(symbol, None)  # its journal row goes with the outcome that books this fill
             try:
                 await self._drop_take_profit(symbol)  # the stop closed the position: no take-profit outlives it
             except (PermanentVenueError, Unresolved, VenueError) as exc:  # the stop's fill is returned whatever
@@ -546,6 +546,12 @@ class ExitOrderGateway:
         for kept in (self.fired, self.tp_fired):
             for symbol in [s for s, r in kept.items() if r.client_order_id == client_order_id]:
                 del kept[symbol]
+        for symbol in [s for s, leg in self.take_profits.items() if leg.client_order_id == client_order_id]:
+            del self.take_profits[symbol]  # a recovered take-profit whose fill this is: no longer resting
+
+    def hold_take_profit(self, symbol: str, report: OrderReport, price: float) -> None:
+        """Hold a take-profit found resting by a recovery (an expired TAKE_PROFIT looked up)."""
+        self.take_profits[symbol] = TakeProfitLeg(report.client_order_id, price, report.amount, report.side)
 
     def pending_fills(self) -> dict[str, float]:
         """Fills the venue made and no outcome has booked yet (a fired stop, a filled take-profit kept
@@ -575,8 +581,7 @@ class ExitOrderGateway:
             if found is not None and not found.status.terminal:
                 self.stops[symbol] = Protection(coid, stop, found.amount or qty, found.type, found.side)
             elif found is not None and found.filled > 0:
-                self.fired[symbol] = found
-                self.store.clear_protective(symbol)
+                self.fired[symbol] = found  # its journal row goes with the outcome that books this fill
             elif held:
                 self.mark_unprotected(symbol, abs(held), stop, did, 0, f"stop {coid} not on the venue",
                                       side=planning.closing_side(held))  # fmt: skip
@@ -616,10 +621,10 @@ class ExitOrderGateway:
             found = await self.ops.lookup(coid, symbol, reason="recovery")
             if found is not None and not found.status.terminal:
                 self.take_profits[symbol] = TakeProfitLeg(coid, price, found.amount or qty, found.side)
+            elif found is not None and found.filled > 0:
+                self.tp_fired[symbol] = found  # its journal row goes with the outcome that books this fill
             else:
                 self.store.clear_take_profit(symbol)
-                if found is not None and found.filled > 0:
-                    self.tp_fired[symbol] = found
         return len(self.take_profits)
 
     async def reprotect(self, positions: dict[str, float]) -> int:

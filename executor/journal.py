@@ -446,7 +446,7 @@ class Journal:
         self._write_sql(f"decision {d.decision_id}", INSERT_DECISION, params)
 
     def record_outcome(self, conf: ExecutionConfirmation, fill: Fill | None, venue_ref_full: bytes, *,
-                       settled_take_profit: str | None = None) -> None:  # fmt: skip
+                       settled_leg: str | None = None) -> None:  # fmt: skip
         """Journal a decision's outcome in ONE transaction: fill (if any), confirmation, state done.
 
         Args:
@@ -454,9 +454,9 @@ class Journal:
             fill: the fill when something executed, else ``None``.
             venue_ref_full: the whole venue reference (``conf.venue_ref`` may be cut); ``b""``
                 when nothing reached the venue.
-            settled_take_profit: the client order id of a take-profit whose fill this outcome books:
-                its ``take_profits`` row goes in the same transaction, so a restart can neither
-                lose that fill nor book it twice.
+            settled_leg: the client order id of an exit leg (a stop, a take-profit) whose fill this
+                outcome books: its ``protective`` or ``take_profits`` row goes in the same
+                transaction, so a restart can neither lose that fill nor book it twice.
 
         Raises:
             JournalConflict: ``conf.seq`` is not :meth:`next_seq`, the decision is not journaled
@@ -487,8 +487,9 @@ class Journal:
                      fill.fee, _i64(fill.executed_at_ns), venue_ref_full, fill.fee_native),
                 )  # fmt: skip
             self._conn.execute(INSERT_CONFIRMATION, conf_params)
-            if settled_take_profit is not None:
-                self._conn.execute("DELETE FROM take_profits WHERE client_order_id = ?", (settled_take_profit,))
+            if settled_leg is not None:
+                self._conn.execute("DELETE FROM take_profits WHERE client_order_id = ?", (settled_leg,))
+                self._conn.execute("DELETE FROM protective WHERE client_order_id = ?", (settled_leg,))
 
         self._write(f"outcome of decision {conf.decision_id} (seq {conf.seq})", body)
         self._next_seq += 1

@@ -225,6 +225,13 @@ class Ledger:
         else:
             self._cash += qty * price - fee
 
+    def copy(self) -> Ledger:
+        """An independent copy (to try a fill on without touching this ledger)."""
+        other = Ledger(self.starting_cash, allow_short=self.allow_short)
+        other._cash, other._positions = self._cash, dict(self._positions)
+        other._native_fees, other._native_fees_quote = self._native_fees, self._native_fees_quote
+        return other
+
     def snapshot(self) -> dict[str, Any]:
         """Plain values, for logs and comparison.
 

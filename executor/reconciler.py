@@ -197,9 +197,15 @@ class Reconciler:
         started = time.perf_counter()
         self._take_clear_request(now_ns)
         core = self.core
+        before = await self._take_profit_fills()
         evidence, fetch_error = await self._evidence()
+        after = await self._take_profit_fills()
+        # a take-profit that could not be looked up, or filled while the evidence was read, leaves its
+        # symbol's holding unknowable this cycle: left alone, as a symbol with a decision executing is
+        unsure = {s for s in set(before) | set(after) if after.get(s) is None or before.get(s) != after.get(s)}
+        busy = busy | frozenset(unsure)
         belief = BeliefView(
-            positions=await self._expected_positions(),
+            positions=self._expected_positions(after),
             avg_cost={str(i): p.avg_cost for i, p in core.ledger.positions().items()},
             stops={
                 s: StopView(p.client_order_id, p.qty, p.stop_price, p.side) for s, p in core.gateway.stops.items()
@@ -230,21 +236,31 @@ class Reconciler:
         self._summarize(report, fetch_error)
         return report
 
-    async def _expected_positions(self) -> dict[str, float]:
-        """The ledger's positions plus the fills the venue made that no outcome has booked yet — a
-        take-profit that filled while it rested (looked up now), a fired stop or a take-profit fill
-        kept for the next decision: the brain's next decision books those, so they are no drift.
-        A take-profit that cannot be looked up now counts as unfilled."""
+    async def _take_profit_fills(self) -> dict[str, float | None]:
+        """What each resting take-profit has filled so far, signed per symbol (``None``: it could not be
+        looked up)."""
         core = self.core
-        out = {str(i): p.qty for i, p in core.ledger.positions().items()}
-        pending = core.gateway.pending_fills()
+        out: dict[str, float | None] = {}
         for symbol, leg in list(core.gateway.take_profits.items()):
             try:
                 found = await core.ops.lookup(leg.client_order_id, symbol, reason="reconcile")
             except (VenueError, Unresolved):
+                out[symbol] = None
                 continue
-            if found is not None and found.filled > 0:
-                pending[symbol] = pending.get(symbol, 0.0) + (found.filled if found.side is Side.BUY else -found.filled)
+            filled = found.filled if found is not None else 0.0
+            out[symbol] = filled if leg.side is Side.BUY else -filled
+        return out
+
+    def _expected_positions(self, take_profit_fills: dict[str, float | None]) -> dict[str, float]:
+        """The ledger's positions plus the fills the venue made that no outcome has booked yet — what
+        the resting take-profits have filled (``take_profit_fills``), a fired stop or a take-profit fill
+        kept for the next decision: the brain's next decision books those, so they are no drift."""
+        core = self.core
+        out = {str(i): p.qty for i, p in core.ledger.positions().items()}
+        pending = core.gateway.pending_fills()
+        for symbol, qty in take_profit_fills.items():
+            if qty:
+                pending[symbol] = pending.get(symbol, 0.0) + qty
         for symbol, qty in pending.items():
             total = out.get(symbol, 0.0) + qty
             if abs(total) <= 1e-12 * max(abs(qty), 1.0):

@@ -178,3 +178,27 @@ async def test_a_restart_on_the_paper_venue_rests_the_journaled_take_profit_agai
         assert core.ledger.position(PERP) == 0.5 and core.journal.take_profits() == {}
     finally:
         core.close()
+
+
+async def test_a_fill_the_ledger_would_refuse_is_not_journaled(tmp_path: Path) -> None:
+    """A venue report selling more than the ledger holds (a fill booked twice elsewhere) is answered FAILED
+    and never journaled: the journal still folds into a ledger, so the executor can open it again."""
+    from executor.venue.base import OrderReport
+
+    core = await _core(tmp_path)
+    try:
+        buy = decision(1, 0, side=Side.BUY, intent=Intent.OPEN, qty=1.0, reason=DecisionReason.SIGNAL)
+        await core.on_decision(buy, NOW)
+        sell = decision(2, 1, intent=Intent.CLOSE, qty=1.0, reason=DecisionReason.SIGNAL)
+        core.admit(sell, NOW)
+        too_much = OrderReport(core.ids.order(2), "x", "BTC-PERP", Side.SELL, OrderType.MARKET, OrderStatus.FILLED,
+                               2.0, 2.0, 101.0, 0.0, updated_at_ns=ns(1))  # fmt: skip
+        out = core.settle(sell, too_much, duplicate=False, conflict=False)
+        assert out.confirmation.status is Status.FAILED and core.ledger.position(PERP) == 1.0
+    finally:
+        core.close()
+    again = await _core(tmp_path)  # the journal opens: nothing unfoldable was written
+    try:
+        assert again.ledger.position(PERP) == 1.0
+    finally:
+        again.close()

@@ -247,3 +247,36 @@ async def test_a_take_profit_that_filled_while_the_executor_was_down_is_booked_o
                                           ref=rig.bars.close[through]))  # fmt: skip
     assert out.confirmation.status is Status.FILLED and _held(rig) == 0.0
     _agree(rig)  # the exchange is flat too: the take-profit's fill was booked once
+
+
+async def test_a_take_profit_partly_filled_then_a_kill_is_booked_once_and_rests_no_more(rig: Rig) -> None:
+    """The take-profit fills in part (partial_fill fault) and the executor dies before its TAKE_PROFIT's
+    outcome is journaled. The restarted executor adopts the resting order, and the recovered decision
+    finds it partly filled: the rest is cancelled, the part booked once — the gateway holds no leg and a
+    reconcile cycle sees nothing to correct; the CLOSE sells what remains."""
+    from executor.reconcile import ReconcileRules
+    from executor.reconciler import Reconciler
+
+    await _open_short(rig, bar=46)
+    limit = round(rig.bars.close[45] * 0.998, 1)
+    d = decision(2, rig.bar_ns(47), side=Side.BUY, intent=Intent.TAKE_PROFIT, qty=QTY / 2, ref=rig.bars.close[46],
+                 stop=limit, reason=DecisionReason.PARTIAL_TAKE_PROFIT)  # fmt: skip
+    assert not isinstance(rig.core.admit(d, test_ccxt_venue.NOW), Outcome)
+    rig.emu.install_faults(Fault("partial_fill", endpoint="order_create", market="usdm", fraction=0.5))
+    req = take_profit_order(rig.core.ids, USDM, QTY / 2, limit, 2, d.market_ts_ns, Side.BUY)
+    rig.core.journal.record_take_profit(USDM, req.client_order_id, limit, QTY / 2)
+    await rig.core.ops.place(req)
+    through = _first_bar_trading_below(rig, limit, 47) + 1
+    await rig.core.venue.observe_time(rig.bar_ns(through))  # half of it fills ...
+    await rig.core.aclose()  # ... and the executor dies
+    rig.core = await open_core(rig.emu, rig.path, allow_short=True)
+    [recovered] = rig.core.recovered
+    assert recovered.confirmation.executed_qty == pytest.approx(QTY / 4)
+    assert rig.core.gateway.take_profits == {} and rig.core.journal.take_profits() == {}
+    cycle = await Reconciler(rig.core, [USDM], rules=ReconcileRules(phantom_grace_s=0, phantom_misses=1)).cycle(
+        rig.bar_ns(through))  # fmt: skip
+    assert cycle.plan.corrections == (), cycle.plan
+    out = await on_decision(rig, decision(3, rig.bar_ns(through + 1), side=Side.BUY, intent=Intent.CLOSE,
+                                          qty=QTY * 3 / 4, ref=rig.bars.close[through]))  # fmt: skip
+    assert out.confirmation.executed_qty == pytest.approx(QTY * 3 / 4) and _held(rig) == 0.0
+    _agree(rig)
