@@ -6,6 +6,7 @@ spot venues. Pure or in-process; the processes and the local exchange are exerci
 
 from __future__ import annotations
 
+import dataclasses
 from array import array
 
 import pytest
@@ -272,3 +273,38 @@ def test_allow_short_is_refused_on_spot_venues(tmp_path, venue: str, exchange: s
     with pytest.raises(ConfigError, match=needle) as err:
         settings.check_venue()
     assert "allow_short" in str(err.value)
+
+
+# -- the paper venue with several markets (the portfolio's executor side) ---------------------------
+
+
+def _flat_bars(price: float) -> Bars:
+    ts = array("q", [T0 // 1_000_000 + i * 60_000 for i in range(4)])
+    prices = array("d", [price] * 4)
+    return Bars(ts, prices, prices, prices, prices, array("d", [1.0] * 4), f"{price}")
+
+
+def test_several_markets_fill_at_their_own_bars_and_share_the_collateral() -> None:
+    """Two markets: each decision fills at its own instrument's open; a third instrument is refused
+    UNKNOWN_INSTRUMENT naming the listed ones; every short held takes collateral, priced at its own market,
+    from an entry on any instrument."""
+    eth = Instrument.symbol("ETH/USDT:USDT")
+    venue = PaperVenue(_bars(), instrument=PERP, fee_bps=0.0, markets={eth: _flat_bars(10.0)})
+    assert venue.lists(SYMBOL) and venue.lists(str(eth)) and not venue.lists("SOL/USDT:USDT")
+    ledger = Ledger(100.0, allow_short=True)
+    eth_short = TradeDecision(
+        decision_id=8, instrument=eth, side=Side.SELL, intent=Intent.OPEN, reason=DecisionReason.SIGNAL, quantity=3.0,
+        reference_price=10.0, max_slippage_bps=50, created_at_ns=T0, expires_at_ns=T0 + 10**9, market_ts_ns=T0,
+    )  # fmt: skip
+    fill = venue.quote(eth_short, ledger)
+    assert not isinstance(fill, PaperRefusal) and fill.price == 10.0
+    ledger.apply_fill(Side.SELL, eth, 3.0, 10.0, 0.0)  # cash 130, short 30 of ETH notional
+    # 130 - 2 x 30 = 70 free: a BTC long of 0.69 (69) fits, 0.71 (71) does not
+    assert not isinstance(venue.quote(decision(side=Side.BUY, qty=0.69), ledger), PaperRefusal)
+    refused = venue.quote(decision(side=Side.BUY, qty=0.71), ledger)
+    assert isinstance(refused, PaperRefusal) and refused.reject_code is RejectCode.INSUFFICIENT_FUNDS
+    assert "free of the shorts' collateral" in refused.detail
+    sol = dataclasses.replace(eth_short, instrument=Instrument.symbol("SOL/USDT:USDT"))
+    unknown = venue.quote(sol, ledger)
+    assert isinstance(unknown, PaperRefusal) and unknown.reject_code is RejectCode.UNKNOWN_INSTRUMENT
+    assert "BTC/USDT:USDT, ETH/USDT:USDT" in unknown.detail

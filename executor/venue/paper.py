@@ -4,7 +4,7 @@
 mutates the ledger. It answers with a value, :class:`PaperFill` or :class:`PaperRefusal`, checked
 in this order:
 
-1. the decision's instrument is not the one the venue trades → ``REJECTED / UNKNOWN_INSTRUMENT``;
+1. the decision's instrument is not one the venue trades → ``REJECTED / UNKNOWN_INSTRUMENT``;
 2. no bar opens at or after ``market_ts_ns`` → ``FAILED / NO_MARKET_DATA``;
 3. an entry whose fill price (that bar's OPEN moved against the trader by ``slippage_bps``) is
    worse than ``reference_price`` by more than ``max_slippage_bps`` → ``REJECTED /
@@ -19,9 +19,13 @@ in this order:
    ``REJECTED / INSUFFICIENT_FUNDS``.
 
 The paper venue is a perpetual when its ledger allows shorts: one-way positions, 1× collateral —
-a short's notional is backed by the account's own equity, so the collateral left for a new short is
-``cash − 2 × |short| × price`` (cash holds the proceeds of the short already sold), no leverage, no
-funding payments (the bundled bars carry no funding rate).
+a short's notional is backed by the account's own equity, so the collateral left for a new entry
+is ``cash − 2 × Σ |short| × price`` over every short held, each at its own market's price at the
+decision's time (cash holds the proceeds of the shorts already sold), no leverage, no funding
+payments (the bundled bars carry no funding rate).
+
+**Several markets** (the portfolio, issue #16): ``markets`` adds instruments beside the first, each
+with its own bars; every rule above applies per instrument, against the one shared ledger.
 
 No errors are raised for a decision; the constructor raises ``ValueError`` on a bad setting.
 
@@ -49,6 +53,7 @@ venue only: the executor books it when the gateway reports it for a decision, as
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from foundation.bars import Bars
@@ -120,11 +125,12 @@ class PaperRefusal:
 
 
 class PaperVenue(Venue):
-    """Simulated venue trading one instrument at recorded bar opens.
+    """Simulated venue trading one or more instruments at recorded bar opens.
 
     Args:
-        bars: recorded bars, in time order (see :mod:`foundation.barcsv`).
-        instrument: the single instrument this venue lists.
+        bars: recorded bars of ``instrument``, in time order (see :mod:`foundation.barcsv`).
+        instrument: the (first) instrument this venue lists.
+        markets: more instruments and their bars (a portfolio); ``None``: ``instrument`` alone.
         fee_bps: taker fee in bps of notional; default :data:`DEFAULT_FEE_BPS` (Binance VIP 0).
         slippage_bps: adverse price move applied to every fill, in bps of the open.
 
@@ -145,6 +151,7 @@ class PaperVenue(Venue):
         instrument: Instrument,
         fee_bps: float = DEFAULT_FEE_BPS,
         slippage_bps: float = 0.0,
+        markets: Mapping[Instrument, Bars] | None = None,
     ) -> None:
         if not math.isfinite(fee_bps):
             raise ValueError(f"fee_bps must be finite, got {fee_bps!r}")
@@ -152,6 +159,8 @@ class PaperVenue(Venue):
             raise ValueError(f"slippage_bps must be in [0, 10000), got {slippage_bps!r}")
         self.bars = bars
         self.instrument = instrument
+        self.markets: dict[Instrument, Bars] = {instrument: bars, **(markets or {})}
+        self._by_symbol = {str(i): i for i in self.markets}
         self.fee_bps = float(fee_bps)
         self.slippage_bps = float(slippage_bps)
         self.ledger: Ledger | None = None
@@ -161,11 +170,11 @@ class PaperVenue(Venue):
 
     def quote(self, decision: TradeDecision, ledger: Ledger) -> PaperFill | PaperRefusal:
         """Decide what ``decision`` would do now against ``ledger``; mutates nothing."""
-        if decision.instrument != self.instrument:
+        if decision.instrument not in self.markets:
             return PaperRefusal(
                 Status.REJECTED,
                 RejectCode.UNKNOWN_INSTRUMENT,
-                f"paper venue trades {self.instrument}, not {decision.instrument}",
+                f"paper venue trades {self._listed()}, not {decision.instrument}",
             )
         exit_ = decision.intent in (Intent.CLOSE, Intent.REDUCE)
         return self._quote(decision.side, decision.quantity, decision.reference_price,
@@ -176,14 +185,15 @@ class PaperVenue(Venue):
         self, side: Side, qty: float, ref: float, max_slippage_bps: int, market_ts_ns: int, decision_id: int,
         instrument: Instrument, ledger: Ledger, *, reduce_only: bool = False,
     ) -> PaperFill | PaperRefusal:  # fmt: skip
-        i = self.bars.first_open_at_or_after(market_ts_ns)
+        bars = self.markets[instrument]
+        i = bars.first_open_at_or_after(market_ts_ns)
         if i is None:
             return PaperRefusal(
                 Status.FAILED,
                 RejectCode.NO_MARKET_DATA,
-                f"no bar opens at or after {market_ts_ns} ns in {self.bars.source}",
+                f"no bar opens at or after {market_ts_ns} ns in {bars.source}",
             )
-        open_ = self.bars.open[i]
+        open_ = bars.open[i]
         buy = side is Side.BUY
         slip = self.slippage_bps / 1e4
         price = open_ * (1 + slip) if buy else open_ * (1 - slip)
@@ -208,12 +218,14 @@ class PaperVenue(Venue):
             fee = qty * price * self.fee_bps / 1e4
         elif buy:
             fee = qty * price * self.fee_bps / 1e4
-            if qty * price + fee > ledger.cash:
+            free = self._free_collateral(ledger, market_ts_ns)
+            if qty * price + fee > free:
                 return PaperRefusal(
                     Status.REJECTED,
                     RejectCode.INSUFFICIENT_FUNDS,
-                    f"needs {qty * price + fee!r} quote, cash is {ledger.cash!r}",
-                )
+                    f"needs {qty * price + fee!r} quote, cash is {ledger.cash!r}" + (
+                        f" ({free!r} free of the shorts' collateral)" if free != ledger.cash else ""),
+                )  # fmt: skip
         else:
             if not ledger.allow_short:
                 return PaperRefusal(
@@ -222,7 +234,7 @@ class PaperVenue(Venue):
                     f"sell {qty!r} exceeds position {held!r} (no shorts on this venue)",
                 )
             fee = qty * price * self.fee_bps / 1e4
-            collateral = ledger.cash + 2 * held * price  # held <= 0: the short already open backs itself
+            collateral = self._free_collateral(ledger, market_ts_ns, (instrument, price))
             if qty * price + fee > collateral:
                 return PaperRefusal(
                     Status.REJECTED,
@@ -233,7 +245,7 @@ class PaperVenue(Venue):
             qty=qty,
             price=price,
             fee=fee,
-            executed_at_ns=self.bars.ts_ms[i] * 1_000_000,
+            executed_at_ns=bars.ts_ms[i] * 1_000_000,
             bar_index=i,
             venue_ref_full=paper_venue_ref(decision_id),
         )
@@ -245,7 +257,27 @@ class PaperVenue(Venue):
         self.ledger = ledger
 
     def lists(self, symbol: str) -> bool:
-        return symbol == str(self.instrument)
+        return symbol in self._by_symbol
+
+    def _listed(self) -> str:
+        return ", ".join(str(i) for i in self.markets)
+
+    def _free_collateral(self, ledger: Ledger, market_ts_ns: int,
+                         at: tuple[Instrument, float] | None = None) -> float:  # fmt: skip
+        """Cash less twice every short's notional (1× collateral, module docstring), each short priced
+        at its market's first open at or after ``market_ts_ns`` (``at``: the price of the instrument
+        being quoted; its average cost when its bars have none)."""
+        free = ledger.cash
+        for inst, pos in ledger.positions().items():
+            if pos.qty < 0:
+                if at is not None and inst == at[0]:
+                    price = at[1]
+                else:
+                    bars = self.markets.get(inst)
+                    j = bars.first_open_at_or_after(market_ts_ns) if bars is not None else None
+                    price = bars.open[j] if bars is not None and j is not None else pos.avg_cost
+                free += 2 * pos.qty * price
+        return free
 
     async def observe_time(self, market_ts_ns: int) -> None:
         """Move the venue's clock to ``market_ts_ns`` (never back): resting orders fill against the bars
@@ -258,9 +290,9 @@ class PaperVenue(Venue):
     def _match_resting(self) -> None:
         """Fill each resting limit against the bars that opened since it was placed and before the
         clock (module docstring)."""
-        bars = self.bars
         for coid, r in list(self._resting.items()):
             req, i = r.request, r.next_bar
+            bars = self.markets[self._by_symbol[req.symbol]]
             while i < len(bars) and bars.ts_ms[i] * 1_000_000 < self._clock_ns:
                 limit, sell = req.price or 0.0, req.side is Side.SELL
                 if (sell and bars.high[i] >= limit) or (not sell and bars.low[i] <= limit):
@@ -273,7 +305,7 @@ class PaperVenue(Venue):
 
     def _fill_resting(self, coid: str, price: float, at_ns: int) -> None:
         req = self._resting.pop(coid).request
-        held = self.ledger.position(self.instrument) if self.ledger is not None else 0.0
+        held = self.ledger.position(self._by_symbol[req.symbol]) if self.ledger is not None else 0.0
         pos = held if req.side is Side.SELL else -held  # what a reduce-only order can reduce
         qty = min(req.amount, max(pos, 0.0))
         if qty <= 0:  # nothing left to reduce: a reduce-only order expires
@@ -297,10 +329,10 @@ class PaperVenue(Venue):
         if request.type not in (OrderType.MARKET, OrderType.LIMIT_IOC):
             raise PermanentVenueError(f"paper venue holds no {request.type} orders", RejectCode.GUARD)
         if not self.lists(request.symbol):
-            raise PermanentVenueError(f"paper venue trades {self.instrument}, not {request.symbol}",
+            raise PermanentVenueError(f"paper venue trades {self._listed()}, not {request.symbol}",
                                       RejectCode.UNKNOWN_INSTRUMENT, Status.REJECTED)  # fmt: skip
         q = self._quote(request.side, request.amount, request.reference_price, request.max_slippage_bps,
-                        request.market_ts_ns, request.decision_id, self.instrument, self.ledger,
+                        request.market_ts_ns, request.decision_id, self._by_symbol[request.symbol], self.ledger,
                         reduce_only=request.reduce_only)  # fmt: skip
         if isinstance(q, PaperRefusal):
             raise PermanentVenueError(q.detail, q.reject_code, q.status)
@@ -322,7 +354,7 @@ class PaperVenue(Venue):
             raise PermanentVenueError("paper venue rests reduce-only limits with a price only (the take-profit)",
                                       RejectCode.GUARD, Status.REJECTED)  # fmt: skip
         if not self.lists(request.symbol):
-            raise PermanentVenueError(f"paper venue trades {self.instrument}, not {request.symbol}",
+            raise PermanentVenueError(f"paper venue trades {self._listed()}, not {request.symbol}",
                                       RejectCode.UNKNOWN_INSTRUMENT, Status.REJECTED)  # fmt: skip
         if request.client_order_id in self._orders:  # the same order again (a retry): as it stands
             self._match_resting()
@@ -334,8 +366,9 @@ class PaperVenue(Venue):
             stop_price=request.price,
         )  # fmt: skip
         self._orders[request.client_order_id] = report
-        start = self.bars.first_open_at_or_after(request.market_ts_ns)
-        self._resting[request.client_order_id] = _Resting(request, len(self.bars) if start is None else start)
+        bars = self.markets[self._by_symbol[request.symbol]]
+        start = bars.first_open_at_or_after(request.market_ts_ns)
+        self._resting[request.client_order_id] = _Resting(request, len(bars) if start is None else start)
         return report
 
     async def cancel(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
