@@ -195,9 +195,9 @@ class ExecutorCore:
             if core.protective:
                 await core.gateway.adopt(core.held())
             elif venue.supports_resting_limits and venue.orders_survive_restart:
-                await core.gateway.adopt_take_profits()
+                await core.gateway.tp.adopt()
             elif venue.supports_resting_limits:  # the paper venue: its resting orders died with the process
-                await core.gateway.restore_take_profits(core.held(), core._decision_time)
+                await core.gateway.tp.restore(core.held(), core._decision_time)
             core.recovered = tuple(await core.recover())
         except BaseException:
             journal.close()
@@ -302,7 +302,7 @@ class ExecutorCore:
                 found = await self.ops.lookup(plan.stop_id, plan.symbol, reason="recovery")
                 if found is not None:
                     if d.intent is Intent.TAKE_PROFIT and not found.status.terminal:
-                        self.gateway.hold_take_profit(plan.symbol, found, d.stop_price)  # it rests: the gateway's
+                        self.gateway.tp.hold(plan.symbol, found, d.stop_price)  # it rests: the gateway's
                     return found
             found = await self.ops.lookup(plan.order_id, plan.symbol, reason="recovery")
             return None if found is None else await self.ops.settle(found, plan.symbol, owner=plan.owner)
@@ -310,8 +310,8 @@ class ExecutorCore:
             return await self.gateway.move(plan.symbol, plan.qty, plan.stop, d.decision_id, d.market_ts_ns,
                                            recovering=recovering, side=plan.side)  # fmt: skip
         if isinstance(plan, planning.PlaceTakeProfit):  # the exit legs are the gateway's too
-            return await self.gateway.place_take_profit(plan.symbol, plan.qty, plan.price, d.decision_id,
-                                                        d.market_ts_ns, side=plan.side, recovering=recovering)  # fmt: skip
+            return await self.gateway.tp.place(plan.symbol, plan.qty, plan.price, d.decision_id, d.market_ts_ns,
+                                               side=plan.side, recovering=recovering)  # fmt: skip
         if isinstance(plan, planning.ReportTakeProfit):
             report = await self.gateway.take_profit_fill(plan.symbol, plan.position_qty, d.decision_id, d.market_ts_ns)
             if report is None and plan.symbol in self.gateway.take_profits:
@@ -325,7 +325,7 @@ class ExecutorCore:
                                            plan.reference_price, recovering=recovering, side=plan.side)  # fmt: skip
         req = plan.request
         if req.reduce_only:  # an exit on a venue without stops: its take-profit goes first, as every leg does
-            took = await self.gateway.cancel_take_profit(req.symbol)
+            took = await self.gateway.tp.cancel(req.symbol)
             if took is not None:
                 return took  # it had filled: that fill answers the exit, the brain finishes it on its next bar
         report = await self.ops.settle(await self.ops.place(req, lookup_first=recovering), req.symbol, owner=req.owner)

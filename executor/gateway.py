@@ -47,21 +47,18 @@ a reduce-only BUY). Each operation takes the stop's side — the position's clos
 held :class:`Protection` keeps it. Positions passed in (:meth:`adopt`, :meth:`reprotect`,
 :meth:`orphans`) are signed, as the ledger's: > 0 long, < 0 short.
 
-**The take-profit leg** (issue #16): a resting reduce-only LIMIT on the closing side
-(:func:`~executor.planning.take_profit_order`, leg ``t``), one per symbol, journaled before it is
-sent (``store.record_take_profit``). :meth:`place_take_profit` places it (replacing the previous
-one); :meth:`take_profit_fill` answers a REDUCE with reason PARTIAL_TAKE_PROFIT with what it filled
-— a partly filled one has its rest cancelled, so its fill is final — and shrinks the stop to what
-remains; :meth:`cancel_take_profit` cancels it when the position exits (a CLOSE, or its stop fired)
-and returns its fill if it had filled meanwhile, which then answers that decision (as a fired stop
-does). No take-profit outlives its position (:meth:`orphans`).
+**The take-profit leg** (issue #16) is :mod:`executor.takeprofit`'s (:attr:`ExitOrderGateway.tp`);
+the gateway does what involves the stop: :meth:`take_profit_fill` answers a REDUCE with reason
+PARTIAL_TAKE_PROFIT with what the take-profit filled and shrinks the stop to what remains (or, the
+take-profit gone with its position, answers with the stop's fill); a stop that fires drops the
+take-profit; every exit cancels it, and a fill found meanwhile answers that decision, as a fired
+stop does. No take-profit outlives its position (:meth:`orphans`).
 
 State is a cache of the venue and the journal: :meth:`adopt` rebuilds it after a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +68,7 @@ from protocol import RejectCode, Side
 
 from . import planning
 from .orders import GATEWAY, OrderOps, Unresolved
+from .takeprofit import TakeProfitLeg, TakeProfits, TakeProfitStore
 from .venue.base import OrderReport, OrderRequest, OrderType
 from .venue.coid import Leg, OrderIds
 from .venue.coid import parse as parse_coid
@@ -90,26 +88,13 @@ class Protection:
     side: Side = Side.SELL
 
 
-@dataclass
-class TakeProfitLeg:
-    """The resting take-profit held for one symbol: a reduce-only limit on the closing side."""
-
-    client_order_id: str
-    limit_price: float
-    qty: float
-    side: Side
-
-
-class ProtectiveStore(Protocol):
+class ProtectiveStore(TakeProfitStore, Protocol):
     """Where the gateway journals its stops and take-profits (the executor's
     :class:`~executor.journal.Journal`)."""
 
     def record_protective(self, symbol: str, client_order_id: str, stop_price: float, qty: float) -> None: ...
     def clear_protective(self, symbol: str) -> None: ...
     def protective(self) -> dict[str, tuple[str, float, float]]: ...
-    def record_take_profit(self, symbol: str, client_order_id: str, limit_price: float, qty: float) -> None: ...
-    def clear_take_profit(self, symbol: str) -> None: ...
-    def take_profits(self) -> dict[str, tuple[str, float, float]]: ...
 
 
 class _NoStore:
@@ -160,12 +145,11 @@ class ExitOrderGateway:
         self.metrics = metrics
         self.stops: dict[str, Protection] = {}
         self.fired: dict[str, OrderReport] = {}  # stop fills not yet reported through a decision
-        self.take_profits: dict[str, TakeProfitLeg] = {}
-        self.tp_fired: dict[str, OrderReport] = {}  # take-profit fills not yet reported through a decision
         self.unprotected: dict[str, float] = {}  # symbol -> qty that should have a stop and has none
         self._retry: dict[str, tuple[float, int, int, Side]] = {}  # symbol -> (stop, decision_id, market_ts_ns, side)
         self._moves: dict[str, tuple[float, ...]] = {}  # symbol -> market times of recent moves (planning.admit_move)
         self.log = structlog.get_logger("gateway")
+        self.tp = TakeProfits(ops, self.ids, self.store, self.log)  # the take-profit legs
 
     @property
     def kind(self) -> OrderType:
@@ -255,7 +239,7 @@ class ExitOrderGateway:
         if found.status.terminal:
             self.stops.pop(symbol, None)  # its journal row goes with the outcome that books this fill
             try:
-                await self._drop_take_profit(symbol)  # the stop closed the position: no take-profit outlives it
+                await self.tp.drop(symbol)  # the stop closed the position: no take-profit outlives it
             except (PermanentVenueError, Unresolved, VenueError) as exc:  # the stop's fill is returned whatever
                 self.log.error("take_profit_cancel_failed", symbol=symbol, detail=str(exc))
             return found
@@ -397,7 +381,7 @@ class ExitOrderGateway:
             self.log.info("exit_already_done_by_stop", symbol=symbol, client_order_id=fired.client_order_id,
                           filled=fired.filled, price=fired.avg_price)  # fmt: skip
             return fired
-        took = await self.cancel_take_profit(symbol)  # every leg goes with the exit
+        took = await self.tp.cancel(symbol)  # every leg goes with the exit
         if took is not None:
             self.log.info("exit_found_take_profit_filled", symbol=symbol, client_order_id=took.client_order_id,
                           filled=took.filled, price=took.avg_price)  # fmt: skip
@@ -442,39 +426,17 @@ class ExitOrderGateway:
             if self.stops.get(symbol) is held:
                 self._forget(symbol)
 
-    # -- the take-profit leg ---------------------------------------------------------------------
+    # -- the take-profit leg (:mod:`executor.takeprofit`), where it meets the stop --------------------
 
-    async def place_take_profit(self, symbol: str, qty: float, price: float, decision_id: int, market_ts_ns: int,
-                                *, side: Side, recovering: bool = False) -> OrderReport:  # fmt: skip
-        """Rest the take-profit (replacing the symbol's previous one); returns its report: OPEN once
-        it rests, or a fill — the previous one's, found filled while it was replaced, or this one's,
-        filled at once (its rest cancelled, so the fill is final).
+    @property
+    def take_profits(self) -> dict[str, TakeProfitLeg]:
+        """The take-profit resting per symbol."""
+        return self.tp.held
 
-        Raises:
-            PermanentVenueError: refused by the venue (nothing rests). Unresolved: ambiguous answers.
-        """
-        req = planning.take_profit_order(self.ids, symbol, qty, price, decision_id, market_ts_ns, side)
-        old = self.take_profits.get(symbol)
-        if old is not None and old.client_order_id != req.client_order_id:
-            gone = await self.cancel_take_profit(symbol)
-            if gone is not None:
-                return gone
-        self.store.record_take_profit(symbol, req.client_order_id, price, qty)
-        try:
-            report = await self.ops.place(req, lookup_first=recovering)
-        except PermanentVenueError:
-            self.store.clear_take_profit(symbol)
-            raise
-        if report.filled > 0 and not report.status.terminal:  # partly filled at once: the fill is final
-            report = await self.ops.cancel(req.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT) or report
-        if report.status.terminal:
-            if report.filled <= 0:
-                self.store.clear_take_profit(symbol)  # else its row goes with the outcome that books the fill
-            return report
-        self.take_profits[symbol] = TakeProfitLeg(req.client_order_id, price, qty, side)
-        self.log.info("take_profit_placed", symbol=symbol, client_order_id=req.client_order_id, limit=price, qty=qty,
-                      side=side.name)  # fmt: skip
-        return report
+    @property
+    def tp_fired(self) -> dict[str, OrderReport]:
+        """Take-profit fills found and not yet reported through a decision."""
+        return self.tp.fired
 
     async def take_profit_fill(self, symbol: str, position_qty: float, decision_id: int,
                                market_ts_ns: int) -> OrderReport | None:  # fmt: skip
@@ -484,24 +446,11 @@ class ExitOrderGateway:
         take-profit's fill the stop shrinks to what remains of ``position_qty`` (base units, before
         the fill) — at the same level, never a moment without one — or is cancelled when nothing
         remains."""
-        report = self.tp_fired.pop(symbol, None)
+        report, gone = await self.tp.take_fill(symbol)
+        if gone:
+            return await self.check_fired(symbol)  # a reduce-only order expires when its stop closed the position
         if report is None:
-            held = self.take_profits.get(symbol)
-            if held is None:
-                return await self.check_fired(symbol)  # none rests: the position may have gone by its stop
-            found = await self.ops.lookup(held.client_order_id, symbol, reason="refresh")
-            if found is None or (found.status.terminal and found.filled <= 0):
-                self.log.error("take_profit_gone", symbol=symbol, client_order_id=held.client_order_id)
-                self._forget_take_profit(symbol)
-                return await self.check_fired(symbol)  # a reduce-only order expires when its stop closed the position
-            if found.filled <= 0:
-                return None
-            if not found.status.terminal:
-                found = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT) or found
-            self.take_profits.pop(symbol, None)  # its journal row goes with the outcome that books this fill
-            report = found
-        if self.ids.mine(report.client_order_id, Leg.STOP) is not None:  # the stop's fill (above): nothing to resize
-            return report
+            return None
         stop = self.stops.get(symbol)
         remaining = position_qty - report.filled
         if stop is not None:
@@ -519,53 +468,23 @@ class ExitOrderGateway:
                 self.log.error("stop_resize_after_take_profit_failed", symbol=symbol, detail=str(exc))
         return report
 
-    async def cancel_take_profit(self, symbol: str) -> OrderReport | None:
-        """Cancel the symbol's take-profit; returns its fill when it had filled (in part) meanwhile —
-        or one found before and not yet reported — else ``None``."""
-        held = self.take_profits.get(symbol)
-        if held is None:
-            return self.tp_fired.pop(symbol, None)
-        gone = await self.ops.cancel(held.client_order_id, symbol, owner=GATEWAY, kind=OrderType.LIMIT)
-        if gone is not None and gone.filled > 0:
-            self.take_profits.pop(symbol, None)  # its journal row goes with the outcome that books this fill
-            return gone
-        self._forget_take_profit(symbol)
-        return self.tp_fired.pop(symbol, None)
-
-    async def _drop_take_profit(self, symbol: str) -> None:
-        """The position closed another way (its stop): cancel the take-profit; a fill found meanwhile is
-        kept for the next decision of the symbol (:attr:`tp_fired`)."""
-        took = await self.cancel_take_profit(symbol)
-        if took is not None:
-            self.log.error("take_profit_filled_with_the_stop", symbol=symbol, client_order_id=took.client_order_id)
-            self.tp_fired[symbol] = took
-
     def claim(self, client_order_id: str) -> None:
         """A fill of ``client_order_id`` is being booked: it answers no later decision (a stop or
-        take-profit fill found on recovery and kept in :attr:`fired` / :attr:`tp_fired`)."""
-        for kept in (self.fired, self.tp_fired):
-            for symbol in [s for s, r in kept.items() if r.client_order_id == client_order_id]:
-                del kept[symbol]
-        for symbol in [s for s, leg in self.take_profits.items() if leg.client_order_id == client_order_id]:
-            del self.take_profits[symbol]  # a recovered take-profit whose fill this is: no longer resting
-
-    def hold_take_profit(self, symbol: str, report: OrderReport, price: float) -> None:
-        """Hold a take-profit found resting by a recovery (an expired TAKE_PROFIT looked up)."""
-        self.take_profits[symbol] = TakeProfitLeg(report.client_order_id, price, report.amount, report.side)
+        take-profit fill found on recovery and kept in :attr:`fired` / :attr:`tp_fired`, or a
+        recovered take-profit held as resting)."""
+        for symbol in [s for s, r in self.fired.items() if r.client_order_id == client_order_id]:
+            del self.fired[symbol]
+        self.tp.claim(client_order_id)
 
     def pending_fills(self) -> dict[str, float]:
         """Fills the venue made and no outcome has booked yet (a fired stop, a filled take-profit kept
         for the next decision), signed per symbol: what the venue's position differs from the ledger's
         by, for now."""
         out: dict[str, float] = {}
-        for kept in (self.fired, self.tp_fired):
+        for kept in (self.fired, self.tp.fired):
             for symbol, r in kept.items():
                 out[symbol] = out.get(symbol, 0.0) + (r.filled if r.side is Side.BUY else -r.filled)
         return out
-
-    def _forget_take_profit(self, symbol: str) -> None:
-        self.take_profits.pop(symbol, None)
-        self.store.clear_take_profit(symbol)
 
     # -- restart and maintenance -----------------------------------------------------------
 
@@ -587,45 +506,8 @@ class ExitOrderGateway:
                                       side=planning.closing_side(held))  # fmt: skip
         for coid in await self.cancel_extras():
             self.log.warning("extra_stop_cancelled", client_order_id=coid)
-        await self.adopt_take_profits()
+        await self.tp.adopt()
         return len(self.stops)
-
-    async def restore_take_profits(self, positions: dict[str, float], placed_at: Callable[[int], int | None]) -> int:
-        """After a restart on a venue whose orders die with the process (the paper venue): rest each
-        journaled take-profit again, same client order id, from the market time its decision was made
-        (``placed_at(decision_id)``), on the closing side of the ledger's signed ``positions`` — the
-        venue then matches it against the same bars as if it had never gone. Returns the number held.
-        """
-        for symbol, (coid, price, qty) in self.store.take_profits().items():
-            parsed = parse_coid(coid)
-            held = positions.get(symbol, 0.0)
-            at = placed_at(parsed.decision_id) if parsed is not None else None
-            if parsed is None or at is None or not held:
-                self.store.clear_take_profit(symbol)
-                continue
-            side = planning.closing_side(held)
-            req = planning.take_profit_order(self.ids, symbol, qty, price, parsed.decision_id, at, side)
-            report = await self.ops.place(req)
-            if report.status.terminal:
-                self.store.clear_take_profit(symbol)
-                if report.filled > 0:
-                    self.tp_fired[symbol] = report
-                continue
-            self.take_profits[symbol] = TakeProfitLeg(coid, price, qty, side)
-        return len(self.take_profits)
-
-    async def adopt_take_profits(self) -> int:
-        """After a restart: look up each journaled take-profit (open → held; filled → kept for the
-        next decision; gone → forgotten). Returns the number held."""
-        for symbol, (coid, price, qty) in self.store.take_profits().items():
-            found = await self.ops.lookup(coid, symbol, reason="recovery")
-            if found is not None and not found.status.terminal:
-                self.take_profits[symbol] = TakeProfitLeg(coid, price, found.amount or qty, found.side)
-            elif found is not None and found.filled > 0:
-                self.tp_fired[symbol] = found  # its journal row goes with the outcome that books this fill
-            else:
-                self.store.clear_take_profit(symbol)
-        return len(self.take_profits)
 
     async def reprotect(self, positions: dict[str, float]) -> int:
         """Try again to place every stop the venue refused, for the position now held (``positions``:
@@ -663,6 +545,6 @@ class ExitOrderGateway:
         cancelled = []
         for symbol in [s for s in self.take_profits if not positions.get(s, 0.0)]:
             coid = self.take_profits[symbol].client_order_id
-            await self._drop_take_profit(symbol)
+            await self.tp.drop(symbol)
             cancelled.append(coid)
         return cancelled + await self.cancel_extras()

@@ -47,7 +47,6 @@ disk full, an I/O error — is retried a bounded number of times and then raises
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -89,6 +88,23 @@ from .journalschema import (
     SELECT_SWAPS,
     UPDATE_SWAP,
 )
+from .journalidentity import (
+    JOURNAL_KIND,
+    SCHEMA_VERSION,
+    JournalConflict,
+    JournalCorrupt,
+    JournalEmpty,
+    JournalError,
+    JournalMismatch,
+    _refuse_wiped,
+    check_journal,
+    i64,
+    identity,
+    new_journal_id,
+    read_belief,
+    translated,
+    u64,
+)
 from .ledger import Fill
 from .venue.coid import new_namespace
 from .venue.solana.records import SwapRecord, SwapState
@@ -109,33 +125,7 @@ __all__ = [
     "read_belief",
 ]
 
-SCHEMA_VERSION = 6  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation; 5: swaps, fee_native; 6: take_profits
-_MIGRATABLE = (3, 4, 5)  # older schemas the executor upgrades in place when it opens the journal
-JOURNAL_KIND = "tandem-executor"
-
 DecisionState = Literal["received", "done"]
-
-
-class JournalError(Exception):
-    """Base of the journal's errors; the message names the journal file."""
-
-
-class JournalCorrupt(JournalError):
-    """The file is not a SQLite database, or is damaged."""
-
-
-class JournalEmpty(JournalCorrupt):
-    """An existing journal file is empty (0 bytes, or a database without tables): it was wiped,
-    and starting a new journal over it would forget what it held."""
-
-
-class JournalMismatch(JournalError):
-    """The file is not a tandem executor journal, or was written with another schema version,
-    starting cash or venue."""
-
-
-class JournalConflict(JournalError):
-    """A write the journal's rules forbid (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,142 +138,24 @@ class JournaledDecision:
 
 
 _SYNCHRONOUS = ("NORMAL", "FULL")
-_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-_I64_WRAP = 1 << 64
-_I64_MAX = (1 << 63) - 1
-
-
-def _identity(path: str, conn: sqlite3.Connection, venue: str | None) -> dict[str, Any]:
-    """The ``meta`` rows of the open database, checked: not without tables (wiped), an executor
-    journal of this schema with a ``journal_id``, and (``venue`` given) of that venue.
-
-    Raises:
-        JournalEmpty, JournalMismatch: see :class:`Journal`.
-    """
-    tables = journalfile.table_names(conn)
-    if not tables:
-        raise JournalEmpty(f"{path}: the executor journal holds no tables: wiped or never written; refusing "
-                           f"to start a new journal over it ({journalfile.FRESH_HINT})")  # fmt: skip
-    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
-    kind = meta.get("kind")
-    if "schema_version" not in meta:
-        what = f"a {kind} journal" if kind else "no schema_version in its meta table"
-        raise JournalMismatch(f"{path}: not a {JOURNAL_KIND} journal ({what})")
-    if meta["schema_version"] != SCHEMA_VERSION and meta["schema_version"] not in _MIGRATABLE:
-        raise JournalMismatch(f"{path}: journal has schema_version={meta['schema_version']!r}, "
-                              f"opened with {SCHEMA_VERSION!r}")  # fmt: skip
-    if kind != JOURNAL_KIND:
-        raise JournalMismatch(f"{path}: not a {JOURNAL_KIND} journal (kind {kind!r})")
-    if not meta.get("journal_id"):
-        raise JournalMismatch(f"{path}: the journal has no journal_id")
-    stored = meta.get("venue")
-    if venue is not None and stored is not None and stored != venue:
-        raise JournalMismatch(f"{path}: journal was created for venue {stored}, opened for venue {venue}")
-    return meta
-
-
-def _refuse_wiped(path: Path) -> None:
-    """Raises JournalEmpty for a file :func:`foundation.journalfile.wiped` finds wiped."""
-    problem = journalfile.wiped(path)
-    if problem is not None:
-        raise JournalEmpty(f"{path}: the executor journal {problem}; refusing to start a new journal over it "
-                           f"({journalfile.FRESH_HINT})")  # fmt: skip
-
-
-def check_journal(path: Path, *, venue: str | None = None, starting_cash: float | None = None) -> None:
-    """Check an existing journal file as :class:`Journal` would open it, writing nothing (read as
-    an immutable file: no ``-wal``/``-shm`` appear; the identity is committed at creation, in
-    the file itself). A missing file passes. What ``tandem paper`` asks before it writes into a
-    run directory.
-
-    Raises:
-        JournalEmpty, JournalCorrupt, JournalMismatch: see :class:`Journal`.
-    """
-    _refuse_wiped(path)
-    if not path.exists():
-        return
-    with _translated(str(path)):
-        conn = journalfile.connect_immutable(path)
-        try:
-            meta = _identity(str(path), conn, venue)
-        finally:
-            conn.close()
-    if starting_cash is not None and meta.get("starting_cash") != float(starting_cash):
-        raise JournalMismatch(f"{path}: journal has starting_cash={meta.get('starting_cash')!r}, "
-                              f"opened with {float(starting_cash)!r}")  # fmt: skip
-
-
-def read_belief(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The belief state an executor journal last recorded (``None``: none yet) and its kill-switch
-    audit rows (``at_ns``, ``kind``, ``detail``), read without writing (the executor may be running:
-    read through SQLite's read-only URI, which sees the WAL).
-
-    Raises:
-        JournalError: the file is not a readable executor journal.
-    """
-    with _translated(str(path)):
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            _identity(str(path), conn, None)
-            row = conn.execute(GET_META, ("belief_state",)).fetchone()
-            tables = journalfile.table_names(conn)
-            clears = conn.execute("SELECT at_ns, kind, detail FROM reconciliations WHERE kind LIKE 'kill_switch%'"
-                                  " ORDER BY id").fetchall() if "reconciliations" in tables else []  # fmt: skip
-        finally:
-            conn.close()
-    return (json.loads(row[0]) if row else None), [{"at_ns": _u64(a), "kind": k, "detail": d} for a, k, d in clears]
-
-
-def new_journal_id() -> int:
-    """A fresh journal identity: a random u64 in 1..2**64-1 (0 means "no journal" on the wire)."""
-    while True:
-        value = secrets.randbits(64)
-        if value:
-            return value
-
-
-def _i64(u: int) -> int:
-    """u64 → SQLite's signed INTEGER (two's complement)."""
-    return u - _I64_WRAP if u > _I64_MAX else u
-
-
-def _u64(i: int) -> int:
-    """SQLite's signed INTEGER → u64 (inverse of :func:`_i64`)."""
-    return i + _I64_WRAP if i < 0 else i
-
-
-@contextmanager
-def _translated(path: str) -> Iterator[None]:
-    """Translate ``sqlite3`` errors into the journal's tree, once, naming ``path``."""
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        raise JournalConflict(f"{path}: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
-        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _CORRUPT_CODES:
-            raise JournalCorrupt(f"{path}: not a valid SQLite journal: {exc}") from exc
-        raise JournalError(f"{path}: {exc}") from exc
-    except sqlite3.Error as exc:
-        raise JournalError(f"{path}: {exc}") from exc
-
 
 def _decision_row(row: tuple) -> JournaledDecision:
     (did, kind, instr, side, intent, reason, qty, ref, slip, created, expires, market, stop, received, state) = row
-    decision = TradeDecision.from_columns((_u64(did), Instrument(kind, instr), side, intent, reason, qty, ref, slip,
-                                           _u64(created), _u64(expires), _u64(market), stop))  # fmt: skip
-    return JournaledDecision(decision, _u64(received), state)
+    decision = TradeDecision.from_columns((u64(did), Instrument(kind, instr), side, intent, reason, qty, ref, slip,
+                                           u64(created), u64(expires), u64(market), stop))  # fmt: skip
+    return JournaledDecision(decision, u64(received), state)
 
 
 def _swap_row(row: tuple) -> SwapRecord:
     coid, attempt, sig, tx, lvbh, imint, omint, ina, outa, at, mts, state, detail = row
-    return SwapRecord(coid, attempt, sig, bytes(tx), lvbh, imint, omint, ina, outa, _u64(at), _u64(mts),
+    return SwapRecord(coid, attempt, sig, bytes(tx), lvbh, imint, omint, ina, outa, u64(at), u64(mts),
                       SwapState(state), detail)  # fmt: skip
 
 
 def _confirmation_row(row: tuple) -> ExecutionConfirmation:
     (did, seq, kind, instr, side, intent, status, code, qty, price, fee, at, ref, truncated, over, rec) = row
-    return ExecutionConfirmation.from_columns((_u64(did), seq, Instrument(kind, instr), side, intent, status, code, qty,
-                                               price, fee, _u64(at), ref, truncated, over, rec))  # fmt: skip
+    return ExecutionConfirmation.from_columns((u64(did), seq, Instrument(kind, instr), side, intent, status, code, qty,
+                                               price, fee, u64(at), ref, truncated, over, rec))  # fmt: skip
 
 
 class Journal:
@@ -325,11 +197,11 @@ class Journal:
         if self.path == ":memory:":
             raise JournalError(f"{self.path}: an in-memory journal keeps nothing across a restart; give a file")
         self._create_if_missing(Path(path), starting_cash, venue)
-        with _translated(self.path):
+        with translated(self.path):
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=journalfile.BUSY_TIMEOUT_S)
         try:
-            with _translated(self.path):
-                self._check_identity(venue)
+            with translated(self.path):
+                self._checkidentity(venue)
                 self._open(sync, starting_cash)
         except BaseException:
             self._conn.close()
@@ -343,7 +215,7 @@ class Journal:
         if starting_cash is None:
             raise JournalMismatch(f"{self.path}: new journal needs a starting_cash")
         meta: dict[str, Any] = {"kind": JOURNAL_KIND, "schema_version": SCHEMA_VERSION, "starting_cash": float(starting_cash),
-                                "journal_id": _i64(new_journal_id())}  # fmt: skip
+                                "journal_id": i64(new_journal_id())}  # fmt: skip
         if venue is not None:
             meta["venue"] = venue
 
@@ -353,13 +225,13 @@ class Journal:
                     conn.execute(stmt)
             conn.executemany(PUT_META, meta.items())
 
-        with _translated(self.path):
+        with translated(self.path):
             journalfile.create(path, init)
 
-    def _check_identity(self, venue: str | None) -> None:
+    def _checkidentity(self, venue: str | None) -> None:
         """Refuse, before anything is written to it, a file that is not this kind of journal."""
-        meta = _identity(self.path, self._conn, venue)
-        self.journal_id = _u64(int(meta["journal_id"]))
+        meta = identity(self.path, self._conn, venue)
+        self.journal_id = u64(int(meta["journal_id"]))
         self.venue = meta.get("venue", venue)
 
     def _open(self, sync: str, starting_cash: float | None) -> None:
@@ -420,7 +292,7 @@ class Journal:
             with self._tx():
                 body()
 
-        with _translated(self.path):
+        with translated(self.path):
             journalfile.write_retrying(self._conn, attempt, path=self.path, what=what)
 
     def _write_sql(self, what: str, sql: str, params: tuple[object, ...]) -> None:
@@ -439,9 +311,9 @@ class Journal:
         """
         d = decision
         params = (
-            _i64(d.decision_id), d.instrument.kind, d.instrument.value, d.side, d.intent, d.reason,
-            d.quantity, d.reference_price, d.max_slippage_bps, _i64(d.created_at_ns),
-            _i64(d.expires_at_ns), _i64(d.market_ts_ns), d.stop_price, _i64(received_at_ns),
+            i64(d.decision_id), d.instrument.kind, d.instrument.value, d.side, d.intent, d.reason,
+            d.quantity, d.reference_price, d.max_slippage_bps, i64(d.created_at_ns),
+            i64(d.expires_at_ns), i64(d.market_ts_ns), d.stop_price, i64(received_at_ns),
         )  # fmt: skip
         self._write_sql(f"decision {d.decision_id}", INSERT_DECISION, params)
 
@@ -470,11 +342,11 @@ class Journal:
             raise JournalConflict(
                 f"{self.path}: fill for {fill.decision_id} in the outcome of {conf.decision_id}"
             )
-        did = _i64(conf.decision_id)
+        did = i64(conf.decision_id)
         conf_params = (
             conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent,
             conf.status, conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee,
-            _i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
+            i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
             int(conf.slippage_over_limit), int(conf.reconciled),
         )  # fmt: skip
         def body() -> None:
@@ -484,7 +356,7 @@ class Journal:
                 self._conn.execute(
                     INSERT_FILL,
                     (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty, fill.price,
-                     fill.fee, _i64(fill.executed_at_ns), venue_ref_full, fill.fee_native),
+                     fill.fee, i64(fill.executed_at_ns), venue_ref_full, fill.fee_native),
                 )  # fmt: skip
             self._conn.execute(INSERT_CONFIRMATION, conf_params)
             if settled_leg is not None:
@@ -507,7 +379,7 @@ class Journal:
         if conf.seq != self._next_seq or not conf.reconciled or fill.decision_id != conf.decision_id:
             raise JournalConflict(f"{self.path}: reconciled confirmation {conf.decision_id} (seq {conf.seq}) does"
                                   f" not fit (next seq {self._next_seq})")  # fmt: skip
-        did, at = _i64(conf.decision_id), _i64(at_ns)
+        did, at = i64(conf.decision_id), i64(at_ns)
         symbol = str(conf.instrument)
 
         def body() -> None:
@@ -516,10 +388,10 @@ class Journal:
                 conf.executed_qty, conf.avg_price, at, at + 1, at, at,
             ))  # fmt: skip
             self._conn.execute(INSERT_FILL, (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty,
-                                             fill.price, fill.fee, _i64(fill.executed_at_ns), b"", 0))  # fmt: skip
+                                             fill.price, fill.fee, i64(fill.executed_at_ns), b"", 0))  # fmt: skip
             self._conn.execute(INSERT_CONFIRMATION, (
                 conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent, conf.status,
-                conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee, _i64(conf.executed_at_ns), b"", 0, b"",
+                conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee, i64(conf.executed_at_ns), b"", 0, b"",
                 0, 1,
             ))  # fmt: skip
             self._conn.execute(INSERT_RECONCILIATION, (at, kind, symbol, did, detail))
@@ -535,28 +407,28 @@ class Journal:
             JournalWriteFailed: see :meth:`_write`.
         """
         self._write_sql(f"{kind} of {symbol}", INSERT_RECONCILIATION,
-                        (_i64(at_ns), kind, symbol, _i64(action_id), detail))  # fmt: skip
+                        (i64(at_ns), kind, symbol, i64(action_id), detail))  # fmt: skip
 
     def next_action_id(self) -> int:
         """The next id of the reserved space (:data:`~protocol.RECONCILE_ID_BASE` + 1, + 2, ...) for a
         reconciliation's confirmation or action; never one used before."""
-        with _translated(self.path):
+        with translated(self.path):
             row = self._conn.execute(MAX_ACTION_ID).fetchone()
-        last = _u64(int(row[0])) if row is not None and row[0] is not None else RECONCILE_ID_BASE
+        last = u64(int(row[0])) if row is not None and row[0] is not None else RECONCILE_ID_BASE
         return last + 1
 
     def reconciliations(self) -> list[dict[str, Any]]:
         """The audit of every reconciliation action, oldest first: ``at_ns``, ``kind``, ``symbol``,
         ``action_id``, ``detail``."""
-        with _translated(self.path):
+        with translated(self.path):
             rows = self._conn.execute(
                 "SELECT at_ns, kind, symbol, action_id, detail FROM reconciliations ORDER BY id").fetchall()
-        return [{"at_ns": _u64(a), "kind": k, "symbol": sym, "action_id": _u64(i), "detail": d}
+        return [{"at_ns": u64(a), "kind": k, "symbol": sym, "action_id": u64(i), "detail": d}
                 for a, k, sym, i, d in rows]  # fmt: skip
 
     def belief_state(self) -> dict[str, Any] | None:
         """The belief controller's state as last journaled (mode, kill switch), or ``None``."""
-        with _translated(self.path):
+        with translated(self.path):
             row = self._conn.execute(GET_META, ("belief_state",)).fetchone()
         return None if row is None else json.loads(row[0])
 
@@ -567,30 +439,39 @@ class Journal:
 
     def decision(self, decision_id: int) -> JournaledDecision | None:
         """The journaled decision with this id, or ``None``."""
-        with _translated(self.path):
-            row = self._conn.execute(SELECT_DECISION, (_i64(decision_id),)).fetchone()
+        with translated(self.path):
+            row = self._conn.execute(SELECT_DECISION, (i64(decision_id),)).fetchone()
         return None if row is None else _decision_row(row)
 
     def confirmation_for(self, decision_id: int) -> ExecutionConfirmation | None:
         """The stored confirmation of a decision (``sent_at_ns`` 0), or ``None``."""
-        with _translated(self.path):
-            row = self._conn.execute(SELECT_CONFIRMATION, (_i64(decision_id),)).fetchone()
+        with translated(self.path):
+            row = self._conn.execute(SELECT_CONFIRMATION, (i64(decision_id),)).fetchone()
         return None if row is None else _confirmation_row(row)
 
     def next_seq(self) -> int:
         """The seq the next confirmation must carry: gap-free from 1."""
         return self._next_seq
 
+    def _record_leg(self, table: str, price_column: str, symbol: str, client_order_id: str, price: float,
+                    qty: float) -> None:  # fmt: skip
+        self._write_sql(
+            f"{table} row of {client_order_id}",
+            f"INSERT INTO {table} (symbol, client_order_id, {price_column}, qty) VALUES (?, ?, ?, ?)"
+            f" ON CONFLICT (symbol) DO UPDATE SET client_order_id = excluded.client_order_id,"
+            f" {price_column} = excluded.{price_column}, qty = excluded.qty",
+            (symbol, client_order_id, price, qty),
+        )
+
+    def _legs(self, table: str, price_column: str) -> dict[str, tuple[str, float, float]]:
+        with translated(self.path):
+            rows = self._conn.execute(f"SELECT symbol, client_order_id, {price_column}, qty FROM {table}").fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
     def record_protective(self, symbol: str, client_order_id: str, stop_price: float, qty: float) -> None:
         """Remember the protective order of ``symbol`` — committed *before* it is sent, so a restart
         knows which order to look up (the exit order gateway's write-ahead)."""
-        self._write_sql(
-            f"protective order {client_order_id}",
-            "INSERT INTO protective (symbol, client_order_id, stop_price, qty) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (symbol) DO UPDATE SET client_order_id = excluded.client_order_id,"
-            " stop_price = excluded.stop_price, qty = excluded.qty",
-            (symbol, client_order_id, stop_price, qty),
-        )
+        self._record_leg("protective", "stop_price", symbol, client_order_id, stop_price, qty)
 
     def clear_protective(self, symbol: str) -> None:
         """Forget ``symbol``'s protective order (its position is closed, or the stop is gone)."""
@@ -598,20 +479,12 @@ class Journal:
 
     def protective(self) -> dict[str, tuple[str, float, float]]:
         """``{symbol: (client_order_id, stop_price, qty)}`` of the protective orders last recorded."""
-        with _translated(self.path):
-            rows = self._conn.execute("SELECT symbol, client_order_id, stop_price, qty FROM protective").fetchall()
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        return self._legs("protective", "stop_price")
 
     def record_take_profit(self, symbol: str, client_order_id: str, limit_price: float, qty: float) -> None:
         """Remember the resting take-profit of ``symbol`` — committed *before* it is sent (the exit
         order gateway's write-ahead, as for stops)."""
-        self._write_sql(
-            f"take-profit {client_order_id}",
-            "INSERT INTO take_profits (symbol, client_order_id, limit_price, qty) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (symbol) DO UPDATE SET client_order_id = excluded.client_order_id,"
-            " limit_price = excluded.limit_price, qty = excluded.qty",
-            (symbol, client_order_id, limit_price, qty),
-        )
+        self._record_leg("take_profits", "limit_price", symbol, client_order_id, limit_price, qty)
 
     def clear_take_profit(self, symbol: str) -> None:
         """Forget ``symbol``'s take-profit (it filled, was cancelled, or its position closed)."""
@@ -619,14 +492,12 @@ class Journal:
 
     def take_profits(self) -> dict[str, tuple[str, float, float]]:
         """``{symbol: (client_order_id, limit_price, qty)}`` of the take-profits last recorded."""
-        with _translated(self.path):
-            rows = self._conn.execute("SELECT symbol, client_order_id, limit_price, qty FROM take_profits").fetchall()
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        return self._legs("take_profits", "limit_price")
 
     def namespace(self) -> str:
         """This journal's client order id namespace (8 hex digits, created once and kept; see
         :mod:`executor.venue.coid`), so ids stay stable across restarts and unique across runs."""
-        with _translated(self.path):
+        with translated(self.path):
             row = self._conn.execute(GET_META, ("coid_namespace",)).fetchone()
             if row is not None:
                 return str(row[0])
@@ -636,7 +507,7 @@ class Journal:
 
     def in_flight(self) -> list[TradeDecision]:
         """Decisions received but without an outcome, in decision-id order."""
-        with _translated(self.path):
+        with translated(self.path):
             rows = self._conn.execute(SELECT_IN_FLIGHT).fetchall()
         return sorted((_decision_row(r).decision for r in rows), key=lambda d: d.decision_id)
 
@@ -651,18 +522,18 @@ class Journal:
         """
         r = record
         params = (r.client_order_id, r.attempt, r.signature, r.tx, r.last_valid_block_height, r.input_mint,
-                  r.output_mint, r.in_amount, r.out_amount, _i64(r.created_at_ns), _i64(r.market_ts_ns))  # fmt: skip
+                  r.output_mint, r.in_amount, r.out_amount, i64(r.created_at_ns), i64(r.market_ts_ns))  # fmt: skip
         self._write_sql(f"swap {r.signature} (order {r.client_order_id}, attempt {r.attempt})", INSERT_SWAP, params)
 
     def swaps(self, client_order_id: str) -> list[SwapRecord]:
         """The attempts of an order, by attempt number."""
-        with _translated(self.path):
+        with translated(self.path):
             rows = self._conn.execute(SELECT_SWAPS, (client_order_id,)).fetchall()
         return [_swap_row(row) for row in rows]
 
     def swap_by_signature(self, signature: str) -> SwapRecord | None:
         """The attempt with this signature, of whichever order, or ``None``."""
-        with _translated(self.path):
+        with translated(self.path):
             row = self._conn.execute(SELECT_SWAP_BY_SIGNATURE, (signature,)).fetchone()
         return None if row is None else _swap_row(row)
 
@@ -681,21 +552,21 @@ class Journal:
 
     def fills(self) -> Iterator[Fill]:
         """All fills in the order they were journaled (confirmation seq), to rebuild the ledger."""
-        with _translated(self.path):
+        with translated(self.path):
             rows = self._conn.execute(SELECT_FILLS).fetchall()
         for did, kind, instr, side, qty, price, fee, at, native in rows:
             instrument = Instrument(InstrumentKind(kind), instr)
-            yield Fill(_u64(did), instrument, Side(side), qty, price, fee, _u64(at), native)
+            yield Fill(u64(did), instrument, Side(side), qty, price, fee, u64(at), native)
 
     def confirmations_from(self, seq: int, limit: int = -1) -> list[ExecutionConfirmation]:
         """Confirmations with ``seq >= seq``, in seq order, at most ``limit`` (-1 = all), for replay."""
-        with _translated(self.path):
+        with translated(self.path):
             rows = self._conn.execute(SELECT_CONFIRMATIONS_FROM + " LIMIT ?", (seq, limit)).fetchall()
         return [_confirmation_row(r) for r in rows]
 
     def close(self) -> None:
         """Close the database (idempotent)."""
-        with _translated(self.path):
+        with translated(self.path):
             self._conn.close()
 
     def __enter__(self) -> Journal:

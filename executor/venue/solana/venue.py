@@ -204,17 +204,11 @@ class SolanaVenue(Venue):
         store, sender = self._records()
         coid = request.client_order_id
         while True:
-            records = store.swaps(coid)
-            for rec in records:
-                if rec.state in (SwapState.LANDED, SwapState.FAILED):
-                    return await self._report(rec, request)
-            for rec in records:
-                if rec.state is SwapState.SIGNED:
-                    verdict = await sender.drive(rec, wait_s=self.confirm_timeout_s, first=False)
-                    if isinstance(verdict, Landed):
-                        return await self._report(rec, request)
-                    if isinstance(verdict, Pending):
-                        raise AmbiguousVenueError(f"solana: {rec.signature} may still land: {verdict.why}")
+            found = await self._resolve(store.swaps(coid), request, self.confirm_timeout_s)
+            if isinstance(found, OrderReport):
+                return found
+            if found is not None:
+                raise AmbiguousVenueError(f"solana: {found[0].signature} may still land: {found[1].why}")
             records = store.swaps(coid)
             if any(r.state is SwapState.SIGNED for r in records):  # pragma: no cover - drive marks every verdict
                 raise AmbiguousVenueError(f"solana: order {coid} has an attempt without a verdict")
@@ -353,18 +347,28 @@ class SolanaVenue(Venue):
         Raises:
             TemporaryVenueError: an attempt may still land (driven for ``lookup_wait_s`` first).
         """
-        store, sender = self._records()
-        records = store.swaps(client_order_id)
+        store, _ = self._records()
+        found = await self._resolve(store.swaps(client_order_id), None, self.lookup_wait_s)
+        if found is None or isinstance(found, OrderReport):
+            return found
+        raise TemporaryVenueError(f"solana: {found[0].signature} may still land: {found[1].why}")
+
+    async def _resolve(self, records: list[SwapRecord], request: OrderRequest | None,
+                       wait_s: float) -> OrderReport | tuple[SwapRecord, Pending] | None:  # fmt: skip
+        """An order's journaled attempts, resolved: the report of one that landed (or landed and
+        failed) — driving each still-signed one for up to ``wait_s`` — or the attempt that may still
+        land with its verdict, or ``None`` when none may land."""
+        _, sender = self._records()
         for rec in records:
             if rec.state in (SwapState.LANDED, SwapState.FAILED):
-                return await self._report(rec, None)
+                return await self._report(rec, request)
         for rec in records:
             if rec.state is SwapState.SIGNED:
-                verdict = await sender.drive(rec, wait_s=self.lookup_wait_s, first=False)
+                verdict = await sender.drive(rec, wait_s=wait_s, first=False)
                 if isinstance(verdict, Landed):
-                    return await self._report(rec, None)
+                    return await self._report(rec, request)
                 if isinstance(verdict, Pending):
-                    raise TemporaryVenueError(f"solana: {rec.signature} may still land: {verdict.why}")
+                    return rec, verdict
         return None
 
     async def cancel(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
