@@ -108,3 +108,16 @@ def refuse(decision: TradeDecision, status: Status = Status.REJECTED) -> Executi
 def bar(close: float, ts_ms: int = T0 // MS) -> Bar:
     """A flat bar (open = high = low = close) with volume 1."""
     return Bar(ts_ms, close, close, close, close, 1.0)
+
+
+class Scripted:
+    """A strategy that returns whatever signal the test programmed for the next bar."""
+
+    def __init__(self) -> None:
+        self.next: Side | None = None
+        self.seen: list[Bar] = []
+
+    def on_bar(self, b: Bar) -> Side | None:
+        self.seen.append(b)
+        signal, self.next = self.next, None
+        return signal

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from factories import BTC, DAY, MIN, MS, T0, accept, bar, fill, refuse
+from factories import BTC, DAY, MIN, MS, T0, Scripted, accept, bar, fill, refuse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,24 +16,10 @@ from brain.core import BrainConfig, BrainCore, SkipReason, Step
 from brain.exits import ExitRules
 from brain.risk import Approved, BreakerKind, BreakerRules, CircuitBreakers
 from brain.tracker import Applied, PositionTracker
-from foundation.bars import Bar
 from protocol import DecisionReason, Intent, RejectCode, Side, Status, TradeDecision
 
 CASH = 10_000.0
 WALL_LAG = 5_000_000_000  # wall clock runs 5 s after market time, to tell the two stamps apart
-
-
-class Scripted:
-    """A strategy that returns whatever signal the test programmed for the next bar."""
-
-    def __init__(self) -> None:
-        self.next: Side | None = None
-        self.seen: list[Bar] = []
-
-    def on_bar(self, b: Bar) -> Side | None:
-        self.seen.append(b)
-        signal, self.next = self.next, None
-        return signal
 
 
 class Rig:

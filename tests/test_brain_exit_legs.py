@@ -10,7 +10,7 @@ import itertools
 import math
 
 import pytest
-from factories import BTC, MIN, MS, T0, accept, fill, refuse
+from factories import BTC, MIN, MS, T0, Scripted, accept, fill, refuse
 
 from brain.core import BrainConfig, BrainCore, Step
 from brain.exits import ExitPlan, ExitRules, ExitWatch
@@ -54,17 +54,6 @@ def beyond(side: Side, level: float) -> float:
 def short_of(side: Side, level: float) -> float:
     """The next float before ``level`` seen from the entry (below for a long, above for a short)."""
     return math.nextafter(level, -math.inf if side is Side.BUY else math.inf)
-
-
-class Scripted:
-    """A strategy that returns whatever signal the test programmed for the next bar."""
-
-    def __init__(self) -> None:
-        self.next: Side | None = None
-
-    def on_bar(self, b: Bar) -> Side | None:
-        signal, self.next = self.next, None
-        return signal
 
 
 class Rig:

@@ -8,7 +8,7 @@ import itertools
 from typing import Any
 
 import pytest
-from factories import BTC, DAY, ETH, MIN, MS, T0, accept, bar, failed, fill, filled, refuse
+from factories import BTC, DAY, ETH, MIN, MS, T0, Scripted, accept, bar, failed, fill, filled, refuse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +16,6 @@ from brain.core import BrainConfig, BrainCore, SkipReason, Step
 from brain.exits import ExitPlan, ExitRules, ExitWatch
 from brain.risk import BreakerKind, BreakerRules, CircuitBreakers
 from brain.tracker import Applied, PositionTracker
-from foundation.bars import Bar
 from protocol import (
     RECONCILE_ID_BASE,
     DecisionReason,
@@ -84,19 +83,6 @@ def reconciled(
         reject_code=RejectCode.NONE, executed_qty=qty, avg_price=price, fee=0.0, executed_at_ns=at_ns,
         reconciled=True,
     )  # fmt: skip
-
-
-class Scripted:
-    """A strategy that returns whatever signal the test programmed for the next bar."""
-
-    def __init__(self) -> None:
-        self.next: Side | None = None
-        self.seen: list[Bar] = []
-
-    def on_bar(self, b: Bar) -> Side | None:
-        self.seen.append(b)
-        signal, self.next = self.next, None
-        return signal
 
 
 class Rig:
