@@ -56,9 +56,10 @@ modules that define them.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,13 @@ from structlog.contextvars import bound_contextvars
 from foundation.bars import Bar, Bars
 from foundation.runtime import parse_address
 from foundation.shell import LinkShell
-from protocol import BrainLink, Codec, ExecutionConfirmation, Posture, TradeDecision
+from protocol import BrainLink, Codec, ExecutionConfirmation, Instrument, Posture, TradeDecision
 from protocol.udp import Address
 
 from .confirmlog import log_live_confirmation
 from .core import BrainCore
 from .equity import EquityCurve, EquityPoint
-from .feeds import Feed, ReplayFeed
+from .feeds import Feed, PortfolioFeed, ReplayFeed
 from .gauges import ReplayGauges
 from .journal import BrainJournal, JournaledDecision
 from .livefeed import LiveFeed
@@ -166,8 +167,10 @@ class BrainApp(LinkShell):
         )
         self.stats = ReplayStats()
         self.pacing = pacing
-        self._exported_positions.add(str(core.config.instrument))  # exported at 0 from the start
-        metrics.mark_price.labels(str(core.config.instrument))
+        for inst in core.config.instruments:
+            self._exported_positions.add(str(inst))  # exported at 0 from the start
+            metrics.mark_price.labels(str(inst))
+        self._closes: dict[Instrument, float] = {}  # each instrument's last close (a portfolio's equity rows)
         self._gauges = ReplayGauges(metrics)
         if on_progress is not None:
             self.on_progress = on_progress  # type: ignore[method-assign]
@@ -206,6 +209,17 @@ class BrainApp(LinkShell):
         self.metrics.replay_bars.set(len(bars))
         return await self.run_feed(ReplayFeed(bars, self.pacing, self.on_progress))
 
+    async def replay_markets(self, markets: Sequence[tuple[Instrument, Bars]]) -> ReplayStats:
+        """A portfolio's replay: every instrument's bars merged by close time
+        (:class:`~brain.feeds.PortfolioFeed`), the configured instrument first, in lockstep per
+        close time.
+
+        Raises:
+            BrainJournalError: the journal holds decisions this replay does not re-derive.
+        """
+        self.metrics.replay_bars.set(sum(len(bars) for _, bars in markets))
+        return await self.run_feed(PortfolioFeed(markets, self.pacing, self.on_progress))
+
     async def run_feed(self, feed: Feed) -> ReplayStats:
         """Trade the closed bars of ``feed`` until it ends, in lockstep with confirmations: the same
         step on every bar, replayed or live, so the same bars give the same decisions. Entries are
@@ -240,7 +254,7 @@ class BrainApp(LinkShell):
                 self.metrics.feed_last_closed_bar.set(closed.close_ns / 1e9)
                 self.metrics.feed_lag.set(max(0.0, time.time() - closed.close_ns / 1e9))
             await self._bar(closed.bar, closed.close_ns, item.index, fresh=fresh,
-                            pause_on_silence=feed.pauses_on_silence)  # fmt: skip
+                            pause_on_silence=feed.pauses_on_silence, group=item.group)  # fmt: skip
             last_ns = closed.close_ns
         if last_ns is not None:
             self._gauges.bar(last_ns, self.stats, self.core)
@@ -249,16 +263,21 @@ class BrainApp(LinkShell):
         return self.stats
 
     async def _bar(self, bar: Bar, close_ns: int, index: int, *, fresh: bool = True,
-                   pause_on_silence: bool) -> None:  # fmt: skip
-        """One bar through the core: decide, send, await the confirmations (lockstep), record equity.
+                   pause_on_silence: bool, group: tuple[tuple[Instrument, Bar], ...] = ()) -> None:  # fmt: skip
+        """One close time through the core: decide, send, await the confirmations (lockstep), record equity.
 
         Args:
-            index: the bar's identity in the journal (restart matching).
+            bar: the configured instrument's bar (one instrument).
+            index: the close time's identity in the journal (restart matching).
             fresh: entries may be decided on it (a live feed's verdict).
             pause_on_silence: wait for a silent executor (a replay) instead of only blocking entries.
+            group: a portfolio's bars closing at ``close_ns`` (:class:`~brain.feeds.FeedBar`), all
+                decided from the same state, their decisions sent together and every one
+                confirmed before the next close time; empty: ``bar`` alone.
         """
         core, stats, metrics, link = self.core, self.stats, self.metrics, self.link
         tracker = core.tracker
+        bars = group or ((core.config.instrument, bar),)
         self._check_journal_fault()
         now = time.time_ns()
         if pause_on_silence and not link.executor_alive(now):
@@ -267,17 +286,19 @@ class BrainApp(LinkShell):
             now = time.time_ns()
         self._bar_index = index
         trips_before = len(core.breakers.trips)
-        step = core.on_bar(bar, close_ns, now, executor_alive=link.executor_alive(now),
-                           executor_journal_ok=link.journal_fault is None, feed_fresh=fresh,
-                           posture=self._posture(close_ns))  # fmt: skip
-        stats.bars += 1
+        step = core.on_bars(bars, close_ns, now, executor_alive=link.executor_alive(now),
+                            executor_journal_ok=link.journal_fault is None, feed_fresh=fresh,
+                            posture=self._posture(close_ns))  # fmt: skip
+        stats.bars += len(bars)
         for skip in step.skips:
             metrics.skips.labels(skip.reason.value).inc()
             self.log.info("signal_skipped", reason=skip.reason.value, side=skip.side.name, detail=skip.detail,
-                          bar_ts_ms=bar.ts_ms)  # fmt: skip
+                          instrument=str(skip.instrument), bar_ts_ms=bar.ts_ms)  # fmt: skip
         for trip in core.breakers.trips[trips_before:]:  # one bar can trip two breakers
             self._on_trip(trip)
-        before = (tracker.equity(), self._position_qty())  # the account before this bar's fills
+        for inst, b in bars:
+            self._closes[inst] = b.close
+        before = (tracker.equity(), self._positions())  # the account before this close's fills
         self._fills_after = None
         self._dispatch(step.decisions, index)
         if core.pending:
@@ -285,11 +306,12 @@ class BrainApp(LinkShell):
             self._check_journal_fault()
         elif index % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        if self._fills_after is not None and self._fills_after > close_ns:
-            # filled after the close (a gap): the fill shows in the next bar's row
-            stats.equity_curve.record(close_ns, bar.close, *before)
-        else:
-            stats.equity_curve.record(close_ns, bar.close, tracker.equity(), self._position_qty())
+        equity, positions = before if self._fills_after is not None and self._fills_after > close_ns else (
+            tracker.equity(), self._positions())  # filled after the close (a gap): the fill shows in the next row
+        first = core.config.instrument
+        others = tuple((self._closes.get(inst, math.nan), positions[i + 1])
+                       for i, inst in enumerate(core.config.markets))  # fmt: skip
+        stats.equity_curve.record(close_ns, self._closes.get(first, math.nan), equity, positions[0], others)
         self._gauges.bar_due(asyncio.get_running_loop().time, close_ns, stats, core)
 
     def _posture(self, close_ns: int) -> Posture | None:
@@ -315,9 +337,10 @@ class BrainApp(LinkShell):
         self.metrics.mark_price.labels(str(inst)).set(bar.close)
         self.metrics.equity.set(self.core.tracker.equity_at(inst, bar.close))
 
-    def _position_qty(self) -> float:
-        position = self.core.tracker.position(self.core.config.instrument)
-        return position.signed_quantity if position else 0.0
+    def _positions(self) -> tuple[float, ...]:
+        """The signed position of every instrument traded (base units), in the configured order."""
+        tracker = self.core.tracker
+        return tuple(p.signed_quantity if (p := tracker.position(inst)) else 0.0 for inst in self.core.config.instruments)
 
     def on_progress(self, bars_done: int, bars_total: int) -> None:
         """Called with the replay's progress (see :class:`Pacing`); the default does nothing."""

@@ -58,7 +58,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from foundation.bars import Bar
@@ -76,7 +76,7 @@ from protocol import (
 )
 
 from .exits import ExitPlan
-from .risk import Approved, CircuitBreakers, Trip, guard_entry, size_entry
+from .risk import Approved, CircuitBreakers, Trip, cap_exposure, guard_entry, size_entry
 from .strategy import Strategy
 from .tracker import Applied, ApplyResult, Position, PositionTracker
 
@@ -92,16 +92,29 @@ class SkipReason(str, enum.Enum):
     EXECUTOR_JOURNAL = "executor_journal"
     FEED_STALE = "feed_stale"
     BELIEF_GUARD = "belief_guard"
+    EXPOSURE_CAP = "exposure_cap"
     ZERO_SIZE = "zero_size"
 
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """A signal the brain did not act on, and why."""
+    """A signal the brain did not act on, and why (``instrument``: whose signal; ``None`` in a
+    hand-made skip)."""
 
     reason: SkipReason
     side: Side
     detail: str = ""
+    instrument: Instrument | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Gates:
+    """What the shell says about entries on this close (see :meth:`BrainCore.on_bar`)."""
+
+    executor_alive: bool
+    executor_journal_ok: bool
+    feed_fresh: bool
+    posture: Posture | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +130,23 @@ class Step:
 class BrainConfig:
     """Decision parameters. Fractions are of equity; times in ns; slippage and steps in bps.
 
+    ``markets`` are the instruments traded beside ``instrument`` (a portfolio, issue #16; empty: one
+    instrument). ``max_exposure_fraction`` caps an entry so the position in one instrument is worth
+    at most that fraction of the portfolio's equity at entry (1.0: no cap below the whole equity).
+
     ``allow_short`` lets a SELL signal while flat open a short (a derivatives venue only; the
     executor refuses it otherwise). ``exchange_stops`` turns on PROTECT decisions that move the venue's protective stop up with the
     exit plan; ``protect_step_bps`` (> 0) is how far the level must rise above the one last sent
     before a new PROTECT is worth a round trip.
 
     Raises:
-        ValueError: ``protect_step_bps`` not > 0.
+        ValueError: ``protect_step_bps`` not > 0, ``max_exposure_fraction`` outside (0, 1], or an
+            instrument listed twice.
     """
 
     instrument: Instrument
+    markets: tuple[Instrument, ...] = ()
+    max_exposure_fraction: float = 1.0
     entry_fraction: float = 0.05
     lot_size: float = 0.0
     decision_ttl_ns: int = 10_000_000_000
@@ -138,6 +158,15 @@ class BrainConfig:
     def __post_init__(self) -> None:
         if not self.protect_step_bps > 0:
             raise ValueError(f"protect_step_bps must be > 0, got {self.protect_step_bps}")
+        if not 0 < self.max_exposure_fraction <= 1:
+            raise ValueError(f"max_exposure_fraction must be in (0, 1], got {self.max_exposure_fraction}")
+        if len(set(self.instruments)) != len(self.instruments):
+            raise ValueError(f"an instrument is listed twice: {', '.join(map(str, self.instruments))}")
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        """Every instrument traded: ``instrument`` first, then ``markets``."""
+        return (self.instrument, *self.markets)
 
 
 class BrainCore:
@@ -145,7 +174,9 @@ class BrainCore:
 
     Args:
         config: decision parameters.
-        strategy: signal source (see :mod:`brain.strategy`).
+        strategy: signal source (see :mod:`brain.strategy`) of ``config.instrument``; a portfolio
+            gives one per instrument, ``{instrument: strategy}`` (each its own instance: a strategy
+            keeps state).
         tracker: the position tracker (changed only through :meth:`on_confirmation`).
         breakers: circuit breakers.
         next_decision_id: returns the next decision id; in a replay 1, 2, 3... so that a restarted
@@ -155,13 +186,18 @@ class BrainCore:
     def __init__(
         self,
         config: BrainConfig,
-        strategy: Strategy,
+        strategy: Strategy | Mapping[Instrument, Strategy],
         tracker: PositionTracker,
         breakers: CircuitBreakers,
         next_decision_id: Callable[[], int],
     ) -> None:
         self.config = config
-        self.strategy = strategy
+        self.strategies: dict[Instrument, Strategy] = (
+            dict(strategy) if isinstance(strategy, Mapping) else {config.instrument: strategy}
+        )
+        if set(self.strategies) != set(config.instruments):
+            raise ValueError(f"strategies for {', '.join(map(str, self.strategies))}; the instruments traded are "
+                             f"{', '.join(map(str, config.instruments))}")  # fmt: skip
         self.tracker = tracker
         self.breakers = breakers
         self._next_id = next_decision_id
@@ -181,7 +217,8 @@ class BrainCore:
 
     def on_bar(self, bar: Bar, market_ns: int, wall_ns: int, executor_alive: bool = True,
                executor_journal_ok: bool = True, feed_fresh: bool = True, posture: Posture | None = None) -> Step:  # fmt: skip
-        """Process one bar whose close is known at ``market_ns``; stamp decisions with ``wall_ns``.
+        """Process one bar of the configured instrument whose close is known at ``market_ns``; stamp
+        decisions with ``wall_ns``: :meth:`on_bars` with that one bar.
 
         ``executor_alive`` is the link's verdict; when False, entries are skipped (exits are not).
         ``executor_journal_ok`` False (the executor's journal was replaced or went back) skips
@@ -191,12 +228,42 @@ class BrainCore:
         notional, and refuses it (``belief_guard``) while entries are off, the kill switch is on or
         the instrument's entry cooldown (market time) has not passed; it never touches an exit.
         """
-        inst = self.config.instrument
+        return self.on_bars(((self.config.instrument, bar),), market_ns, wall_ns, executor_alive=executor_alive,
+                            executor_journal_ok=executor_journal_ok, feed_fresh=feed_fresh, posture=posture)  # fmt: skip
+
+    def on_bars(self, bars: Sequence[tuple[Instrument, Bar]], market_ns: int, wall_ns: int, *,
+                executor_alive: bool = True, executor_journal_ok: bool = True, feed_fresh: bool = True,
+                posture: Posture | None = None) -> Step:  # fmt: skip
+        """Process the bars of every instrument closing at ``market_ns`` (a portfolio's close time;
+        one bar for a single instrument), all decided from the same state: every instrument is
+        marked first, the breakers see the portfolio's equity once, then each instrument's strategy
+        runs and its rules decide, in the order given, sized from that same equity (no confirmation
+        can arrive in between: the core is pure). Arguments as :meth:`on_bar`.
+
+        Raises:
+            KeyError: an instrument without a strategy (:attr:`strategies`).
+        """
+        tracker = self.tracker
+        exits = [tracker.mark(inst, bar.close, market_ns) for inst, bar in bars]
+        trip = self.breakers.on_equity(tracker.equity(), market_ns)
+        equity = tracker.equity()
+        decisions: list[TradeDecision] = []
+        skips: list[Skip] = []
+        gates = _Gates(executor_alive, executor_journal_ok, feed_fresh, posture)
+        for (inst, bar), exit_reason in zip(bars, exits, strict=True):
+            ds, skip = self._instrument_bar(inst, bar, exit_reason, market_ns, wall_ns, equity, gates)
+            decisions.extend(ds)
+            if skip is not None:
+                self.skips[skip.reason] += 1
+                skips.append(skip)
+        return Step(tuple(decisions), tuple(skips), trip)
+
+    def _instrument_bar(self, inst: Instrument, bar: Bar, exit_reason: DecisionReason | None, market_ns: int,
+                        wall_ns: int, equity: float, gates: _Gates) -> tuple[tuple[TradeDecision, ...], Skip | None]:  # fmt: skip
+        """One instrument's rules on its bar (the module docstring): its decisions and its skip."""
         tracker = self.tracker
         price = bar.close
-        exit_reason = tracker.mark(inst, price, market_ns)
-        trip = self.breakers.on_equity(tracker.equity(), market_ns)
-        signal = self.strategy.on_bar(bar)
+        signal = self.strategies[inst].on_bar(bar)
         position = tracker.position(inst)
         if inst in self.dust:
             position, exit_reason = None, None  # dust is held, not traded
@@ -208,64 +275,77 @@ class BrainCore:
             self._reverse.pop(inst, None)  # a new signal, or an exit rule firing, supersedes a pending reversal
         exit_reason = exit_reason or self._closing.get(inst)
         if position is not None and exit_reason is not None and not busy:
-            d = self._decide(position.closing_side, Intent.CLOSE, exit_reason, position.quantity, price, market_ns,
-                             wall_ns)  # fmt: skip
+            d = self._decide(inst, position.closing_side, Intent.CLOSE, exit_reason, position.quantity, price,
+                             market_ns, wall_ns)  # fmt: skip
             if signal is None:
-                return Step((d,), (), trip)
-            skip = Skip(SkipReason.AWAITING_CONFIRMATION, signal, f"the {exit_reason.name} exit decided on this bar")
-            self.skips[skip.reason] += 1
-            return Step((d,), (skip,), trip)
+                return (d,), None
+            return (d,), Skip(SkipReason.AWAITING_CONFIRMATION, signal, f"the {exit_reason.name} exit decided on this bar",
+                              inst)  # fmt: skip
         if signal is None and position is None and not busy and inst in self._reverse:
             signal = self._reverse.pop(inst)  # the second decision of a reversal: the entry, guarded as any
         if signal is None:
-            return Step(self._legs(position, bar, market_ns, wall_ns, busy), (), trip)
+            return self._legs(position, bar, market_ns, wall_ns, busy), None
 
         skip: Skip | None = None
         entry = position is None and (signal is Side.BUY or self.config.allow_short)
         if busy:
-            skip = Skip(SkipReason.AWAITING_CONFIRMATION, signal)
+            skip = Skip(SkipReason.AWAITING_CONFIRMATION, signal, "", inst)
         elif position is not None and signal is position.side:
-            skip = Skip(SkipReason.ALREADY_POSITIONED, signal)
+            skip = Skip(SkipReason.ALREADY_POSITIONED, signal, "", inst)
         elif entry and (held := tracker.position(inst)) is not None and held.side is not signal:
             # dust held on the other side: its fill would cover the dust, never open this side (no netting)
-            skip = Skip(SkipReason.ALREADY_POSITIONED, signal, f"dust {held.signed_quantity!r} held on the other side")
+            skip = Skip(SkipReason.ALREADY_POSITIONED, signal, f"dust {held.signed_quantity!r} held on the other side",
+                        inst)  # fmt: skip
         elif entry:
-            verdict = self.breakers.check_entry(market_ns)
-            if not isinstance(verdict, Approved):
-                skip = Skip(SkipReason.BREAKER, signal, verdict.reason)
-            elif not executor_alive:
-                skip = Skip(SkipReason.EXECUTOR_SILENT, signal, "no heartbeat from the executor")
-            elif not executor_journal_ok:
-                skip = Skip(SkipReason.EXECUTOR_JOURNAL, signal, "the executor's journal was replaced or went back")
-            elif not feed_fresh:
-                skip = Skip(SkipReason.FEED_STALE, signal, "the live feed is stale or the bar closed too long ago")
-            elif (why := self._guarded(posture, market_ns)) is not None:
-                skip = Skip(SkipReason.BELIEF_GUARD, signal, why)
-            else:
-                qty = size_entry(tracker.equity(), price, self.config.entry_fraction, self.config.lot_size)
-                if posture is not None:
-                    qty = guard_entry(posture, qty, price, self.config.lot_size)
-                if qty <= 0 and posture is not None and posture.entry_scale_bp < FULL_ENTRY_SCALE_BP:
-                    skip = Skip(SkipReason.BELIEF_GUARD, signal, "scaled to nothing by the executor's posture")
-                elif qty <= 0:
-                    skip = Skip(SkipReason.ZERO_SIZE, signal)
-                else:
-                    stop = ExitPlan.for_entry(tracker.exit_rules, price, market_ns, side=signal).stop_price
-                    d = self._decide(signal, Intent.OPEN, DecisionReason.SIGNAL, qty, price, market_ns, wall_ns,
-                                     stop)  # fmt: skip
-                    return Step((d,), (), trip)
+            decided = self._entry(inst, signal, price, market_ns, wall_ns, equity, gates)
+            if isinstance(decided, TradeDecision):
+                return (decided,), None
+            skip = decided
         elif position is None:
-            skip = Skip(SkipReason.NO_POSITION, signal)
+            skip = Skip(SkipReason.NO_POSITION, signal, "", inst)
         else:
-            d = self._decide(position.closing_side, Intent.CLOSE, DecisionReason.SIGNAL, position.quantity, price,
-                             market_ns, wall_ns)  # fmt: skip
+            d = self._decide(inst, position.closing_side, Intent.CLOSE, DecisionReason.SIGNAL, position.quantity,
+                             price, market_ns, wall_ns)  # fmt: skip
             if self.config.allow_short:
                 self._reverse[inst] = signal  # the opposite entry, once this exit has closed the position
-            return Step((d,), (), trip)
-        self.skips[skip.reason] += 1
-        return Step(self._legs(position, bar, market_ns, wall_ns, busy), (skip,), trip)
+            return (d,), None
+        return self._legs(position, bar, market_ns, wall_ns, busy), skip
 
-    def _guarded(self, posture: Posture | None, market_ns: int) -> str | None:
+    def _entry(self, inst: Instrument, signal: Side, price: float, market_ns: int, wall_ns: int, equity: float,
+               gates: _Gates) -> TradeDecision | Skip:  # fmt: skip
+        """An entry on ``signal`` through every guard, sized at ``entry_fraction`` of the portfolio's
+        ``equity`` and capped at ``max_exposure_fraction`` of it; or the skip that refused it."""
+        verdict = self.breakers.check_entry(market_ns)
+        posture = gates.posture
+        why: str | None
+        if not isinstance(verdict, Approved):
+            return Skip(SkipReason.BREAKER, signal, verdict.reason, inst)
+        if not gates.executor_alive:
+            return Skip(SkipReason.EXECUTOR_SILENT, signal, "no heartbeat from the executor", inst)
+        if not gates.executor_journal_ok:
+            return Skip(SkipReason.EXECUTOR_JOURNAL, signal, "the executor's journal was replaced or went back", inst)
+        if not gates.feed_fresh:
+            return Skip(SkipReason.FEED_STALE, signal, "the live feed is stale or the bar closed too long ago", inst)
+        if (why := self._guarded(posture, market_ns, inst)) is not None:
+            return Skip(SkipReason.BELIEF_GUARD, signal, why, inst)
+        lot = self.config.lot_size
+        qty = size_entry(equity, price, self.config.entry_fraction, lot)
+        if posture is not None:
+            qty = guard_entry(posture, qty, price, lot)
+        if qty <= 0 and posture is not None and posture.entry_scale_bp < FULL_ENTRY_SCALE_BP:
+            return Skip(SkipReason.BELIEF_GUARD, signal, "scaled to nothing by the executor's posture", inst)
+        if qty <= 0:
+            return Skip(SkipReason.ZERO_SIZE, signal, "", inst)
+        held = self.tracker.position(inst)
+        capped = cap_exposure(qty, price, equity, held.quantity if held is not None else 0.0,
+                              self.config.max_exposure_fraction, lot)  # fmt: skip
+        if capped <= 0:
+            return Skip(SkipReason.EXPOSURE_CAP, signal, f"{inst} already holds {self.config.max_exposure_fraction:.0%}"
+                        " of the portfolio's equity", inst)  # fmt: skip
+        stop = ExitPlan.for_entry(self.tracker.exit_rules, price, market_ns, side=signal).stop_price
+        return self._decide(inst, signal, Intent.OPEN, DecisionReason.SIGNAL, capped, price, market_ns, wall_ns, stop)
+
+    def _guarded(self, posture: Posture | None, market_ns: int, inst: Instrument) -> str | None:
         """Why the executor's posture refuses an entry now, or ``None``."""
         if posture is None:
             return None
@@ -273,7 +353,7 @@ class BrainCore:
             return f"the executor's kill switch is on (mode {posture.mode.name})"
         if not posture.entries_allowed:
             return f"the executor allows no entries (mode {posture.mode.name})"
-        last = self._last_entry_ns.get(self.config.instrument)
+        last = self._last_entry_ns.get(inst)
         if posture.entry_cooldown_ms and last is not None and market_ns - last < posture.entry_cooldown_ms * 1_000_000:
             return f"entry cooldown {posture.entry_cooldown_ms} ms (mode {posture.mode.name})"
         return None
@@ -384,7 +464,7 @@ class BrainCore:
         reason = (DecisionReason.TRAILING_TAKE_PROFIT if trailing else DecisionReason.BREAKEVEN if breakeven
                   else DecisionReason.STOP_LOSS)  # fmt: skip
         qty = position.quantity
-        return (self._decide(position.closing_side, Intent.PROTECT, reason, qty, price, market_ns, wall_ns, level),)
+        return (self._decide(inst, position.closing_side, Intent.PROTECT, reason, qty, price, market_ns, wall_ns, level),)
 
     # -- exit legs: the take-profit and breakeven (issue #16) --------------------------------------
 
@@ -400,8 +480,8 @@ class BrainCore:
             return (self._place_take_profit(position, tp, bar.close, market_ns, wall_ns),)
         if tp is not None and tp.resting and position.plan.traded_through(bar.high, bar.low):
             qty = min(tp.qty, position.quantity)
-            return (self._decide(position.closing_side, Intent.REDUCE, DecisionReason.PARTIAL_TAKE_PROFIT, qty, tp.price,
-                                 market_ns, wall_ns),)  # fmt: skip
+            return (self._decide(position.instrument, position.closing_side, Intent.REDUCE,
+                                 DecisionReason.PARTIAL_TAKE_PROFIT, qty, tp.price, market_ns, wall_ns),)  # fmt: skip
         return self._protect(position, bar.close, market_ns, wall_ns, busy)
 
     def _arm_take_profit(self, position: Position) -> None:
@@ -419,8 +499,8 @@ class BrainCore:
     def _place_take_profit(self, position: Position, tp: _TakeProfit, price: float, market_ns: int,
                            wall_ns: int) -> TradeDecision:  # fmt: skip
         tp.due = False
-        return self._decide(position.closing_side, Intent.TAKE_PROFIT, DecisionReason.PARTIAL_TAKE_PROFIT, tp.qty,
-                            price, market_ns, wall_ns, tp.price)  # fmt: skip
+        return self._decide(position.instrument, position.closing_side, Intent.TAKE_PROFIT,
+                            DecisionReason.PARTIAL_TAKE_PROFIT, tp.qty, price, market_ns, wall_ns, tp.price)  # fmt: skip
 
     def _settle_take_profit(self, decision: TradeDecision | None, conf: ExecutionConfirmation,
                             result: ApplyResult) -> None:  # fmt: skip
@@ -499,6 +579,7 @@ class BrainCore:
 
     def _decide(
         self,
+        instrument: Instrument,
         side: Side,
         intent: Intent,
         reason: DecisionReason,
@@ -510,7 +591,7 @@ class BrainCore:
     ) -> TradeDecision:
         decision = TradeDecision(
             decision_id=self._next_id(),
-            instrument=self.config.instrument,
+            instrument=instrument,
             side=side,
             intent=intent,
             reason=reason,

@@ -9,8 +9,12 @@ Which equity a row holds is the replay's business (:meth:`brain.app.BrainApp.rep
 honest in time — the row of bar *i* is stamped at its close and reflects exactly the fills at or
 before that time, so a fill after a gap first shows in the next bar's row.
 
-Storage: five parallel ``array`` columns (:class:`EquityCurve`); ``equity.csv`` is written from
-them by :func:`brain.report.write_equity_curve`.
+A portfolio's rows (issue #16) are one per close time, with the portfolio's equity; ``close`` and
+``position`` are the first instrument's, and :attr:`EquityCurve.others` holds the same two columns
+for each other instrument (its last close so far, NaN before its first bar).
+
+Storage: five parallel ``array`` columns, plus two per other instrument (:class:`EquityCurve`);
+``equity.csv`` is written from them by :func:`brain.report.write_equity_curve`.
 """
 
 from __future__ import annotations
@@ -45,11 +49,14 @@ class EquityCurve:
         max_drawdown_pct: the deepest drawdown of any row so far (percent, >= 0).
     """
 
-    __slots__ = ("close", "close_ns", "drawdown_pct", "equity", "max_drawdown_pct", "peak_equity", "position")
+    __slots__ = ("close", "close_ns", "drawdown_pct", "equity", "max_drawdown_pct", "others", "peak_equity",
+                 "position")
 
     def __init__(self) -> None:
         self.close_ns = array("q")
         self.close, self.equity, self.drawdown_pct, self.position = array("d"), array("d"), array("d"), array("d")
+        self.others: list[tuple[array, array]] = []
+        """A portfolio's other instruments, in order: each one's (close, position) columns."""
         self.peak_equity = 0.0
         self.max_drawdown_pct = 0.0
 
@@ -57,11 +64,18 @@ class EquityCurve:
         """The account's equity before the first bar (quote currency): the peak to start from."""
         self.peak_equity = equity
 
-    def record(self, close_ns: int, close: float, equity: float, position: float) -> None:
-        """The row of the bar closing at ``close_ns``, its drawdown from the running peak."""
+    def record(self, close_ns: int, close: float, equity: float, position: float,
+               others: tuple[tuple[float, float], ...] = ()) -> None:  # fmt: skip
+        """The row of the bar closing at ``close_ns``, its drawdown from the running peak; ``others``:
+        each other instrument's (close, position) for a portfolio (the same number on every row)."""
         self.peak_equity, dd = drawdown(self.peak_equity, equity)
         self.max_drawdown_pct = max(self.max_drawdown_pct, dd)
         self.append(close_ns, close, equity, dd, position)
+        if others and not self.others:
+            self.others = [(array("d"), array("d")) for _ in others]
+        for (closes, positions), (c, p) in zip(self.others, others, strict=True):
+            closes.append(c)
+            positions.append(p)
 
     def append(self, close_ns: int, close: float, equity: float, drawdown_pct: float, position: float) -> None:
         self.close_ns.append(close_ns)

@@ -78,6 +78,7 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     bind = confirm_bind(settings)
     peer = decision_peer(settings)  # a malformed address is refused here, before anything is created
     bars = load_bars(settings.data or bundled_path(), limit=settings.bars) if settings.feed == "replay" else None
+    markets = tuple((sym, load_bars(path, limit=settings.bars)) for sym, path in settings.market_files())
     strategy = load_strategy(settings.strategy, settings.strategy_params)
     paths = outputs(settings.run_dir)
     market = build_market_client(settings) if settings.feed == "live" else None  # a bad exchange id: refused here
@@ -90,17 +91,18 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
         raise
     try:
         if not settings.fresh_journal:  # refused before anything is created; checked again under the lock
-            check_journal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
+            check_journal(paths["journal"], instrument=settings.portfolio_key(), starting_cash=settings.starting_cash)
         if (backup := held.take_run_dir(settings, "brain", paths["journal"])) is not None:
             log.warning("journal_set_aside", journal=str(paths["journal"]), backup=str(backup), reason="fresh_journal")
-        journal = BrainJournal(paths["journal"], instrument=settings.instrument, starting_cash=settings.starting_cash)
+        journal = BrainJournal(paths["journal"], instrument=settings.portfolio_key(),
+                               starting_cash=settings.starting_cash)  # fmt: skip
     except BaseException:
         held.close()
         if market is not None:
             await market.close()
         raise
     try:
-        return await _replay(settings, ready, held, codec, bars, strategy, journal, market)
+        return await _replay(settings, ready, held, codec, bars, markets, strategy, journal, market)
     finally:
         if market is not None:
             await market.close()
@@ -108,9 +110,11 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
 
 
 async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec, bars: Bars | None,
-                  strategy: Strategy, journal: BrainJournal, market: MarketClient | None) -> dict[str, Any]:  # fmt: skip
+                  markets: tuple[tuple[str, Bars], ...], strategy: Strategy, journal: BrainJournal,
+                  market: MarketClient | None) -> dict[str, Any]:  # fmt: skip
     """:func:`run_brain` once its inputs are checked, its ports bound and its run dir locked:
-    ``bars`` to replay, or (``bars`` None) the live feed on ``market``."""
+    ``bars`` to replay (with a portfolio's other ``markets``: their bars merged by close time, one
+    strategy instance each), or (``bars`` None) the live feed on ``market``."""
     log = structlog.get_logger("brain")
     paths = outputs(settings.run_dir)
     # Decision ids are 1, 2, 3... in replay order. A restarted brain re-derives the same ids for
@@ -120,7 +124,11 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
 
     tracker = PositionTracker(settings.starting_cash, settings.exit_rules())
     breakers = CircuitBreakers(settings.breaker_rules())
-    core = BrainCore(settings.brain_config(), strategy, tracker, breakers, ids.__next__)
+    config = settings.brain_config()
+    strategies = {config.instrument: strategy} | {
+        inst: load_strategy(settings.strategy, settings.strategy_params) for inst in config.markets
+    }  # one instance per instrument: a strategy keeps state
+    core = BrainCore(config, strategies, tracker, breakers, ids.__next__)
     metrics = BrainMetrics()
     pacing = Pacing(settings.replay_bars_per_s, settings.progress_interval_s)
     live = bars is None
@@ -158,7 +166,7 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
             ready({"confirm_addr": "%s:%d" % app.address, "metrics_port": server.port if server else None})
         if bars is not None:
             log.info("brain_started", bars=len(bars), source=bars.source, strategy=settings.strategy,
-                     metrics_port=server.port if server else None)  # fmt: skip
+                     instruments=list(settings.instruments()), metrics_port=server.port if server else None)  # fmt: skip
             short = warmup_shortfall(strategy, settings.strategy, len(bars))
             if short is not None:
                 log.warning("warmup_too_short", detail=short)
@@ -170,6 +178,10 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
         try:
             if feed is not None:
                 await app.run_feed(feed)
+            elif markets:
+                assert bars is not None
+                await app.replay_markets(((config.instrument, bars),
+                                          *zip(config.markets, (b for _, b in markets), strict=True)))  # fmt: skip
             else:
                 assert bars is not None
                 await app.replay(bars)
@@ -213,11 +225,12 @@ def _write_outputs(app: BrainApp, metrics: BrainMetrics, paths: dict[str, Any]) 
     core, tracker = app.core, app.core.tracker
     trips = Counter(t.kind.value for t in core.breakers.trips)
     report = build_report(tracker, app.stats, app.link.stats, trips, Counter({k.value: v for k, v in core.skips.items()}),
-                          _rejected(metrics))  # fmt: skip
+                          _rejected(metrics), core.config.instruments)  # fmt: skip
     report["instrument"] = str(core.config.instrument)
+    report["instruments"] = [str(i) for i in core.config.instruments]
     try:  # each atomically: a full disk leaves the previous file, never a truncated one
         write_trade_log(paths["trades"], tracker.closed_trades)
-        write_equity_curve(paths["equity"], app.stats.equity_curve)
+        write_equity_curve(paths["equity"], app.stats.equity_curve, tuple(str(i) for i in core.config.markets))
         write_report(paths["report"], report)
     except OSError as exc:
         raise StorageFault(f"{exc.filename or 'an output'}: cannot be written: {exc.strerror or exc}") from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from foundation.atomicfile import write_atomic
-from protocol import LinkStats, Side
+from protocol import Instrument, LinkStats, Side
 
 from .equity import EquityCurve
 from .stats import ReplayStats
@@ -73,9 +74,15 @@ def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
 EQUITY_CURVE_COLUMNS = ("ts", "close", "equity", "drawdown_pct", "position")
 
 
-def write_equity_curve(path: Path, curve: EquityCurve) -> None:
+def write_equity_curve(path: Path, curve: EquityCurve, others: tuple[str, ...] = ()) -> None:
     """One CSV row per replayed bar: its close time (ISO UTC), close price and equity (quote
     currency), drawdown from the peak so far (percent) and the position held (base units).
+
+    A portfolio (``others``: the symbols of the instruments after the first, one per
+    :attr:`~brain.equity.EquityCurve.others` column pair) has a row per close time; ``close`` and
+    ``position`` are the first instrument's and two columns follow per other instrument,
+    ``close:<symbol>`` and ``position:<symbol>`` (a close is empty before the instrument's first
+    bar). One instrument writes exactly the five columns.
 
     Like the trade log it holds no wall-clock values: the same inputs write the same bytes. Written
     atomically (:mod:`foundation.atomicfile`).
@@ -85,14 +92,27 @@ def write_equity_curve(path: Path, curve: EquityCurve) -> None:
     """
     fh = io.StringIO(newline="")
     w = csv.writer(fh, lineterminator="\n")
-    w.writerow(EQUITY_CURVE_COLUMNS)
-    w.writerows(
-        (_iso(ns), repr(close), repr(equity), repr(dd), repr(position))
-        for ns, close, equity, dd, position in zip(
-            curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
+    if len(others) != len(curve.others) and len(curve):
+        raise ValueError(f"{len(others)} symbols for the {len(curve.others)} other instruments of the equity curve")
+    w.writerow((*EQUITY_CURVE_COLUMNS, *(f"{k}:{sym}" for sym in others for k in ("close", "position"))))
+    if not curve.others:
+        w.writerows(
+            (_iso(ns), repr(close), repr(equity), repr(dd), repr(position))
+            for ns, close, equity, dd, position in zip(
+                curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
+            )
         )
-    )
+    else:
+        columns = [c for pair in curve.others for c in pair]
+        for i, ns in enumerate(curve.close_ns):
+            w.writerow((_iso(ns), _price(curve.close[i]), repr(curve.equity[i]), repr(curve.drawdown_pct[i]),
+                        repr(curve.position[i]), *(_price(c[i]) for c in columns)))  # fmt: skip
     write_atomic(path, fh.getvalue())
+
+
+def _price(value: float) -> str:
+    """A close, or empty before the instrument's first bar (NaN)."""
+    return "" if math.isnan(value) else repr(value)
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -102,8 +122,10 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, breaker_trips: Counter[str],
-                 skips: Counter[str], rejected: dict[str, float]) -> dict[str, Any]:  # fmt: skip
-    """The figures ``tandem paper`` prints (all money in quote currency, percentages in %)."""
+                 skips: Counter[str], rejected: dict[str, float],
+                 instruments: tuple[Instrument, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """The figures ``tandem paper`` prints (all money in quote currency, percentages in %);
+    ``by_instrument`` lists ``instruments`` (the configured ones) first."""
     trades = tracker.closed_trades
     wins = sum(1 for t in trades if t.net_pnl > 0)
     equity = tracker.equity()
@@ -122,6 +144,7 @@ def build_report(tracker: PositionTracker, stats: ReplayStats, link: LinkStats, 
         "decisions_restamped": stats.restamped,
         "trades": len(trades),
         "trades_by_side": _by_side(trades),
+        "by_instrument": _by_instrument(tracker, instruments),
         "wins": wins,
         "losses": len(trades) - wins,
         "win_rate_pct": wins / len(trades) * 100 if trades else 0.0,
@@ -160,6 +183,27 @@ def _by_side(trades: list[ClosedTrade]) -> dict[str, dict[str, float]]:
         mine = [t for t in trades if t.side is side]
         out[name] = {"trades": len(mine), "wins": sum(1 for t in mine if t.net_pnl > 0),
                      "net_pnl": sum(t.net_pnl for t in mine)}  # fmt: skip
+    return out
+
+
+def _by_instrument(tracker: PositionTracker, configured: tuple[Instrument, ...]) -> dict[str, dict[str, Any]]:
+    """Each instrument's trades, wins, net P&L and fees (quote currency), its position (signed base
+    units) and its trades by side: a portfolio's breakdown (issue #16); the configured instruments
+    first, then any other traded or held (a position adopted by reconciliation)."""
+    out: dict[str, dict[str, Any]] = {}
+    instruments = list(dict.fromkeys([*configured, *(t.instrument for t in tracker.closed_trades),
+                                      *tracker.positions]))  # fmt: skip
+    for inst in instruments:
+        mine = [t for t in tracker.closed_trades if t.instrument == inst]
+        position = tracker.position(inst)
+        out[str(inst)] = {
+            "trades": len(mine),
+            "wins": sum(1 for t in mine if t.net_pnl > 0),
+            "net_pnl": sum(t.net_pnl for t in mine),
+            "fees": sum(t.fees for t in mine),
+            "position": position.signed_quantity if position is not None else 0.0,
+            "by_side": _by_side(mine),
+        }
     return out
 
 

@@ -25,7 +25,8 @@ from protocol import FULL_ENTRY_SCALE_BP, Posture
 from .drawdown import drawdown
 from .exits import DAY_NS
 
-__all__ = ["Approved", "BreakerKind", "BreakerRules", "CircuitBreakers", "Denied", "Trip", "guard_entry", "size_entry"]
+__all__ = ["Approved", "BreakerKind", "BreakerRules", "CircuitBreakers", "Denied", "Trip", "cap_exposure", "guard_entry",
+           "size_entry"]
 
 
 class BreakerKind(str, enum.Enum):
@@ -157,6 +158,23 @@ def size_entry(equity: float, price: float, fraction: float, lot_size: float = 0
     qty = max(equity, 0.0) * fraction / price
     if lot_size > 0:
         # floor(qty / lot) with a 1e-9-lot tolerance: ``5.0 // 0.1`` is 49.0 in binary floating point.
+        qty = math.floor(qty / lot_size + 1e-9) * lot_size
+    return qty
+
+
+def cap_exposure(qty: float, price: float, equity: float, held: float, cap_fraction: float,
+                 lot_size: float = 0.0) -> float:
+    """An entry of ``qty`` (base units) at ``price`` cut so the position in its instrument — ``held``
+    (base units, either sign) plus the entry — is worth at most ``cap_fraction`` of the portfolio's
+    ``equity`` (quote currency), then rounded down to ``lot_size``; 0 when no room is left. The
+    per-instrument exposure cap of a portfolio (issue #16): one instrument's move cannot take more
+    than that share of the account. Example: ``cap_exposure(5, 100, 1_000, 0, 0.25) == 2.5``.
+    """
+    room = max(0.0, cap_fraction * max(equity, 0.0) - abs(held) * price)
+    if qty * price <= room:
+        return qty
+    qty = room / price
+    if lot_size > 0:
         qty = math.floor(qty / lot_size + 1e-9) * lot_size
     return qty
 

@@ -32,6 +32,10 @@ class BrainSettings(CommonSettings):
         default_factory=dict, description="strategy keyword arguments, a JSON object"
     )
     entry_fraction: float = Field(0.05, gt=0, le=1, description="entry size as a fraction of equity")
+    max_exposure_pct: float = Field(
+        25.0, gt=0, le=100, description="cap an entry so one instrument's position is worth at most this share of the "
+        "portfolio's equity, percent",
+    )
     lot_size: float = Field(0.0, ge=0, description="round entry quantity down to this step (0 = none)")
     stop_loss_pct: float = Field(8.0, gt=0, lt=100, description="hard stop-loss, percent below entry (above, for a short)")
     trailing_activation_pct: float = Field(12.0, gt=0, description="trailing take-profit activates this far above entry (below, for a short), percent")
@@ -100,6 +104,9 @@ class BrainSettings(CommonSettings):
 
     @model_validator(mode="after")
     def _live_feed(self) -> BrainSettings:
+        if self.feed == "live" and self.markets:
+            raise ValueError("markets: a portfolio replays data files; the live feed watches one symbol (feed=replay "
+                             "for a portfolio)")  # fmt: skip
         if self.feed == "live" and (self.emulator_port == 0) != (self.emulator_ca is None):
             raise ValueError("emulator_port, emulator_ca: the local Binance needs both (tandem paper sets them)")
         if self.feed == "live" and not self.feed_symbol and Instrument.parse(self.instrument).kind is InstrumentKind.MINT:
@@ -159,6 +166,8 @@ class BrainSettings(CommonSettings):
     def brain_config(self) -> BrainConfig:
         return BrainConfig(
             instrument=Instrument.parse(self.instrument),
+            markets=tuple(Instrument.parse(sym) for sym, _ in self.market_files()),
+            max_exposure_fraction=self.max_exposure_pct / 100,
             entry_fraction=self.entry_fraction,
             lot_size=self.lot_size,
             decision_ttl_ns=int(self.decision_ttl_s * 1e9),

@@ -65,10 +65,10 @@ from protocol.messages import VENUE_REF_SIZE
 from . import planning
 from .gateway import ExitOrderGateway
 from .journal import Journal, JournalError
-from .ledger import LedgerError, Fill, Ledger
+from .ledger import Fill, Ledger, LedgerError
 from .orders import OrderOps
 from .venue.base import OrderReport, OrderStatus, OrderType, Venue
-from .venue.coid import Leg, OrderIds
+from .venue.coid import OrderIds
 from .venue.errors import PermanentVenueError
 from .venue.retry import RetryPolicy
 

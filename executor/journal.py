@@ -65,6 +65,23 @@ from protocol import (
     TradeDecision,
 )
 
+from .journalidentity import (
+    JOURNAL_KIND,
+    SCHEMA_VERSION,
+    JournalConflict,
+    JournalCorrupt,
+    JournalEmpty,
+    JournalError,
+    JournalMismatch,
+    _refuse_wiped,
+    check_journal,
+    i64,
+    identity,
+    new_journal_id,
+    read_belief,
+    translated,
+    u64,
+)
 from .journalschema import (
     GET_META,
     INSERT_CONFIRMATION,
@@ -87,23 +104,6 @@ from .journalschema import (
     SELECT_SWAP_BY_SIGNATURE,
     SELECT_SWAPS,
     UPDATE_SWAP,
-)
-from .journalidentity import (
-    JOURNAL_KIND,
-    SCHEMA_VERSION,
-    JournalConflict,
-    JournalCorrupt,
-    JournalEmpty,
-    JournalError,
-    JournalMismatch,
-    _refuse_wiped,
-    check_journal,
-    i64,
-    identity,
-    new_journal_id,
-    read_belief,
-    translated,
-    u64,
 )
 from .ledger import Fill
 from .venue.coid import new_namespace

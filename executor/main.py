@@ -58,8 +58,9 @@ def build_venue(settings: ExecutorSettings) -> Venue:
     settings.check_venue()
     if settings.venue == "paper":
         bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
+        markets = {Instrument.symbol(sym): load_bars(path, limit=settings.bars) for sym, path in settings.market_files()}
         return PaperVenue(
-            bars, instrument=Instrument.symbol(settings.instrument), fee_bps=settings.fee_bps,
+            bars, instrument=Instrument.symbol(settings.instrument), markets=markets, fee_bps=settings.fee_bps,
             slippage_bps=settings.slippage_bps,
         )  # fmt: skip
     if settings.venue in ("solana", "solana-emulator"):
@@ -215,7 +216,7 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
             held.close()
         await venue.close()
         raise
-    reconciler = Reconciler(core, [settings.instrument], run_dir=settings.run_dir, rules=settings.reconcile_rules(),
+    reconciler = Reconciler(core, list(settings.instruments()), run_dir=settings.run_dir, rules=settings.reconcile_rules(),
                             debt_rules=settings.debt_rules(), controller_rules=settings.controller_rules(),
                             metrics=metrics)  # fmt: skip
     app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s, silence_s=settings.silence_s,

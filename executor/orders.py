@@ -44,7 +44,16 @@ from typing import Any
 
 import structlog
 
-from .venue.base import CORE, GATEWAY, PROTECTIVE_TYPES, OrderReport, OrderRequest, OrderStatus, OrderType, Venue
+from .venue.base import (
+    CORE,
+    GATEWAY,
+    PROTECTIVE_TYPES,
+    OrderReport,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Venue,
+)
 from .venue.coid import parse as parse_coid
 from .venue.errors import (
     AmbiguousVenueError,

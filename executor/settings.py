@@ -169,7 +169,7 @@ class ExecutorSettings(CommonSettings):
         Raises:
             ConfigError: ``venue=ccxt`` without ``--sandbox`` or ``--live``; ``--live`` together with
                 ``--sandbox``; ``venue=ccxt`` without both API keys; ``binance-emulator`` without
-                ``emulator_port``/``emulator_ca``.
+                ``emulator_port``/``emulator_ca``; ``markets`` on another venue than paper.
         """
         if self.venue == "ccxt":
             if self.live and self.sandbox:
@@ -191,6 +191,9 @@ class ExecutorSettings(CommonSettings):
         if self.allow_short and self.venue in ("ccxt", "binance-emulator") and self.exchange == "binance":
             raise ConfigError("allow_short: exchange=binance is Binance spot, which cannot hold a short; use binanceusdm "
                               "(USDⓈ-M perpetuals)")  # fmt: skip
+        if self.markets and self.venue != "paper":
+            raise ConfigError(f"markets: a portfolio of several instruments trades on the paper venue only; venue="
+                              f"{self.venue} trades `instrument` alone")  # fmt: skip
         if self.venue == "binance-emulator" and (not self.emulator_port or self.emulator_ca is None):
             raise ConfigError("emulator_port, emulator_ca: venue=binance-emulator needs both (tandem paper sets them)")
         if self.venue in ("solana", "solana-emulator"):

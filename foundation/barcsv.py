@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .bars import Bars
 
-__all__ = ["BUNDLED_BARS", "HEADER", "MarketDataError", "bundled_path", "load_bars"]
+__all__ = ["BUNDLED_BARS", "BUNDLED_PORTFOLIO", "HEADER", "MarketDataError", "bundled_path", "load_bars"]
 
 HEADER = ("timestamp_ms", "open", "high", "low", "close", "volume")
 BUNDLED_BARS = "ftx_BTC-PERP_1m.csv"
@@ -27,13 +27,25 @@ BUNDLED_BARS = "ftx_BTC-PERP_1m.csv"
 rows, from nautechsystems/nautilus_trader (LGPL-3.0); see ``foundation/data/NOTICE``."""
 
 
+BUNDLED_PORTFOLIO = (
+    ("BTC/USDT", "binance_BTC-USDT_4h.csv"),
+    ("ETH/USDT", "binance_ETH-USDT_4h.csv"),
+    ("SOL/USDT", "binance_SOL-USDT_4h.csv"),
+    ("BNB/USDT", "binance_BNB-USDT_4h.csv"),
+)
+"""The bundled portfolio (issue #16): ``(symbol, file)`` of Binance spot 4-hour bars, 2023-12-30 08:00
+→ 2024-03-22 08:00 UTC, 499 rows each, from Drakkar-Software/OctoBot (GPL-3.0); see
+``foundation/data/NOTICE``."""
+
+
 class MarketDataError(ValueError):
     """A market-data file is missing or malformed; the message names file and line."""
 
 
-def bundled_path() -> Path:
-    """Path of the bundled default bar file inside the installed package."""
-    return Path(str(resources.files("foundation") / "data" / BUNDLED_BARS))
+def bundled_path(name: str = BUNDLED_BARS) -> Path:
+    """Path of a bundled bar file inside the installed package (default: :data:`BUNDLED_BARS`;
+    the portfolio's: :data:`BUNDLED_PORTFOLIO`)."""
+    return Path(str(resources.files("foundation") / "data" / name))
 
 
 def load_bars(path: str | Path, limit: int | None = None) -> Bars:

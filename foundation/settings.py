@@ -44,6 +44,10 @@ class CommonSettings(BaseSettings):
     bars: int | None = Field(None, ge=1, description="replay only the first N bars of the data")
     instrument: str = Field("BTC-PERP", min_length=1, max_length=44,
                             description="what is traded: an exchange symbol (BTC/USDT) or a Solana mint (base58)")
+    markets: str = Field(
+        "", max_length=4_096, description="a portfolio: more instruments beside `instrument`, each with its OHLCV CSV, "
+        "as SYMBOL=PATH[,SYMBOL=PATH...] (paper venue, replay feed; `data` stays the first instrument's file)",
+    )
     starting_cash: float = Field(10_000.0, gt=0, description="paper account starting cash, quote currency")
     decision_addr: str = Field("127.0.0.1:45110", description="host:port the executor listens on for decisions")
     confirm_addr: str = Field("127.0.0.1:45115", description="host:port the brain listens on for confirmations")
@@ -66,6 +70,32 @@ class CommonSettings(BaseSettings):
         False, description="set an existing journal in run_dir aside (renamed <name>.<UTC time>.bak, never deleted) "
         "and start a new one; without it an empty or foreign journal is refused"
     )
+
+    @field_validator("markets")
+    @classmethod
+    def _markets(cls, value: str) -> str:
+        _parse_markets(value)  # raises ValueError with the entry at fault
+        return value
+
+    @model_validator(mode="after")
+    def _markets_distinct(self) -> CommonSettings:
+        symbols = [self.instrument, *(sym for sym, _ in _parse_markets(self.markets))]
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"markets: an instrument is listed twice ({', '.join(symbols)}; `instrument` is the first)")
+        return self
+
+    def market_files(self) -> tuple[tuple[str, Path], ...]:
+        """``markets`` parsed: each other instrument's symbol and data file, in order."""
+        return _parse_markets(self.markets)
+
+    def instruments(self) -> tuple[str, ...]:
+        """Every instrument traded: ``instrument``, then those of ``markets``."""
+        return (self.instrument, *(sym for sym, _ in self.market_files()))
+
+    def portfolio_key(self) -> str:
+        """What a journal records as its instrument: ``instrument`` alone, or a portfolio's symbols
+        joined by ``,`` (a journal made for another set of instruments is refused)."""
+        return ",".join(self.instruments())
 
     @field_validator("decision_addr", "confirm_addr")
     @classmethod
@@ -111,6 +141,29 @@ class CommonSettings(BaseSettings):
         except LocalProtocolError as exc:
             raise ValueError(f"neither a symbol of at most 32 bytes nor a base58 mint: {exc}") from None
         return value
+
+
+def _parse_markets(text: str) -> tuple[tuple[str, Path], ...]:
+    """``SYMBOL=PATH[,SYMBOL=PATH...]`` → ``((symbol, path), ...)``; ``""`` → ``()``.
+
+    Raises:
+        ValueError: an entry without ``=``, an empty path, or a symbol that is not a valid
+            instrument (the message quotes the entry).
+    """
+    out: list[tuple[str, Path]] = []
+    for entry in (e.strip() for e in text.split(",")) if text.strip() else ():
+        symbol, sep, path = entry.partition("=")
+        symbol, path = symbol.strip(), path.strip()
+        if not sep or not symbol or not path:
+            raise ValueError(f"entry {entry!r} is not SYMBOL=PATH (e.g. ETH/USDT=eth_4h.csv)")
+        if not symbol.isascii() or not symbol.isprintable() or " " in symbol:
+            raise ValueError(f"entry {entry!r}: the symbol must be printable ASCII without spaces")
+        try:
+            Instrument.parse(symbol)
+        except LocalProtocolError as exc:
+            raise ValueError(f"entry {entry!r}: the symbol is not a valid instrument: {exc}") from None
+        out.append((symbol, Path(path)))
+    return tuple(out)
 
 
 def _host_port(value: str) -> tuple[str, int]:

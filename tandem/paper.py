@@ -49,7 +49,7 @@ from executor.journal import JournalError
 from executor.journal import check_journal as check_executor_journal
 from executor.settings import ExecutorSettings, venue_id
 from foundation.atomicfile import write_atomic
-from foundation.barcsv import MarketDataError, bundled_path, load_bars
+from foundation.barcsv import BUNDLED_PORTFOLIO, MarketDataError, bundled_path, load_bars
 from foundation.bussecret import load_bus_secret, new_bus_secret, write_secret_file
 from foundation.errors import STORAGE_FAULT_EXIT, ConfigError, StorageFault
 from foundation.ports import Port, probe
@@ -89,6 +89,10 @@ class PaperSettings(BrainSettings):
     progress: Literal["auto", "on", "off"] = Field(
         "auto", description="replay progress bar on stderr (bars/s, ETA): auto = only when stderr is a terminal"
     )
+    portfolio: bool = Field(
+        False, description="trade the bundled portfolio: Binance BTC, ETH, SOL and BNB/USDT 4-hour bars, 2023-12-30 → "
+        "2024-03-22 (sets instrument, data and markets)",
+    )
     stream_bars_per_s: float = Field(
         100.0, gt=0, le=100_000, description="feed=live: the local exchange streams the bars at this many per second"
     )
@@ -96,6 +100,28 @@ class PaperSettings(BrainSettings):
         "[]", description='feed=live: faults of the local exchange\'s stream, JSON: [{"kind": "gap", "at_bar": 300, "bars": 3}, '
         '{"kind": "disconnect"|"stall"|"duplicate_final"|"late", "at_bar": N, "seconds": S}]'
     )
+
+    @model_validator(mode="after")
+    def _bundled_portfolio(self) -> PaperSettings:
+        """``portfolio``: the bundled instruments and files (:data:`~foundation.barcsv.BUNDLED_PORTFOLIO`);
+        refused beside an explicit ``instrument``, ``data`` or ``markets`` (which one would win?)."""
+        if not self.portfolio:
+            return self
+        given = sorted({"instrument", "data", "markets"} & self.model_fields_set)
+        if given:
+            raise ValueError(f"portfolio: sets instrument, data and markets itself; drop {', '.join(given)} (or "
+                             f"drop portfolio and list your own markets)")  # fmt: skip
+        (first, first_file), *rest = BUNDLED_PORTFOLIO
+        self.instrument, self.data = first, bundled_path(first_file)
+        self.markets = ",".join(f"{sym}={bundled_path(name)}" for sym, name in rest)
+        return self
+
+    @model_validator(mode="after")
+    def _portfolio_on_paper(self) -> PaperSettings:
+        if self.markets and self.venue != "paper":
+            raise ValueError(f"markets: a portfolio of several instruments trades on the paper venue only; "
+                             f"venue={self.venue} replays `instrument` alone")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _live_feed_needs_an_exchange(self) -> PaperSettings:
@@ -135,8 +161,9 @@ def check_inputs(settings: PaperSettings) -> Path:
             the first input refused; the message names the setting or file.
     """
     bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
+    shortest = min([len(bars), *(len(load_bars(path, limit=settings.bars)) for _, path in settings.market_files())])
     strategy = _check_strategy(settings.strategy, settings.strategy_params)
-    short = warmup_shortfall(strategy, settings.strategy, len(bars))
+    short = warmup_shortfall(strategy, settings.strategy, shortest)
     run_dir = settings.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     check_run_dir(run_dir)
     probe([
@@ -151,7 +178,7 @@ def check_inputs(settings: PaperSettings) -> Path:
         if (run_dir / "bus.key").exists():  # kept and used again: it must pass the processes' checks
             load_bus_secret(None, run_dir / "bus.key")
         if not settings.fresh_journal:
-            instrument = settings.instrument
+            instrument = settings.portfolio_key()
             if settings.venue != "paper":
                 instrument = local_venue(settings.venue).instrument(settings.exchange)
             check_executor_journal(run_dir / "executor.sqlite", venue=venue_id(settings.venue, settings.exchange),

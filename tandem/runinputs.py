@@ -10,7 +10,7 @@ import csv
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -70,17 +70,32 @@ class Figures(BaseModel):
     wall_time_s: float | None = None
     belief_modes: list[tuple[str, str]] = []
     """The executor's belief mode over time, as the brain heard it: (bar close ISO UTC, mode) at each change."""
+    instruments: list[str] = []
+    """Every instrument traded, the configured one first (several: a portfolio)."""
+    by_instrument: dict[str, dict[str, Any]] = {}
+    """Each instrument's trades, wins, net P&L, fees and position (:func:`brain.report.build_report`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Curve:
-    """``equity.csv`` as columns: ``ts`` datetime64[s] (bar close, UTC), the rest float64."""
+    """``equity.csv`` as columns: ``ts`` datetime64[s] (bar close, UTC), the rest float64.
+
+    ``others``: a portfolio's other instruments, ``{symbol: (close, position)}`` in file order (a
+    close is NaN before the instrument's first bar); empty for one instrument."""
 
     ts: np.ndarray
     close: np.ndarray
     equity: np.ndarray
     drawdown_pct: np.ndarray
     position: np.ndarray
+    others: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def instrument(self, index: int) -> Curve:
+        """The curve with instrument ``index``'s close and position (0: the first instrument)."""
+        if index == 0:
+            return Curve(self.ts, self.close, self.equity, self.drawdown_pct, self.position)
+        close, position = list(self.others.values())[index - 1]
+        return Curve(self.ts, close, self.equity, self.drawdown_pct, position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,50 +195,87 @@ def load_trades(path: Path) -> list[Trade]:
 
 def load_curve(path: Path) -> Curve:
     """Parse ``equity.csv``: vectorised for the common case (45,000 rows in ~0.1 s); when that
-    finds a problem, :func:`_first_bad_row` walks the rows to name the first bad line.
+    finds a problem, :func:`_first_bad_row` walks the rows to name the first bad line. A portfolio's
+    file has two more columns per other instrument, ``close:<symbol>`` and ``position:<symbol>``
+    (:func:`brain.report.write_equity_curve`); their close may be empty before the instrument's
+    first bar.
 
     Raises:
         RunReportError: missing, unreadable, wrong header, a bad row (line named), non-increasing
             times, a non-positive price or a negative drawdown.
     """
     lines = _read_text(path).splitlines()
-    if not lines or tuple(lines[0].split(",")) != EQUITY_COLUMNS:
+    header = tuple(lines[0].split(",")) if lines else ()
+    others = _other_instruments(header)
+    if header[: len(EQUITY_COLUMNS)] != EQUITY_COLUMNS or others is None:
         got = lines[0] if lines else "an empty file"
-        raise RunReportError(f"{path}:1: header must be {','.join(EQUITY_COLUMNS)}; got {got!r}")
+        raise RunReportError(f"{path}:1: header must be {','.join(EQUITY_COLUMNS)}, then close:<symbol>,"
+                             f"position:<symbol> per other instrument of a portfolio; got {got!r}")  # fmt: skip
     if len(lines) < 2:
         raise RunReportError(f"{path}: no rows (one per replayed bar expected)")
     rows = [line.split(",") for line in lines[1:]]
+    width = len(header)
     try:
-        if any(len(r) != len(EQUITY_COLUMNS) or not r[0].endswith("Z") for r in rows):
+        if any(len(r) != width or not r[0].endswith("Z") for r in rows):
             raise ValueError
         ts = np.array([r[0][:-1] for r in rows], dtype="datetime64[s]")
         numbers = itertools.chain.from_iterable(r[1:] for r in rows)
-        values = np.fromiter(map(float, numbers), dtype=float, count=4 * len(rows)).reshape(-1, 4).T
-        if not (np.isfinite(values).all() and (values[0] > 0).all() and (values[2] >= 0).all()
-                and (np.diff(ts) > np.timedelta64(0, "s")).all()):  # fmt: skip
+        values = np.fromiter(map(_cell, numbers), dtype=float, count=(width - 1) * len(rows)).reshape(-1, width - 1).T
+        closes = values[[0, *range(4, width - 1, 2)]]
+        if not (np.isfinite(values[1:4]).all() and np.isfinite(values[5::2]).all()
+                and (np.isnan(closes) | (closes > 0)).all() and (others or np.isfinite(values[0]).all())
+                and (values[2] >= 0).all() and (np.diff(ts) > np.timedelta64(0, "s")).all()):  # fmt: skip
             raise ValueError
     except ValueError:
-        line_no, problem = _first_bad_row(rows)
+        line_no, problem = _first_bad_row(rows, header)
         raise RunReportError(f"{path}:{line_no}: {problem}") from None
-    return Curve(ts, *values)
+    pairs = {sym: (values[4 + 2 * i], values[5 + 2 * i]) for i, sym in enumerate(others)}
+    return Curve(ts, *values[:4], others=pairs)
 
 
-def _first_bad_row(rows: list[list[str]]) -> tuple[int, str]:
+def _other_instruments(header: tuple[str, ...]) -> list[str] | None:
+    """The symbols of a portfolio's extra column pairs after the five columns; ``None`` if malformed."""
+    extra = header[len(EQUITY_COLUMNS):]
+    if len(extra) % 2:
+        return None
+    symbols = []
+    for close, position in zip(extra[::2], extra[1::2], strict=True):
+        kind, _, sym = close.partition(":")
+        if kind != "close" or not sym or position != f"position:{sym}":
+            return None
+        symbols.append(sym)
+    return symbols
+
+
+def _cell(text: str) -> float:
+    """A number, or NaN for an empty cell (an instrument's close before its first bar)."""
+    return float(text) if text else math.nan
+
+
+def _first_bad_row(rows: list[list[str]], header: tuple[str, ...]) -> tuple[int, str]:
     """(1-based line, what is wrong) of the first ``equity.csv`` row that breaks a rule."""
     previous = None
     for line_no, fields in enumerate(rows, start=2):
         try:
-            if len(fields) != len(EQUITY_COLUMNS):
-                raise ValueError(f"{len(fields)} fields, expected {len(EQUITY_COLUMNS)}")
+            if len(fields) != len(header):
+                raise ValueError(f"{len(fields)} fields, expected {len(header)}")
             t = _utc(fields[0])
             if previous is not None and t <= previous:
                 raise ValueError(f"ts {fields[0]} is not after the previous row's")
             previous = t
-            close, _equity, dd, _position = (_number(f, c) for f, c in zip(fields[1:], EQUITY_COLUMNS[1:], strict=True))
+            portfolio_start = len(header) > len(EQUITY_COLUMNS) and fields[1] == ""  # before the first instrument's bar
+            close, _equity, dd, _position = (math.nan if portfolio_start and c == "close" else _number(f, c)
+                                             for f, c in zip(fields[1:], EQUITY_COLUMNS[1:], strict=True))  # fmt: skip
             if close <= 0:
                 raise ValueError(f"close {fields[1]} is not > 0")
             if dd < 0:
                 raise ValueError(f"drawdown_pct {fields[3]} is negative")
+            for column, text in zip(header[len(EQUITY_COLUMNS):], fields[len(EQUITY_COLUMNS):], strict=True):
+                if column.startswith("close:") and text == "":
+                    continue  # before the instrument's first bar
+                value = _number(text, column)
+                if column.startswith("close:") and value <= 0:
+                    raise ValueError(f"{column} {text} is not > 0")
         except ValueError as exc:
             return line_no, str(exc)
     return 1, "unreadable rows"  # not reached: every row passed what the vectorised parse refused

@@ -10,12 +10,15 @@ Inputs, all written by ``tandem paper`` (the brain writes the first three, paper
   (ISO 8601 UTC, ``2022-01-01T00:00:00Z``), its close price and the equity (quote currency), the
   drawdown from the peak so far (percent, >= 0) and the position held (base units).
 
-``report.png`` (1600 x 1000 px) stacks three panels on one time axis: the close price with every
-trade's entry (green up-triangle at the entry price) and exit (down-triangle at the exit price,
-coloured by exit reason) joined by a line that is green for a winner and red for a loser, with
-the time a position was held shaded; the equity curve against the starting cash; and the
-drawdown, deeper lower. ``report.html`` is one self-contained file: the picture as a ``data:``
-URI, a table of the key figures and the trade list.
+``report.png`` (1600 x 1000 px) stacks three panels on one time axis (:mod:`tandem.reportplots`):
+the close price with every trade's entry and exit, the equity curve against the starting cash, and
+the drawdown. ``report.html`` is one self-contained file: the picture as a ``data:`` URI, a table
+of the key figures and the trade list.
+
+A **portfolio** (issue #16: ``equity.csv`` with a ``close:<symbol>``/``position:<symbol>`` pair per
+other instrument) gets the portfolio's equity and drawdown in ``report.png``, a picture per
+instrument — its close with its own trades — in ``report-<symbol>.png`` (1600 x 600 px; the
+symbol's ``/`` and ``:`` written ``-``), and a per-instrument table and the pictures in the page.
 
 Errors: one, :class:`RunReportError` (a ``ValueError``), whose message names the file and, for a
 CSV, the line. Every input is read and checked before anything is written, and each output is
@@ -30,24 +33,16 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import io
+import re
 import sys
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-import matplotlib.dates as mdates
-import numpy as np
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import Formatter
-
 from foundation.atomicfile import write_atomic_many
 
+from .reportplots import INSTRUMENT_PNG_SIZE_PX, PNG_SIZE_PX, draw
 from .runinputs import (
     EQUITY_COLUMNS,
     Curve,
@@ -61,139 +56,6 @@ from .runinputs import (
 
 __all__ = ["EQUITY_COLUMNS", "PNG_SIZE_PX", "RunReportError", "main", "render_report"]
 
-_FIG_INCHES, _DPI = (16.0, 10.0), 100
-PNG_SIZE_PX = (int(_FIG_INCHES[0] * _DPI), int(_FIG_INCHES[1] * _DPI))
-"""Width and height of ``report.png`` in pixels."""
-
-# Colours (matplotlib's tab10, which stays readable for the common colour-vision deficiencies).
-_PRICE, _EQUITY, _GAIN, _LOSS, _HELD = "#1f3b57", "#1f77b4", "#2ca02c", "#d62728", "#2ca02c"
-_EXIT_COLOURS = {
-    "SIGNAL": "#d62728", "STOP_LOSS": "#111111", "TRAILING_TAKE_PROFIT": "#ff7f0e", "TIME_STOP": "#9467bd",
-    "BREAKER": "#8c564b", "MANUAL": "#e377c2",
-}  # fmt: skip
-_OTHER_EXIT = "#7f7f7f"
-_RC = {
-    "font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 11, "ytick.labelsize": 11,
-    "legend.fontsize": 10.5, "axes.grid": True, "grid.alpha": 0.25, "axes.spines.top": False,
-    "axes.spines.right": False, "figure.facecolor": "white", "savefig.facecolor": "white",
-}  # fmt: skip
-
-
-# -- the picture ----------------------------------------------------------------------------
-
-
-class _Thousands(Formatter):
-    """Tick labels with thousands separators and just enough decimals for the tick step."""
-
-    decimals = 0
-
-    def __init__(self, suffix: str = "") -> None:
-        self.suffix = suffix
-
-    def set_locs(self, locs: Any) -> None:
-        super().set_locs(locs)
-        steps = np.diff(np.asarray(locs, dtype=float))
-        step = float(np.min(np.abs(steps[steps != 0]))) if np.any(steps != 0) else 1.0
-        self.decimals = next((d for d in range(7) if abs(round(step, d) - step) <= step * 1e-6), 6)
-
-    def __call__(self, x: float, pos: int | None = None) -> str:
-        return f"{x:,.{self.decimals}f}{self.suffix}"
-
-
-def _headroom(ax: Any, values: np.ndarray, top: float = 0.22) -> None:
-    """Y limits around ``values`` with ``top`` of the height free above them for the legend."""
-    lo, hi = float(np.min(values)), float(np.max(values))
-    span = (hi - lo) or max(abs(hi) * 0.01, 1.0)
-    ax.set_ylim(lo - span * 0.05, hi + span * top / (1 - top))
-
-
-def _plot_price(ax: Any, curve: Curve, trades: list[Trade]) -> None:
-    ax.plot(curve.ts, curve.close, color=_PRICE, lw=0.8, label="close", zorder=2)
-    handles = [ax.lines[-1]]
-    if np.any(curve.position != 0):
-        ax.fill_between(curve.ts, 0, 1, where=curve.position != 0, step="post", transform=ax.get_xaxis_transform(),
-                        color=_HELD, alpha=0.08, lw=0, zorder=1)  # fmt: skip
-        handles.append(Patch(color=_HELD, alpha=0.2, label="position held"))
-    if trades:
-        segments = [
-            ((mdates.date2num(t.opened_at), t.entry_price), (mdates.date2num(t.closed_at), t.exit_price)) for t in trades
-        ]
-        colours = [_GAIN if t.net_pnl > 0 else _LOSS for t in trades]
-        ax.add_collection(LineCollection(segments, colors=colours, linewidths=1.6, alpha=0.8, zorder=3))
-        handles.append(ax.scatter([t.opened_at for t in trades], [t.entry_price for t in trades], marker="^", s=48,
-                                  color=_GAIN, edgecolors="#145214", linewidths=0.6, zorder=4,
-                                  label=f"entry ({len(trades)})"))  # fmt: skip
-        by_reason = Counter(t.exit_reason for t in trades)
-        for reason in sorted(by_reason, key=lambda r: (-by_reason[r], r)):
-            group = [t for t in trades if t.exit_reason == reason]
-            handles.append(ax.scatter([t.closed_at for t in group], [t.exit_price for t in group], marker="v", s=48,
-                                      color=_EXIT_COLOURS.get(reason, _OTHER_EXIT), edgecolors="#333333",
-                                      linewidths=0.6, zorder=4,
-                                      label=f"exit: {reason.lower().replace('_', ' ')} ({len(group)})"))  # fmt: skip
-    prices = np.concatenate([curve.close, [t.entry_price for t in trades], [t.exit_price for t in trades]])
-    _headroom(ax, prices)
-    ax.set_ylabel("price")
-    ax.yaxis.set_major_formatter(_Thousands())
-    ax.legend(handles=handles, loc="upper left", ncols=len(handles) if len(handles) <= 6 else (len(handles) + 1) // 2,
-              framealpha=0.9, columnspacing=1.4)  # fmt: skip
-
-
-_MODE_COLOURS = {"YELLOW": "#f2c94c", "ORANGE": "#f2994a", "RED": "#eb5757"}
-"""Background of the equity panel while the executor's belief mode was not GREEN."""
-
-
-def _plot_modes(ax: Any, curve: Curve, modes: list[tuple[str, str]]) -> None:
-    """Shade the stretches the executor's belief mode was YELLOW, ORANGE or RED (issue #14)."""
-    if not modes or len(curve.ts) == 0:
-        return
-    starts = [np.datetime64(t.rstrip("Z"), "s") for t, _ in modes]
-    ends = [*starts[1:], curve.ts[-1]]
-    shown: set[str] = set()
-    for (_, mode), start, end in zip(modes, starts, ends, strict=True):
-        colour = _MODE_COLOURS.get(mode)
-        if colour is None:
-            continue
-        ax.axvspan(start, end, color=colour, alpha=0.18, lw=0, zorder=0,
-                   label=None if mode in shown else f"belief {mode}")  # fmt: skip
-        shown.add(mode)
-
-
-def _plot_equity(ax: Any, curve: Curve, starting_cash: float) -> None:
-    ax.plot(curve.ts, curve.equity, color=_EQUITY, lw=1.3, label="equity", zorder=3)
-    ax.axhline(starting_cash, color="#555555", ls="--", lw=1.0, label=f"starting cash {starting_cash:,.2f}", zorder=2)
-    ax.fill_between(curve.ts, curve.equity, starting_cash, where=curve.equity >= starting_cash, interpolate=True,
-                    color=_GAIN, alpha=0.15, lw=0)  # fmt: skip
-    ax.fill_between(curve.ts, curve.equity, starting_cash, where=curve.equity < starting_cash, interpolate=True,
-                    color=_LOSS, alpha=0.15, lw=0)  # fmt: skip
-    final = float(curve.equity[-1])
-    change = (final / starting_cash - 1) * 100 if starting_cash else 0.0
-    ax.annotate(f"{final:,.2f} ({change:+.2f}%)", xy=(curve.ts[-1], final), xytext=(-4, 8), textcoords="offset points",
-                ha="right", va="bottom", fontsize=11, color=_EQUITY, weight="bold",
-                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": _EQUITY, "alpha": 0.9})  # fmt: skip
-    values = np.append(curve.equity, starting_cash)
-    _headroom(ax, values, top=0.18)
-    ax.set_ylabel("equity")
-    ax.yaxis.set_major_formatter(_Thousands())
-    ax.legend(loc="upper left", ncols=2, framealpha=0.9)
-
-
-def _plot_drawdown(ax: Any, curve: Curve) -> None:
-    dd = curve.drawdown_pct
-    ax.fill_between(curve.ts, dd, 0, color=_LOSS, alpha=0.35, lw=0)
-    ax.plot(curve.ts, dd, color=_LOSS, lw=0.7)
-    deepest = int(np.argmax(dd))
-    top = float(dd[deepest])
-    ax.set_ylim(max(top * 1.25, 0.1), 0)  # inverted: 0 at the top, deeper is lower
-    ax.yaxis.set_major_formatter(_Thousands("%"))
-    ax.set_ylabel("drawdown")
-    if top > 0:
-        when = curve.ts[deepest].astype(datetime).strftime("%Y-%m-%d %H:%M")
-        ax.plot(curve.ts[deepest], top, "o", color="#7f0000", ms=5)
-        right = deepest > len(dd) * 0.7
-        ax.annotate(f"max {top:.2f}%  ({when} UTC)", xy=(curve.ts[deepest], top), xytext=(-10 if right else 10, 0),
-                    textcoords="offset points", ha="right" if right else "left", va="center", fontsize=11,
-                    color="#7f0000", bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#7f0000", "alpha": 0.9})
-
 
 def _title(figures: Figures, curve: Curve, instrument: str) -> tuple[str, str]:
     start, end = (curve.ts[i].astype(datetime).strftime("%Y-%m-%d %H:%M") for i in (0, -1))
@@ -205,34 +67,45 @@ def _title(figures: Figures, curve: Curve, instrument: str) -> tuple[str, str]:
     return title, subtitle
 
 
-def _draw(figures: Figures, curve: Curve, trades: list[Trade], instrument: str) -> bytes:
-    """The three panels as PNG bytes, :data:`PNG_SIZE_PX`."""
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=_FIG_INCHES, dpi=_DPI, layout="constrained")
-        grid = fig.add_gridspec(3, 1, height_ratios=(3.0, 2.0, 1.3))
-        ax_price = fig.add_subplot(grid[0])
-        ax_equity = fig.add_subplot(grid[1], sharex=ax_price)
-        ax_dd = fig.add_subplot(grid[2], sharex=ax_price)
-        _plot_price(ax_price, curve, trades)
-        _plot_modes(ax_equity, curve, figures.belief_modes)
-        _plot_equity(ax_equity, curve, figures.starting_cash)
-        _plot_drawdown(ax_dd, curve)
-        for ax in (ax_price, ax_equity):
-            ax.tick_params(labelbottom=False)
-        locator = mdates.AutoDateLocator(minticks=6, maxticks=14)
-        ax_dd.xaxis.set_major_locator(locator)
-        ax_dd.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
-            locator, formats=["%Y", "%b", "%b %d", "%H:%M", "%H:%M", "%S.%f"],
-            zero_formats=["", "%Y", "%b %d", "%b %d", "%H:%M", "%H:%M"], show_offset=False))  # fmt: skip
-        if len(curve.ts) > 1:
-            ax_dd.set_xlim(curve.ts[0], curve.ts[-1])
-        ax_dd.set_xlabel("time (UTC)")
-        title, subtitle = _title(figures, curve, instrument)
-        fig.suptitle(title, fontsize=16, weight="bold")
-        ax_price.set_title(subtitle, loc="left", fontsize=12, color="#444444")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None})
-    return buf.getvalue()
+def _instrument_pictures(figures: Figures, curve: Curve, trades: list[Trade]) -> list[tuple[str, bytes]]:
+    """A portfolio's picture per instrument: (symbol, PNG) in the file's order; empty for one."""
+    if not curve.others:
+        return []
+    out = []
+    for i, sym in enumerate([figures.instrument or "instrument", *curve.others]):
+        mine = [t for t in trades if t.raw["instrument"] == sym]
+        stats = figures.by_instrument.get(sym, {})
+        net = float(stats.get("net_pnl", sum(t.net_pnl for t in mine)))
+        subtitle = (f"{len(mine):,} trades · wins {sum(t.net_pnl > 0 for t in mine)} · net P&L {net:+,.2f} · "
+                    f"position at the end {float(stats.get('position', 0.0)):g}")  # fmt: skip
+        out.append((sym, draw(curve.instrument(i), sym, subtitle, trades=mine)))
+    return out
+
+
+def _slug(symbol: str) -> str:
+    """A symbol as a file-name part: ``BTC/USDT:USDT`` → ``BTC-USDT-USDT``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", symbol)
+
+
+def _instrument_table(f: Figures) -> str:
+    """A portfolio's breakdown, one row per instrument (HTML)."""
+    e = html.escape
+    rows = []
+    for sym, s in f.by_instrument.items():
+        net = float(s.get("net_pnl", 0.0))
+        sides = s.get("by_side", {})
+        rows.append(
+            f'<tr><td>{e(sym)}</td><td class="num">{int(s.get("trades", 0)):,}</td>'
+            f'<td class="num">{int(s.get("wins", 0)):,}</td>'
+            f'<td class="num">{int(sides.get("LONG", {}).get("trades", 0)):,}</td>'
+            f'<td class="num">{int(sides.get("SHORT", {}).get("trades", 0)):,}</td>'
+            f'<td class="num {"pos" if net > 0 else "neg" if net < 0 else ""}">{net:+,.2f}</td>'
+            f'<td class="num">{float(s.get("fees", 0.0)):,.2f}</td>'
+            f'<td class="num">{float(s.get("position", 0.0)):g}</td></tr>'
+        )
+    head = "".join(f'<th scope="col"{_class("num" if h != "instrument" else "")}>{h}</th>'
+                   for h in ("instrument", "trades", "wins", "longs", "shorts", "net P&amp;L", "fees", "position"))  # fmt: skip
+    return f'<table class="trades">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody>\n</table>"
 
 
 # -- the page -------------------------------------------------------------------------------
@@ -349,7 +222,8 @@ def _summary_rows(f: Figures, curve: Curve, instrument: str, trades: list[Trade]
     return rows
 
 
-def _page(f: Figures, curve: Curve, trades: list[Trade], instrument: str, png: bytes, run_dir: Path) -> str:
+def _page(f: Figures, curve: Curve, trades: list[Trade], instrument: str, png: bytes, run_dir: Path,
+          pictures: list[tuple[str, bytes]]) -> str:  # fmt: skip
     e = html.escape
     title, subtitle = _title(f, curve, instrument)
     summary = "\n".join(
@@ -365,6 +239,15 @@ def _page(f: Figures, curve: Curve, trades: list[Trade], instrument: str, png: b
         body.append(f'<tr class="trade">{cells}</tr>')
     trade_rows = "\n".join(body) or f'<tr><td colspan="{len(_TRADE_TABLE)}">no closed trades</td></tr>'
     image = base64.b64encode(png).decode("ascii")
+    what = "portfolio equity, drawdown" if pictures else "close price with trade entries and exits, equity curve, drawdown"
+    portfolio = ""
+    if pictures:
+        w, h = INSTRUMENT_PNG_SIZE_PX
+        images = "\n".join(
+            f'<h3>{e(sym)}</h3>\n<img src="data:image/png;base64,{base64.b64encode(pic).decode("ascii")}" width="{w}" '
+            f'height="{h}" alt="{e(sym)}: close price with its trade entries and exits">' for sym, pic in pictures
+        )
+        portfolio = f"<h2>Instruments ({len(pictures)})</h2>\n{_instrument_table(f)}\n{images}\n"
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -377,12 +260,12 @@ def _page(f: Figures, curve: Curve, trades: list[Trade], instrument: str, png: b
 <h1>{e(title)}</h1>
 <p class="sub">{e(subtitle)} · run directory {e(str(run_dir))}</p>
 <img src="data:image/png;base64,{image}" width="{PNG_SIZE_PX[0]}" height="{PNG_SIZE_PX[1]}"
- alt="{e(f"{instrument}: close price with trade entries and exits, equity curve, drawdown")}">
+ alt="{e(f"{instrument}: {what}")}">
 <h2>Key figures</h2>
 <table class="summary">
 {summary}
 </table>
-<h2>Trades ({len(trades):,})</h2>
+{portfolio}<h2>Trades ({len(trades):,})</h2>
 <table class="trades">
 <thead><tr>{head}</tr></thead>
 <tbody>
@@ -420,8 +303,9 @@ def render_report(run_dir: Path) -> dict[str, Path]:
             the module docstring for their shapes and units).
 
     Returns:
-        ``{"png": run_dir/report.png, "html": run_dir/report.html}``. The PNG is
-        :data:`PNG_SIZE_PX` (1600 x 1000) pixels; the HTML embeds it as a ``data:`` URI.
+        ``{"png": run_dir/report.png, "html": run_dir/report.html}``, and for a portfolio each
+        instrument's ``{symbol: run_dir/report-<symbol>.png}``. The PNG is :data:`PNG_SIZE_PX`
+        (1600 x 1000) pixels; the HTML embeds every picture as a ``data:`` URI.
 
     Raises:
         RunReportError: ``run_dir`` is not a directory; an input is missing, unreadable or
@@ -439,10 +323,19 @@ def render_report(run_dir: Path) -> dict[str, Path]:
         raise RunReportError(f"{trades_path}: {len(trades)} trades, but {report_path} says {figures.trades}")
     curve = load_curve(equity_path)
     instrument = figures.instrument or (trades[0].raw["instrument"] if trades else "") or "instrument"
-    png = _draw(figures, curve, trades, instrument)
-    page = _page(figures, curve, trades, instrument, png, run_dir)
+    pictures = _instrument_pictures(figures, curve, trades)
+    if pictures:
+        instrument = f"portfolio of {len(pictures)} instruments"
+    title, subtitle = _title(figures, curve, instrument)
+    png = draw(curve, title, subtitle, trades=None if pictures else trades, starting_cash=figures.starting_cash,
+               modes=figures.belief_modes)  # fmt: skip
+    page = _page(figures, curve, trades, instrument, png, run_dir, pictures)
     paths = {"png": run_dir / "report.png", "html": run_dir / "report.html"}
-    _write_atomically({paths["png"]: png, paths["html"]: page.encode("utf-8")})
+    outputs = {paths["png"]: png, paths["html"]: page.encode("utf-8")}
+    for sym, pic in pictures:
+        paths[sym] = run_dir / f"report-{_slug(sym)}.png"
+        outputs[paths[sym]] = pic
+    _write_atomically(outputs)
     return paths
 
 

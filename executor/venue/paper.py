@@ -59,7 +59,7 @@ from dataclasses import dataclass, replace
 from foundation.bars import Bars
 from protocol import Instrument, Intent, RejectCode, Side, Status, TradeDecision
 
-from ..ledger import POSITION_REL_TOL, Ledger
+from ..ledger import DUST_REL_TOL, POSITION_REL_TOL, Ledger
 from .base import (
     Balance,
     OrderReport,
@@ -166,6 +166,7 @@ class PaperVenue(Venue):
         self.ledger: Ledger | None = None
         self._orders: dict[str, OrderReport] = {}
         self._resting: dict[str, _Resting] = {}
+        self._held: dict[Instrument, float] | None = None  # the venue's positions (:meth:`_book`)
         self._clock_ns = 0
 
     def quote(self, decision: TradeDecision, ledger: Ledger) -> PaperFill | PaperRefusal:
@@ -256,6 +257,26 @@ class PaperVenue(Venue):
         """Use ``ledger`` as the paper account's balances (the executor's own ledger)."""
         self.ledger = ledger
 
+    def _book(self) -> dict[Instrument, float]:
+        """The venue's own positions (signed base units): the ledger's when first asked — once the
+        executor has rebuilt it from its journal — then moved by every fill this venue makes. A
+        resting take-profit that filled is in it at once, before the executor books the fill (its
+        next decision for the symbol does), so reconciliation sees the venue's truth, as on an
+        exchange, and not the ledger echoed back."""
+        if self._held is None:
+            assert self.ledger is not None
+            self._held = {i: p.qty for i, p in self.ledger.positions().items()}
+        return self._held
+
+    def _move(self, instrument: Instrument, side: Side, qty: float) -> None:
+        book = self._book()
+        before = book.get(instrument, 0.0)
+        held = before + (qty if side is Side.BUY else -qty)
+        if abs(held) <= DUST_REL_TOL * max(abs(before), qty):  # flat, by the ledger's rule
+            book.pop(instrument, None)
+        else:
+            book[instrument] = held
+
     def lists(self, symbol: str) -> bool:
         return symbol in self._by_symbol
 
@@ -305,12 +326,14 @@ class PaperVenue(Venue):
 
     def _fill_resting(self, coid: str, price: float, at_ns: int) -> None:
         req = self._resting.pop(coid).request
-        held = self.ledger.position(self._by_symbol[req.symbol]) if self.ledger is not None else 0.0
+        inst = self._by_symbol[req.symbol]
+        held = self._book().get(inst, 0.0)
         pos = held if req.side is Side.SELL else -held  # what a reduce-only order can reduce
         qty = min(req.amount, max(pos, 0.0))
         if qty <= 0:  # nothing left to reduce: a reduce-only order expires
             self._orders[coid] = replace(self._orders[coid], status=OrderStatus.EXPIRED, updated_at_ns=at_ns)
             return
+        self._move(inst, req.side, qty)
         self._orders[coid] = replace(self._orders[coid], status=OrderStatus.FILLED, filled=qty, avg_price=price,
                                      fee=qty * price * self.fee_bps / 1e4, updated_at_ns=at_ns)  # fmt: skip
 
@@ -336,6 +359,7 @@ class PaperVenue(Venue):
                         reduce_only=request.reduce_only)  # fmt: skip
         if isinstance(q, PaperRefusal):
             raise PermanentVenueError(q.detail, q.reject_code, q.status)
+        self._move(self._by_symbol[request.symbol], request.side, q.qty)
         report = OrderReport(
             client_order_id=request.client_order_id, venue_order_id=q.venue_ref_full.decode("ascii"),
             symbol=request.symbol, side=request.side, type=request.type, status=OrderStatus.FILLED,
@@ -391,12 +415,16 @@ class PaperVenue(Venue):
         return {"QUOTE": Balance("QUOTE", cash, 0.0)}
 
     async def positions(self) -> list[PositionReport]:
+        """The venue's positions (:meth:`_book`), each at the ledger's average cost."""
         if self.ledger is None:
             return []
-        return [PositionReport(str(i), p.qty, p.avg_cost) for i, p in self.ledger.positions().items()]
+        self._match_resting()
+        cost = {i: p.avg_cost for i, p in self.ledger.positions().items()}
+        return [PositionReport(str(i), qty, cost.get(i, 0.0)) for i, qty in self._book().items()]
 
     async def holdings(self, symbols: list[str]) -> dict[str, PositionReport]:
-        """The paper account is the ledger itself: reconciliation finds it equal, always (GREEN)."""
+        """The venue's positions in ``symbols``: the ledger's, moved by the fills the executor has not
+        booked yet (a resting take-profit's) — reconciliation finds them equal to what it expects."""
         return {p.symbol: p for p in await self.positions() if p.symbol in symbols}
 
 
