@@ -265,7 +265,7 @@ def _first_bad_row(rows: list[list[str]], header: tuple[str, ...]) -> tuple[int,
             previous = t
             portfolio_start = len(header) > len(EQUITY_COLUMNS) and fields[1] == ""  # before the first instrument's bar
             close, _equity, dd, _position = (math.nan if portfolio_start and c == "close" else _number(f, c)
-                                             for f, c in zip(fields[1:], EQUITY_COLUMNS[1:], strict=True))  # fmt: skip
+                                             for f, c in zip(fields[1:5], EQUITY_COLUMNS[1:], strict=True))  # fmt: skip
             if close <= 0:
                 raise ValueError(f"close {fields[1]} is not > 0")
             if dd < 0:
