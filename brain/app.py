@@ -174,7 +174,12 @@ class BrainApp(LinkShell):
         self._gauges = ReplayGauges(metrics)
         if on_progress is not None:
             self.on_progress = on_progress  # type: ignore[method-assign]
-        self._restart = RestartMatcher(journal.path, journal.history())
+        self._restart = RestartMatcher(journal.path, journal.history(),
+                                       [c for c in journal.confirmations() if c.reconciled])  # fmt: skip
+        self._replaying = False  # applying journaled confirmations (:meth:`_apply_journaled`)
+        self._waves = restamp  # a replay applies confirmations by waves (:meth:`_receive`)
+        self._held: dict[int, tuple[ExecutionConfirmation, bool]] = {}  # the wave's, by decision id; live?
+        self._releasing = False
         self._sent_at: dict[int, float] = {}
         self._settled = asyncio.Event()
         self._settled.set()
@@ -285,6 +290,7 @@ class BrainApp(LinkShell):
             self._check_journal_fault()
             now = time.time_ns()
         self._bar_index = index
+        self._apply_journaled()  # a reconciled confirmation the live run applied between closes
         trips_before = len(core.breakers.trips)
         step = core.on_bars(bars, close_ns, now, executor_alive=link.executor_alive(now),
                             executor_journal_ok=link.journal_fault is None, feed_fresh=fresh,
@@ -359,7 +365,8 @@ class BrainApp(LinkShell):
                          until_ns=trip.until_ns)  # fmt: skip
 
     def _dispatch(self, decisions: tuple[TradeDecision, ...], bar_index: int) -> None:
-        """Send new decisions; settle re-derived ones as journaled (a restarted brain's re-run)."""
+        """Send new decisions; settle re-derived ones as journaled (a restarted brain's re-run), their
+        journaled confirmations applied in seq order (:meth:`_apply_journaled`)."""
         for decision in decisions:
             journaled = self._restart.take(decision, bar_index)  # raises if it differs from its twin
             if journaled is None:
@@ -369,6 +376,21 @@ class BrainApp(LinkShell):
                 if not self._restart:  # caught up with the journal: live from here on
                     self.metrics.resuming.set(0)
                     self._export_positions()
+        self._apply_journaled()
+
+    def _apply_journaled(self) -> None:
+        """Receive the journaled confirmations that are ready, in the seq order the live run received
+        them (:mod:`brain.restart`), through the same waves (:meth:`_receive`); one loop at a time —
+        an application that derives decisions (:meth:`BrainCore.protect_now`) readies more, which
+        this loop picks up in turn."""
+        if self._replaying:
+            return
+        self._replaying = True
+        try:
+            while (conf := self._restart.next_ready()) is not None:
+                self._receive(conf, journal=False)
+        finally:
+            self._replaying = False
 
     def _send(self, decision: TradeDecision, bar_index: int) -> None:
         data = self.codec.encode(decision)
@@ -397,7 +419,7 @@ class BrainApp(LinkShell):
         log = self.log.bind(decision_id=d.decision_id)
         if journaled.confirmation is not None:
             self.stats.decisions_sent += 1
-            self._apply(journaled.confirmation, time.time_ns(), journal=False)
+            self._restart.ready(journaled.confirmation)  # applied at its turn (seq order)
         elif journaled.resolution is not None:
             self.stats.decisions_sent += 1
             self.core.abandon(d.decision_id)
@@ -504,16 +526,56 @@ class BrainApp(LinkShell):
     # -- confirmations ----------------------------------------------------------------------
 
     def on_confirmation(self, conf: ExecutionConfirmation, now: int) -> None:
-        """Journal and apply one in-order confirmation; the only path into the tracker."""
+        """Journal and apply one in-order confirmation; the only path into the tracker (in a replay,
+        applied with the rest of its wave: :meth:`_receive`)."""
         if self._restart.awaits(conf.decision_id):  # answers a decision the re-run has not reached yet
             self.journal.record_confirmation(conf, now)
             self._restart.attach(conf)
             return
-        if conf.decision_id not in self.core.pending and self.core.tracker.is_applied(conf.decision_id):
+        if conf.decision_id in self._held or (conf.decision_id not in self.core.pending
+                                              and self.core.tracker.is_applied(conf.decision_id)):  # fmt: skip
             self.metrics.duplicates.inc()
             return
         self.journal.record_confirmation(conf, now)
-        self._apply(conf, now, journal=True)
+        sent = self._sent_at.pop(conf.decision_id, None)
+        if sent is not None:
+            latency = time.perf_counter() - sent
+            self.metrics.latency.observe(latency)
+            self.stats.latencies_s.append(latency)
+        self._receive(conf, journal=True)
+
+    def _receive(self, conf: ExecutionConfirmation, *, journal: bool) -> None:
+        """Apply ``conf`` — at once live; in a replay, with its *wave*.
+
+        **Waves** (a replay, issue #16): the decisions in flight together — a close time's, or those a
+        confirmation made (:meth:`BrainCore.protect_now`) — are answered in whatever order the
+        executor finished them, which loss and reordering change from run to run; cash is a float
+        sum, so the order of application moves equity's last bit and with it a later entry's size.
+        So each confirmation is held until every decision in flight has its own, and then they are
+        all applied in decision-id order (the executor's reconciled ones after them; one arriving
+        with nothing in flight at once): the same inputs give the same bytes, whatever the bus did.
+        A restarted brain re-runs its journal through this same rule, in seq order
+        (:meth:`_apply_journaled`), so it rebuilds the waves the live run applied.
+        """
+        if not self._waves:
+            self._apply(conf, time.time_ns(), journal=journal)
+            return
+        self._held[conf.decision_id] = (conf, journal)
+        self._release_wave()
+
+    def _release_wave(self) -> None:
+        """Apply the held confirmations once every decision in flight has one (:meth:`_receive`)."""
+        pending = self.core.pending
+        if self._releasing or not self._held or any(did not in self._held for did in pending):
+            return
+        self._releasing = True
+        try:
+            wave = sorted(self._held.values(), key=lambda held: (held[0].reconciled, held[0].decision_id))
+            self._held.clear()
+            for conf, journal in wave:
+                self._apply(conf, time.time_ns(), journal=journal)
+        finally:
+            self._releasing = False
 
     def _apply(self, conf: ExecutionConfirmation, now: int, *, journal: bool) -> None:
         # every line this confirmation causes (breaker trips, anomalies) carries its decision and seq
@@ -529,11 +591,6 @@ class BrainApp(LinkShell):
         if conf.status.executed and result.applied not in (Applied.DUPLICATE, Applied.NOT_EXECUTED) \
                 and conf.executed_at_ns > (self._fills_after or 0):  # fmt: skip
             self._fills_after = conf.executed_at_ns
-        sent = self._sent_at.pop(conf.decision_id, None)
-        if sent is not None:
-            latency = time.perf_counter() - sent
-            self.metrics.latency.observe(latency)
-            self.stats.latencies_s.append(latency)
         counted = False if conf.reconciled else self._outcomes.confirmed(conf.decision_id, conf.status.name,
                                                                           conf.status.executed)  # fmt: skip
         if journal:  # live: count and log; a re-run of journaled history only rebuilds state

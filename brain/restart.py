@@ -3,8 +3,18 @@
 **Restart**: a brain started on an existing journal re-runs the replay from the first bar. Each
 decision the core re-derives is matched with its journaled twin (same id, same bar, same fields;
 anything else means the data or settings changed and is refused): a journaled confirmation is
-applied at once, a journaled local resolution is re-applied, and the first decision with neither
-is resent byte-identical from the journal, after which the replay is live again. The link asks the
+applied, a journaled local resolution is re-applied, and the first decision with neither is resent
+byte-identical from the journal, after which the replay is live again.
+
+**Journaled confirmations are received again in their seq order**, the order the live run received
+them, and go through the same waves as live ones (:meth:`brain.app.BrainApp._receive`): with
+several instruments the decisions of one close time are answered in whatever order the executor
+finished them, and a re-run that applied them in the order it re-derives their decisions would
+rebuild other waves — cash is a float sum, so another last bit of equity and another entry size on
+a later bar. A confirmation is *ready* once its decision is re-derived (the executor's reconciled
+ones, which answer no decision, are ready from the start); :meth:`RestartMatcher.next_ready` hands
+them out while the next seq of the journal is ready, and stops at the first that is not (its
+decision comes on a later bar). The link asks the
 executor to replay every confirmation after the last one journaled. (What is applied or resent is
 the app's job, :meth:`brain.app.BrainApp._resume`; the pairing and its checks are here.)
 
@@ -17,6 +27,8 @@ journaled decisions it never re-derived.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 
 from protocol import ExecutionConfirmation, TradeDecision
@@ -32,14 +44,32 @@ class RestartMatcher:
     Args:
         path: the journal's path (for error messages).
         history: :meth:`~brain.journal.BrainJournal.history` (empty for a fresh journal).
+        reconciled: the journal's reconciled confirmations (:meth:`~brain.journal.BrainJournal.confirmations`
+            with ``reconciled``), ready from the start.
     """
 
-    __slots__ = ("_history", "_last_bar", "path")
+    __slots__ = ("_history", "_last_bar", "_ready", "_seqs", "path")
 
-    def __init__(self, path: Path, history: dict[int, JournaledDecision]) -> None:
+    def __init__(self, path: Path, history: dict[int, JournaledDecision],
+                 reconciled: Iterable[ExecutionConfirmation] = ()) -> None:  # fmt: skip
         self.path = path
         self._history = history
         self._last_bar = max((j.bar_index for j in history.values()), default=-1)
+        self._ready: dict[int, ExecutionConfirmation] = {c.seq: c for c in reconciled}
+        seqs = {j.confirmation.seq for j in history.values() if j.confirmation is not None} | set(self._ready)
+        self._seqs = deque(sorted(seqs))  # every journaled seq not applied yet, in order
+
+    def ready(self, conf: ExecutionConfirmation) -> None:
+        """A journaled confirmation whose decision was re-derived: received at its turn (:meth:`next_ready`)."""
+        self._ready[conf.seq] = conf
+
+    def next_ready(self) -> ExecutionConfirmation | None:
+        """The journaled confirmation to receive next — the lowest seq not received yet — if it is
+        ready; else ``None`` (its decision is re-derived on a later bar)."""
+        if self._seqs and (conf := self._ready.pop(self._seqs[0], None)) is not None:
+            self._seqs.popleft()
+            return conf
+        return None
 
     def __len__(self) -> int:
         """Journaled decisions still to be re-derived (0: live)."""
@@ -74,7 +104,9 @@ class RestartMatcher:
         return decision_id in self._history
 
     def attach(self, conf: ExecutionConfirmation) -> None:
-        """Keep ``conf`` (journaled already) with its decision, applied when the re-run reaches it."""
+        """Keep ``conf`` (journaled already, newer than every journaled seq) with its decision,
+        applied when the re-run reaches it."""
+        self._seqs.append(conf.seq)
         journaled = self._history[conf.decision_id]
         self._history[conf.decision_id] = dataclasses.replace(journaled, confirmation=conf)
 
