@@ -11,7 +11,13 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 JOBS   ?= 2  # test processes (pytest-xdist); JOBS=0 runs the suite in this process
 
-.PHONY: paper test bench install promtool clean
+# `make portfolio`: the bundled portfolio (Binance BTC, ETH, SOL and BNB/USDT 4-hour bars) with shorts
+# and every exit leg on — fast EMAs, a 3 % hard stop, trailing from 4 %, a take-profit on half at 2.5 %,
+# breakeven from 1.5 %, entries of 20 % of the portfolio (capped at 25 % per instrument).
+PORTFOLIO_FLAGS := --portfolio --allow-short --strategy-params '{"fast": 10, "slow": 30}' --stop-loss-pct 3 \
+	--trailing-activation-pct 4 --trailing-pct 2 --partial-tp-pct 2.5 --breakeven-trigger-pct 1.5 --entry-fraction 0.2
+
+.PHONY: paper portfolio test bench install promtool clean
 
 $(BIN)/tandem: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +28,9 @@ install: $(BIN)/tandem
 
 paper: $(BIN)/tandem
 	$(BIN)/tandem paper $(ARGS)
+
+portfolio: $(BIN)/tandem
+	$(BIN)/tandem paper $(PORTFOLIO_FLAGS) $(ARGS)
 
 promtool:
 	@if ! command -v promtool >/dev/null 2>&1; then \

@@ -245,6 +245,20 @@ def _by_side_lines(r: dict[str, Any]) -> list[str]:
             for name, s in sides.items()]
 
 
+def _instrument_lines(r: dict[str, Any]) -> list[str]:
+    """A portfolio's breakdown: a line per instrument (trades, wins, longs/shorts, net P&L, position)."""
+    by = r.get("by_instrument") or {}
+    if len(r.get("instruments") or ()) < 2:
+        return []
+    lines = ["  by instrument"]
+    for sym, s in by.items():
+        sides = s.get("by_side", {})
+        lines.append(f"    {sym:<20} {s['trades']:>4} trades (wins {s['wins']}, long {sides.get('LONG', {}).get('trades', 0)}, "
+                     f"short {sides.get('SHORT', {}).get('trades', 0)})  net P&L {s['net_pnl']:+,.2f}  "
+                     f"position {s['position']:g}")  # fmt: skip
+    return lines
+
+
 def _open_log(path: Path, process: str) -> Any:
     """``path`` opened for appending (a run dir's logs are audit records: a second run on the same
     run dir adds to them, never wipes them), with a first line marking this start."""
@@ -432,6 +446,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"  realized P&L (gross)   {r['realized_pnl']:+,.2f}   unrealized {r['unrealized_pnl']:+,.2f}",
         f"  fees                   {r['fees']:,.2f}",
         f"  exits by reason        {kv(r['exits_by_reason'])}",
+        *_instrument_lines(r),
         f"  breaker trips          {kv(r['breaker_trips'])}",
         f"  signals skipped        {kv(r['signals_skipped'])}",
         f"  retransmits            {r['retransmits']}   datagrams rejected: {kv(r['datagrams_rejected'])}",
