@@ -344,3 +344,37 @@ async def test_proxies_with_same_seed_deliver_the_same() -> None:
             proxy.close()
             sender.close()
     assert delivered[0] == delivered[1] and 0 < len(delivered[0]) < 2 * len(seq)
+
+
+# -- the portfolio under chaos (issue #16) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def portfolio_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``make portfolio``'s run (four instruments, shorts, every exit leg) through every fault, seed 3,
+    two kills of each process: decisions of one close time in flight together, answered in the order
+    the faults let them through."""
+    run_dir = tmp_path_factory.mktemp("chaos-portfolio") / "run"
+    args = [
+        TANDEM, "chaos", "--run-dir", str(run_dir), "--portfolio", "--allow-short", "--strategy-params",
+        '{"fast": 10, "slow": 30}', "--stop-loss-pct", "3", "--trailing-activation-pct", "4", "--trailing-pct", "2",
+        "--partial-tp-pct", "2.5", "--breakeven-trigger-pct", "1.5", "--entry-fraction", "0.2", "--seed", "3",
+        "--kills-executor", "2", "--kills-brain", "2", "--timeout-s", "100",
+    ]  # fmt: skip
+    return subprocess.run(args, capture_output=True, text=True, timeout=150), run_dir
+
+
+def test_a_portfolio_with_shorts_ends_byte_identical_under_chaos(portfolio_run) -> None:
+    proc, run_dir = portfolio_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "verdict                  PASS" in out and "violation" not in out
+    kills = re.search(r"executor (\d+) \(restarts (\d+)\), brain (\d+) \(restarts (\d+)\)", _line(out, "kills"))
+    e_kills, e_restarts, b_kills, b_restarts = map(int, kills.groups())
+    assert e_kills >= 1 and b_kills >= 1 and (e_kills, b_kills) == (e_restarts, b_restarts)
+    for name in ("trades.csv", "equity.csv"):
+        assert (run_dir / "chaos" / name).read_bytes() == (run_dir / "reference" / name).read_bytes(), name
+    rows = [r.split(",") for r in (run_dir / "chaos" / "trades.csv").read_text().splitlines()[1:]]
+    assert len({r[1] for r in rows}) == 4 and {r[2] for r in rows} == {"LONG", "SHORT"}
+    faults = _counts(_line(out, "faults injected").split(":", 1)[1])
+    assert faults["dropped"] > 0 and faults["reordered"] > 0, out

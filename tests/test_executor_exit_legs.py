@@ -13,7 +13,7 @@ import pytest
 from executor.core import ExecutorCore
 from executor.ledger import Ledger
 from executor.planning import PlaceTakeProfit, Refusal, ReportTakeProfit, plan_decision, take_profit_order
-from executor.venue.base import GATEWAY, OrderStatus, OrderType
+from executor.venue.base import GATEWAY, OrderRequest, OrderStatus, OrderType
 from executor.venue.coid import OrderIds
 from executor.venue.paper import PaperVenue
 from foundation.bars import Bars
@@ -100,6 +100,28 @@ async def test_a_resting_limit_fills_at_its_limit_on_the_first_bar_through_it_an
     assert (filled.status, filled.filled, filled.avg_price, filled.updated_at_ns) == (OrderStatus.FILLED, 0.5, 102.5, ns(2))
     assert filled.fee == pytest.approx(0.5 * 102.5 * 10 / 1e4) and await venue.open_orders() == []
     assert ledger.position(PERP) == 1.0  # the venue filled it; the executor books it when it reports it
+
+
+async def test_the_venue_holds_what_its_resting_limit_filled_before_the_executor_books_it() -> None:
+    """A portfolio (issue #16): another instrument's decision moves the clock past the bar that fills the
+    take-profit, and reconciliation asks before the report books it — the venue's holdings already
+    hold the fill (its own book), the ledger does not yet: no drift, and nothing set back."""
+    eth = Instrument.symbol("ETH-PERP")
+    venue = PaperVenue(_bars(), instrument=PERP, markets={eth: _bars()})
+    ledger = holding(1.0)
+    venue.bind(ledger)
+    await venue.submit(take_profit_order(IDS, "BTC-PERP", 0.5, 102.5, 2, ns(1), Side.SELL))
+    assert (await venue.holdings(["BTC-PERP"]))["BTC-PERP"].qty == 1.0
+    await venue.observe_time(ns(3))  # ETH's decision on bar 3: BTC's bar 2 went through the limit
+    assert (await venue.holdings(["BTC-PERP", "ETH-PERP"]))["BTC-PERP"].qty == 0.5
+    assert ledger.position(PERP) == 1.0
+    ledger.apply_fill(Side.SELL, PERP, 0.5, 102.5, 0.0)  # the report books it
+    assert (await venue.holdings(["BTC-PERP"]))["BTC-PERP"].qty == ledger.position(PERP) == 0.5
+    close = OrderRequest(client_order_id="close-5", decision_id=5, symbol="BTC-PERP", side=Side.SELL,
+                         type=OrderType.MARKET, amount=0.5, reduce_only=True, market_ts_ns=ns(4), reference_price=99.0,
+                         max_slippage_bps=10_000)  # fmt: skip
+    assert (await venue.submit(close)).filled == 0.5  # a market fill moves the venue's book at once
+    assert await venue.holdings(["BTC-PERP"]) == {}
 
 
 async def test_a_gap_fills_at_the_open_a_cancel_before_the_bar_cancels_and_nothing_left_expires() -> None:
