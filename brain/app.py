@@ -47,8 +47,9 @@ not match this replay), :class:`ExecutorJournalFault`, :class:`~foundation.error
 
 The jobs beside the shell live in their own modules: wall-time pacing (:mod:`brain.pacing`), the
 equity curve (:mod:`brain.equity`), the replay's tally (:mod:`brain.stats`), restart matching
-(:mod:`brain.restart`), gauge export (:mod:`brain.gauges`) and the counters and log lines of each
-live confirmation (:mod:`brain.confirmlog`). :class:`EquityCurve`, :class:`EquityPoint`,
+(:mod:`brain.restart`), a replay's waves of confirmations (:mod:`brain.waves`), gauge export
+(:mod:`brain.gauges`) and the counters and log lines of each live confirmation
+(:mod:`brain.confirmlog`). :class:`EquityCurve`, :class:`EquityPoint`,
 :class:`Pacing`, :class:`ReplayStats` and :data:`EXPIRED_UNCONFIRMED` are re-exported here from the
 modules that define them.
 """
@@ -84,6 +85,7 @@ from .pacing import Pacing
 from .restart import RestartMatcher
 from .stats import EXPIRED_UNCONFIRMED, OutcomeTally, ReplayStats
 from .tracker import Applied
+from .waves import Waves
 
 __all__ = [
     "EXPIRED_UNCONFIRMED",
@@ -177,8 +179,8 @@ class BrainApp(LinkShell):
         self._restart = RestartMatcher(journal.path, journal.history(),
                                        [c for c in journal.confirmations() if c.reconciled])  # fmt: skip
         self._replaying = False  # applying journaled confirmations (:meth:`_apply_journaled`)
-        self._waves = restamp  # a replay applies confirmations by waves (:meth:`_receive`)
-        self._held: dict[int, tuple[ExecutionConfirmation, bool]] = {}  # the wave's, by decision id; live?
+        self._replay_waves = restamp  # a replay applies confirmations by waves (:mod:`brain.waves`)
+        self._waves = Waves()
         self._releasing = False
         self._sent_at: dict[int, float] = {}
         self._settled = asyncio.Event()
@@ -532,7 +534,7 @@ class BrainApp(LinkShell):
             self.journal.record_confirmation(conf, now)
             self._restart.attach(conf)
             return
-        if conf.decision_id in self._held or (conf.decision_id not in self.core.pending
+        if conf.decision_id in self._waves or (conf.decision_id not in self.core.pending
                                               and self.core.tracker.is_applied(conf.decision_id)):  # fmt: skip
             self.metrics.duplicates.inc()
             return
@@ -545,35 +547,18 @@ class BrainApp(LinkShell):
         self._receive(conf, journal=True)
 
     def _receive(self, conf: ExecutionConfirmation, *, journal: bool) -> None:
-        """Apply ``conf`` — at once live; in a replay, with its *wave*.
-
-        **Waves** (a replay, issue #16): the decisions in flight together — a close time's, or those a
-        confirmation made (:meth:`BrainCore.protect_now`) — are answered in whatever order the
-        executor finished them, which loss and reordering change from run to run; cash is a float
-        sum, so the order of application moves equity's last bit and with it a later entry's size.
-        So each confirmation is held until every decision in flight has its own, and then they are
-        all applied in decision-id order (the executor's reconciled ones after them; one arriving
-        with nothing in flight at once): the same inputs give the same bytes, whatever the bus did.
-        A restarted brain re-runs its journal through this same rule, in seq order
-        (:meth:`_apply_journaled`), so it rebuilds the waves the live run applied.
-        """
-        if not self._waves:
+        """Apply ``conf``: at once live; in a replay with its wave (:mod:`brain.waves`)."""
+        if not self._replay_waves:
             self._apply(conf, time.time_ns(), journal=journal)
             return
-        self._held[conf.decision_id] = (conf, journal)
-        self._release_wave()
-
-    def _release_wave(self) -> None:
-        """Apply the held confirmations once every decision in flight has one (:meth:`_receive`)."""
-        pending = self.core.pending
-        if self._releasing or not self._held or any(did not in self._held for did in pending):
-            return
+        self._waves.hold(conf, journal)
+        if self._releasing:
+            return  # the wave being applied made this decision; its own wave is released after it
         self._releasing = True
         try:
-            wave = sorted(self._held.values(), key=lambda held: (held[0].reconciled, held[0].decision_id))
-            self._held.clear()
-            for conf, journal in wave:
-                self._apply(conf, time.time_ns(), journal=journal)
+            while wave := self._waves.take(self.core.pending):
+                for held, live in wave:
+                    self._apply(held, time.time_ns(), journal=live)
         finally:
             self._releasing = False
 

@@ -30,6 +30,12 @@ run the strategy; then decide. Rules (issue #2):
   at the same distance below the *fill* (:meth:`~protocol.TradeDecision.stop_for_fill`), and the
   plan the confirmation opens uses that same level — one stop level, computed from the fill.
 
+**A portfolio** (issue #16): :meth:`BrainCore.on_bars` takes every instrument's bar closing at one
+time; all are marked, the breakers see the portfolio's equity once, then each instrument's rules
+above run in the configured order with its own strategy, entries sized from that same equity and
+capped per instrument (``max_exposure_fraction``, :func:`~brain.risk.cap_exposure`; skip
+``exposure_cap``). One instrument is the same call with one bar (:meth:`BrainCore.on_bar`).
+
 **Exchange stops** (``exchange_stops``, off by default): after every mark, when nothing else is
 sent for the position and nothing awaits confirmation for it, the position's protective level —
 ``max(plan stop, trailing stop once active)`` — is compared with the level last sent for it (the
@@ -55,7 +61,6 @@ skipped ``already_positioned`` while it is held (its fill would cover the dust: 
 
 from __future__ import annotations
 
-import enum
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -75,98 +80,13 @@ from protocol import (
     TradeDecision,
 )
 
+from .coretypes import BrainConfig, Gates, Skip, SkipReason, Step
 from .exits import ExitPlan
-from .risk import Approved, CircuitBreakers, Trip, cap_exposure, guard_entry, size_entry
+from .risk import Approved, CircuitBreakers, cap_exposure, guard_entry, size_entry
 from .strategy import Strategy
 from .tracker import Applied, ApplyResult, Position, PositionTracker
 
 __all__ = ["BrainConfig", "BrainCore", "Skip", "SkipReason", "Step"]
-
-
-class SkipReason(str, enum.Enum):
-    ALREADY_POSITIONED = "already_positioned"
-    AWAITING_CONFIRMATION = "awaiting_confirmation"
-    NO_POSITION = "no_position"
-    BREAKER = "breaker"
-    EXECUTOR_SILENT = "executor_silent"
-    EXECUTOR_JOURNAL = "executor_journal"
-    FEED_STALE = "feed_stale"
-    BELIEF_GUARD = "belief_guard"
-    EXPOSURE_CAP = "exposure_cap"
-    ZERO_SIZE = "zero_size"
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    """A signal the brain did not act on, and why (``instrument``: whose signal; ``None`` in a
-    hand-made skip)."""
-
-    reason: SkipReason
-    side: Side
-    detail: str = ""
-    instrument: Instrument | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Gates:
-    """What the shell says about entries on this close (see :meth:`BrainCore.on_bar`)."""
-
-    executor_alive: bool
-    executor_journal_ok: bool
-    feed_fresh: bool
-    posture: Posture | None
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What one bar produced: decisions to send, skips to log and count, a breaker trip."""
-
-    decisions: tuple[TradeDecision, ...] = ()
-    skips: tuple[Skip, ...] = ()
-    trip: Trip | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BrainConfig:
-    """Decision parameters. Fractions are of equity; times in ns; slippage and steps in bps.
-
-    ``markets`` are the instruments traded beside ``instrument`` (a portfolio, issue #16; empty: one
-    instrument). ``max_exposure_fraction`` caps an entry so the position in one instrument is worth
-    at most that fraction of the portfolio's equity at entry (1.0: no cap below the whole equity).
-
-    ``allow_short`` lets a SELL signal while flat open a short (a derivatives venue only; the
-    executor refuses it otherwise). ``exchange_stops`` turns on PROTECT decisions that move the venue's protective stop up with the
-    exit plan; ``protect_step_bps`` (> 0) is how far the level must rise above the one last sent
-    before a new PROTECT is worth a round trip.
-
-    Raises:
-        ValueError: ``protect_step_bps`` not > 0, ``max_exposure_fraction`` outside (0, 1], or an
-            instrument listed twice.
-    """
-
-    instrument: Instrument
-    markets: tuple[Instrument, ...] = ()
-    max_exposure_fraction: float = 1.0
-    entry_fraction: float = 0.05
-    lot_size: float = 0.0
-    decision_ttl_ns: int = 10_000_000_000
-    max_slippage_bps: int = 50
-    exchange_stops: bool = False
-    protect_step_bps: float = 25.0
-    allow_short: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.protect_step_bps > 0:
-            raise ValueError(f"protect_step_bps must be > 0, got {self.protect_step_bps}")
-        if not 0 < self.max_exposure_fraction <= 1:
-            raise ValueError(f"max_exposure_fraction must be in (0, 1], got {self.max_exposure_fraction}")
-        if len(set(self.instruments)) != len(self.instruments):
-            raise ValueError(f"an instrument is listed twice: {', '.join(map(str, self.instruments))}")
-
-    @property
-    def instruments(self) -> tuple[Instrument, ...]:
-        """Every instrument traded: ``instrument`` first, then ``markets``."""
-        return (self.instrument, *self.markets)
 
 
 class BrainCore:
@@ -249,7 +169,7 @@ class BrainCore:
         equity = tracker.equity()
         decisions: list[TradeDecision] = []
         skips: list[Skip] = []
-        gates = _Gates(executor_alive, executor_journal_ok, feed_fresh, posture)
+        gates = Gates(executor_alive, executor_journal_ok, feed_fresh, posture)
         for (inst, bar), exit_reason in zip(bars, exits, strict=True):
             ds, skip = self._instrument_bar(inst, bar, exit_reason, market_ns, wall_ns, equity, gates)
             decisions.extend(ds)
@@ -259,7 +179,7 @@ class BrainCore:
         return Step(tuple(decisions), tuple(skips), trip)
 
     def _instrument_bar(self, inst: Instrument, bar: Bar, exit_reason: DecisionReason | None, market_ns: int,
-                        wall_ns: int, equity: float, gates: _Gates) -> tuple[tuple[TradeDecision, ...], Skip | None]:  # fmt: skip
+                        wall_ns: int, equity: float, gates: Gates) -> tuple[tuple[TradeDecision, ...], Skip | None]:  # fmt: skip
         """One instrument's rules on its bar (the module docstring): its decisions and its skip."""
         tracker = self.tracker
         price = bar.close
@@ -312,7 +232,7 @@ class BrainCore:
         return self._legs(position, bar, market_ns, wall_ns, busy), skip
 
     def _entry(self, inst: Instrument, signal: Side, price: float, market_ns: int, wall_ns: int, equity: float,
-               gates: _Gates) -> TradeDecision | Skip:  # fmt: skip
+               gates: Gates) -> TradeDecision | Skip:  # fmt: skip
         """An entry on ``signal`` through every guard, sized at ``entry_fraction`` of the portfolio's
         ``equity`` and capped at ``max_exposure_fraction`` of it; or the skip that refused it."""
         verdict = self.breakers.check_entry(market_ns)

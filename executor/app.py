@@ -164,6 +164,8 @@ class ExecutorApp(LinkShell):
                           executed=outcome.executed)  # fmt: skip
             self._answer(outcome, time.perf_counter(), now)
         for d in self.core.journal.in_flight():  # left in flight by an unresolved recovery
+            if d.decision_id in self._active:
+                continue  # its copy arrived while the endpoint opened and is queued already: one job per id
             rec = self.core.journal.decision(d.decision_id)
             assert rec is not None
             self._enqueue(_Job(Pending(d, rec.received_at_ns), recovering=True, started=time.perf_counter()))

@@ -92,8 +92,11 @@ class LinkShell:
         """Extra work after the link's timer ran (default: none)."""
 
     def _flush(self) -> None:
-        """Send what the link queued and re-arm the timer on its next deadline."""
-        assert self.endpoint is not None
+        """Send what the link queued and re-arm the timer on its next deadline. Before the endpoint
+        is set — a datagram queued on a pre-bound socket is delivered while :meth:`_open` is still
+        awaiting the transport — nothing is sent yet: the link keeps it for the next flush."""
+        if self.endpoint is None:
+            return
         for data in self.link.datagrams_to_send():
             self.endpoint.send_raw(data)
         self._timer.arm(self.link.get_timer())

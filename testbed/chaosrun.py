@@ -230,13 +230,30 @@ class ChaosRun:
                 if child.name == "brain" and code == 0:
                     return
                 raise child.failure(f"exited by itself with {code}")
-            await child.scrape(http)
+            try:
+                await child.scrape(http)
+            except ChaosFailure:
+                if await self._finished(child):
+                    return  # the brain finished between the check above and the scrape: nothing to kill
+                raise
             await child.kill()
             brain_done = not await self._watch(asyncio.sleep(kill.downtime_s), *others)
             await child.start()  # also when the brain is done: the executor must write its ledger
             out.done.append(kill)
             if brain_done:
                 return
+
+    @staticmethod
+    async def _finished(child: ChaosChild) -> bool:
+        """Whether ``child`` is the brain and it exits 0 within :data:`SCRAPE_TIMEOUT_S` (its metrics
+        server goes first as it shuts down, so a scrape can fail just before the exit)."""
+        if child.name != "brain" or child.exited is None:
+            return False
+        try:
+            code = await asyncio.wait_for(asyncio.shield(child.exited), SCRAPE_TIMEOUT_S)
+        except TimeoutError:
+            return False
+        return code == 0
 
     async def _watch(self, aw: Any, *children: ChaosChild) -> bool:
         """Await ``aw`` while watching ``children``: True once it completes; False if the brain

@@ -224,3 +224,43 @@ async def test_a_fill_the_ledger_would_refuse_is_not_journaled(tmp_path: Path) -
         assert again.ledger.position(PERP) == 1.0
     finally:
         again.close()
+
+
+async def test_a_decision_arriving_while_a_restarted_executor_opens_runs_once(tmp_path: Path) -> None:
+    """Chaos on a portfolio found it: a copy of a decision left in flight reaches the endpoint while it opens
+    (its datagram waited on the pre-bound socket); start() must not queue the journal's copy as a second job,
+    which would place the take-profit again and fail for ever on the journal's "not in flight"."""
+    import asyncio
+    import time
+
+    from harness import sample
+
+    from executor.app import ExecutorApp
+    from executor.metrics import ExecutorMetrics
+    from protocol import Codec, derive_key
+
+    core = await _core(tmp_path)
+    try:
+        await core.on_decision(decision(1, 0, side=Side.BUY, intent=Intent.OPEN, qty=1.0, reason=DecisionReason.SIGNAL),
+                               NOW)  # fmt: skip
+        tp = decision(2, 1)
+        core.admit(tp, time.time_ns())  # journaled, then the process died: in flight
+        metrics = ExecutorMetrics()
+        app = ExecutorApp(core, Codec(derive_key(b"x" * 32)), metrics, ("127.0.0.1", 0), ("127.0.0.1", 9),
+                          retry_unresolved_s=0.05)  # fmt: skip
+        app.on_decision(tp, time.time_ns())  # the brain's copy, delivered as the endpoint opens
+        await app.start()
+        try:
+            for _ in range(100):
+                if app.idle:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # a second job, had there been one, would have failed by now
+            assert app.idle and sample(metrics.handler_errors) == 0
+            conf = core.journal.confirmation_for(2)
+            assert conf is not None and conf.status is Status.ACCEPTED
+            assert set(core.gateway.take_profits) == {"BTC-PERP"}
+        finally:
+            app.close()
+    finally:
+        core.close()
