@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -76,10 +77,21 @@ def make_key(directory: Path) -> Path:
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A loopback port free at the time of the call."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free at the time of the call, drawn below the kernel's ephemeral range
+    (``/proc/sys/net/ipv4/ip_local_port_range``, 32768-60999 by default): a port the kernel hands out
+    to every ``bind(0)`` and outgoing socket may be taken again by any process between this call and
+    the test's own bind — it was, under two test processes — while one drawn at random from 10000-32767
+    collides only with another test's draw."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10_000, 32_768)
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port in 10000-32767 after 200 draws")
 
 
 def write_bars(path: Path, rows: Sequence[str], n_valid: int = 0) -> Path:

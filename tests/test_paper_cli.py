@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import procs
 import pytest
 
 TANDEM = str(Path(sys.executable).parent / "tandem")  # the installed console script
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return procs.free_port()
 
 
 def paper(run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:

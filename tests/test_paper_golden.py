@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import procs
 
 GOLDEN = Path(__file__).parent / "golden"
 TANDEM = str(Path(sys.executable).parent / "tandem")
 
 
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return procs.free_port()
 
 
 def test_the_bundled_month_trades_exactly_the_golden_trades(tmp_path: Path) -> None:

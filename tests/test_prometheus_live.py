@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import procs
 import pytest
 import yaml
 
@@ -41,9 +42,7 @@ BARS_PER_S = 1_500  # ~6 s of replay: decisions arrive across several 1 s scrape
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return procs.free_port(kind)
 
 
 @dataclass

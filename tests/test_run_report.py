@@ -7,13 +7,13 @@ import base64
 import csv
 import json
 import shutil
-import socket
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import matplotlib.image
+import procs
 import pytest
 
 from tandem.paper import PaperSettings, run_paper
@@ -26,9 +26,7 @@ PARAMS = {"fast": 10, "slow": 40}  # enough crossings in 3,000 bars for a dozen 
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return procs.free_port()
 
 
 @pytest.fixture(scope="module")
