@@ -88,6 +88,22 @@ class _Job:
     started: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A decision for an in-process venue, not journaled yet: the worker admits and executes it with
+    the others queued beside it in one journal transaction (:meth:`ExecutorApp._execute_group`).
+
+    Attributes:
+        decision: as received.
+        received_at_ns: wall clock when it arrived (its freshness, as :meth:`ExecutorCore.admit` checks).
+        started: ``time.perf_counter()`` when its handling began.
+    """
+
+    decision: TradeDecision
+    received_at_ns: int
+    started: float
+
+
 class ExecutorApp(LinkShell):
     """Wires :class:`ExecutorCore` to a UDP endpoint, the link and metrics.
 
@@ -174,7 +190,7 @@ class ExecutorApp(LinkShell):
             self._ticker = asyncio.get_running_loop().call_later(self.maintenance_s, self._tick)
         if self.reconciler is not None:
             self._queue.put_nowait(_RECONCILE)  # at start: before the first decision is executed
-            if not self.core.venue.replay_clock:
+            if not self.core.venue.replay_clock or self.core.venue.in_process:
                 self._reconcile_timer = asyncio.get_running_loop().call_later(self.reconcile_interval_s,
                                                                               self._reconcile_tick)  # fmt: skip
         self.link.handle_timer(now)  # first heartbeat at once
@@ -273,6 +289,12 @@ class ExecutorApp(LinkShell):
                 if job is _RECONCILE:
                     await self.reconcile()
                     continue
+                if isinstance(job, _Arrival):
+                    arrivals = [job]
+                    while not self._queue.empty() and isinstance(self._queue._queue[0], _Arrival):  # type: ignore[attr-defined]
+                        arrivals.append(self._queue.get_nowait())
+                    await self._execute_group(arrivals)
+                    continue
                 with bound_contextvars(**self._context(job.pending.decision)):
                     await self._execute(job)
             except StorageFault as exc:  # the journal cannot be written: execute nothing more
@@ -288,6 +310,69 @@ class ExecutorApp(LinkShell):
         """What every log line of ``d``'s path carries: its id and its order's clientOrderId
         (``seq`` joins once the confirmation is numbered)."""
         return {"decision_id": d.decision_id, "client_order_id": self.core.ids.order(d.decision_id)}
+
+    async def _execute_group(self, arrivals: list[_Arrival]) -> None:
+        """Admit and execute the decisions queued together for an in-process venue, in arrival order,
+        their journal rows — each decision and its outcome — in one transaction
+        (:meth:`~executor.journal.Journal.group`), then answer them all: a group commit of the
+        decisions that arrived in one loop tick or while the previous group ran (issue #17). The
+        venue is in this process, so nothing outside it acted before the commit.
+
+        Raises:
+            StorageFault: the group could not be committed (the process stops; nothing of the
+                group was written, and the brain sends those decisions again).
+            Exception: anything else once a venue call was made is a bug — the in-memory ledger may
+                have moved for decisions whose journal rows were discarded — and stops the process
+                too (as StorageFault); before any venue call (an admission that cannot read the
+                journal) the group is dropped, counted in ``handler_errors``, and the brain's
+                retransmits are admitted again.
+        """
+        done: list[tuple[_Arrival, Outcome]] = []
+        acted = False  # a venue call was made: from here on a failure cannot be undone in memory
+        try:
+            with self.core.journal.group():
+                for a in arrivals:
+                    d = a.decision
+                    with bound_contextvars(**self._context(d)):
+                        admitted = self.core.admit(d, a.received_at_ns)
+                        if isinstance(admitted, Outcome):
+                            done.append((a, admitted))
+                            continue
+                        if admitted.conflict:
+                            self.metrics.conflicts.inc()
+                        acted = True
+                        outcome = await self.core.resolve(admitted.decision, admitted.received_at_ns,
+                                                          duplicate=admitted.duplicate, conflict=False,
+                                                          recovering=admitted.duplicate, now_ns=time.time_ns())  # fmt: skip
+                        done.append((a, outcome))
+        except StorageFault:
+            raise
+        except Exception as exc:
+            ids = [a.decision.decision_id for a in arrivals]
+            if acted:
+                self.log.exception("decision_group_failed", decisions=ids)
+                raise StorageFault(f"a group of {len(arrivals)} decisions failed before its commit: {exc!r}") from exc
+            # nothing reached the venue and nothing was written: as a datagram whose handling failed —
+            # counted and logged; the brain's retransmits are admitted again
+            self.metrics.handler_errors.inc(len(arrivals))
+            self.log.exception("decision_admission_failed", decisions=ids)
+            for a in arrivals:
+                self._active.discard(a.decision.decision_id)
+            self._count_in_flight()
+            return
+        now = time.time_ns()
+        for a, outcome in done:
+            d = a.decision
+            self._active.discard(d.decision_id)
+            with bound_contextvars(**self._context(d)):
+                self._report(outcome, d)
+            self._answer(outcome, a.started, now)
+            if outcome.executed and self.reconciler is not None:
+                self.reconciler.entered(d, outcome)
+            if self.core.venue.replay_clock:
+                self._market_ns = max(self._market_ns, d.market_ts_ns)
+        self._count_in_flight()
+        self._flush()
 
     async def _execute(self, job: _Job) -> None:
         p = job.pending
@@ -319,9 +404,11 @@ class ExecutorApp(LinkShell):
         self._flush()
         if self.reconciler is not None:
             self.reconciler.entered(d, outcome)
-            if self.core.venue.replay_clock and outcome.executed:  # a replay: reconcile at the decision's time
+            venue = self.core.venue
+            if venue.replay_clock:
                 self._market_ns = max(self._market_ns, d.market_ts_ns)
-                self._queue.put_nowait(_RECONCILE)
+                if outcome.executed and not venue.in_process:  # a replay: reconcile at the decision's time
+                    self._queue.put_nowait(_RECONCILE)
 
     def _on_link_event(self, event: DecisionReceived | ReplayRequested | None, now: int) -> None:
         if isinstance(event, DecisionReceived):
@@ -360,6 +447,11 @@ class ExecutorApp(LinkShell):
         if answered is not None and now - answered < DUPLICATE_ANSWER_INTERVAL_S * 1e9:
             self.metrics.duplicates.inc()
             self.metrics.duplicates_suppressed.inc()
+            return
+        if self.core.venue.in_process:  # admitted by the worker, in its group (:meth:`_execute_group`)
+            self._active.add(did)
+            self._count_in_flight()
+            self._queue.put_nowait(_Arrival(decision, now, started))
             return
         admitted = self.core.admit(decision, now)
         if isinstance(admitted, Outcome):

@@ -184,7 +184,7 @@ class Journal:
         JournalError: WAL mode could not be enabled, or another SQLite failure.
     """
 
-    __slots__ = ("_conn", "_next_seq", "journal_id", "path", "starting_cash", "venue")
+    __slots__ = ("_conn", "_group", "_next_seq", "journal_id", "path", "starting_cash", "venue")
 
     def __init__(
         self, path: str | Path, *, starting_cash: float | None = None, synchronous: str = "NORMAL",
@@ -194,6 +194,7 @@ class Journal:
         if sync not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
         self.path = str(path)
+        self._group: list[tuple[str, Callable[[], None]]] | None = None  # the open group's writes (:meth:`group`)
         if self.path == ":memory:":
             raise JournalError(f"{self.path}: an in-memory journal keeps nothing across a restart; give a file")
         self._create_if_missing(Path(path), starting_cash, venue)
@@ -280,13 +281,57 @@ class Journal:
                     self._conn.execute("ROLLBACK")
             raise
 
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Group commit (issue #17): every write made inside the block waits, and all of them are
+        committed in ONE transaction when the block ends — in the order they were made, all or
+        nothing. For an executor whose venue lives in its own process (the paper venue), where a
+        decision and its outcome may share a transaction: nothing outside the process saw either
+        before the commit, and a crash before it loses both together, as if the datagrams had been
+        lost (the brain sends them again). The caller answers nothing before the block has ended.
+
+        Reads inside the block see only what was committed before it. If the block raises, nothing
+        is written and the sequence of confirmations goes back to where it was.
+
+        Raises:
+            RuntimeError: a group is already open.
+            JournalWriteFailed, JournalConflict, JournalError: the commit, as :meth:`_write`.
+        """
+        if self._group is not None:
+            raise RuntimeError("a journal group is already open")
+        self._group, seq = [], self._next_seq
+        try:
+            yield
+        except BaseException:
+            self._group, self._next_seq = None, seq
+            raise
+        bodies, self._group = self._group, None
+        if not bodies:
+            return
+
+        def all_bodies() -> None:
+            for _, body in bodies:
+                body()
+
+        try:
+            whats = [w for w, _ in bodies]
+            what = "; ".join(whats) if len(whats) <= 4 else f"{whats[0]}; ... {len(whats) - 2} more; {whats[-1]}"
+            self._write(f"one transaction ({what})", all_bodies)
+        except BaseException:
+            self._next_seq = seq
+            raise
+
     def _write(self, what: str, body: Callable[[], None]) -> None:
-        """``body`` in one transaction, with :func:`~foundation.journalfile.write_retrying`.
+        """``body`` in one transaction, with :func:`~foundation.journalfile.write_retrying` (inside
+        :meth:`group`: kept for the group's transaction).
 
         Raises:
             JournalWriteFailed: it kept failing (locked, disk full, I/O error); nothing was written.
             JournalConflict, JournalError: as translated from SQLite (not retried).
         """
+        if self._group is not None:
+            self._group.append((what, body))
+            return
 
         def attempt() -> None:
             with self._tx():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import sys
@@ -126,14 +127,25 @@ def run_main(prog: str, body: Callable[[], int | None], *, input_errors: tuple[t
     try:
         return body() or 0
     except StorageFault as exc:  # before RuntimeError, which it is
-        print(f"{prog}: storage fault: {exc}", file=sys.stderr)
+        _say(f"{prog}: storage fault: {exc}")
         return STORAGE_FAULT_EXIT
     except (ConfigError, OSError, *input_errors) as exc:  # before RuntimeError: some input errors are ones
-        print(f"{prog}: {exc}", file=sys.stderr)
+        _say(f"{prog}: {exc}")
         return 2
     except RuntimeError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        _say(f"{prog}: {exc}")
         return 1
+
+
+def _say(line: str) -> None:
+    """One line on stderr. A stderr that cannot take it — a log file on the disk that just filled up,
+    which is how a storage fault often looks — loses the line, never the exit code: stderr is then
+    pointed at ``/dev/null``, so the interpreter's last flush at exit cannot fail either (it would
+    turn exit code 3 into 1 or 120)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until the process exits
 
 
 @contextmanager

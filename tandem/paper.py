@@ -276,9 +276,20 @@ def _raise_storage_fault(process: str, code: int | None, log: Path) -> None:
         StorageFault: the child stopped on a storage fault; the message says how to resume.
     """
     if code == STORAGE_FAULT_EXIT:
-        raise StorageFault(f"the {process} stopped on a storage fault (exit {code}); free the space or fix the disk, "
-                           f"then run again with the same --run-dir: it resumes from the journals; {log}:\n"
-                           f"{log_tail(log)}")  # fmt: skip
+        raise StorageFault(f"the {process} stopped on a storage fault (exit {code}){_free_space(log.parent)}; free the "
+                           f"space or fix the disk, then run again with the same --run-dir: it resumes from the "
+                           f"journals; {log}:\n{log_tail(log)}")  # fmt: skip
+
+
+def _free_space(run_dir: Path) -> str:
+    """What the run directory's filesystem has left, for a storage fault's message: the child's own
+    line may not have fitted in its log when the disk is what filled up."""
+    try:
+        st = os.statvfs(run_dir)
+    except OSError:
+        return ""
+    free = st.f_bavail * st.f_frsize
+    return f" — {run_dir} has {free:,} bytes free" + (": No space left on device" if free < 1 << 20 else "")
 
 
 def run_paper(settings: PaperSettings) -> dict[str, Any]:

@@ -204,8 +204,13 @@ class Venue(abc.ABC):
         orders_survive_restart: an order placed before a crash may exist afterwards (every real
             venue); False for the paper venue, whose orders live in the process's memory.
         replay_clock: the venue replays recorded bars on a clock the executor moves with its orders
-            (the paper venue, the local Binance): reconciliation then runs after each decision, at
-            its market time, so a replay stays deterministic (:mod:`executor.app`).
+            (the paper venue, the local Binance): reconciliation then runs at the decision's market
+            time, so a replay stays deterministic (:mod:`executor.app`) — after each decision,
+            unless the venue is :attr:`in_process`.
+        in_process: the venue lives in the executor's process (the paper venue): nothing outside
+            can move it, so reconciling it after every decision would only compare the executor with
+            itself at the cost of a cycle per decision (issue #17); it is reconciled at start and
+            every ``reconcile_interval_s``, as a live venue is.
     """
 
     name: str = "venue"
@@ -221,6 +226,7 @@ class Venue(abc.ABC):
     ambiguity_window_s: float = 0.0
     orders_survive_restart: bool = True
     replay_clock: bool = False
+    in_process: bool = False
     supports_resting_limits: bool = False
     """A reduce-only limit order can rest here (the take-profit leg, issue #16)."""
 

@@ -141,6 +141,7 @@ class PaperVenue(Venue):
     name = "paper"
     orders_survive_restart = False
     replay_clock = True
+    in_process = True
     supports_short = True  # type: ignore[assignment]  # a perpetual: shorts when the ledger allows them
     supports_resting_limits = True  # the take-profit leg rests here, filled against the bars (module docstring)
 
