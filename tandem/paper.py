@@ -62,7 +62,7 @@ from .children import child_flags, log_tail, wait_ready
 from .localvenue import local_venue
 from .progress import PROGRESS_INTERVAL_S, ReplayProgress
 
-__all__ = ["INPUT_ERRORS", "PaperSettings", "check_inputs", "main", "run_paper"]
+__all__ = ["INPUT_ERRORS", "PaperSettings", "check_inputs", "main", "picture_line", "render", "run_paper"]
 
 INPUT_ERRORS = (ConfigError, MarketDataError, StrategyError, JournalError, BrainJournalError)
 """What :func:`check_inputs` raises: bad input, exit code 2."""
@@ -292,8 +292,10 @@ def _free_space(run_dir: Path) -> str:
     return f" — {run_dir} has {free:,} bytes free" + (": No space left on device" if free < 1 << 20 else "")
 
 
-def run_paper(settings: PaperSettings) -> dict[str, Any]:
-    """Run one paper session; returns the brain's report plus ``wall_time_s`` and the ledger check.
+def run_paper(settings: PaperSettings, *, draw: bool = True) -> dict[str, Any]:
+    """Run one paper session; returns the brain's report plus ``wall_time_s`` and the ledger check,
+    and with ``draw`` the run report's pictures (``run_report``, :func:`render`; ``tandem paper``
+    draws them after printing the report, issue #17).
 
     Raises:
         ConfigError, MarketDataError, StrategyError, JournalError, BrainJournalError
@@ -407,7 +409,8 @@ def run_paper(settings: PaperSettings) -> dict[str, Any]:
     report["run_dir"] = str(run_dir)
     report["wall_time_s"] = time.perf_counter() - started
     _write_output(run_dir / "report.json", json.dumps(report, indent=2) + "\n")  # the brain's, plus the checks
-    report["run_report"] = _render(run_dir)
+    if draw:
+        report["run_report"] = render(run_dir)
     return report
 
 
@@ -423,7 +426,7 @@ def _write_output(path: Path, text: str) -> None:
         raise StorageFault(f"{path}: cannot be written: {exc.strerror or exc}") from exc
 
 
-def _render(run_dir: Path) -> dict[str, Any]:
+def render(run_dir: Path) -> dict[str, Any]:
     """``report.png`` and ``report.html``: ``{"png": path, "html": path, "seconds": s}``, or
     ``{"error": message}`` when an input is missing or malformed (the run itself stands)."""
     from .runreport import RunReportError, render_report  # matplotlib loads (~0.4 s) only after the replay
@@ -482,10 +485,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines += [f"  WARNING                {w}" for w in r.get("warnings", [])]
     picture = r.get("run_report")
     if picture is not None:
-        lines.append(
-            f"  report picture         NOT WRITTEN: {picture['error']}" if "error" in picture else
-            f"  report picture         {picture['png']}  and  {Path(picture['html']).name}  ({picture['seconds']:.1f} s)"
-        )  # fmt: skip
+        lines.append(picture_line(picture))
     lines += [
         f"  run directory          {r['run_dir']}  (trades.csv, equity.csv, report.json, brain.sqlite, executor.sqlite,"
         " logs)",
@@ -494,14 +494,24 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def picture_line(picture: dict[str, Any]) -> str:
+    """The report's line naming the pictures :func:`render` drew, or why they are missing."""
+    if "error" in picture:
+        return f"  report picture         NOT WRITTEN: {picture['error']}"
+    return f"  report picture         {picture['png']}  and  {Path(picture['html']).name}  ({picture['seconds']:.1f} s)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit 0 on success, 1 if a process failed or the ledgers disagree, 2 on bad input, 3 on a
-    storage fault (a process could not write its journal or outputs; run again on the same run dir)."""
+    storage fault (a process could not write its journal or outputs; run again on the same run dir). The
+    report is printed as soon as the session ends, then the pictures are drawn and named (issue #17:
+    matplotlib's import and the drawing take most of a second the reader need not wait for)."""
 
     def body() -> int:
         settings = load_settings(PaperSettings, argv if argv is not None else sys.argv[1:], "tandem paper")
-        report = run_paper(settings)
-        print(format_report(report))
+        report = run_paper(settings, draw=False)
+        print(format_report(report), flush=True)
+        print(picture_line(render(Path(report["run_dir"]))))
         return 0 if report["ledger_agrees"] else 1
 
     return run_main("tandem paper", body, input_errors=INPUT_ERRORS)

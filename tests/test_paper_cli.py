@@ -55,14 +55,15 @@ def test_paper_prints_report_and_writes_outputs(two_runs) -> None:
     assert sum(float(r["net_pnl"]) for r in rows) == pytest.approx(report["realized_pnl"] - report["fees"], abs=0.01)
 
 
-def test_paper_venue_reconciles_after_each_decision_and_stays_green(two_runs) -> None:
-    """The paper venue is reconciled too (at start and after each decision): every cycle finds the
-    account equal to the ledger — no mismatch, no correction — and the mode stays GREEN."""
+def test_paper_venue_is_reconciled_and_stays_green(two_runs) -> None:
+    """The paper venue is reconciled too — at start and every ``reconcile_interval_s``, not after each
+    decision (it lives in the executor's process: issue #17): every cycle finds the account equal to
+    the ledger — no mismatch, no correction — and the mode stays GREEN."""
     run_dir, _, _ = two_runs
     report = json.loads((run_dir / "report.json").read_text())
     cycles = [json.loads(line) for line in (run_dir / "executor.log").read_text().splitlines()
               if '"reconcile.summary"' in line]  # fmt: skip
-    assert len(cycles) >= report["decisions_sent"] + 1
+    assert 1 <= len(cycles) < report["decisions_sent"]
     assert all(c["mode"] == "GREEN" and c["mismatches"] == [] and c["corrections"] == [] for c in cycles)
     assert [mode for _, mode in report["belief_modes"]] == ["GREEN"]
 
