@@ -464,25 +464,29 @@ class ExecutorApp(LinkShell):
         self._enqueue(_Job(admitted, recovering=admitted.duplicate, started=started))
 
     def _report(self, outcome: Outcome, decision: TradeDecision) -> None:
-        log = self.log.bind(seq=outcome.confirmation.seq)
+        """Count ``outcome`` and log it: a line per decision at debug only (issue #17: the hot path),
+        while the metrics count every one; conflicts and exits over their slippage limit always."""
+        log = self.log
+        seq = outcome.confirmation.seq
         if outcome.conflict:
             self.metrics.conflicts.inc()
-            log.error("decision_conflict", detail="decision_id repeated with different content; stored outcome answered")
+            log.error("decision_conflict", detail="decision_id repeated with different content; stored outcome answered",
+                      seq=seq)  # fmt: skip
         if outcome.duplicate:
             self.metrics.duplicates.inc()
             self._duplicate_log.info("answered", decision_id=decision.decision_id, seq=outcome.confirmation.seq,
                                      status=outcome.confirmation.status.name)  # fmt: skip
         else:
             c = outcome.confirmation
-            log.info("decision_executed" if outcome.executed else "decision_not_executed",
-                     status=c.status.name, reject_code=c.reject_code.name, executed_qty=c.executed_qty,
-                     avg_price=c.avg_price, fee=c.fee, detail=outcome.detail,
-                     exit_slippage_bps=outcome.exit_slippage_bps)  # fmt: skip
+            log.debug("decision_executed" if outcome.executed else "decision_not_executed", seq=seq,
+                      status=c.status.name, reject_code=c.reject_code.name, executed_qty=c.executed_qty,
+                      avg_price=c.avg_price, fee=c.fee, detail=outcome.detail,
+                      exit_slippage_bps=outcome.exit_slippage_bps)  # fmt: skip
             if outcome.exit_slippage_bps is not None:
                 self.metrics.exit_slippage.observe(outcome.exit_slippage_bps / 1e4)
             if c.slippage_over_limit:
                 self.metrics.exits_over_slippage.inc()
-                log.warning("exit_slippage_over_limit", slippage_bps=outcome.exit_slippage_bps,
+                log.warning("exit_slippage_over_limit", seq=seq, slippage_bps=outcome.exit_slippage_bps,
                             max_slippage_bps=decision.max_slippage_bps, reference_price=decision.reference_price,
                             avg_price=c.avg_price, intent=decision.intent.name,
                             detail="executed anyway: exits are never refused for slippage")  # fmt: skip

@@ -158,6 +158,10 @@ def _confirmation_row(row: tuple) -> ExecutionConfirmation:
                                                price, fee, u64(at), ref, truncated, over, rec))  # fmt: skip
 
 
+_RESERVED_IDS = 1 << 63
+"""Decision ids from here up are the executor's reconciled confirmations (protocol v4)."""
+
+
 class Journal:
     """An open journal file (created on first use, whole; see the module docstring).
 
@@ -184,7 +188,7 @@ class Journal:
         JournalError: WAL mode could not be enabled, or another SQLite failure.
     """
 
-    __slots__ = ("_conn", "_group", "_next_seq", "journal_id", "path", "starting_cash", "venue")
+    __slots__ = ("_conn", "_group", "_max_decision_id", "_next_seq", "journal_id", "path", "starting_cash", "venue")
 
     def __init__(
         self, path: str | Path, *, starting_cash: float | None = None, synchronous: str = "NORMAL",
@@ -257,6 +261,9 @@ class Journal:
             stored = self._check_meta("starting_cash", cash)
         self.starting_cash = float(stored)
         self._next_seq = conn.execute(MAX_SEQ).fetchone()[0] + 1
+        # the brain's own ids (below 2**63; the reserved space above is the executor's reconciled ones)
+        self._max_decision_id = conn.execute("SELECT COALESCE(MAX(decision_id), -1) FROM decisions"
+                                             " WHERE decision_id >= 0").fetchone()[0]  # fmt: skip
 
     def _check_meta(self, key: str, value: float | None) -> float | int:
         row = self._conn.execute(GET_META, (key,)).fetchone()
@@ -361,6 +368,8 @@ class Journal:
             i64(d.expires_at_ns), i64(d.market_ts_ns), d.stop_price, i64(received_at_ns),
         )  # fmt: skip
         self._write_sql(f"decision {d.decision_id}", INSERT_DECISION, params)
+        if d.decision_id < _RESERVED_IDS:  # too high after a failed write: only slower
+            self._max_decision_id = max(self._max_decision_id, d.decision_id)
 
     def record_outcome(self, conf: ExecutionConfirmation, fill: Fill | None, venue_ref_full: bytes, *,
                        settled_leg: str | None = None) -> None:  # fmt: skip
@@ -483,7 +492,10 @@ class Journal:
                         (json.dumps(state, sort_keys=True),))  # fmt: skip
 
     def decision(self, decision_id: int) -> JournaledDecision | None:
-        """The journaled decision with this id, or ``None``."""
+        """The journaled decision with this id, or ``None`` — at once for an id above every one
+        journaled (a new decision: the brain numbers them upwards), without a query (issue #17)."""
+        if self._max_decision_id < decision_id < _RESERVED_IDS:
+            return None
         with translated(self.path):
             row = self._conn.execute(SELECT_DECISION, (i64(decision_id),)).fetchone()
         return None if row is None else _decision_row(row)

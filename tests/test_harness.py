@@ -166,7 +166,9 @@ async def test_failed_confirmation_changes_nothing(tmp_path: Path) -> None:
 async def test_handler_failure_is_counted_and_the_endpoint_keeps_serving(harness) -> None:
     """A decision whose handling fails (the journal is gone) is counted and logged; the executor's
     socket stays open and nothing was executed, so the brain's retransmits can succeed later."""
-    harness.executor.core.journal.close()  # every journal access now raises JournalError
+    journal = harness.executor.core.journal
+    journal.close()  # every journal access now raises JournalError...
+    journal._max_decision_id = 1 << 62  # ...including the admission's lookup, which new ids otherwise skip
     task = asyncio.create_task(harness.brain.replay(BARS))
     try:
         deadline = asyncio.get_running_loop().time() + 5
