@@ -4,7 +4,8 @@ Steps: check every input before anything is created (:func:`check_inputs`: setti
 strategy, ``run_dir``, each port the children will bind, and, in an existing ``run_dir``, that
 no executor or brain holds it and that its journals would be accepted); make the run directory
 and a fresh bus secret (``bus.key``, mode 0600); start
-``python -m executor`` and wait for its ready line; start ``python -m brain``; when the brain has
+``python -m executor`` and ``python -m brain`` together and wait for the executor's ready line (the
+brain's replay waits until it hears the executor); when the brain has
 replayed the data, stop the executor (SIGTERM), compare the brain's positions with the executor's
 ledger, and print the report. Logs go to ``brain.log`` and ``executor.log`` in the run directory.
 
@@ -349,14 +350,16 @@ def run_paper(settings: PaperSettings, *, draw: bool = True) -> dict[str, Any]:
              *child_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common, **exe_extra)],
             stdout=subprocess.PIPE, stderr=exe_err, text=True,
         )  # fmt: skip
-    progress = None
+    progress = brain = None
     try:
-        _wait_ready(executor, exe_log)
+        # both start at once (issue #17: half a second of interpreter start-up each); the brain's replay
+        # waits until it hears the executor, and an executor that fails to start takes the brain down
         with _open_log(brain_log, "brain") as brain_err:
             brain = subprocess.Popen(
                 [sys.executable, "-m", "brain", *child_flags(settings, BrainSettings, **common, **brain_extra)],
                 stdout=subprocess.PIPE if show_progress else subprocess.DEVNULL, stderr=brain_err,
             )  # fmt: skip
+        _wait_ready(executor, exe_log)
         progress = ReplayProgress(brain.stdout) if show_progress else None
         while brain.poll() is None:
             if executor.poll() is not None:
@@ -374,6 +377,9 @@ def run_paper(settings: PaperSettings, *, draw: bool = True) -> dict[str, Any]:
     finally:
         if progress is not None:
             progress.close()
+        if brain is not None and brain.poll() is None:  # the executor never became ready
+            brain.kill()
+            brain.wait()
         if executor.poll() is None:
             executor.terminate()
             try:
