@@ -306,16 +306,18 @@ class BrainApp(LinkShell):
             self._on_trip(trip)
         for inst, b in bars:
             self._closes[inst] = b.close
-        before = (tracker.equity(), self._positions())  # the account before this close's fills
+        after = before = (tracker.equity(), self._positions())  # the account before this close's fills
         self._fills_after = None
-        self._dispatch(step.decisions, index)
-        if core.pending:
-            await self._await_confirmations()
-            self._check_journal_fault()
+        if step.decisions or core.pending or self._restart:
+            self._dispatch(step.decisions, index)
+            if core.pending:
+                await self._await_confirmations()
+                self._check_journal_fault()
+            after = (tracker.equity(), self._positions())
         elif index % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        equity, positions = before if self._fills_after is not None and self._fills_after > close_ns else (
-            tracker.equity(), self._positions())  # filled after the close (a gap): the fill shows in the next row
+        # filled after the close (a gap): the fill shows in the next row
+        equity, positions = before if self._fills_after is not None and self._fills_after > close_ns else after
         first = core.config.instrument
         others = tuple((self._closes.get(inst, math.nan), positions[i + 1])
                        for i, inst in enumerate(core.config.markets))  # fmt: skip

@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import json
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -31,13 +31,15 @@ from .app import BrainApp, ExecutorJournalFault, Pacing, confirm_bind, decision_
 from .core import BrainCore
 from .journal import BrainJournal, BrainJournalError, check_journal
 from .livefeed import FeedError, FeedSettings, LiveFeed
-from .marketclient import MarketClient, build_market_client, timeframe_ms
 from .metrics import BrainMetrics
 from .report import build_report, write_equity_curve, write_report, write_trade_log
 from .risk import CircuitBreakers
 from .settings import BrainSettings
 from .strategy import Strategy, StrategyError, load_strategy, warmup_shortfall
 from .tracker import PositionTracker
+
+if TYPE_CHECKING:
+    from .marketclient import MarketClient
 
 __all__ = ["main", "run_brain"]
 
@@ -81,7 +83,11 @@ async def run_brain(settings: BrainSettings, ready: Any = None) -> dict[str, Any
     markets = tuple((sym, load_bars(path, limit=settings.bars)) for sym, path in settings.market_files())
     strategy = load_strategy(settings.strategy, settings.strategy_params)
     paths = outputs(settings.run_dir)
-    market = build_market_client(settings) if settings.feed == "live" else None  # a bad exchange id: refused here
+    market = None
+    if settings.feed == "live":  # ccxt and aiohttp load only for a live feed (issue #17: a replay starts faster)
+        from .marketclient import build_market_client
+
+        market = build_market_client(settings)  # a bad exchange id: refused here
     try:
         held = claim(settings, bind, setting="confirm_addr", metrics_port=settings.metrics_port, role="brain",
                      peer=peer, peer_setting="decision_addr")  # fmt: skip
@@ -210,6 +216,8 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
 def feed_settings(settings: BrainSettings, strategy: Strategy) -> FeedSettings:
     """The live feed's settings: the brain's, with the warm-up the strategy asks for (its
     ``warmup_bars``; 200 when it does not say: the slow EMA of the default strategy)."""
+    from .marketclient import timeframe_ms
+
     warmup = settings.feed_warmup_bars or getattr(strategy, "warmup_bars", None) or 200
     return FeedSettings(settings.timeframe, timeframe_ms(settings.timeframe), warmup_bars=int(warmup),
                         stale_after=settings.feed_stale_after, poll_s=settings.feed_poll_s,
