@@ -264,3 +264,23 @@ async def test_a_decision_arriving_while_a_restarted_executor_opens_runs_once(tm
             app.close()
     finally:
         core.close()
+
+
+async def test_the_paper_venue_remembers_a_bounded_number_of_market_orders(monkeypatch) -> None:
+    """The soak of issue #17 found every market order kept for ever (~500 bytes a decision): the venue keeps
+    the newest MARKET_ORDERS_KEPT of them — enough for any decision still in flight — and every resting limit."""
+    import executor.venue.paper as paper
+
+    monkeypatch.setattr(paper, "MARKET_ORDERS_KEPT", 3)  # the bound itself, not the venue's behaviour, is scaled
+    venue = PaperVenue(_bars(), instrument=PERP)
+    venue.bind(holding(1.0))
+    tp = take_profit_order(IDS, "BTC-PERP", 0.5, 110.0, 1, ns(0), Side.SELL)
+    await venue.submit(tp)
+    for did in range(2, 8):
+        req = OrderRequest(client_order_id=f"m{did}", decision_id=did, symbol="BTC-PERP", side=Side.BUY,
+                           type=OrderType.MARKET, amount=0.01, market_ts_ns=ns(1), reference_price=101.0,
+                           max_slippage_bps=10_000)  # fmt: skip
+        assert (await venue.submit(req)).status is OrderStatus.FILLED
+    kept = [c for c in (f"m{d}" for d in range(2, 8)) if await venue.fetch_order(c, "BTC-PERP") is not None]
+    assert kept == ["m5", "m6", "m7"]
+    assert (await venue.fetch_order(tp.client_order_id, "BTC-PERP")).status is OrderStatus.OPEN

@@ -53,6 +53,7 @@ venue only: the executor books it when the gateway reports it for a decision, as
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -124,6 +125,14 @@ class PaperRefusal:
     detail: str
 
 
+MARKET_ORDERS_KEPT = 10_000
+"""Market and IOC orders (filled at once) the paper venue remembers, newest last. An order is looked up
+only while its decision is in flight — a retry, a duplicate, a restart's recovery — and the venue's
+orders die with the process anyway; remembering every one grew the executor by ~500 bytes a decision
+(issue #17's soak: 107 → 575 MiB over 1,000,000). Resting limits (the take-profits) are kept until
+the process ends."""
+
+
 class PaperVenue(Venue):
     """Simulated venue trading one or more instruments at recorded bar opens.
 
@@ -166,6 +175,7 @@ class PaperVenue(Venue):
         self.slippage_bps = float(slippage_bps)
         self.ledger: Ledger | None = None
         self._orders: dict[str, OrderReport] = {}
+        self._market_orders: deque[str] = deque()  # filled at once, oldest first: kept up to MARKET_ORDERS_KEPT
         self._resting: dict[str, _Resting] = {}
         self._held: dict[Instrument, float] | None = None  # the venue's positions (:meth:`_book`)
         self._clock_ns = 0
@@ -367,6 +377,9 @@ class PaperVenue(Venue):
             amount=request.amount, filled=q.qty, avg_price=q.price, fee=q.fee, updated_at_ns=q.executed_at_ns,
         )  # fmt: skip
         self._orders[request.client_order_id] = report
+        self._market_orders.append(request.client_order_id)
+        if len(self._market_orders) > MARKET_ORDERS_KEPT:
+            del self._orders[self._market_orders.popleft()]
         return report
 
     def _rest(self, request: OrderRequest) -> OrderReport:
