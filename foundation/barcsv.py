@@ -12,7 +12,9 @@ the rule, and no bars are returned.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
+import operator
 from array import array
 from importlib import resources
 from pathlib import Path
@@ -65,43 +67,76 @@ def load_bars(path: str | Path, limit: int | None = None) -> Bars:
             OHLC/volume rule broken; the message is ``"<path>:<line>: <what>"``.
     """
     p = Path(path)
-    cols = [array("q"), array("d"), array("d"), array("d"), array("d"), array("d")]
-    ts, o, h, lo, c, v = cols
     try:
         fh = p.open(newline="", encoding="ascii")
     except OSError as exc:
         raise MarketDataError(f"{p}: cannot open market data file: {exc.strerror}") from None
     with fh:
         try:
-            rows = csv.reader(fh)
-            header = next(rows, None)
+            reader = csv.reader(fh)
+            header = next(reader, None)
             if header is None or tuple(f.strip() for f in header) != HEADER:
                 raise MarketDataError(f"{p}:1: header must be {','.join(HEADER)}, got {header!r}")
-            last, last_line = -1, 1
-            for lineno, row in enumerate(rows, start=2):
-                if limit is not None and len(ts) >= limit:
-                    break
-                if len(row) != 6:
-                    raise MarketDataError(f"{p}:{lineno}: expected 6 fields, got {len(row)}")
-                try:
-                    t = int(row[0])
-                    fo, fh_, fl, fc, fv = (float(x) for x in row[1:])
-                except ValueError as exc:
-                    raise MarketDataError(f"{p}:{lineno}: not a number: {exc}") from None
-                _check_row(p, lineno, t, last, fo, fh_, fl, fc, fv)
-                last, last_line = t, lineno
-                ts.append(t), o.append(fo), h.append(fh_), lo.append(fl), c.append(fc), v.append(fv)
+            rows = list(itertools.islice(reader, limit))
         except UnicodeDecodeError as exc:
             raise MarketDataError(f"{p}: not an ASCII CSV file: {exc.reason} at byte {exc.start}") from None
         except csv.Error as exc:
             raise MarketDataError(f"{p}: CSV error: {exc}") from None
+    cols = _columns(rows)
+    if cols is None:  # something is wrong: the row-by-row walk names the first bad line
+        cols = _checked_columns(p, rows)
+    ts = cols[0]
     if not ts:
         raise MarketDataError(f"{p}: no bars after the header")
     bars = Bars(*cols, source=str(p))
     if (ts[-1] + bars.interval_ms) * 1_000_000 > _U64_MAX:  # the last bar's close, in ns
-        raise MarketDataError(f"{p}:{last_line}: timestamp_ms {ts[-1]} plus one bar ({bars.interval_ms} ms) is past"
+        raise MarketDataError(f"{p}:{len(ts) + 1}: timestamp_ms {ts[-1]} plus one bar ({bars.interval_ms} ms) is past"
                               f" the last time a u64 of ns can hold ({_U64_MAX // 1_000_000} ms)")  # fmt: skip
     return bars
+
+
+def _columns(rows: list[list[str]]) -> list[array] | None:
+    """The six columns of ``rows`` when every row keeps every rule of the module docstring, checked a
+    column at a time (issue #17: about four times faster than row by row); ``None`` when any row does
+    not, so that :func:`_checked_columns` can name it."""
+    if any(len(r) != 6 for r in rows):
+        return None
+    try:
+        ts = array("q", (int(r[0]) for r in rows))
+        o, h, lo, c, v = (array("d", (float(r[k]) for r in rows)) for k in range(1, 6))
+    except (ValueError, OverflowError):
+        return None
+    if not rows:
+        return [ts, o, h, lo, c, v]
+    ok = (0 <= ts[0] and ts[-1] <= _MAX_TS_MS and all(map(operator.lt, ts, itertools.islice(ts, 1, None)))
+          and all(all(map(math.isfinite, col)) for col in (o, h, lo, c, v))
+          and min(min(o), min(h), min(lo), min(c)) > 0 and min(v) >= 0
+          and all(hi >= op and hi >= cl and lw <= op and lw <= cl and lw <= hi
+                  for op, hi, lw, cl in zip(o, h, lo, c, strict=True)))  # fmt: skip
+    return [ts, o, h, lo, c, v] if ok else None
+
+
+def _checked_columns(p: Path, rows: list[list[str]]) -> list[array]:
+    """The columns, row by row, raising at the first row that breaks a rule.
+
+    Raises:
+        MarketDataError: ``"<path>:<line>: <what>"``.
+    """
+    cols = [array("q"), array("d"), array("d"), array("d"), array("d"), array("d")]
+    ts, o, h, lo, c, v = cols
+    last = -1
+    for lineno, row in enumerate(rows, start=2):
+        if len(row) != 6:
+            raise MarketDataError(f"{p}:{lineno}: expected 6 fields, got {len(row)}")
+        try:
+            t = int(row[0])
+            fo, fh_, fl, fc, fv = (float(x) for x in row[1:])
+        except ValueError as exc:
+            raise MarketDataError(f"{p}:{lineno}: not a number: {exc}") from None
+        _check_row(p, lineno, t, last, fo, fh_, fl, fc, fv)
+        last = t
+        ts.append(t), o.append(fo), h.append(fh_), lo.append(fl), c.append(fc), v.append(fv)
+    return cols
 
 
 _U64_MAX = (1 << 64) - 1
