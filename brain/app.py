@@ -173,6 +173,7 @@ class BrainApp(LinkShell):
             self._exported_positions.add(str(inst))  # exported at 0 from the start
             metrics.mark_price.labels(str(inst))
         self._closes: dict[Instrument, float] = {}  # each instrument's last close (a portfolio's equity rows)
+        self._instruments = core.config.instruments
         self._gauges = ReplayGauges(metrics)
         if on_progress is not None:
             self.on_progress = on_progress  # type: ignore[method-assign]
@@ -292,7 +293,8 @@ class BrainApp(LinkShell):
             self._check_journal_fault()
             now = time.time_ns()
         self._bar_index = index
-        self._apply_journaled()  # a reconciled confirmation the live run applied between closes
+        if self._restart.receiving:
+            self._apply_journaled()  # a reconciled confirmation the live run applied between closes
         trips_before = len(core.breakers.trips)
         step = core.on_bars(bars, close_ns, now, executor_alive=link.executor_alive(now),
                             executor_journal_ok=link.journal_fault is None, feed_fresh=fresh,
@@ -322,7 +324,7 @@ class BrainApp(LinkShell):
         others = tuple((self._closes.get(inst, math.nan), positions[i + 1])
                        for i, inst in enumerate(core.config.markets))  # fmt: skip
         stats.equity_curve.record(close_ns, self._closes.get(first, math.nan), equity, positions[0], others)
-        self._gauges.bar_due(asyncio.get_running_loop().time, close_ns, stats, core)
+        self._gauges.bar_due(time.monotonic, close_ns, stats, core)
 
     def _posture(self, close_ns: int) -> Posture | None:
         """The executor's risk posture from its newest heartbeat (protocol v4), for this bar's entry;
@@ -349,8 +351,11 @@ class BrainApp(LinkShell):
 
     def _positions(self) -> tuple[float, ...]:
         """The signed position of every instrument traded (base units), in the configured order."""
-        tracker = self.core.tracker
-        return tuple(p.signed_quantity if (p := tracker.position(inst)) else 0.0 for inst in self.core.config.instruments)
+        position = self.core.tracker.position
+        if len(self._instruments) == 1:  # once per bar: the common case without a generator
+            p = position(self._instruments[0])
+            return (p.signed_quantity if p else 0.0,)
+        return tuple(p.signed_quantity if (p := position(inst)) else 0.0 for inst in self._instruments)
 
     def on_progress(self, bars_done: int, bars_total: int) -> None:
         """Called with the replay's progress (see :class:`Pacing`); the default does nothing."""

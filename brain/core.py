@@ -165,8 +165,8 @@ class BrainCore:
         """
         tracker = self.tracker
         exits = [tracker.mark(inst, bar.close, market_ns) for inst, bar in bars]
-        trip = self.breakers.on_equity(tracker.equity(), market_ns)
         equity = tracker.equity()
+        trip = self.breakers.on_equity(equity, market_ns)
         decisions: list[TradeDecision] = []
         skips: list[Skip] = []
         gates = Gates(executor_alive, executor_journal_ok, feed_fresh, posture)

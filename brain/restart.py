@@ -59,6 +59,11 @@ class RestartMatcher:
         seqs = {j.confirmation.seq for j in history.values() if j.confirmation is not None} | set(self._ready)
         self._seqs = deque(sorted(seqs))  # every journaled seq not applied yet, in order
 
+    @property
+    def receiving(self) -> bool:
+        """Journaled confirmations are still to be received again (:meth:`next_ready`)."""
+        return bool(self._seqs)
+
     def ready(self, conf: ExecutionConfirmation) -> None:
         """A journaled confirmation whose decision was re-derived: received at its turn (:meth:`next_ready`)."""
         self._ready[conf.seq] = conf
