@@ -7,7 +7,9 @@ a. **already confirmed** → the stored confirmation, ``duplicate=True``, never 
 b. **journaled but not confirmed** (in flight) → resolved now exactly as a restart would;
 c. **expired** (``now_ns > expires_at_ns``) → ``EXPIRED / RejectCode.EXPIRED``, journaled
    (decision and confirmation, no fill), not executed;
-d. otherwise: journal the decision (committed before acting), execute it on the venue through
+d. otherwise: journal the decision (committed before acting; for an in-process venue the app
+   may commit it with its outcome instead, :meth:`~executor.journal.Journal.group`), execute it
+   on the venue through
    :class:`~executor.orders.OrderOps` (entries) or the exit order gateway (exits and PROTECT),
    journal the outcome (fill + confirmation + state done in one transaction), then apply the fill to
    the ledger.
