@@ -61,14 +61,11 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from structlog.contextvars import bound_contextvars
 
 from foundation.bars import Bar, Bars
-from foundation.runtime import parse_address
 from foundation.shell import LinkShell
 from protocol import BrainLink, Codec, ExecutionConfirmation, Instrument, Posture, TradeDecision
 from protocol.udp import Address
@@ -86,6 +83,7 @@ from .restart import RestartMatcher
 from .stats import EXPIRED_UNCONFIRMED, OutcomeTally, ReplayStats
 from .tracker import Applied
 from .waves import Waves
+from .wiring import LinkSettings
 
 __all__ = [
     "EXPIRED_UNCONFIRMED",
@@ -105,16 +103,6 @@ _UNPACED = Pacing()  # as fast as lockstep allows, no progress reports
 class ExecutorJournalFault(RuntimeError):
     """The executor's journal was replaced or went back (see the module docstring); the message
     says which, with the identities and sequence numbers."""
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSettings:
-    """Link timing, seconds (see :class:`~protocol.link.BrainLink` for the defaults' rationale)."""
-
-    retransmit_s: float = 0.1
-    retransmit_max_s: float = 1.0
-    heartbeat_s: float = 0.5
-    silence_s: float = 3.0
 
 
 class BrainApp(LinkShell):
@@ -598,17 +586,3 @@ class BrainApp(LinkShell):
         self.metrics.pending.set(len(self.core.pending))
         if not self.core.pending:
             self._settled.set()
-
-
-def decision_peer(settings: Any) -> Address:
-    return parse_address(settings.decision_addr, setting="decision_addr")
-
-
-def confirm_bind(settings: Any) -> Address:
-    return parse_address(settings.confirm_addr, setting="confirm_addr")
-
-
-def outputs(run_dir: Path) -> dict[str, Path]:
-    """Where the brain writes: journal, trade log, report."""
-    return {"journal": run_dir / "brain.sqlite", "trades": run_dir / "trades.csv", "report": run_dir / "report.json",
-            "equity": run_dir / "equity.csv"}  # fmt: skip

@@ -65,24 +65,25 @@ class Feed(Protocol):
         ...
 
 
-class ReplayFeed:
-    """The bars of a data file, in order, at the pace of ``pacing``.
-
-    Args:
-        bars: the recorded bars; a bar closes at :meth:`~foundation.bars.Bars.close_ns`.
-        pacing: wall-time pace and progress reports.
-        on_progress: ``on_progress(bars_done, bars_total)`` (see :class:`~brain.pacing.Pacing`).
-    """
+class _RecordedFeed:
+    """What both replays share: items ``0 .. len - 1`` at the pace of ``pacing``, every one fresh, its
+    index its identity in the journal; a subclass says how many there are and what item ``i`` is."""
 
     pauses_on_silence = True
 
-    def __init__(self, bars: Bars, pacing: Pacing, on_progress: Callable[[int, int], None]) -> None:
-        self.bars, self.on_progress = bars, on_progress
+    def __init__(self, pacing: Pacing, on_progress: Callable[[int, int], None]) -> None:
+        self.on_progress = on_progress
         self._pacer = Pacer(pacing, asyncio.get_running_loop())
         self._next = 0
 
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _item(self, i: int) -> FeedBar:
+        raise NotImplementedError
+
     async def next_bar(self) -> FeedBar | None:
-        i, n = self._next, len(self.bars)
+        i, n = self._next, len(self)
         if i >= n:
             if i == n:
                 self._pacer.finished(n, self.on_progress)
@@ -91,13 +92,33 @@ class ReplayFeed:
         await self._pacer.wait_for(i)
         self._pacer.progress(i, n, self.on_progress)
         self._next += 1
-        return FeedBar(ClosedBar(self.bars[i], self.bars.close_ns(i), BarSource.REPLAY), True, i)
+        return self._item(i)
 
     def figures(self) -> None:
         return None
 
 
-class PortfolioFeed:
+class ReplayFeed(_RecordedFeed):
+    """The bars of a data file, in order, at the pace of ``pacing``.
+
+    Args:
+        bars: the recorded bars; a bar closes at :meth:`~foundation.bars.Bars.close_ns`.
+        pacing: wall-time pace and progress reports.
+        on_progress: ``on_progress(bars_done, bars_total)`` (see :class:`~brain.pacing.Pacing`).
+    """
+
+    def __init__(self, bars: Bars, pacing: Pacing, on_progress: Callable[[int, int], None]) -> None:
+        super().__init__(pacing, on_progress)
+        self.bars = bars
+
+    def __len__(self) -> int:
+        return len(self.bars)
+
+    def _item(self, i: int) -> FeedBar:
+        return FeedBar(ClosedBar(self.bars[i], self.bars.close_ns(i), BarSource.REPLAY), True, i)
+
+
+class PortfolioFeed(_RecordedFeed):
     """Several instruments' recorded bars merged by close time, at the pace of ``pacing`` (one step
     per close time).
 
@@ -113,36 +134,20 @@ class PortfolioFeed:
         ValueError: no markets.
     """
 
-    pauses_on_silence = True
-
     def __init__(self, markets: Sequence[tuple[Instrument, Bars]], pacing: Pacing,
                  on_progress: Callable[[int, int], None]) -> None:  # fmt: skip
         if not markets:
             raise ValueError("a portfolio feed needs at least one market")
+        super().__init__(pacing, on_progress)
         by_close: dict[int, list[tuple[Instrument, Bar]]] = {}
         for inst, bars in markets:
             for i in range(len(bars)):
                 by_close.setdefault(bars.close_ns(i), []).append((inst, bars[i]))
         self.groups = [(close_ns, tuple(by_close[close_ns])) for close_ns in sorted(by_close)]
-        self.on_progress = on_progress
-        self._pacer = Pacer(pacing, asyncio.get_running_loop())
-        self._next = 0
 
     def __len__(self) -> int:
         return len(self.groups)
 
-    async def next_bar(self) -> FeedBar | None:
-        i, n = self._next, len(self.groups)
-        if i >= n:
-            if i == n:
-                self._pacer.finished(n, self.on_progress)
-                self._next += 1
-            return None
-        await self._pacer.wait_for(i)
-        self._pacer.progress(i, n, self.on_progress)
-        self._next += 1
+    def _item(self, i: int) -> FeedBar:
         close_ns, group = self.groups[i]
         return FeedBar(ClosedBar(group[0][1], close_ns, BarSource.REPLAY), True, i, group)
-
-    def figures(self) -> None:
-        return None

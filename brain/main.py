@@ -27,7 +27,7 @@ from foundation.metricsserver import start_metrics_server
 from foundation.process import Claim, claim, close_serving, process_main, signals_call
 from protocol import Codec
 
-from .app import BrainApp, ExecutorJournalFault, Pacing, confirm_bind, decision_peer, outputs
+from .app import BrainApp, ExecutorJournalFault, Pacing
 from .core import BrainCore
 from .journal import BrainJournal, BrainJournalError, check_journal
 from .livefeed import FeedError, FeedSettings, LiveFeed
@@ -37,6 +37,7 @@ from .risk import CircuitBreakers
 from .settings import BrainSettings
 from .strategy import Strategy, StrategyError, load_strategy, warmup_shortfall
 from .tracker import PositionTracker
+from .wiring import confirm_bind, decision_peer, outputs
 
 if TYPE_CHECKING:
     from .marketclient import MarketClient

@@ -13,11 +13,11 @@ from pydantic_settings import NoDecode
 from foundation.settings import CommonSettings
 from protocol import Instrument, InstrumentKind
 
-from .app import LinkSettings
 from .core import BrainConfig
 from .exits import DAY_NS, ExitRules
 from .risk import BreakerRules
 from .strategy import DEFAULT_STRATEGY
+from .wiring import LinkSettings
 
 __all__ = ["BrainSettings"]
 

@@ -69,6 +69,7 @@ DUPLICATE_ANSWER_INTERVAL_S = 0.05
 retransmit interval (100 ms), so a retransmit after a lost answer is answered."""
 _ANSWERED_MAX = 4096  # decision ids remembered for the duplicate limiter
 _RECONCILE = object()  # a queued reconcile cycle (None: a maintenance round)
+_ARRIVALS = object()  # the decisions waiting in ExecutorApp._arrivals, for one group (an in-process venue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,8 @@ class ExecutorApp(LinkShell):
         )
         self.retry_unresolved_s = retry_unresolved_s
         self.maintenance_s = maintenance_s
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()  # a _Job, None (maintenance) or _RECONCILE
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()  # a _Job, None (maintenance), _RECONCILE or _ARRIVALS
+        self._arrivals: list[_Arrival] = []  # an in-process venue's decisions since _ARRIVALS was queued
         self._active: set[int] = set()
         self._worker: asyncio.Task[None] | None = None
         self.silence_s = silence_s
@@ -289,10 +291,8 @@ class ExecutorApp(LinkShell):
                 if job is _RECONCILE:
                     await self.reconcile()
                     continue
-                if isinstance(job, _Arrival):
-                    arrivals = [job]
-                    while not self._queue.empty() and isinstance(self._queue._queue[0], _Arrival):  # type: ignore[attr-defined]
-                        arrivals.append(self._queue.get_nowait())
+                if job is _ARRIVALS:
+                    arrivals, self._arrivals = self._arrivals, []
                     await self._execute_group(arrivals)
                     continue
                 with bound_contextvars(**self._context(job.pending.decision)):
@@ -451,7 +451,9 @@ class ExecutorApp(LinkShell):
         if self.core.venue.in_process:  # admitted by the worker, in its group (:meth:`_execute_group`)
             self._active.add(did)
             self._count_in_flight()
-            self._queue.put_nowait(_Arrival(decision, now, started))
+            if not self._arrivals:  # one queued marker for all that arrive before the worker takes them
+                self._queue.put_nowait(_ARRIVALS)
+            self._arrivals.append(_Arrival(decision, now, started))
             return
         admitted = self.core.admit(decision, now)
         if isinstance(admitted, Outcome):

@@ -50,9 +50,8 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from foundation import journalfile
 from protocol import (
@@ -82,6 +81,7 @@ from .journalidentity import (
     translated,
     u64,
 )
+from .journalrows import DecisionState, JournaledDecision, confirmation_row, decision_row, swap_row
 from .journalschema import (
     GET_META,
     INSERT_CONFIRMATION,
@@ -125,37 +125,7 @@ __all__ = [
     "read_belief",
 ]
 
-DecisionState = Literal["received", "done"]
-
-
-@dataclass(frozen=True, slots=True)
-class JournaledDecision:
-    """A decision as journaled: when it was received (Unix ns) and its state."""
-
-    decision: TradeDecision
-    received_at_ns: int
-    state: DecisionState
-
-
 _SYNCHRONOUS = ("NORMAL", "FULL")
-
-def _decision_row(row: tuple) -> JournaledDecision:
-    (did, kind, instr, side, intent, reason, qty, ref, slip, created, expires, market, stop, received, state) = row
-    decision = TradeDecision.from_columns((u64(did), Instrument(kind, instr), side, intent, reason, qty, ref, slip,
-                                           u64(created), u64(expires), u64(market), stop))  # fmt: skip
-    return JournaledDecision(decision, u64(received), state)
-
-
-def _swap_row(row: tuple) -> SwapRecord:
-    coid, attempt, sig, tx, lvbh, imint, omint, ina, outa, at, mts, state, detail = row
-    return SwapRecord(coid, attempt, sig, bytes(tx), lvbh, imint, omint, ina, outa, u64(at), u64(mts),
-                      SwapState(state), detail)  # fmt: skip
-
-
-def _confirmation_row(row: tuple) -> ExecutionConfirmation:
-    (did, seq, kind, instr, side, intent, status, code, qty, price, fee, at, ref, truncated, over, rec) = row
-    return ExecutionConfirmation.from_columns((u64(did), seq, Instrument(kind, instr), side, intent, status, code, qty,
-                                               price, fee, u64(at), ref, truncated, over, rec))  # fmt: skip
 
 
 _RESERVED_IDS = 1 << 63
@@ -498,13 +468,13 @@ class Journal:
             return None
         with translated(self.path):
             row = self._conn.execute(SELECT_DECISION, (i64(decision_id),)).fetchone()
-        return None if row is None else _decision_row(row)
+        return None if row is None else decision_row(row)
 
     def confirmation_for(self, decision_id: int) -> ExecutionConfirmation | None:
         """The stored confirmation of a decision (``sent_at_ns`` 0), or ``None``."""
         with translated(self.path):
             row = self._conn.execute(SELECT_CONFIRMATION, (i64(decision_id),)).fetchone()
-        return None if row is None else _confirmation_row(row)
+        return None if row is None else confirmation_row(row)
 
     def next_seq(self) -> int:
         """The seq the next confirmation must carry: gap-free from 1."""
@@ -566,7 +536,7 @@ class Journal:
         """Decisions received but without an outcome, in decision-id order."""
         with translated(self.path):
             rows = self._conn.execute(SELECT_IN_FLIGHT).fetchall()
-        return sorted((_decision_row(r).decision for r in rows), key=lambda d: d.decision_id)
+        return sorted((decision_row(r).decision for r in rows), key=lambda d: d.decision_id)
 
     # -- Solana swap attempts (schema 5; executor.venue.solana.records) ----------------------
 
@@ -586,13 +556,13 @@ class Journal:
         """The attempts of an order, by attempt number."""
         with translated(self.path):
             rows = self._conn.execute(SELECT_SWAPS, (client_order_id,)).fetchall()
-        return [_swap_row(row) for row in rows]
+        return [swap_row(row) for row in rows]
 
     def swap_by_signature(self, signature: str) -> SwapRecord | None:
         """The attempt with this signature, of whichever order, or ``None``."""
         with translated(self.path):
             row = self._conn.execute(SELECT_SWAP_BY_SIGNATURE, (signature,)).fetchone()
-        return None if row is None else _swap_row(row)
+        return None if row is None else swap_row(row)
 
     def mark_swap(self, signature: str, state: SwapState, detail: str = "") -> None:
         """Record what became of a journaled attempt.
@@ -619,7 +589,7 @@ class Journal:
         """Confirmations with ``seq >= seq``, in seq order, at most ``limit`` (-1 = all), for replay."""
         with translated(self.path):
             rows = self._conn.execute(SELECT_CONFIRMATIONS_FROM + " LIMIT ?", (seq, limit)).fetchall()
-        return [_confirmation_row(r) for r in rows]
+        return [confirmation_row(r) for r in rows]
 
     def close(self) -> None:
         """Close the database (idempotent)."""

@@ -294,7 +294,7 @@ def test_a_directory_where_an_output_file_goes_is_refused(tmp_path: Path, comman
 
 def test_every_output_of_the_apps_is_a_checked_run_dir_file(tmp_path: Path) -> None:
     """RUN_DIR_FILES names every file the brain, the executor, paper and the run report write."""
-    from brain.app import outputs as brain_outputs
+    from brain.wiring import outputs as brain_outputs
     from executor.main import outputs as executor_outputs
     from foundation.rundir import RUN_DIR_FILES
 
