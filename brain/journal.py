@@ -107,7 +107,7 @@ def _identity(path: Path, conn: sqlite3.Connection) -> dict[str, str]:
 
 def check_journal(path: Path, *, instrument: str, starting_cash: float) -> None:
     """Check an existing brain journal as :class:`BrainJournal` would open it, writing nothing
-    (read as an immutable file; see :func:`foundation.journalfile.connect_immutable`). A missing
+    (read only; see :func:`foundation.journalfile.connect_readonly`). A missing
     file passes.
 
     Raises:
@@ -117,7 +117,7 @@ def check_journal(path: Path, *, instrument: str, starting_cash: float) -> None:
     if not path.exists():
         return
     try:
-        conn = journalfile.connect_immutable(path)
+        conn = journalfile.connect_readonly(path)
         try:
             meta = _identity(path, conn)
         finally:

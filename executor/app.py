@@ -47,10 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from structlog.contextvars import bound_contextvars
-
 from foundation.errors import StorageFault
-from foundation.logs import RateLimitedLog
+from foundation.logs import LogContext, RateLimitedLog
 from foundation.shell import LinkShell
 from protocol import Codec, DecisionReceived, ExecutorLink, Posture, ReplayRequested, TradeDecision
 from protocol.udp import Address
@@ -277,7 +275,7 @@ class ExecutorApp(LinkShell):
             wall = time.time_ns()
             for conf in report.confirmations:
                 self.link.send_confirmation(conf, wall)
-                self.metrics.confirmations.labels(conf.status.name).inc()
+                self.metrics.confirmed[conf.status].inc()
             self._export_ledger()
             self._flush()
 
@@ -295,7 +293,7 @@ class ExecutorApp(LinkShell):
                     arrivals, self._arrivals = self._arrivals, []
                     await self._execute_group(arrivals)
                     continue
-                with bound_contextvars(**self._context(job.pending.decision)):
+                with self._log_context(job.pending.decision):
                     await self._execute(job)
             except StorageFault as exc:  # the journal cannot be written: execute nothing more
                 self._fail(exc)
@@ -310,6 +308,10 @@ class ExecutorApp(LinkShell):
         """What every log line of ``d``'s path carries: its id and its order's clientOrderId
         (``seq`` joins once the confirmation is numbered)."""
         return {"decision_id": d.decision_id, "client_order_id": self.core.ids.order(d.decision_id)}
+
+    def _log_context(self, d: TradeDecision) -> LogContext:
+        """:meth:`_context` bound to every log line written inside the ``with`` block."""
+        return LogContext(decision_id=d.decision_id, client_order_id=self.core.ids.order(d.decision_id))
 
     async def _execute_group(self, arrivals: list[_Arrival]) -> None:
         """Admit and execute the decisions queued together for an in-process venue, in arrival order,
@@ -333,7 +335,7 @@ class ExecutorApp(LinkShell):
             with self.core.journal.group():
                 for a in arrivals:
                     d = a.decision
-                    with bound_contextvars(**self._context(d)):
+                    with self._log_context(d):
                         admitted = self.core.admit(d, a.received_at_ns)
                         if isinstance(admitted, Outcome):
                             done.append((a, admitted))
@@ -361,16 +363,21 @@ class ExecutorApp(LinkShell):
             self._count_in_flight()
             return
         now = time.time_ns()
+        executed = False
         for a, outcome in done:
             d = a.decision
             self._active.discard(d.decision_id)
-            with bound_contextvars(**self._context(d)):
+            with self._log_context(d):
                 self._report(outcome, d)
             self._answer(outcome, a.started, now)
-            if outcome.executed and self.reconciler is not None:
-                self.reconciler.entered(d, outcome)
+            if outcome.executed:
+                executed = True
+                if self.reconciler is not None:
+                    self.reconciler.entered(d, outcome)
             if self.core.venue.replay_clock:
                 self._market_ns = max(self._market_ns, d.market_ts_ns)
+        if executed:
+            self._export_ledger()
         self._count_in_flight()
         self._flush()
 
@@ -400,6 +407,8 @@ class ExecutorApp(LinkShell):
         self._active.discard(d.decision_id)
         self._count_in_flight()
         self._report(outcome, d)
+        if outcome.executed:
+            self._export_ledger()
         self._answer(outcome, job.started, time.time_ns())
         self._flush()
         if self.reconciler is not None:
@@ -457,7 +466,7 @@ class ExecutorApp(LinkShell):
             return
         admitted = self.core.admit(decision, now)
         if isinstance(admitted, Outcome):
-            with bound_contextvars(**self._context(decision)):
+            with self._log_context(decision):
                 self._report(admitted, decision)
             self._answer(admitted, started, now)
             return
@@ -467,7 +476,9 @@ class ExecutorApp(LinkShell):
 
     def _report(self, outcome: Outcome, decision: TradeDecision) -> None:
         """Count ``outcome`` and log it: a line per decision at debug only (issue #17: the hot path),
-        while the metrics count every one; conflicts and exits over their slippage limit always."""
+        while the metrics count every one; conflicts and exits over their slippage limit always.
+        The caller exports the ledger's gauges after an execution (:meth:`_export_ledger`; once per
+        group)."""
         log = self.log
         seq = outcome.confirmation.seq
         if outcome.conflict:
@@ -494,7 +505,6 @@ class ExecutorApp(LinkShell):
                             detail="executed anyway: exits are never refused for slippage")  # fmt: skip
         if outcome.executed:
             self.metrics.executions.inc()
-            self._export_ledger()
 
     def _answer(self, outcome: Outcome, started: float, now: int) -> None:
         conf = outcome.confirmation
@@ -504,5 +514,5 @@ class ExecutorApp(LinkShell):
         if len(answered) > _ANSWERED_MAX:
             answered.popitem(last=False)
         self.link.send_confirmation(conf, now)
-        self.metrics.confirmations.labels(conf.status.name).inc()
+        self.metrics.confirmed[conf.status].inc()
         self.metrics.processing.observe(time.perf_counter() - started)

@@ -126,7 +126,12 @@ __all__ = [
 ]
 
 _SYNCHRONOUS = ("NORMAL", "FULL")
-
+PAGE_SIZE = 1024
+"""Bytes per database page of a journal created from now on (one made before keeps its 4096). A
+decision's outcome changes about four pages (its decision row, the fill, the confirmation and its
+index), and a WAL commit writes each changed page whole: measured on the bench's paper decisions,
+one decision + outcome transaction takes ~42 us on 1024-byte pages against ~58-75 us on 4096.
+"""
 
 _RESERVED_IDS = 1 << 63
 """Decision ids from here up are the executor's reconciled confirmations (protocol v4)."""
@@ -201,7 +206,7 @@ class Journal:
             conn.executemany(PUT_META, meta.items())
 
         with translated(self.path):
-            journalfile.create(path, init)
+            journalfile.create(path, init, page_size=PAGE_SIZE)
 
     def _checkidentity(self, venue: str | None) -> None:
         """Refuse, before anything is written to it, a file that is not this kind of journal."""

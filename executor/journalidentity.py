@@ -102,10 +102,10 @@ def _refuse_wiped(path: Path) -> None:
 
 
 def check_journal(path: Path, *, venue: str | None = None, starting_cash: float | None = None) -> None:
-    """Check an existing journal file as :class:`Journal` would open it, writing nothing (read as
-    an immutable file: no ``-wal``/``-shm`` appear; the identity is committed at creation, in
-    the file itself). A missing file passes. What ``tandem paper`` asks before it writes into a
-    run directory.
+    """Check an existing journal file as :class:`Journal` would open it, writing nothing
+    (:func:`foundation.journalfile.connect_readonly`: the identity is committed at creation, in the
+    file itself; a journal left with its write-ahead log is read with it). A missing file passes.
+    What ``tandem paper`` asks before it writes into a run directory.
 
     Raises:
         JournalEmpty, JournalCorrupt, JournalMismatch: see :class:`Journal`.
@@ -114,7 +114,7 @@ def check_journal(path: Path, *, venue: str | None = None, starting_cash: float 
     if not path.exists():
         return
     with translated(str(path)):
-        conn = journalfile.connect_immutable(path)
+        conn = journalfile.connect_readonly(path)
         try:
             meta = identity(str(path), conn, venue)
         finally:

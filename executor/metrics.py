@@ -205,8 +205,8 @@ class ExecutorMetrics:
         https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics)."""
         for reason in RejectReason:
             self.rejected.labels(reason.value)
-        for status in Status:
-            self.confirmations.labels(status.name)
+        self.confirmed = {status: self.confirmations.labels(status.name) for status in Status}
+        """``confirmations`` by status, the children resolved once (the per-decision path)."""
         for call in VENUE_CALLS:
             self.retries.labels(call)
             for kind in VENUE_ERROR_KINDS:

@@ -39,7 +39,7 @@ __all__ = [
     "FRESH_HINT",
     "WRITE_ATTEMPTS",
     "JournalWriteFailed",
-    "connect_immutable",
+    "connect_readonly",
     "create",
     "set_aside",
     "table_names",
@@ -110,10 +110,21 @@ def wiped(path: Path) -> str | None:
     return None
 
 
-def connect_immutable(path: Path) -> sqlite3.Connection:
-    """A read-only connection that writes nothing, not even ``-wal``/``-shm`` (SQLite's
-    ``immutable=1`` URI parameter: the file is read as it is, its WAL ignored)."""
-    return sqlite3.connect(f"file:{quote(str(path.absolute()))}?immutable=1", uri=True)
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection that never changes the journal.
+
+    A journal closed cleanly has no write-ahead log: it is read as an immutable file (SQLite's
+    ``immutable=1`` URI parameter), so no ``-wal``/``-shm`` appear. A journal whose process stopped
+    without closing it (killed, or a full disk) still has its ``-wal``: the main file alone may then
+    be half-way through a checkpoint — pages of committed transactions copied back only in part —
+    and reads as malformed, so it is read with its WAL (``mode=ro``; SQLite may create the
+    ``-shm`` index beside it, as opening the journal would).
+    """
+    wal = Path(f"{path}-wal")
+    uri = f"file:{quote(str(path.absolute()))}"
+    if wal.exists() and wal.stat().st_size > 0:
+        return sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True)
 
 
 def table_names(conn: sqlite3.Connection) -> set[str]:
@@ -121,9 +132,14 @@ def table_names(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def create(path: Path, init: Callable[[sqlite3.Connection], None]) -> None:
+def create(path: Path, init: Callable[[sqlite3.Connection], None], *, page_size: int | None = None) -> None:
     """Create the journal at ``path`` atomically: ``init(conn)`` runs in one transaction on a
     temporary file next to it, which is then linked into place (never over an existing file).
+
+    ``page_size`` (bytes, a power of two from 512 to 65536; ``None``: SQLite's default, 4096) is
+    fixed for the file's life once it is created (https://www.sqlite.org/pragma.html#pragma_page_size:
+    it cannot change in WAL mode). A WAL commit writes every page it changed in full, so a journal
+    of small rows commits faster on small pages.
 
     Raises:
         sqlite3.Error: from ``init`` or SQLite (the caller translates it); nothing is left at
@@ -137,6 +153,8 @@ def create(path: Path, init: Callable[[sqlite3.Connection], None]) -> None:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute("PRAGMA synchronous=FULL")
+            if page_size is not None:
+                conn.execute(f"PRAGMA page_size={int(page_size)}")
             conn.execute("BEGIN IMMEDIATE")
             init(conn)
             conn.execute("COMMIT")

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["LogSink", "RateLimitedLog", "configure_logging"]
+__all__ = ["LogContext", "LogSink", "RateLimitedLog", "configure_logging"]
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: str = "auto") -> bool:
@@ -54,9 +54,34 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(levels[level.upper()]),
         logger_factory=factory,
-        cache_logger_on_first_use=False,
+        # a logger binds its configuration once, on its first line, not on every line (structlog's
+        # performance guide); a process configures logging once, before it logs anything
+        cache_logger_on_first_use=True,
     )
     return as_json
+
+
+class LogContext:
+    """``with LogContext(decision_id=7, ...):`` binds the fields to every log line written inside the
+    block, through ``structlog.contextvars`` (merged by :func:`configure_logging`), and restores
+    what was bound before on the way out (a field bound outside keeps its outer value).
+
+    The same as ``structlog.contextvars.bound_contextvars``, minus its cost on a hot path (issue
+    #17): that one snapshots every context variable on entry, in a generator; this one keeps the
+    tokens ``bind_contextvars`` returns and resets them.
+    """
+
+    __slots__ = ("_fields", "_tokens")
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+        self._tokens: Any = None
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._fields)
+
+    def __exit__(self, *exc: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)
 
 
 class LogSink:

@@ -52,7 +52,7 @@ class LinkShell:
         self._rejected = {r: metrics.rejected.labels(r.value) for r in RejectReason}  # children resolved once
         self._timer = LinkTimer(self._on_timer)
         self._peer_restarts_seen = 0
-        self._exported_positions: set[str] = set()
+        self._exported_positions: dict[str, Any] = {}  # instrument -> its position gauge, once exported
         self.failure: StorageFault | None = None
         """The storage fault that stops this process (see :meth:`_fail`), or None."""
 
@@ -161,11 +161,14 @@ class LinkShell:
         base units); an instrument exported before and now flat reads 0, not its last quantity."""
         metrics = self.metrics
         metrics.open_positions.set(len(held))
-        for inst in self._exported_positions - held.keys():
-            metrics.position.labels(inst).set(0.0)
+        exported = self._exported_positions
+        for inst in exported.keys() - held.keys():
+            exported[inst].set(0.0)
         for inst, qty in held.items():
-            metrics.position.labels(inst).set(qty)
-        self._exported_positions |= held.keys()
+            gauge = exported.get(inst)
+            if gauge is None:
+                gauge = exported[inst] = metrics.position.labels(inst)
+            gauge.set(qty)
 
     # -- drops ------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -146,6 +147,25 @@ def _spawn(args: list[str], log: Path) -> tuple[subprocess.Popen[str], dict[str,
         raise RuntimeError(f"{args[:3]} did not start: {log.read_text()[-2000:]}") from None
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used, seconds, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _CpuMeter:
+    """CPU time a peer process spends per request over a phase, microseconds."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    async def per_request(self, phase: Any, n: int) -> tuple[Any, float]:
+        before, mine = _cpu_s(self.pid), time.process_time()
+        out = await phase
+        self.client_us = (time.process_time() - mine) / n * 1e6
+        return out, (_cpu_s(self.pid) - before) / n * 1e6
+
+
 def _process_figures(pid: int) -> tuple[int, int]:
     """(resident memory in bytes, open file descriptors) of process ``pid``, from ``/proc``."""
     rss = 0
@@ -207,13 +227,21 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result: dict[str, Any] = {"soak": await _soak(tandem, executor.pid, 2 + warm, opts.soak, w)}
             sent = warm + 1 + opts.soak
         else:
+            ex, ec = _CpuMeter(executor.pid), _CpuMeter(echo.pid)
+            await tandem.latency(1, warm, 0)
+            lat, lat_cpu = await ex.per_request(tandem.latency(1 + warm, 0, n), n)
+            lock, lock_cpu = await ex.per_request(tandem.throughput(1 + warm + n, n, 1), n)
+            rate, rate_cpu = await ex.per_request(tandem.throughput(1 + warm + 2 * n, t, w), t)
+            print(f"client CPU per decision pipelined: {ex.client_us:.1f} us", file=sys.stderr)
+            await floor.latency(1, warm, 0)
+            elat, elat_cpu = await ec.per_request(floor.latency(1 + warm, 0, n), n)
+            elock, elock_cpu = await ec.per_request(floor.throughput(1 + warm + n, n, 1), n)
+            erate, erate_cpu = await ec.per_request(floor.throughput(1 + warm + 2 * n, t, w), t)
             result = {
-                "tandem_latency": _percentiles(await tandem.latency(1, warm, n)),
-                "tandem_lockstep_rate": await tandem.throughput(1 + warm + n, n, 1),
-                "tandem_rate": await tandem.throughput(1 + warm + 2 * n, t, w),
-                "echo_latency": _percentiles(await floor.latency(1, warm, n)),
-                "echo_lockstep_rate": await floor.throughput(1 + warm + n, n, 1),
-                "echo_rate": await floor.throughput(1 + warm + 2 * n, t, w),
+                "tandem_latency": _percentiles(lat), "tandem_lockstep_rate": lock, "tandem_rate": rate,
+                "echo_latency": _percentiles(elat), "echo_lockstep_rate": elock, "echo_rate": erate,
+                "cpu_us_per_request": {"executor": {"latency": lat_cpu, "lockstep": lock_cpu, "pipelined": rate_cpu},
+                                       "echo": {"latency": elat_cpu, "lockstep": elock_cpu, "pipelined": erate_cpu}},
             }
             sent = warm + 2 * n + t
         await asyncio.sleep(0.2)  # a late duplicate would arrive by now
@@ -279,6 +307,7 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         ])  # fmt: skip
     t, e = r["tandem_latency"], r["echo_latency"]
     v = verdicts(r)
+    cpu = r["cpu_us_per_request"]
     cols = ("p50", "p90", "p99", "max", "mean")
     row = lambda name, d: f"  {name:<26}" + "".join(f"{d[c]:>10.1f}" for c in cols)  # noqa: E731
     ok = lambda k: "met" if v["met"][k] else "NOT met"  # noqa: E731
@@ -292,6 +321,10 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         f"{opts.window} in flight)",
         f"    decisions/s                 {r['tandem_lockstep_rate']:>12,.0f}   {r['tandem_rate']:>12,.0f}",
         f"    echo datagrams/s            {r['echo_lockstep_rate']:>12,.0f}   {r['echo_rate']:>12,.0f}",
+        f"  peer CPU per request (us)     latency {cpu['executor']['latency']:>7.1f}   lockstep "
+        f"{cpu['executor']['lockstep']:>7.1f}   pipelined {cpu['executor']['pipelined']:>7.1f}   (executor)",
+        f"                                latency {cpu['echo']['latency']:>7.1f}   lockstep "
+        f"{cpu['echo']['lockstep']:>7.1f}   pipelined {cpu['echo']['pipelined']:>7.1f}   (echo)",
         f"  targets (issue #17): p50 ratio {v['p50_ratio']:.2f} <= 2 {ok('p50_ratio')}; p99 ratio {v['p99_ratio']:.2f} "
         f"<= 3 {ok('p99_ratio')}; pipelined {v['pipelined_per_s']:,.0f}/s >= 10,000 {ok('pipelined_per_s')}",
         f"  {exact}",

@@ -29,6 +29,7 @@ import enum
 import re
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["MAX_LENGTH", "PREFIX", "ClientOrderId", "Leg", "OrderIds", "new_namespace", "parse"]
 
@@ -96,6 +97,7 @@ class ClientOrderId:
         return self.leg in (Leg.STOP, Leg.TAKE_PROFIT)
 
 
+@lru_cache(maxsize=4096)  # an order's id is read several times on its way (issue #17: the hot path)
 def parse(text: str) -> ClientOrderId | None:
     """The parts of one of our ids, or ``None`` for a foreign id (any namespace is ours here;
     :meth:`OrderIds.mine` also checks it)."""
@@ -126,8 +128,17 @@ class OrderIds:
             raise ValueError(f"client order id namespace must be 8 lowercase hex digits, got {self.namespace!r}")
 
     def id(self, leg: Leg, decision_id: int) -> str:
-        """The id of ``decision_id``'s order in ``leg``. Raises ValueError for a bad decision id."""
-        return str(ClientOrderId(self.namespace, leg, decision_id))
+        """The id of ``decision_id``'s order in ``leg`` (``str`` of its :class:`ClientOrderId`,
+        formatted here: the namespace was checked once, by the factory).
+
+        Raises:
+            ValueError: a decision id out of 1..2**64-1. TypeError: ``leg`` is not a :class:`Leg`.
+        """
+        if not 1 <= decision_id <= _MAX_DECISION_ID:
+            raise ValueError(f"decision_id must be in 1..2**64-1, got {decision_id}")
+        if not isinstance(leg, Leg):
+            raise TypeError(f"leg must be a Leg, got {leg!r}")
+        return f"{PREFIX}{self.namespace}{leg.value}{decision_id}"
 
     def order(self, decision_id: int) -> str:
         """The id of the decision's own order (entry or exit): leg ``e``."""
