@@ -158,7 +158,7 @@ class BrainApp(LinkShell):
         self.stats = ReplayStats()
         self.pacing = pacing
         for inst in core.config.instruments:
-            self._exported_positions[str(inst)] = metrics.position.labels(str(inst))  # exported at 0 from the start
+            self._exported_positions[str(inst)] = None  # exported at 0 from its first export on
             metrics.mark_price.labels(str(inst))
         self._closes: dict[Instrument, float] = {}  # each instrument's last close (a portfolio's equity rows)
         self._instruments = core.config.instruments

@@ -25,6 +25,7 @@ from foundation.bussecret import bus_codec
 from foundation.errors import StorageFault
 from foundation.metricsserver import start_metrics_server
 from foundation.process import Claim, claim, close_serving, process_main, signals_call
+from foundation.runtime import settle_heap
 from protocol import Codec
 
 from .app import BrainApp, ExecutorJournalFault, Pacing
@@ -153,6 +154,7 @@ async def _replay(settings: BrainSettings, ready: Any, held: Claim, codec: Codec
             f"{'live' if live else 'replay'} brain cannot resume it (use another run_dir, or --fresh-journal)"
         )
     await app.start()
+    settle_heap()
     feed = None
     if live:
         assert market is not None

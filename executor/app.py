@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -367,8 +368,7 @@ class ExecutorApp(LinkShell):
         for a, outcome in done:
             d = a.decision
             self._active.discard(d.decision_id)
-            with self._log_context(d):
-                self._report(outcome, d)
+            self._report(outcome, d)
             self._answer(outcome, a.started, now)
             if outcome.executed:
                 executed = True
@@ -466,8 +466,7 @@ class ExecutorApp(LinkShell):
             return
         admitted = self.core.admit(decision, now)
         if isinstance(admitted, Outcome):
-            with self._log_context(decision):
-                self._report(admitted, decision)
+            self._report(admitted, decision)
             self._answer(admitted, started, now)
             return
         if admitted.conflict:
@@ -477,32 +476,34 @@ class ExecutorApp(LinkShell):
     def _report(self, outcome: Outcome, decision: TradeDecision) -> None:
         """Count ``outcome`` and log it: a line per decision at debug only (issue #17: the hot path),
         while the metrics count every one; conflicts and exits over their slippage limit always.
-        The caller exports the ledger's gauges after an execution (:meth:`_export_ledger`; once per
-        group)."""
+        Each line carries the decision's context (:meth:`_context`), built only when a line is
+        written. The caller exports the ledger's gauges after an execution (:meth:`_export_ledger`;
+        once per group)."""
         log = self.log
-        seq = outcome.confirmation.seq
+        c = outcome.confirmation
         if outcome.conflict:
             self.metrics.conflicts.inc()
             log.error("decision_conflict", detail="decision_id repeated with different content; stored outcome answered",
-                      seq=seq)  # fmt: skip
+                      seq=c.seq, **self._context(decision))  # fmt: skip
         if outcome.duplicate:
             self.metrics.duplicates.inc()
-            self._duplicate_log.info("answered", decision_id=decision.decision_id, seq=outcome.confirmation.seq,
-                                     status=outcome.confirmation.status.name)  # fmt: skip
+            self._duplicate_log.info("answered", decision_id=decision.decision_id, seq=c.seq,
+                                     status=c.status.name)  # fmt: skip
         else:
-            c = outcome.confirmation
-            log.debug("decision_executed" if outcome.executed else "decision_not_executed", seq=seq,
-                      status=c.status.name, reject_code=c.reject_code.name, executed_qty=c.executed_qty,
-                      avg_price=c.avg_price, fee=c.fee, detail=outcome.detail,
-                      exit_slippage_bps=outcome.exit_slippage_bps)  # fmt: skip
+            if log.is_enabled_for(logging.DEBUG):
+                log.debug("decision_executed" if outcome.executed else "decision_not_executed", seq=c.seq,
+                          status=c.status.name, reject_code=c.reject_code.name, executed_qty=c.executed_qty,
+                          avg_price=c.avg_price, fee=c.fee, detail=outcome.detail,
+                          exit_slippage_bps=outcome.exit_slippage_bps, **self._context(decision))  # fmt: skip
             if outcome.exit_slippage_bps is not None:
                 self.metrics.exit_slippage.observe(outcome.exit_slippage_bps / 1e4)
             if c.slippage_over_limit:
                 self.metrics.exits_over_slippage.inc()
-                log.warning("exit_slippage_over_limit", seq=seq, slippage_bps=outcome.exit_slippage_bps,
+                log.warning("exit_slippage_over_limit", seq=c.seq, slippage_bps=outcome.exit_slippage_bps,
                             max_slippage_bps=decision.max_slippage_bps, reference_price=decision.reference_price,
                             avg_price=c.avg_price, intent=decision.intent.name,
-                            detail="executed anyway: exits are never refused for slippage")  # fmt: skip
+                            detail="executed anyway: exits are never refused for slippage",
+                            **self._context(decision))  # fmt: skip
         if outcome.executed:
             self.metrics.executions.inc()
 

@@ -25,7 +25,7 @@ from foundation.errors import ConfigError, StorageFault
 from foundation.metricsserver import start_metrics_server
 from foundation.process import claim, close_serving, process_main, signals_call
 from foundation.rundir import make_run_dir
-from foundation.runtime import parse_address
+from foundation.runtime import parse_address, settle_heap
 from protocol import Instrument
 
 from .app import ExecutorApp
@@ -231,6 +231,7 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
                 server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
                                                     sock=held.take_metrics())  # fmt: skip
                 await app.start()
+                settle_heap()
                 host, port = app.address
                 info = {"decision_addr": f"{host}:{port}", "metrics_port": server.port if server else None}
                 log.info("executor_ready", venue=settings.venue, recovered=len(core.recovered),

@@ -54,6 +54,7 @@ from .venue.base import (
     OrderType,
     Venue,
 )
+from .venue.coid import is_exit_leg_id
 from .venue.coid import parse as parse_coid
 from .venue.errors import (
     AmbiguousVenueError,
@@ -85,8 +86,7 @@ def is_exit_leg(client_order_id: str, kind: Any = None) -> bool:
     (by its type when given, else by its client order id's leg)."""
     if kind in PROTECTIVE_TYPES:
         return True
-    parsed = parse_coid(client_order_id)
-    return parsed is not None and parsed.exit_leg
+    return is_exit_leg_id(client_order_id)
 
 
 def _duplicate_id(exc: PermanentVenueError) -> bool:

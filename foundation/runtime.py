@@ -6,6 +6,7 @@ Nothing here knows about trading.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["describe_validation_error", "parse_address", "run"]
+__all__ = ["GC_GEN0_THRESHOLD", "describe_validation_error", "parse_address", "run", "settle_heap"]
 
 T = TypeVar("T")
 
@@ -25,6 +26,26 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:  # pragma: no cover - Windows or a non-CPython build
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+GC_GEN0_THRESHOLD = 20_000
+"""Net allocations of container objects between two young-generation collections, once a process
+serves (CPython's default is 700). The hot paths free what they allocate by reference counting;
+what made the collector run — ~7 % of the executor's samples when pipelined — was the default
+threshold firing every few decisions. Raised with the old objects frozen, ``tandem bench`` measured
+the executor's CPU per pipelined decision 141-145 → 120-125 us. Cycles are still collected.
+Source: https://docs.python.org/3/library/gc.html#gc.set_threshold and ``gc.freeze``.
+"""
+
+
+def settle_heap() -> None:
+    """Call once a process has started and is about to serve: move every object made so far
+    (modules, settings, bars, the journal's rows read at start) out of the collector's sight
+    (``gc.freeze``: they live as long as the process), and collect the young generation only every
+    :data:`GC_GEN0_THRESHOLD` net allocations. The older generations keep CPython's ratios."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, older, oldest)
 
 
 def parse_address(value: str, *, setting: str) -> tuple[str, int]:

@@ -52,7 +52,7 @@ class LinkShell:
         self._rejected = {r: metrics.rejected.labels(r.value) for r in RejectReason}  # children resolved once
         self._timer = LinkTimer(self._on_timer)
         self._peer_restarts_seen = 0
-        self._exported_positions: dict[str, Any] = {}  # instrument -> its position gauge, once exported
+        self._exported_positions: dict[str, Any] = {}  # instrument -> its position gauge (None: not yet exported)
         self.failure: StorageFault | None = None
         """The storage fault that stops this process (see :meth:`_fail`), or None."""
 
@@ -161,14 +161,17 @@ class LinkShell:
         base units); an instrument exported before and now flat reads 0, not its last quantity."""
         metrics = self.metrics
         metrics.open_positions.set(len(held))
-        exported = self._exported_positions
-        for inst in exported.keys() - held.keys():
-            exported[inst].set(0.0)
+        for inst in self._exported_positions.keys() - held.keys():
+            self._position_gauge(inst).set(0.0)
         for inst, qty in held.items():
-            gauge = exported.get(inst)
-            if gauge is None:
-                gauge = exported[inst] = metrics.position.labels(inst)
-            gauge.set(qty)
+            self._position_gauge(inst).set(qty)
+
+    def _position_gauge(self, inst: str) -> Any:
+        """``metrics.position{instrument=inst}``, its child resolved once (the per-decision path)."""
+        gauge = self._exported_positions.get(inst)
+        if gauge is None:
+            gauge = self._exported_positions[inst] = self.metrics.position.labels(inst)
+        return gauge
 
     # -- drops ------------------------------------------------------------------------------
 

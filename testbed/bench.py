@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,12 @@ _TIMEOUT_S = 2.0
 
 
 class _Client(asyncio.DatagramProtocol):
-    """Matches replies to requests by key: decision_id (tandem) or a 8-byte counter (echo)."""
+    """Matches replies to requests by key — decision_id (tandem) or an 8-byte counter (echo) — and
+    calls what waits for each with the time it arrived (``time.perf_counter_ns``)."""
 
     def __init__(self, codec: Codec | None) -> None:
         self.codec = codec
-        self.waiting: dict[int, asyncio.Future[int]] = {}
+        self.waiting: dict[int, Callable[[int], None]] = {}
         self.transport: Any = None
         self.replies = 0
         self.unexpected = 0  # a reply to nothing awaited: a duplicate, or one after its timeout
@@ -73,12 +75,12 @@ class _Client(asyncio.DatagramProtocol):
             if not isinstance(msg, ExecutionConfirmation):
                 return  # the executor's heartbeats
             key = msg.decision_id
-        fut = self.waiting.pop(key, None)
+        on_reply = self.waiting.pop(key, None)
         self.replies += 1
-        if fut is not None and not fut.done():
-            fut.set_result(now)
-        else:
+        if on_reply is None:
             self.unexpected += 1
+        else:
+            on_reply(now)
 
 
 def _percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -96,7 +98,14 @@ class _Target:
     async def roundtrip(self, i: int) -> int:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
-        self.client.waiting[i] = fut
+
+        def on_reply(at: int) -> None:
+            if fut.done():  # it timed out: the phase has failed already
+                self.client.unexpected += 1
+            else:
+                fut.set_result(at)
+
+        self.client.waiting[i] = on_reply
         t0 = time.perf_counter_ns()
         self.client.transport.sendto(self.make(i), self.peer)
         t1 = await asyncio.wait_for(fut, _TIMEOUT_S)
@@ -108,14 +117,43 @@ class _Target:
         return [await self.roundtrip(i) for i in range(start + warmup, start + warmup + n)]
 
     async def throughput(self, start: int, n: int, window: int) -> float:
-        sem = asyncio.Semaphore(window)
+        """Requests ``start`` .. ``start + n - 1`` with ``window`` in flight; returns requests per second.
 
-        async def one(i: int) -> None:
-            async with sem:
-                await self.roundtrip(i)
+        Driven from the receive callback, as a brain sends: each reply sends the next request at
+        once — no task, timer or future per request, so this process is not what limits the rate.
+
+        Raises:
+            RuntimeError: no reply came for :data:`_TIMEOUT_S` while some were still awaited (lost).
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        end, nxt, received = start + n, start, 0
+        waiting, send, make, peer = self.client.waiting, self.client.transport.sendto, self.make, self.peer
+
+        def send_next() -> None:
+            nonlocal nxt
+            waiting[nxt] = on_reply
+            send(make(nxt), peer)
+            nxt += 1
+
+        def on_reply(_at: int) -> None:
+            nonlocal received
+            received += 1
+            if nxt < end:
+                send_next()
+            elif received == n and not done.done():
+                done.set_result(None)
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(start, start + n)))
+        for _ in range(min(window, n)):
+            send_next()
+        while not done.done():
+            seen = received
+            try:
+                await asyncio.wait_for(asyncio.shield(done), _TIMEOUT_S)
+            except TimeoutError:
+                if received == seen:
+                    raise RuntimeError(f"{n - received} of {n} replies missing: none for {_TIMEOUT_S} s") from None
         return n / (time.perf_counter() - t0)
 
 
@@ -154,10 +192,13 @@ def _cpu_s(pid: int) -> float:
 
 
 class _CpuMeter:
-    """CPU time a peer process spends per request over a phase, microseconds."""
+    """CPU time a peer process spends per request over a phase, microseconds (and this process's,
+    :attr:`client_us`, over the same phase): ``/proc`` counts in clock ticks (10 ms), so a phase
+    needs thousands of requests for a figure worth printing."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+        self.client_us = 0.0
 
     async def per_request(self, phase: Any, n: int) -> tuple[Any, float]:
         before, mine = _cpu_s(self.pid), time.process_time()
@@ -232,7 +273,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             lat, lat_cpu = await ex.per_request(tandem.latency(1 + warm, 0, n), n)
             lock, lock_cpu = await ex.per_request(tandem.throughput(1 + warm + n, n, 1), n)
             rate, rate_cpu = await ex.per_request(tandem.throughput(1 + warm + 2 * n, t, w), t)
-            print(f"client CPU per decision pipelined: {ex.client_us:.1f} us", file=sys.stderr)
+            client_rate_cpu = ex.client_us
             await floor.latency(1, warm, 0)
             elat, elat_cpu = await ec.per_request(floor.latency(1 + warm, 0, n), n)
             elock, elock_cpu = await ec.per_request(floor.throughput(1 + warm + n, n, 1), n)
@@ -241,7 +282,8 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "tandem_latency": _percentiles(lat), "tandem_lockstep_rate": lock, "tandem_rate": rate,
                 "echo_latency": _percentiles(elat), "echo_lockstep_rate": elock, "echo_rate": erate,
                 "cpu_us_per_request": {"executor": {"latency": lat_cpu, "lockstep": lock_cpu, "pipelined": rate_cpu},
-                                       "echo": {"latency": elat_cpu, "lockstep": elock_cpu, "pipelined": erate_cpu}},
+                                       "echo": {"latency": elat_cpu, "lockstep": elock_cpu, "pipelined": erate_cpu},
+                                       "bench_client_pipelined": client_rate_cpu},
             }
             sent = warm + 2 * n + t
         await asyncio.sleep(0.2)  # a late duplicate would arrive by now
@@ -325,6 +367,8 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         f"{cpu['executor']['lockstep']:>7.1f}   pipelined {cpu['executor']['pipelined']:>7.1f}   (executor)",
         f"                                latency {cpu['echo']['latency']:>7.1f}   lockstep "
         f"{cpu['echo']['lockstep']:>7.1f}   pipelined {cpu['echo']['pipelined']:>7.1f}   (echo)",
+        f"                                this process (the brain's side), pipelined: "
+        f"{cpu['bench_client_pipelined']:.1f}",
         f"  targets (issue #17): p50 ratio {v['p50_ratio']:.2f} <= 2 {ok('p50_ratio')}; p99 ratio {v['p99_ratio']:.2f} "
         f"<= 3 {ok('p99_ratio')}; pipelined {v['pipelined_per_s']:,.0f}/s >= 10,000 {ok('pipelined_per_s')}",
         f"  {exact}",

@@ -31,7 +31,7 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["MAX_LENGTH", "PREFIX", "ClientOrderId", "Leg", "OrderIds", "new_namespace", "parse"]
+__all__ = ["MAX_LENGTH", "PREFIX", "ClientOrderId", "Leg", "OrderIds", "is_exit_leg_id", "new_namespace", "parse"]
 
 MAX_LENGTH = 36
 """Binance's limit on ``newClientOrderId`` (spot and USDⓈ-M)."""
@@ -95,6 +95,19 @@ class ClientOrderId:
     def exit_leg(self) -> bool:
         """The id of an order the exit order gateway owns: a stop or the take-profit."""
         return self.leg in (Leg.STOP, Leg.TAKE_PROFIT)
+
+
+_LEG_AT = len(PREFIX) + 8  # where the leg letter sits, after the prefix and the namespace
+
+
+def is_exit_leg_id(text: str) -> bool:
+    """Whether ``text`` is one of our ids of an exit leg (a protective stop or the take-profit).
+    An id with any other letter where the leg sits is not one, whatever the rest: told by one
+    character, the common case (a decision's own order) is never parsed."""
+    if len(text) <= _LEG_AT or text[_LEG_AT] not in (Leg.STOP.value, Leg.TAKE_PROFIT.value):
+        return False
+    parsed = parse(text)
+    return parsed is not None and parsed.exit_leg
 
 
 @lru_cache(maxsize=4096)  # an order's id is read several times on its way (issue #17: the hot path)
