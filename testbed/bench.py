@@ -254,7 +254,9 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
          "--starting-cash", "1e12", "--log-level", opts.log_level],
         workdir / "executor.log",
     )  # fmt: skip
-    echo, echo_ready = _spawn([sys.executable, "-m", "testbed.bench", "--echo-server"], workdir / "echo.log")
+    echo, echo_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--echo"], workdir / "echo.log")
+    jecho, jecho_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--journaled-echo", "--bus-secret-file",
+                                 str(key), "--journal", str(workdir / "journaled-echo.sqlite")], workdir / "jecho.log")
     try:
         host, port = ready["decision_addr"].rsplit(":", 1)
         tandem = _Target(tandem_client, (host, int(port)), _decision_factory(codec, bars.close_ns(10), bars.close[10]))
@@ -262,6 +264,10 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         echo_transport, _ = await loop.create_datagram_endpoint(lambda: echo_client, local_addr=("127.0.0.1", 0))
         size = MESSAGE_SIZES[MessageType.DECISION]  # a decision's size, so both paths carry the same payload
         floor = _Target(echo_client, ("127.0.0.1", echo_ready["port"]), lambda i: i.to_bytes(8, "little").ljust(size, b"\0"))
+        jecho_client = _Client(codec)
+        jecho_transport, _ = await loop.create_datagram_endpoint(lambda: jecho_client, local_addr=("127.0.0.1", 0))
+        journaled = _Target(jecho_client, ("127.0.0.1", jecho_ready["port"]),
+                            _decision_factory(codec, bars.close_ns(10), bars.close[10]))  # fmt: skip
         n, w, warm, t = opts.rounds, opts.window, opts.warmup, opts.throughput
         if opts.soak:
             await tandem.latency(1, warm, 1)
@@ -278,11 +284,16 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             elat, elat_cpu = await ec.per_request(floor.latency(1 + warm, 0, n), n)
             elock, elock_cpu = await ec.per_request(floor.throughput(1 + warm + n, n, 1), n)
             erate, erate_cpu = await ec.per_request(floor.throughput(1 + warm + 2 * n, t, w), t)
+            jc = _CpuMeter(jecho.pid)
+            await journaled.latency(1, warm, 0)
+            jlat, jlat_cpu = await jc.per_request(journaled.latency(1 + warm, 0, n), n)
             result = {
                 "tandem_latency": _percentiles(lat), "tandem_lockstep_rate": lock, "tandem_rate": rate,
                 "echo_latency": _percentiles(elat), "echo_lockstep_rate": elock, "echo_rate": erate,
+                "journaled_echo_latency": _percentiles(jlat),
                 "cpu_us_per_request": {"executor": {"latency": lat_cpu, "lockstep": lock_cpu, "pipelined": rate_cpu},
                                        "echo": {"latency": elat_cpu, "lockstep": elock_cpu, "pipelined": erate_cpu},
+                                       "journaled_echo": {"latency": jlat_cpu},
                                        "bench_client_pipelined": client_rate_cpu},
             }
             sent = warm + 2 * n + t
@@ -290,35 +301,13 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         result["confirmations"] = {"sent": sent, "received": tandem_client.replies,
                                    "unexpected": tandem_client.unexpected}  # fmt: skip
         echo_transport.close()
+        jecho_transport.close()
     finally:
         transport.close()
-        for proc in (executor, echo):
+        for proc in (executor, echo, jecho):
             proc.terminate()
             proc.wait(timeout=10)
     return result
-
-
-def _echo_server() -> int:
-    """A bare UDP echo on an ephemeral loopback port; prints ``{"port": N}`` then serves."""
-
-    class Echo(asyncio.DatagramProtocol):
-        def connection_made(self, transport: Any) -> None:
-            self.transport = transport
-
-        def datagram_received(self, data: bytes, addr: Any) -> None:
-            self.transport.sendto(data, addr)
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
-        print(json.dumps({"port": transport.get_extra_info("sockname")[1]}), flush=True)
-        await asyncio.Event().wait()
-
-    try:
-        run(serve())
-    except KeyboardInterrupt:
-        pass
-    return 0
 
 
 TARGETS = {"p50_ratio": 2.0, "p99_ratio": 3.0, "pipelined_per_s": 10_000.0}
@@ -347,7 +336,7 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
             f"  open FDs       after warm-up {s['fds_after_warmup']} -> last {s['fds_last']}",
             f"  {exact}",
         ])  # fmt: skip
-    t, e = r["tandem_latency"], r["echo_latency"]
+    t, e, j = r["tandem_latency"], r["echo_latency"], r["journaled_echo_latency"]
     v = verdicts(r)
     cpu = r["cpu_us_per_request"]
     cols = ("p50", "p90", "p99", "max", "mean")
@@ -359,6 +348,8 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         row("decision -> confirmation", t),
         row("bare UDP echo (floor)", e),
         f"  {'ratio tandem / echo':<26}" + "".join(f"{t[c] / e[c]:>10.2f}" for c in cols),
+        row("journaled echo", j),
+        f"  {'ratio journaled / echo':<26}" + "".join(f"{j[c] / e[c]:>10.2f}" for c in cols),
         f"  throughput                    lockstep ({opts.rounds:,}, 1 in flight)   pipelined ({opts.throughput:,}, "
         f"{opts.window} in flight)",
         f"    decisions/s                 {r['tandem_lockstep_rate']:>12,.0f}   {r['tandem_rate']:>12,.0f}",
@@ -367,6 +358,7 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         f"{cpu['executor']['lockstep']:>7.1f}   pipelined {cpu['executor']['pipelined']:>7.1f}   (executor)",
         f"                                latency {cpu['echo']['latency']:>7.1f}   lockstep "
         f"{cpu['echo']['lockstep']:>7.1f}   pipelined {cpu['echo']['pipelined']:>7.1f}   (echo)",
+        f"                                latency {cpu['journaled_echo']['latency']:>7.1f}   (journaled echo)",
         f"                                this process (the brain's side), pipelined: "
         f"{cpu['bench_client_pipelined']:.1f}",
         f"  targets (issue #17): p50 ratio {v['p50_ratio']:.2f} <= 2 {ok('p50_ratio')}; p99 ratio {v['p99_ratio']:.2f} "
@@ -386,10 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="instead: N decisions pipelined, the executor's RSS and open FDs sampled as they go")
-    parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
-    if opts.echo_server:
-        return _echo_server()
     if min(opts.rounds, opts.throughput, opts.window) < 1 or opts.warmup < 0 or opts.soak < 0:
         parser.error("--rounds, --throughput and --window must be >= 1, --warmup and --soak >= 0")
     with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:

@@ -30,6 +30,8 @@ def test_a_ci_sized_bench_run_confirms_every_decision_once_and_is_not_grossly_sl
     assert c == {"sent": 100 + 2 * 400 + 3000, "received": c["sent"], "unexpected": 0}, c
     t, e = r["tandem_latency"], r["echo_latency"]
     assert 0 < e["p50"] <= e["p90"] <= e["p99"] <= e["max"] and 0 < t["p50"] <= t["p99"]
+    j = r["journaled_echo_latency"]  # decode, one journal transaction, encode: the floor with journaling
+    assert 0 < j["p50"] <= j["p99"] <= j["max"]
     v = r["targets"]
     assert v["p50_ratio"] == t["p50"] / e["p50"] and v["pipelined_per_s"] == r["tandem_rate"]
     assert v["p50_ratio"] <= GROSS["p50_ratio"], v

@@ -1,0 +1,105 @@
+"""The reference peers ``tandem bench`` measures the executor against (``python -m testbed.benchpeers``).
+
+- **echo** (``--echo``): a bare uvloop UDP echo — the floor: the same two processes, loopback and
+  event loops, and nothing else.
+- **journaled echo** (``--journaled-echo --bus-secret-file KEY --journal PATH``): what no executor
+  that keeps DESIGN.md invariant 7 can skip — decode and check the MAC of each decision, journal it
+  with a fill and its confirmation in ONE transaction of the executor's own journal
+  (:class:`executor.journal.Journal`: SQLite WAL, ``synchronous=NORMAL``, its schema and pages),
+  encode the confirmation and send it. No venue, ledger, order path, metrics or logs: the floor of
+  any journaling executor in Python on this machine.
+
+Each prints ``{"port": N}`` on stdout once bound to an ephemeral loopback port, then serves until
+terminated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from executor.journal import Journal
+from executor.ledger import Fill
+from foundation.bussecret import load_bus_secret
+from foundation.runtime import run, settle_heap
+from protocol import Codec, ExecutionConfirmation, RejectCode, RemoteProtocolError, Status, TradeDecision, derive_key
+
+__all__ = ["main"]
+
+
+class _Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.transport.sendto(data, addr)
+
+
+class _JournaledEcho(asyncio.DatagramProtocol):
+    """Each authentic decision journaled with a fill at its reference price, then confirmed FILLED."""
+
+    def __init__(self, codec: Codec, journal: Journal) -> None:
+        self.codec, self.journal = codec, journal
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        now = time.time_ns()
+        try:
+            d = self.codec.decode(data, now)
+        except RemoteProtocolError:
+            return
+        if not isinstance(d, TradeDecision):
+            return
+        journal = self.journal
+        with journal.group():  # the decision, its fill and confirmation: one transaction
+            journal.record_decision(d, now)
+            fill = Fill(d.decision_id, d.instrument, d.side, d.quantity, d.reference_price, 0.0, now)
+            conf = ExecutionConfirmation(
+                decision_id=d.decision_id, seq=journal.next_seq(), instrument=d.instrument, side=d.side,
+                intent=d.intent, status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=d.quantity,
+                avg_price=d.reference_price, fee=0.0, executed_at_ns=now,
+            )  # fmt: skip
+            journal.record_outcome(conf, fill, b"")
+        self.transport.sendto(self.codec.encode(conf, sent_at_ns=time.time_ns()), addr)
+
+
+async def _serve(factory: Any) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(factory, local_addr=("127.0.0.1", 0))
+    settle_heap()  # as the executor does once it serves
+    print(json.dumps({"port": transport.get_extra_info("sockname")[1]}), flush=True)
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testbed.benchpeers", description=__doc__.splitlines()[0])
+    kind = parser.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--echo", action="store_true", help="a bare UDP echo")
+    kind.add_argument("--journaled-echo", action="store_true", help="decode, journal, confirm")
+    parser.add_argument("--bus-secret-file", type=Path, help="the bus secret (--journaled-echo)")
+    parser.add_argument("--journal", type=Path, help="the journal to create (--journaled-echo)")
+    opts = parser.parse_args(argv)
+    if opts.echo:
+        factory: Any = _Echo
+    else:
+        if opts.bus_secret_file is None or opts.journal is None:
+            parser.error("--journaled-echo needs --bus-secret-file and --journal")
+        codec = Codec(derive_key(load_bus_secret(None, opts.bus_secret_file)))
+        journal = Journal(opts.journal, starting_cash=1e12)
+        factory = lambda: _JournaledEcho(codec, journal)  # noqa: E731
+    try:
+        run(_serve(factory))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
