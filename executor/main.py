@@ -228,9 +228,9 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
     try:
         with signals_call(stop.set):
             try:
+                await app.start()  # heartbeats from now on: a brain waiting to hear the executor starts
                 server = await start_metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port,
                                                     sock=held.take_metrics())  # fmt: skip
-                await app.start()
                 settle_heap()
                 host, port = app.address
                 info = {"decision_addr": f"{host}:{port}", "metrics_port": server.port if server else None}
