@@ -17,11 +17,17 @@ JOBS   ?= 2  # test processes (pytest-xdist); JOBS=0 runs the suite in this proc
 PORTFOLIO_FLAGS := --portfolio --allow-short --strategy-params '{"fast": 10, "slow": 30}' --stop-loss-pct 3 \
 	--trailing-activation-pct 4 --trailing-pct 2 --partial-tp-pct 2.5 --breakeven-trigger-pct 1.5 --entry-fraction 0.2
 
+# The editable install leaves our own modules uncompiled; with PYTHONDONTWRITEBYTECODE set (as in
+# many containers and CI images) every process would compile them again at start-up (~0.15 s of
+# `make paper`), so the install compiles them once. A module edited later is recompiled in memory.
+PACKAGES := protocol foundation brain executor tandem testbed
+
 .PHONY: paper portfolio test bench install promtool clean
 
 $(BIN)/tandem: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	$(BIN)/python -m compileall -q $(PACKAGES)
 	touch $(BIN)/tandem
 
 install: $(BIN)/tandem

@@ -386,7 +386,7 @@ class ExecutorCore:
         leg = self.ids.mine(report.client_order_id)
         settled = report.client_order_id if leg is not None and leg.exit_leg else None
         try:  # never journal a fill the ledger would refuse: a journal that cannot be folded cannot be opened
-            self.ledger.copy().apply(fill)
+            self.ledger.check(fill)
         except LedgerError as exc:
             self.log.critical("fill_refused_by_the_ledger", client_order_id=report.client_order_id, detail=str(exc))
             return self._refuse(d, Status.FAILED, RejectCode.VENUE_ERROR,

@@ -163,7 +163,7 @@ class Journal:
         JournalError: WAL mode could not be enabled, or another SQLite failure.
     """
 
-    __slots__ = ("_conn", "_group", "_max_decision_id", "_next_seq", "journal_id", "path", "starting_cash", "venue")
+    __slots__ = ("_conn", "_cur", "_group", "_max_decision_id", "_next_seq", "journal_id", "path", "starting_cash", "venue")
 
     def __init__(
         self, path: str | Path, *, starting_cash: float | None = None, synchronous: str = "NORMAL",
@@ -179,6 +179,7 @@ class Journal:
         self._create_if_missing(Path(path), starting_cash, venue)
         with translated(self.path):
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=journalfile.BUSY_TIMEOUT_S)
+            self._cur = self._conn.cursor()  # the per-decision writes' cursor: one, not one per statement
         try:
             with translated(self.path):
                 self._checkidentity(venue)
@@ -253,10 +254,10 @@ class Journal:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._cur.execute("BEGIN IMMEDIATE")
         try:
             yield
-            self._conn.execute("COMMIT")
+            self._cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
                 with suppress(sqlite3.Error):
@@ -326,7 +327,7 @@ class Journal:
         """One statement in one transaction, as :meth:`_write`."""
 
         def body() -> None:
-            self._conn.execute(sql, params)
+            self._cur.execute(sql, params)
 
         self._write(what, body)
 
@@ -379,15 +380,16 @@ class Journal:
             int(conf.slippage_over_limit), int(conf.reconciled),
         )  # fmt: skip
         def body() -> None:
-            if self._conn.execute(MARK_DONE, (did,)).rowcount != 1:
+            cur = self._cur
+            if cur.execute(MARK_DONE, (did,)).rowcount != 1:
                 raise JournalConflict(f"{self.path}: decision {conf.decision_id} is not in flight")
             if fill is not None:
-                self._conn.execute(
+                cur.execute(
                     INSERT_FILL,
                     (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty, fill.price,
                      fill.fee, i64(fill.executed_at_ns), venue_ref_full, fill.fee_native),
                 )  # fmt: skip
-            self._conn.execute(INSERT_CONFIRMATION, conf_params)
+            cur.execute(INSERT_CONFIRMATION, conf_params)
             if settled_leg is not None:
                 self._conn.execute("DELETE FROM take_profits WHERE client_order_id = ?", (settled_leg,))
                 self._conn.execute("DELETE FROM protective WHERE client_order_id = ?", (settled_leg,))

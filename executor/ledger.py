@@ -170,19 +170,36 @@ class Ledger:
         """Apply a :class:`Fill` record (see :meth:`apply_fill`; a fee-only fill moves cash only).
 
         Raises:
-            LedgerError: as :meth:`apply_fill`, or a negative ``fee_native``.
+            LedgerError: as :meth:`apply_fill`, or a negative ``fee_native``; nothing changed.
         """
+        position = self._checked(fill)
+        if fill.fee_only:
+            self._cash -= fill.fee
+        else:
+            self._set(fill.instrument, position)
+            self._move_cash(fill.side, fill.qty, fill.price, fill.fee)
+        if fill.fee_native:
+            self._native_fees += fill.fee_native
+            self._native_fees_quote += fill.fee
+
+    def check(self, fill: Fill) -> None:
+        """Raise what :meth:`apply` would raise for ``fill``, changing nothing (a fill is checked
+        before it is journaled: a journal the ledger cannot fold cannot be opened).
+
+        Raises:
+            LedgerError: see :meth:`apply`.
+        """
+        self._checked(fill)
+
+    def _checked(self, fill: Fill) -> Position | None:
+        """The position ``fill`` leaves (``None``: flat; unchanged for a fee-only fill), or raise."""
         if fill.fee_native < 0:
             raise LedgerError(f"fee_native must be >= 0, got {fill.fee_native!r}")
         if fill.fee_only:
             if not math.isfinite(fill.fee):
                 raise LedgerError(f"fill fee must be finite, got {fill.fee!r}")
-            self._cash -= fill.fee
-        else:
-            self.apply_fill(fill.side, fill.instrument, fill.qty, fill.price, fill.fee)
-        if fill.fee_native:
-            self._native_fees += fill.fee_native
-            self._native_fees_quote += fill.fee
+            return self._positions.get(fill.instrument)
+        return self._after(fill.side, fill.instrument, fill.qty, fill.price, fill.fee)
 
     def apply_fill(self, side: Side, instrument: Instrument, qty: float, price: float, fee: float) -> None:
         """Apply one fill.
@@ -195,8 +212,25 @@ class Ledger:
         Raises:
             LedgerError: ``qty``/``price`` not finite and > 0, ``fee`` not finite, a fill larger
                 than the position it reduces beyond the dust tolerance (never netted through
-                zero), or a sell from flat without ``allow_short``.
+                zero), or a sell from flat without ``allow_short``; nothing changed.
         """
+        self._set(instrument, self._after(side, instrument, qty, price, fee))
+        self._move_cash(side, qty, price, fee)
+
+    def _move_cash(self, side: Side, qty: float, price: float, fee: float) -> None:
+        if side is Side.BUY:
+            self._cash -= qty * price + fee
+        else:
+            self._cash += qty * price - fee
+
+    def _set(self, instrument: Instrument, position: Position | None) -> None:
+        if position is None:
+            self._positions.pop(instrument, None)
+        else:
+            self._positions[instrument] = position
+
+    def _after(self, side: Side, instrument: Instrument, qty: float, price: float, fee: float) -> Position | None:
+        """The position in ``instrument`` after the fill (``None``: flat), or raise (:meth:`apply_fill`)."""
         if not (math.isfinite(qty) and qty > 0 and math.isfinite(price) and price > 0):
             raise LedgerError(f"fill needs finite qty > 0 and price > 0, got qty={qty!r} price={price!r}")
         if not math.isfinite(fee):
@@ -209,21 +243,15 @@ class Ledger:
                 raise LedgerError(f"sell of {qty!r} {instrument} exceeds the position 0.0 (no shorts on this venue)")
             size = abs(held_qty) + qty
             cost = (abs(held_qty) * held.avg_cost + qty * price) / size if held is not None else price
-            self._positions[instrument] = Position(size if buy else -size, cost)
-        else:  # reduce
-            remaining = abs(held_qty) - qty
-            if abs(remaining) <= DUST_REL_TOL * max(abs(held_qty), qty):
-                self._positions.pop(instrument, None)
-            elif remaining < 0:
-                what = "sell" if not buy else "buy"
-                raise LedgerError(f"{what} of {qty!r} {instrument} exceeds the position {held_qty!r}")
-            else:
-                assert held is not None
-                self._positions[instrument] = Position(remaining if held_qty > 0 else -remaining, held.avg_cost)
-        if buy:
-            self._cash -= qty * price + fee
-        else:
-            self._cash += qty * price - fee
+            return Position(size if buy else -size, cost)
+        remaining = abs(held_qty) - qty  # reduce
+        if abs(remaining) <= DUST_REL_TOL * max(abs(held_qty), qty):
+            return None
+        if remaining < 0:
+            what = "sell" if not buy else "buy"
+            raise LedgerError(f"{what} of {qty!r} {instrument} exceeds the position {held_qty!r}")
+        assert held is not None
+        return Position(remaining if held_qty > 0 else -remaining, held.avg_cost)
 
     def copy(self) -> Ledger:
         """An independent copy (to try a fill on without touching this ledger)."""

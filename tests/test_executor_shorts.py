@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from array import array
 
+import math
+
 import pytest
 
 from executor.ledger import Ledger, LedgerError
@@ -106,6 +108,29 @@ def test_the_ledger_never_nets_through_zero_and_refuses_shorts_when_not_allowed(
     with pytest.raises(LedgerError, match="no shorts on this venue"):
         spot.apply_fill(Side.SELL, PERP, 1.0, 100.0, 0.0)
     assert spot.cash == 1_000.0 and spot.positions() == {}
+
+
+def test_check_refuses_what_apply_refuses_and_changes_nothing() -> None:
+    """``Ledger.check`` (a fill checked before it is journaled) raises exactly what ``apply`` would
+    and leaves the ledger as it was; a fill it passes, applied, moves cash and position."""
+    from executor.ledger import Fill
+
+    bad = [Fill(1, PERP, Side.BUY, 1.5, 100.0, 0.0, 1), Fill(2, PERP, Side.BUY, 0.1, math.nan, 0.0, 2),
+           Fill(3, PERP, Side.BUY, 0.0, 0.0, math.inf, 3), Fill(4, PERP, Side.BUY, 0.0, 0.0, 0.1, 4, fee_native=-1)]  # fmt: skip
+    for fill in bad:
+        short = ledger_with(-1.0)
+        before = short.snapshot()
+        with pytest.raises(LedgerError) as checked:
+            short.check(fill)
+        assert short.snapshot() == before
+        with pytest.raises(LedgerError) as applied:
+            short.apply(fill)
+        assert str(checked.value) == str(applied.value) and short.snapshot() == before
+    short = ledger_with(-1.0)
+    good = Fill(5, PERP, Side.BUY, 0.4, 99.0, 0.04, 5)
+    short.check(good)
+    short.apply(good)
+    assert short.position(PERP) == pytest.approx(-0.6) and short.cash == ledger_with(-1.0).cash - (0.4 * 99.0 + 0.04)
 
 
 def test_from_fills_rebuilds_a_short_bit_for_bit() -> None:
