@@ -70,7 +70,7 @@ from .journal import Journal, JournalError
 from .ledger import Fill, Ledger, LedgerError
 from .orders import OrderOps
 from .venue.base import OrderReport, OrderStatus, OrderType, Venue
-from .venue.coid import OrderIds
+from .venue.coid import OrderIds, is_exit_leg_id
 from .venue.errors import PermanentVenueError
 from .venue.retry import RetryPolicy
 
@@ -383,8 +383,8 @@ class ExecutorCore:
                     report.updated_at_ns or 1, report.fee_native)  # fmt: skip
         slip = _exit_slippage_bps(d, report.side, report.avg_price)
         over = slip is not None and slip > d.max_slippage_bps
-        leg = self.ids.mine(report.client_order_id)
-        settled = report.client_order_id if leg is not None and leg.exit_leg else None
+        coid = report.client_order_id  # an exit leg's fill (a stop, the take-profit): its row goes with the outcome
+        settled = coid if is_exit_leg_id(coid) and self.ids.mine(coid) is not None else None
         try:  # never journal a fill the ledger would refuse: a journal that cannot be folded cannot be opened
             self.ledger.check(fill)
         except LedgerError as exc:

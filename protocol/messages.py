@@ -130,15 +130,25 @@ class Instrument:
         return str(Pubkey.from_bytes(self.value))
 
 
+_MEMBERS: dict[type[enum.IntEnum], dict[object, enum.IntEnum]] = {}
+"""Each field enum's members by value, built on first use: a dict lookup per decoded field instead
+of the enum's constructor (a received datagram's fields arrive as ints)."""
+
+
 def _coerce_enum(msg: object, name: str, cls: type[enum.IntEnum]) -> None:
     """Replace a plain int field with its enum member; fail if it names no member."""
     value = getattr(msg, name)
     if type(value) is cls:
         return
-    try:
-        member = cls(value)
-    except ValueError:
-        raise LocalProtocolError(f"{name} must be a {cls.__name__}, got {value!r}") from None
+    members = _MEMBERS.get(cls)
+    if members is None:
+        members = _MEMBERS[cls] = {m.value: m for m in cls}
+    member = members.get(value) if type(value) is int else None
+    if member is None:
+        try:  # anything else an IntEnum accepts (an int subclass, another IntEnum's member)
+            member = cls(value)
+        except (ValueError, TypeError):
+            raise LocalProtocolError(f"{name} must be a {cls.__name__}, got {value!r}") from None
     object.__setattr__(msg, name, member)  # frozen dataclass: the documented escape hatch
 
 
