@@ -70,7 +70,7 @@ def test_bus_secret_sources(tmp_path: Path) -> None:
 
 
 async def test_metrics_endpoint_serves_the_registry() -> None:
-    """The aiohttp metrics server on an ephemeral port serves the brain's metric families."""
+    """The metrics server on an ephemeral port serves the brain's metric families."""
     metrics = BrainMetrics()
     metrics.positions_opened.inc()
     server = await start_metrics_server(metrics.registry, "127.0.0.1", 0)
@@ -88,6 +88,47 @@ async def test_metrics_endpoint_serves_the_registry() -> None:
                  "tandem_brain_confirmation_latency_seconds_bucket", "tandem_brain_datagrams_rejected_total"):  # fmt: skip
         assert f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')}" in body
     assert await start_metrics_server(metrics.registry, "127.0.0.1", -1) is None
+
+
+async def test_metrics_endpoint_answers_http_as_a_scraper_expects() -> None:
+    """Keep-alive scrapes on one connection; HEAD without a body; 404 elsewhere, 405 for another
+    method; a malformed request gets 400 and its connection closes while the endpoint keeps serving;
+    a silent connection is closed after the idle timeout."""
+    import asyncio
+
+    metrics = BrainMetrics()
+    server = await start_metrics_server(metrics.registry, "127.0.0.1", 0, idle_timeout_s=0.3)
+    assert server is not None
+
+    async def exchange(*requests: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for r in requests:
+            writer.write(r)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 5)  # until the server closes the connection
+        writer.close()
+        return data
+
+    try:
+        get = b"GET /metrics?x=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+        two = await exchange(get, get.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        assert two.count(b"HTTP/1.1 200 OK\r\n") == 2 and two.count(b"\ntandem_brain_positions_opened_total 0.0\n") == 2
+        assert b"Content-Type: text/plain; version=" in two or b"content-type: text/plain; version=" in two
+        head = await exchange(b"HEAD /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"# TYPE" not in head
+        assert (await exchange(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")).startswith(b"HTTP/1.1 404 ")
+        post = await exchange(b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+        assert post.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD\r\n" in post
+        assert (await exchange(b"NONSENSE\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
+        t0 = asyncio.get_running_loop().time()
+        assert await exchange() == b""  # silent: closed by the server after 0.3 s
+        assert 0.25 <= asyncio.get_running_loop().time() - t0 < 3
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
+        )
+        assert "tandem_brain_positions_opened_total 0.0" in body
+    finally:
+        await server.close()
 
 
 def test_rate_limited_log_suppresses_and_reports_count() -> None:
