@@ -84,6 +84,8 @@ from .journalidentity import (
 from .journalrows import DecisionState, JournaledDecision, confirmation_row, decision_row, swap_row
 from .journalschema import (
     GET_META,
+    PAGE_SIZE,
+    WAL_AUTOCHECKPOINT_PAGES,
     INSERT_CONFIRMATION,
     INSERT_DECISION,
     INSERT_DONE_DECISION,
@@ -126,21 +128,6 @@ __all__ = [
 ]
 
 _SYNCHRONOUS = ("NORMAL", "FULL")
-PAGE_SIZE = 1024
-"""Bytes per database page of a journal created from now on (one made before keeps its 4096). A
-decision's outcome changes about four pages (its decision row, the fill, the confirmation and its
-index), and a WAL commit writes each changed page whole: measured on the bench's paper decisions,
-one decision + outcome transaction takes ~42 us on 1024-byte pages against ~58-75 us on 4096.
-"""
-
-WAL_AUTOCHECKPOINT_PAGES = 10_000
-"""WAL frames (pages) after which a commit checkpoints the log into the database file (SQLite's
-default is 1,000: https://www.sqlite.org/pragma.html#pragma_wal_autocheckpoint). A checkpoint
-fsyncs the database file (``synchronous=NORMAL``), stalling the executor's loop for milliseconds;
-on 1 KiB pages the default came every ~250 lockstep decisions. At 10,000 (a WAL of up to ~10 MiB)
-``tandem bench`` measured round-trip p99 550-630 -> 370-480 us and the pipelined rate ~10.0k ->
-10.6-10.9k/s; a commit's durability does not depend on it."""
-
 _RESERVED_IDS = 1 << 63
 """Decision ids from here up are the executor's reconciled confirmations (protocol v4)."""
 

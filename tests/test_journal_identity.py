@@ -87,6 +87,27 @@ def test_journal_id_stable_across_reopen_and_unique(tmp_path: Path) -> None:
     assert 0 < first < 2**64 and SCHEMA_VERSION == 6
 
 
+def test_a_new_journal_has_small_pages_and_sparse_checkpoints_and_is_checked_through_its_wal(tmp_path: Path) -> None:
+    """Issue #17's storage layout: 1 KiB pages, a checkpoint every 10,000 WAL pages. A journal left open
+    (its process killed: the write-ahead log still holds committed rows) passes the read-only check,
+    which reads it with its WAL and changes nothing."""
+    from executor.journalschema import PAGE_SIZE, WAL_AUTOCHECKPOINT_PAGES
+
+    path = tmp_path / "executor.sqlite"
+    j = Journal(path, starting_cash=1000.0, venue="paper")
+    conn = j._conn  # the open connection: what the executor writes through
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 1024
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_AUTOCHECKPOINT_PAGES == 10_000
+    j.record_belief_state({"mode": "GREEN"})  # committed into the WAL; no checkpoint before 10,000 pages
+    wal = Path(f"{path}-wal")
+    assert wal.stat().st_size > 0
+    data = (path, wal)  # the -shm beside them is SQLite's index of the WAL, which a reader updates
+    before = [p.read_bytes() for p in data]
+    check_journal(path, venue="paper", starting_cash=1000.0)  # while the journal is open, as after a kill
+    assert [p.read_bytes() for p in data] == before
+    j.close()
+
+
 def test_foreign_and_partial_journals_refused(tmp_path: Path) -> None:
     """A brain journal, a SQLite file without tables, or a -wal left without its database is not an executor
     journal; an executor journal is not a brain journal. Each file is left as it was."""
