@@ -248,16 +248,21 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     transport, _ = await loop.create_datagram_endpoint(lambda: tandem_client, local_addr=("127.0.0.1", 0))
     my_port = transport.get_extra_info("sockname")[1]
     bars = load_bars(bundled_path(), limit=100)
-    executor, ready = _spawn(
-        [sys.executable, "-m", "executor", "--decision-addr", "127.0.0.1:0", "--confirm-addr", f"127.0.0.1:{my_port}",
-         "--bus-secret-file", str(key), "--run-dir", str(workdir), "--metrics-port", "-1", "--bars", "100",
-         "--starting-cash", "1e12", "--log-level", opts.log_level],
-        workdir / "executor.log",
-    )  # fmt: skip
-    echo, echo_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--echo"], workdir / "echo.log")
-    jecho, jecho_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--journaled-echo", "--bus-secret-file",
-                                 str(key), "--journal", str(workdir / "journaled-echo.sqlite")], workdir / "jecho.log")
+    procs: list[subprocess.Popen[str]] = []  # stopped on the way out, whatever failed
     try:
+        executor, ready = _spawn(
+            [sys.executable, "-m", "executor", "--decision-addr", "127.0.0.1:0", "--confirm-addr",
+             f"127.0.0.1:{my_port}", "--bus-secret-file", str(key), "--run-dir", str(workdir), "--metrics-port", "-1",
+             "--bars", "100", "--starting-cash", "1e12", "--log-level", opts.log_level],
+            workdir / "executor.log",
+        )  # fmt: skip
+        procs.append(executor)
+        echo, echo_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--echo"], workdir / "echo.log")
+        procs.append(echo)
+        jecho, jecho_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--journaled-echo",
+                                     "--bus-secret-file", str(key), "--journal", str(workdir / "journaled-echo.sqlite")],
+                                    workdir / "jecho.log")  # fmt: skip
+        procs.append(jecho)
         host, port = ready["decision_addr"].rsplit(":", 1)
         tandem = _Target(tandem_client, (host, int(port)), _decision_factory(codec, bars.close_ns(10), bars.close[10]))
         echo_client = _Client(None)
@@ -304,7 +309,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         jecho_transport.close()
     finally:
         transport.close()
-        for proc in (executor, echo, jecho):
+        for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)
     return result
