@@ -487,8 +487,7 @@ class ExecutorApp(LinkShell):
                       seq=c.seq, **self._context(decision))  # fmt: skip
         if outcome.duplicate:
             self.metrics.duplicates.inc()
-            self._duplicate_log.info("answered", decision_id=decision.decision_id, seq=c.seq,
-                                     status=c.status.name)  # fmt: skip
+            self._duplicate_log.info("answered", seq=c.seq, status=c.status.name, **self._context(decision))
         else:
             if log.is_enabled_for(logging.DEBUG):
                 log.debug("decision_executed" if outcome.executed else "decision_not_executed", seq=c.seq,
