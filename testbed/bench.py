@@ -106,8 +106,9 @@ class _Target:
                 fut.set_result(at)
 
         self.client.waiting[i] = on_reply
+        data = self.make(i)  # built (and, for a decision, encoded with its MAC) before the clock starts
         t0 = time.perf_counter_ns()
-        self.client.transport.sendto(self.make(i), self.peer)
+        self.client.transport.sendto(data, self.peer)
         t1 = await asyncio.wait_for(fut, _TIMEOUT_S)
         return t1 - t0
 
