@@ -312,7 +312,7 @@ class ExecutorApp(LinkShell):
 
     def _log_context(self, d: TradeDecision) -> LogContext:
         """:meth:`_context` bound to every log line written inside the ``with`` block."""
-        return LogContext(decision_id=d.decision_id, client_order_id=self.core.ids.order(d.decision_id))
+        return LogContext(**self._context(d))
 
     async def _execute_group(self, arrivals: list[_Arrival]) -> None:
         """Admit and execute the decisions queued together for an in-process venue, in arrival order,

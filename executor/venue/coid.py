@@ -57,6 +57,22 @@ def new_namespace() -> str:
     return secrets.token_hex(4)
 
 
+def _check_namespace(namespace: str) -> None:
+    if not _NAMESPACE.fullmatch(namespace):
+        raise ValueError(f"client order id namespace must be 8 lowercase hex digits, got {namespace!r}")
+
+
+def _check_leg(leg: Leg, decision_id: int) -> None:
+    if not 1 <= decision_id <= _MAX_DECISION_ID:
+        raise ValueError(f"decision_id must be in 1..2**64-1, got {decision_id}")
+    if not isinstance(leg, Leg):
+        raise TypeError(f"leg must be a Leg, got {leg!r}")
+
+
+def _format(namespace: str, leg: Leg, decision_id: int) -> str:
+    return f"{PREFIX}{namespace}{leg.value}{decision_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class ClientOrderId:
     """One of our client order ids, parsed (or about to be formatted: ``str(coid)``).
@@ -76,15 +92,11 @@ class ClientOrderId:
     decision_id: int
 
     def __post_init__(self) -> None:
-        if not _NAMESPACE.fullmatch(self.namespace):
-            raise ValueError(f"client order id namespace must be 8 lowercase hex digits, got {self.namespace!r}")
-        if not 1 <= self.decision_id <= _MAX_DECISION_ID:
-            raise ValueError(f"decision_id must be in 1..2**64-1, got {self.decision_id}")
-        if not isinstance(self.leg, Leg):
-            raise TypeError(f"leg must be a Leg, got {self.leg!r}")
+        _check_namespace(self.namespace)
+        _check_leg(self.leg, self.decision_id)
 
     def __str__(self) -> str:
-        return f"{PREFIX}{self.namespace}{self.leg.value}{self.decision_id}"
+        return _format(self.namespace, self.leg, self.decision_id)
 
     @property
     def protective(self) -> bool:
@@ -137,8 +149,7 @@ class OrderIds:
     namespace: str
 
     def __post_init__(self) -> None:
-        if not _NAMESPACE.fullmatch(self.namespace):
-            raise ValueError(f"client order id namespace must be 8 lowercase hex digits, got {self.namespace!r}")
+        _check_namespace(self.namespace)
 
     def id(self, leg: Leg, decision_id: int) -> str:
         """The id of ``decision_id``'s order in ``leg`` (``str`` of its :class:`ClientOrderId`,
@@ -147,11 +158,8 @@ class OrderIds:
         Raises:
             ValueError: a decision id out of 1..2**64-1. TypeError: ``leg`` is not a :class:`Leg`.
         """
-        if not 1 <= decision_id <= _MAX_DECISION_ID:
-            raise ValueError(f"decision_id must be in 1..2**64-1, got {decision_id}")
-        if not isinstance(leg, Leg):
-            raise TypeError(f"leg must be a Leg, got {leg!r}")
-        return f"{PREFIX}{self.namespace}{leg.value}{decision_id}"
+        _check_leg(leg, decision_id)
+        return _format(self.namespace, leg, decision_id)
 
     def order(self, decision_id: int) -> str:
         """The id of the decision's own order (entry or exit): leg ``e``."""
