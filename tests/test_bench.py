@@ -18,10 +18,15 @@ GROSS = {"p50_ratio": 25.0, "p99_ratio": 40.0, "pipelined_per_s": 1_500.0}
 and 10,700-10,900 decisions/s go through pipelined (the journaled echo alone, the floor of any executor
 that journals before acting, is ~3x the echo at p50). In this suite another test process runs beside the
 bench, and the echo's phase and the executor's see different moments of that load (ratios of 14-17 were
-seen), so only a regression several times over fails here; the pipelined rate is the steadier witness."""
+seen, and once a p99 ratio of 70: a burst in the executor's phase alone), so only a regression several
+times over fails here; the pipelined rate is the steadier witness."""
+
+RUNS = 3
+"""A gross regression shows in every run; a burst of load from the test beside it, in one. So the
+timing bounds fail only when all of up to this many runs break one; exactly-once is checked in each."""
 
 
-def test_a_ci_sized_bench_run_confirms_every_decision_once_and_is_not_grossly_slower() -> None:
+def _ci_sized_bench() -> dict:
     proc = subprocess.run([TANDEM, "bench", "--rounds", "400", "--warmup", "100", "--throughput", "3000", "--json"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -34,10 +39,40 @@ def test_a_ci_sized_bench_run_confirms_every_decision_once_and_is_not_grossly_sl
     assert 0 < j["p50"] <= j["p99"] <= j["max"]
     v = r["targets"]
     assert v["p50_ratio"] == t["p50"] / e["p50"] and v["pipelined_per_s"] == r["tandem_rate"]
-    assert v["p50_ratio"] <= GROSS["p50_ratio"], v
-    assert v["p99_ratio"] <= GROSS["p99_ratio"], v
-    assert v["pipelined_per_s"] >= GROSS["pipelined_per_s"], v
-    assert r["tandem_rate"] > r["tandem_lockstep_rate"] * 1.2, r  # many in flight must beat one at a time
+    return r
+
+
+def _gross(r: dict) -> list[str]:
+    """What in run ``r`` is grossly slow: a ratio above :data:`GROSS`, a rate below it, or pipelining
+    no faster than lockstep."""
+    v = r["targets"]
+    broken = [f"{k} {v[k]:.2f} > {GROSS[k]}" for k in ("p50_ratio", "p99_ratio") if v[k] > GROSS[k]]
+    if v["pipelined_per_s"] < GROSS["pipelined_per_s"]:
+        broken.append(f"pipelined {v['pipelined_per_s']:,.0f}/s < {GROSS['pipelined_per_s']:,.0f}")
+    if r["tandem_rate"] <= r["tandem_lockstep_rate"] * 1.2:  # many in flight must beat one at a time
+        broken.append(f"pipelined {r['tandem_rate']:,.0f}/s not above lockstep {r['tandem_lockstep_rate']:,.0f}/s")
+    return broken
+
+
+def test_a_ci_sized_bench_run_confirms_every_decision_once_and_is_not_grossly_slower() -> None:
+    seen = []
+    for _ in range(RUNS):
+        broken = _gross(_ci_sized_bench())
+        if not broken:
+            return
+        seen.append(broken)
+    raise AssertionError(f"grossly slow in each of {RUNS} runs: {seen}")
+
+
+def test_gross_judges_each_bound() -> None:
+    """The judge itself: a run at the code's usual figures passes; each bound broken alone fails."""
+    ok = {"targets": {"p50_ratio": 4.5, "p99_ratio": 4.8, "pipelined_per_s": 10_500.0},
+          "tandem_rate": 10_500.0, "tandem_lockstep_rate": 3_000.0}  # fmt: skip
+    assert _gross(ok) == []
+    for key, value in (("p50_ratio", 26.0), ("p99_ratio", 70.0), ("pipelined_per_s", 1_000.0)):
+        r = {**ok, "targets": {**ok["targets"], key: value}}
+        assert len(_gross(r)) == 1 and key.split("_")[0] in _gross(r)[0], _gross(r)
+    assert _gross({**ok, "tandem_lockstep_rate": 10_000.0}) != []
 
 
 def test_the_soak_reports_memory_and_descriptors() -> None:
