@@ -7,9 +7,10 @@ import os
 import select
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = ["PROGRESS_INTERVAL_S", "ReplayProgress"]
 
@@ -71,6 +72,8 @@ class ReplayProgress:
         if done < 0:
             return
         if self.bar is None:
+            from tqdm import tqdm  # here, not at the top: ~25 ms of start-up, and only a terminal shows the bar
+
             # a pty that reports a 0 x 0 size: tqdm would hide the bar (row 0 is not < 0 rows)
             sized = _terminal_columns() > 0
             self.bar = tqdm(total=total, desc="replay", unit=" bars", unit_scale=True, file=sys.stderr,
