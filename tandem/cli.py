@@ -40,7 +40,12 @@ Settings come from TANDEM_* environment variables, a .env file and flags; `tande
 
 def _command(name: str) -> Callable[[list[str]], int] | None:
     if name == "paper":
-        from .paper import main
+        from .warm import ROLES, WarmChild
+
+        warm = [WarmChild(role) for role in ROLES]  # importing while this process imports and checks (issue #17)
+        from .paper import main as paper
+
+        return lambda argv: paper(argv, warm=warm)
     elif name == "brain":
         from brain.main import main
     elif name == "executor":

@@ -36,6 +36,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +63,7 @@ from foundation.settings import load_settings
 from .children import child_flags, log_tail, wait_ready
 from .localvenue import local_venue
 from .progress import PROGRESS_INTERVAL_S, ReplayProgress
+from .warm import ROLES, WarmChild
 
 __all__ = ["INPUT_ERRORS", "PaperSettings", "check_inputs", "main", "picture_line", "render", "run_paper"]
 
@@ -260,14 +262,13 @@ def _instrument_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _open_log(path: Path, process: str) -> Any:
-    """``path`` opened for appending (a run dir's logs are audit records: a second run on the same
-    run dir adds to them, never wipes them), with a first line marking this start."""
-    fh = path.open("a")
-    marker = {"event": "paper_start", "process": process, "timestamp": datetime.now(UTC).isoformat()}
-    fh.write(json.dumps(marker) + "\n")
-    fh.flush()
-    return fh
+def _mark_log(path: Path, process: str) -> Path:
+    """Append to ``path`` (a run dir's logs are audit records: a second run on the same run dir
+    adds to them, never wipes them) a first line marking this start; returns ``path``."""
+    with path.open("a") as fh:
+        marker = {"event": "paper_start", "process": process, "timestamp": datetime.now(UTC).isoformat()}
+        fh.write(json.dumps(marker) + "\n")
+    return path
 
 
 def _raise_storage_fault(process: str, code: int | None, log: Path) -> None:
@@ -293,10 +294,15 @@ def _free_space(run_dir: Path) -> str:
     return f" — {run_dir} has {free:,} bytes free" + (": No space left on device" if free < 1 << 20 else "")
 
 
-def run_paper(settings: PaperSettings, *, draw: bool = True) -> dict[str, Any]:
+def run_paper(settings: PaperSettings, *, draw: bool = True, warm: Sequence[WarmChild] = ()) -> dict[str, Any]:
     """Run one paper session; returns the brain's report plus ``wall_time_s`` and the ledger check,
     and with ``draw`` the run report's pictures (``run_report``, :func:`render`; ``tandem paper``
     draws them after printing the report, issue #17).
+
+    The brain and the executor are :class:`~tandem.warm.WarmChild` processes: ``warm`` ones, already
+    importing since before this call (``tandem paper`` starts them before its own imports), or
+    started here, before the inputs are checked. Either way they import while the checks run, and
+    this call stops any it did not use.
 
     Raises:
         ConfigError, MarketDataError, StrategyError, JournalError, BrainJournalError
@@ -305,6 +311,15 @@ def run_paper(settings: PaperSettings, *, draw: bool = True) -> dict[str, Any]:
         RuntimeError: a child process failed (its log tail is in the message).
     """
     started = time.perf_counter()
+    children = {w.role: w for w in warm} or {role: WarmChild(role) for role in ROLES}
+    try:
+        return _run_paper(settings, draw, children, started)
+    finally:
+        for child in children.values():
+            child.close()
+
+
+def _run_paper(settings: PaperSettings, draw: bool, children: dict[str, WarmChild], started: float) -> dict[str, Any]:
     run_dir = check_inputs(settings)
     make_run_dir(run_dir)
     key = run_dir / "bus.key"
@@ -344,21 +359,16 @@ def run_paper(settings: PaperSettings, *, draw: bool = True) -> dict[str, Any]:
     if show_progress:
         brain_extra["progress_interval_s"] = settings.progress_interval_s or PROGRESS_INTERVAL_S
     exe_log, brain_log = run_dir / "executor.log", run_dir / "brain.log"
-    with _open_log(exe_log, "executor") as exe_err:
-        executor = subprocess.Popen(
-            [sys.executable, "-m", "executor",
-             *child_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common, **exe_extra)],
-            stdout=subprocess.PIPE, stderr=exe_err, text=True,
-        )  # fmt: skip
+    executor = children["executor"].start(
+        child_flags(settings, ExecutorSettings, metrics_port=settings.executor_metrics_port, **common, **exe_extra),
+        _mark_log(exe_log, "executor"), stdout=True,
+    )  # fmt: skip
     progress = brain = None
     try:
-        # both start at once (issue #17: half a second of interpreter start-up each); the brain's replay
-        # waits until it hears the executor, and an executor that fails to start takes the brain down
-        with _open_log(brain_log, "brain") as brain_err:
-            brain = subprocess.Popen(
-                [sys.executable, "-m", "brain", *child_flags(settings, BrainSettings, **common, **brain_extra)],
-                stdout=subprocess.PIPE if show_progress else subprocess.DEVNULL, stderr=brain_err,
-            )  # fmt: skip
+        # both start at once (issue #17); the brain's replay waits until it hears the executor, and an
+        # executor that fails to start takes the brain down
+        brain = children["brain"].start(child_flags(settings, BrainSettings, **common, **brain_extra),
+                                        _mark_log(brain_log, "brain"), stdout=show_progress)  # fmt: skip
         _wait_ready(executor, exe_log)
         progress = ReplayProgress(brain.stdout) if show_progress else None
         while brain.poll() is None:
@@ -510,17 +520,21 @@ def picture_line(picture: dict[str, Any]) -> str:
     return f"  report picture         {picture['png']}  and  {Path(picture['html']).name}  ({picture['seconds']:.1f} s)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; exit 0 on success, 1 if a process failed or the ledgers disagree, 2 on bad input, 3 on a
+def main(argv: list[str] | None = None, *, warm: Sequence[WarmChild] = ()) -> int:
+    """Entry point (``warm``: the brain and the executor, started early by :mod:`tandem.cli`); exit 0 on success, 1 if a process failed or the ledgers disagree, 2 on bad input, 3 on a
     storage fault (a process could not write its journal or outputs; run again on the same run dir). The
     report is printed as soon as the session ends, then the pictures are drawn and named (issue #17:
     matplotlib's import and the drawing take most of a second the reader need not wait for)."""
 
     def body() -> int:
         settings = load_settings(PaperSettings, argv if argv is not None else sys.argv[1:], "tandem paper")
-        report = run_paper(settings, draw=False)
+        report = run_paper(settings, draw=False, warm=warm)
         print(format_report(report), flush=True)
         print(picture_line(render(Path(report["run_dir"]))))
         return 0 if report["ledger_agrees"] else 1
 
-    return run_main("tandem paper", body, input_errors=INPUT_ERRORS)
+    try:
+        return run_main("tandem paper", body, input_errors=INPUT_ERRORS)
+    finally:
+        for child in warm:  # refused before the session began: they have only imported modules
+            child.close()

@@ -1,0 +1,108 @@
+"""Warm children for ``tandem paper`` (issue #17): the brain and the executor started before the
+parent has imported its own modules or checked a single input, so that the three interpreters'
+start-up — about a quarter of a second of imports each — runs side by side on two cores instead
+of one after the other.
+
+A warm child (``python -m tandem.warm brain|executor``) imports its process's modules and then
+waits, having read, bound and created nothing, for one JSON line on stdin:
+``{"argv": [...], "stderr": "<path>", "stdout": "pipe" | "devnull"}``. It then appends its
+standard error to ``stderr`` (the run directory's log, which the parent has opened) and runs
+exactly as ``python -m brain|executor ARGV`` would, with the same exit codes. End of file instead
+of that line — the parent refused an input, or died — and it exits 0 having done nothing.
+
+This is the zygote of Android and of multiprocessing's ``forkserver``, without the fork: each child
+is a fresh interpreter, so nothing of the parent's state (loggers, threads) reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["ROLES", "WarmChild", "main"]
+
+ROLES = ("executor", "brain")
+"""The processes a warm child can become, by their ``python -m`` module."""
+
+
+class WarmChild:
+    """One warm child as seen by the parent: :meth:`start` gives it its command line; :meth:`close`
+    stops one that was never started (it has created nothing)."""
+
+    def __init__(self, role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"a warm child is one of {ROLES}, not {role!r}")
+        self.role = role
+        self.proc: subprocess.Popen[str] = subprocess.Popen(
+            [sys.executable, "-m", "tandem.warm", role], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.started = False
+
+    def start(self, argv: list[str], stderr: Path, *, stdout: bool) -> subprocess.Popen[str]:
+        """Run the child as ``python -m <role> argv``, its standard error appended to ``stderr`` and
+        its stdout kept as a pipe (``stdout``) or sent to ``/dev/null``; returns its process.
+
+        Raises:
+            RuntimeError: the child died before it could be started (its standard error is in
+                the message: a broken install, an import that fails).
+        """
+        assert self.proc.stdin is not None
+        line = json.dumps({"argv": argv, "stderr": str(stderr), "stdout": "pipe" if stdout else "devnull"})
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass  # it is gone: said below
+        if self.proc.poll() is not None and self.proc.returncode != 0:
+            err = self.proc.stderr.read() if self.proc.stderr is not None else ""
+            raise RuntimeError(f"the {self.role} exited with {self.proc.returncode} before it started:\n{err[-2000:]}")
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()  # from here on its standard error is the log
+        self.started = True
+        return self.proc
+
+    def close(self) -> None:
+        """Stop a child never started (it has only imported modules); nothing for a started one."""
+        if self.started:
+            return
+        self.started = True
+        self.proc.kill()  # before its stdin closes: at end of file it would exit 0 by itself
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child's side: import, wait for the command line, become the process."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in ROLES:
+        print(f"usage: python -m tandem.warm {{{'|'.join(ROLES)}}}", file=sys.stderr)
+        return 2
+    if args[0] == "executor":
+        from executor.main import main as run
+    else:
+        from brain.main import main as run
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the parent will not start this run: nothing was created
+    order = json.loads(line)
+    fd = os.open(order["stderr"], os.O_WRONLY | os.O_APPEND)  # the parent created it, with its first line
+    os.dup2(fd, 2)
+    os.close(fd)
+    if order["stdout"] == "devnull":
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    null_in = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_in, 0)
+    os.close(null_in)
+    return run(order["argv"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
