@@ -117,9 +117,12 @@ def test_stale_feed_refuses_entries_and_still_exits(tmp_path: Path) -> None:
     decided = _journal(replay / "brain.sqlite", "SELECT side, market_ts_ns FROM decisions ORDER BY decision_id")
     bar_of = {side: [(ts // 1_000_000 - 60_000 - first_ms) // 60_000 for s, ts in decided if s == side]
               for side in (Side.BUY, Side.SELL)}  # fmt: skip
-    # first a stall over an exit (its entry well before the stall, so the position is open), then one
-    # over a later entry: the exit leaves the trades before it as in the replay
-    exit_bar = next(x for x in bar_of[Side.SELL] if x > 60 and any(x - 40 < e < x - 10 for e in bar_of[Side.BUY]))
+    # first a stall over an exit, the entry of its position well before the stall (so the position is
+    # open, the entry fresh: a stall 8 bars before an exit whose entry was 7 bars before it made that
+    # entry stale or not by a few ms), then one over a later entry: the exit leaves the trades before
+    # it as in the replay
+    entry_of = {x: max(e for e in bar_of[Side.BUY] if e < x) for x in bar_of[Side.SELL] if x > bar_of[Side.BUY][0]}
+    exit_bar = next(x for x, e in entry_of.items() if x > 60 and x - e >= 12)
     entry = next(b for b in bar_of[Side.BUY] if b > exit_bar + 30)
     # streamed at 25 bars/s, stale after 5 intervals (0.2 s of lag): stalls of 1.2 s (30 bars) are stale by far,
     # and a loaded machine's ordinary lag (two test processes beside this session's four) is not — at 50 bars/s
