@@ -6,8 +6,10 @@ WAL mode, structlog to a file, metrics off); this process plays the brain with t
 Phases: (1) ping-pong latency, one decision in flight; (2) throughput in lockstep (one decision in
 flight, as a replay of one instrument runs) and pipelined (``window`` in flight, as a portfolio or a
 burst runs); then the same phases against an echo process that returns each datagram — the floor,
-measured in the same run, since absolute times on a shared machine are noise. The table gives the
-ratios against the targets of issue #17 (p50 <= 2x the echo's, p99 <= 3x, >= 10,000 decisions/s
+measured in the same run, since absolute times on a shared machine are noise; and ping-pong
+latency against two floors that journal (``testbed/benchpeers.py``): the journaled echo (the
+executor's own journal, nothing else) and the SQLite echo (one row per decision, the least any
+journal within the rules can write). The table gives the ratios against the targets of issue #17 (p50 <= 2x the echo's, p99 <= 3x, >= 10,000 decisions/s
 pipelined). Every decision must be confirmed exactly once: a lost or duplicated confirmation fails
 the run.
 
@@ -264,6 +266,10 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                      "--bus-secret-file", str(key), "--journal", str(workdir / "journaled-echo.sqlite")],
                                     workdir / "jecho.log")  # fmt: skip
         procs.append(jecho)
+        secho, secho_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--sqlite-echo",
+                                     "--bus-secret-file", str(key), "--journal", str(workdir / "sqlite-echo.sqlite")],
+                                    workdir / "secho.log")  # fmt: skip
+        procs.append(secho)
         host, port = ready["decision_addr"].rsplit(":", 1)
         tandem = _Target(tandem_client, (host, int(port)), _decision_factory(codec, bars.close_ns(10), bars.close[10]))
         echo_client = _Client(None)
@@ -274,6 +280,10 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         jecho_transport, _ = await loop.create_datagram_endpoint(lambda: jecho_client, local_addr=("127.0.0.1", 0))
         journaled = _Target(jecho_client, ("127.0.0.1", jecho_ready["port"]),
                             _decision_factory(codec, bars.close_ns(10), bars.close[10]))  # fmt: skip
+        secho_client = _Client(codec)
+        secho_transport, _ = await loop.create_datagram_endpoint(lambda: secho_client, local_addr=("127.0.0.1", 0))
+        bare = _Target(secho_client, ("127.0.0.1", secho_ready["port"]),
+                       _decision_factory(codec, bars.close_ns(10), bars.close[10]))  # fmt: skip
         n, w, warm, t = opts.rounds, opts.window, opts.warmup, opts.throughput
         if opts.soak:
             await tandem.latency(1, warm, 1)
@@ -293,13 +303,16 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             jc = _CpuMeter(jecho.pid)
             await journaled.latency(1, warm, 0)
             jlat, jlat_cpu = await jc.per_request(journaled.latency(1 + warm, 0, n), n)
+            sc = _CpuMeter(secho.pid)
+            await bare.latency(1, warm, 0)
+            slat, slat_cpu = await sc.per_request(bare.latency(1 + warm, 0, n), n)
             result = {
                 "tandem_latency": _percentiles(lat), "tandem_lockstep_rate": lock, "tandem_rate": rate,
                 "echo_latency": _percentiles(elat), "echo_lockstep_rate": elock, "echo_rate": erate,
-                "journaled_echo_latency": _percentiles(jlat),
+                "journaled_echo_latency": _percentiles(jlat), "sqlite_echo_latency": _percentiles(slat),
                 "cpu_us_per_request": {"executor": {"latency": lat_cpu, "lockstep": lock_cpu, "pipelined": rate_cpu},
                                        "echo": {"latency": elat_cpu, "lockstep": elock_cpu, "pipelined": erate_cpu},
-                                       "journaled_echo": {"latency": jlat_cpu},
+                                       "journaled_echo": {"latency": jlat_cpu}, "sqlite_echo": {"latency": slat_cpu},
                                        "bench_client_pipelined": client_rate_cpu},
             }
             sent = warm + 2 * n + t
@@ -308,6 +321,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                    "unexpected": tandem_client.unexpected}  # fmt: skip
         echo_transport.close()
         jecho_transport.close()
+        secho_transport.close()
     finally:
         transport.close()
         for proc in procs:
@@ -342,7 +356,7 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
             f"  open FDs       after warm-up {s['fds_after_warmup']} -> last {s['fds_last']}",
             f"  {exact}",
         ])  # fmt: skip
-    t, e, j = r["tandem_latency"], r["echo_latency"], r["journaled_echo_latency"]
+    t, e, j, b = r["tandem_latency"], r["echo_latency"], r["journaled_echo_latency"], r["sqlite_echo_latency"]
     v = verdicts(r)
     cpu = r["cpu_us_per_request"]
     cols = ("p50", "p90", "p99", "max", "mean")
@@ -356,6 +370,8 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         f"  {'ratio tandem / echo':<26}" + "".join(f"{t[c] / e[c]:>10.2f}" for c in cols),
         row("journaled echo", j),
         f"  {'ratio journaled / echo':<26}" + "".join(f"{j[c] / e[c]:>10.2f}" for c in cols),
+        row("SQLite echo (one row)", b),
+        f"  {'ratio SQLite echo / echo':<26}" + "".join(f"{b[c] / e[c]:>10.2f}" for c in cols),
         f"  throughput                    lockstep ({opts.rounds:,}, 1 in flight)   pipelined ({opts.throughput:,}, "
         f"{opts.window} in flight)",
         f"    decisions/s                 {r['tandem_lockstep_rate']:>12,.0f}   {r['tandem_rate']:>12,.0f}",
@@ -365,6 +381,7 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         f"                                latency {cpu['echo']['latency']:>7.1f}   lockstep "
         f"{cpu['echo']['lockstep']:>7.1f}   pipelined {cpu['echo']['pipelined']:>7.1f}   (echo)",
         f"                                latency {cpu['journaled_echo']['latency']:>7.1f}   (journaled echo)",
+        f"                                latency {cpu['sqlite_echo']['latency']:>7.1f}   (SQLite echo)",
         f"                                this process (the brain's side), pipelined: "
         f"{cpu['bench_client_pipelined']:.1f}",
         f"  targets (issue #17): p50 ratio {v['p50_ratio']:.2f} <= 2 {ok('p50_ratio')}; p99 ratio {v['p99_ratio']:.2f} "

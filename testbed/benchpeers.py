@@ -7,7 +7,11 @@
   with a fill and its confirmation in ONE transaction of the executor's own journal
   (:class:`executor.journal.Journal`: SQLite WAL, ``synchronous=NORMAL``, its schema and pages),
   encode the confirmation and send it. No venue, ledger, order path, metrics or logs: the floor of
-  any journaling executor in Python on this machine.
+  any executor with this journal in Python on this machine.
+- **SQLite echo** (``--sqlite-echo --bus-secret-file KEY --journal PATH``): the floor of any journal
+  at all within the rules of issue #17 (SQLite in WAL mode, ``synchronous=NORMAL``) — decode and
+  check the MAC, build and encode the confirmation, and commit ONE row holding both datagrams to a
+  one-table database on the executor journal's pages and checkpoint interval, then send.
 
 Each prints ``{"port": N}`` on stdout once bound to an ephemeral loopback port, then serves until
 terminated.
@@ -18,13 +22,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from executor.journal import Journal
+from executor.journalschema import PAGE_SIZE, WAL_AUTOCHECKPOINT_PAGES
 from executor.ledger import Fill
+from foundation import journalfile
 from foundation.bussecret import load_bus_secret
 from foundation.runtime import run, settle_heap
 from protocol import Codec, ExecutionConfirmation, RejectCode, RemoteProtocolError, Status, TradeDecision, derive_key
@@ -70,6 +77,48 @@ class _JournaledEcho(asyncio.DatagramProtocol):
         self.transport.sendto(self.codec.encode(conf, sent_at_ns=time.time_ns()), addr)
 
 
+class _SqliteEcho(asyncio.DatagramProtocol):
+    """Each authentic decision and its FILLED confirmation committed as one row, then sent."""
+
+    def __init__(self, codec: Codec, conn: sqlite3.Connection) -> None:
+        self.codec, self.conn = codec, conn
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        now = time.time_ns()
+        try:
+            d = self.codec.decode(data, now)
+        except RemoteProtocolError:
+            return
+        if not isinstance(d, TradeDecision):
+            return
+        conf = ExecutionConfirmation(
+            decision_id=d.decision_id, seq=d.decision_id, instrument=d.instrument, side=d.side, intent=d.intent,
+            status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=d.quantity, avg_price=d.reference_price,
+            fee=0.0, executed_at_ns=now,
+        )  # fmt: skip
+        out = self.codec.encode(conf, sent_at_ns=time.time_ns())
+        execute = self.conn.execute
+        execute("BEGIN IMMEDIATE")
+        execute("INSERT INTO outcomes VALUES (?, ?, ?)", (d.decision_id, data, out))
+        execute("COMMIT")
+        self.transport.sendto(out, addr)
+
+
+def _sqlite_floor(path: Path) -> sqlite3.Connection:
+    """A one-table database at ``path`` on the executor journal's pages, WAL, ``synchronous=NORMAL``."""
+    journalfile.create(path, lambda c: c.execute("CREATE TABLE outcomes (id INTEGER PRIMARY KEY, d BLOB, c BLOB)"),
+                       page_size=PAGE_SIZE)  # fmt: skip
+    conn = sqlite3.connect(path, isolation_level=None)
+    if str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower() != "wal":
+        raise RuntimeError(f"{path}: cannot enable WAL mode")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    return conn
+
+
 async def _serve(factory: Any) -> None:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(factory, local_addr=("127.0.0.1", 0))
@@ -83,17 +132,22 @@ def main(argv: list[str] | None = None) -> int:
     kind = parser.add_mutually_exclusive_group(required=True)
     kind.add_argument("--echo", action="store_true", help="a bare UDP echo")
     kind.add_argument("--journaled-echo", action="store_true", help="decode, journal, confirm")
-    parser.add_argument("--bus-secret-file", type=Path, help="the bus secret (--journaled-echo)")
-    parser.add_argument("--journal", type=Path, help="the journal to create (--journaled-echo)")
+    kind.add_argument("--sqlite-echo", action="store_true", help="decode, commit one row, confirm")
+    parser.add_argument("--bus-secret-file", type=Path, help="the bus secret (--journaled-echo, --sqlite-echo)")
+    parser.add_argument("--journal", type=Path, help="the database to create (--journaled-echo, --sqlite-echo)")
     opts = parser.parse_args(argv)
     if opts.echo:
         factory: Any = _Echo
     else:
         if opts.bus_secret_file is None or opts.journal is None:
-            parser.error("--journaled-echo needs --bus-secret-file and --journal")
+            parser.error("--journaled-echo and --sqlite-echo need --bus-secret-file and --journal")
         codec = Codec(derive_key(load_bus_secret(None, opts.bus_secret_file)))
-        journal = Journal(opts.journal, starting_cash=1e12)
-        factory = lambda: _JournaledEcho(codec, journal)  # noqa: E731
+        if opts.sqlite_echo:
+            conn = _sqlite_floor(opts.journal)
+            factory = lambda: _SqliteEcho(codec, conn)  # noqa: E731
+        else:
+            journal = Journal(opts.journal, starting_cash=1e12)
+            factory = lambda: _JournaledEcho(codec, journal)  # noqa: E731
     try:
         run(_serve(factory))
     except KeyboardInterrupt:

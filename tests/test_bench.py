@@ -37,6 +37,9 @@ def _ci_sized_bench() -> dict:
     assert 0 < e["p50"] <= e["p90"] <= e["p99"] <= e["max"] and 0 < t["p50"] <= t["p99"]
     j = r["journaled_echo_latency"]  # decode, one journal transaction, encode: the floor with journaling
     assert 0 < j["p50"] <= j["p99"] <= j["max"]
+    b = r["sqlite_echo_latency"]  # decode, one row committed, encode: the floor of any journal within the rules
+    assert 0 < b["p50"] <= b["p99"] <= b["max"]
+    assert r["cpu_us_per_request"]["sqlite_echo"]["latency"] >= 0
     v = r["targets"]
     assert v["p50_ratio"] == t["p50"] / e["p50"] and v["pipelined_per_s"] == r["tandem_rate"]
     return r
