@@ -8,7 +8,8 @@ waits, having read, bound and created nothing, for one JSON line on stdin:
 ``{"argv": [...], "stderr": "<path>", "stdout": "pipe" | "devnull"}``. It then appends its
 standard error to ``stderr`` (the run directory's log, which the parent has opened) and runs
 exactly as ``python -m brain|executor ARGV`` would, with the same exit codes. End of file instead
-of that line — the parent refused an input, or died — and it exits 0 having done nothing.
+of that line — the parent refused an input, or died — and it exits 0 having done nothing. An
+import that fails is written to that log once the child is started, and it exits 1.
 
 This is the zygote of Android and of multiprocessing's ``forkserver``, without the fork: each child
 is a fresh interpreter, so nothing of the parent's state (loggers, threads) reaches it.
@@ -16,10 +17,12 @@ is a fresh interpreter, so nothing of the parent's state (loggers, threads) reac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 __all__ = ["ROLES", "WarmChild", "main"]
@@ -47,22 +50,28 @@ class WarmChild:
         its stdout kept as a pipe (``stdout``) or sent to ``/dev/null``; returns its process.
 
         Raises:
-            RuntimeError: the child died before it could be started (its standard error is in
-                the message: a broken install, an import that fails).
+            RuntimeError: the child died before it read its command line (killed; an interpreter
+                that cannot start): its standard error is in the message. An import that fails
+                is not this: the child reports it in ``stderr`` once started, and exits 1.
         """
-        assert self.proc.stdin is not None
+        assert self.proc.stdin is not None and self.proc.stderr is not None
+        self.started = True
         line = json.dumps({"argv": argv, "stderr": str(stderr), "stdout": "pipe" if stdout else "devnull"})
         try:
             self.proc.stdin.write(line + "\n")
             self.proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass  # it is gone: said below
-        if self.proc.poll() is not None and self.proc.returncode != 0:
-            err = self.proc.stderr.read() if self.proc.stderr is not None else ""
+        except OSError:  # BrokenPipeError: it is gone before reading its command line
+            self.proc.wait()
+            err = self.proc.stderr.read()
+            self.proc.stderr.close()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
             raise RuntimeError(f"the {self.role} exited with {self.proc.returncode} before it started:\n{err[-2000:]}")
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()  # from here on its standard error is the log
-        self.started = True
+        finally:
+            if self.proc.stdin.closed is False:
+                with contextlib.suppress(OSError):
+                    self.proc.stdin.close()
+        self.proc.stderr.close()  # its standard error is the log now; an import that failed is reported there
         return self.proc
 
     def close(self) -> None:
@@ -83,10 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0] not in ROLES:
         print(f"usage: python -m tandem.warm {{{'|'.join(ROLES)}}}", file=sys.stderr)
         return 2
-    if args[0] == "executor":
-        from executor.main import main as run
-    else:
-        from brain.main import main as run
+    failed = None
+    try:
+        if args[0] == "executor":
+            from executor.main import main as run
+        else:
+            from brain.main import main as run
+    except Exception:  # reported in the log it is given, where `python -m` would have written it
+        failed = traceback.format_exc()
     line = sys.stdin.readline()
     if not line:
         return 0  # the parent will not start this run: nothing was created
@@ -101,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     null_in = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null_in, 0)
     os.close(null_in)
+    if failed is not None:
+        sys.stderr.write(failed)
+        return 1
     return run(order["argv"])
 
 

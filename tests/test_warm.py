@@ -95,3 +95,21 @@ def test_tandem_paper_reads_its_children_ready_line_through_the_warm_start(tmp_p
         proc.terminate()
         assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
     assert (tmp_path / "run" / "executor.sqlite").is_file()
+
+
+def test_an_import_that_fails_is_reported_in_the_log_once_started(tmp_path: Path) -> None:
+    """As ``python -m executor`` would write it: the traceback in the run's log, exit 1 (here the
+    executor package shadowed by one whose import raises)."""
+    shadow = tmp_path / "shadow" / "executor"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("the executor cannot be imported here")\n')
+    log = tmp_path / "executor.log"
+    log.write_text('{"event": "paper_start"}\n')
+    env = {**os.environ, "PYTHONPATH": str(shadow.parent)}
+    # run from tmp_path, not the checkout: `-m` puts the working directory first on sys.path
+    proc = subprocess.Popen([sys.executable, "-m", "tandem.warm", "executor"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    out, err = proc.communicate(json.dumps({"argv": [], "stderr": str(log), "stdout": "pipe"}) + "\n", timeout=60)
+    assert (proc.returncode, out, err) == (1, "", "")
+    text = log.read_text()
+    assert text.startswith('{"event": "paper_start"}\n') and "ImportError: the executor cannot be imported here" in text
