@@ -522,9 +522,16 @@ class ExitOrderGateway:
 
     async def cancel_extras(self, symbol: str | None = None) -> list[str]:
         """Cancel our open stops (for ``symbol``, or all) other than the one held for their symbol —
-        a replaced stop whose cancel never completed; returns the client order ids cancelled."""
+        a replaced stop whose cancel never completed; returns the client order ids cancelled.
+
+        The read is retried and counted as every venue call is (``OrderOps.call``): a transient
+        error — a 5xx, -1021 — must not fail an executor's start (:meth:`adopt`) or an exit.
+
+        Raises:
+            VenueError: the read kept failing past the retry budget, or failed permanently.
+        """
         cancelled = []
-        for o in await self.venue.open_orders(symbol):
+        for o in await self.ops.call("open_orders", lambda: self.venue.open_orders(symbol)):
             if self.ids.mine(o.client_order_id, Leg.STOP) is None:
                 continue
             held = self.stops.get(o.symbol)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from executor.core import ExecutorCore, Outcome
+from executor.metrics import ExecutorMetrics
 from executor.orders import OrderOps, Unresolved
 from executor.planning import decision_order
 from executor.venue.base import CORE, OrderType
@@ -56,13 +57,14 @@ class Rig:
         return self.emu.state()["accounts"][KEY]["usdm"]
 
 
-async def open_core(emu: BinanceEmulator, path: Path, market: str = "usdm", *, allow_short: bool = False) -> ExecutorCore:
+async def open_core(emu: BinanceEmulator, path: Path, market: str = "usdm", *, allow_short: bool = False,
+                    metrics: ExecutorMetrics | None = None) -> ExecutorCore:  # fmt: skip
     config = emu.ccxt_config(market, KEY, SECRET, timeout_ms=1_000)
     exchange = "binanceusdm" if market == "usdm" else "binance"
     venue = CcxtVenue(exchange, config, before_order=clock_sync(config["session"], KEY, SECRET),
                       recv_window_ms=500, ambiguity_margin_s=0.2)  # a lost request is dead after 0.7 s
     ops = OrderOps(venue, RetryPolicy(attempts=4, deadline_s=5.0, base_s=0.02, cap_s=0.1),
-                   absent_checks=3, absent_gap_s=0.05, poll_s=0.05, fill_timeout_s=1.5)  # fmt: skip
+                   absent_checks=3, absent_gap_s=0.05, poll_s=0.05, fill_timeout_s=1.5, metrics=metrics)  # fmt: skip
     return await ExecutorCore.open(path, venue, CASH, ops=ops, allow_short=allow_short)
 
 
@@ -210,6 +212,26 @@ async def test_entry_fault(rig: Rig, fault: Fault, status: Status) -> None:
         assert out.confirmation.reject_code is RejectCode.INSUFFICIENT_FUNDS
     if status is Status.PARTIALLY_FILLED:
         assert 0 < out.confirmation.executed_qty < 0.02
+
+
+@pytest.mark.parametrize("fault", [Fault("timestamp_1021", "open_orders", count=2),
+                                   Fault("http_5xx", "open_orders", count=2, status=503)], ids=lambda f: f.kind)
+async def test_a_transient_error_sweeping_open_stops_at_start_is_retried(tmp_path: Path, bars: Bars,
+                                                                         fault: Fault) -> None:  # fmt: skip
+    """A restarted executor sweeps the venue's open orders for stops it no longer holds (the gateway's
+    ``cancel_extras``). That read goes through the retry policy and the venue-call metrics like every
+    other: two transient answers (-1021, a 503) cost two retries, not the start."""
+    metrics = ExecutorMetrics()
+    async with BinanceEmulator(bars) as emu:
+        emu.create_account(KEY, SECRET, usdm_usdt=str(CASH))
+        emu.install_faults(fault)
+        core = await open_core(emu, tmp_path / "executor.sqlite", metrics=metrics)
+        try:
+            assert emu.faults.applied[fault.kind] == 2
+            assert metrics.retries.labels(call="open_orders")._value.get() == 2
+            assert core.gateway.stops == {}
+        finally:
+            await core.aclose()
 
 
 async def test_timeout_then_unknown_order_on_lookup_is_not_resubmitted(rig: Rig) -> None:
