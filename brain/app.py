@@ -161,7 +161,6 @@ class BrainApp(LinkShell):
             self._exported_positions[str(inst)] = None  # exported at 0 from its first export on
             metrics.mark_price.labels(str(inst))
         self._closes: dict[Instrument, float] = {}  # each instrument's last close (a portfolio's equity rows)
-        self._instruments = core.config.instruments
         self._gauges = ReplayGauges(metrics)
         if on_progress is not None:
             self.on_progress = on_progress  # type: ignore[method-assign]
@@ -339,11 +338,11 @@ class BrainApp(LinkShell):
 
     def _positions(self) -> tuple[float, ...]:
         """The signed position of every instrument traded (base units), in the configured order."""
-        position = self.core.tracker.position
-        if len(self._instruments) == 1:  # once per bar: the common case without a generator
-            p = position(self._instruments[0])
+        position, instruments = self.core.tracker.position, self.core.config.instruments
+        if len(instruments) == 1:  # once per bar: the common case without a generator
+            p = position(instruments[0])
             return (p.signed_quantity if p else 0.0,)
-        return tuple(p.signed_quantity if (p := position(inst)) else 0.0 for inst in self._instruments)
+        return tuple(p.signed_quantity if (p := position(inst)) else 0.0 for inst in instruments)
 
     def on_progress(self, bars_done: int, bars_total: int) -> None:
         """Called with the replay's progress (see :class:`Pacing`); the default does nothing."""

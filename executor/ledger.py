@@ -253,13 +253,6 @@ class Ledger:
         assert held is not None
         return Position(remaining if held_qty > 0 else -remaining, held.avg_cost)
 
-    def copy(self) -> Ledger:
-        """An independent copy (to try a fill on without touching this ledger)."""
-        other = Ledger(self.starting_cash, allow_short=self.allow_short)
-        other._cash, other._positions = self._cash, dict(self._positions)
-        other._native_fees, other._native_fees_quote = self._native_fees, self._native_fees_quote
-        return other
-
     def snapshot(self) -> dict[str, Any]:
         """Plain values, for logs and comparison.
 

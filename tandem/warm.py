@@ -18,6 +18,7 @@ is a fresh interpreter, so nothing of the parent's state (loggers, threads) reac
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import subprocess
@@ -54,25 +55,22 @@ class WarmChild:
                 that cannot start): its standard error is in the message. An import that fails
                 is not this: the child reports it in ``stderr`` once started, and exits 1.
         """
-        assert self.proc.stdin is not None and self.proc.stderr is not None
+        proc = self.proc
+        assert proc.stdin is not None and proc.stderr is not None
         self.started = True
         line = json.dumps({"argv": argv, "stderr": str(stderr), "stdout": "pipe" if stdout else "devnull"})
         try:
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.close()
+            proc.stdin.write(line + "\n")
+            proc.stdin.close()
         except OSError:  # BrokenPipeError: it is gone before reading its command line
-            self.proc.wait()
-            err = self.proc.stderr.read()
-            self.proc.stderr.close()
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-            raise RuntimeError(f"the {self.role} exited with {self.proc.returncode} before it started:\n{err[-2000:]}")
-        finally:
-            if self.proc.stdin.closed is False:
-                with contextlib.suppress(OSError):
-                    self.proc.stdin.close()
-        self.proc.stderr.close()  # its standard error is the log now; an import that failed is reported there
-        return self.proc
+            proc.wait()
+            err = proc.stderr.read()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                with contextlib.suppress(OSError):  # stdin: its unsent line fails to flush again
+                    stream.close()
+            raise RuntimeError(f"the {self.role} exited with {proc.returncode} before it started:\n{err[-2000:]}")
+        proc.stderr.close()  # its standard error is the log now; an import that failed is reported there
+        return proc
 
     def close(self) -> None:
         """Stop a child never started (it has only imported modules); nothing for a started one."""
@@ -86,6 +84,13 @@ class WarmChild:
                 stream.close()
 
 
+def _reopen(fd: int, path: str, flags: int) -> None:
+    """Point file descriptor ``fd`` of this process at ``path``."""
+    new = os.open(path, flags)
+    os.dup2(new, fd)
+    os.close(new)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The child's side: import, wait for the command line, become the process."""
     args = sys.argv[1:] if argv is None else argv
@@ -94,26 +99,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failed = None
     try:
-        if args[0] == "executor":
-            from executor.main import main as run
-        else:
-            from brain.main import main as run
+        run = importlib.import_module(f"{args[0]}.main").main  # what `python -m <role>` runs
     except Exception:  # reported in the log it is given, where `python -m` would have written it
         failed = traceback.format_exc()
     line = sys.stdin.readline()
     if not line:
         return 0  # the parent will not start this run: nothing was created
     order = json.loads(line)
-    fd = os.open(order["stderr"], os.O_WRONLY | os.O_APPEND)  # the parent created it, with its first line
-    os.dup2(fd, 2)
-    os.close(fd)
+    _reopen(2, order["stderr"], os.O_WRONLY | os.O_APPEND)  # the parent created it, with its first line
     if order["stdout"] == "devnull":
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
-        os.close(null)
-    null_in = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null_in, 0)
-    os.close(null_in)
+        _reopen(1, os.devnull, os.O_WRONLY)
+    _reopen(0, os.devnull, os.O_RDONLY)
     if failed is not None:
         sys.stderr.write(failed)
         return 1

@@ -210,6 +210,13 @@ class _CpuMeter:
         return out, (_cpu_s(self.pid) - before) / n * 1e6
 
 
+async def _latency(target: _Target, meter: _CpuMeter, warmup: int, n: int) -> tuple[list[int], float]:
+    """``n`` ping-pong round trips to ``target`` (ns) after ``warmup`` discarded ones, and the CPU
+    its process spent per round trip (us)."""
+    await target.latency(1, warmup, 0)
+    return await meter.per_request(target.latency(1 + warmup, 0, n), n)
+
+
 def _process_figures(pid: int) -> tuple[int, int]:
     """(resident memory in bytes, open file descriptors) of process ``pid``, from ``/proc``."""
     rss = 0
@@ -252,6 +259,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     my_port = transport.get_extra_info("sockname")[1]
     bars = load_bars(bundled_path(), limit=100)
     procs: list[subprocess.Popen[str]] = []  # stopped on the way out, whatever failed
+    transports = [transport]  # closed on the way out
     try:
         executor, ready = _spawn(
             [sys.executable, "-m", "executor", "--decision-addr", "127.0.0.1:0", "--confirm-addr",
@@ -262,28 +270,24 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         procs.append(executor)
         echo, echo_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--echo"], workdir / "echo.log")
         procs.append(echo)
-        jecho, jecho_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--journaled-echo",
-                                     "--bus-secret-file", str(key), "--journal", str(workdir / "journaled-echo.sqlite")],
-                                    workdir / "jecho.log")  # fmt: skip
-        procs.append(jecho)
-        secho, secho_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--sqlite-echo",
-                                     "--bus-secret-file", str(key), "--journal", str(workdir / "sqlite-echo.sqlite")],
-                                    workdir / "secho.log")  # fmt: skip
-        procs.append(secho)
         host, port = ready["decision_addr"].rsplit(":", 1)
-        tandem = _Target(tandem_client, (host, int(port)), _decision_factory(codec, bars.close_ns(10), bars.close[10]))
+        decisions = _decision_factory(codec, bars.close_ns(10), bars.close[10])
+        tandem = _Target(tandem_client, (host, int(port)), decisions)
         echo_client = _Client(None)
         echo_transport, _ = await loop.create_datagram_endpoint(lambda: echo_client, local_addr=("127.0.0.1", 0))
+        transports.append(echo_transport)
         size = MESSAGE_SIZES[MessageType.DECISION]  # a decision's size, so both paths carry the same payload
         floor = _Target(echo_client, ("127.0.0.1", echo_ready["port"]), lambda i: i.to_bytes(8, "little").ljust(size, b"\0"))
-        jecho_client = _Client(codec)
-        jecho_transport, _ = await loop.create_datagram_endpoint(lambda: jecho_client, local_addr=("127.0.0.1", 0))
-        journaled = _Target(jecho_client, ("127.0.0.1", jecho_ready["port"]),
-                            _decision_factory(codec, bars.close_ns(10), bars.close[10]))  # fmt: skip
-        secho_client = _Client(codec)
-        secho_transport, _ = await loop.create_datagram_endpoint(lambda: secho_client, local_addr=("127.0.0.1", 0))
-        bare = _Target(secho_client, ("127.0.0.1", secho_ready["port"]),
-                       _decision_factory(codec, bars.close_ns(10), bars.close[10]))  # fmt: skip
+        journaling: dict[str, tuple[int, _Target]] = {}  # the floors that journal, by result name: (pid, target)
+        for name in ("journaled_echo", "sqlite_echo"):
+            proc, peer = _spawn([sys.executable, "-m", "testbed.benchpeers", f"--{name.replace('_', '-')}",
+                                 "--bus-secret-file", str(key), "--journal", str(workdir / f"{name}.sqlite")],
+                                workdir / f"{name}.log")  # fmt: skip
+            procs.append(proc)
+            client = _Client(codec)
+            peer_transport, _ = await loop.create_datagram_endpoint(lambda c=client: c, local_addr=("127.0.0.1", 0))
+            transports.append(peer_transport)
+            journaling[name] = (proc.pid, _Target(client, ("127.0.0.1", peer["port"]), decisions))
         n, w, warm, t = opts.rounds, opts.window, opts.warmup, opts.throughput
         if opts.soak:
             await tandem.latency(1, warm, 1)
@@ -291,39 +295,31 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             sent = warm + 1 + opts.soak
         else:
             ex, ec = _CpuMeter(executor.pid), _CpuMeter(echo.pid)
-            await tandem.latency(1, warm, 0)
-            lat, lat_cpu = await ex.per_request(tandem.latency(1 + warm, 0, n), n)
+            lat, lat_cpu = await _latency(tandem, ex, warm, n)
             lock, lock_cpu = await ex.per_request(tandem.throughput(1 + warm + n, n, 1), n)
             rate, rate_cpu = await ex.per_request(tandem.throughput(1 + warm + 2 * n, t, w), t)
             client_rate_cpu = ex.client_us
-            await floor.latency(1, warm, 0)
-            elat, elat_cpu = await ec.per_request(floor.latency(1 + warm, 0, n), n)
+            elat, elat_cpu = await _latency(floor, ec, warm, n)
             elock, elock_cpu = await ec.per_request(floor.throughput(1 + warm + n, n, 1), n)
             erate, erate_cpu = await ec.per_request(floor.throughput(1 + warm + 2 * n, t, w), t)
-            jc = _CpuMeter(jecho.pid)
-            await journaled.latency(1, warm, 0)
-            jlat, jlat_cpu = await jc.per_request(journaled.latency(1 + warm, 0, n), n)
-            sc = _CpuMeter(secho.pid)
-            await bare.latency(1, warm, 0)
-            slat, slat_cpu = await sc.per_request(bare.latency(1 + warm, 0, n), n)
             result = {
                 "tandem_latency": _percentiles(lat), "tandem_lockstep_rate": lock, "tandem_rate": rate,
                 "echo_latency": _percentiles(elat), "echo_lockstep_rate": elock, "echo_rate": erate,
-                "journaled_echo_latency": _percentiles(jlat), "sqlite_echo_latency": _percentiles(slat),
                 "cpu_us_per_request": {"executor": {"latency": lat_cpu, "lockstep": lock_cpu, "pipelined": rate_cpu},
                                        "echo": {"latency": elat_cpu, "lockstep": elock_cpu, "pipelined": erate_cpu},
-                                       "journaled_echo": {"latency": jlat_cpu}, "sqlite_echo": {"latency": slat_cpu},
                                        "bench_client_pipelined": client_rate_cpu},
-            }
+            }  # fmt: skip
+            for name, (pid, target) in journaling.items():
+                jlat, jlat_cpu = await _latency(target, _CpuMeter(pid), warm, n)
+                result[f"{name}_latency"] = _percentiles(jlat)
+                result["cpu_us_per_request"][name] = {"latency": jlat_cpu}
             sent = warm + 2 * n + t
         await asyncio.sleep(0.2)  # a late duplicate would arrive by now
         result["confirmations"] = {"sent": sent, "received": tandem_client.replies,
                                    "unexpected": tandem_client.unexpected}  # fmt: skip
-        echo_transport.close()
-        jecho_transport.close()
-        secho_transport.close()
     finally:
-        transport.close()
+        for t_ in transports:
+            t_.close()
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)

@@ -47,11 +47,20 @@ class _Echo(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
-class _JournaledEcho(asyncio.DatagramProtocol):
-    """Each authentic decision journaled with a fill at its reference price, then confirmed FILLED."""
+def _filled(d: TradeDecision, seq: int, now: int) -> ExecutionConfirmation:
+    """``d`` confirmed FILLED whole at its reference price, no fee."""
+    return ExecutionConfirmation(
+        decision_id=d.decision_id, seq=seq, instrument=d.instrument, side=d.side, intent=d.intent,
+        status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=d.quantity, avg_price=d.reference_price,
+        fee=0.0, executed_at_ns=now,
+    )  # fmt: skip
 
-    def __init__(self, codec: Codec, journal: Journal) -> None:
-        self.codec, self.journal = codec, journal
+
+class _Confirming(asyncio.DatagramProtocol):
+    """Decodes each datagram and answers each authentic decision with what :meth:`commit` returns."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -62,49 +71,45 @@ class _JournaledEcho(asyncio.DatagramProtocol):
             d = self.codec.decode(data, now)
         except RemoteProtocolError:
             return
-        if not isinstance(d, TradeDecision):
-            return
+        if isinstance(d, TradeDecision):
+            self.transport.sendto(self.commit(d, data, now), addr)
+
+    def commit(self, d: TradeDecision, data: bytes, now: int) -> bytes:
+        """Journal ``d`` (received as ``data`` at ``now``) and return its encoded confirmation."""
+        raise NotImplementedError
+
+
+class _JournaledEcho(_Confirming):
+    """Each authentic decision journaled with a fill at its reference price, then confirmed FILLED."""
+
+    def __init__(self, codec: Codec, journal: Journal) -> None:
+        super().__init__(codec)
+        self.journal = journal
+
+    def commit(self, d: TradeDecision, data: bytes, now: int) -> bytes:
         journal = self.journal
         with journal.group():  # the decision, its fill and confirmation: one transaction
             journal.record_decision(d, now)
             fill = Fill(d.decision_id, d.instrument, d.side, d.quantity, d.reference_price, 0.0, now)
-            conf = ExecutionConfirmation(
-                decision_id=d.decision_id, seq=journal.next_seq(), instrument=d.instrument, side=d.side,
-                intent=d.intent, status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=d.quantity,
-                avg_price=d.reference_price, fee=0.0, executed_at_ns=now,
-            )  # fmt: skip
+            conf = _filled(d, journal.next_seq(), now)
             journal.record_outcome(conf, fill, b"")
-        self.transport.sendto(self.codec.encode(conf, sent_at_ns=time.time_ns()), addr)
+        return self.codec.encode(conf, sent_at_ns=time.time_ns())
 
 
-class _SqliteEcho(asyncio.DatagramProtocol):
+class _SqliteEcho(_Confirming):
     """Each authentic decision and its FILLED confirmation committed as one row, then sent."""
 
     def __init__(self, codec: Codec, conn: sqlite3.Connection) -> None:
-        self.codec, self.conn = codec, conn
+        super().__init__(codec)
+        self.conn = conn
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        now = time.time_ns()
-        try:
-            d = self.codec.decode(data, now)
-        except RemoteProtocolError:
-            return
-        if not isinstance(d, TradeDecision):
-            return
-        conf = ExecutionConfirmation(
-            decision_id=d.decision_id, seq=d.decision_id, instrument=d.instrument, side=d.side, intent=d.intent,
-            status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=d.quantity, avg_price=d.reference_price,
-            fee=0.0, executed_at_ns=now,
-        )  # fmt: skip
-        out = self.codec.encode(conf, sent_at_ns=time.time_ns())
+    def commit(self, d: TradeDecision, data: bytes, now: int) -> bytes:
+        out = self.codec.encode(_filled(d, d.decision_id, now), sent_at_ns=time.time_ns())
         execute = self.conn.execute
         execute("BEGIN IMMEDIATE")
         execute("INSERT INTO outcomes VALUES (?, ?, ?)", (d.decision_id, data, out))
         execute("COMMIT")
-        self.transport.sendto(out, addr)
+        return out
 
 
 def _sqlite_floor(path: Path) -> sqlite3.Connection:

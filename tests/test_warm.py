@@ -42,6 +42,8 @@ def test_a_started_warm_child_is_the_process_its_command_line_names(tmp_path: Pa
     child = WarmChild("executor")
     proc = child.start(["--run-dir", str(tmp_path / "run"), "--heartbeat-s", "-1"], log, stdout=True)
     assert proc.wait(timeout=60) == 2
+    assert proc.stdout is not None
+    proc.stdout.close()
     text = log.read_text()
     assert text.startswith('{"event": "paper_start"}\n') and "heartbeat_s" in text, text
     assert not (tmp_path / "run").exists()
@@ -94,6 +96,8 @@ def test_tandem_paper_reads_its_children_ready_line_through_the_warm_start(tmp_p
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+        assert proc.stdout is not None
+        proc.stdout.close()
     assert (tmp_path / "run" / "executor.sqlite").is_file()
 
 
