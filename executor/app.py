@@ -20,6 +20,12 @@ after bounded retries) — while admitting a decision, settling its outcome or r
 order — stops the worker and the process (exit code 3): nothing it could not journal is acted on,
 and a restart resumes from the journal, looking in-flight orders up on the venue first.
 
+**Busy polling** (issue #17, :class:`~foundation.busypoll.BusyPoll`): once the worker has answered
+and has nothing queued, it polls the decision socket for up to ``busy_poll_us`` before the loop
+sleeps, so a decision that follows within the window finds a core that is awake and warm (the
+executor process sets it from its settings, 300 µs by default; 0 here, where a test may run the
+brain in the same loop).
+
 On a venue with protective orders, every ``maintenance_s`` the worker (between two decisions) also
 re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and cancels
 stops of ours whose position the ledger no longer holds (:meth:`ExitOrderGateway.orphans`).
@@ -48,6 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from foundation.busypoll import BusyPoll
 from foundation.errors import StorageFault
 from foundation.logs import LogContext, RateLimitedLog
 from foundation.shell import LinkShell
@@ -131,6 +138,7 @@ class ExecutorApp(LinkShell):
         maintenance_s: float = 5.0,
         reconciler: Reconciler | None = None,
         reconcile_interval_s: float = 10.0,
+        busy_poll_us: int = 0,
     ) -> None:
         super().__init__(codec, metrics, "executor")
         self.core = core
@@ -164,6 +172,9 @@ class ExecutorApp(LinkShell):
         self.reconcile_interval_s = reconcile_interval_s
         self._reconcile_timer: asyncio.TimerHandle | None = None
         self._market_ns = 0  # the newest market time executed (a replay venue's clock)
+        self.busy_poll_us = busy_poll_us
+        self._busy_poll: BusyPoll | None = None  # set once the endpoint is open (busy_poll_us > 0)
+        self._busy_polls = {hit: metrics.busy_polls.labels("hit" if hit else "miss") for hit in (True, False)}
         if reconciler is not None:
             core.entry_guard = reconciler.admit
             reconciler.on_posture = self._set_posture
@@ -172,6 +183,9 @@ class ExecutorApp(LinkShell):
     async def start(self) -> None:
         """Bind, then send the confirmations of decisions resolved during recovery."""
         await self._open(self.decision_bind, self.confirm_peer)
+        if self.busy_poll_us:
+            assert self.endpoint is not None and self.endpoint.transport is not None
+            self._busy_poll = BusyPoll(self.endpoint.transport.get_extra_info("socket").fileno(), self.busy_poll_us)
         self._export_ledger()
         now = time.time_ns()
         for outcome in self.core.recovered:
@@ -293,12 +307,14 @@ class ExecutorApp(LinkShell):
                 if job is _ARRIVALS:
                     arrivals, self._arrivals = self._arrivals, []
                     await self._execute_group(arrivals)
-                    continue
-                with self._log_context(job.pending.decision):
-                    await self._execute(job)
+                else:
+                    with self._log_context(job.pending.decision):
+                        await self._execute(job)
             except StorageFault as exc:  # the journal cannot be written: execute nothing more
                 self._fail(exc)
                 return
+            if self._busy_poll is not None and self._queue.empty() and self.failure is None:
+                self._busy_polls[self._busy_poll.wait()].inc()  # answered, and nothing else to do
 
     def _on_failure(self) -> None:
         """A storage fault: tell the process (``on_failure``, set by ``serve``) to stop."""
@@ -364,12 +380,14 @@ class ExecutorApp(LinkShell):
             self._count_in_flight()
             return
         now = time.time_ns()
+        for a, outcome in done:
+            self._active.discard(a.decision.decision_id)
+            self._answer(outcome, a.started, now)
+        self._flush()  # the answers go out first: the rest is bookkeeping no answer waits for
         executed = False
         for a, outcome in done:
             d = a.decision
-            self._active.discard(d.decision_id)
             self._report(outcome, d)
-            self._answer(outcome, a.started, now)
             if outcome.executed:
                 executed = True
                 if self.reconciler is not None:
@@ -379,7 +397,6 @@ class ExecutorApp(LinkShell):
         if executed:
             self._export_ledger()
         self._count_in_flight()
-        self._flush()
 
     async def _execute(self, job: _Job) -> None:
         p = job.pending

@@ -220,7 +220,8 @@ async def serve(settings: ExecutorSettings, ready: Any = None) -> None:
                             debt_rules=settings.debt_rules(), controller_rules=settings.controller_rules(),
                             metrics=metrics)  # fmt: skip
     app = ExecutorApp(core, codec, metrics, bind, peer, heartbeat_s=settings.heartbeat_s, silence_s=settings.silence_s,
-                      reconciler=reconciler, reconcile_interval_s=settings.reconcile_interval_s)  # fmt: skip
+                      reconciler=reconciler, reconcile_interval_s=settings.reconcile_interval_s,
+                      busy_poll_us=settings.busy_poll_us)  # fmt: skip
     app.bound_socket = held.take_udp()
     server = None
     stop = asyncio.Event()

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from foundation.busypoll import MAX_WINDOW_US
 from foundation.errors import ConfigError
 from foundation.settings import CommonSettings
 
@@ -103,6 +104,7 @@ class ExecutorSettings(CommonSettings):
     solana_confirm_timeout_s: float = Field(90.0, ge=1, le=600, description="venue=solana: drive a transaction this long before calling it ambiguous, seconds")
     solana_poll_s: float = Field(0.5, ge=0.01, le=10, description="venue=solana: pause between two looks at a pending transaction, seconds")
     solana_max_attempts: int = Field(3, ge=1, le=10, description="venue=solana: transactions built for one order at most (after expiries)")
+    busy_poll_us: int = Field(300, ge=0, le=MAX_WINDOW_US, description="after answering, poll the decision socket this long before the event loop sleeps, us (0 = off; costs up to this much CPU per answer)")
     # reconciliation and the belief controller (issue #14)
     reconcile_interval_s: float = Field(10.0, ge=0.05, le=3_600, description="reconcile with the venue this often, seconds (live venues)")
     reconcile_phantom_grace_s: float = Field(30.0, ge=0, le=86_400, description="a ledger position the venue lacks is cleared only this long after it was first missed, seconds")

@@ -9,7 +9,9 @@ burst runs); then the same phases against an echo process that returns each data
 measured in the same run, since absolute times on a shared machine are noise; and ping-pong
 latency against two floors that journal (``testbed/benchpeers.py``): the journaled echo (the
 executor's own journal, nothing else) and the SQLite echo (one row per decision, the least any
-journal within the rules can write). The table gives the ratios against the targets of issue #17 (p50 <= 2x the echo's, p99 <= 3x, >= 10,000 decisions/s
+journal within the rules can write); and last, ping-pong latency against a second executor with
+busy polling off (``--busy-poll-us 0``; the first runs the default settings, which poll), so the
+table shows both. The table gives the ratios against the targets of issue #17 (p50 <= 2x the echo's, p99 <= 3x, >= 10,000 decisions/s
 pipelined). Every decision must be confirmed exactly once: a lost or duplicated confirmation fails
 the run.
 
@@ -261,18 +263,29 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     procs: list[subprocess.Popen[str]] = []  # stopped on the way out, whatever failed
     transports = [transport]  # closed on the way out
     try:
-        executor, ready = _spawn(
-            [sys.executable, "-m", "executor", "--decision-addr", "127.0.0.1:0", "--confirm-addr",
-             f"127.0.0.1:{my_port}", "--bus-secret-file", str(key), "--run-dir", str(workdir), "--metrics-port", "-1",
-             "--bars", "100", "--starting-cash", "1e12", "--log-level", opts.log_level],
-            workdir / "executor.log",
-        )  # fmt: skip
-        procs.append(executor)
+        def spawn_executor(run_dir: Path, client_port: int, *extra: str) -> tuple[subprocess.Popen[str], tuple[str, int]]:
+            run_dir.mkdir(exist_ok=True)
+            proc, ready = _spawn(
+                [sys.executable, "-m", "executor", "--decision-addr", "127.0.0.1:0", "--confirm-addr",
+                 f"127.0.0.1:{client_port}", "--bus-secret-file", str(key), "--run-dir", str(run_dir),
+                 "--metrics-port", "-1", "--bars", "100", "--starting-cash", "1e12", "--log-level", opts.log_level,
+                 *extra],
+                run_dir / "executor.log",
+            )  # fmt: skip
+            procs.append(proc)
+            host, port = ready["decision_addr"].rsplit(":", 1)
+            return proc, (host, int(port))
+
+        executor, executor_addr = spawn_executor(workdir, my_port)  # the default settings: busy polling on
+        unpolled_client = _Client(codec)  # the same executor with busy polling off (--busy-poll-us 0)
+        unpolled_transport, _ = await loop.create_datagram_endpoint(lambda: unpolled_client, local_addr=("127.0.0.1", 0))
+        transports.append(unpolled_transport)
+        unpolled, unpolled_addr = spawn_executor(workdir / "busy-poll-off", unpolled_transport.get_extra_info("sockname")[1],
+                                                 "--busy-poll-us", "0")  # fmt: skip
         echo, echo_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--echo"], workdir / "echo.log")
         procs.append(echo)
-        host, port = ready["decision_addr"].rsplit(":", 1)
         decisions = _decision_factory(codec, bars.close_ns(10), bars.close[10])
-        tandem = _Target(tandem_client, (host, int(port)), decisions)
+        tandem = _Target(tandem_client, executor_addr, decisions)
         echo_client = _Client(None)
         echo_transport, _ = await loop.create_datagram_endpoint(lambda: echo_client, local_addr=("127.0.0.1", 0))
         transports.append(echo_transport)
@@ -313,10 +326,14 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 jlat, jlat_cpu = await _latency(target, _CpuMeter(pid), warm, n)
                 result[f"{name}_latency"] = _percentiles(jlat)
                 result["cpu_us_per_request"][name] = {"latency": jlat_cpu}
-            sent = warm + 2 * n + t
+            ulat, ulat_cpu = await _latency(_Target(unpolled_client, unpolled_addr, decisions), _CpuMeter(unpolled.pid),
+                                            warm, n)  # fmt: skip
+            result["busy_poll_off_latency"] = _percentiles(ulat)
+            result["cpu_us_per_request"]["busy_poll_off"] = {"latency": ulat_cpu}
+            sent = warm + 2 * n + t + (warm + n)
         await asyncio.sleep(0.2)  # a late duplicate would arrive by now
-        result["confirmations"] = {"sent": sent, "received": tandem_client.replies,
-                                   "unexpected": tandem_client.unexpected}  # fmt: skip
+        result["confirmations"] = {"sent": sent, "received": tandem_client.replies + unpolled_client.replies,
+                                   "unexpected": tandem_client.unexpected + unpolled_client.unexpected}  # fmt: skip
     finally:
         for t_ in transports:
             t_.close()
@@ -353,6 +370,7 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
             f"  {exact}",
         ])  # fmt: skip
     t, e, j, b = r["tandem_latency"], r["echo_latency"], r["journaled_echo_latency"], r["sqlite_echo_latency"]
+    u = r["busy_poll_off_latency"]
     v = verdicts(r)
     cpu = r["cpu_us_per_request"]
     cols = ("p50", "p90", "p99", "max", "mean")
@@ -368,6 +386,8 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         f"  {'ratio journaled / echo':<26}" + "".join(f"{j[c] / e[c]:>10.2f}" for c in cols),
         row("SQLite echo (one row)", b),
         f"  {'ratio SQLite echo / echo':<26}" + "".join(f"{b[c] / e[c]:>10.2f}" for c in cols),
+        row("executor, busy poll off", u),
+        f"  {'ratio busy poll off / echo':<26}" + "".join(f"{u[c] / e[c]:>10.2f}" for c in cols),
         f"  throughput                    lockstep ({opts.rounds:,}, 1 in flight)   pipelined ({opts.throughput:,}, "
         f"{opts.window} in flight)",
         f"    decisions/s                 {r['tandem_lockstep_rate']:>12,.0f}   {r['tandem_rate']:>12,.0f}",
@@ -378,6 +398,7 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         f"{cpu['echo']['lockstep']:>7.1f}   pipelined {cpu['echo']['pipelined']:>7.1f}   (echo)",
         f"                                latency {cpu['journaled_echo']['latency']:>7.1f}   (journaled echo)",
         f"                                latency {cpu['sqlite_echo']['latency']:>7.1f}   (SQLite echo)",
+        f"                                latency {cpu['busy_poll_off']['latency']:>7.1f}   (executor, busy poll off)",
         f"                                this process (the brain's side), pipelined: "
         f"{cpu['bench_client_pipelined']:.1f}",
         f"  targets (issue #17): p50 ratio {v['p50_ratio']:.2f} <= 2 {ok('p50_ratio')}; p99 ratio {v['p99_ratio']:.2f} "

@@ -32,7 +32,7 @@ def _ci_sized_bench() -> dict:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(proc.stdout)
     c = r["confirmations"]
-    assert c == {"sent": 100 + 2 * 400 + 3000, "received": c["sent"], "unexpected": 0}, c
+    assert c == {"sent": 100 + 2 * 400 + 3000 + (100 + 400), "received": c["sent"], "unexpected": 0}, c
     t, e = r["tandem_latency"], r["echo_latency"]
     assert 0 < e["p50"] <= e["p90"] <= e["p99"] <= e["max"] and 0 < t["p50"] <= t["p99"]
     j = r["journaled_echo_latency"]  # decode, one journal transaction, encode: the floor with journaling
@@ -40,6 +40,8 @@ def _ci_sized_bench() -> dict:
     b = r["sqlite_echo_latency"]  # decode, one row committed, encode: the floor of any journal within the rules
     assert 0 < b["p50"] <= b["p99"] <= b["max"]
     assert r["cpu_us_per_request"]["sqlite_echo"]["latency"] >= 0
+    u = r["busy_poll_off_latency"]  # the executor again, --busy-poll-us 0: the table shows both settings
+    assert 0 < u["p50"] <= u["p99"] <= u["max"]
     v = r["targets"]
     assert v["p50_ratio"] == t["p50"] / e["p50"] and v["pipelined_per_s"] == r["tandem_rate"]
     return r

@@ -1,0 +1,178 @@
+"""Busy polling (issue #17): :class:`foundation.busypoll.BusyPoll` on real loopback sockets, with the
+datagram sent by another process; and a real ``tandem executor`` that polls after each answer, with this
+test as its brain, counting each window as a hit or a miss."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from procs import clean_env, make_key, start, tandem, wait_ready
+
+from foundation.barcsv import bundled_path, load_bars
+from foundation.busypoll import MAX_WINDOW_US, BusyPoll
+from protocol import (
+    Codec,
+    DecisionReason,
+    ExecutionConfirmation,
+    Instrument,
+    Intent,
+    Side,
+    Status,
+    TradeDecision,
+    derive_key,
+)
+from protocol.errors import RemoteProtocolError
+
+BARS = load_bars(bundled_path(), limit=200)
+
+
+@pytest.fixture
+def pair() -> tuple[socket.socket, socket.socket]:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    yield rx, tx
+    rx.close()
+    tx.close()
+
+
+def test_a_pending_datagram_ends_the_window_at_once_and_is_left_to_read(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A datagram already queued: ``wait`` is True well inside a 5 ms window, and the datagram is still there."""
+    rx, tx = pair
+    tx.sendto(b"decision", rx.getsockname())
+    time.sleep(0.01)  # delivered to rx's queue
+    t0 = time.perf_counter()
+    assert BusyPoll(rx.fileno(), MAX_WINDOW_US).wait() is True
+    assert time.perf_counter() - t0 < MAX_WINDOW_US / 1e6
+    rx.setblocking(False)
+    assert rx.recv(64) == b"decision"
+
+
+def test_an_empty_socket_is_polled_for_the_whole_window(pair: tuple[socket.socket, socket.socket]) -> None:
+    """Nothing arrives: ``wait`` is False, and only once the window is over."""
+    rx, _ = pair
+    t0 = time.perf_counter_ns()
+    assert BusyPoll(rx.fileno(), 2_000).wait() is False
+    assert time.perf_counter_ns() - t0 >= 2_000_000
+
+
+def test_a_datagram_from_another_process_during_the_window_is_a_hit(pair: tuple[socket.socket, socket.socket]) -> None:
+    """Another process sends 1 ms into a 5 ms window (while this one spins): ``wait`` is True, and the
+    datagram is the one it sent."""
+    rx, _ = pair
+    host, port = rx.getsockname()
+    sender = subprocess.Popen([sys.executable, "-c", (
+        "import socket, sys, time\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "sys.stdin.readline(); time.sleep(0.001)\n"
+        f"s.sendto(b'next', ('{host}', {port}))\n")], stdin=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        poll = BusyPoll(rx.fileno(), MAX_WINDOW_US)
+        hit = False
+        assert sender.stdin is not None
+        sender.stdin.write("go\n")
+        sender.stdin.flush()
+        for _ in range(2_000):  # 10 s at most, if the machine is slow to schedule the sender
+            if poll.wait():
+                hit = True
+                break
+        assert hit
+        rx.setblocking(False)
+        assert rx.recv(64) == b"next"
+    finally:
+        sender.wait(timeout=10)
+
+
+@pytest.mark.parametrize("window_us", [0, -1, MAX_WINDOW_US + 1])
+def test_a_window_outside_its_bounds_is_refused(pair: tuple[socket.socket, socket.socket], window_us: int) -> None:
+    """0 means off, and is the caller's to skip; above the cap, the loop's timers would slip."""
+    with pytest.raises(ValueError, match="busy poll window"):
+        BusyPoll(pair[0].fileno(), window_us)
+
+
+@pytest.mark.parametrize("value", ["-1", str(MAX_WINDOW_US + 1), "fast"])
+def test_the_executor_refuses_a_bad_busy_poll_setting(tmp_path: Path, value: str) -> None:
+    """``--busy-poll-us`` out of 0..5000 or not a number: exit 2, one line naming the setting, nothing written."""
+    proc = tandem("executor", f"--run-dir={tmp_path / 'run'}", f"--bus-secret-file={make_key(tmp_path)}",
+                  f"--busy-poll-us={value}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "busy_poll_us" in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def _decision(decision_id: int) -> TradeDecision:
+    now = time.time_ns()
+    side, intent = (Side.BUY, Intent.OPEN) if decision_id % 2 else (Side.SELL, Intent.CLOSE)
+    return TradeDecision(
+        decision_id=decision_id, instrument=Instrument.symbol("BTC-PERP"), side=side, intent=intent,
+        reason=DecisionReason.SIGNAL, quantity=0.01, reference_price=BARS.close[10], max_slippage_bps=10_000,
+        created_at_ns=now, expires_at_ns=now + 10_000_000_000, market_ts_ns=BARS.close_ns(10),
+    )  # fmt: skip
+
+
+def _polls(metrics_port: int) -> tuple[float, float]:
+    """The executor's ``tandem_executor_busy_polls_total`` for ``hit`` and for ``miss`` (0: not exported)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    count = {"hit": 0.0, "miss": 0.0}
+    for line in body.splitlines():
+        for result in count:
+            if line.startswith(f'tandem_executor_busy_polls_total{{result="{result}"}} '):
+                count[result] = float(line.rsplit(" ", 1)[1])
+    return count["hit"], count["miss"]
+
+
+def _lockstep(tmp_path: Path, busy_poll_us: int, n: int) -> tuple[list[ExecutionConfirmation], float, float]:
+    """``n`` decisions to a real executor, each sent as soon as the previous one's confirmation is read;
+    returns the confirmations and the executor's busy-poll hits and misses."""
+    key = make_key(tmp_path)
+    brain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    brain.bind(("127.0.0.1", 0))
+    proc = start("executor", f"--run-dir={tmp_path / 'run'}", f"--bus-secret-file={key}", "--decision-addr=127.0.0.1:0",
+                 f"--confirm-addr=127.0.0.1:{brain.getsockname()[1]}", "--metrics-port=0", "--bars=200",
+                 f"--busy-poll-us={busy_poll_us}", cwd=tmp_path, env=clean_env())  # fmt: skip
+    try:
+        ready = wait_ready(proc, "executor_ready")
+        host, _, port = ready["decision_addr"].rpartition(":")
+        codec = Codec(derive_key(bytes.fromhex(key.read_text().strip())))
+        brain.settimeout(10)
+        confs: list[ExecutionConfirmation] = []
+        for i in range(1, n + 1):
+            brain.sendto(codec.encode(_decision(i), sent_at_ns=time.time_ns()), (host, int(port)))
+            while True:  # skip heartbeats
+                try:
+                    msg = codec.decode(brain.recv(2048), time.time_ns())
+                except RemoteProtocolError:
+                    continue
+                if isinstance(msg, ExecutionConfirmation):
+                    confs.append(msg)
+                    break
+        time.sleep(0.05)  # the last answer's window runs out
+        return (confs, *_polls(ready["metrics_port"]))
+    finally:
+        proc.kill()
+        proc.wait()
+        brain.close()
+
+
+def test_an_executor_polls_once_after_each_answer_and_catches_a_brain_that_answers_fast(tmp_path: Path) -> None:
+    """40 decisions in lockstep, a 5 ms window: each one confirmed FILLED once, in order; one window per
+    answer (hits + misses = 40), and most of them caught the next decision (a hit) — only the last answer
+    has none to catch."""
+    confs, hits, misses = _lockstep(tmp_path, MAX_WINDOW_US, 40)
+    assert [c.decision_id for c in confs] == list(range(1, 41))
+    assert all(c.status is Status.FILLED for c in confs)
+    assert hits + misses == 40
+    assert misses >= 1 and hits >= 20, (hits, misses)
+
+
+def test_an_executor_with_busy_polling_off_never_polls(tmp_path: Path) -> None:
+    """``--busy-poll-us 0``: the same 10 decisions confirmed, and no window counted at all."""
+    confs, hits, misses = _lockstep(tmp_path, 0, 10)
+    assert [c.decision_id for c in confs] == list(range(1, 11))
+    assert (hits, misses) == (0, 0)
