@@ -9,11 +9,12 @@ burst runs); then the same phases against an echo process that returns each data
 measured in the same run, since absolute times on a shared machine are noise; and ping-pong
 latency against two floors that journal (``testbed/benchpeers.py``): the journaled echo (the
 executor's own journal, nothing else) and the SQLite echo (one row per decision, the least any
-journal within the rules can write); and last, ping-pong latency against a second executor with
-busy polling off (``--busy-poll-us 0``; the first runs the default settings, which poll), so the
-table shows both. The table gives the ratios against the targets of issue #17 (p50 <= 2x the echo's, p99 <= 3x, >= 10,000 decisions/s
-pipelined). Every decision must be confirmed exactly once: a lost or duplicated confirmation fails
-the run.
+journal within the rules can write), both polling their socket after each answer as the
+executor does by default; and last, ping-pong latency against a second executor with busy polling
+off (``--busy-poll-us 0``; the first runs the default settings, which poll), so the table shows
+both. The table gives the ratios against the targets of issue #17 (p50 <= 2x the echo's, p99 <= 3x,
+>= 10,000 decisions/s pipelined). Every decision must be confirmed exactly once: a lost or
+duplicated confirmation fails the run.
 
 ``--soak N`` sends N decisions pipelined and samples the executor's resident memory (VmRSS) and its
 open file descriptors every N/50 decisions; the growth is measured from the sample after the first
@@ -37,6 +38,7 @@ from typing import Any
 
 from foundation.barcsv import bundled_path, load_bars
 from foundation.bussecret import new_bus_secret, write_secret_file
+from executor.settings import ExecutorSettings
 from foundation.runtime import run
 from protocol import (
     MESSAGE_SIZES,
@@ -52,6 +54,9 @@ from protocol import (
 )
 
 __all__ = ["main"]
+
+DEFAULT_BUSY_POLL_US: int = ExecutorSettings.model_fields["busy_poll_us"].default
+"""The executor's default busy-poll window, µs: the journaling floors poll as long after each answer."""
 
 _TIMEOUT_S = 2.0
 
@@ -294,7 +299,8 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         journaling: dict[str, tuple[int, _Target]] = {}  # the floors that journal, by result name: (pid, target)
         for name in ("journaled_echo", "sqlite_echo"):
             proc, peer = _spawn([sys.executable, "-m", "testbed.benchpeers", f"--{name.replace('_', '-')}",
-                                 "--bus-secret-file", str(key), "--journal", str(workdir / f"{name}.sqlite")],
+                                 "--bus-secret-file", str(key), "--journal", str(workdir / f"{name}.sqlite"),
+                                 "--busy-poll-us", str(DEFAULT_BUSY_POLL_US)],
                                 workdir / f"{name}.log")  # fmt: skip
             procs.append(proc)
             client = _Client(codec)

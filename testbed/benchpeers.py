@@ -13,6 +13,9 @@
   check the MAC, build and encode the confirmation, and commit ONE row holding both datagrams to a
   one-table database on the executor journal's pages and checkpoint interval, then send.
 
+With ``--busy-poll-us N`` the two journaling floors poll their socket for up to N µs after each
+answer, as the executor does by default (``busy_poll_us``), so they are compared waiting alike.
+
 Each prints ``{"port": N}`` on stdout once bound to an ephemeral loopback port, then serves until
 terminated.
 """
@@ -32,6 +35,7 @@ from executor.journal import Journal
 from executor.journalschema import PAGE_SIZE, WAL_AUTOCHECKPOINT_PAGES
 from executor.ledger import Fill
 from foundation import journalfile
+from foundation.busypoll import BusyPoll
 from foundation.bussecret import load_bus_secret
 from foundation.runtime import run, settle_heap
 from protocol import Codec, ExecutionConfirmation, RejectCode, RemoteProtocolError, Status, TradeDecision, derive_key
@@ -57,13 +61,19 @@ def _filled(d: TradeDecision, seq: int, now: int) -> ExecutionConfirmation:
 
 
 class _Confirming(asyncio.DatagramProtocol):
-    """Decodes each datagram and answers each authentic decision with what :meth:`commit` returns."""
+    """Decodes each datagram and answers each authentic decision with what :meth:`commit` returns;
+    then, with ``busy_poll_us``, polls the socket as the executor does after an answer
+    (:class:`~foundation.busypoll.BusyPoll`), so the floor and the executor wait alike."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec, busy_poll_us: int = 0) -> None:
         self.codec = codec
+        self.busy_poll_us = busy_poll_us
+        self.poll: BusyPoll | None = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        if self.busy_poll_us:
+            self.poll = BusyPoll(transport.get_extra_info("socket").fileno(), self.busy_poll_us)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         now = time.time_ns()
@@ -73,6 +83,8 @@ class _Confirming(asyncio.DatagramProtocol):
             return
         if isinstance(d, TradeDecision):
             self.transport.sendto(self.commit(d, data, now), addr)
+            if self.poll is not None:
+                self.poll.wait()
 
     def commit(self, d: TradeDecision, data: bytes, now: int) -> bytes:
         """Journal ``d`` (received as ``data`` at ``now``) and return its encoded confirmation."""
@@ -82,8 +94,8 @@ class _Confirming(asyncio.DatagramProtocol):
 class _JournaledEcho(_Confirming):
     """Each authentic decision journaled with a fill at its reference price, then confirmed FILLED."""
 
-    def __init__(self, codec: Codec, journal: Journal) -> None:
-        super().__init__(codec)
+    def __init__(self, codec: Codec, journal: Journal, busy_poll_us: int = 0) -> None:
+        super().__init__(codec, busy_poll_us)
         self.journal = journal
 
     def commit(self, d: TradeDecision, data: bytes, now: int) -> bytes:
@@ -99,8 +111,8 @@ class _JournaledEcho(_Confirming):
 class _SqliteEcho(_Confirming):
     """Each authentic decision and its FILLED confirmation committed as one row, then sent."""
 
-    def __init__(self, codec: Codec, conn: sqlite3.Connection) -> None:
-        super().__init__(codec)
+    def __init__(self, codec: Codec, conn: sqlite3.Connection, busy_poll_us: int = 0) -> None:
+        super().__init__(codec, busy_poll_us)
         self.conn = conn
 
     def commit(self, d: TradeDecision, data: bytes, now: int) -> bytes:
@@ -140,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     kind.add_argument("--sqlite-echo", action="store_true", help="decode, commit one row, confirm")
     parser.add_argument("--bus-secret-file", type=Path, help="the bus secret (--journaled-echo, --sqlite-echo)")
     parser.add_argument("--journal", type=Path, help="the database to create (--journaled-echo, --sqlite-echo)")
+    parser.add_argument("--busy-poll-us", type=int, default=0,
+                        help="poll the socket this long after each answer, as the executor does (--journaled-echo, --sqlite-echo)")
     opts = parser.parse_args(argv)
     if opts.echo:
         factory: Any = _Echo
@@ -149,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         codec = Codec(derive_key(load_bus_secret(None, opts.bus_secret_file)))
         if opts.sqlite_echo:
             conn = _sqlite_floor(opts.journal)
-            factory = lambda: _SqliteEcho(codec, conn)  # noqa: E731
+            factory = lambda: _SqliteEcho(codec, conn, opts.busy_poll_us)  # noqa: E731
         else:
             journal = Journal(opts.journal, starting_cash=1e12)
-            factory = lambda: _JournaledEcho(codec, journal)  # noqa: E731
+            factory = lambda: _JournaledEcho(codec, journal, opts.busy_poll_us)  # noqa: E731
     try:
         run(_serve(factory))
     except KeyboardInterrupt:
