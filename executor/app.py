@@ -20,8 +20,8 @@ after bounded retries) — while admitting a decision, settling its outcome or r
 order — stops the worker and the process (exit code 3): nothing it could not journal is acted on,
 and a restart resumes from the journal, looking in-flight orders up on the venue first.
 
-**Busy polling** (issue #17, :class:`~foundation.busypoll.BusyPoll`): once the worker has answered
-and has nothing queued, it polls the decision socket for up to ``busy_poll_us`` before the loop
+**Busy polling** (issue #17, :class:`~foundation.busypoll.BusyPoll`): once the worker has run a
+decision's job (its group, or its execution) and has nothing queued, it polls the decision socket for up to ``busy_poll_us`` before the loop
 sleeps, so a decision that follows within the window finds a core that is awake and warm (the
 executor process sets it from its settings, 300 µs by default; 0 here, where a test may run the
 brain in the same loop).
@@ -314,7 +314,7 @@ class ExecutorApp(LinkShell):
                 self._fail(exc)
                 return
             if self._busy_poll is not None and self._queue.empty() and self.failure is None:
-                self._busy_polls[self._busy_poll.wait()].inc()  # answered, and nothing else to do
+                self._busy_polls[self._busy_poll.wait()].inc()  # a job ran and nothing else is queued
 
     def _on_failure(self) -> None:
         """A storage fault: tell the process (``on_failure``, set by ``serve``) to stop."""
@@ -383,6 +383,7 @@ class ExecutorApp(LinkShell):
         for a, outcome in done:
             self._active.discard(a.decision.decision_id)
             self._answer(outcome, a.started, now)
+        self._count_in_flight()
         self._flush()  # the answers go out first: the rest is bookkeeping no answer waits for
         executed = False
         for a, outcome in done:
@@ -396,7 +397,6 @@ class ExecutorApp(LinkShell):
                 self._market_ns = max(self._market_ns, d.market_ts_ns)
         if executed:
             self._export_ledger()
-        self._count_in_flight()
 
     async def _execute(self, job: _Job) -> None:
         p = job.pending

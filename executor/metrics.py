@@ -62,7 +62,7 @@ class ExecutorMetrics:
             registry=r,
         )
         self.busy_polls = Counter(
-            "tandem_executor_busy_polls_total", "Busy-poll windows after an answer, by result (hit: the next datagram came within busy_poll_us; miss: the loop went to sleep)", ["result"], registry=r
+            "tandem_executor_busy_polls_total", "Busy-poll windows after an answer, by result (hit: a datagram came within busy_poll_us; miss: the window ran out)", ["result"], registry=r
         )
         self.replays = Counter("tandem_executor_replay_requests_served_total", "Replay requests answered", registry=r)
         self.replayed = Counter("tandem_executor_confirmations_replayed_total", "Confirmations resent by replay", registry=r)

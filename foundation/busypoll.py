@@ -5,8 +5,9 @@ comes a few hundred microseconds later: the wake-up itself, and a cold core — 
 2-core machine the same Python work costs ~1.7× the CPU after 0.5 ms asleep (a fixed loop: 70 µs
 back to back, 121 µs after each sleep). :class:`BusyPoll` keeps the core awake instead: it asks
 the kernel, without blocking, whether the socket is readable, again and again, until it is or the
-window is over. It reads nothing: the event loop reads what arrived as usual, all of it at once,
-so datagrams that queued up meanwhile still reach the application together.
+window is over. It reads nothing: the event loop reads what arrived as usual — uvloop (libuv) reads
+every queued datagram in one wake-up — so datagrams that queued up meanwhile still reach the
+application together.
 
 The same trade as Linux's ``SO_BUSY_POLL`` / ``net.core.busy_read`` ("approximate time in us to
 busy loop waiting for packets", https://docs.kernel.org/admin-guide/sysctl/net.html; loopback has

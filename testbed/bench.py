@@ -36,9 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from executor.settings import ExecutorSettings
 from foundation.barcsv import bundled_path, load_bars
 from foundation.bussecret import new_bus_secret, write_secret_file
-from executor.settings import ExecutorSettings
 from foundation.runtime import run
 from protocol import (
     MESSAGE_SIZES,
