@@ -21,10 +21,10 @@ order — stops the worker and the process (exit code 3): nothing it could not j
 and a restart resumes from the journal, looking in-flight orders up on the venue first.
 
 **Busy polling** (issue #17, :class:`~foundation.busypoll.BusyPoll`): once the worker has run a
-decision's job (its group, or its execution) and has nothing queued, it polls the decision socket for up to ``busy_poll_us`` before the loop
-sleeps, so a decision that follows within the window finds a core that is awake and warm (the
-executor process sets it from its settings, 300 µs by default; 0 here, where a test may run the
-brain in the same loop).
+decision's job (its group, or its execution) and has nothing queued, it polls the decision socket
+for up to ``busy_poll_us`` before the loop sleeps, so a decision that follows within the window
+finds a core that is awake and warm (the executor process sets it from its settings, 300 µs by
+default; 0 here, where a test may run the brain in the same loop).
 
 On a venue with protective orders, every ``maintenance_s`` the worker (between two decisions) also
 re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and cancels
@@ -183,9 +183,8 @@ class ExecutorApp(LinkShell):
     async def start(self) -> None:
         """Bind, then send the confirmations of decisions resolved during recovery."""
         await self._open(self.decision_bind, self.confirm_peer)
-        if self.busy_poll_us:
-            assert self.endpoint is not None and self.endpoint.transport is not None
-            self._busy_poll = BusyPoll(self.endpoint.transport.get_extra_info("socket").fileno(), self.busy_poll_us)
+        assert self.endpoint is not None
+        self._busy_poll = BusyPoll.on(self.endpoint.transport, self.busy_poll_us)
         self._export_ledger()
         now = time.time_ns()
         for outcome in self.core.recovered:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import select
 import time
+from typing import Any
 
 __all__ = ["MAX_WINDOW_US", "BusyPoll"]
 
@@ -45,6 +46,16 @@ class BusyPoll:
         self.window_ns = window_us * 1_000
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
+
+    @classmethod
+    def on(cls, transport: Any, window_us: int) -> BusyPoll | None:
+        """A poll of ``transport``'s socket (an asyncio or uvloop datagram transport), or ``None`` when
+        ``window_us`` is 0 (off).
+
+        Raises:
+            ValueError: ``window_us`` above :data:`MAX_WINDOW_US`, or negative.
+        """
+        return cls(transport.get_extra_info("socket").fileno(), window_us) if window_us else None
 
     def wait(self) -> bool:
         """Poll until the socket is readable (``True``) or the window is over (``False``); reads nothing.

@@ -52,7 +52,7 @@ class LinkShell:
         self._rejected = {r: metrics.rejected.labels(r.value) for r in RejectReason}  # children resolved once
         self._timer = LinkTimer(self._on_timer)
         self._peer_restarts_seen = 0
-        self._exported_positions: dict[str, Any] = {}  # instrument -> its position gauge (None: not yet exported)
+        self._exported_positions: dict[str, Any] = {}  # instrument -> its position gauge, once exported
         self.failure: StorageFault | None = None
         """The storage fault that stops this process (see :meth:`_fail`), or None."""
 

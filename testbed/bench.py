@@ -261,52 +261,54 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     key = workdir / "bus.key"
     write_secret_file(key, secret)
     codec = Codec(derive_key(secret))
-    tandem_client = _Client(codec)
-    transport, _ = await loop.create_datagram_endpoint(lambda: tandem_client, local_addr=("127.0.0.1", 0))
-    my_port = transport.get_extra_info("sockname")[1]
     bars = load_bars(bundled_path(), limit=100)
+    decisions = _decision_factory(codec, bars.close_ns(10), bars.close[10])
     procs: list[subprocess.Popen[str]] = []  # stopped on the way out, whatever failed
-    transports = [transport]  # closed on the way out
-    try:
-        def spawn_executor(run_dir: Path, client_port: int, *extra: str) -> tuple[subprocess.Popen[str], tuple[str, int]]:
-            run_dir.mkdir(exist_ok=True)
-            proc, ready = _spawn(
-                [sys.executable, "-m", "executor", "--decision-addr", "127.0.0.1:0", "--confirm-addr",
-                 f"127.0.0.1:{client_port}", "--bus-secret-file", str(key), "--run-dir", str(run_dir),
-                 "--metrics-port", "-1", "--bars", "100", "--starting-cash", "1e12", "--log-level", opts.log_level,
-                 *extra],
-                run_dir / "executor.log",
-            )  # fmt: skip
-            procs.append(proc)
-            host, port = ready["decision_addr"].rsplit(":", 1)
-            return proc, (host, int(port))
+    transports: list[Any] = []  # closed on the way out
 
-        executor, executor_addr = spawn_executor(workdir, my_port)  # the default settings: busy polling on
-        unpolled_client = _Client(codec)  # the same executor with busy polling off (--busy-poll-us 0)
-        unpolled_transport, _ = await loop.create_datagram_endpoint(lambda: unpolled_client, local_addr=("127.0.0.1", 0))
-        transports.append(unpolled_transport)
-        unpolled, unpolled_addr = spawn_executor(workdir / "busy-poll-off", unpolled_transport.get_extra_info("sockname")[1],
-                                                 "--busy-poll-us", "0")  # fmt: skip
+    async def open_client(client_codec: Codec | None) -> tuple[_Client, int]:
+        """A client on an ephemeral loopback port, and that port."""
+        client = _Client(client_codec)
+        transport, _ = await loop.create_datagram_endpoint(lambda: client, local_addr=("127.0.0.1", 0))
+        transports.append(transport)
+        return client, transport.get_extra_info("sockname")[1]
+
+    def spawn_executor(run_dir: Path, client_port: int, *extra: str) -> tuple[subprocess.Popen[str], tuple[str, int]]:
+        run_dir.mkdir(exist_ok=True)
+        proc, ready = _spawn(
+            [sys.executable, "-m", "executor", "--decision-addr", "127.0.0.1:0", "--confirm-addr",
+             f"127.0.0.1:{client_port}", "--bus-secret-file", str(key), "--run-dir", str(run_dir),
+             "--metrics-port", "-1", "--bars", "100", "--starting-cash", "1e12", "--log-level", opts.log_level, *extra],
+            run_dir / "executor.log",
+        )  # fmt: skip
+        procs.append(proc)
+        host, port = ready["decision_addr"].rsplit(":", 1)
+        return proc, (host, int(port))
+
+    try:
+        tandem_client, port = await open_client(codec)
+        executor, executor_addr = spawn_executor(workdir, port)  # the default settings: busy polling on
+        tandem = _Target(tandem_client, executor_addr, decisions)
+        executor_clients = [tandem_client]  # whose confirmations must each come exactly once
         echo, echo_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--echo"], workdir / "echo.log")
         procs.append(echo)
-        decisions = _decision_factory(codec, bars.close_ns(10), bars.close[10])
-        tandem = _Target(tandem_client, executor_addr, decisions)
-        echo_client = _Client(None)
-        echo_transport, _ = await loop.create_datagram_endpoint(lambda: echo_client, local_addr=("127.0.0.1", 0))
-        transports.append(echo_transport)
+        echo_client, _ = await open_client(None)
         size = MESSAGE_SIZES[MessageType.DECISION]  # a decision's size, so both paths carry the same payload
         floor = _Target(echo_client, ("127.0.0.1", echo_ready["port"]), lambda i: i.to_bytes(8, "little").ljust(size, b"\0"))
-        journaling: dict[str, tuple[int, _Target]] = {}  # the floors that journal, by result name: (pid, target)
-        for name in ("journaled_echo", "sqlite_echo"):
-            proc, peer = _spawn([sys.executable, "-m", "testbed.benchpeers", f"--{name.replace('_', '-')}",
-                                 "--bus-secret-file", str(key), "--journal", str(workdir / f"{name}.sqlite"),
-                                 "--busy-poll-us", str(DEFAULT_BUSY_POLL_US)],
-                                workdir / f"{name}.log")  # fmt: skip
-            procs.append(proc)
-            client = _Client(codec)
-            peer_transport, _ = await loop.create_datagram_endpoint(lambda c=client: c, local_addr=("127.0.0.1", 0))
-            transports.append(peer_transport)
-            journaling[name] = (proc.pid, _Target(client, ("127.0.0.1", peer["port"]), decisions))
+        latency_only: dict[str, tuple[int, _Target]] = {}  # measured for ping-pong latency only, by result name
+        if not opts.soak:
+            for name in ("journaled_echo", "sqlite_echo"):  # the floors that journal
+                proc, peer = _spawn([sys.executable, "-m", "testbed.benchpeers", f"--{name.replace('_', '-')}",
+                                     "--bus-secret-file", str(key), "--journal", str(workdir / f"{name}.sqlite"),
+                                     "--busy-poll-us", str(DEFAULT_BUSY_POLL_US)],
+                                    workdir / f"{name}.log")  # fmt: skip
+                procs.append(proc)
+                client, _ = await open_client(codec)
+                latency_only[name] = (proc.pid, _Target(client, ("127.0.0.1", peer["port"]), decisions))
+            client, port = await open_client(codec)  # the same executor with busy polling off
+            unpolled, unpolled_addr = spawn_executor(workdir / "busy-poll-off", port, "--busy-poll-us", "0")
+            latency_only["busy_poll_off"] = (unpolled.pid, _Target(client, unpolled_addr, decisions))
+            executor_clients.append(client)
         n, w, warm, t = opts.rounds, opts.window, opts.warmup, opts.throughput
         if opts.soak:
             await tandem.latency(1, warm, 1)
@@ -328,18 +330,14 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                        "echo": {"latency": elat_cpu, "lockstep": elock_cpu, "pipelined": erate_cpu},
                                        "bench_client_pipelined": client_rate_cpu},
             }  # fmt: skip
-            for name, (pid, target) in journaling.items():
-                jlat, jlat_cpu = await _latency(target, _CpuMeter(pid), warm, n)
-                result[f"{name}_latency"] = _percentiles(jlat)
-                result["cpu_us_per_request"][name] = {"latency": jlat_cpu}
-            ulat, ulat_cpu = await _latency(_Target(unpolled_client, unpolled_addr, decisions), _CpuMeter(unpolled.pid),
-                                            warm, n)  # fmt: skip
-            result["busy_poll_off_latency"] = _percentiles(ulat)
-            result["cpu_us_per_request"]["busy_poll_off"] = {"latency": ulat_cpu}
-            sent = warm + 2 * n + t + (warm + n)
+            for name, (pid, target) in latency_only.items():
+                plat, plat_cpu = await _latency(target, _CpuMeter(pid), warm, n)
+                result[f"{name}_latency"] = _percentiles(plat)
+                result["cpu_us_per_request"][name] = {"latency": plat_cpu}
+            sent = warm + 2 * n + t + (warm + n)  # the polling-off executor's round trips last
         await asyncio.sleep(0.2)  # a late duplicate would arrive by now
-        result["confirmations"] = {"sent": sent, "received": tandem_client.replies + unpolled_client.replies,
-                                   "unexpected": tandem_client.unexpected + unpolled_client.unexpected}  # fmt: skip
+        result["confirmations"] = {"sent": sent, "received": sum(c.replies for c in executor_clients),
+                                   "unexpected": sum(c.unexpected for c in executor_clients)}  # fmt: skip
     finally:
         for t_ in transports:
             t_.close()

@@ -35,8 +35,8 @@ from executor.journal import Journal
 from executor.journalschema import PAGE_SIZE, WAL_AUTOCHECKPOINT_PAGES
 from executor.ledger import Fill
 from foundation import journalfile
-from foundation.busypoll import BusyPoll
 from foundation.bussecret import load_bus_secret
+from foundation.busypoll import BusyPoll
 from foundation.runtime import run, settle_heap
 from protocol import Codec, ExecutionConfirmation, RejectCode, RemoteProtocolError, Status, TradeDecision, derive_key
 
@@ -72,8 +72,7 @@ class _Confirming(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        if self.busy_poll_us:
-            self.poll = BusyPoll(transport.get_extra_info("socket").fileno(), self.busy_poll_us)
+        self.poll = BusyPoll.on(transport, self.busy_poll_us)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         now = time.time_ns()
