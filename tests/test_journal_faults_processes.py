@@ -97,6 +97,7 @@ def test_sigstop_of_the_executor_ends_every_decision_exactly_once(tmp_path: Path
     signals = {"buys": list(range(5, 3000, 10)), "sells": list(range(10, 3000, 10))}
     args = [TANDEM, "paper", "--run-dir", str(run), "--bars", "900", "--replay-bars-per-s", "100",
             "--decision-ttl-s", "1", "--strategy", "scripted_strategy:ScriptedSignals",
+            "--max-consecutive-losses", "1000",  # no losing-streak breaker: the decisions go on all run long
             "--strategy-params", json.dumps(signals), "--decision-addr", f"127.0.0.1:{free_port()}",
             "--confirm-addr", f"127.0.0.1:{free_port()}", "--metrics-port", "-1", "--executor-metrics-port", "-1",
             "--progress", "off"]  # fmt: skip
