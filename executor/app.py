@@ -326,8 +326,9 @@ class ExecutorApp(LinkShell):
         return {"decision_id": d.decision_id, "client_order_id": self.core.ids.order(d.decision_id)}
 
     def _log_context(self, d: TradeDecision) -> LogContext:
-        """:meth:`_context` bound to every log line written inside the ``with`` block."""
-        return LogContext(**self._context(d))
+        """:meth:`_context` added to every log line written inside the ``with`` block (built only
+        when a line is written)."""
+        return LogContext(lambda: self._context(d))
 
     async def _execute_group(self, arrivals: list[_Arrival]) -> None:
         """Admit and execute the decisions queued together for an in-process venue, in arrival order,

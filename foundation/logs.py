@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["LogContext", "LogSink", "RateLimitedLog", "configure_logging"]
+__all__ = ["LogContext", "LogSink", "RateLimitedLog", "configure_logging", "merge_log_context"]
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: str = "auto") -> bool:
@@ -23,8 +25,8 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
     ``ConsoleRenderer`` (coloured on a terminal); ``"auto"`` — console when ``stream`` is a
     terminal, JSON otherwise (files, pipes, containers, log shippers).
 
-    Context bound with ``structlog.contextvars`` (a decision's ``decision_id``, ``client_order_id``,
-    ``seq``) is merged into every line. Returns True when the output is JSON.
+    Context bound with ``structlog.contextvars``, and a :class:`LogContext`'s fields (a decision's
+    ``decision_id`` and ``client_order_id``), are merged into every line. Returns True when the output is JSON.
 
     Raises:
         ValueError: an unknown ``fmt`` or ``level``.
@@ -41,6 +43,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
     as_json = fmt == "json" or (fmt == "auto" and not tty)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        merge_log_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -62,26 +65,40 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
 
 
 class LogContext:
-    """``with LogContext(decision_id=7, ...):`` binds the fields to every log line written inside the
-    block, through ``structlog.contextvars`` (merged by :func:`configure_logging`), and restores
-    what was bound before on the way out (a field bound outside keeps its outer value).
+    """``with LogContext(fields):`` adds what ``fields()`` returns (a dict) to every log line written
+    inside the block, in this task, and removes it on the way out. ``fields`` is called only when
+    a line is written — on the hot path, where a decision's lines are rare (issue #17), the block
+    costs one ``ContextVar.set`` and ``reset``, not the building and binding of every field.
 
-    The same as ``structlog.contextvars.bound_contextvars``, minus its cost on a hot path (issue
-    #17): that one snapshots every context variable on entry, in a generator; this one keeps the
-    tokens ``bind_contextvars`` returns and resets them.
+    A field given to the log call itself, or bound with ``structlog.contextvars``, wins over one
+    of ``fields`` (merged by :func:`merge_log_context`, which :func:`configure_logging` installs).
+    An inner block replaces an outer one until it ends.
     """
 
-    __slots__ = ("_fields", "_tokens")
+    __slots__ = ("_fields", "_token")
 
-    def __init__(self, **fields: Any) -> None:
+    def __init__(self, fields: Callable[[], dict[str, Any]]) -> None:
         self._fields = fields
-        self._tokens: Any = None
+        self._token: Any = None
 
     def __enter__(self) -> None:
-        self._tokens = structlog.contextvars.bind_contextvars(**self._fields)
+        self._token = _log_context.set(self._fields)
 
     def __exit__(self, *exc: object) -> None:
-        structlog.contextvars.reset_contextvars(**self._tokens)
+        _log_context.reset(self._token)
+
+
+_log_context: ContextVar[Callable[[], dict[str, Any]] | None] = ContextVar("tandem_log_context", default=None)
+
+
+def merge_log_context(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: the fields of the enclosing :class:`LogContext`, if any, into the line
+    (a key already there is kept)."""
+    fields = _log_context.get()
+    if fields is not None:
+        for key, value in fields().items():
+            event_dict.setdefault(key, value)
+    return event_dict
 
 
 class LogSink:

@@ -448,11 +448,13 @@ async def test_app_keeps_an_unresolved_decision_in_flight_until_the_exchange_ans
 
     import structlog
 
+    from foundation.logs import merge_log_context
+
     app = await start_app(rig, retry_unresolved_s=0.2)
     try:
         rig.emu.install_faults(Fault("http_5xx", "order_create", count=5, status=503))
         d = entry(rig)
-        with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars, merge_log_context]) as logs:
             app.on_decision(d, time.time_ns())
             app.on_decision(d, time.time_ns())  # a retransmit while it executes: dropped, not run twice
             for _ in range(200):

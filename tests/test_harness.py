@@ -12,6 +12,7 @@ import structlog
 from harness import INSTRUMENT, ScriptedStrategy, sample, start_harness
 
 from foundation.barcsv import bundled_path, load_bars
+from foundation.logs import merge_log_context
 from protocol import DecisionReason, Side, Status
 
 BARS = load_bars(bundled_path(), limit=400)
@@ -129,9 +130,9 @@ async def test_forged_datagram_is_dropped_and_counted(harness) -> None:
 
 async def test_decision_id_bound_on_every_line_of_its_path(harness) -> None:
     """Every log line about a decision, on both sides, carries its decision_id; the executor's
-    also its clientOrderId, and every line from the confirmation on its seq (contextvars, merged
-    as configure_logging merges them)."""
-    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+    also its clientOrderId, and every line from the confirmation on its seq (contextvars and the
+    executor's LogContext, merged as configure_logging merges them)."""
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars, merge_log_context]) as logs:
         await harness.brain.replay(BARS)
     path_events = {"decision_sent", "confirmation_applied", "decision_executed", "decision_not_executed",
                    "decision_duplicates", "decision_retransmitted", "confirmation_duplicate"}  # fmt: skip

@@ -285,6 +285,48 @@ def test_log_format_auto_is_json_off_a_terminal_and_console_on_one(tmp_path: Pat
         structlog.reset_defaults()
 
 
+def test_log_context_fields_are_built_only_for_a_line_and_never_outlive_the_block(tmp_path: Path) -> None:
+    """LogContext (the executor's per-decision context, issue #17): its fields reach every line
+    written inside the block, a key given to the call or bound with contextvars wins, the fields
+    are built once per line and never when nothing is written, and nothing is left after."""
+    import json
+
+    from foundation.logs import LogContext, configure_logging
+
+    built: list[int] = []
+
+    def fields() -> dict[str, object]:
+        built.append(1)
+        return {"decision_id": 7, "client_order_id": "tdabcdef01e7", "seq": 1}
+
+    try:
+        with (tmp_path / "log").open("w") as fh:
+            configure_logging("info", fh)
+            log = structlog.get_logger("t")
+            with LogContext(fields):
+                log.debug("filtered out")  # below the level: no line, nothing built
+                assert built == []
+                log.info("first")
+                with structlog.contextvars.bound_contextvars(client_order_id="bound"):
+                    log.info("second", seq=3)
+                with LogContext(lambda: {"decision_id": 8}):
+                    log.info("inner")
+                log.info("outer again")
+            log.info("after")
+        lines = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()]
+        got = [(r["event"], r.get("decision_id"), r.get("client_order_id"), r.get("seq")) for r in lines]
+        assert got == [
+            ("first", 7, "tdabcdef01e7", 1),
+            ("second", 7, "bound", 3),
+            ("inner", 8, None, None),
+            ("outer again", 7, "tdabcdef01e7", 1),
+            ("after", None, None, None),
+        ]
+        assert len(built) == 3  # first, second, outer again
+    finally:
+        structlog.reset_defaults()
+
+
 def test_peer_name_is_resolved_again_on_request_and_a_request_inside_the_second_is_kept() -> None:
     """refresh_peer replaces a stale address (a compose peer that restarted at a new address) by
     what the name resolves to now; a second request within the 1 s spacing is served after it."""
