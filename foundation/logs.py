@@ -26,7 +26,8 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, fmt: st
     terminal, JSON otherwise (files, pipes, containers, log shippers).
 
     Context bound with ``structlog.contextvars``, and a :class:`LogContext`'s fields (a decision's
-    ``decision_id`` and ``client_order_id``), are merged into every line. Returns True when the output is JSON.
+    ``decision_id`` and ``client_order_id``), are merged into every line. Returns True when the
+    output is JSON.
 
     Raises:
         ValueError: an unknown ``fmt`` or ``level``.
