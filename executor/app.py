@@ -175,6 +175,9 @@ class ExecutorApp(LinkShell):
         self.busy_poll_us = busy_poll_us
         self._busy_poll: BusyPoll | None = None  # set once the endpoint is open (busy_poll_us > 0)
         self._busy_polls = {hit: metrics.busy_polls.labels("hit" if hit else "miss") for hit in (True, False)}
+        # read when scraped, not set per decision (issue #17: the hot path); the scrape runs on this loop
+        metrics.inflight.set_function(lambda: len(self._active))
+        metrics.cash.set_function(lambda: self.core.ledger.cash)
         if reconciler is not None:
             core.entry_guard = reconciler.admit
             reconciler.on_posture = self._set_posture
@@ -225,9 +228,9 @@ class ExecutorApp(LinkShell):
         super().close()
 
     def _export_ledger(self) -> None:
-        """Ledger cash and positions as gauges (a flat instrument reads 0, not its last quantity)."""
+        """Ledger positions as gauges (a flat instrument reads 0, not its last quantity); the cash
+        gauge reads the ledger when scraped."""
         ledger = self.core.ledger
-        self.metrics.cash.set(ledger.cash)
         self._export_position_gauges({str(inst): pos.qty for inst, pos in ledger.positions().items()})
 
     def _after_timer(self, now: int) -> None:
@@ -242,8 +245,8 @@ class ExecutorApp(LinkShell):
 
     def _count_in_flight(self) -> None:
         """Decisions journaled and not yet confirmed: the gauge, and the count every heartbeat
-        carries (the brain resolves no expired decision while it is above 0, SPEC.md §10.1)."""
-        self.metrics.inflight.set(len(self._active))
+        carries (the brain resolves no expired decision while it is above 0, SPEC.md §10.1). The
+        gauge reads ``_active`` when scraped."""
         self.link.in_flight = len(self._active)
 
     async def maintain(self) -> None:

@@ -76,6 +76,7 @@ from .journalidentity import (
     check_journal,
     i64,
     identity,
+    journal_error,
     new_journal_id,
     read_belief,
     translated,
@@ -89,6 +90,7 @@ from .journalschema import (
     WAL_AUTOCHECKPOINT_PAGES,
     INSERT_CONFIRMATION,
     INSERT_DECISION,
+    INSERT_DECISION_DONE,
     INSERT_DONE_DECISION,
     INSERT_FILL,
     INSERT_RECONCILIATION,
@@ -154,7 +156,7 @@ class Journal(OrderRecords):
         JournalError: WAL mode could not be enabled, or another SQLite failure.
     """
 
-    __slots__ = ("_conn", "_cur", "_group", "_max_decision_id", "_next_seq", "journal_id", "path", "starting_cash", "venue")
+    __slots__ = ("_conn", "_cur", "_folded", "_group", "_max_decision_id", "_next_seq", "journal_id", "path", "starting_cash", "venue")
 
     def __init__(
         self, path: str | Path, *, starting_cash: float | None = None, synchronous: str = "NORMAL",
@@ -164,7 +166,8 @@ class Journal(OrderRecords):
         if sync not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
         self.path = str(path)
-        self._group: list[tuple[str, Callable[[], None]]] | None = None  # the open group's writes (:meth:`group`)
+        self._group: list[tuple[str | Callable[[], str], Callable[[], None]]] | None = None  # the open group's writes (:meth:`group`)
+        self._folded: dict[int, list[str]] = {}  # the open group's decision inserts, by id (:meth:`record_outcome`)
         if self.path == ":memory:":
             raise JournalError(f"{self.path}: an in-memory journal keeps nothing across a restart; give a file")
         self._create_if_missing(Path(path), starting_cash, venue)
@@ -246,14 +249,29 @@ class Journal(OrderRecords):
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
+        """One transaction around the block (opening the journal)."""
         self._cur.execute("BEGIN IMMEDIATE")
         try:
             yield
             self._cur.execute("COMMIT")
         except BaseException:
-            if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
-                with suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    def _transaction(self, body: Callable[[], None]) -> None:
+        """``body`` in one transaction (as :meth:`_tx`, without a generator on the hot path)."""
+        cur = self._cur
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            body()
+            cur.execute("COMMIT")
+        except BaseException:
+            self._rollback()
             raise
 
     @contextmanager
@@ -279,8 +297,10 @@ class Journal(OrderRecords):
             yield
         except BaseException:
             self._group, self._next_seq = None, seq
+            self._folded.clear()
             raise
         bodies, self._group = self._group, None
+        self._folded.clear()
         if not bodies:
             return
 
@@ -288,17 +308,21 @@ class Journal(OrderRecords):
             for _, body in bodies:
                 body()
 
+        def what() -> str:  # built only for an error message
+            whats = [w() if callable(w) else w for w, _ in bodies]
+            listed = "; ".join(whats) if len(whats) <= 4 else f"{whats[0]}; ... {len(whats) - 2} more; {whats[-1]}"
+            return f"one transaction ({listed})"
+
         try:
-            whats = [w for w, _ in bodies]
-            what = "; ".join(whats) if len(whats) <= 4 else f"{whats[0]}; ... {len(whats) - 2} more; {whats[-1]}"
-            self._write(f"one transaction ({what})", all_bodies)
+            self._write(what, all_bodies)
         except BaseException:
             self._next_seq = seq
             raise
 
-    def _write(self, what: str, body: Callable[[], None]) -> None:
+    def _write(self, what: str | Callable[[], str], body: Callable[[], None]) -> None:
         """``body`` in one transaction, with :func:`~foundation.journalfile.write_retrying` (inside
-        :meth:`group`: kept for the group's transaction).
+        :meth:`group`: kept for the group's transaction). ``what`` names the write in an error
+        (a callable: built only then).
 
         Raises:
             JournalWriteFailed: it kept failing (locked, disk full, I/O error); nothing was written.
@@ -307,15 +331,12 @@ class Journal(OrderRecords):
         if self._group is not None:
             self._group.append((what, body))
             return
+        try:
+            journalfile.write_retrying(self._conn, lambda: self._transaction(body), path=self.path, what=what)
+        except sqlite3.Error as exc:
+            raise journal_error(self.path, exc) from exc
 
-        def attempt() -> None:
-            with self._tx():
-                body()
-
-        with translated(self.path):
-            journalfile.write_retrying(self._conn, attempt, path=self.path, what=what)
-
-    def _write_sql(self, what: str, sql: str, params: tuple[object, ...]) -> None:
+    def _write_sql(self, what: str | Callable[[], str], sql: str, params: tuple[object, ...]) -> None:
         """One statement in one transaction, as :meth:`_write`."""
 
         def body() -> None:
@@ -335,7 +356,12 @@ class Journal(OrderRecords):
             d.quantity, d.reference_price, d.max_slippage_bps, i64(d.created_at_ns),
             i64(d.expires_at_ns), i64(d.market_ts_ns), d.stop_price, i64(received_at_ns),
         )  # fmt: skip
-        self._write_sql(f"decision {d.decision_id}", INSERT_DECISION, params)
+        if self._group is None:
+            self._write_sql(lambda: f"decision {d.decision_id}", INSERT_DECISION, params)
+        else:  # its outcome may join it in the group's transaction, and fold into it (record_outcome)
+            insert = self._folded[d.decision_id] = [INSERT_DECISION]
+            cur = self._cur
+            self._write(lambda: f"decision {d.decision_id}", lambda: cur.execute(insert[0], params))
         if d.decision_id < _RESERVED_IDS:  # too high after a failed write: only slower
             self._max_decision_id = max(self._max_decision_id, d.decision_id)
 
@@ -371,9 +397,14 @@ class Journal(OrderRecords):
             i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
             int(conf.slippage_over_limit), int(conf.reconciled),
         )  # fmt: skip
+        # the decision's insert waits in the same group: it is written done, not marked done after
+        folded = self._folded.pop(conf.decision_id, None)
+        if folded is not None:
+            folded[0] = INSERT_DECISION_DONE
+
         def body() -> None:
             cur = self._cur
-            if cur.execute(MARK_DONE, (did,)).rowcount != 1:
+            if folded is None and cur.execute(MARK_DONE, (did,)).rowcount != 1:
                 raise JournalConflict(f"{self.path}: decision {conf.decision_id} is not in flight")
             if fill is not None:
                 cur.execute(
@@ -386,7 +417,7 @@ class Journal(OrderRecords):
                 self._conn.execute("DELETE FROM take_profits WHERE client_order_id = ?", (settled_leg,))
                 self._conn.execute("DELETE FROM protective WHERE client_order_id = ?", (settled_leg,))
 
-        self._write(f"outcome of decision {conf.decision_id} (seq {conf.seq})", body)
+        self._write(lambda: f"outcome of decision {conf.decision_id} (seq {conf.seq})", body)
         self._next_seq += 1
 
     def record_reconciled(self, conf: ExecutionConfirmation, fill: Fill, *, kind: str, detail: str,

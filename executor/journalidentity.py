@@ -163,16 +163,20 @@ def u64(i: int) -> int:
     return i + _I64_WRAP if i < 0 else i
 
 
+def journal_error(path: str, exc: sqlite3.Error) -> JournalError:
+    """The journal's error for ``exc``, naming ``path``: :class:`JournalConflict` for a constraint,
+    :class:`JournalCorrupt` for a file that is not a valid journal, else :class:`JournalError`."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return JournalConflict(f"{path}: {exc}")
+    if isinstance(exc, sqlite3.DatabaseError) and (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _CORRUPT_CODES:
+        return JournalCorrupt(f"{path}: not a valid SQLite journal: {exc}")
+    return JournalError(f"{path}: {exc}")
+
+
 @contextmanager
 def translated(path: str) -> Iterator[None]:
-    """Translate ``sqlite3`` errors into the journal's tree, once, naming ``path``."""
+    """Translate ``sqlite3`` errors into the journal's tree (:func:`journal_error`), once."""
     try:
         yield
-    except sqlite3.IntegrityError as exc:
-        raise JournalConflict(f"{path}: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
-        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _CORRUPT_CODES:
-            raise JournalCorrupt(f"{path}: not a valid SQLite journal: {exc}") from exc
-        raise JournalError(f"{path}: {exc}") from exc
     except sqlite3.Error as exc:
-        raise JournalError(f"{path}: {exc}") from exc
+        raise journal_error(path, exc) from exc

@@ -26,6 +26,7 @@ __all__ = [
     "GET_META",
     "INSERT_CONFIRMATION",
     "INSERT_DECISION",
+    "INSERT_DECISION_DONE",
     "INSERT_DONE_DECISION",
     "INSERT_FILL",
     "INSERT_RECONCILIATION",
@@ -171,6 +172,8 @@ SELECT_IN_FLIGHT = (
     f"SELECT {DECISION_COLS} FROM decisions d WHERE state = 'received'"
     " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id)"
 )
+INSERT_DECISION_DONE = INSERT_DECISION.replace("'received')", "'done')")
+"""A decision written with its outcome in one transaction (a group: :meth:`Journal.group`)."""
 MARK_DONE = "UPDATE decisions SET state = 'done' WHERE decision_id = ? AND state = 'received'"
 INSERT_FILL = (
     "INSERT INTO fills (decision_id, instrument_kind, instrument, side, qty, price, fee, executed_at_ns,"

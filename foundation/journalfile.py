@@ -65,9 +65,11 @@ class JournalWriteFailed(StorageFault):
     being written, SQLite's error and how long it was tried."""
 
 
-def write_retrying(conn: sqlite3.Connection, attempt: Callable[[], T], *, path: object, what: str) -> T:
+def write_retrying(conn: sqlite3.Connection, attempt: Callable[[], T], *, path: object,
+                   what: str | Callable[[], str]) -> T:  # fmt: skip
     """Run ``attempt()`` (a journal write: one statement in autocommit mode, or one transaction it
-    opens and commits) until it succeeds, at most :data:`WRITE_ATTEMPTS` times.
+    opens and commits) until it succeeds, at most :data:`WRITE_ATTEMPTS` times. ``what`` names the
+    write in the error (a callable: called only then).
 
     Only ``sqlite3.OperationalError`` (locked, busy, disk full, I/O error, read-only) is retried;
     an open transaction is rolled back before the next attempt. Any other error propagates at once.
@@ -86,6 +88,8 @@ def write_retrying(conn: sqlite3.Connection, attempt: Callable[[], T], *, path: 
                     conn.execute("ROLLBACK")
             if n < WRITE_ATTEMPTS - 1:
                 time.sleep(_BACKOFF_S[min(n, len(_BACKOFF_S) - 1)])
+    if callable(what):
+        what = what()
     raise JournalWriteFailed(f"{path}: {what} could not be written: {last} ({WRITE_ATTEMPTS} attempts in"
                              f" {time.monotonic() - started:.1f} s)")  # fmt: skip
 

@@ -428,3 +428,29 @@ async def test_outcome_is_one_transaction(tmp_path: Path, bars: Bars) -> None:
     assert core.journal.next_seq() == 2
     core.close()
     assert (count(path, "decisions"), count(path, "fills"), count(path, "confirmations")) == (1, 1, 1)
+
+
+async def test_a_group_writes_a_decision_and_its_outcome_in_one_transaction(tmp_path: Path, bars: Bars) -> None:
+    """Journal.group (issue #17): a decision and its outcome made in one group commit together,
+    the decision written done at once; a decision whose outcome is not in the group stays in
+    flight; a group that raises writes nothing, and its decisions are journaled again later."""
+    from executor.core import Pending
+
+    path = tmp_path / "j.db"
+    core = await open_core(path, bars)
+    j = core.journal
+    with pytest.raises(RuntimeError, match="boom"), j.group():
+        j.record_decision(decision(1), NOW)
+        raise RuntimeError("boom")
+    assert count(path, "decisions") == 0 and j.decision(1) is None
+    with j.group():
+        admitted = core.admit(decision(1), NOW)
+        assert isinstance(admitted, Pending)
+        outcome = await core.resolve(admitted.decision, NOW, duplicate=False, conflict=False, recovering=False)
+        j.record_decision(decision(2, side=Side.SELL), NOW)
+        assert count(path, "decisions") == 0  # nothing before the group ends
+    assert j.decision(1).state == "done" and j.decision(2).state == "received"  # type: ignore[union-attr]
+    assert j.confirmation_for(1) == outcome.confirmation and outcome.confirmation.status is Status.FILLED
+    assert [d.decision_id for d in j.in_flight()] == [2]
+    assert (count(path, "decisions"), count(path, "fills"), count(path, "confirmations")) == (2, 1, 1)
+    core.close()
