@@ -157,11 +157,11 @@ class BrainApp(LinkShell):
         )
         self.stats = ReplayStats()
         self.pacing = pacing
+        self._gauges = ReplayGauges(metrics)
         for inst in core.config.instruments:
-            self._exported_positions[str(inst)] = None  # exported at 0 from its first export on
+            self._gauges.instrument(str(inst))  # exported at 0 from its first export on
             metrics.mark_price.labels(str(inst))
         self._closes: dict[Instrument, float] = {}  # each instrument's last close (a portfolio's equity rows)
-        self._gauges = ReplayGauges(metrics)
         if on_progress is not None:
             self.on_progress = on_progress  # type: ignore[method-assign]
         self._restart = RestartMatcher(journal.path, journal.history(),
@@ -352,8 +352,7 @@ class BrainApp(LinkShell):
         positions the executor holds already (the mismatch alert would fire on a healthy restart)."""
         if self._restart:
             return
-        self._export_position_gauges({str(inst): pos.signed_quantity
-                                      for inst, pos in self.core.tracker.positions.items()})  # fmt: skip
+        self._gauges.positions({str(inst): pos.signed_quantity for inst, pos in self.core.tracker.positions.items()})
 
     def _on_trip(self, trip: Any) -> None:
         self.metrics.trips.labels(trip.kind.value).inc()

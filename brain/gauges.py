@@ -5,6 +5,7 @@
   after its last bar — a scrape every few seconds needs no per-bar update, and a month replays in
   about a second. Equity and drawdown are the equity curve's last row (:mod:`brain.equity`); the
   drawdown gauge is a ratio (0..1), the row's percentage / 100.
+* **Positions** (the tracker's, per instrument, and how many are open): when they may have moved.
 * **Link counters** (retransmits, replay requests, duplicates): the link's
   :class:`~protocol.LinkStats` moved since the last export, added as they move.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from protocol import LinkStats
 
@@ -37,6 +39,26 @@ class ReplayGauges:
         self._next_export = 0.0
         self._bars_exported = 0
         self._link_seen = LinkStats()
+        self._positions: dict[str, Any] = {}  # instrument -> its position gauge (None until first set)
+
+    def instrument(self, symbol: str) -> None:
+        """Export ``symbol``'s position from the first :meth:`positions` on, at 0 while flat."""
+        self._positions.setdefault(symbol, None)
+
+    def positions(self, held: dict[str, float]) -> None:
+        """``position{instrument}`` and ``open_positions`` from ``held`` (symbol → base units,
+        signed); an instrument exported before and now flat reads 0, not its last quantity."""
+        self.metrics.open_positions.set(len(held))
+        for symbol in self._positions.keys() - held.keys():
+            self._position(symbol).set(0.0)
+        for symbol, qty in held.items():
+            self._position(symbol).set(qty)
+
+    def _position(self, symbol: str) -> Any:
+        gauge = self._positions.get(symbol)
+        if gauge is None:
+            gauge = self._positions[symbol] = self.metrics.position.labels(symbol)
+        return gauge
 
     def bar_due(self, clock: Callable[[], float], close_ns: int, stats: ReplayStats, core: BrainCore) -> None:
         """:meth:`bar` if :data:`GAUGE_INTERVAL_S` of ``clock`` (seconds) passed since the last export."""

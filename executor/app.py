@@ -58,7 +58,7 @@ from foundation.busypoll import BusyPoll
 from foundation.errors import StorageFault
 from foundation.logs import LogContext, RateLimitedLog
 from foundation.shell import LinkShell
-from protocol import Codec, DecisionReceived, ExecutorLink, Posture, ReplayRequested, TradeDecision
+from protocol import Codec, DecisionReceived, ExecutorLink, Instrument, Posture, ReplayRequested, TradeDecision
 from protocol.udp import Address
 
 from .core import ExecutorCore, Outcome, Pending
@@ -178,6 +178,8 @@ class ExecutorApp(LinkShell):
         # read when scraped, not set per decision (issue #17: the hot path); the scrape runs on this loop
         metrics.inflight.set_function(lambda: len(self._active))
         metrics.cash.set_function(lambda: self.core.ledger.cash)
+        metrics.open_positions.set_function(lambda: len(self.core.ledger.positions()))
+        self._position_gauges: set[Instrument] = set()  # instruments whose gauge reads the ledger
         if reconciler is not None:
             core.entry_guard = reconciler.admit
             reconciler.on_posture = self._set_posture
@@ -228,10 +230,12 @@ class ExecutorApp(LinkShell):
         super().close()
 
     def _export_ledger(self) -> None:
-        """Ledger positions as gauges (a flat instrument reads 0, not its last quantity); the cash
-        gauge reads the ledger when scraped."""
-        ledger = self.core.ledger
-        self._export_position_gauges({str(inst): pos.qty for inst, pos in ledger.positions().items()})
+        """Give every instrument the ledger holds its position gauge. The gauges read the ledger when
+        scraped (issue #17: nothing set per decision); one exported before reads 0 once flat."""
+        for inst in self.core.ledger.positions():
+            if inst not in self._position_gauges:
+                self._position_gauges.add(inst)
+                self.metrics.position.labels(str(inst)).set_function(lambda i=inst: self.core.ledger.position(i))
 
     def _after_timer(self, now: int) -> None:
         heard = self.link.last_heard_ns

@@ -52,7 +52,6 @@ class LinkShell:
         self._rejected = {r: metrics.rejected.labels(r.value) for r in RejectReason}  # children resolved once
         self._timer = LinkTimer(self._on_timer)
         self._peer_restarts_seen = 0
-        self._exported_positions: dict[str, Any] = {}  # instrument -> its position gauge, once exported
         self.failure: StorageFault | None = None
         """The storage fault that stops this process (see :meth:`_fail`), or None."""
 
@@ -155,23 +154,6 @@ class LinkShell:
             heard.set(self.link.last_heard_ns / 1e9)
         if not alive and self.endpoint is not None:
             self.endpoint.refresh_peer()
-
-    def _export_position_gauges(self, held: dict[str, float]) -> None:
-        """``metrics.position{instrument}`` and ``metrics.open_positions`` from ``held`` (instrument →
-        base units); an instrument exported before and now flat reads 0, not its last quantity."""
-        metrics = self.metrics
-        metrics.open_positions.set(len(held))
-        for inst in self._exported_positions.keys() - held.keys():
-            self._position_gauge(inst).set(0.0)
-        for inst, qty in held.items():
-            self._position_gauge(inst).set(qty)
-
-    def _position_gauge(self, inst: str) -> Any:
-        """``metrics.position{instrument=inst}``, its child resolved once (the per-decision path)."""
-        gauge = self._exported_positions.get(inst)
-        if gauge is None:
-            gauge = self._exported_positions[inst] = self.metrics.position.labels(inst)
-        return gauge
 
     # -- drops ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from procs import free_port
 
 from foundation.barcsv import BUNDLED_PORTFOLIO
 
@@ -30,8 +31,10 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     runs = []
     for n in (1, 2):
         run_dir = tmp_path_factory.mktemp("portfolio") / f"run{n}"
-        proc = subprocess.run([TANDEM, "paper", *PORTFOLIO, "--run-dir", str(run_dir)], capture_output=True, text=True,
-                              timeout=120)  # fmt: skip
+        # ports of its own: the defaults may be taken by another test file's run on the other worker
+        ports = [f"--decision-addr=127.0.0.1:{free_port()}", f"--confirm-addr=127.0.0.1:{free_port()}"]
+        proc = subprocess.run([TANDEM, "paper", *PORTFOLIO, *ports, "--run-dir", str(run_dir)], capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
         runs.append(run_dir)
     return runs
