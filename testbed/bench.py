@@ -3,18 +3,18 @@ measured against a bare UDP echo between two processes (the floor).
 
 The executor under test is the real one (``python -m executor``: paper venue, SQLite journal in
 WAL mode, structlog to a file, metrics off); this process plays the brain with the real codec.
-Phases: (1) ping-pong latency, one decision in flight; (2) throughput in lockstep (one decision in
-flight, as a replay of one instrument runs) and pipelined (``window`` in flight, as a portfolio or a
-burst runs); then the same phases against an echo process that returns each datagram — the floor,
-measured in the same run, since absolute times on a shared machine are noise; and ping-pong
-latency against two floors that journal (``testbed/benchpeers.py``): the journaled echo (the
-executor's own journal, nothing else) and the SQLite echo (one row per decision, the least any
-journal within the rules can write), both polling their socket after each answer as the
-executor does by default; and last, ping-pong latency against a second executor with busy polling
-off (``--busy-poll-us 0``; the first runs the default settings, which poll), so the table shows
-both. The table gives the ratios against the targets of issue #17 (p50 <= 2x the echo's, p99 <= 3x,
->= 10,000 decisions/s pipelined). Every decision must be confirmed exactly once: a lost or
-duplicated confirmation fails the run.
+Phases: (1) ping-pong latency, one decision in flight, against every peer at once: the executor,
+a bare UDP echo (the floor), two floors that journal (``testbed/benchpeers.py``: the journaled
+echo — the executor's own journal, nothing else — and the SQLite echo — one row per decision, the
+least any journal within the rules can write — both polling their socket after each answer as the
+executor does by default) and a second executor with busy polling off (``--busy-poll-us 0``; the
+first runs the default settings, which poll), so the table shows both. The peers take turns in
+blocks (:data:`LATENCY_BLOCKS`), so every ratio compares peers measured across the same seconds —
+absolute times on a shared machine are noise. (2) Throughput of the executor and of the echo, in
+lockstep (one decision in flight, as a replay of one instrument runs) and pipelined (``window`` in
+flight, as a portfolio or a burst runs). The table gives the ratios against the targets of issue
+#17 (p50 <= 2x the echo's, p99 <= 3x, >= 10,000 decisions/s pipelined). Every decision must be
+confirmed exactly once: a lost or duplicated confirmation fails the run.
 
 ``--soak N`` sends N decisions pipelined and samples the executor's resident memory (VmRSS) and its
 open file descriptors every N/50 decisions; the growth is measured from the sample after the first
@@ -183,9 +183,32 @@ def _decision_factory(codec: Codec, market_ts_ns: int, price: float) -> Any:
     return make
 
 
-def _spawn(args: list[str], log: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def placement(pin: bool) -> tuple[int, int] | None:
+    """(the CPU of this process — the brain's side —, the CPU of every peer) for the latency phase:
+    two different CPUs this process may use, or ``None`` (``pin`` off, or fewer than two CPUs): the
+    scheduler places them. The throughput phases always run unpinned.
+
+    Why pin: a round trip between two processes costs ~20 µs when the scheduler puts them on one
+    CPU and ~65 µs on two (each wake-up then crosses CPUs; measured here with the bare echo), and
+    which it does changes from run to run — so did the floor, and every ratio with it. The
+    executor, which polls its socket after each answer, keeps a CPU of its own anyway; so do a
+    brain and an executor deployed as two containers. Pinned, every peer is measured that way.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if pin and len(cpus) >= 2 else None
+
+
+def _set_cpus(pid: int, cpus: set[int]) -> None:
+    """Let every thread of process ``pid`` run on ``cpus`` only."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cpus)
+
+
+def _spawn(args: list[str], log: Path, cpu: int | None = None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start peer ``args`` (on ``cpu`` alone, if given) and read its JSON ready line."""
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     with log.open("w") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=pin)  # noqa: PLW1509
     assert proc.stdout is not None
     line = proc.stdout.readline()
     try:
@@ -217,11 +240,41 @@ class _CpuMeter:
         return out, (_cpu_s(self.pid) - before) / n * 1e6
 
 
-async def _latency(target: _Target, meter: _CpuMeter, warmup: int, n: int) -> tuple[list[int], float]:
-    """``n`` ping-pong round trips to ``target`` (ns) after ``warmup`` discarded ones, and the CPU
-    its process spent per round trip (us)."""
-    await target.latency(1, warmup, 0)
-    return await meter.per_request(target.latency(1 + warmup, 0, n), n)
+LATENCY_BLOCKS = 10
+"""Ping-pong latency is measured in this many blocks per peer, the peers taking turns block by block
+(the executor's block, the echo's, each floor's, then the executor's again): every peer is measured
+across the same seconds. A shared machine's speed drifts over seconds (a fixed loop here runs
+anywhere from 70 to 120 µs), and peers measured one after the other carried that drift into their
+ratio."""
+
+BLOCK_WARMUP = 20
+"""Round trips discarded at the start of each block: the peer slept while the others were measured."""
+
+
+async def _latencies(targets: dict[str, tuple[_Target, int]], warmup: int, n: int) -> dict[str, Any]:
+    """``n`` ping-pong round trips to each target (name → target, its process id) after ``warmup``
+    discarded ones, in :data:`LATENCY_BLOCKS` blocks taken in turn.
+
+    Returns:
+        name → (round trips in ns, CPU its process spent per measured round trip in µs, the next
+        request number: each target's requests are numbered from 1 on).
+    """
+    blocks = max(1, min(LATENCY_BLOCKS, n))
+    nxt = dict.fromkeys(targets, 1)
+    samples: dict[str, list[int]] = {name: [] for name in targets}
+    cpu_s = dict.fromkeys(targets, 0.0)
+    for name, (target, _) in targets.items():
+        await target.latency(1, warmup, 0)
+        nxt[name] += warmup
+    for b in range(blocks):
+        size = n // blocks + (1 if b < n % blocks else 0)
+        for name, (target, pid) in targets.items():
+            await target.latency(nxt[name], BLOCK_WARMUP, 0)
+            before = _cpu_s(pid)
+            samples[name] += await target.latency(nxt[name] + BLOCK_WARMUP, 0, size)
+            cpu_s[name] += _cpu_s(pid) - before
+            nxt[name] += BLOCK_WARMUP + size
+    return {name: (samples[name], cpu_s[name] / max(n, 1) * 1e6, nxt[name]) for name in targets}
 
 
 def _process_figures(pid: int) -> tuple[int, int]:
@@ -257,6 +310,11 @@ async def _soak(tandem: _Target, pid: int, start: int, n: int, window: int) -> d
 
 async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
+    cpus = placement(opts.pin)
+    peer_cpu = None if cpus is None else cpus[1]
+    all_cpus = os.sched_getaffinity(0)
+    if cpus is not None:
+        os.sched_setaffinity(0, {cpus[0]})
     secret = new_bus_secret()
     key = workdir / "bus.key"
     write_secret_file(key, secret)
@@ -279,7 +337,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             [sys.executable, "-m", "executor", "--decision-addr", "127.0.0.1:0", "--confirm-addr",
              f"127.0.0.1:{client_port}", "--bus-secret-file", str(key), "--run-dir", str(run_dir),
              "--metrics-port", "-1", "--bars", "100", "--starting-cash", "1e12", "--log-level", opts.log_level, *extra],
-            run_dir / "executor.log",
+            run_dir / "executor.log", peer_cpu,
         )  # fmt: skip
         procs.append(proc)
         host, port = ready["decision_addr"].rsplit(":", 1)
@@ -290,7 +348,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         executor, executor_addr = spawn_executor(workdir, port)  # the default settings: busy polling on
         tandem = _Target(tandem_client, executor_addr, decisions)
         executor_clients = [tandem_client]  # whose confirmations must each come exactly once
-        echo, echo_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--echo"], workdir / "echo.log")
+        echo, echo_ready = _spawn([sys.executable, "-m", "testbed.benchpeers", "--echo"], workdir / "echo.log", peer_cpu)
         procs.append(echo)
         echo_client, _ = await open_client(None)
         size = MESSAGE_SIZES[MessageType.DECISION]  # a decision's size, so both paths carry the same payload
@@ -301,7 +359,7 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 proc, peer = _spawn([sys.executable, "-m", "testbed.benchpeers", f"--{name.replace('_', '-')}",
                                      "--bus-secret-file", str(key), "--journal", str(workdir / f"{name}.sqlite"),
                                      "--busy-poll-us", str(DEFAULT_BUSY_POLL_US)],
-                                    workdir / f"{name}.log")  # fmt: skip
+                                    workdir / f"{name}.log", peer_cpu)  # fmt: skip
                 procs.append(proc)
                 client, _ = await open_client(codec)
                 latency_only[name] = (proc.pid, _Target(client, ("127.0.0.1", peer["port"]), decisions))
@@ -315,14 +373,20 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result: dict[str, Any] = {"soak": await _soak(tandem, executor.pid, 2 + warm, opts.soak, w)}
             sent = warm + 1 + opts.soak
         else:
+            peers = {"tandem": (tandem, executor.pid), "echo": (floor, echo.pid)}
+            peers |= {name: (target, pid) for name, (pid, target) in latency_only.items()}
+            measured = await _latencies(peers, warm, n)
+            if cpus is not None:  # the throughput phases as deployed: the scheduler places every process
+                for pid in (os.getpid(), *(proc.pid for proc in procs)):
+                    _set_cpus(pid, all_cpus)
+            lat, lat_cpu, start = measured["tandem"]
+            elat, elat_cpu, estart = measured["echo"]
             ex, ec = _CpuMeter(executor.pid), _CpuMeter(echo.pid)
-            lat, lat_cpu = await _latency(tandem, ex, warm, n)
-            lock, lock_cpu = await ex.per_request(tandem.throughput(1 + warm + n, n, 1), n)
-            rate, rate_cpu = await ex.per_request(tandem.throughput(1 + warm + 2 * n, t, w), t)
+            lock, lock_cpu = await ex.per_request(tandem.throughput(start, n, 1), n)
+            rate, rate_cpu = await ex.per_request(tandem.throughput(start + n, t, w), t)
             client_rate_cpu = ex.client_us
-            elat, elat_cpu = await _latency(floor, ec, warm, n)
-            elock, elock_cpu = await ec.per_request(floor.throughput(1 + warm + n, n, 1), n)
-            erate, erate_cpu = await ec.per_request(floor.throughput(1 + warm + 2 * n, t, w), t)
+            elock, elock_cpu = await ec.per_request(floor.throughput(estart, n, 1), n)
+            erate, erate_cpu = await ec.per_request(floor.throughput(estart + n, t, w), t)
             result = {
                 "tandem_latency": _percentiles(lat), "tandem_lockstep_rate": lock, "tandem_rate": rate,
                 "echo_latency": _percentiles(elat), "echo_lockstep_rate": elock, "echo_rate": erate,
@@ -330,12 +394,15 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                        "echo": {"latency": elat_cpu, "lockstep": elock_cpu, "pipelined": erate_cpu},
                                        "bench_client_pipelined": client_rate_cpu},
             }  # fmt: skip
-            for name, (pid, target) in latency_only.items():
-                plat, plat_cpu = await _latency(target, _CpuMeter(pid), warm, n)
+            for name in latency_only:
+                plat, plat_cpu, _ = measured[name]
                 result[f"{name}_latency"] = _percentiles(plat)
                 result["cpu_us_per_request"][name] = {"latency": plat_cpu}
-            sent = warm + 2 * n + t + (warm + n)  # the polling-off executor's round trips last
+            # the executors' requests: the latency phase's (warm-ups and blocks), then lockstep and pipelined
+            latency_sent = start - 1
+            sent = latency_sent + n + t + (measured["busy_poll_off"][2] - 1)
         await asyncio.sleep(0.2)  # a late duplicate would arrive by now
+        result["placement"] = None if cpus is None else {"client_cpu": cpus[0], "peer_cpu": cpus[1]}
         result["confirmations"] = {"sent": sent, "received": sum(c.replies for c in executor_clients),
                                    "unexpected": sum(c.unexpected for c in executor_clients)}  # fmt: skip
     finally:
@@ -375,13 +442,17 @@ def format_result(r: dict[str, Any], opts: argparse.Namespace) -> str:
         ])  # fmt: skip
     t, e, j, b = r["tandem_latency"], r["echo_latency"], r["journaled_echo_latency"], r["sqlite_echo_latency"]
     u = r["busy_poll_off_latency"]
+    p = r["placement"]
+    where = ("placed by the scheduler" if p is None
+             else f"round trips with the brain's side on CPU {p['client_cpu']}, the peers on CPU {p['peer_cpu']}")
     v = verdicts(r)
     cpu = r["cpu_us_per_request"]
     cols = ("p50", "p90", "p99", "max", "mean")
     row = lambda name, d: f"  {name:<26}" + "".join(f"{d[c]:>10.1f}" for c in cols)  # noqa: E731
     ok = lambda k: "met" if v["met"][k] else "NOT met"  # noqa: E731
     lines = [
-        f"tandem bench: {opts.rounds} round trips per path after {opts.warmup} warm-up, two processes, loopback UDP",
+        f"tandem bench: {opts.rounds} round trips per path after {opts.warmup} warm-up, in {LATENCY_BLOCKS} blocks per"
+        f" path taken in turn; two processes, loopback UDP, {where}",
         f"  {'round trip (us)':<26}" + "".join(f"{c:>10}" for c in cols),
         row("decision -> confirmation", t),
         row("bare UDP echo (floor)", e),
@@ -420,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=32, help="decisions in flight in the sustained phase")
     parser.add_argument("--log-level", default="info", help="the executor's log level (default: info, as deployed)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                        help="this process on one CPU, every peer on another (default; see placement())")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="instead: N decisions pipelined, the executor's RSS and open FDs sampled as they go")
     opts = parser.parse_args(argv)
