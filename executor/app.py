@@ -389,12 +389,13 @@ class ExecutorApp(LinkShell):
         now = time.time_ns()
         for a, outcome in done:
             self._active.discard(a.decision.decision_id)
-            self._answer(outcome, a.started, now)
+            self._send_answer(outcome, now)
         self._count_in_flight()
         self._flush()  # the answers go out first: the rest is bookkeeping no answer waits for
         executed = False
         for a, outcome in done:
             d = a.decision
+            self._count_answer(outcome, a.started)
             self._report(outcome, d)
             if outcome.executed:
                 executed = True
@@ -531,6 +532,12 @@ class ExecutorApp(LinkShell):
             self.metrics.executions.inc()
 
     def _answer(self, outcome: Outcome, started: float, now: int) -> None:
+        """Queue ``outcome``'s confirmation for the next flush and count it (:meth:`_count_answer`)."""
+        self._send_answer(outcome, now)
+        self._count_answer(outcome, started)
+
+    def _send_answer(self, outcome: Outcome, now: int) -> None:
+        """Queue ``outcome``'s confirmation for the next flush; remember when it was answered."""
         conf = outcome.confirmation
         answered = self._answered
         answered[conf.decision_id] = now
@@ -538,5 +545,9 @@ class ExecutorApp(LinkShell):
         if len(answered) > _ANSWERED_MAX:
             answered.popitem(last=False)
         self.link.send_confirmation(conf, now)
-        self.metrics.confirmed[conf.status].inc()
+
+    def _count_answer(self, outcome: Outcome, started: float) -> None:
+        """An answer's metrics: confirmations by status, and the processing time from ``started``
+        (``time.perf_counter`` seconds at receipt) until now."""
+        self.metrics.confirmed[outcome.confirmation.status].inc()
         self.metrics.processing.observe(time.perf_counter() - started)
