@@ -171,9 +171,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         finally:
             await person.close()
             brain.close()
-            executor.close()
+            r.executor.close()  # the current ones: a test that restarts the executor closed the first itself
             brain.journal.close()
-            await core.aclose()
+            await r.core.aclose()
 
 
 _ids = itertools.count(1)
