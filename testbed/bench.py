@@ -186,7 +186,7 @@ def _decision_factory(codec: Codec, market_ts_ns: int, price: float) -> Any:
 def placement(pin: bool) -> tuple[int, int] | None:
     """(the CPU of this process — the brain's side —, the CPU of every peer) for the latency phase:
     two different CPUs this process may use, or ``None`` (``pin`` off, or fewer than two CPUs): the
-    scheduler places them. The throughput phases always run unpinned.
+    scheduler places them. The throughput phases and a soak always run unpinned.
 
     Why pin: a round trip between two processes costs ~20 µs when the scheduler puts them on one
     CPU and ~65 µs on two (each wake-up then crosses CPUs; measured here with the bare echo), and
@@ -310,7 +310,7 @@ async def _soak(tandem: _Target, pid: int, start: int, n: int, window: int) -> d
 
 async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    cpus = placement(opts.pin)
+    cpus = placement(opts.pin and not opts.soak)  # pinned for the round trips only: a soak runs unpinned
     peer_cpu = None if cpus is None else cpus[1]
     all_cpus = os.sched_getaffinity(0)
     if cpus is not None:
