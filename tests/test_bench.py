@@ -93,6 +93,7 @@ def test_the_soak_reports_memory_and_descriptors() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(proc.stdout)
     s = r["soak"]
+    assert r["placement"] is None  # a soak runs unpinned, as deployed
     assert s["decisions"] == 5000 and len(s["samples"]) == 51
     assert all(x["rss_bytes"] > 10 * 2**20 and x["fds"] > 3 for x in s["samples"])
     assert s["rss_growth_pct"] == (s["rss_last_bytes"] / s["rss_after_warmup_bytes"] - 1) * 100
