@@ -248,9 +248,9 @@ class ExecutorApp(LinkShell):
         self._queue.put_nowait(job)
 
     def _count_in_flight(self) -> None:
-        """Decisions journaled and not yet confirmed: the gauge, and the count every heartbeat
-        carries (the brain resolves no expired decision while it is above 0, SPEC.md §10.1). The
-        gauge reads ``_active`` when scraped."""
+        """Decisions journaled and not yet confirmed: the count every heartbeat carries (the brain
+        resolves no expired decision while it is above 0, SPEC.md §10.1). The ``inflight`` gauge
+        reads ``_active`` itself, when scraped."""
         self.link.in_flight = len(self._active)
 
     async def maintain(self) -> None:
@@ -434,8 +434,9 @@ class ExecutorApp(LinkShell):
         self._report(outcome, d)
         if outcome.executed:
             self._export_ledger()
-        self._answer(outcome, job.started, time.time_ns())
+        self._send_answer(outcome, time.time_ns())
         self._flush()
+        self._count_answer(outcome, job.started)
         if self.reconciler is not None:
             self.reconciler.entered(d, outcome)
             venue = self.core.venue

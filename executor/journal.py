@@ -90,7 +90,7 @@ from .journalschema import (
     WAL_AUTOCHECKPOINT_PAGES,
     INSERT_CONFIRMATION,
     INSERT_DECISION,
-    INSERT_DECISION_DONE,
+    INSERT_DECISION_WITH_OUTCOME,
     INSERT_DONE_DECISION,
     INSERT_FILL,
     INSERT_RECONCILIATION,
@@ -345,7 +345,9 @@ class Journal(OrderRecords):
         self._write(what, body)
 
     def record_decision(self, decision: TradeDecision, received_at_ns: int) -> None:
-        """Journal a received decision (state ``received``) and commit, before acting on it.
+        """Journal a received decision (state ``received``) and commit, before acting on it. Inside
+        :meth:`group`, the commit comes at the group's end, and an outcome recorded in the same
+        group makes the row go in ``done`` (:meth:`record_outcome`).
 
         Raises:
             JournalConflict: the decision id is already journaled.
@@ -398,9 +400,9 @@ class Journal(OrderRecords):
             int(conf.slippage_over_limit), int(conf.reconciled),
         )  # fmt: skip
         # the decision's insert waits in the same group: it is written done, not marked done after
-        folded = self._folded.pop(conf.decision_id, None)
+        folded = self._folded.pop(conf.decision_id, None) if self._group is not None else None
         if folded is not None:
-            folded[0] = INSERT_DECISION_DONE
+            folded[0] = INSERT_DECISION_WITH_OUTCOME
 
         def body() -> None:
             cur = self._cur

@@ -26,7 +26,7 @@ __all__ = [
     "GET_META",
     "INSERT_CONFIRMATION",
     "INSERT_DECISION",
-    "INSERT_DECISION_DONE",
+    "INSERT_DECISION_WITH_OUTCOME",
     "INSERT_DONE_DECISION",
     "INSERT_FILL",
     "INSERT_RECONCILIATION",
@@ -172,7 +172,7 @@ SELECT_IN_FLIGHT = (
     f"SELECT {DECISION_COLS} FROM decisions d WHERE state = 'received'"
     " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id)"
 )
-INSERT_DECISION_DONE = INSERT_DECISION.replace("'received')", "'done')")
+INSERT_DECISION_WITH_OUTCOME = INSERT_DECISION.replace("'received')", "'done')")
 """A decision written with its outcome in one transaction (a group: :meth:`Journal.group`)."""
 MARK_DONE = "UPDATE decisions SET state = 'done' WHERE decision_id = ? AND state = 'received'"
 INSERT_FILL = (

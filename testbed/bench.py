@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -199,9 +200,12 @@ def placement(pin: bool) -> tuple[int, int] | None:
 
 
 def _set_cpus(pid: int, cpus: set[int]) -> None:
-    """Let every thread of process ``pid`` run on ``cpus`` only."""
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        os.sched_setaffinity(int(tid), cpus)
+    """Let every thread of process ``pid`` run on ``cpus`` only (a thread or process gone by then
+    is skipped: a peer that died fails the run where its answers go missing)."""
+    with contextlib.suppress(FileNotFoundError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(tid), cpus)
 
 
 def _spawn(args: list[str], log: Path, cpu: int | None = None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
@@ -256,7 +260,8 @@ async def _latencies(targets: dict[str, tuple[_Target, int]], warmup: int, n: in
     discarded ones, in :data:`LATENCY_BLOCKS` blocks taken in turn.
 
     Returns:
-        name → (round trips in ns, CPU its process spent per measured round trip in µs, the next
+        name → (round trips in ns, CPU its process spent per measured round trip in µs — the sum of
+        one ``/proc`` reading per block, each to a 10 ms tick: coarse for a short run —, the next
         request number: each target's requests are numbered from 1 on).
     """
     blocks = max(1, min(LATENCY_BLOCKS, n))

@@ -454,3 +454,33 @@ async def test_a_group_writes_a_decision_and_its_outcome_in_one_transaction(tmp_
     assert [d.decision_id for d in j.in_flight()] == [2]
     assert (count(path, "decisions"), count(path, "fills"), count(path, "confirmations")) == (2, 1, 1)
     core.close()
+
+
+async def test_a_group_folds_the_mark_into_the_insert_and_forgets_it_when_it_fails(tmp_path: Path, bars: Bars) -> None:
+    """In a group, a decision's outcome turns its insert into a done row: no UPDATE runs. A group
+    that raised leaves nothing behind: the same decision, journaled later outside a group, is
+    marked done by its outcome in a later group (a stale fold would leave it in flight, and a
+    retransmit would execute it again)."""
+    from executor.core import Pending
+
+    core = await open_core(tmp_path / "j.db", bars)
+    j = core.journal
+    statements: list[str] = []
+    j._conn.set_trace_callback(statements.append)
+    with j.group():
+        admitted = core.admit(decision(1), NOW)
+        assert isinstance(admitted, Pending)
+        await core.resolve(admitted.decision, NOW, duplicate=False, conflict=False, recovering=False)
+    assert not [s for s in statements if s.startswith("UPDATE decisions")], statements
+    assert j.decision(1).state == "done"  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError, match="boom"), j.group():
+        j.record_decision(decision(2, side=Side.SELL), NOW)
+        raise RuntimeError("boom")
+    j.record_decision(decision(2, side=Side.SELL), NOW)  # committed on its own
+    with j.group():
+        outcome = await core.resolve(decision(2, side=Side.SELL), NOW, duplicate=False, conflict=False,
+                                     recovering=False)  # fmt: skip
+    assert outcome.confirmation.status is Status.FILLED
+    assert j.decision(2).state == "done" and j.in_flight() == []  # type: ignore[union-attr]
+    assert any(s.startswith("UPDATE decisions") for s in statements)  # marked done: its insert was not in the group
+    core.close()

@@ -55,6 +55,18 @@ async def test_full_trade_cycle(harness) -> None:
     assert sample(em.cash) == pytest.approx(ledger.cash) and sample(em.inflight) == 0
 
 
+async def test_executor_gauges_read_the_ledger_while_a_position_is_open(harness) -> None:
+    """The executor's cash, position, open-positions and in-flight gauges are read from the ledger
+    when scraped (issue #17): mid-run, with the buy filled and the sell not yet sent, they show the
+    open position and the cash it cost."""
+    await harness.brain.replay(BARS.head(30))
+    ledger, em = harness.executor.core.ledger, harness.executor.metrics
+    held = ledger.position(INSTRUMENT)
+    assert held > 0 and ledger.cash < harness.brain.core.tracker.starting_cash
+    assert sample(em.position, instrument=str(INSTRUMENT)) == held and sample(em.open_positions) == 1
+    assert sample(em.cash) == ledger.cash and sample(em.inflight) == 0
+
+
 async def test_journals_record_the_cycle(harness, tmp_path: Path) -> None:
     """Both journals hold the decisions and confirmations, and the brain's rebuilds its tracker."""
     await harness.brain.replay(BARS)

@@ -370,21 +370,23 @@ def test_peer_name_is_resolved_again_on_request_and_a_request_inside_the_second_
 
 async def test_link_timer_callbacks_do_not_inherit_the_context_that_armed_them() -> None:
     """A timer armed while a decision's log context is bound (a PROTECT sent from a confirmation)
-    fires without it: later lines (an expiry, a heartbeat) must not carry that decision's ids."""
+    fires without it: later lines (an expiry, a heartbeat) must not carry that decision's ids —
+    neither those bound with contextvars nor a LogContext's."""
     import asyncio
     import time as _time
 
+    from foundation.logs import LogContext, merge_log_context
     from protocol.udp import LinkTimer
 
     seen: list[dict[str, object]] = []
     fired = asyncio.Event()
 
     def callback() -> None:
-        seen.append(structlog.contextvars.get_contextvars())
+        seen.append({**structlog.contextvars.get_contextvars(), **merge_log_context(None, "info", {})})
         fired.set()
 
     timer = LinkTimer(callback)
-    with structlog.contextvars.bound_contextvars(decision_id=7, seq=3):
+    with structlog.contextvars.bound_contextvars(decision_id=7, seq=3), LogContext(lambda: {"client_order_id": "x"}):
         timer.arm(_time.time_ns() + 10_000_000)
     await asyncio.wait_for(fired.wait(), 2)
     assert seen == [{}]
