@@ -217,7 +217,8 @@ class Journal(OrderRecords):
         conn.execute(f"PRAGMA synchronous={sync}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-        with self._tx():
+
+        def open_schema() -> None:  # migrations, schema and the checks of the stored meta: one transaction
             version = conn.execute(GET_META, ("schema_version",)).fetchone()[0]
             while version in MIGRATIONS:  # one step at a time, in this one transaction
                 for stmt in MIGRATIONS[version]:
@@ -229,8 +230,9 @@ class Journal(OrderRecords):
             if self.venue is not None:
                 self._check_meta("venue", self.venue)  # kept for good by a journal created without one
             cash = None if starting_cash is None else float(starting_cash)
-            stored = self._check_meta("starting_cash", cash)
-        self.starting_cash = float(stored)
+            self.starting_cash = float(self._check_meta("starting_cash", cash))
+
+        self._transaction(open_schema)
         self._next_seq = conn.execute(MAX_SEQ).fetchone()[0] + 1
         # the brain's own ids (below 2**63; the reserved space above is the executor's reconciled ones)
         self._max_decision_id = conn.execute("SELECT COALESCE(MAX(decision_id), -1) FROM decisions"
@@ -247,31 +249,17 @@ class Journal(OrderRecords):
             raise JournalMismatch(f"{self.path}: journal has {key}={row[0]!r}, opened with {value!r}")
         return row[0]
 
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        """One transaction around the block (opening the journal)."""
-        self._cur.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._cur.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-
-    def _rollback(self) -> None:
-        if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
-            with suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
-
     def _transaction(self, body: Callable[[], None]) -> None:
-        """``body`` in one transaction (as :meth:`_tx`, without a generator on the hot path)."""
+        """``body`` in one transaction: committed, or rolled back and re-raised."""
         cur = self._cur
         cur.execute("BEGIN IMMEDIATE")
         try:
             body()
             cur.execute("COMMIT")
         except BaseException:
-            self._rollback()
+            if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise
 
     @contextmanager
@@ -358,12 +346,11 @@ class Journal(OrderRecords):
             d.quantity, d.reference_price, d.max_slippage_bps, i64(d.created_at_ns),
             i64(d.expires_at_ns), i64(d.market_ts_ns), d.stop_price, i64(received_at_ns),
         )  # fmt: skip
-        if self._group is None:
-            self._write_sql(lambda: f"decision {d.decision_id}", INSERT_DECISION, params)
-        else:  # its outcome may join it in the group's transaction, and fold into it (record_outcome)
-            insert = self._folded[d.decision_id] = [INSERT_DECISION]
-            cur = self._cur
-            self._write(lambda: f"decision {d.decision_id}", lambda: cur.execute(insert[0], params))
+        insert = [INSERT_DECISION]
+        if self._group is not None:  # its outcome may join it in the group's transaction, and fold into it
+            self._folded[d.decision_id] = insert  # (record_outcome)
+        cur = self._cur
+        self._write(lambda: f"decision {d.decision_id}", lambda: cur.execute(insert[0], params))
         if d.decision_id < _RESERVED_IDS:  # too high after a failed write: only slower
             self._max_decision_id = max(self._max_decision_id, d.decision_id)
 

@@ -403,9 +403,9 @@ async def _bench(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 plat, plat_cpu, _ = measured[name]
                 result[f"{name}_latency"] = _percentiles(plat)
                 result["cpu_us_per_request"][name] = {"latency": plat_cpu}
-            # the executors' requests: the latency phase's (warm-ups and blocks), then lockstep and pipelined
-            latency_sent = start - 1
-            sent = latency_sent + n + t + (measured["busy_poll_off"][2] - 1)
+            # the executors' requests: the latency phase's (warm-ups and blocks: up to start - 1), then
+            # lockstep and pipelined; the polling-off executor's latency phase alone
+            sent = (start - 1) + n + t + (measured["busy_poll_off"][2] - 1)
         await asyncio.sleep(0.2)  # a late duplicate would arrive by now
         result["placement"] = None if cpus is None else {"client_cpu": cpus[0], "peer_cpu": cpus[1]}
         result["confirmations"] = {"sent": sent, "received": sum(c.replies for c in executor_clients),
