@@ -10,6 +10,7 @@ import time
 import ccxt.pro as ccxtpro
 import pytest
 
+from brain.livebars import BarSource
 from brain.livefeed import FeedSettings, LiveFeed
 from brain.metrics import BrainMetrics
 from foundation.barcsv import bundled_path, load_bars
@@ -122,7 +123,11 @@ async def test_feed_hands_over_every_bar_once_in_order_through_every_fault() -> 
         assert got == [_recorded(i) for i in range(n)]
         assert [c.closed.close_ns for c in items] == [(bars.ts_ms[i] + TF) * 1_000_000 for i in range(n)]
         figures = feed.figures()
-        assert figures["reconnects"] >= 1 and figures["gap_filled"] >= 4, figures
+        assert figures["reconnects"] >= 1, figures
+        # the four bars the gap fault kept off the stream came through REST — by a gap fill, or by the
+        # REST poll for a bar the exchange's clock closed when it got there first (CI saw 3 + 1)
+        assert all(items[i].closed.source is BarSource.REST for i in range(55, 59)), [c.closed.source for c in items[55:59]]
+        assert figures["gap_filled"] == sum(c.closed.gap_filled for c in items) >= 1, figures
         assert all(c.fresh for c in items[25:]), "no stall here was long enough to make the feed stale"
         samples = {s.labels.get("outcome"): s.value for f in metrics.feed_bars.collect() for s in f.samples
                    if s.name.endswith("_total")}  # fmt: skip
