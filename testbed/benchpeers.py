@@ -75,15 +75,23 @@ class _Confirming(asyncio.DatagramProtocol):
         self.poll = BusyPoll.on(transport, self.busy_poll_us)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self._answer(data, addr) or self.poll is None:
+            return
+        while (got := self.poll.wait()) is not None:  # what the poll reads is answered here, as the executor does
+            for more, sender in got:
+                self._answer(more, sender)
+
+    def _answer(self, data: bytes, addr: Any) -> bool:
+        """Answer ``data`` if it is an authentic decision (``True``)."""
         now = time.time_ns()
         try:
             d = self.codec.decode(data, now)
         except RemoteProtocolError:
-            return
-        if isinstance(d, TradeDecision):
-            self.transport.sendto(self.commit(d, data, now), addr)
-            if self.poll is not None:
-                self.poll.wait()
+            return False
+        if not isinstance(d, TradeDecision):
+            return False
+        self.transport.sendto(self.commit(d, data, now), addr)
+        return True
 
     def commit(self, d: TradeDecision, data: bytes, now: int) -> bytes:
         """Journal ``d`` (received as ``data`` at ``now``) and return its encoded confirmation."""

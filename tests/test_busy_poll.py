@@ -4,6 +4,7 @@ test as its brain, counting each window as a hit or a miss."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from procs import clean_env, make_key, start, tandem, wait_ready
 
 from foundation.barcsv import bundled_path, load_bars
-from foundation.busypoll import MAX_WINDOW_US, BusyPoll
+from foundation.busypoll import MAX_WINDOW_US, READ_BATCH, BusyPoll
 from protocol import (
     Codec,
     DecisionReason,
@@ -37,29 +38,36 @@ def pair() -> tuple[socket.socket, socket.socket]:
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.bind(("127.0.0.1", 0))
     yield rx, tx
     rx.close()
     tx.close()
 
 
-def test_a_pending_datagram_ends_the_window_at_once_and_is_left_to_read(pair: tuple[socket.socket, socket.socket]) -> None:
-    """A datagram already queued: ``wait`` is True at its first look (no full window), and the datagram
-    is still there to read."""
+def test_a_pending_datagram_ends_the_window_at_once_and_is_read(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A datagram already queued: ``wait`` returns it, with its sender, at its first look (no full
+    window), and the socket is left empty."""
     rx, tx = pair
     tx.sendto(b"decision", rx.getsockname())
     time.sleep(0.01)  # delivered to rx's queue
-    poll = BusyPoll(rx.fileno(), 1)  # a 1 µs window: only a first look that finds the datagram returns True
-    assert poll.wait() is True
-    rx.setblocking(False)
-    assert rx.recv(64) == b"decision"
+    poll = BusyPoll(rx.fileno(), 1)  # a 1 µs window: only a first look that finds the datagram returns it
+    try:
+        assert poll.wait() == [(b"decision", tx.getsockname())]
+        rx.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            rx.recv(64)
+    finally:
+        poll.close()
 
 
 def test_an_empty_socket_is_polled_for_the_whole_window(pair: tuple[socket.socket, socket.socket]) -> None:
-    """Nothing arrives: ``wait`` is False, and only once the window is over."""
+    """Nothing arrives: ``wait`` is ``None``, and only once the window is over."""
     rx, _ = pair
+    poll = BusyPoll(rx.fileno(), 2_000)
     t0 = time.perf_counter_ns()
-    assert BusyPoll(rx.fileno(), 2_000).wait() is False
+    assert poll.wait() is None
     assert time.perf_counter_ns() - t0 >= 2_000_000
+    poll.close()
 
 
 def test_a_datagram_from_another_process_during_the_window_is_a_hit(pair: tuple[socket.socket, socket.socket]) -> None:
@@ -72,22 +80,80 @@ def test_a_datagram_from_another_process_during_the_window_is_a_hit(pair: tuple[
         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "print('ready', flush=True); sys.stdin.readline(); time.sleep(0.001)\n"
         f"s.sendto(b'next', ('{host}', {port}))\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    poll = BusyPoll(rx.fileno(), MAX_WINDOW_US)
     try:
         assert sender.stdin is not None and sender.stdout is not None
         assert sender.stdout.readline() == "ready\n"
-        poll = BusyPoll(rx.fileno(), MAX_WINDOW_US)
         sender.stdin.write("go\n")
         sender.stdin.flush()
         windows = 1
-        while not poll.wait():  # a loaded machine may schedule the sender late: count the windows it took
+        while (got := poll.wait()) is None:  # a loaded machine may schedule the sender late: count the windows
             windows += 1
             assert windows <= 200, "no datagram within 200 windows (1 s)"
-        rx.setblocking(False)
-        assert rx.recv(64) == b"next"
+        assert [data for data, _ in got] == [b"next"]
     finally:
+        poll.close()
         sender.stdin.close()  # type: ignore[union-attr]
         sender.stdout.close()  # type: ignore[union-attr]
         sender.wait(timeout=10)
+
+
+def test_a_flood_is_read_in_batches_in_arrival_order(pair: tuple[socket.socket, socket.socket]) -> None:
+    """More datagrams queued than one read takes: the first ``wait`` returns READ_BATCH of them, the
+    next the rest, each in the order sent."""
+    rx, tx = pair
+    n = READ_BATCH + 8
+    for i in range(n):
+        tx.sendto(i.to_bytes(2, "big"), rx.getsockname())
+    time.sleep(0.01)
+    poll = BusyPoll(rx.fileno(), 1)
+    try:
+        first, second = poll.wait(), poll.wait()
+        assert first is not None and second is not None
+        assert [int.from_bytes(d, "big") for d, _ in first] == list(range(READ_BATCH))
+        assert [int.from_bytes(d, "big") for d, _ in second] == list(range(READ_BATCH, n))
+    finally:
+        poll.close()
+
+
+def test_a_queued_socket_error_goes_to_on_error_and_the_datagrams_are_still_read(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A connected socket's send to a loopback port nobody listens on queues ECONNREFUSED on it (ICMP
+    port unreachable; Linux reports it on a connected UDP socket): the poll reads it, hands it to
+    ``on_error`` — as the loop gives it to ``error_received`` — and still returns the datagram that
+    came after it."""
+    rx, tx = pair
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    dead = closed.getsockname()
+    closed.close()
+    rx.connect(dead)
+    rx.send(b"heartbeat")  # the peer is down
+    time.sleep(0.01)
+    rx.connect(tx.getsockname())  # the error stays queued
+    tx.sendto(b"decision", rx.getsockname())
+    time.sleep(0.01)
+    errors: list[OSError] = []
+    poll = BusyPoll(rx.fileno(), 1, errors.append)
+    try:
+        assert poll.wait() == [(b"decision", tx.getsockname())]
+        assert [type(e) for e in errors] == [ConnectionRefusedError]
+    finally:
+        poll.close()
+
+
+def test_closing_the_poll_leaves_the_callers_socket_open(pair: tuple[socket.socket, socket.socket]) -> None:
+    """The poll reads through a duplicate descriptor: closing it closes that one only."""
+    rx, tx = pair
+    poll = BusyPoll(rx.fileno(), 1)
+    dup = poll._sock.fileno()
+    poll.close()
+    poll.close()  # idempotent
+    with pytest.raises(OSError):
+        os.fstat(dup)
+    tx.sendto(b"still open", rx.getsockname())
+    assert rx.recv(64) == b"still open"
 
 
 @pytest.mark.parametrize("window_us", [0, -1, MAX_WINDOW_US + 1])
