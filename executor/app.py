@@ -47,14 +47,12 @@ brain address, never back to a datagram's source address, so a forged source can
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from foundation.busypoll import BusyPoll
 from foundation.errors import StorageFault
@@ -80,8 +78,7 @@ _RECONCILE = object()  # a queued reconcile cycle (None: a maintenance round)
 _ARRIVALS = object()  # the decisions waiting in ExecutorApp._arrivals, for one group (an in-process venue)
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
+class _Job(NamedTuple):
     """One queued execution for the worker.
 
     Attributes:
@@ -97,8 +94,7 @@ class _Job:
     started: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Arrival:
+class _Arrival(NamedTuple):
     """A decision for an in-process venue, not journaled yet: the worker admits and executes it with
     the others queued beside it in one journal transaction (:meth:`ExecutorApp._execute_group`).
 
@@ -424,7 +420,7 @@ class ExecutorApp(LinkShell):
     async def _execute(self, job: _Job) -> None:
         p = job.pending
         d = p.decision
-        retry = dataclasses.replace(job, recovering=True)
+        retry = job._replace(recovering=True)
         try:  # the conflict was counted on admission: the outcome does not count it again
             outcome = await self.core.resolve(d, p.received_at_ns, duplicate=p.duplicate, conflict=False,
                                               recovering=job.recovering, now_ns=time.time_ns())  # fmt: skip

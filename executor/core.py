@@ -56,8 +56,8 @@ committed first. Venue refusals become REJECTED/FAILED confirmations.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 
@@ -95,9 +95,8 @@ def _venue_ref(report: OrderReport) -> bytes:
     return report.venue_order_id.encode("ascii", "replace") or report.client_order_id.encode("ascii")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one decision delivery.
+class Outcome(NamedTuple):
+    """What became of one decision delivery. (A ``NamedTuple``, as :class:`~executor.venue.base.OrderRequest`.)
 
     Attributes:
         confirmation: the confirmation to send (``sent_at_ns`` 0, stamped by the sender).
@@ -117,8 +116,7 @@ class Outcome:
     exit_slippage_bps: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(NamedTuple):
     """A journaled decision still to execute: what :meth:`ExecutorCore.admit` hands on when it has
     no stored outcome to answer with.
 

@@ -36,8 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from protocol import Instrument, Side
 
@@ -58,8 +57,7 @@ class LedgerError(ValueError):
     """A fill the ledger refuses to apply; the ledger is unchanged."""
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
     """One executed trade, venue-neutral, as journaled and folded into the ledger.
 
     Attributes:
@@ -75,6 +73,10 @@ class Fill:
             (Solana: lamports), else 0.
 
     A fee-only fill has ``qty`` 0 and ``price`` 0 (a failed execution that paid a fee).
+
+    A ``NamedTuple``, as immutable as a frozen dataclass and built ~6x faster (15 fields: 0.27 against
+    1.6 us; a frozen dataclass sets each field through ``object.__setattr__``): one or more are built for
+    every fill (issue #17).
     """
 
     decision_id: int
@@ -92,8 +94,7 @@ class Fill:
         return self.qty == 0 and self.price == 0
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
     """An open position: ``qty`` base units (> 0 long, < 0 short) at ``avg_cost`` quote per base unit."""
 
     qty: float

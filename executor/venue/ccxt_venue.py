@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt_async
@@ -377,7 +377,7 @@ class CcxtVenue(Venue):
                                        lambda: self.exchange.fetch_order(str(actual), symbol), idempotent=True)  # fmt: skip
             report = await self._completed(spawned, client_order_id)
             stop = order.get("triggerPrice")
-            return replace(report, client_order_id=client_order_id, type=OrderType.STOP_MARKET,
+            return report._replace(client_order_id=client_order_id, type=OrderType.STOP_MARKET,
                            stop_price=float(stop) if stop else None)  # fmt: skip
         return await self._completed(order, client_order_id)
 

@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from foundation.bars import Bars
 from protocol import Instrument, Intent, RejectCode, Side, Status, TradeDecision
@@ -342,10 +342,10 @@ class PaperVenue(Venue):
         pos = held if req.side is Side.SELL else -held  # what a reduce-only order can reduce
         qty = min(req.amount, max(pos, 0.0))
         if qty <= 0:  # nothing left to reduce: a reduce-only order expires
-            self._orders[coid] = replace(self._orders[coid], status=OrderStatus.EXPIRED, updated_at_ns=at_ns)
+            self._orders[coid] = self._orders[coid]._replace(status=OrderStatus.EXPIRED, updated_at_ns=at_ns)
             return
         self._move(inst, req.side, qty)
-        self._orders[coid] = replace(self._orders[coid], status=OrderStatus.FILLED, filled=qty, avg_price=price,
+        self._orders[coid] = self._orders[coid]._replace(status=OrderStatus.FILLED, filled=qty, avg_price=price,
                                      fee=qty * price * self.fee_bps / 1e4, updated_at_ns=at_ns)  # fmt: skip
 
     async def submit(self, request: OrderRequest) -> OrderReport:
@@ -413,7 +413,7 @@ class PaperVenue(Venue):
         self._match_resting()  # a limit the bars already traded through filled before the cancel
         if client_order_id in self._resting:
             del self._resting[client_order_id]
-            self._orders[client_order_id] = replace(self._orders[client_order_id], status=OrderStatus.CANCELED)
+            self._orders[client_order_id] = self._orders[client_order_id]._replace(status=OrderStatus.CANCELED)
         return self._orders.get(client_order_id)  # market and IOC orders filled at once: nothing to cancel
 
     async def fetch_order(self, client_order_id: str, symbol: str, *, protective: bool = False) -> OrderReport | None:
