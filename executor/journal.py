@@ -49,7 +49,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,7 @@ class Journal(OrderRecords):
         JournalError: WAL mode could not be enabled, or another SQLite failure.
     """
 
-    __slots__ = ("_conn", "_cur", "_folded", "_group", "_max_decision_id", "_next_seq", "journal_id", "path", "starting_cash", "venue")
+    __slots__ = ("_conn", "_cur", "_folded", "_group", "_group_seq", "_max_decision_id", "_next_seq", "journal_id", "path", "starting_cash", "venue")
 
     def __init__(
         self, path: str | Path, *, starting_cash: float | None = None, synchronous: str = "NORMAL",
@@ -167,6 +167,7 @@ class Journal(OrderRecords):
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
         self.path = str(path)
         self._group: list[tuple[str | Callable[[], str], Callable[[], None]]] | None = None  # the open group's writes (:meth:`group`)
+        self._group_seq = 0  # the next seq when the open group began (restored if it fails)
         self._folded: dict[int, list[str]] = {}  # the open group's decision inserts, by id (:meth:`record_outcome`)
         if self.path == ":memory:":
             raise JournalError(f"{self.path}: an in-memory journal keeps nothing across a restart; give a file")
@@ -262,10 +263,9 @@ class Journal(OrderRecords):
                     self._conn.execute("ROLLBACK")
             raise
 
-    @contextmanager
-    def group(self) -> Iterator[None]:
-        """Group commit (issue #17): every write made inside the block waits, and all of them are
-        committed in ONE transaction when the block ends — in the order they were made, all or
+    def group(self) -> _Group:
+        """Group commit (issue #17): every write made inside the ``with`` block waits, and all of them
+        are committed in ONE transaction when the block ends — in the order they were made, all or
         nothing. For an executor whose venue lives in its own process (the paper venue), where a
         decision and its outcome may share a transaction: nothing outside the process saw either
         before the commit, and a crash before it loses both together, as if the datagrams had been
@@ -275,18 +275,21 @@ class Journal(OrderRecords):
         is written and the sequence of confirmations goes back to where it was.
 
         Raises:
-            RuntimeError: a group is already open.
+            RuntimeError: a group is already open (on entering the block).
             JournalWriteFailed, JournalConflict, JournalError: the commit, as :meth:`_write`.
         """
+        return _Group(self)
+
+    def _open_group(self) -> None:
         if self._group is not None:
             raise RuntimeError("a journal group is already open")
-        self._group, seq = [], self._next_seq
-        try:
-            yield
-        except BaseException:
-            self._group, self._next_seq = None, seq
-            self._folded.clear()
-            raise
+        self._group, self._group_seq = [], self._next_seq
+
+    def _discard_group(self) -> None:
+        self._group, self._next_seq = None, self._group_seq
+        self._folded.clear()
+
+    def _commit_group(self) -> None:
         bodies, self._group = self._group, None
         self._folded.clear()
         if not bodies:
@@ -304,7 +307,7 @@ class Journal(OrderRecords):
         try:
             self._write(what, all_bodies)
         except BaseException:
-            self._next_seq = seq
+            self._next_seq = self._group_seq
             raise
 
     def _write(self, what: str | Callable[[], str], body: Callable[[], None]) -> None:
@@ -341,8 +344,8 @@ class Journal(OrderRecords):
             JournalConflict: the decision id is already journaled.
         """
         d = decision
-        params = (
-            i64(d.decision_id), d.instrument.kind, d.instrument.value, d.side, d.intent, d.reason,
+        params = (  # enums as ints: sqlite3 binds an int subclass only after looking for an adapter (~0.3 us each)
+            i64(d.decision_id), int(d.instrument.kind), d.instrument.value, int(d.side), int(d.intent), int(d.reason),
             d.quantity, d.reference_price, d.max_slippage_bps, i64(d.created_at_ns),
             i64(d.expires_at_ns), i64(d.market_ts_ns), d.stop_price, i64(received_at_ns),
         )  # fmt: skip
@@ -380,9 +383,9 @@ class Journal(OrderRecords):
                 f"{self.path}: fill for {fill.decision_id} in the outcome of {conf.decision_id}"
             )
         did = i64(conf.decision_id)
-        conf_params = (
-            conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent,
-            conf.status, conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee,
+        conf_params = (  # enums as ints (record_decision)
+            conf.seq, did, int(conf.instrument.kind), conf.instrument.value, int(conf.side), int(conf.intent),
+            int(conf.status), int(conf.reject_code), conf.executed_qty, conf.avg_price, conf.fee,
             i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
             int(conf.slippage_over_limit), int(conf.reconciled),
         )  # fmt: skip
@@ -398,7 +401,7 @@ class Journal(OrderRecords):
             if fill is not None:
                 cur.execute(
                     INSERT_FILL,
-                    (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty, fill.price,
+                    (did, int(fill.instrument.kind), fill.instrument.value, int(fill.side), fill.qty, fill.price,
                      fill.fee, i64(fill.executed_at_ns), venue_ref_full, fill.fee_native),
                 )  # fmt: skip
             cur.execute(INSERT_CONFIRMATION, conf_params)
@@ -540,3 +543,22 @@ class Journal(OrderRecords):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Group:
+    """The context manager :meth:`Journal.group` returns: a class, not a generator, as it is entered
+    for every decision (a ``contextlib.contextmanager`` measured ~1.3 us more per block)."""
+
+    __slots__ = ("_journal",)
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def __enter__(self) -> None:
+        self._journal._open_group()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._journal._commit_group()
+        else:
+            self._journal._discard_group()
