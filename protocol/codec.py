@@ -85,6 +85,7 @@ REPLAY_REQUEST_SIZE: Final = _REPLAY_BODY.size + TAG_SIZE
 HEARTBEAT_SIZE: Final = _HEARTBEAT_BODY.size + TAG_SIZE
 assert (DECISION_SIZE, CONFIRMATION_SIZE, REPLAY_REQUEST_SIZE, HEARTBEAT_SIZE) == (112, 128, 40, 72)
 
+_MESSAGE_TYPES: Final = {t.value: t for t in MessageType}
 MESSAGE_SIZES: Final = {
     MessageType.DECISION: DECISION_SIZE,
     MessageType.CONFIRMATION: CONFIRMATION_SIZE,
@@ -259,10 +260,9 @@ class Codec:
             raise DatagramSizeError(f"datagram of {len(data)} bytes is shorter than the header")
         if data[0] != PROTOCOL_VERSION:
             raise VersionMismatch(f"version {data[0]} is not {PROTOCOL_VERSION}")
-        try:
-            mtype = MessageType(data[1])
-        except ValueError:
-            raise UnknownMessageType(f"message type {data[1]} is unknown") from None
+        mtype = _MESSAGE_TYPES.get(data[1])  # a dict lookup: the enum's constructor costs ~0.4 us
+        if mtype is None:
+            raise UnknownMessageType(f"message type {data[1]} is unknown")
         size = MESSAGE_SIZES[mtype]
         if len(data) != size:
             raise DatagramSizeError(f"{mtype.name} must be {size} bytes, got {len(data)}")

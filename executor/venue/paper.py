@@ -56,6 +56,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from foundation.bars import Bars
 from protocol import Instrument, Intent, RejectCode, Side, Status, TradeDecision
@@ -95,9 +96,8 @@ def paper_venue_ref(decision_id: int) -> bytes:
     return _PAPER_REF_PREFIX + str(decision_id).encode("ascii")
 
 
-@dataclass(frozen=True, slots=True)
-class PaperFill:
-    """The decision would fill entirely.
+class PaperFill(NamedTuple):
+    """The decision would fill entirely. (A ``NamedTuple``, as :class:`~executor.venue.base.OrderRequest`.)
 
     Attributes:
         qty: base units executed (the decision's quantity, or the position for a clamped sell).
