@@ -110,13 +110,14 @@ class ClientOrderId:
 
 
 _LEG_AT = len(PREFIX) + 8  # where the leg letter sits, after the prefix and the namespace
+_EXIT_LEGS = frozenset({Leg.STOP.value, Leg.TAKE_PROFIT.value})  # their letters
 
 
 def is_exit_leg_id(text: str) -> bool:
     """Whether ``text`` is one of our ids of an exit leg (a protective stop or the take-profit).
     An id with any other letter where the leg sits is not one, whatever the rest: told by one
     character, the common case (a decision's own order) is never parsed."""
-    if len(text) <= _LEG_AT or text[_LEG_AT] not in (Leg.STOP.value, Leg.TAKE_PROFIT.value):
+    if len(text) <= _LEG_AT or text[_LEG_AT] not in _EXIT_LEGS:
         return False
     parsed = parse(text)
     return parsed is not None and parsed.exit_leg
