@@ -26,7 +26,8 @@ for up to ``busy_poll_us`` before the loop sleeps, so a decision that follows wi
 finds a core that is awake and warm (the executor process sets it from its settings, 300 µs by
 default; 0 here, where a test may run the brain in the same loop). What the poll reads goes to the
 endpoint as the loop's read would give it, and the worker takes the job it queued at once, without
-a round through the loop.
+a round through the loop — but gives the loop a turn at least every :data:`LOOP_TURN_NS`, so its
+timers and signal handlers still run while a fast brain keeps every window busy.
 
 On a venue with protective orders, every ``maintenance_s`` the worker (between two decisions) also
 re-places any stop the venue refused (:meth:`ExitOrderGateway.reprotect`) and cancels
@@ -66,13 +67,17 @@ from .metrics import ExecutorMetrics
 from .orders import Unresolved
 from .reconciler import Reconciler
 
-__all__ = ["DUPLICATE_ANSWER_INTERVAL_S", "REPLAY_BATCH", "ExecutorApp"]
+__all__ = ["DUPLICATE_ANSWER_INTERVAL_S", "LOOP_TURN_NS", "REPLAY_BATCH", "ExecutorApp"]
 
 REPLAY_BATCH = 64
 """Confirmations sent per replay request; the brain asks again for the rest (bounds a burst)."""
 DUPLICATE_ANSWER_INTERVAL_S = 0.05
 """Least time between two answers to the same decision id, seconds: half the brain's first
 retransmit interval (100 ms), so a retransmit after a lost answer is answered."""
+LOOP_TURN_NS = 1_000_000
+"""While the busy poll keeps reading decisions for the worker, the worker still lets the event loop run
+at least this often, ns — its timers (heartbeats, retries, maintenance, reconciliation), its signal
+handlers and whatever else is ready — so a brain that answers fast does not starve them."""
 _ANSWERED_MAX = 4096  # decision ids remembered for the duplicate limiter
 _RECONCILE = object()  # a queued reconcile cycle (None: a maintenance round)
 _ARRIVALS = object()  # the decisions waiting in ExecutorApp._arrivals, for one group (an in-process venue)
@@ -304,8 +309,13 @@ class ExecutorApp(LinkShell):
             self._flush()
 
     async def _work(self) -> None:
+        loop_turn = time.perf_counter_ns()  # when the event loop last ran (this task last waited)
         while True:
-            job = await self._queue.get()
+            if self._queue.empty():  # the get waits: the event loop runs meanwhile
+                job = await self._queue.get()
+                loop_turn = time.perf_counter_ns()
+            else:
+                job = self._queue.get_nowait()
             try:
                 if job is None:
                     await self.maintain()
@@ -324,6 +334,9 @@ class ExecutorApp(LinkShell):
                 return
             if self._busy_poll is not None and self._queue.empty() and self.failure is None:
                 self._poll()  # a job ran and nothing else is queued
+                if not self._queue.empty() and time.perf_counter_ns() - loop_turn >= LOOP_TURN_NS:
+                    await asyncio.sleep(0)  # the poll keeps feeding the worker: give the loop its turn
+                    loop_turn = time.perf_counter_ns()
 
     def _poll(self) -> None:
         """Busy-poll the decision socket (module docstring); what it reads goes to the endpoint, whose

@@ -21,6 +21,7 @@ from protocol import (
     Codec,
     DecisionReason,
     ExecutionConfirmation,
+    Heartbeat,
     Instrument,
     Intent,
     Side,
@@ -244,3 +245,49 @@ def test_an_executor_with_busy_polling_off_never_polls(tmp_path: Path) -> None:
     confs, hits, misses = _lockstep(tmp_path, 0, 10)
     assert [c.decision_id for c in confs] == list(range(1, 11))
     assert (hits, misses) == (0, 0)
+
+
+def test_a_brain_that_answers_fast_for_seconds_still_gets_the_executors_heartbeats(tmp_path: Path) -> None:
+    """Decisions in lockstep for 2 s, each sent as soon as the last is confirmed: every window is a hit
+    and the poll itself reads each next decision, yet the executor still gives its event loop a turn —
+    its heartbeat timer (every 0.1 s here) keeps firing through the stream, not only after it."""
+    key = make_key(tmp_path)
+    brain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    brain.bind(("127.0.0.1", 0))
+    proc = start("executor", f"--run-dir={tmp_path / 'run'}", f"--bus-secret-file={key}", "--decision-addr=127.0.0.1:0",
+                 f"--confirm-addr=127.0.0.1:{brain.getsockname()[1]}", "--metrics-port=-1", "--bars=200",
+                 "--heartbeat-s=0.1", "--busy-poll-us=2000", cwd=tmp_path, env=clean_env())  # fmt: skip
+    try:
+        ready = wait_ready(proc, "executor_ready")
+        host, _, port = ready["decision_addr"].rpartition(":")
+        codec = Codec(derive_key(bytes.fromhex(key.read_text().strip())))
+        brain.settimeout(10)
+        confirmed = 0
+        heartbeats: list[float] = []  # when each arrived during the stream, s from its start
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < 2.0:
+            i += 1
+            brain.sendto(codec.encode(_decision(i), sent_at_ns=time.time_ns()), (host, int(port)))
+            while True:
+                try:
+                    msg = codec.decode(brain.recv(2048), time.time_ns())
+                except RemoteProtocolError:
+                    continue
+                if isinstance(msg, Heartbeat):
+                    heartbeats.append(time.monotonic() - t0)
+                elif isinstance(msg, ExecutionConfirmation):
+                    assert msg.decision_id == i
+                    confirmed += 1
+                    break
+    finally:
+        proc.kill()
+        proc.wait()
+        brain.close()
+    assert confirmed == i and confirmed >= 200, confirmed
+    # 0.1 s apart: ~20 in 2 s; a starved loop sends none until the stream stops
+    late = [t for t in heartbeats if t > 0.5]
+    assert len(late) >= 8, heartbeats
+    gaps = [b - a for a, b in zip(late, late[1:])]
+    assert max(gaps) < 0.5, gaps
+
