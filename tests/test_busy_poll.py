@@ -4,6 +4,7 @@ test as its brain, counting each window as a hit or a miss."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -288,6 +289,6 @@ def test_a_brain_that_answers_fast_for_seconds_still_gets_the_executors_heartbea
     # 0.1 s apart: ~20 in 2 s; a starved loop sends none until the stream stops
     late = [t for t in heartbeats if t > 0.5]
     assert len(late) >= 8, heartbeats
-    gaps = [b - a for a, b in zip(late, late[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(late)]
     assert max(gaps) < 0.5, gaps
 
