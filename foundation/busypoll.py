@@ -52,7 +52,8 @@ class BusyPoll:
 
     Args:
         fd: the socket's file descriptor (owned by the caller; this poll reads through a duplicate
-            of it, closed by :meth:`close`).
+            of it, closed by :meth:`close`). The socket is made non-blocking (one open file for
+            both descriptors), as an event loop's socket is already.
         window_us: how long :meth:`wait` polls at most, µs; 1 to :data:`MAX_WINDOW_US`.
         on_error: given each socket error read (an ``OSError``; the protocol's ``error_received``).
             ``None`` drops them.
@@ -68,6 +69,7 @@ class BusyPoll:
         self.window_ns = window_us * 1_000
         self.on_error = on_error
         self._sock = socket.socket(fileno=os.dup(fd))
+        self._sock.setblocking(False)  # never wait in a read: no default timeout (socket.setdefaulttimeout)
         self._poll = select.poll()
         self._poll.register(self._sock.fileno(), select.POLLIN)
 

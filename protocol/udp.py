@@ -83,9 +83,10 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         try:
             self._on_message(msg, addr)
         except Exception as exc:  # noqa: BLE001 - see below
-            # An exception escaping here makes uvloop close the socket: the process would go deaf
-            # and silent. The handler journals before it acts, so a failed handling changed
-            # nothing durable; report it and keep serving (the peer retransmits).
+            # An exception escaping here would reach only the event loop's exception handler (uvloop
+            # 0.22 logs it and keeps the socket), uncounted — or, raised in the executor's busy poll,
+            # its worker. The handler journals before it acts, so a failed handling changed nothing
+            # durable; report it and keep serving (the peer retransmits).
             if self.on_error is None:
                 raise
             self.on_error(exc, addr)

@@ -77,7 +77,7 @@ class _Confirming(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if not self._answer(data, addr) or self.poll is None:
             return
-        while (got := self.poll.wait()) is not None:  # what the poll reads is answered here, as the executor does
+        while got := self.poll.wait():  # what the poll reads is answered here, as the executor does
             for more, sender in got:
                 self._answer(more, sender)
 

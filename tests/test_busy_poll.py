@@ -4,6 +4,7 @@ test as its brain, counting each window as a hit or a miss."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import socket
@@ -292,3 +293,78 @@ def test_a_brain_that_answers_fast_for_seconds_still_gets_the_executors_heartbea
     gaps = [b - a for a, b in itertools.pairwise(late)]
     assert max(gaps) < 0.5, gaps
 
+
+
+_BRAIN = """
+import socket, sys, time
+from protocol import Codec, ExecutionConfirmation, derive_key
+codec = Codec(derive_key(b"k" * 32))
+brain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+brain.bind(("127.0.0.1", 0))
+brain.settimeout(5)
+print(brain.getsockname()[1], flush=True)
+host, port, first, second = sys.stdin.readline().split()
+executor = (host, int(port))
+seen = []
+def until_confirmed(decision_id):
+    deadline = time.monotonic() + 5
+    while decision_id not in seen and time.monotonic() < deadline:  # heartbeats keep coming meanwhile
+        msg = codec.decode(brain.recv(2048), time.time_ns())
+        if isinstance(msg, ExecutionConfirmation):
+            seen.append(msg.decision_id)
+brain.sendto(bytes.fromhex(first), executor)
+until_confirmed(1)  # the executor now polls its socket for 5 ms
+brain.sendto(b"\\x05not a datagram", executor)  # read by the poll, dropped: the drop hook raises
+brain.sendto(bytes.fromhex(second), executor)
+until_confirmed(2)
+print(" ".join(map(str, seen)), flush=True)
+"""
+
+
+def test_a_bug_handling_a_datagram_the_poll_read_is_counted_and_the_worker_carries_on(tmp_path: Path) -> None:
+    """A datagram read by the busy poll whose handling raises (here the drop hook, standing for any bug
+    outside the endpoint's own guard) is counted in ``handler_errors``, as one the loop read is; the
+    worker survives it and the next decision is confirmed — it does not stay in flight for good. The
+    brain is another process, so it sends while this executor's loop is inside the poll's window."""
+    from executor.app import ExecutorApp
+    from executor.core import ExecutorCore
+    from executor.metrics import ExecutorMetrics
+    from executor.venue.paper import PaperVenue
+    from foundation.runtime import run
+
+    codec = Codec(derive_key(b"k" * 32))
+
+    def broken_drop(*_: object) -> None:
+        raise RuntimeError("a bug in the drop path")
+
+    async def scenario() -> tuple[str, ExecutorMetrics, int, bool, set[int]]:
+        env = clean_env(PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        brain = await asyncio.create_subprocess_exec(sys.executable, "-c", _BRAIN, env=env, stdin=asyncio.subprocess.PIPE,
+                                                     stdout=asyncio.subprocess.PIPE)  # fmt: skip
+        assert brain.stdin is not None and brain.stdout is not None
+        brain_port = int(await asyncio.wait_for(brain.stdout.readline(), 30))
+        core = await ExecutorCore.open(tmp_path / "executor.sqlite", PaperVenue(BARS, instrument=Instrument.symbol("BTC-PERP")),
+                                       1e9)  # fmt: skip
+        metrics = ExecutorMetrics()
+        app = ExecutorApp(core, codec, metrics, ("127.0.0.1", 0), ("127.0.0.1", brain_port), busy_poll_us=MAX_WINDOW_US)
+        await app.start()
+        try:
+            assert app.endpoint is not None and app._worker is not None
+            app.endpoint.on_drop = broken_drop
+            host, port = app.address
+            first, second = (codec.encode(_decision(i), sent_at_ns=time.time_ns()).hex() for i in (1, 2))
+            brain.stdin.write(f"{host} {port} {first} {second}\n".encode())
+            await brain.stdin.drain()
+            seen = (await asyncio.wait_for(brain.stdout.readline(), 30)).decode().strip()
+            await brain.wait()
+            hits = int(app._busy_polls[True]._value.get())
+            return seen, metrics, hits, app._worker.done(), set(app._active)
+        finally:
+            app.close()
+            await core.aclose()
+
+    seen, metrics, hits, worker_done, active = run(scenario())
+    assert seen == "1 2"
+    assert hits >= 1
+    assert metrics.handler_errors._value.get() == 1  # read by the poll: the loop's read would not count it
+    assert not worker_done and active == set()
