@@ -146,6 +146,33 @@ def test_a_queued_socket_error_goes_to_on_error_and_the_datagrams_are_still_read
         poll.close()
 
 
+def test_a_read_never_waits_even_with_a_default_socket_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
+    """Only a socket error queued (no datagram) and a process-wide default timeout set: the poll reads
+    the error and returns at once — its reads never wait for that timeout."""
+    rx, _ = pair
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    dead = closed.getsockname()
+    closed.close()
+    rx.connect(dead)
+    rx.send(b"heartbeat")  # ECONNREFUSED comes back
+    time.sleep(0.01)
+    errors: list[OSError] = []
+    default = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(0.5)
+    try:
+        poll = BusyPoll(rx.fileno(), 1, errors.append)
+    finally:
+        socket.setdefaulttimeout(default)
+    try:
+        t0 = time.monotonic()
+        assert poll.wait() == []
+        assert time.monotonic() - t0 < 0.25
+        assert [type(e) for e in errors] == [ConnectionRefusedError]
+    finally:
+        poll.close()
+
+
 def test_closing_the_poll_leaves_the_callers_socket_open(pair: tuple[socket.socket, socket.socket]) -> None:
     """The poll reads through a duplicate descriptor: closing it closes that one only."""
     rx, tx = pair
