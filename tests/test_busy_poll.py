@@ -330,7 +330,7 @@ brain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 brain.bind(("127.0.0.1", 0))
 brain.settimeout(5)
 print(brain.getsockname()[1], flush=True)
-host, port, first, second = sys.stdin.readline().split()
+host, port, *decisions = sys.stdin.readline().split()
 executor = (host, int(port))
 seen = []
 def until_confirmed(decision_id):
@@ -339,20 +339,21 @@ def until_confirmed(decision_id):
         msg = codec.decode(brain.recv(2048), time.time_ns())
         if isinstance(msg, ExecutionConfirmation):
             seen.append(msg.decision_id)
-brain.sendto(bytes.fromhex(first), executor)
-until_confirmed(1)  # the executor now polls its socket for 5 ms
-brain.sendto(b"\\x05not a datagram", executor)  # read by the poll, dropped: the drop hook raises
-brain.sendto(bytes.fromhex(second), executor)
-until_confirmed(2)
+for i in range(0, len(decisions), 2):  # rounds: one is enough whose bad datagram comes within the window
+    brain.sendto(bytes.fromhex(decisions[i]), executor)
+    until_confirmed(i + 1)  # the executor now polls its socket for 5 ms
+    brain.sendto(b"\\x05not a datagram", executor)  # read by the poll, dropped: the drop hook raises
+    brain.sendto(bytes.fromhex(decisions[i + 1]), executor)
+    until_confirmed(i + 2)
 print(" ".join(map(str, seen)), flush=True)
 """
 
 
 def test_a_bug_handling_a_datagram_the_poll_read_is_counted_and_the_worker_carries_on(tmp_path: Path) -> None:
     """A datagram read by the busy poll whose handling raises (here the drop hook, standing for any bug
-    outside the endpoint's own guard) is counted in ``handler_errors``, as one the loop read is; the
-    worker survives it and the next decision is confirmed — it does not stay in flight for good. The
-    brain is another process, so it sends while this executor's loop is inside the poll's window."""
+    outside the endpoint's own guard) is counted in ``handler_errors``; the worker survives it and the
+    next decision is confirmed — it does not stay in flight for good. The brain is another process, so
+    it sends while this executor's loop is inside the poll's window, in five rounds."""
     from executor.app import ExecutorApp
     from executor.core import ExecutorCore
     from executor.metrics import ExecutorMetrics
@@ -379,8 +380,8 @@ def test_a_bug_handling_a_datagram_the_poll_read_is_counted_and_the_worker_carri
             assert app.endpoint is not None and app._worker is not None
             app.endpoint.on_drop = broken_drop
             host, port = app.address
-            first, second = (codec.encode(_decision(i), sent_at_ns=time.time_ns()).hex() for i in (1, 2))
-            brain.stdin.write(f"{host} {port} {first} {second}\n".encode())
+            decisions = " ".join(codec.encode(_decision(i), sent_at_ns=time.time_ns()).hex() for i in range(1, 11))
+            brain.stdin.write(f"{host} {port} {decisions}\n".encode())
             await brain.stdin.drain()
             seen = (await asyncio.wait_for(brain.stdout.readline(), 30)).decode().strip()
             await brain.wait()
@@ -391,7 +392,8 @@ def test_a_bug_handling_a_datagram_the_poll_read_is_counted_and_the_worker_carri
             await core.aclose()
 
     seen, metrics, hits, worker_done, active = run(scenario())
-    assert seen == "1 2"
-    assert hits >= 1
-    assert metrics.handler_errors._value.get() == 1  # read by the poll: the loop's read would not count it
+    assert seen == " ".join(map(str, range(1, 11)))
+    # each bad datagram the poll read is counted (the loop's read would only log it): on a loaded
+    # machine the brain may miss a 5 ms window, so of five rounds at least one must have hit it
+    assert 1 <= metrics.handler_errors._value.get() <= 5 and hits >= 1
     assert not worker_done and active == set()
