@@ -119,6 +119,18 @@ def test_a_flood_is_read_in_batches_in_arrival_order(pair: tuple[socket.socket, 
         poll.close()
 
 
+def _queue_refusal(sock: socket.socket) -> None:
+    """Queue ECONNREFUSED on ``sock``: connect it to a loopback port nobody listens on and send (the
+    ICMP port unreachable comes back; Linux reports it on a connected UDP socket)."""
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    dead = closed.getsockname()
+    closed.close()
+    sock.connect(dead)
+    sock.send(b"heartbeat")  # the peer is down
+    time.sleep(0.01)
+
+
 def test_a_queued_socket_error_goes_to_on_error_and_the_datagrams_are_still_read(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
@@ -127,13 +139,7 @@ def test_a_queued_socket_error_goes_to_on_error_and_the_datagrams_are_still_read
     ``on_error`` — as the loop gives it to ``error_received`` — and still returns the datagram that
     came after it."""
     rx, tx = pair
-    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    closed.bind(("127.0.0.1", 0))
-    dead = closed.getsockname()
-    closed.close()
-    rx.connect(dead)
-    rx.send(b"heartbeat")  # the peer is down
-    time.sleep(0.01)
+    _queue_refusal(rx)
     rx.connect(tx.getsockname())  # the error stays queued
     tx.sendto(b"decision", rx.getsockname())
     time.sleep(0.01)
@@ -150,13 +156,7 @@ def test_a_read_never_waits_even_with_a_default_socket_timeout(pair: tuple[socke
     """Only a socket error queued (no datagram) and a process-wide default timeout set: the poll reads
     the error and returns at once — its reads never wait for that timeout."""
     rx, _ = pair
-    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    closed.bind(("127.0.0.1", 0))
-    dead = closed.getsockname()
-    closed.close()
-    rx.connect(dead)
-    rx.send(b"heartbeat")  # ECONNREFUSED comes back
-    time.sleep(0.01)
+    _queue_refusal(rx)
     errors: list[OSError] = []
     default = socket.getdefaulttimeout()
     socket.setdefaulttimeout(0.5)
