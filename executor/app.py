@@ -350,7 +350,7 @@ class ExecutorApp(LinkShell):
                 try:
                     receive(data, addr)
                 except Exception as exc:  # noqa: BLE001 - a bug in handling one datagram must not end the worker
-                    self._on_handler_error(exc, addr)  # counted and logged, as the loop's read would report it
+                    self._on_handler_error(exc, addr)  # counted and logged (on the loop's read it is only logged)
 
     def _on_failure(self) -> None:
         """A storage fault: tell the process (``on_failure``, set by ``serve``) to stop."""
