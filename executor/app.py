@@ -345,12 +345,9 @@ class ExecutorApp(LinkShell):
         got = self._busy_poll.wait()
         self._busy_polls[bool(got)].inc()  # a hit: a datagram came (not only a socket error)
         if got:
-            receive = self.endpoint.datagram_received
+            receive = self.endpoint.datagram_received  # it reports a handling that raises (on_error)
             for data, addr in got:
-                try:
-                    receive(data, addr)
-                except Exception as exc:  # noqa: BLE001 - a bug in handling one datagram must not end the worker
-                    self._on_handler_error(exc, addr)  # counted and logged (on the loop's read it is only logged)
+                receive(data, addr)
 
     def _on_failure(self) -> None:
         """A storage fault: tell the process (``on_failure``, set by ``serve``) to stop."""

@@ -53,6 +53,8 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.peer_name: Address | None = None  # a host name not yet resolved
         self.on_error: Callable[[Exception, Address], None] | None = None
+        """Called as ``on_error(exc, addr)`` when handling a datagram raises — a framing drop, a
+        rejection or a message; ``None``: the exception propagates to the caller."""
         self.on_drop: Callable[[RejectReason, bytes, Address], None] | None = None
         """Called as ``on_drop(reason, data, addr)`` for a datagram the framing checks refuse;
         ``None``: such a datagram goes to ``on_reject`` with the codec's exception instead."""
@@ -71,22 +73,22 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's UDPTransport is not a subclass
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        reason = framing_error(data)
-        if reason is not None and self.on_drop is not None:
-            self.on_drop(reason, data, addr)
-            return
         try:
-            msg = self.codec.decode(data, self._clock())
-        except RemoteProtocolError as exc:
-            self._on_reject(exc, addr)
-            return
-        try:
+            reason = framing_error(data)
+            if reason is not None and self.on_drop is not None:
+                self.on_drop(reason, data, addr)
+                return
+            try:
+                msg = self.codec.decode(data, self._clock())
+            except RemoteProtocolError as exc:
+                self._on_reject(exc, addr)
+                return
             self._on_message(msg, addr)
-        except Exception as exc:  # noqa: BLE001 - see below
+        except Exception as exc:  # see below
             # An exception escaping here would reach only the event loop's exception handler (uvloop
-            # 0.22 logs it and keeps the socket), uncounted — or, raised in the executor's busy poll,
-            # its worker. The handler journals before it acts, so a failed handling changed nothing
-            # durable; report it and keep serving (the peer retransmits).
+            # 0.22 logs it and keeps the socket), uncounted — or, read by the executor's busy poll,
+            # end its worker. The handlers journal before they act, so a failed handling changed
+            # nothing durable; report it and keep serving (the peer retransmits).
             if self.on_error is None:
                 raise
             self.on_error(exc, addr)
