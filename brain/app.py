@@ -307,9 +307,9 @@ class BrainApp(LinkShell):
             await asyncio.sleep(0)
         # filled after the close (a gap): the fill shows in the next row
         equity, positions = before if self._fills_after is not None and self._fills_after > close_ns else after
-        first = core.config.instrument
+        first, markets = core.config.instrument, core.config.markets
         others = tuple((self._closes.get(inst, math.nan), positions[i + 1])
-                       for i, inst in enumerate(core.config.markets))  # fmt: skip
+                       for i, inst in enumerate(markets)) if markets else ()  # fmt: skip
         stats.equity_curve.record(close_ns, self._closes.get(first, math.nan), equity, positions[0], others)
         self._gauges.bar_due(time.monotonic, close_ns, stats, core)
 

@@ -133,7 +133,9 @@ class BrainCore:
         self._tp: dict[Instrument, _TakeProfit] = {}  # the take-profit leg of each position (exit legs)
 
     def awaiting(self, instrument: Instrument) -> bool:
-        return any(d.instrument == instrument for d in self.pending.values())
+        """A decision for ``instrument`` awaits its confirmation (asked on every bar: nothing pending is
+        the common case, answered without a generator)."""
+        return bool(self.pending) and any(d.instrument == instrument for d in self.pending.values())
 
     def on_bar(self, bar: Bar, market_ns: int, wall_ns: int, executor_alive: bool = True,
                executor_journal_ok: bool = True, feed_fresh: bool = True, posture: Posture | None = None) -> Step:  # fmt: skip

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from foundation.bars import Bar, Bars
 from protocol import Instrument
@@ -32,9 +31,8 @@ from .pacing import Pacer, Pacing
 __all__ = ["Feed", "FeedBar", "PortfolioFeed", "ReplayFeed"]
 
 
-@dataclass(frozen=True, slots=True)
-class FeedBar:
-    """A closed bar for the brain.
+class FeedBar(NamedTuple):
+    """A closed bar for the brain (a NamedTuple, as :class:`~foundation.bars.Bar` is: one per bar).
 
     Attributes:
         closed: the bar and its close time (Unix ns).

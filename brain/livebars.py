@@ -43,6 +43,7 @@ import enum
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from foundation.bars import Bar
 
@@ -57,9 +58,9 @@ class BarSource(str, enum.Enum):
     REPLAY = "replay"  # a data file's bar (:class:`brain.feeds.ReplayFeed`)
 
 
-@dataclass(frozen=True, slots=True)
-class ClosedBar:
-    """A bar known closed, with the time it closed (its open plus the timeframe), Unix ns."""
+class ClosedBar(NamedTuple):
+    """A bar known closed, with the time it closed (its open plus the timeframe), Unix ns. A
+    NamedTuple, as :class:`~foundation.bars.Bar` is: one per replayed bar."""
 
     bar: Bar
     close_ns: int

@@ -18,6 +18,7 @@ import math
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,25 @@ def _iso(ns: int) -> str:
     """Unix ns → ``2022-01-01T00:00:00Z`` (whole seconds, UTC); ``time.gmtime`` is about twice as
     fast as ``datetime`` over the 45,000 rows of an equity curve."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 1_000_000_000))
+
+
+def _iso_column(column: Iterable[int]) -> list[str]:
+    """:func:`_iso` of every time in ``column`` (Unix ns, >= 0), the same strings about four times
+    faster: the date and the time of day are each formatted once and then looked up — an equity
+    curve's rows share a few dozen dates and, on 1-minute bars, 1,440 times of day."""
+    dates: dict[int, str] = {}
+    clocks: dict[int, str] = {}
+    out = []
+    for ns in column:
+        day, second = divmod(ns // 1_000_000_000, 86_400)
+        date = dates.get(day)
+        if date is None:
+            date = dates[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
+        clock = clocks.get(second)
+        if clock is None:
+            clock = clocks[second] = time.strftime("%H:%M:%SZ", time.gmtime(second))
+        out.append(date + clock)
+    return out
 
 
 def write_trade_log(path: Path, trades: list[ClosedTrade]) -> None:
@@ -97,15 +117,15 @@ def write_equity_curve(path: Path, curve: EquityCurve, others: tuple[str, ...] =
     w.writerow((*EQUITY_CURVE_COLUMNS, *(f"{k}:{sym}" for sym in others for k in ("close", "position"))))
     if not curve.others:  # ISO times and float reprs need no CSV quoting: one f-string a row (~30 % faster)
         fh.write("".join([
-            f"{_iso(ns)},{close!r},{equity!r},{dd!r},{position!r}\n"
-            for ns, close, equity, dd, position in zip(
-                curve.close_ns, curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
+            f"{iso},{close!r},{equity!r},{dd!r},{position!r}\n"
+            for iso, close, equity, dd, position in zip(
+                _iso_column(curve.close_ns), curve.close, curve.equity, curve.drawdown_pct, curve.position, strict=True
             )
         ]))  # fmt: skip
     else:
         columns = [c for pair in curve.others for c in pair]
-        for i, ns in enumerate(curve.close_ns):
-            w.writerow((_iso(ns), _price(curve.close[i]), repr(curve.equity[i]), repr(curve.drawdown_pct[i]),
+        for i, iso in enumerate(_iso_column(curve.close_ns)):
+            w.writerow((iso, _price(curve.close[i]), repr(curve.equity[i]), repr(curve.drawdown_pct[i]),
                         repr(curve.position[i]), *(_price(c[i]) for c in columns)))  # fmt: skip
     write_atomic(path, fh.getvalue())
 

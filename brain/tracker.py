@@ -187,8 +187,14 @@ class PositionTracker:
 
     def equity(self) -> float:
         """Cash + open positions at mark, signed (quote currency)."""
+        positions = self._positions
+        if not positions:  # asked on every bar: flat and one position are the common cases, without a generator
+            return self.cash
+        if len(positions) == 1:  # the same sum: 0 + x is x
+            ((i, p),) = positions.items()
+            return self.cash + self._marks.get(i, p.avg_entry_price) * p.signed_quantity
         return self.cash + sum(self._marks.get(i, p.avg_entry_price) * p.signed_quantity
-                               for i, p in self._positions.items())  # fmt: skip
+                               for i, p in positions.items())  # fmt: skip
 
     def equity_at(self, instrument: Instrument, price: float) -> float:
         """Equity with ``instrument`` marked at ``price`` instead of its last mark (a forming bar's
