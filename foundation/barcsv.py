@@ -12,6 +12,7 @@ the rule, and no bars are returned.
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import math
 import operator
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from .bars import Bars
 
-__all__ = ["BUNDLED_BARS", "BUNDLED_PORTFOLIO", "HEADER", "MarketDataError", "bundled_path", "load_bars"]
+__all__ = ["BUNDLED_BARS", "BUNDLED_DIGESTS", "BUNDLED_PORTFOLIO", "HEADER", "MarketDataError", "bundled_path", "count_bars",
+           "load_bars"]
 
 HEADER = ("timestamp_ms", "open", "high", "low", "close", "volume")
 BUNDLED_BARS = "ftx_BTC-PERP_1m.csv"
@@ -38,6 +40,18 @@ BUNDLED_PORTFOLIO = (
 """The bundled portfolio (issue #16): ``(symbol, file)`` of Binance spot 4-hour bars, 2023-12-30 08:00
 → 2024-03-22 08:00 UTC, 499 rows each, from Drakkar-Software/OctoBot (GPL-3.0); see
 ``foundation/data/NOTICE``."""
+
+
+BUNDLED_DIGESTS = {
+    "3f60bafa3394da9d73e5996043b4bb0dcef248b4d01b2eabda75a4e82c8b26c7": 45_031,  # ftx_BTC-PERP_1m.csv
+    "f487bc7b2ceba228ec8967d9d40c9185c446edbaefd9b0ed56bde4359cf14224": 499,  # binance_BTC-USDT_4h.csv
+    "2fa39f8346341701bebb47f5d9158843206da52ac1002fb679b45c8efd0ac912": 499,  # binance_ETH-USDT_4h.csv
+    "390acdfa4b8b267ed3b3b854f61895e5545170208cb65de934082935d5140345": 499,  # binance_SOL-USDT_4h.csv
+    "5e54939ce61da08b2ac7f625db4a128cef21b564821d528fb31dd4d01eed6015": 499,  # binance_BNB-USDT_4h.csv
+}
+"""The bundled files' SHA-256 digests and their bar counts: a file with one of these digests is a
+bundled file as shipped, which :func:`load_bars` accepts with that many bars (the test suite loads
+every one and checks both), so :func:`count_bars` needs not parse it again."""
 
 
 class MarketDataError(ValueError):
@@ -93,6 +107,25 @@ def load_bars(path: str | Path, limit: int | None = None) -> Bars:
         raise MarketDataError(f"{p}:{len(ts) + 1}: timestamp_ms {ts[-1]} plus one bar ({bars.interval_ms} ms) is past"
                               f" the last time a u64 of ns can hold ({_U64_MAX // 1_000_000} ms)")  # fmt: skip
     return bars
+
+
+def count_bars(path: str | Path, limit: int | None = None) -> int:
+    """How many bars :func:`load_bars` would return for ``path`` and ``limit``, raising what it would
+    raise: a check before a run, without keeping the bars. A file whose SHA-256 digest is in
+    :data:`BUNDLED_DIGESTS` is counted without being parsed (~3 ms instead of ~130 ms for the
+    bundled month: ``tandem paper`` checks its data before its children load it; issue #17).
+
+    Raises:
+        MarketDataError: as :func:`load_bars`.
+    """
+    try:
+        with Path(path).open("rb") as fh:
+            known = BUNDLED_DIGESTS.get(hashlib.file_digest(fh, "sha256").hexdigest())
+    except OSError:
+        known = None  # load_bars says what is wrong with it
+    if known is None or (limit is not None and limit < 1):  # a limit below 1: whatever load_bars does with it
+        return len(load_bars(path, limit))
+    return known if limit is None else min(known, limit)
 
 
 def _columns(rows: list[list[str]]) -> list[array] | None:

@@ -51,7 +51,7 @@ from executor.journal import JournalError
 from executor.journal import check_journal as check_executor_journal
 from executor.settings import ExecutorSettings, venue_id
 from foundation.atomicfile import write_atomic
-from foundation.barcsv import BUNDLED_PORTFOLIO, MarketDataError, bundled_path, load_bars
+from foundation.barcsv import BUNDLED_PORTFOLIO, MarketDataError, bundled_path, count_bars, load_bars
 from foundation.bussecret import load_bus_secret, new_bus_secret, write_secret_file
 from foundation.errors import STORAGE_FAULT_EXIT, ConfigError, StorageFault
 from foundation.ports import Port, probe
@@ -163,8 +163,8 @@ def check_inputs(settings: PaperSettings) -> Path:
         ConfigError (RunDirBusy), MarketDataError, StrategyError, JournalError, BrainJournalError:
             the first input refused; the message names the setting or file.
     """
-    bars = load_bars(settings.data or bundled_path(), limit=settings.bars)
-    shortest = min([len(bars), *(len(load_bars(path, limit=settings.bars)) for _, path in settings.market_files())])
+    files = (settings.data or bundled_path(), *(path for _, path in settings.market_files()))
+    shortest = min(count_bars(path, limit=settings.bars) for path in files)  # bundled files: by their digests
     strategy = _check_strategy(settings.strategy, settings.strategy_params)
     short = warmup_shortfall(strategy, settings.strategy, shortest)
     run_dir = settings.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from foundation.barcsv import HEADER, MarketDataError, bundled_path, load_bars
+from foundation.barcsv import (
+    BUNDLED_BARS,
+    BUNDLED_DIGESTS,
+    BUNDLED_PORTFOLIO,
+    HEADER,
+    MarketDataError,
+    bundled_path,
+    count_bars,
+    load_bars,
+)
 from foundation.bars import Bars
 
 MS = 1_000_000
@@ -118,3 +128,36 @@ def test_first_open_at_or_after_edges(tmp_path: Path) -> None:
     assert bars.first_open_at_or_after((T_MS + 60_000) * MS) == 1
     assert bars.first_open_at_or_after(0) == 0
     assert bars.first_open_at_or_after((T_MS + 120_000) * MS + 1) is None
+
+
+def test_every_bundled_file_has_its_digest_and_count() -> None:
+    """BUNDLED_DIGESTS holds each bundled file's SHA-256 with the bar count load_bars gives it — what
+    lets count_bars skip the parse — and nothing else."""
+    files = [BUNDLED_BARS, *(name for _, name in BUNDLED_PORTFOLIO)]
+    table = {}
+    for name in files:
+        path = bundled_path(name)
+        table[hashlib.sha256(path.read_bytes()).hexdigest()] = len(load_bars(path))
+    assert table == BUNDLED_DIGESTS
+
+
+def test_count_bars_counts_what_load_bars_loads(tmp_path: Path) -> None:
+    """count_bars agrees with load_bars, limits included: for the bundled file (by its digest) and a
+    copy one byte different (parsed)."""
+    bundled = bundled_path()
+    changed = tmp_path / "changed.csv"
+    changed.write_bytes(bundled.read_bytes() + f"{load_bars(bundled).ts_ms[-1] + 60_000},1,2,1,1,0\n".encode())
+    for path, total in ((bundled, 45_031), (changed, 45_032)):
+        for limit in (None, 1, 100, 45_031, 10**6):
+            assert count_bars(path, limit) == len(load_bars(path, limit)) == min(total, limit or total)
+
+
+def test_count_bars_refuses_what_load_bars_refuses(tmp_path: Path) -> None:
+    """A malformed file, a header alone, a missing file: the same MarketDataError as load_bars."""
+    broken = write(tmp_path, HEAD, row(0), f"{T_MS + 60_000},abc,101,99,100,1")
+    for path, what in ((broken, f"{broken}:3: not a number"), (tmp_path / "nowhere.csv", "cannot open")):
+        with pytest.raises(MarketDataError) as info:
+            count_bars(path)
+        assert what in str(info.value)
+    with pytest.raises(MarketDataError, match="no bars"):
+        count_bars(write(tmp_path, HEAD))
