@@ -291,8 +291,10 @@ class BrainApp(LinkShell):
             metrics.skips.labels(skip.reason.value).inc()
             self.log.info("signal_skipped", reason=skip.reason.value, side=skip.side.name, detail=skip.detail,
                           instrument=str(skip.instrument), bar_ts_ms=bar.ts_ms)  # fmt: skip
-        for trip in core.breakers.trips[trips_before:]:  # one bar can trip two breakers
-            self._on_trip(trip)
+        trips = core.breakers.trips
+        if len(trips) > trips_before:  # one bar can trip two breakers
+            for trip in trips[trips_before:]:
+                self._on_trip(trip)
         for inst, b in bars:
             self._closes[inst] = b.close
         after = before = (tracker.equity(), self._positions())  # the account before this close's fills

@@ -166,12 +166,22 @@ class BrainCore:
             KeyError: an instrument without a strategy (:attr:`strategies`).
         """
         tracker = self.tracker
+        gates = Gates(executor_alive, executor_journal_ok, feed_fresh, posture)
+        if len(bars) == 1:  # one instrument, once per bar: the same steps without the lists
+            ((inst, bar),) = bars
+            exit_reason = tracker.mark(inst, bar.close, market_ns)
+            equity = tracker.equity()
+            trip = self.breakers.on_equity(equity, market_ns)
+            ds, skip = self._instrument_bar(inst, bar, exit_reason, market_ns, wall_ns, equity, gates)
+            if skip is None:
+                return Step(ds, (), trip)
+            self.skips[skip.reason] += 1
+            return Step(ds, (skip,), trip)
         exits = [tracker.mark(inst, bar.close, market_ns) for inst, bar in bars]
         equity = tracker.equity()
         trip = self.breakers.on_equity(equity, market_ns)
         decisions: list[TradeDecision] = []
         skips: list[Skip] = []
-        gates = Gates(executor_alive, executor_journal_ok, feed_fresh, posture)
         for (inst, bar), exit_reason in zip(bars, exits, strict=True):
             ds, skip = self._instrument_bar(inst, bar, exit_reason, market_ns, wall_ns, equity, gates)
             decisions.extend(ds)
