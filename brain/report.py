@@ -12,11 +12,11 @@ back exactly the value the brain held.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import math
 import statistics
-import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,16 +43,32 @@ bps (negative: better). Exits execute whatever the slippage (DESIGN.md invariant
 it shows. Both empty when the exit decision is not known."""
 
 
+_EPOCH = datetime.date(1970, 1, 1)
+
+
+def _date(day: int) -> str:
+    """Days since 1970-01-01 → ``2022-01-01T``."""
+    return f"{_EPOCH + datetime.timedelta(days=day)}T"
+
+
+def _clock(second: int) -> str:
+    """Seconds into a day (0..86399) → ``00:00:00Z``."""
+    hour, rest = divmod(second, 3600)
+    return f"{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+
+
 def _iso(ns: int) -> str:
-    """Unix ns → ``2022-01-01T00:00:00Z`` (whole seconds, UTC); ``time.gmtime`` is about twice as
-    fast as ``datetime`` over the 45,000 rows of an equity curve."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 1_000_000_000))
+    """Unix ns (>= 0) → ``2022-01-01T00:00:00Z``: whole seconds of POSIX time (every day 86,400 s,
+    as the data's ``timestamp_ms`` counts), by arithmetic — not ``gmtime``, which a ``right/`` time
+    zone makes count leap seconds."""
+    day, second = divmod(ns // 1_000_000_000, 86_400)
+    return _date(day) + _clock(second)
 
 
 def _iso_column(column: Iterable[int]) -> list[str]:
-    """:func:`_iso` of every time in ``column`` (Unix ns, >= 0), the same strings about four times
-    faster: the date and the time of day are each formatted once and then looked up — an equity
-    curve's rows share a few dozen dates and, on 1-minute bars, 1,440 times of day."""
+    """:func:`_iso` of every time in ``column``, the same strings about four times faster: each
+    date and each time of day is formatted once and then looked up — an equity curve's rows share a
+    few dozen dates and, on 1-minute bars, 1,440 times of day."""
     dates: dict[int, str] = {}
     clocks: dict[int, str] = {}
     out = []
@@ -60,10 +76,10 @@ def _iso_column(column: Iterable[int]) -> list[str]:
         day, second = divmod(ns // 1_000_000_000, 86_400)
         date = dates.get(day)
         if date is None:
-            date = dates[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
+            date = dates[day] = _date(day)
         clock = clocks.get(second)
         if clock is None:
-            clock = clocks[second] = time.strftime("%H:%M:%SZ", time.gmtime(second))
+            clock = clocks[second] = _clock(second)
         out.append(date + clock)
     return out
 

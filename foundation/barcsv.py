@@ -16,6 +16,8 @@ import hashlib
 import itertools
 import math
 import operator
+import os
+import stat
 from array import array
 from importlib import resources
 from pathlib import Path
@@ -43,15 +45,17 @@ BUNDLED_PORTFOLIO = (
 
 
 BUNDLED_DIGESTS = {
-    "3f60bafa3394da9d73e5996043b4bb0dcef248b4d01b2eabda75a4e82c8b26c7": 45_031,  # ftx_BTC-PERP_1m.csv
-    "f487bc7b2ceba228ec8967d9d40c9185c446edbaefd9b0ed56bde4359cf14224": 499,  # binance_BTC-USDT_4h.csv
-    "2fa39f8346341701bebb47f5d9158843206da52ac1002fb679b45c8efd0ac912": 499,  # binance_ETH-USDT_4h.csv
-    "390acdfa4b8b267ed3b3b854f61895e5545170208cb65de934082935d5140345": 499,  # binance_SOL-USDT_4h.csv
-    "5e54939ce61da08b2ac7f625db4a128cef21b564821d528fb31dd4d01eed6015": 499,  # binance_BNB-USDT_4h.csv
+    "3f60bafa3394da9d73e5996043b4bb0dcef248b4d01b2eabda75a4e82c8b26c7": (2_634_942, 45_031),  # ftx_BTC-PERP_1m.csv
+    "f487bc7b2ceba228ec8967d9d40c9185c446edbaefd9b0ed56bde4359cf14224": (29_934, 499),  # binance_BTC-USDT_4h.csv
+    "2fa39f8346341701bebb47f5d9158843206da52ac1002fb679b45c8efd0ac912": (28_108, 499),  # binance_ETH-USDT_4h.csv
+    "390acdfa4b8b267ed3b3b854f61895e5545170208cb65de934082935d5140345": (25_149, 499),  # binance_SOL-USDT_4h.csv
+    "5e54939ce61da08b2ac7f625db4a128cef21b564821d528fb31dd4d01eed6015": (24_243, 499),  # binance_BNB-USDT_4h.csv
 }
-"""The bundled files' SHA-256 digests and their bar counts: a file with one of these digests is a
-bundled file as shipped, which :func:`load_bars` accepts with that many bars (the test suite loads
-every one and checks both), so :func:`count_bars` needs not parse it again."""
+"""The bundled files' SHA-256 digests, with their sizes in bytes and their bar counts: a file with
+one of these digests is a bundled file as shipped, which :func:`load_bars` accepts with that many
+bars (the test suite loads every one and checks all three), so :func:`count_bars` needs not parse
+it again."""
+_BUNDLED_SIZES = frozenset(size for size, _ in BUNDLED_DIGESTS.values())
 
 
 class MarketDataError(ValueError):
@@ -113,16 +117,22 @@ def count_bars(path: str | Path, limit: int | None = None) -> int:
     """How many bars :func:`load_bars` would return for ``path`` and ``limit``, raising what it would
     raise: a check before a run, without keeping the bars. A file whose SHA-256 digest is in
     :data:`BUNDLED_DIGESTS` is counted without being parsed (~3 ms instead of ~130 ms for the
-    bundled month: ``tandem paper`` checks its data before its children load it; issue #17).
+    bundled month: ``tandem paper`` checks its data before its children load it; issue #17). Only a
+    regular file of a bundled file's size is hashed: another file, however large, or a pipe, goes
+    straight to :func:`load_bars`.
 
     Raises:
         MarketDataError: as :func:`load_bars`.
     """
+    known = None
     try:
-        with Path(path).open("rb") as fh:
-            known = BUNDLED_DIGESTS.get(hashlib.file_digest(fh, "sha256").hexdigest())
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size in _BUNDLED_SIZES:
+            with Path(path).open("rb") as fh:
+                found = BUNDLED_DIGESTS.get(hashlib.file_digest(fh, "sha256").hexdigest())
+            known = None if found is None else found[1]
     except OSError:
-        known = None  # load_bars says what is wrong with it
+        pass  # load_bars says what is wrong with it
     if known is None or (limit is not None and limit < 1):  # a limit below 1: whatever load_bars does with it
         return len(load_bars(path, limit))
     return known if limit is None else min(known, limit)

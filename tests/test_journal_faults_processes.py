@@ -90,7 +90,9 @@ def test_brain_stops_when_the_executor_journal_is_wiped_and_started_afresh(tmp_p
 
 def _stop_after_an_answer(run: Path, pid: int) -> tuple[int, int]:
     """SIGSTOP the executor as soon as the brain has journaled a new confirmation — just after an
-    answer, so it holds no decision — and return (confirmations applied then, wall ns of the stop)."""
+    answer, so it holds no decision — and return (confirmations applied then, a wall ns by which the
+    executor was stopped: read once /proc shows it stopped, so a decision it took before the signal
+    is never left out of :func:`_received_by`)."""
     import sqlite3
 
     with sqlite3.connect(f"file:{run / 'brain.sqlite'}?mode=ro", uri=True) as conn:
@@ -102,9 +104,12 @@ def _stop_after_an_answer(run: Path, pid: int) -> tuple[int, int]:
         while (now := count()) == seen:
             assert time.monotonic() < deadline, "no confirmation in 10 s"
             time.sleep(0.001)
-        stopped_ns = time.time_ns()
         os.kill(pid, signal.SIGSTOP)
-    return now, stopped_ns
+    stat = Path(f"/proc/{pid}/stat")
+    while stat.read_text().rpartition(")")[2].split()[0] != "T":  # the state field: T once stopped
+        assert time.monotonic() < deadline, "the executor did not stop"
+        time.sleep(0.001)
+    return now, time.time_ns()
 
 
 def _received_by(run: Path, at_ns: int) -> int:
@@ -134,9 +139,11 @@ def _paper_with_a_stop(run: Path, procs: list) -> tuple[dict, bool]:
     lock = run / "executor.lock"
     _wait_for(lambda: lock.exists() and lock.stat().st_size > 0 and _confirmations(run) >= 4, 30, "the executor")
     pid = json.loads(lock.read_text())["pid"]
-    confirmed, stopped_ns = _stop_after_an_answer(run, pid)
-    time.sleep(4.0)
-    os.kill(pid, signal.SIGCONT)
+    try:
+        confirmed, stopped_ns = _stop_after_an_answer(run, pid)
+        time.sleep(4.0)
+    finally:
+        os.kill(pid, signal.SIGCONT)  # never leave it stopped, whatever failed
     out, err = paper.communicate(timeout=60)
     assert paper.returncode == 0, err + out
     report = json.loads((run / "report.json").read_text())

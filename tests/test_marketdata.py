@@ -131,13 +131,13 @@ def test_first_open_at_or_after_edges(tmp_path: Path) -> None:
 
 
 def test_every_bundled_file_has_its_digest_and_count() -> None:
-    """BUNDLED_DIGESTS holds each bundled file's SHA-256 with the bar count load_bars gives it — what
-    lets count_bars skip the parse — and nothing else."""
+    """BUNDLED_DIGESTS holds each bundled file's SHA-256 with its size and the bar count load_bars
+    gives it — what lets count_bars skip the parse — and nothing else."""
     files = [BUNDLED_BARS, *(name for _, name in BUNDLED_PORTFOLIO)]
     table = {}
     for name in files:
         path = bundled_path(name)
-        table[hashlib.sha256(path.read_bytes()).hexdigest()] = len(load_bars(path))
+        table[hashlib.sha256(path.read_bytes()).hexdigest()] = (path.stat().st_size, len(load_bars(path)))
     assert table == BUNDLED_DIGESTS
 
 
