@@ -275,15 +275,17 @@ class BrainApp(LinkShell):
         bars = group or ((core.config.instrument, bar),)
         self._check_journal_fault()
         now = time.time_ns()
-        if pause_on_silence and not link.executor_alive(now):
+        alive = link.executor_alive(now)
+        if pause_on_silence and not alive:
             await self._await_executor()
             self._check_journal_fault()
             now = time.time_ns()
+            alive = link.executor_alive(now)
         self._bar_index = index
         if self._restart.receiving:
             self._apply_journaled()  # a reconciled confirmation the live run applied between closes
         trips_before = len(core.breakers.trips)
-        step = core.on_bars(bars, close_ns, now, executor_alive=link.executor_alive(now),
+        step = core.on_bars(bars, close_ns, now, executor_alive=alive,
                             executor_journal_ok=link.journal_fault is None, feed_fresh=fresh,
                             posture=self._posture(close_ns))  # fmt: skip
         stats.bars += len(bars)

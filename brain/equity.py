@@ -69,9 +69,16 @@ class EquityCurve:
         """The row of the bar closing at ``close_ns``, its drawdown from the running peak; ``others``:
         each other instrument's (close, position) for a portfolio (the same number on every row)."""
         self.peak_equity, dd = drawdown(self.peak_equity, equity)
-        self.max_drawdown_pct = max(self.max_drawdown_pct, dd)
-        self.append(close_ns, close, equity, dd, position)
-        if others and not self.others:
+        if dd > self.max_drawdown_pct:
+            self.max_drawdown_pct = dd
+        self.close_ns.append(close_ns)  # once per bar: append's five lines inline
+        self.close.append(close)
+        self.equity.append(equity)
+        self.drawdown_pct.append(dd)
+        self.position.append(position)
+        if not others and not self.others:
+            return
+        if not self.others:
             self.others = [(array("d"), array("d")) for _ in others]
         for (closes, positions), (c, p) in zip(self.others, others, strict=True):
             closes.append(c)
