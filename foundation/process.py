@@ -24,19 +24,21 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocol.udp import Address
 
 from . import journalfile
 from .errors import STORAGE_FAULT_EXIT, ConfigError, StorageFault
 from .logs import configure_logging
-from .metricsserver import MetricsServer
 from .ports import bind_tcp, bind_udp, check_peer_is_not_self
 from .rundir import RunDirLock, check_not_in_use, check_run_dir, lock_run_dir, make_run_dir
 from .runtime import run
 from .settings import CommonSettings, load_settings
 from .shell import LinkShell
+
+if TYPE_CHECKING:  # a parent that only runs children (tandem paper) need not import the HTTP server
+    from .metricsserver import MetricsServer
 
 __all__ = ["Claim", "claim", "close_serving", "process_main", "run_main", "signals_call"]
 
