@@ -69,9 +69,8 @@ class EquityCurve:
         """The row of the bar closing at ``close_ns``, its drawdown from the running peak; ``others``:
         each other instrument's (close, position) for a portfolio (the same number on every row)."""
         self.peak_equity, dd = drawdown(self.peak_equity, equity)
-        if dd > self.max_drawdown_pct:
-            self.max_drawdown_pct = dd
-        self.close_ns.append(close_ns)  # once per bar: append's five lines inline
+        self.max_drawdown_pct = max(self.max_drawdown_pct, dd)
+        self.close_ns.append(close_ns)
         self.close.append(close)
         self.equity.append(equity)
         self.drawdown_pct.append(dd)
@@ -83,13 +82,6 @@ class EquityCurve:
         for (closes, positions), (c, p) in zip(self.others, others, strict=True):
             closes.append(c)
             positions.append(p)
-
-    def append(self, close_ns: int, close: float, equity: float, drawdown_pct: float, position: float) -> None:
-        self.close_ns.append(close_ns)
-        self.close.append(close)
-        self.equity.append(equity)
-        self.drawdown_pct.append(drawdown_pct)
-        self.position.append(position)
 
     def __len__(self) -> int:
         return len(self.close_ns)

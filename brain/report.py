@@ -61,8 +61,7 @@ def _iso(ns: int) -> str:
     """Unix ns (>= 0) → ``2022-01-01T00:00:00Z``: whole seconds of POSIX time (every day 86,400 s,
     as the data's ``timestamp_ms`` counts), by arithmetic — not ``gmtime``, which a ``right/`` time
     zone makes count leap seconds."""
-    day, second = divmod(ns // 1_000_000_000, 86_400)
-    return _date(day) + _clock(second)
+    return _iso_column((ns,))[0]
 
 
 def _iso_column(column: Iterable[int]) -> list[str]:

@@ -307,7 +307,7 @@ class Journal(OrderRecords):
         try:
             self._write(what, all_bodies)
         except BaseException:
-            self._next_seq = self._group_seq
+            self._discard_group()  # nothing was written: the seq goes back too
             raise
 
     def _write(self, what: str | Callable[[], str], body: Callable[[], None]) -> None:
