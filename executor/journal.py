@@ -1,8 +1,10 @@
 """The executor's journal: decisions, fills and confirmations in SQLite (WAL), written before acting.
 
-DESIGN.md invariants 2 and 7: a decision is committed (state ``received``) before the executor
-acts on it; its outcome — fill, confirmation and state ``done`` — is committed in one
-transaction. A decision found ``received`` with no confirmation after a restart is *in flight*.
+DESIGN.md invariants 2 and 7: a decision is committed (table ``received``, state ``received``)
+before the executor acts on it; its outcome — confirmation and fill — is committed in one
+transaction that moves it into ``outcomes`` (state ``done``): one row holds the decision, its
+confirmation and its fill (schema 7, :mod:`executor.journalschema`). A decision found in
+``received`` after a restart is *in flight*.
 
 Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by default. In WAL mode
 NORMAL never loses a committed transaction on an application crash (kill -9), but the last
@@ -85,26 +87,26 @@ from .journalidentity import (
 from .journalorders import OrderRecords
 from .journalrows import DecisionState, JournaledDecision, confirmation_row, decision_row
 from .journalschema import (
+    DELETE_RECEIVED,
     GET_META,
-    PAGE_SIZE,
-    WAL_AUTOCHECKPOINT_PAGES,
-    INSERT_CONFIRMATION,
-    INSERT_DECISION,
-    INSERT_DECISION_WITH_OUTCOME,
-    INSERT_DONE_DECISION,
-    INSERT_FILL,
+    INSERT_OUTCOME,
+    INSERT_RECEIVED,
     INSERT_RECONCILIATION,
-    MARK_DONE,
     MAX_ACTION_ID,
+    MAX_DECISION_ID,
     MAX_SEQ,
+    MIGRATION_REFUSALS,
     MIGRATIONS,
+    PAGE_SIZE,
     PUT_META,
-    SCHEMA,
+    SCHEMA_STATEMENTS,
     SELECT_CONFIRMATION,
     SELECT_CONFIRMATIONS_FROM,
     SELECT_DECISION,
     SELECT_FILLS,
     SELECT_IN_FLIGHT,
+    SELECT_RECEIVED,
+    WAL_AUTOCHECKPOINT_PAGES,
 )
 from .ledger import Fill
 from .venue.coid import new_namespace
@@ -168,7 +170,7 @@ class Journal(OrderRecords):
         self.path = str(path)
         self._group: list[tuple[str | Callable[[], str], Callable[[], None]]] | None = None  # the open group's writes (:meth:`group`)
         self._group_seq = 0  # the next seq when the open group began (restored if it fails)
-        self._folded: dict[int, list[str]] = {}  # the open group's decision inserts, by id (:meth:`record_outcome`)
+        self._folded: dict[int, list[tuple[object, ...]]] = {}  # the open group's waiting decisions, by id (:meth:`record_outcome`)
         if self.path == ":memory:":
             raise JournalError(f"{self.path}: an in-memory journal keeps nothing across a restart; give a file")
         self._create_if_missing(Path(path), starting_cash, venue)
@@ -196,9 +198,8 @@ class Journal(OrderRecords):
             meta["venue"] = venue
 
         def init(conn: sqlite3.Connection) -> None:
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
+            for stmt in SCHEMA_STATEMENTS:
+                conn.execute(stmt)
             conn.executemany(PUT_META, meta.items())
 
         with translated(self.path):
@@ -222,12 +223,16 @@ class Journal(OrderRecords):
         def open_schema() -> None:  # migrations, schema and the checks of the stored meta: one transaction
             version = conn.execute(GET_META, ("schema_version",)).fetchone()[0]
             while version in MIGRATIONS:  # one step at a time, in this one transaction
+                for query, what in MIGRATION_REFUSALS.get(version, ()):
+                    row = conn.execute(query).fetchone()
+                    if row is not None:
+                        raise JournalMismatch(f"{self.path}: cannot upgrade the journal from schema {version} to"
+                                              f" {version + 1}: {what.format(u64(row[0]))}; nothing was changed")  # fmt: skip
                 for stmt in MIGRATIONS[version]:
                     conn.execute(stmt)
                 version += 1
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
+            for stmt in SCHEMA_STATEMENTS:
+                conn.execute(stmt)
             if self.venue is not None:
                 self._check_meta("venue", self.venue)  # kept for good by a journal created without one
             cash = None if starting_cash is None else float(starting_cash)
@@ -236,8 +241,7 @@ class Journal(OrderRecords):
         self._transaction(open_schema)
         self._next_seq = conn.execute(MAX_SEQ).fetchone()[0] + 1
         # the brain's own ids (below 2**63; the reserved space above is the executor's reconciled ones)
-        self._max_decision_id = conn.execute("SELECT COALESCE(MAX(decision_id), -1) FROM decisions"
-                                             " WHERE decision_id >= 0").fetchone()[0]  # fmt: skip
+        self._max_decision_id = conn.execute(MAX_DECISION_ID).fetchone()[0]
 
     def _check_meta(self, key: str, value: float | None) -> float | int:
         row = self._conn.execute(GET_META, (key,)).fetchone()
@@ -336,9 +340,9 @@ class Journal(OrderRecords):
         self._write(what, body)
 
     def record_decision(self, decision: TradeDecision, received_at_ns: int) -> None:
-        """Journal a received decision (state ``received``) and commit, before acting on it. Inside
-        :meth:`group`, the commit comes at the group's end, and an outcome recorded in the same
-        group makes the row go in ``done`` (:meth:`record_outcome`).
+        """Journal a received decision (in flight: table ``received``) and commit, before acting on
+        it. Inside :meth:`group`, the commit comes at the group's end, and an outcome recorded in the
+        same group takes the decision into its own row instead (:meth:`record_outcome`).
 
         Raises:
             JournalConflict: the decision id is already journaled.
@@ -349,21 +353,30 @@ class Journal(OrderRecords):
             d.quantity, d.reference_price, d.max_slippage_bps, i64(d.created_at_ns),
             i64(d.expires_at_ns), i64(d.market_ts_ns), d.stop_price, i64(received_at_ns),
         )  # fmt: skip
-        insert = [INSERT_DECISION]
-        if self._group is not None:  # its outcome may join it in the group's transaction, and fold into it
-            self._folded[d.decision_id] = insert  # (record_outcome)
         cur = self._cur
-        self._write(lambda: f"decision {d.decision_id}", lambda: cur.execute(insert[0], params))
+        if self._group is None:
+            self._write(lambda: f"decision {d.decision_id}", lambda: cur.execute(INSERT_RECEIVED, params))
+        else:  # its outcome may join it in the group's transaction and take it (record_outcome): then it is not written
+            waiting = [params]
+            self._folded[d.decision_id] = waiting
+
+            def body() -> None:
+                if waiting:
+                    cur.execute(INSERT_RECEIVED, waiting[0])
+
+            self._write(lambda: f"decision {d.decision_id}", body)
         if d.decision_id < _RESERVED_IDS:  # too high after a failed write: only slower
             self._max_decision_id = max(self._max_decision_id, d.decision_id)
 
     def record_outcome(self, conf: ExecutionConfirmation, fill: Fill | None, venue_ref_full: bytes, *,
                        settled_leg: str | None = None) -> None:  # fmt: skip
-        """Journal a decision's outcome in ONE transaction: fill (if any), confirmation, state done.
+        """Journal a decision's outcome in ONE transaction: the decision leaves ``received`` and
+        goes into ``outcomes`` with its confirmation and fill, one row.
 
         Args:
             conf: the confirmation; ``conf.seq`` must be :meth:`next_seq`.
-            fill: the fill when something executed, else ``None``.
+            fill: the fill when something executed, else ``None``. Its side, quantity, price and fee
+                are the confirmation's (the row stores them once); its time is its own.
             venue_ref_full: the whole venue reference (``conf.venue_ref`` may be cut); ``b""``
                 when nothing reached the venue.
             settled_leg: the client order id of an exit leg (a stop, a take-profit) whose fill this
@@ -371,40 +384,49 @@ class Journal(OrderRecords):
                 transaction, so a restart can neither lose that fill nor book it twice.
 
         Raises:
-            JournalConflict: ``conf.seq`` is not :meth:`next_seq`, the decision is not journaled
-                or already done, or the fill's decision id differs from the confirmation's.
+            JournalConflict: ``conf.seq`` is not :meth:`next_seq`; the decision is not journaled,
+                already done, or of another instrument or intent than ``conf``; the fill is not
+                ``conf``'s (decision id, instrument, side, quantity, price, fee).
         """
         if conf.seq != self._next_seq:
             raise JournalConflict(
                 f"{self.path}: confirmation seq {conf.seq} is not the next one ({self._next_seq})"
             )
-        if fill is not None and fill.decision_id != conf.decision_id:
-            raise JournalConflict(
-                f"{self.path}: fill for {fill.decision_id} in the outcome of {conf.decision_id}"
-            )
+        if fill is not None and (fill.decision_id, fill.instrument, fill.side, fill.qty, fill.price, fill.fee) != (
+            conf.decision_id, conf.instrument, conf.side, conf.executed_qty, conf.avg_price, conf.fee,
+        ):  # fmt: skip
+            raise JournalConflict(f"{self.path}: the fill {fill} is not the one the confirmation of decision"
+                                  f" {conf.decision_id} (seq {conf.seq}) reports")  # fmt: skip
         did = i64(conf.decision_id)
-        conf_params = (  # enums as ints (record_decision)
-            conf.seq, did, int(conf.instrument.kind), conf.instrument.value, int(conf.side), int(conf.intent),
-            int(conf.status), int(conf.reject_code), conf.executed_qty, conf.avg_price, conf.fee,
+        kind, value, intent = int(conf.instrument.kind), conf.instrument.value, int(conf.intent)
+        outcome = (  # enums as ints (record_decision)
+            int(conf.side), int(conf.status), int(conf.reject_code), conf.executed_qty, conf.avg_price, conf.fee,
             i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
             int(conf.slippage_over_limit), int(conf.reconciled),
+            None if fill is None else i64(fill.executed_at_ns), 0 if fill is None else fill.fee_native,
         )  # fmt: skip
-        # the decision's insert waits in the same group: it is written done, not marked done after
-        folded = self._folded.pop(conf.decision_id, None) if self._group is not None else None
-        if folded is not None:
-            folded[0] = INSERT_DECISION_WITH_OUTCOME
+        # the decision's insert waits in the same group: this row takes it, and it is not written
+        waiting = self._folded.get(conf.decision_id) if self._group is not None else None
+        if waiting is not None:
+            decision = waiting[0]
+            if (decision[1], decision[2], decision[4]) != (kind, value, intent):
+                raise JournalConflict(f"{self.path}: the confirmation of decision {conf.decision_id} names another"
+                                      " instrument or intent than the decision")  # fmt: skip
+            del self._folded[conf.decision_id]
+            waiting.clear()
+            row = (conf.seq, *decision, *outcome)
+        mismatch = f"{self.path}: decision {conf.decision_id} is not in flight, or of another instrument or intent"
 
         def body() -> None:
             cur = self._cur
-            if folded is None and cur.execute(MARK_DONE, (did,)).rowcount != 1:
-                raise JournalConflict(f"{self.path}: decision {conf.decision_id} is not in flight")
-            if fill is not None:
-                cur.execute(
-                    INSERT_FILL,
-                    (did, int(fill.instrument.kind), fill.instrument.value, int(fill.side), fill.qty, fill.price,
-                     fill.fee, i64(fill.executed_at_ns), venue_ref_full, fill.fee_native),
-                )  # fmt: skip
-            cur.execute(INSERT_CONFIRMATION, conf_params)
+            if waiting is not None:
+                cur.execute(INSERT_OUTCOME, row)
+            else:
+                received = cur.execute(SELECT_RECEIVED, (did,)).fetchone()
+                if received is None or (received[1], received[2], received[4]) != (kind, value, intent):
+                    raise JournalConflict(mismatch)
+                cur.execute(DELETE_RECEIVED, (did,))
+                cur.execute(INSERT_OUTCOME, (conf.seq, *received, *outcome))
             if settled_leg is not None:
                 self._conn.execute("DELETE FROM take_profits WHERE client_order_id = ?", (settled_leg,))
                 self._conn.execute("DELETE FROM protective WHERE client_order_id = ?", (settled_leg,))
@@ -414,32 +436,30 @@ class Journal(OrderRecords):
 
     def record_reconciled(self, conf: ExecutionConfirmation, fill: Fill, *, kind: str, detail: str,
                           at_ns: int) -> None:  # fmt: skip
-        """Journal a reconciliation's correction in ONE transaction: its action (a done decision row
-        under the reserved id, so the fill and confirmation keep their references), the fill, the
-        confirmation (``reconciled``) and the audit row. The ledger is changed only after.
+        """Journal a reconciliation's correction in ONE transaction: its outcome row under the
+        reserved id (as a decision of reason MANUAL at the executed price, so the fill and the
+        confirmation keep their references) and the audit row. The ledger is changed only after.
 
         Raises:
             JournalConflict: ``conf.seq`` is not :meth:`next_seq`, the id is used, or ``conf`` is
-                not a reconciled confirmation with ``fill``'s id.
+                not a reconciled confirmation of ``fill``.
         """
-        if conf.seq != self._next_seq or not conf.reconciled or fill.decision_id != conf.decision_id:
+        if (conf.seq != self._next_seq or not conf.reconciled
+                or (fill.decision_id, fill.instrument, fill.side, fill.qty, fill.price, fill.fee)
+                != (conf.decision_id, conf.instrument, conf.side, conf.executed_qty, conf.avg_price, conf.fee)):  # fmt: skip
             raise JournalConflict(f"{self.path}: reconciled confirmation {conf.decision_id} (seq {conf.seq}) does"
                                   f" not fit (next seq {self._next_seq})")  # fmt: skip
         did, at = i64(conf.decision_id), i64(at_ns)
         symbol = str(conf.instrument)
+        row = (
+            conf.seq, did, int(conf.instrument.kind), conf.instrument.value, int(conf.side), int(conf.intent),
+            int(DecisionReason.MANUAL), conf.executed_qty, conf.avg_price, 10_000, at, at + 1, at, 0.0, at,
+            int(conf.side), int(conf.status), int(conf.reject_code), conf.executed_qty, conf.avg_price, conf.fee,
+            i64(conf.executed_at_ns), b"", 0, b"", 0, 1, i64(fill.executed_at_ns), 0,
+        )  # fmt: skip
 
         def body() -> None:
-            self._conn.execute(INSERT_DONE_DECISION, (
-                did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent, DecisionReason.MANUAL,
-                conf.executed_qty, conf.avg_price, at, at + 1, at, at,
-            ))  # fmt: skip
-            self._conn.execute(INSERT_FILL, (did, fill.instrument.kind, fill.instrument.value, fill.side, fill.qty,
-                                             fill.price, fill.fee, i64(fill.executed_at_ns), b"", 0))  # fmt: skip
-            self._conn.execute(INSERT_CONFIRMATION, (
-                conf.seq, did, conf.instrument.kind, conf.instrument.value, conf.side, conf.intent, conf.status,
-                conf.reject_code, conf.executed_qty, conf.avg_price, conf.fee, i64(conf.executed_at_ns), b"", 0, b"",
-                0, 1,
-            ))  # fmt: skip
+            self._conn.execute(INSERT_OUTCOME, row)
             self._conn.execute(INSERT_RECONCILIATION, (at, kind, symbol, did, detail))
 
         self._write(f"{kind} of {symbol} (reconciled {conf.decision_id}, seq {conf.seq})", body)

@@ -32,8 +32,8 @@ __all__ = [
     "read_belief",
 ]
 
-SCHEMA_VERSION = 6  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation; 5: swaps, fee_native; 6: take_profits
-_MIGRATABLE = (3, 4, 5)  # older schemas the executor upgrades in place when it opens the journal
+SCHEMA_VERSION = 7  # 2: decisions.stop_price (protocol v2); 3: identity (kind, journal_id, venue); 4: reconciliation; 5: swaps, fee_native; 6: take_profits; 7: one row per outcome
+_MIGRATABLE = (3, 4, 5, 6)  # older schemas the executor upgrades in place when it opens the journal
 JOURNAL_KIND = "tandem-executor"
 
 

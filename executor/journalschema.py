@@ -1,5 +1,19 @@
-"""The executor journal's SQL: the schema, its statements, the migrations (3 → 4 → 5 → 6), and the
-file's storage layout (:data:`PAGE_SIZE`, :data:`WAL_AUTOCHECKPOINT_PAGES`).
+"""The executor journal's SQL: the schema, its statements, the migrations (3 → 4 → 5 → 6 → 7), and
+the file's storage layout (:data:`PAGE_SIZE`, :data:`WAL_AUTOCHECKPOINT_PAGES`).
+
+Schema 7 (issue #17): one row per decided decision. ``received`` holds a decision journaled before
+it is acted on and still without an outcome (in flight); ``outcomes`` holds a decision together with
+its confirmation and its fill (``fill_at_ns`` NULL: nothing was filled), keyed by the confirmation's
+``seq``. A decision moves from ``received`` to ``outcomes`` in the transaction that journals its
+outcome; on the paper venue, whose decision and outcome share a transaction, it goes straight into
+``outcomes``: one row and one index entry a decision, where schema 6 wrote a decision row, a fill
+row, a confirmation row and its index (a transaction of 17-25 us against 24-37 us, measured in a
+loop of 3,000 on this machine's 1 KiB pages). Triggers keep a decision id in one of the two tables.
+Views keep the old names (``decisions``, ``fills``, ``confirmations``) for whoever reads the file.
+A fill is its confirmation's executed quantity, price, fee and side; a fee-only fill (protocol v5)
+keeps its own time, ``fill_at_ns``, as the confirmation's ``executed_at_ns`` is 0. A schema-6 journal
+is migrated in place (:data:`MIGRATE_6_TO_7`), unless a row would not fit
+(:data:`MIGRATE_6_TO_7_REFUSALS`).
 
 Schema 6 (issue #16): the ``take_profits`` table — the resting take-profit of each symbol (the exit
 leg PARTIAL_TP), journaled *before* it is sent, like ``protective``'s stops, so a restart looks up
@@ -23,29 +37,32 @@ from __future__ import annotations
 __all__ = [
     "CONFIRMATION_COLS",
     "DECISION_COLS",
+    "DELETE_RECEIVED",
     "GET_META",
-    "INSERT_CONFIRMATION",
-    "INSERT_DECISION",
-    "INSERT_DECISION_WITH_OUTCOME",
-    "INSERT_DONE_DECISION",
-    "INSERT_FILL",
+    "INSERT_OUTCOME",
+    "INSERT_RECEIVED",
     "INSERT_RECONCILIATION",
     "INSERT_SWAP",
-    "MARK_DONE",
     "MAX_ACTION_ID",
+    "MAX_DECISION_ID",
     "MAX_SEQ",
     "MIGRATE_3_TO_4",
     "MIGRATE_4_TO_5",
     "MIGRATE_5_TO_6",
+    "MIGRATE_6_TO_7",
+    "MIGRATE_6_TO_7_REFUSALS",
     "MIGRATIONS",
+    "MIGRATION_REFUSALS",
     "PAGE_SIZE",
     "PUT_META",
     "SCHEMA",
+    "SCHEMA_STATEMENTS",
     "SELECT_CONFIRMATION",
     "SELECT_CONFIRMATIONS_FROM",
     "SELECT_DECISION",
     "SELECT_FILLS",
     "SELECT_IN_FLIGHT",
+    "SELECT_RECEIVED",
     "SELECT_SWAPS",
     "SELECT_SWAP_BY_SIGNATURE",
     "SWAP_COLS",
@@ -55,23 +72,23 @@ __all__ = [
 
 PAGE_SIZE = 1024
 """Bytes per database page of a journal created from now on (one made before keeps its 4096). A
-decision's outcome changes about four pages (its decision row, the fill, the confirmation and its
-index), and a WAL commit writes each changed page whole: measured on the bench's paper decisions,
-one decision + outcome transaction takes ~42 us on 1024-byte pages against ~58-75 us on 4096.
+decision's outcome changes two or three pages (its ``outcomes`` row, the ``decision_id`` index, now
+and then a parent page: 2.5 WAL frames a paper decision, measured over 2,000; schema 6's three rows
+took 4.6), and a WAL commit writes each changed page whole: measured on the bench's paper decisions
+(schema 6), one decision + outcome transaction took ~42 us on 1024-byte pages against ~58-75 us on
+4096.
 """
 
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 """WAL frames (pages) after which a commit checkpoints the log into the database file (SQLite's
 default is 1,000: https://www.sqlite.org/pragma.html#pragma_wal_autocheckpoint). A checkpoint
 fsyncs the database file (``synchronous=NORMAL``), stalling the executor's loop for milliseconds;
-on 1 KiB pages the default came every ~250 lockstep decisions. At 10,000 (a WAL of up to ~10 MiB)
+on 1 KiB pages the default came every ~250 lockstep decisions (schema 6; ~400 with schema 7's one
+row). At 10,000 (a WAL of up to ~10 MiB)
 ``tandem bench`` measured round-trip p99 550-630 -> 370-480 us and the pipelined rate ~10.0k ->
 10.6-10.9k/s; a commit's durability does not depend on it."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id INTEGER PRIMARY KEY,
+_DECISION_DDL = """
     instrument_kind INTEGER NOT NULL,
     instrument BLOB NOT NULL,
     side INTEGER NOT NULL,
@@ -84,21 +101,60 @@ CREATE TABLE IF NOT EXISTS decisions (
     expires_at_ns INTEGER NOT NULL,
     market_ts_ns INTEGER NOT NULL,
     stop_price REAL NOT NULL,
-    received_at_ns INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('received', 'done'))
-);
-CREATE TABLE IF NOT EXISTS fills (
-    decision_id INTEGER PRIMARY KEY REFERENCES decisions (decision_id),
-    instrument_kind INTEGER NOT NULL,
-    instrument BLOB NOT NULL,
-    side INTEGER NOT NULL,
-    qty REAL NOT NULL,
-    price REAL NOT NULL,
+    received_at_ns INTEGER NOT NULL"""
+
+_RECEIVED_TABLE = f"""CREATE TABLE IF NOT EXISTS received (
+    decision_id INTEGER PRIMARY KEY,{_DECISION_DDL}
+)"""
+
+_OUTCOMES_TABLE = f"""CREATE TABLE IF NOT EXISTS outcomes (
+    seq INTEGER PRIMARY KEY,
+    decision_id INTEGER NOT NULL UNIQUE,{_DECISION_DDL},
+    confirmed_side INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    reject_code INTEGER NOT NULL,
+    executed_qty REAL NOT NULL,
+    avg_price REAL NOT NULL,
     fee REAL NOT NULL,
     executed_at_ns INTEGER NOT NULL,
+    venue_ref BLOB NOT NULL,
+    venue_ref_truncated INTEGER NOT NULL,
     venue_ref_full BLOB NOT NULL,
-    fee_native INTEGER NOT NULL DEFAULT 0
-);
+    slippage_over_limit INTEGER NOT NULL,
+    reconciled INTEGER NOT NULL,
+    fill_at_ns INTEGER,
+    fee_native INTEGER NOT NULL
+)"""
+
+_DECISION_NAMES = (
+    "decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price, max_slippage_bps,"
+    " created_at_ns, expires_at_ns, market_ts_ns, stop_price, received_at_ns"
+)
+_OUTCOME_NAMES = (
+    "confirmed_side, status, reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref,"
+    " venue_ref_truncated, venue_ref_full, slippage_over_limit, reconciled, fill_at_ns, fee_native"
+)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+{_RECEIVED_TABLE};
+{_OUTCOMES_TABLE};
+CREATE TRIGGER IF NOT EXISTS received_once BEFORE INSERT ON received
+WHEN EXISTS (SELECT 1 FROM outcomes WHERE decision_id = NEW.decision_id)
+BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: the decision already has an outcome'); END;
+CREATE TRIGGER IF NOT EXISTS outcome_once BEFORE INSERT ON outcomes
+WHEN EXISTS (SELECT 1 FROM received WHERE decision_id = NEW.decision_id)
+BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: the decision is journaled in flight'); END;
+CREATE VIEW IF NOT EXISTS decisions AS
+    SELECT {_DECISION_NAMES}, 'received' AS state FROM received
+    UNION ALL SELECT {_DECISION_NAMES}, 'done' FROM outcomes;
+CREATE VIEW IF NOT EXISTS confirmations AS
+    SELECT seq, decision_id, instrument_kind, instrument, confirmed_side AS side, intent, status, reject_code,
+    executed_qty, avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated, venue_ref_full,
+    slippage_over_limit, reconciled FROM outcomes;
+CREATE VIEW IF NOT EXISTS fills AS
+    SELECT decision_id, instrument_kind, instrument, confirmed_side AS side, executed_qty AS qty, avg_price AS price,
+    fee, fill_at_ns AS executed_at_ns, venue_ref_full, fee_native FROM outcomes WHERE fill_at_ns IS NOT NULL;
 CREATE TABLE IF NOT EXISTS protective (
     symbol TEXT PRIMARY KEY,
     client_order_id TEXT NOT NULL,
@@ -110,25 +166,6 @@ CREATE TABLE IF NOT EXISTS take_profits (
     client_order_id TEXT NOT NULL,
     limit_price REAL NOT NULL,
     qty REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS confirmations (
-    seq INTEGER PRIMARY KEY,
-    decision_id INTEGER NOT NULL UNIQUE REFERENCES decisions (decision_id),
-    instrument_kind INTEGER NOT NULL,
-    instrument BLOB NOT NULL,
-    side INTEGER NOT NULL,
-    intent INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    reject_code INTEGER NOT NULL,
-    executed_qty REAL NOT NULL,
-    avg_price REAL NOT NULL,
-    fee REAL NOT NULL,
-    executed_at_ns INTEGER NOT NULL,
-    venue_ref BLOB NOT NULL,
-    venue_ref_truncated INTEGER NOT NULL,
-    venue_ref_full BLOB NOT NULL,
-    slippage_over_limit INTEGER NOT NULL DEFAULT 0,
-    reconciled INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS swaps (
     client_order_id TEXT NOT NULL,
@@ -155,33 +192,32 @@ CREATE TABLE IF NOT EXISTS reconciliations (
     detail TEXT NOT NULL
 );
 """
+"""Schema 7. The statements are separated by ``;`` at a line's end (a trigger's body holds one)."""
+
+SCHEMA_STATEMENTS = tuple(s for s in SCHEMA.split(";\n") if s.strip())
 
 GET_META = "SELECT value FROM meta WHERE key = ?"
 PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?)"
-INSERT_DECISION = (
-    "INSERT INTO decisions (decision_id, instrument_kind, instrument, side, intent, reason, quantity,"
-    " reference_price, max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price,"
-    " received_at_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')"
+INSERT_RECEIVED = f"INSERT INTO received ({_DECISION_NAMES}) VALUES ({', '.join('?' * 14)})"
+"""A decision journaled before it is acted on: 14 values, :data:`_DECISION_NAMES`' order."""
+INSERT_OUTCOME = f"INSERT INTO outcomes (seq, {_DECISION_NAMES}, {_OUTCOME_NAMES}) VALUES ({', '.join('?' * 29)})"
+"""A decision with its outcome, one row: seq, the decision's 14 values, the outcome's 14."""
+SELECT_RECEIVED = f"SELECT {_DECISION_NAMES} FROM received WHERE decision_id = ?"
+DELETE_RECEIVED = "DELETE FROM received WHERE decision_id = ?"
+DECISION_COLS = f"{_DECISION_NAMES}, state"
+SELECT_DECISION = (
+    f"SELECT {_DECISION_NAMES}, 'received' FROM received WHERE decision_id = ?1"
+    f" UNION ALL SELECT {_DECISION_NAMES}, 'done' FROM outcomes WHERE decision_id = ?1"
 )
-DECISION_COLS = (
-    "decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price,"
-    " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price, received_at_ns, state"
+SELECT_IN_FLIGHT = f"SELECT {_DECISION_NAMES}, 'received' FROM received"
+MAX_DECISION_ID = (
+    "SELECT COALESCE(MAX(x), -1) FROM (SELECT MAX(decision_id) AS x FROM received WHERE decision_id >= 0"
+    " UNION ALL SELECT MAX(decision_id) FROM outcomes WHERE decision_id >= 0)"
 )
-SELECT_DECISION = f"SELECT {DECISION_COLS} FROM decisions WHERE decision_id = ?"
-SELECT_IN_FLIGHT = (
-    f"SELECT {DECISION_COLS} FROM decisions d WHERE state = 'received'"
-    " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id)"
-)
-INSERT_DECISION_WITH_OUTCOME = INSERT_DECISION.replace("'received')", "'done')")
-"""A decision written with its outcome in one transaction (a group: :meth:`Journal.group`)."""
-MARK_DONE = "UPDATE decisions SET state = 'done' WHERE decision_id = ? AND state = 'received'"
-INSERT_FILL = (
-    "INSERT INTO fills (decision_id, instrument_kind, instrument, side, qty, price, fee, executed_at_ns,"
-    " venue_ref_full, fee_native) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+"""The highest of the brain's own ids (below 2**63, stored >= 0), or -1."""
 SELECT_FILLS = (
-    "SELECT f.decision_id, f.instrument_kind, f.instrument, f.side, f.qty, f.price, f.fee, f.executed_at_ns,"
-    " f.fee_native FROM fills f JOIN confirmations c ON c.decision_id = f.decision_id ORDER BY c.seq"
+    "SELECT decision_id, instrument_kind, instrument, confirmed_side, executed_qty, avg_price, fee, fill_at_ns,"
+    " fee_native FROM outcomes WHERE fill_at_ns IS NOT NULL ORDER BY seq"
 )
 INSERT_SWAP = (
     "INSERT INTO swaps (client_order_id, attempt, signature, tx, last_valid_block_height, input_mint, output_mint,"
@@ -194,25 +230,16 @@ SWAP_COLS = (
 SELECT_SWAPS = f"SELECT {SWAP_COLS} FROM swaps WHERE client_order_id = ? ORDER BY attempt"
 SELECT_SWAP_BY_SIGNATURE = f"SELECT {SWAP_COLS} FROM swaps WHERE signature = ?"
 UPDATE_SWAP = "UPDATE swaps SET state = ?, detail = ? WHERE signature = ?"
-INSERT_CONFIRMATION = (
-    "INSERT INTO confirmations (seq, decision_id, instrument_kind, instrument, side, intent, status,"
-    " reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated,"
-    " venue_ref_full, slippage_over_limit, reconciled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 CONFIRMATION_COLS = (
-    "decision_id, seq, instrument_kind, instrument, side, intent, status, reject_code, executed_qty,"
+    "decision_id, seq, instrument_kind, instrument, confirmed_side, intent, status, reject_code, executed_qty,"
     " avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated, slippage_over_limit, reconciled"
-)
-INSERT_DONE_DECISION = (
-    "INSERT INTO decisions (decision_id, instrument_kind, instrument, side, intent, reason, quantity,"
-    " reference_price, max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price,"
-    " received_at_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 10000, ?, ?, ?, 0.0, ?, 'done')"
 )
 INSERT_RECONCILIATION = (
     "INSERT INTO reconciliations (at_ns, kind, symbol, action_id, detail) VALUES (?, ?, ?, ?, ?)"
 )
 MAX_ACTION_ID = (
-    "SELECT MAX(x) FROM (SELECT MAX(decision_id) AS x FROM decisions WHERE decision_id < 0"
+    "SELECT MAX(x) FROM (SELECT MAX(decision_id) AS x FROM received WHERE decision_id < 0"
+    " UNION ALL SELECT MAX(decision_id) FROM outcomes WHERE decision_id < 0"
     " UNION ALL SELECT MAX(action_id) FROM reconciliations WHERE action_id < 0)"
 )
 MIGRATE_3_TO_4 = (
@@ -224,9 +251,55 @@ MIGRATE_4_TO_5 = (
     "UPDATE meta SET value = 5 WHERE key = 'schema_version'",
 )
 MIGRATE_5_TO_6 = ("UPDATE meta SET value = 6 WHERE key = 'schema_version'",)
-MIGRATIONS = {3: MIGRATE_3_TO_4, 4: MIGRATE_4_TO_5, 5: MIGRATE_5_TO_6}
-"""Schema version → the statements that upgrade it one step (the swaps and take_profits tables come with
-``SCHEMA``)."""
-SELECT_CONFIRMATION = f"SELECT {CONFIRMATION_COLS} FROM confirmations WHERE decision_id = ?"
-SELECT_CONFIRMATIONS_FROM = f"SELECT {CONFIRMATION_COLS} FROM confirmations WHERE seq >= ? ORDER BY seq"
-MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM confirmations"
+MIGRATE_6_TO_7 = (
+    _RECEIVED_TABLE,
+    _OUTCOMES_TABLE,
+    (f"INSERT INTO received ({_DECISION_NAMES}) SELECT {_DECISION_NAMES} FROM decisions d WHERE state = 'received'"
+    " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id)"),
+    (f"INSERT INTO outcomes (seq, {_DECISION_NAMES}, {_OUTCOME_NAMES})"
+    " SELECT c.seq, d.decision_id, d.instrument_kind, d.instrument, d.side, d.intent, d.reason, d.quantity,"
+    " d.reference_price, d.max_slippage_bps, d.created_at_ns, d.expires_at_ns, d.market_ts_ns, d.stop_price,"
+    " d.received_at_ns, c.side, c.status, c.reject_code, c.executed_qty, c.avg_price, c.fee, c.executed_at_ns,"
+    " c.venue_ref, c.venue_ref_truncated, c.venue_ref_full, c.slippage_over_limit, c.reconciled,"
+    " f.executed_at_ns, COALESCE(f.fee_native, 0)"
+    " FROM confirmations c JOIN decisions d ON d.decision_id = c.decision_id"
+    " LEFT JOIN fills f ON f.decision_id = c.decision_id"),
+    "DROP TABLE fills",
+    "DROP TABLE confirmations",
+    "DROP TABLE decisions",
+    "UPDATE meta SET value = 7 WHERE key = 'schema_version'",
+)
+"""Schema 6 → 7 (issue #17): ``decisions``, ``fills`` and ``confirmations`` become ``received`` (a
+decision in flight) and ``outcomes`` (a decision with its confirmation and fill, one row), and
+views of the old names over them. Run only after :data:`MIGRATE_6_TO_7_REFUSALS` found nothing."""
+MIGRATE_6_TO_7_REFUSALS = (
+    (("SELECT f.decision_id FROM fills f WHERE NOT EXISTS"
+     " (SELECT 1 FROM confirmations c WHERE c.decision_id = f.decision_id) LIMIT 1"),
+     "the fill of decision {} has no confirmation"),
+    (("SELECT d.decision_id FROM decisions d WHERE d.state = 'done' AND NOT EXISTS"
+     " (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id) LIMIT 1"),
+     "decision {} is done without a confirmation"),
+    (("SELECT c.decision_id FROM confirmations c WHERE NOT EXISTS"
+     " (SELECT 1 FROM decisions d WHERE d.decision_id = c.decision_id) LIMIT 1"),
+     "the confirmation of decision {} has no decision"),
+    (("SELECT c.decision_id FROM confirmations c JOIN decisions d ON d.decision_id = c.decision_id"
+     " WHERE c.instrument_kind != d.instrument_kind OR c.instrument != d.instrument OR c.intent != d.intent LIMIT 1"),
+     "the confirmation of decision {} names another instrument or intent than its decision"),
+    (("SELECT c.decision_id FROM confirmations c JOIN fills f ON f.decision_id = c.decision_id"
+     " WHERE f.instrument_kind != c.instrument_kind OR f.instrument != c.instrument OR f.side != c.side"
+     " OR f.qty != c.executed_qty OR f.price != c.avg_price OR f.fee != c.fee OR f.venue_ref_full != c.venue_ref_full"
+     " LIMIT 1"),
+     "the fill of decision {} differs from its confirmation"),
+)
+"""(query, what) pairs: a schema-6 journal with a row one of these finds would not fit the one-row
+``outcomes`` without losing something, and is refused (``JournalMismatch``, the file untouched). The
+executor never wrote such rows: a fill and its confirmation were one transaction, made of the same
+values (:meth:`executor.core.ExecutorCore.settle`)."""
+MIGRATIONS = {3: MIGRATE_3_TO_4, 4: MIGRATE_4_TO_5, 5: MIGRATE_5_TO_6, 6: MIGRATE_6_TO_7}
+"""Schema version → the statements that upgrade it one step (the swaps and take_profits tables, the
+views and the triggers come with ``SCHEMA``)."""
+MIGRATION_REFUSALS = {6: MIGRATE_6_TO_7_REFUSALS}
+"""Schema version → what refuses its upgrade (see :data:`MIGRATE_6_TO_7_REFUSALS`)."""
+SELECT_CONFIRMATION = f"SELECT {CONFIRMATION_COLS} FROM outcomes WHERE decision_id = ?"
+SELECT_CONFIRMATIONS_FROM = f"SELECT {CONFIRMATION_COLS} FROM outcomes WHERE seq >= ? ORDER BY seq"
+MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM outcomes"

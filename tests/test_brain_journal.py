@@ -98,7 +98,7 @@ def test_executor_journal_of_the_old_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:  # what a v1 executor left behind: meta only is enough
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value)")
         db.execute("INSERT INTO meta VALUES ('schema_version', 1), ('starting_cash', 10000.0)")
-    assert EXECUTOR_SCHEMA == 6
+    assert EXECUTOR_SCHEMA == 7
     with pytest.raises(JournalMismatch, match="schema_version=1"):
         Journal(path, starting_cash=10_000.0)
 

@@ -457,9 +457,10 @@ async def test_a_group_writes_a_decision_and_its_outcome_in_one_transaction(tmp_
 
 
 async def test_a_group_folds_the_mark_into_the_insert_and_forgets_it_when_it_fails(tmp_path: Path, bars: Bars) -> None:
-    """In a group, a decision's outcome turns its insert into a done row: no UPDATE runs. A group
-    that raised leaves nothing behind: the same decision, journaled later outside a group, is
-    marked done by its outcome in a later group (a stale fold would leave it in flight, and a
+    """In a group, a decision and its outcome are one row: the decision is never written in flight
+    (no insert into ``received``, no delete from it), one insert into ``outcomes``. A group that
+    raised leaves nothing behind: the same decision, journaled later outside a group, is moved out
+    of ``received`` by its outcome in a later group (a stale fold would leave it in flight, and a
     retransmit would execute it again)."""
     from executor.core import Pending
 
@@ -471,7 +472,8 @@ async def test_a_group_folds_the_mark_into_the_insert_and_forgets_it_when_it_fai
         admitted = core.admit(decision(1), NOW)
         assert isinstance(admitted, Pending)
         await core.resolve(admitted.decision, NOW, duplicate=False, conflict=False, recovering=False)
-    assert not [s for s in statements if s.startswith("UPDATE decisions")], statements
+    written = [s.split(" (")[0] for s in statements if s.startswith(("INSERT", "DELETE", "UPDATE"))]
+    assert set(written) == {"INSERT INTO outcomes"}, statements  # (traced again as its trigger runs)
     assert j.decision(1).state == "done"  # type: ignore[union-attr]
     with pytest.raises(RuntimeError, match="boom"), j.group():
         j.record_decision(decision(2, side=Side.SELL), NOW)
@@ -482,5 +484,5 @@ async def test_a_group_folds_the_mark_into_the_insert_and_forgets_it_when_it_fai
                                      recovering=False)  # fmt: skip
     assert outcome.confirmation.status is Status.FILLED
     assert j.decision(2).state == "done" and j.in_flight() == []  # type: ignore[union-attr]
-    assert any(s.startswith("UPDATE decisions") for s in statements)  # marked done: its insert was not in the group
+    assert any(s.startswith("DELETE FROM received") for s in statements)  # moved: its insert was not in the group
     core.close()

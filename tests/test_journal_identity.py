@@ -84,7 +84,7 @@ def test_journal_id_stable_across_reopen_and_unique(tmp_path: Path) -> None:
         assert again.journal_id == first and again.venue == "paper"
     with Journal(tmp_path / "b.sqlite", starting_cash=1_000.0, venue="paper") as b:
         assert b.journal_id != first
-    assert 0 < first < 2**64 and SCHEMA_VERSION == 6
+    assert 0 < first < 2**64 and SCHEMA_VERSION == 7
 
 
 def test_a_new_journal_has_small_pages_and_sparse_checkpoints_and_is_checked_through_its_wal(tmp_path: Path) -> None:
@@ -160,52 +160,3 @@ def test_set_aside_renames_the_journal_with_its_wal(tmp_path: Path) -> None:
     path.write_text("db2")
     assert set_aside(path, now) == tmp_path / "executor.sqlite.20261205T074000Z.1.bak"
     assert set_aside(path, now) is None
-
-
-@pytest.mark.parametrize("old", [3, 4, 5])
-def test_an_older_journal_is_migrated_in_place_and_keeps_its_history(tmp_path: Path, old: int) -> None:
-    """An executor journal written before reconciliation (schema 3), before the Solana venue (schema 4)
-    or before the exit legs (schema 5, no ``take_profits`` table) opens: the missing columns (``confirmations.reconciled``, ``fills.fee_native``) and
-    tables (``reconciliations``, ``swaps``) are added, every old confirmation reads back
-    unreconciled, old fills with no native fee, and the next reserved action id starts the
-    reserved space."""
-    from executor.ledger import Fill
-    from protocol import RECONCILE_ID_BASE, Instrument, Intent, RejectCode, Side, Status, TradeDecision
-    from protocol import ExecutionConfirmation
-
-    path = tmp_path / "executor.sqlite"
-    j = Journal(path, starting_cash=1000.0, venue="paper")
-    inst = Instrument.symbol("BTC-PERP")
-    d = TradeDecision(decision_id=7, instrument=inst, side=Side.BUY, intent=Intent.OPEN,
-                      reason=1, quantity=0.1, reference_price=100.0, max_slippage_bps=50, created_at_ns=1,
-                      expires_at_ns=2, market_ts_ns=1)  # fmt: skip
-    j.record_decision(d, 1)
-    conf = ExecutionConfirmation(decision_id=7, seq=1, instrument=inst, side=Side.BUY, intent=Intent.OPEN,
-                                 status=Status.FILLED, reject_code=RejectCode.NONE, executed_qty=0.1, avg_price=100.0,
-                                 fee=0.01, executed_at_ns=5)  # fmt: skip
-    j.record_outcome(conf, Fill(7, inst, Side.BUY, 0.1, 100.0, 0.01, 5), b"paper-7")
-    j.close()
-    db = sqlite3.connect(path)
-    with db:  # back to the old schema, as an executor before issue #16 (#15, #14) wrote it
-        db.execute("DROP TABLE take_profits")
-        if old <= 4:
-            db.execute("ALTER TABLE fills DROP COLUMN fee_native")
-            db.execute("DROP TABLE swaps")
-        if old == 3:
-            db.execute("ALTER TABLE confirmations DROP COLUMN reconciled")
-            db.execute("DROP TABLE reconciliations")
-        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (old,))
-    db.close()
-    check_journal(path, venue="paper", starting_cash=1000.0)  # an older journal passes the pre-check
-    again = Journal(path, starting_cash=1000.0, venue="paper")
-    try:
-        assert again.confirmation_for(7) == conf and not again.confirmation_for(7).reconciled
-        assert list(again.fills()) == [Fill(7, inst, Side.BUY, 0.1, 100.0, 0.01, 5, 0)]
-        assert again.next_action_id() == RECONCILE_ID_BASE + 1 and again.reconciliations() == []
-        assert again.swaps("any") == []
-    finally:
-        again.close()
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 6
-    assert db.execute("SELECT COUNT(*) FROM take_profits").fetchone()[0] == 0  # the table came with the migration
-    db.close()
