@@ -271,7 +271,8 @@ MIGRATE_6_TO_7 = (
 )
 """Schema 6 → 7 (issue #17): ``decisions``, ``fills`` and ``confirmations`` become ``received`` (a
 decision in flight) and ``outcomes`` (a decision with its confirmation and fill, one row), and
-views of the old names over them. Run only after :data:`MIGRATE_6_TO_7_REFUSALS` found nothing."""
+views of the old names over them. Run only after :data:`MIGRATE_6_TO_7_REFUSALS` found nothing.
+Once per journal, in the transaction that opens it: 2.2 s for 200,000 decisions (49 MiB) here."""
 MIGRATE_6_TO_7_REFUSALS = (
     (("SELECT f.decision_id FROM fills f WHERE NOT EXISTS"
      " (SELECT 1 FROM confirmations c WHERE c.decision_id = f.decision_id) LIMIT 1"),

@@ -200,3 +200,55 @@ def test_an_older_journal_is_migrated_in_place_and_keeps_its_history(tmp_path: P
     db = sqlite3.connect(path)
     assert db.execute("SELECT COUNT(*) FROM take_profits").fetchone()[0] == 0  # the table came with the migration
     db.close()
+
+
+def test_schema_6_rows_written_by_hand_map_column_by_column(tmp_path: Path) -> None:
+    """Rows put into schema 6's tables by name, with a distinct value in every column (not made
+    through today's views), read back field for field after the upgrade: a column mapped to
+    another would show here. The decision is a CLOSE/SELL whose partial fill is reported BUY-side
+    by its confirmation (sides may differ), with a cut venue reference and a native fee; a second
+    decision is in flight."""
+    path = tmp_path / "executor.sqlite"
+    Journal(path, starting_cash=1000.0, venue="paper").close()
+    downgrade_to_6(path)
+    db = sqlite3.connect(path)
+    with db:
+        decision_cols = ("decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price,"
+                         " max_slippage_bps, created_at_ns, expires_at_ns, market_ts_ns, stop_price, received_at_ns,"
+                         " state")  # fmt: skip
+        db.execute(f"INSERT INTO decisions ({decision_cols}) VALUES"
+                   " (21, 0, x'4254432d50455250', 2, 2, 3, 0.5, 101.25, 25, 1000, 2000, 1500, 0.0, 1100, 'done'),"
+                   " (22, 0, x'4254432d50455250', 1, 1, 1, 0.25, 99.5, 30, 3000, 4000, 3500, 98.0, 3100, 'received')")
+        db.execute("INSERT INTO fills (decision_id, instrument_kind, instrument, side, qty, price, fee, executed_at_ns,"
+                   " venue_ref_full, fee_native) VALUES (21, 0, x'4254432d50455250', 1, 0.375, 100.75, 0.0625, 1600,"
+                   " x'7265662d32312d612d6c6f6e672d6f6e652d6f662d3234', 7)")  # fmt: skip
+        db.execute("INSERT INTO confirmations (seq, decision_id, instrument_kind, instrument, side, intent, status,"
+                   " reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref, venue_ref_truncated,"
+                   " venue_ref_full, slippage_over_limit, reconciled) VALUES (1, 21, 0, x'4254432d50455250', 1, 2, 2,"
+                   " 4, 0.375, 100.75, 0.0625, 1600, x'7265662d32312d612d6c6f6e672d6f', 1,"
+                   " x'7265662d32312d612d6c6f6e672d6f6e652d6f662d3234', 1, 0)")  # fmt: skip
+    db.close()
+    with Journal(path, starting_cash=1000.0, venue="paper") as j:
+        done, waiting = j.decision(21), j.decision(22)
+        assert done is not None and waiting is not None
+        assert (done.state, done.received_at_ns, waiting.state, waiting.received_at_ns) == ("done", 1100, "received", 3100)
+        assert done.decision == TradeDecision(
+            decision_id=21, instrument=INST, side=Side.SELL, intent=Intent.CLOSE, reason=3, quantity=0.5,
+            reference_price=101.25, max_slippage_bps=25, created_at_ns=1000, expires_at_ns=2000, market_ts_ns=1500,
+        )  # fmt: skip
+        assert j.in_flight() == [TradeDecision(
+            decision_id=22, instrument=INST, side=Side.BUY, intent=Intent.OPEN, reason=1, quantity=0.25,
+            reference_price=99.5, max_slippage_bps=30, created_at_ns=3000, expires_at_ns=4000, market_ts_ns=3500,
+            stop_price=98.0,
+        )]  # fmt: skip
+        assert j.confirmation_for(21) == ExecutionConfirmation(
+            decision_id=21, seq=1, instrument=INST, side=Side.BUY, intent=Intent.CLOSE,
+            status=Status.PARTIALLY_FILLED, reject_code=RejectCode.SLIPPAGE_EXCEEDED, executed_qty=0.375,
+            avg_price=100.75, fee=0.0625, executed_at_ns=1600, venue_ref=b"ref-21-a-long-o", venue_ref_truncated=True,
+            slippage_over_limit=True,
+        )  # fmt: skip
+        assert list(j.fills()) == [Fill(21, INST, Side.BUY, 0.375, 100.75, 0.0625, 1600, 7)]
+        assert j.next_seq() == 2
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT venue_ref_full FROM fills").fetchone()[0] == b"ref-21-a-long-one-of-24"
+    db.close()
