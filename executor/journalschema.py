@@ -7,7 +7,7 @@ its confirmation and its fill (``fill_at_ns`` NULL: nothing was filled), keyed b
 ``seq``. A decision moves from ``received`` to ``outcomes`` in the transaction that journals its
 outcome; on the paper venue, whose decision and outcome share a transaction, it goes straight into
 ``outcomes``: one row and one index entry a decision, where schema 6 wrote a decision row, a fill
-row, a confirmation row and its index (a transaction of 17-25 us against 24-37 us, measured in a
+row, a confirmation row and its index (a transaction of 17-24 us against 24-37 us, measured in a
 loop of 3,000 on this machine's 1 KiB pages). Triggers keep a decision id in one of the two tables.
 Views keep the old names (``decisions``, ``fills``, ``confirmations``) for whoever reads the file.
 A fill is its confirmation's executed quantity, price, fee and side; a fee-only fill (protocol v5)
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 __all__ = [
     "CONFIRMATION_COLS",
-    "DECISION_COLS",
     "DELETE_RECEIVED",
     "GET_META",
     "INSERT_OUTCOME",
@@ -204,7 +203,6 @@ INSERT_OUTCOME = f"INSERT INTO outcomes (seq, {_DECISION_NAMES}, {_OUTCOME_NAMES
 """A decision with its outcome, one row: seq, the decision's 14 values, the outcome's 14."""
 SELECT_RECEIVED = f"SELECT {_DECISION_NAMES} FROM received WHERE decision_id = ?"
 DELETE_RECEIVED = "DELETE FROM received WHERE decision_id = ?"
-DECISION_COLS = f"{_DECISION_NAMES}, state"
 SELECT_DECISION = (
     f"SELECT {_DECISION_NAMES}, 'received' FROM received WHERE decision_id = ?1"
     f" UNION ALL SELECT {_DECISION_NAMES}, 'done' FROM outcomes WHERE decision_id = ?1"
