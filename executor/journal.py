@@ -85,7 +85,15 @@ from .journalidentity import (
     u64,
 )
 from .journalorders import OrderRecords
-from .journalrows import DecisionState, JournaledDecision, confirmation_row, decision_row
+from .journalrows import (
+    DecisionState,
+    JournaledDecision,
+    confirmation_row,
+    decision_row,
+    fill_of,
+    instrument_and_intent,
+    outcome_columns,
+)
 from .journalschema import (
     DELETE_RECEIVED,
     GET_META,
@@ -392,30 +400,22 @@ class Journal(OrderRecords):
             raise JournalConflict(
                 f"{self.path}: confirmation seq {conf.seq} is not the next one ({self._next_seq})"
             )
-        if fill is not None and (fill.decision_id, fill.instrument, fill.side, fill.qty, fill.price, fill.fee) != (
-            conf.decision_id, conf.instrument, conf.side, conf.executed_qty, conf.avg_price, conf.fee,
-        ):  # fmt: skip
+        if fill is not None and not fill_of(conf, fill):
             raise JournalConflict(f"{self.path}: the fill {fill} is not the one the confirmation of decision"
                                   f" {conf.decision_id} (seq {conf.seq}) reports")  # fmt: skip
         did = i64(conf.decision_id)
-        kind, value, intent = int(conf.instrument.kind), conf.instrument.value, int(conf.intent)
-        outcome = (  # enums as ints (record_decision)
-            int(conf.side), int(conf.status), int(conf.reject_code), conf.executed_qty, conf.avg_price, conf.fee,
-            i64(conf.executed_at_ns), conf.venue_ref, int(conf.venue_ref_truncated), venue_ref_full,
-            int(conf.slippage_over_limit), int(conf.reconciled),
-            None if fill is None else i64(fill.executed_at_ns), 0 if fill is None else fill.fee_native,
-        )  # fmt: skip
+        named = (int(conf.instrument.kind), conf.instrument.value, int(conf.intent))
+        outcome = outcome_columns(conf, fill, venue_ref_full)
         # the decision's insert waits in the same group: this row takes it, and it is not written
         waiting = self._folded.get(conf.decision_id) if self._group is not None else None
         if waiting is not None:
             decision = waiting[0]
-            if (decision[1], decision[2], decision[4]) != (kind, value, intent):
+            if instrument_and_intent(decision) != named:
                 raise JournalConflict(f"{self.path}: the confirmation of decision {conf.decision_id} names another"
                                       " instrument or intent than the decision")  # fmt: skip
             del self._folded[conf.decision_id]
             waiting.clear()
             row = (conf.seq, *decision, *outcome)
-        mismatch = f"{self.path}: decision {conf.decision_id} is not in flight, or of another instrument or intent"
 
         def body() -> None:
             cur = self._cur
@@ -423,8 +423,9 @@ class Journal(OrderRecords):
                 cur.execute(INSERT_OUTCOME, row)
             else:
                 received = cur.execute(SELECT_RECEIVED, (did,)).fetchone()
-                if received is None or (received[1], received[2], received[4]) != (kind, value, intent):
-                    raise JournalConflict(mismatch)
+                if received is None or instrument_and_intent(received) != named:
+                    raise JournalConflict(f"{self.path}: decision {conf.decision_id} is not in flight, or of another"
+                                          " instrument or intent")  # fmt: skip
                 cur.execute(DELETE_RECEIVED, (did,))
                 cur.execute(INSERT_OUTCOME, (conf.seq, *received, *outcome))
             if settled_leg is not None:
@@ -444,9 +445,7 @@ class Journal(OrderRecords):
             JournalConflict: ``conf.seq`` is not :meth:`next_seq`, the id is used, or ``conf`` is
                 not a reconciled confirmation of ``fill``.
         """
-        if (conf.seq != self._next_seq or not conf.reconciled
-                or (fill.decision_id, fill.instrument, fill.side, fill.qty, fill.price, fill.fee)
-                != (conf.decision_id, conf.instrument, conf.side, conf.executed_qty, conf.avg_price, conf.fee)):  # fmt: skip
+        if conf.seq != self._next_seq or not conf.reconciled or not fill_of(conf, fill):
             raise JournalConflict(f"{self.path}: reconciled confirmation {conf.decision_id} (seq {conf.seq}) does"
                                   f" not fit (next seq {self._next_seq})")  # fmt: skip
         did, at = i64(conf.decision_id), i64(at_ns)
@@ -454,8 +453,7 @@ class Journal(OrderRecords):
         row = (
             conf.seq, did, int(conf.instrument.kind), conf.instrument.value, int(conf.side), int(conf.intent),
             int(DecisionReason.MANUAL), conf.executed_qty, conf.avg_price, 10_000, at, at + 1, at, 0.0, at,
-            int(conf.side), int(conf.status), int(conf.reject_code), conf.executed_qty, conf.avg_price, conf.fee,
-            i64(conf.executed_at_ns), b"", 0, b"", 0, 1, i64(fill.executed_at_ns), 0,
+            *outcome_columns(conf, fill, b""),
         )  # fmt: skip
 
         def body() -> None:

@@ -106,9 +106,7 @@ _RECEIVED_TABLE = f"""CREATE TABLE IF NOT EXISTS received (
     decision_id INTEGER PRIMARY KEY,{_DECISION_DDL}
 )"""
 
-_OUTCOMES_TABLE = f"""CREATE TABLE IF NOT EXISTS outcomes (
-    seq INTEGER PRIMARY KEY,
-    decision_id INTEGER NOT NULL UNIQUE,{_DECISION_DDL},
+_OUTCOME_DDL = """
     confirmed_side INTEGER NOT NULL,
     status INTEGER NOT NULL,
     reject_code INTEGER NOT NULL,
@@ -122,17 +120,23 @@ _OUTCOMES_TABLE = f"""CREATE TABLE IF NOT EXISTS outcomes (
     slippage_over_limit INTEGER NOT NULL,
     reconciled INTEGER NOT NULL,
     fill_at_ns INTEGER,
-    fee_native INTEGER NOT NULL
+    fee_native INTEGER NOT NULL"""
+
+_OUTCOMES_TABLE = f"""CREATE TABLE IF NOT EXISTS outcomes (
+    seq INTEGER PRIMARY KEY,
+    decision_id INTEGER NOT NULL UNIQUE,{_DECISION_DDL},{_OUTCOME_DDL}
 )"""
 
-_DECISION_NAMES = (
-    "decision_id, instrument_kind, instrument, side, intent, reason, quantity, reference_price, max_slippage_bps,"
-    " created_at_ns, expires_at_ns, market_ts_ns, stop_price, received_at_ns"
-)
-_OUTCOME_NAMES = (
-    "confirmed_side, status, reject_code, executed_qty, avg_price, fee, executed_at_ns, venue_ref,"
-    " venue_ref_truncated, venue_ref_full, slippage_over_limit, reconciled, fill_at_ns, fee_native"
-)
+
+def _names(ddl: str) -> list[str]:
+    """The column names of a DDL fragment (one column a line), in order."""
+    return [line.split()[0] for line in ddl.strip().splitlines()]
+
+
+_DECISION_NAMES = ", ".join(["decision_id", *_names(_DECISION_DDL)])
+"""The 14 columns of a journaled decision, in the order :data:`INSERT_RECEIVED` takes them."""
+_OUTCOME_NAMES = ", ".join(_names(_OUTCOME_DDL))
+"""The 14 columns of an outcome after its decision's, in the order :data:`INSERT_OUTCOME` takes them."""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
@@ -255,9 +259,7 @@ MIGRATE_6_TO_7 = (
     (f"INSERT INTO received ({_DECISION_NAMES}) SELECT {_DECISION_NAMES} FROM decisions d WHERE state = 'received'"
     " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.decision_id = d.decision_id)"),
     (f"INSERT INTO outcomes (seq, {_DECISION_NAMES}, {_OUTCOME_NAMES})"
-    " SELECT c.seq, d.decision_id, d.instrument_kind, d.instrument, d.side, d.intent, d.reason, d.quantity,"
-    " d.reference_price, d.max_slippage_bps, d.created_at_ns, d.expires_at_ns, d.market_ts_ns, d.stop_price,"
-    " d.received_at_ns, c.side, c.status, c.reject_code, c.executed_qty, c.avg_price, c.fee, c.executed_at_ns,"
+    f" SELECT c.seq, {', '.join(f'd.{name}' for name in _DECISION_NAMES.split(', '))}, c.side, c.status, c.reject_code, c.executed_qty, c.avg_price, c.fee, c.executed_at_ns,"
     " c.venue_ref, c.venue_ref_truncated, c.venue_ref_full, c.slippage_over_limit, c.reconciled,"
     " f.executed_at_ns, COALESCE(f.fee_native, 0)"
     " FROM confirmations c JOIN decisions d ON d.decision_id = c.decision_id"
